@@ -1,1 +1,30 @@
-console.log('hello');
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { serveCommand } from './commands/serve.js';
+import { simCommand } from './commands/sim.js';
+import { demoCommand } from './commands/demo.js';
+import { statusCommand } from './commands/status.js';
+import { configCommand } from './commands/config.js';
+import { EXIT } from './exit-codes.js';
+
+await yargs(hideBin(process.argv))
+  .scriptName('tresor-attest')
+  .usage('$0 <command> [options]\n\nLocal OpenAI-compatible proxy that verifies a confidential-AI router before any byte leaves.')
+  .command(serveCommand)
+  .command(simCommand)
+  .command(demoCommand)
+  .command(statusCommand)
+  .command(configCommand)
+  .demandCommand(1, 'Name a command (see --help).')
+  .strict()
+  .recommendCommands()
+  .fail((msg, err, y) => {
+    if (err) throw err;
+    process.stderr.write(`${y.help() ? '' : ''}error: ${msg}\nRun with --help for usage.\n`);
+    process.exit(EXIT.usage);
+  })
+  .help()
+  .alias('h', 'help')
+  .version()
+  .wrap(Math.min(110, process.stdout.columns || 110))
+  .parseAsync();

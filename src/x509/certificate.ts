@@ -1,0 +1,75 @@
+import 'reflect-metadata';
+import { X509Certificate as NodeX509, createHash, webcrypto } from 'node:crypto';
+import * as px from '@peculiar/x509';
+import { MalformedError } from '../errors/index.js';
+import { toHex } from '../util/bytes.js';
+
+px.cryptoProvider.set(webcrypto as unknown as Parameters<typeof px.cryptoProvider.set>[0]);
+
+/** A certificate parsed once, with both views we need: node:crypto for signatures, @peculiar/x509 for extensions. */
+export interface Certificate {
+  readonly der: Uint8Array;
+  /** Lowercase hex SHA-256 of the DER encoding (the fingerprint we pin). */
+  readonly sha256: string;
+  readonly node: NodeX509;
+  readonly parsed: px.X509Certificate;
+  readonly subject: string;
+  readonly issuer: string;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+}
+
+export const MAX_CERT_BYTES = 16 * 1024;
+
+export function parseCertificate(der: Uint8Array, field = 'certificate'): Certificate {
+  if (der.length === 0 || der.length > MAX_CERT_BYTES) {
+    throw new MalformedError('ERR_CERT_MALFORMED', `expected ${field} of 1..${MAX_CERT_BYTES} bytes, got ${der.length}`);
+  }
+  try {
+    const node = new NodeX509(der);
+    const parsed = new px.X509Certificate(der);
+    return Object.freeze({
+      der,
+      sha256: toHex(createHash('sha256').update(der).digest()),
+      node,
+      parsed,
+      subject: parsed.subject,
+      issuer: parsed.issuer,
+      notBefore: parsed.notBefore,
+      notAfter: parsed.notAfter,
+    });
+  } catch (cause) {
+    throw new MalformedError('ERR_CERT_MALFORMED', `${field} is not a valid DER X.509 certificate`, { cause });
+  }
+}
+
+const PEM_RE = /-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g;
+
+/** Every certificate in a PEM text, in order. Empty text gives an empty list. */
+export function parsePemCertificates(pem: string, field = 'PEM'): Certificate[] {
+  const out: Certificate[] = [];
+  for (const m of pem.matchAll(PEM_RE)) {
+    const body = (m[1] ?? '').replace(/\s+/g, '');
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body)) {
+      throw new MalformedError('ERR_CERT_MALFORMED', `${field} contains a certificate block that is not base64`);
+    }
+    out.push(parseCertificate(new Uint8Array(Buffer.from(body, 'base64')), `${field}[${out.length}]`));
+  }
+  if (out.length === 0 && pem.trim() !== '') {
+    throw new MalformedError('ERR_CERT_MALFORMED', `${field} contains no PEM certificate`);
+  }
+  return out;
+}
+
+export function toPem(cert: Certificate | Uint8Array): string {
+  const der = cert instanceof Uint8Array ? cert : cert.der;
+  const b64 = Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
+  return `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;
+}
+
+/** SHA-256 (lowercase hex) of the DER SubjectPublicKeyInfo: the value TLS pins compare. */
+export function spkiSha256(cert: Certificate | NodeX509): string {
+  const node = cert instanceof NodeX509 ? cert : cert.node;
+  const spki = node.publicKey.export({ type: 'spki', format: 'der' });
+  return toHex(createHash('sha256').update(spki).digest());
+}

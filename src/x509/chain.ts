@@ -1,0 +1,189 @@
+import { createHash } from 'node:crypto';
+import * as px from '@peculiar/x509';
+import { VerificationError } from '../errors/index.js';
+import type { Certificate } from './certificate.js';
+
+/**
+ * RFC 5280-style path validation for the short, fixed chains attestation uses
+ * (Nitro leaf → 3 intermediates → AWS root; VCEK → ASK → ARK; PCK → PCK CA → Intel root).
+ *
+ * node:crypto checks signatures only, so everything else is checked here: issuer/subject
+ * chaining, validity of *every* certificate at the injected time (inclusive, whole seconds),
+ * basicConstraints CA and pathLenConstraint, keyUsage keyCertSign on CAs, and that the path
+ * ends at a pinned anchor compared by DER SHA-256, never by name.
+ */
+export interface ChainOptions {
+  /** Verification time (injected; recorded vectors verify at their own time). */
+  at: Date;
+  /** Pinned trust anchors. The top of the path must be byte-identical to one of them, or be issued by one. */
+  anchors: readonly Certificate[];
+  /** Require the leaf to be an end-entity (no CA:TRUE). Default true. */
+  leafMustNotBeCa?: boolean;
+  /** Key usages the leaf must carry when it has a keyUsage extension (and must have it if `requireLeafKeyUsage`). */
+  leafKeyUsage?: readonly ('digitalSignature' | 'nonRepudiation' | 'keyCertSign')[];
+  requireLeafKeyUsage?: boolean;
+  /** Require keyUsage keyCertSign on every CA certificate. Default true (AMD's ARK/ASK and AWS/Intel CAs all carry it). */
+  requireCaKeyUsage?: boolean;
+  /** Label used in messages, e.g. `Nitro`, `VCEK`, `PCK`. */
+  label?: string;
+}
+
+export interface VerifiedChain {
+  /** [leaf, intermediates…, anchor]. */
+  readonly path: readonly Certificate[];
+  readonly anchor: Certificate;
+}
+
+const USAGE_FLAGS: Record<string, number> = {
+  digitalSignature: px.KeyUsageFlags.digitalSignature,
+  nonRepudiation: px.KeyUsageFlags.nonRepudiation,
+  keyCertSign: px.KeyUsageFlags.keyCertSign,
+};
+
+/**
+ * Signature checks are pure functions of (child DER, parent DER), so verified links are
+ * cached: a warm cache makes re-verifying a chain with known intermediates cheap. Time and
+ * constraint checks are still done on every call.
+ */
+const verifiedLinks = new Map<string, true>();
+const MAX_CACHED_LINKS = 4096;
+
+function linkKey(child: Certificate, parent: Certificate): string {
+  return `${child.sha256}:${parent.sha256}`;
+}
+
+function signatureValid(child: Certificate, parent: Certificate): boolean {
+  const key = linkKey(child, parent);
+  if (verifiedLinks.has(key)) return true;
+  let ok = false;
+  try {
+    ok = child.node.verify(parent.node.publicKey);
+  } catch {
+    ok = false;
+  }
+  if (ok) {
+    if (verifiedLinks.size >= MAX_CACHED_LINKS) verifiedLinks.clear();
+    verifiedLinks.set(key, true);
+  }
+  return ok;
+}
+
+/** For benchmarks: forget cached link verifications (a "cold" run). */
+export function clearChainCache(): void {
+  verifiedLinks.clear();
+}
+
+function secondsFloor(d: Date): number {
+  return Math.floor(d.getTime() / 1000);
+}
+
+function checkValidity(cert: Certificate, at: Date, label: string, index: number): void {
+  const t = secondsFloor(at);
+  if (t < secondsFloor(cert.notBefore)) {
+    throw new VerificationError(
+      'ERR_CHAIN_NOT_YET_VALID',
+      `${label} certificate [${index}] (${cert.subject}) is not valid before ${cert.notBefore.toISOString()}, verification time ${at.toISOString()}`,
+      { detail: { index, subject: cert.subject, notBefore: cert.notBefore.toISOString(), at: at.toISOString() } },
+    );
+  }
+  if (t > secondsFloor(cert.notAfter)) {
+    throw new VerificationError(
+      'ERR_CHAIN_EXPIRED',
+      `${label} certificate [${index}] (${cert.subject}) expired at ${cert.notAfter.toISOString()}, verification time ${at.toISOString()}`,
+      { detail: { index, subject: cert.subject, notAfter: cert.notAfter.toISOString(), at: at.toISOString() } },
+    );
+  }
+}
+
+function constraintError(label: string, index: number, cert: Certificate, what: string): VerificationError {
+  return new VerificationError('ERR_CHAIN_CONSTRAINTS', `${label} certificate [${index}] (${cert.subject}): ${what}`, {
+    detail: { index, subject: cert.subject },
+  });
+}
+
+/**
+ * Validate `[leaf, ...intermediates]` up to a pinned anchor.
+ * `intermediates` are ordered from the leaf's issuer upward; the anchor itself may be the last
+ * element (it is then matched by DER) or omitted (the last element must be issued by an anchor).
+ */
+export function verifyChain(leaf: Certificate, intermediates: readonly Certificate[], opts: ChainOptions): VerifiedChain {
+  const label = opts.label ?? 'X.509';
+  if (opts.anchors.length === 0) {
+    throw new VerificationError('ERR_CHAIN_UNTRUSTED', `${label} chain: no trust anchor configured`);
+  }
+  const candidate = [leaf, ...intermediates];
+  const last = candidate[candidate.length - 1] as Certificate;
+  let path: Certificate[];
+  let anchor = opts.anchors.find((a) => a.sha256 === last.sha256);
+  if (anchor && candidate.length > 1) {
+    path = candidate;
+  } else {
+    anchor = opts.anchors.find((a) => signatureValid(last, a) && last.node.checkIssued(a.node));
+    if (!anchor) {
+      throw new VerificationError(
+        'ERR_CHAIN_UNTRUSTED',
+        `${label} chain does not end at a pinned root: top certificate ${last.subject} (sha256 ${last.sha256}) is neither a pinned anchor nor issued by one`,
+        { detail: { top: last.sha256, anchors: opts.anchors.map((a) => a.sha256) } },
+      );
+    }
+    path = [...candidate, anchor];
+  }
+
+  // The anchor must be self-signed (a real root), checked like every other link.
+  for (let i = 0; i < path.length; i++) {
+    const cert = path[i] as Certificate;
+    const issuer = (i + 1 < path.length ? path[i + 1] : cert) as Certificate;
+    if (!cert.node.checkIssued(issuer.node)) {
+      throw new VerificationError(
+        'ERR_CHAIN_UNTRUSTED',
+        `${label} certificate [${i}] issuer "${cert.issuer}" does not match the subject "${issuer.subject}" of the next certificate`,
+        { detail: { index: i } },
+      );
+    }
+    if (!signatureValid(cert, issuer)) {
+      throw new VerificationError('ERR_CHAIN_SIGNATURE', `${label} certificate [${i}] (${cert.subject}) signature does not verify with its issuer's key`, {
+        detail: { index: i, subject: cert.subject },
+      });
+    }
+    checkValidity(cert, opts.at, label, i);
+  }
+
+  // Constraints: every certificate above the leaf is a CA with keyCertSign, and its
+  // pathLenConstraint admits the number of non-self-issued intermediates below it.
+  for (let i = 1; i < path.length; i++) {
+    const cert = path[i] as Certificate;
+    const bc = cert.parsed.getExtension(px.BasicConstraintsExtension);
+    if (!bc || !bc.ca) throw constraintError(label, i, cert, 'is used as a CA but basicConstraints CA is not set');
+    const below = i - 1; // intermediates strictly between this CA and the leaf
+    if (bc.pathLength !== undefined && below > bc.pathLength) {
+      throw constraintError(label, i, cert, `pathLenConstraint ${bc.pathLength} exceeded by ${below} intermediate(s) below it`);
+    }
+    const ku = cert.parsed.getExtension(px.KeyUsagesExtension);
+    if (opts.requireCaKeyUsage !== false) {
+      if (!ku || (ku.usages & px.KeyUsageFlags.keyCertSign) === 0) {
+        throw constraintError(label, i, cert, 'CA certificate lacks keyUsage keyCertSign');
+      }
+    }
+  }
+  const leafBc = leaf.parsed.getExtension(px.BasicConstraintsExtension);
+  if (opts.leafMustNotBeCa !== false && leafBc?.ca) {
+    throw constraintError(label, 0, leaf, 'leaf certificate must not be a CA');
+  }
+  if (opts.leafKeyUsage && opts.leafKeyUsage.length > 0) {
+    const ku = leaf.parsed.getExtension(px.KeyUsagesExtension);
+    if (!ku) {
+      if (opts.requireLeafKeyUsage) throw constraintError(label, 0, leaf, 'leaf certificate has no keyUsage extension');
+    } else {
+      for (const u of opts.leafKeyUsage) {
+        const flag = USAGE_FLAGS[u] as number;
+        if ((ku.usages & flag) === 0) throw constraintError(label, 0, leaf, `leaf certificate lacks keyUsage ${u}`);
+      }
+    }
+  }
+  return Object.freeze({ path: Object.freeze(path), anchor });
+}
+
+/** SHA-256 (hex) of DER bytes: for pinning anchors given as files. */
+export function derSha256(der: Uint8Array): string {
+  return createHash('sha256').update(der).digest('hex');
+}
