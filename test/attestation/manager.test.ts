@@ -209,7 +209,7 @@ describe('inbandGet', () => {
     const router = await startRouter({ claim: () => 'x'.repeat(10_000) });
     const socket = tls.connect({ host: '127.0.0.1', port: router.port, servername: 'localhost', ca: router.ca });
     await new Promise((r) => socket.once('secureConnect', r));
-    closers.push(() => socket.destroy());
+    closers.push(() => { socket.destroy(); });
     await expect(inbandGet(socket, { host: 'localhost', path: '/attestation', maxBodyBytes: 1000, timeoutMs: 2000 })).rejects.toMatchObject({
       code: 'ERR_ATTEST_TOO_LARGE',
     });
@@ -222,7 +222,7 @@ describe('inbandGet', () => {
     closers.push(() => new Promise<void>((r) => server.close(() => r())));
     const socket = tls.connect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, servername: 'localhost', ca: id.certPem });
     await new Promise((r) => socket.once('secureConnect', r));
-    closers.push(() => socket.destroy());
+    closers.push(() => { socket.destroy(); });
     await expect(inbandGet(socket, { host: 'localhost', path: '/attestation', maxBodyBytes: 1000, timeoutMs: 200 })).rejects.toMatchObject({
       code: 'ERR_ATTEST_TIMEOUT',
     });

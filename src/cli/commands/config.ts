@@ -1,11 +1,28 @@
-import type { CommandModule } from 'yargs';
+import type { Argv, CommandModule } from 'yargs';
+import { stringify } from 'yaml';
+import { describeConfig, loadConfig } from '../../config/load.js';
+import { toTresorError } from '../../errors/index.js';
+import { exitCodeFor } from '../exit-codes.js';
 
-// PLACEHOLDER: replaced by the module that implements `config`.
 export const configCommand: CommandModule = {
-  command: 'config',
-  describe: false,
-  handler: () => {
-    process.stderr.write('config: not available in this build\n');
-    process.exitCode = 2;
-  },
+  command: 'config <action>',
+  describe: 'Configuration tools',
+  builder: (y: Argv) =>
+    y.command({
+      command: 'check [file]',
+      describe: 'Validate a config file (with the TRESOR_ATTEST_* environment applied) and print the effective settings, secrets masked',
+      builder: (c: Argv) => c.positional('file', { type: 'string', describe: 'YAML config file (default: $TRESOR_ATTEST_CONFIG)' }),
+      handler: async (args) => {
+        try {
+          const cfg = await loadConfig({ file: args.file as string | undefined });
+          process.stdout.write(`# configuration is valid${cfg.source ? `: ${cfg.source}` : ' (defaults and environment)'}\n`);
+          process.stdout.write(stringify(describeConfig(cfg)));
+        } catch (e) {
+          const err = toTresorError(e);
+          process.stderr.write(`tresor-attest: ${err.message}\n`);
+          process.exitCode = exitCodeFor(err.phase);
+        }
+      },
+    }).demandCommand(1, 'Name an action: check'),
+  handler: () => undefined,
 };

@@ -1,11 +1,85 @@
-import type { CommandModule } from 'yargs';
+import type { Argv, CommandModule } from 'yargs';
+import { loadConfig } from '../../config/load.js';
+import { toTresorError } from '../../errors/index.js';
+import { createLogger } from '../../log/logger.js';
+import { startDaemon } from '../../proxy/daemon.js';
+import { exitCodeFor } from '../exit-codes.js';
 
-// PLACEHOLDER: replaced by the module that implements `serve`.
-export const serveCommand: CommandModule = {
+interface ServeArgs {
+  config?: string;
+  listen?: string;
+  upstream?: string;
+  'ca-file'?: string;
+  'log-level'?: string;
+  'log-format'?: string;
+  'state-dir'?: string;
+}
+
+export const serveCommand: CommandModule<object, ServeArgs> = {
   command: 'serve',
-  describe: false,
-  handler: () => {
-    process.stderr.write('serve: not available in this build\n');
-    process.exitCode = 2;
+  describe: 'Run the proxy daemon (apps set OPENAI_BASE_URL=http://127.0.0.1:8787/v1)',
+  builder: (y: Argv) =>
+    y
+      .option('config', { type: 'string', describe: 'YAML config file (default: $TRESOR_ATTEST_CONFIG; none is fine)' })
+      .option('listen', { type: 'string', describe: 'HOST:PORT for the first upstream (default 127.0.0.1:8787)' })
+      .option('upstream', { type: 'string', describe: 'Base URL of the first upstream (default https://api.tresor.co)' })
+      .option('ca-file', { type: 'string', describe: 'Extra CA certificate (PEM) to trust for the first upstream' })
+      .option('log-level', { type: 'string', describe: 'trace|debug|info|warn|error|fatal|silent' })
+      .option('log-format', { type: 'string', describe: 'json (default) or pretty' })
+      .option('state-dir', { type: 'string', describe: 'Directory for durable state (created 0700)' })
+      .epilog(
+        'The API key is never a flag: set $TRESOR_API_KEY (or the upstream\'s api_key_env) or api_key_file.\n' +
+          'Precedence: flags > TRESOR_ATTEST_* environment > config file > defaults. See config.example.yaml.',
+      ) as Argv<ServeArgs>,
+  handler: async (args) => {
+    let config;
+    try {
+      config = await loadConfig({
+        file: args.config,
+        overrides: {
+          listen: args.listen,
+          upstream: args.upstream,
+          ca_file: args['ca-file'],
+          log_level: args['log-level'],
+          log_format: args['log-format'],
+          state_dir: args['state-dir'],
+        },
+      });
+    } catch (e) {
+      const err = toTresorError(e);
+      process.stderr.write(`tresor-attest: ${err.message}\n`);
+      process.exit(exitCodeFor(err.phase));
+    }
+    const logger = createLogger(config.log);
+    let daemon;
+    try {
+      daemon = await startDaemon(config, { logger });
+    } catch (e) {
+      const err = toTresorError(e);
+      logger.fatal({ code: err.code }, err.message);
+      logger.flush();
+      process.stderr.write(`tresor-attest: ${err.message}\n`);
+      process.exit(exitCodeFor(err.phase));
+    }
+    const running = daemon;
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'signal received');
+      running.close().then(
+        () => {
+          logger.flush();
+          process.exit(0);
+        },
+        (e: unknown) => {
+          logger.error({ err: { message: (e as Error).message } }, 'error during shutdown');
+          logger.flush();
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
   },
 };

@@ -1,0 +1,59 @@
+/**
+ * The daemon's configuration schema (JSON Schema, validated once at start-up by ajv with
+ * defaults filled in). Every key is shown and explained in config.example.yaml; a test keeps
+ * the two in step. `additionalProperties: false` everywhere: a typo is an error, not a no-op.
+ */
+const seconds = (def: number, min = 0, max = 86_400) => ({ type: 'number', minimum: min, maximum: max, default: def });
+
+export const upstreamSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    name: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,31}$', default: 'tresor' },
+    url: { type: 'string', minLength: 1, default: 'https://api.tresor.co' },
+    listen: { type: 'string', minLength: 1, default: '127.0.0.1:8787' },
+    ca_file: { type: ['string', 'null'], default: null },
+    api_key_env: { type: ['string', 'null'], pattern: '^[A-Za-z_][A-Za-z0-9_]*$', default: 'TRESOR_API_KEY' },
+    api_key_file: { type: ['string', 'null'], default: null },
+    max_body_bytes: { type: 'integer', minimum: 1, maximum: 4 * 1024 ** 3, default: 50 * 1024 * 1024 },
+    timeouts: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        connect_seconds: seconds(10, 0.1, 300),
+        request_seconds: seconds(180, 1, 3600),
+        max_request_seconds: seconds(600, 1, 3600),
+        stream_idle_seconds: seconds(300, 1, 3600),
+      },
+    },
+    pool: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        connections: { type: 'integer', minimum: 1, maximum: 4096, default: 128 },
+        keep_alive_seconds: seconds(60, 1, 3600),
+      },
+    },
+  },
+} as const;
+
+export const configSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    log: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        level: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], default: 'info' },
+        format: { enum: ['json', 'pretty'], default: 'json' },
+      },
+    },
+    state_dir: { type: 'string', minLength: 1, default: '~/.tresor-attest' },
+    shutdown_grace_seconds: seconds(30, 0, 3600),
+    upstreams: { type: 'array', minItems: 1, maxItems: 64, items: upstreamSchema, default: [{}] },
+  },
+} as const;

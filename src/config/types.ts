@@ -1,0 +1,38 @@
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+
+export interface UpstreamConfig {
+  readonly name: string;
+  /** Base URL (origin plus an optional path prefix), https, or http only to loopback. */
+  readonly url: string;
+  readonly listen: { readonly host: string; readonly port: number };
+  readonly ca_file: string | null;
+  readonly api_key_env: string | null;
+  readonly api_key_file: string | null;
+  readonly max_body_bytes: number;
+  readonly timeouts: {
+    readonly connect_seconds: number;
+    readonly request_seconds: number;
+    readonly max_request_seconds: number;
+    readonly stream_idle_seconds: number;
+  };
+  readonly pool: { readonly connections: number; readonly keep_alive_seconds: number };
+}
+
+export interface ResolvedConfig {
+  readonly log: { readonly level: LogLevel; readonly format: 'json' | 'pretty' };
+  readonly state_dir: string;
+  readonly shutdown_grace_seconds: number;
+  readonly upstreams: readonly UpstreamConfig[];
+  /** Where the file came from, if any (for messages and relative paths). */
+  readonly source: string | null;
+}
+
+/** Flags given on the command line; they win over everything else. */
+export interface ConfigOverrides {
+  listen?: string;
+  upstream?: string;
+  ca_file?: string;
+  log_level?: string;
+  log_format?: string;
+  state_dir?: string;
+}

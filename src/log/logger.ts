@@ -1,0 +1,59 @@
+import { randomUUID } from 'node:crypto';
+import pino, { type DestinationStream, type Logger } from 'pino';
+import pretty from 'pino-pretty';
+
+export type { Logger } from 'pino';
+
+/**
+ * Redaction is defence in depth: the daemon never passes headers or bodies to the logger in
+ * the first place, but any object that slips through has these paths censored.
+ */
+export const REDACT_PATHS = [
+  'authorization',
+  'Authorization',
+  'cookie',
+  'set-cookie',
+  'x-api-key',
+  'apiKey',
+  'api_key',
+  'token',
+  'body',
+  'headers.authorization',
+  'headers.cookie',
+  'headers["set-cookie"]',
+  'headers["x-api-key"]',
+  'req.headers.authorization',
+  'req.headers.cookie',
+  '*.authorization',
+  '*.apiKey',
+  '*.api_key',
+  '*.body',
+];
+
+export interface LoggerOptions {
+  level: string;
+  format: 'json' | 'pretty';
+  /** Where lines go (tests pass a sink); default stdout. */
+  destination?: DestinationStream;
+}
+
+export function createLogger(opts: LoggerOptions): Logger {
+  const base = {
+    level: opts.level,
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    base: { service: 'tresor-attest' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  };
+  if (opts.format === 'pretty') {
+    return pino(base, pretty({ colorize: process.stdout.isTTY === true, sync: true, destination: opts.destination ?? 1 }));
+  }
+  return pino(base, opts.destination ?? pino.destination({ dest: 1, sync: false }));
+}
+
+const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Honour the app's X-Request-Id when it is sane (charset and length bounded); otherwise mint one. */
+export function requestIdFrom(header: string | string[] | undefined): string {
+  const v = Array.isArray(header) ? header[0] : header;
+  return v !== undefined && REQUEST_ID_RE.test(v) ? v : randomUUID();
+}

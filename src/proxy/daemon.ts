@@ -1,0 +1,151 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdir } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import type { ResolvedConfig } from '../config/types.js';
+import { TresorError } from '../errors/index.js';
+import { requestIdFrom } from '../log/logger.js';
+import { VERSION } from '../version.js';
+import { sendError } from './errors-to-http.js';
+import { forward } from './forward.js';
+import type { DaemonHooks } from './hooks.js';
+import { Upstream } from './upstream.js';
+
+export interface RunningDaemon {
+  readonly listeners: readonly { upstream: string; url: string }[];
+  readonly upstreams: ReadonlyMap<string, Upstream>;
+  /** Stop accepting, let in-flight requests finish up to the grace period, then close. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export interface DaemonDeps {
+  logger: Logger;
+  hooks?: DaemonHooks;
+  env?: Record<string, string | undefined>;
+}
+
+const UPSTREAM_PATH = /^\/upstreams\/([^/?#]+)(\/.*)$/;
+
+export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Promise<RunningDaemon> {
+  const { logger } = deps;
+  const hooks = deps.hooks ?? {};
+  await mkdir(config.state_dir, { recursive: true, mode: 0o700 });
+  const upstreams = new Map<string, Upstream>();
+  for (const u of config.upstreams) upstreams.set(u.name, new Upstream(u, hooks, deps.env));
+  const startedAt = Date.now();
+  let shuttingDown = false;
+  const servers: http.Server[] = [];
+  const listeners: { upstream: string; url: string }[] = [];
+
+  const statusBody = () => ({
+    service: 'tresor-attest',
+    version: VERSION,
+    uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+    shuttingDown,
+    upstreams: [...upstreams.values()].map((u) => ({
+      name: u.name,
+      url: u.config.url,
+      listen: listeners.find((l) => l.upstream === u.name)?.url,
+      apiKeyConfigured: u.authorization !== undefined,
+      counters: { ...u.counters },
+      ready: hooks.readiness?.(u.name) ?? { ready: true },
+      ...hooks.status?.(u.name),
+    })),
+  });
+
+  const json = (res: ServerResponse, status: number, body: unknown) => {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+    res.end(text);
+  };
+
+  const handler = (defaultUpstream: Upstream) => (req: IncomingMessage, res: ServerResponse) => {
+    const requestId = requestIdFrom(req.headers['x-request-id']);
+    res.setHeader('x-request-id', requestId);
+    const url = req.url ?? '/';
+    const path = url.split('?')[0] ?? '/';
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      if (path === '/healthz') return json(res, 200, { status: 'ok' });
+      if (path === '/readyz') {
+        const reasons: string[] = [];
+        if (shuttingDown) reasons.push('shutting down');
+        const r = hooks.readiness?.(defaultUpstream.name);
+        if (r && !r.ready) reasons.push(r.reason ?? 'not ready');
+        return json(res, reasons.length ? 503 : 200, { ready: reasons.length === 0, upstream: defaultUpstream.name, ...(reasons.length ? { reasons } : {}) });
+      }
+      if (path === '/status') return json(res, 200, statusBody());
+    }
+    let upstream = defaultUpstream;
+    let forwardPath = url;
+    const m = UPSTREAM_PATH.exec(url);
+    if (m) {
+      const named = upstreams.get(decodeURIComponent(m[1] as string));
+      if (!named) {
+        req.resume();
+        return sendError(res, new TresorError('usage', 'ERR_UNKNOWN_UPSTREAM', `no upstream named ${JSON.stringify(m[1])} is configured`));
+      }
+      upstream = named;
+      forwardPath = m[2] as string;
+    }
+    if (!(forwardPath === '/v1' || forwardPath.startsWith('/v1/') || forwardPath.startsWith('/v1?'))) {
+      req.resume();
+      return sendError(res, new TresorError('usage', 'ERR_NOT_FOUND', `${path} is not served here: the OpenAI API is under /v1`));
+    }
+    if (shuttingDown) {
+      req.resume();
+      return sendError(res, new TresorError('usage', 'ERR_SHUTTING_DOWN', 'tresor-attest is shutting down'), { connection: 'close' });
+    }
+    const log = logger.child({ reqId: requestId });
+    forward(req, res, { upstream, hooks, logger: log, requestId, path: forwardPath, shuttingDown: () => shuttingDown }).catch((e: unknown) => {
+      log.error({ err: { message: (e as Error).message } }, 'unexpected error while forwarding');
+      sendError(res, e);
+    });
+  };
+
+  for (const u of upstreams.values()) {
+    const server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000, noDelay: true }, handler(u));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(u.config.listen.port, u.config.listen.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const addr = server.address() as AddressInfo;
+    const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+    listeners.push({ upstream: u.name, url: `http://${host}:${addr.port}` });
+    servers.push(server);
+    if (!isLoopback(addr.address)) {
+      logger.warn({ upstream: u.name, listen: `${host}:${addr.port}` }, 'listening on a non-loopback address: any host that can reach it can use the upstream key');
+    }
+    logger.info({ upstream: u.name, listen: `${host}:${addr.port}`, url: u.config.url }, `serving OPENAI_BASE_URL=http://${host}:${addr.port}/v1`);
+  }
+
+  const inFlight = () => [...upstreams.values()].reduce((n, u) => n + u.counters.inFlight, 0);
+
+  return {
+    listeners,
+    upstreams,
+    async close(graceMs = config.shutdown_grace_seconds * 1000) {
+      if (shuttingDown) return;
+      shuttingDown = true;
+      logger.info({ inFlight: inFlight(), graceMs }, 'shutting down: no new connections, draining in-flight requests');
+      const closed = servers.map((s) => new Promise<void>((r) => s.close(() => r())));
+      for (const s of servers) s.closeIdleConnections();
+      const deadline = Date.now() + graceMs;
+      while (inFlight() > 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 25));
+        for (const s of servers) s.closeIdleConnections();
+      }
+      if (inFlight() > 0) logger.warn({ inFlight: inFlight() }, 'grace period over: closing remaining connections');
+      for (const s of servers) s.closeAllConnections();
+      await Promise.all(closed);
+      await Promise.all([...upstreams.values()].map((u) => (inFlight() > 0 ? u.destroy() : u.close())));
+      logger.info('stopped');
+    },
+  };
+}
+
+function isLoopback(address: string): boolean {
+  return address === '::1' || address.startsWith('127.') || address === '::ffff:127.0.0.1';
+}

@@ -1,0 +1,233 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { Dispatcher } from 'undici';
+import { TresorError, UpstreamError } from '../errors/index.js';
+import { sendError } from './errors-to-http.js';
+import { downstreamResponseHeaders, isEventStream, requestBudgetSeconds, upstreamRequestHeaders } from './headers.js';
+import type { DaemonHooks, ExchangeObserver } from './hooks.js';
+import type { Upstream } from './upstream.js';
+
+/** Extra seconds past the router's own budget, so we never cut a request the router still serves. */
+const BUDGET_GRACE_SECONDS = 15;
+
+export interface ForwardContext {
+  upstream: Upstream;
+  hooks: DaemonHooks;
+  logger: Logger;
+  requestId: string;
+  /** Path and query to forward (already stripped of any /upstreams/<name> prefix). */
+  path: string;
+  shuttingDown: () => boolean;
+}
+
+class RequestTooLarge extends TresorError {
+  constructor(limit: number) {
+    super('usage', 'ERR_REQUEST_TOO_LARGE', `request body exceeds the configured limit of ${limit} bytes`);
+  }
+}
+
+/**
+ * Forward one request to its upstream and stream the response back byte for byte.
+ * Nothing is re-serialised or buffered whole: each upstream chunk is written to the app as
+ * it arrives (with backpressure), and the optional observer sees the same bytes.
+ */
+export async function forward(req: IncomingMessage, res: ServerResponse, ctx: ForwardContext): Promise<void> {
+  const { upstream, hooks, logger } = ctx;
+  const cfg = upstream.config;
+  const started = process.hrtime.bigint();
+  upstream.counters.requests++;
+  upstream.counters.inFlight++;
+  let requestBytes = 0;
+  let responseBytes = 0;
+  let status = 0;
+  let observer: ExchangeObserver | undefined;
+  const finished = (error?: string) => {
+    upstream.counters.inFlight--;
+    upstream.counters.bytesIn += requestBytes;
+    upstream.counters.bytesOut += responseBytes;
+    if (error) upstream.counters.errors++;
+    logger.info(
+      {
+        upstream: upstream.name,
+        method: req.method,
+        path: ctx.path.split('?')[0],
+        status,
+        requestBytes,
+        responseBytes,
+        ms: Number(process.hrtime.bigint() - started) / 1e6,
+        ...(error ? { error } : {}),
+      },
+      'request',
+    );
+  };
+
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > cfg.max_body_bytes) {
+    status = sendError(res, new RequestTooLarge(cfg.max_body_bytes), { connection: 'close' }).status;
+    finished('ERR_REQUEST_TOO_LARGE');
+    return;
+  }
+
+  const abort = new AbortController();
+  let clientGone = false;
+  res.on('close', () => {
+    if (!res.writableFinished) {
+      clientGone = true;
+      abort.abort();
+    }
+  });
+
+  try {
+    await hooks.beforeDispatch?.(upstream.name);
+  } catch (e) {
+    status = sendError(res, e, hooks.responseHeaders?.(upstream.name)).status;
+    finished((e as TresorError).code ?? 'ERR_INTERNAL');
+    req.resume();
+    return;
+  }
+
+  if (hooks.onExchange) {
+    const tresorHeaders: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers)) {
+      if (k.startsWith('x-tresor-') && typeof v === 'string') tresorHeaders[k] = v;
+    }
+    observer = hooks.onExchange({
+      upstream: upstream.name,
+      requestId: ctx.requestId,
+      method: req.method ?? 'GET',
+      path: ctx.path,
+      tresorHeaders,
+      startedAt: new Date(),
+    });
+  }
+
+  const hasBody = req.headers['content-length'] !== undefined ? declared > 0 : req.headers['transfer-encoding'] !== undefined;
+  const limit = cfg.max_body_bytes;
+  const obs = observer;
+  const body = hasBody
+    ? (async function* () {
+        for await (const chunk of req as AsyncIterable<Buffer>) {
+          requestBytes += chunk.length;
+          if (requestBytes > limit) throw new RequestTooLarge(limit);
+          obs?.onRequestChunk?.(chunk);
+          yield chunk;
+        }
+      })()
+    : undefined;
+
+  const budget = requestBudgetSeconds(req.headers['x-tresor-timeout-seconds'], cfg.timeouts.request_seconds, cfg.timeouts.max_request_seconds);
+  let up: Dispatcher.ResponseData;
+  try {
+    up = await upstream.dispatcher.request({
+      path: upstream.prefix + ctx.path,
+      method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
+      headers: upstreamRequestHeaders(req.rawHeaders, req.headers.connection, {
+        authorization: upstream.authorization,
+        requestId: ctx.requestId,
+      }),
+      // undici streams async iterables (its typings only list Readable): no extra stream layer per chunk.
+      body: body as unknown as Dispatcher.DispatchOptions['body'],
+      signal: abort.signal,
+      headersTimeout: (budget + BUDGET_GRACE_SECONDS) * 1000,
+      bodyTimeout: cfg.timeouts.stream_idle_seconds * 1000,
+    });
+  } catch (e) {
+    const err = classifyUpstreamError(e);
+    if (clientGone) {
+      status = 499;
+      finished('client_closed');
+      await endObserver(obs, logger, { ok: false, status, error: 'client_closed', requestBytes, responseBytes });
+      return;
+    }
+    const extra: Record<string, string> = { ...hooks.responseHeaders?.(upstream.name) };
+    if (err.code === 'ERR_REQUEST_TOO_LARGE') extra.connection = 'close';
+    status = sendError(res, err, extra).status;
+    finished(err.code);
+    await endObserver(obs, logger, { ok: false, status, error: err.code, requestBytes, responseBytes });
+    if (err.code === 'ERR_REQUEST_TOO_LARGE') req.resume();
+    return;
+  }
+
+  status = up.statusCode;
+  const headers = downstreamResponseHeaders(up.headers);
+  const stream = isEventStream(headers);
+  Object.assign(headers, hooks.responseHeaders?.(upstream.name));
+  headers['x-request-id'] = ctx.requestId;
+  if (stream) {
+    headers['x-accel-buffering'] = 'no';
+    headers['cache-control'] = 'no-cache';
+  }
+  if (ctx.shuttingDown()) headers.connection = 'close';
+  res.writeHead(status, headers);
+  if (stream) res.flushHeaders();
+  obs?.onResponseStart?.(status, headers);
+
+  const upBody = up.body;
+  await new Promise<void>((resolve) => {
+    upBody.on('data', (chunk: Buffer) => {
+      responseBytes += chunk.length;
+      obs?.onResponseChunk?.(chunk);
+      if (!res.write(chunk)) {
+        upBody.pause();
+        res.once('drain', () => upBody.resume());
+      }
+    });
+    upBody.once('end', () => {
+      void endObserver(obs, logger, { ok: true, status, requestBytes, responseBytes }).then(() => {
+        res.end();
+        finished();
+        resolve();
+      });
+    });
+    upBody.once('error', (e: Error) => {
+      const err = classifyUpstreamError(e);
+      if (clientGone) {
+        finished('client_closed');
+      } else if (stream) {
+        // Headers are out: tell an SSE client in-band (the OpenAI SDKs raise on `event: error`)
+        // and end the stream cleanly rather than leaving it hanging.
+        const payload = JSON.stringify({
+          error: { message: 'the upstream stream was interrupted', type: 'upstream_error', code: 'upstream_stream_interrupted' },
+        });
+        res.end(`event: error\ndata: ${payload}\n\n`);
+        finished(err.code);
+      } else {
+        res.destroy();
+        finished(err.code);
+      }
+      void endObserver(obs, logger, { ok: false, status, error: clientGone ? 'client_closed' : err.code, requestBytes, responseBytes });
+      resolve();
+    });
+  });
+}
+
+async function endObserver(obs: ExchangeObserver | undefined, logger: Logger, outcome: Parameters<NonNullable<ExchangeObserver['onEnd']>>[0]) {
+  if (!obs?.onEnd) return;
+  try {
+    await obs.onEnd(outcome);
+  } catch (e) {
+    logger.error({ err: { message: (e as Error).message, code: (e as TresorError).code } }, 'exchange observer failed');
+  }
+}
+
+/** Map undici's errors (and our own thrown through it) to the taxonomy. */
+export function classifyUpstreamError(e: unknown): TresorError {
+  if (e instanceof TresorError) return e;
+  const cause = (e as { cause?: unknown }).cause;
+  if (cause instanceof TresorError) return cause;
+  const code = (e as { code?: string }).code;
+  switch (code) {
+    case 'UND_ERR_HEADERS_TIMEOUT':
+      return new UpstreamError('ERR_UPSTREAM_TIMEOUT', 'the upstream did not answer within the request budget', { cause: e });
+    case 'UND_ERR_BODY_TIMEOUT':
+      return new UpstreamError('ERR_UPSTREAM_TIMEOUT', 'the upstream stream was idle for longer than stream_idle_seconds', { cause: e });
+    case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'ECONNREFUSED':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EHOSTUNREACH':
+      return new UpstreamError('ERR_UPSTREAM_CONNECT', `the upstream is unreachable (${code})`, { cause: e });
+    default:
+      return new UpstreamError('ERR_UPSTREAM_FAILED', `the upstream connection failed (${code ?? (e as Error).message})`, { cause: e });
+  }
+}

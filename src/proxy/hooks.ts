@@ -1,0 +1,51 @@
+import type { TLSSocket } from 'node:tls';
+
+/**
+ * Extension points the later capabilities plug into. All optional; when absent they cost
+ * nothing on the hot path.
+ */
+export interface ExchangeInfo {
+  upstream: string;
+  requestId: string;
+  method: string;
+  /** Path and query as the app sent them (never headers or bodies). */
+  path: string;
+  /** Only the X-Tresor-* request headers (lower-cased), for receipt handling. */
+  tresorHeaders: Readonly<Record<string, string>>;
+  startedAt: Date;
+}
+
+export interface ExchangeObserver {
+  /** Each request body chunk exactly as forwarded upstream. Must not retain or mutate it. */
+  onRequestChunk?(chunk: Uint8Array): void;
+  onResponseStart?(status: number, headers: Readonly<Record<string, string | string[]>>): void;
+  /** Each response body chunk exactly as received (and as written to the app). */
+  onResponseChunk?(chunk: Uint8Array): void;
+  /**
+   * Awaited before the app's response is ended, so whatever must be durable before the app
+   * sees the end of its response (the receipt journal) is written first. Never throws to the proxy.
+   */
+  onEnd?(outcome: ExchangeOutcome): Promise<void> | void;
+}
+
+export interface ExchangeOutcome {
+  ok: boolean;
+  status: number;
+  /** Why the exchange did not complete (client abort, upstream failure). */
+  error?: string;
+  requestBytes: number;
+  responseBytes: number;
+}
+
+export interface DaemonHooks {
+  /** Check a freshly established upstream TLS socket before the pool may use it (attestation pin). */
+  verifyConnection?(upstream: string, socket: TLSSocket): Promise<void>;
+  /** Gate called before every upstream request; throw a TresorError to refuse it. */
+  beforeDispatch?(upstream: string): Promise<void> | void;
+  readiness?(upstream: string): { ready: boolean; reason?: string };
+  /** Extra headers on every forwarded response (what was verified). */
+  responseHeaders?(upstream: string): Record<string, string>;
+  onExchange?(info: ExchangeInfo): ExchangeObserver | undefined;
+  /** Extra per-upstream fields for /status. */
+  status?(upstream: string): Record<string, unknown>;
+}

@@ -1,0 +1,125 @@
+import net from 'node:net';
+import { readFileSync } from 'node:fs';
+import { Pool } from 'undici';
+import type { UpstreamConfig } from '../config/types.js';
+import { ConfigError, UpstreamError } from '../errors/index.js';
+import { createConnector, openTlsSocket, proxyFor, type ConnectorOptions } from './connector.js';
+import type { DaemonHooks } from './hooks.js';
+
+/** One upstream: its undici pool (keep-alive), API key, counters. */
+export class Upstream {
+  readonly name: string;
+  readonly origin: string;
+  /** Path prefix of the configured URL (no trailing slash), prepended to forwarded paths. */
+  readonly prefix: string;
+  readonly hostname: string;
+  readonly port: number;
+  readonly authorization: string | undefined;
+  private pool: Pool;
+  private readonly connectorOptions: ConnectorOptions;
+  readonly counters = { requests: 0, errors: 0, inFlight: 0, bytesIn: 0, bytesOut: 0 };
+
+  constructor(
+    readonly config: UpstreamConfig,
+    hooks: DaemonHooks,
+    env: Record<string, string | undefined> = process.env,
+  ) {
+    this.name = config.name;
+    const url = new URL(config.url);
+    this.origin = url.origin;
+    this.prefix = url.pathname.replace(/\/+$/, '');
+    this.hostname = url.hostname.replace(/^\[|\]$/g, '');
+    this.port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
+    this.authorization = readApiKey(config, env);
+    const verify = hooks.verifyConnection;
+    this.connectorOptions = {
+      caPem: config.ca_file ? readCa(config) : undefined,
+      connectTimeoutMs: config.timeouts.connect_seconds * 1000,
+      proxy: url.protocol === 'https:' ? proxyFor(this.hostname, env) : undefined,
+      verifyConnection: verify ? (socket) => verify(config.name, socket) : undefined,
+    };
+    this.pool = this.createPool();
+  }
+
+  private createPool(): Pool {
+    const tlsConnect = createConnector(this.connectorOptions);
+    const connectTimeoutMs = this.connectorOptions.connectTimeoutMs;
+    return new Pool(this.origin, {
+      connections: this.config.pool.connections,
+      pipelining: 1,
+      keepAliveTimeout: this.config.pool.keep_alive_seconds * 1000,
+      keepAliveMaxTimeout: this.config.pool.keep_alive_seconds * 1000,
+      headersTimeout: this.config.timeouts.request_seconds * 1000,
+      bodyTimeout: this.config.timeouts.stream_idle_seconds * 1000,
+      connect: (options, callback) => {
+        if (options.protocol === 'https:') return tlsConnect(options, callback);
+        // Plain http is only ever allowed to loopback (checked by the config loader).
+        const socket = net.connect({ host: options.hostname, port: Number(options.port) || 80 });
+        const timer = setTimeout(() => socket.destroy(new UpstreamError('ERR_UPSTREAM_CONNECT', `connect timed out after ${connectTimeoutMs} ms`)), connectTimeoutMs);
+        socket.once('connect', () => {
+          clearTimeout(timer);
+          socket.setNoDelay(true);
+          callback(null, socket);
+        });
+        socket.once('error', (e: NodeJS.ErrnoException) => {
+          clearTimeout(timer);
+          callback(e instanceof UpstreamError ? e : new UpstreamError('ERR_UPSTREAM_CONNECT', `cannot connect to ${options.hostname}:${options.port}: ${e.code ?? e.message}`), null);
+        });
+      },
+    });
+  }
+
+  get dispatcher(): Pool {
+    return this.pool;
+  }
+
+  /** A fresh TLS socket to this upstream that goes through the same checks but is not pooled (attestation refresh). */
+  openSocket(withHook = false) {
+    return openTlsSocket(this.hostname, this.port, this.hostname, {
+      ...this.connectorOptions,
+      verifyConnection: withHook ? this.connectorOptions.verifyConnection : undefined,
+    });
+  }
+
+  /** Drop every pooled connection (e.g. its attestation lapsed); new requests reconnect and re-verify. */
+  async resetConnections(): Promise<void> {
+    const old = this.pool;
+    this.pool = this.createPool();
+    await old.destroy().catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close().catch(() => undefined);
+  }
+
+  async destroy(): Promise<void> {
+    await this.pool.destroy().catch(() => undefined);
+  }
+}
+
+function readCa(config: UpstreamConfig): string {
+  try {
+    return readFileSync(config.ca_file as string, 'utf8');
+  } catch (e) {
+    throw new ConfigError('ERR_CONFIG_CA_FILE', `upstreams.${config.name}.ca_file: cannot read ${config.ca_file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+}
+
+/** The real API key, read once at start from the key file or the named environment variable. */
+function readApiKey(config: UpstreamConfig, env: Record<string, string | undefined>): string | undefined {
+  let key: string | undefined;
+  if (config.api_key_file) {
+    try {
+      key = readFileSync(config.api_key_file, 'utf8').trim();
+    } catch (e) {
+      throw new ConfigError('ERR_CONFIG_API_KEY_FILE', `upstreams.${config.name}.api_key_file: cannot read ${config.api_key_file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    }
+    if (!key) throw new ConfigError('ERR_CONFIG_API_KEY_FILE', `upstreams.${config.name}.api_key_file: ${config.api_key_file} is empty`);
+  } else if (config.api_key_env) {
+    key = env[config.api_key_env]?.trim() || undefined;
+  }
+  if (key !== undefined && /[\r\n]/.test(key)) {
+    throw new ConfigError('ERR_CONFIG_API_KEY', `upstreams.${config.name}: the API key contains a line break`);
+  }
+  return key === undefined ? undefined : `Bearer ${key}`;
+}

@@ -1,0 +1,19 @@
+import type { FaultState } from './faults.js';
+import type { ReceiptService } from './receipts.js';
+
+export interface DeterministicMode {
+  /** Size of the generated text in JSON replies (and the total streamed text). */
+  jsonBytes: number;
+  streamChunks: number;
+  chunkIntervalMs: number;
+}
+
+/** What route handlers share. */
+export interface SimContext {
+  faults: FaultState;
+  receipts: ReceiptService;
+  receiptsEnabled: boolean;
+  deterministic: DeterministicMode | undefined;
+  /** Sign and store a receipt with the standard claims plus `claims`. */
+  issueReceipt(id: string, ownerKeySha256: string, claims: Record<string, unknown>): Promise<void>;
+}

@@ -1,0 +1,191 @@
+import https from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { generateTlsIdentity, type GeneratedTlsIdentity } from '../x509/selfsigned.js';
+import { handleChat } from './chat.js';
+import type { DeterministicMode, SimContext } from './context.js';
+import { defaultFaults, takeStorm, type FaultState } from './faults.js';
+import { sendJson, sendJsonError } from './http.js';
+import { ReceiptService, sha256Hex } from './receipts.js';
+import { CHAT_ROUTES, TRANSCRIPTION_ROUTES } from './routes.js';
+import { handleTranscription } from './transcriptions.js';
+
+export type { FaultState } from './faults.js';
+export type { DeterministicMode } from './context.js';
+
+/** Plugs the attestation issue's evidence into `GET /attestation`. */
+export interface SimAttestationProvider {
+  envelope(ctx: { nonce?: string; spkiSha256: string }): Promise<object>;
+  /** Extra GET routes (e.g. the trust bundle), path → body + content type. */
+  routes?: Record<string, () => Promise<{ contentType: string; body: string }>>;
+}
+
+export interface SimOptions {
+  host?: string;
+  port?: number;
+  /** Accept these bearer keys; default: any key that starts with `tr-`. */
+  apiKeys?: readonly string[];
+  faults?: Partial<FaultState>;
+  deterministic?: DeterministicMode;
+  /** Issue receipts (default true). */
+  receipts?: boolean;
+  attestation?: SimAttestationProvider;
+  /** Extra claims for each receipt (router_attestation, inference_attestation, ...). */
+  receiptClaims?: (ctx: { receiptId: string }) => Record<string, unknown> | Promise<Record<string, unknown>>;
+}
+
+export interface RunningSimulator {
+  url: string;
+  port: number;
+  /** PEM of the self-signed certificate: what `ca_file` should point at. */
+  caPem: string;
+  spkiSha256: string;
+  fingerprint: string;
+  faults: FaultState;
+  receipts: ReceiptService;
+  /** SHA-256 of the last Authorization header value seen per path group (never the value itself). */
+  lastAuthorizationSha256: Map<string, string>;
+  /** Count of requests per path group. */
+  requestCounts: Map<string, number>;
+  rotateTlsKey(): Promise<void>;
+  rotateReceiptKey(): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** A local HTTPS stand-in for the router (api.tresor.co), for the demo, tests and benchmarks. */
+export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimulator> {
+  const host = opts.host ?? '127.0.0.1';
+  const hosts = ['localhost', '127.0.0.1', '::1', ...(host !== '127.0.0.1' && host !== '0.0.0.0' ? [host] : [])];
+  let identity: GeneratedTlsIdentity = await generateTlsIdentity(hosts, { commonName: 'tresor-sim' });
+  const faults: FaultState = { ...defaultFaults(), ...opts.faults };
+  const receipts = await ReceiptService.create();
+  const lastAuth = new Map<string, string>();
+  const counts = new Map<string, number>();
+  let port = 0;
+
+  const ctx: SimContext = {
+    faults,
+    receipts,
+    receiptsEnabled: opts.receipts !== false,
+    deterministic: opts.deterministic,
+    async issueReceipt(id, owner, claims) {
+      const extra = opts.receiptClaims ? await opts.receiptClaims({ receiptId: id }) : {};
+      await receipts.issue(
+        id,
+        {
+          jti: id,
+          iat: Math.floor(Date.now() / 1000),
+          receipt_type: 'message',
+          ...claims,
+          receipt_signature: { kid: receipts.activeKid, alg: 'ES256', jwks_url: `https://localhost:${port}/.well-known/jwks.json` },
+          ...extra,
+        },
+        owner,
+        faults,
+      );
+    },
+  };
+
+  const keyOk = (auth: string | undefined): string | undefined => {
+    const m = /^Bearer (.+)$/.exec(auth ?? '');
+    if (!m) return undefined;
+    const key = m[1] as string;
+    const ok = opts.apiKeys ? opts.apiKeys.includes(key) : key.startsWith('tr-');
+    return ok ? sha256Hex(key) : undefined;
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const group = path.startsWith('/v1/receipts') ? '/v1/receipts' : path;
+    counts.set(group, (counts.get(group) ?? 0) + 1);
+    const storm = takeStorm(faults, path);
+    if (storm) {
+      req.resume();
+      return sendJsonError(res, storm.status, storm.status === 429 ? 'rate_limited' : 'service_unavailable', 'simulated failure', undefined,
+        storm.retryAfterSeconds !== undefined ? { 'retry-after': String(storm.retryAfterSeconds) } : {});
+    }
+    if (req.method === 'GET' && path === '/.well-known/jwks.json') return sendJson(res, 200, receipts.jwks(faults), { 'cache-control': 'max-age=300' });
+    if (req.method === 'GET' && path === '/attestation') {
+      if (!opts.attestation) {
+        return sendJsonError(res, 503, 'attestation_unavailable', 'attestation not configured in this simulator', 'service_unavailable');
+      }
+      const nonce = new URL(req.url ?? '/', 'https://x').searchParams.get('nonce') ?? undefined;
+      return sendJson(res, 200, await opts.attestation.envelope({ spkiSha256: identity.spkiSha256, ...(nonce ? { nonce } : {}) }));
+    }
+    const extra = req.method === 'GET' ? opts.attestation?.routes?.[path] : undefined;
+    if (extra) {
+      const r = await extra();
+      res.writeHead(200, { 'content-type': r.contentType, 'content-length': Buffer.byteLength(r.body) });
+      return res.end(r.body);
+    }
+    if (!path.startsWith('/v1/')) {
+      req.resume();
+      return sendJsonError(res, 404, 'not_found', `no route ${path}`);
+    }
+    lastAuth.set(group, sha256Hex(req.headers.authorization ?? ''));
+    const owner = keyOk(req.headers.authorization);
+    if (!owner) {
+      req.resume();
+      return sendJsonError(res, 401, 'unauthorized', 'missing or invalid API key');
+    }
+    if (req.method === 'POST' && path === '/v1/chat/completions') return handleChat(req, res, ctx, owner);
+    if (req.method === 'POST' && path === '/v1/audio/transcriptions') return handleTranscription(req, res, ctx, owner);
+    if (req.method === 'GET' && path === '/v1/models') {
+      return sendJson(res, 200, {
+        object: 'list',
+        data: [...CHAT_ROUTES, ...TRANSCRIPTION_ROUTES].map((id) => ({ id, object: 'model', created: 1_750_000_000, owned_by: id.split('/')[1] })),
+      });
+    }
+    if (req.method === 'GET' && path.startsWith('/v1/receipts/')) {
+      const id = decodeURIComponent(path.slice('/v1/receipts/'.length));
+      if (id === '') return sendJsonError(res, 400, 'missing_field', 'path parameter id is empty');
+      const jws = receipts.get(id, owner);
+      if (!jws) return sendJsonError(res, 404, 'not_found', 'receipt not found');
+      return sendJson(res, 200, { id, receipt: jws });
+    }
+    req.resume();
+    return sendJsonError(res, 404, 'not_found', `no route ${req.method} ${path}`);
+  };
+
+  const server = https.createServer({ cert: identity.certPem, key: identity.keyPem, noDelay: true }, (req, res) => {
+    handle(req, res).catch(() => {
+      if (!res.headersSent) sendJsonError(res, 500, 'internal_error', 'simulator error');
+      else res.destroy();
+    });
+  });
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, host, () => resolve());
+  });
+  port = (server.address() as AddressInfo).port;
+  const urlHost = host === '0.0.0.0' || host === '127.0.0.1' ? '127.0.0.1' : host;
+
+  return {
+    url: `https://${urlHost.includes(':') ? `[${urlHost}]` : urlHost}:${port}`,
+    port,
+    get caPem() {
+      return identity.certPem;
+    },
+    get spkiSha256() {
+      return identity.spkiSha256;
+    },
+    get fingerprint() {
+      return identity.fingerprint;
+    },
+    faults,
+    receipts,
+    lastAuthorizationSha256: lastAuth,
+    requestCounts: counts,
+    async rotateTlsKey() {
+      identity = await generateTlsIdentity(hosts, { commonName: `tresor-sim-${Date.now()}` });
+      server.setSecureContext({ cert: identity.certPem, key: identity.keyPem });
+    },
+    rotateReceiptKey: () => receipts.rotate(),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
