@@ -1,11 +1,91 @@
-import type { CommandModule } from 'yargs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import OpenAI from 'openai';
+import type { Argv, CommandModule } from 'yargs';
+import { resolveConfig } from '../../config/load.js';
+import { toTresorError } from '../../errors/index.js';
+import { createLogger } from '../../log/logger.js';
+import { startDaemon } from '../../proxy/daemon.js';
+import { startSimulator } from '../../sim/index.js';
+import { exitCodeFor } from '../exit-codes.js';
 
-// PLACEHOLDER: replaced by the module that implements `demo`.
-export const demoCommand: CommandModule = {
+interface DemoArgs {
+  verbose: boolean;
+}
+
+interface TresorBlock {
+  receipt_id?: string;
+  requested_route?: string;
+  routed_model?: string;
+  failover?: boolean;
+}
+
+/**
+ * The main job on an embedded default: start the simulated router and the daemon in this
+ * process, send a JSON and a streaming chat completion through the official OpenAI SDK exactly
+ * as an app would (OPENAI_BASE_URL + a placeholder key), and say what happened.
+ */
+export const demoCommand: CommandModule<object, DemoArgs> = {
   command: 'demo',
-  describe: false,
-  handler: () => {
-    process.stderr.write('demo: not available in this build\n');
-    process.exitCode = 2;
+  describe: 'Run the daemon against the built-in simulated router and send requests through the official OpenAI SDK',
+  builder: (y: Argv) =>
+    y.option('verbose', { type: 'boolean', default: false, describe: "Show the daemon's own log lines" }) as Argv<DemoArgs>,
+  handler: async (args) => {
+    const dir = await mkdtemp(join(tmpdir(), 'tresor-attest-demo-'));
+    const out = (label: string, text: string) => process.stdout.write(`${label.padEnd(16)}${text}\n`);
+    let sim: Awaited<ReturnType<typeof startSimulator>> | undefined;
+    let daemon: Awaited<ReturnType<typeof startDaemon>> | undefined;
+    try {
+      sim = await startSimulator();
+      const caFile = join(dir, 'sim-ca.pem');
+      await writeFile(caFile, sim.caPem);
+      out('router', `${sim.url} (simulated; TLS SPKI SHA-256 ${sim.spkiSha256.slice(0, 16)}…)`);
+      const config = resolveConfig(
+        { log: { level: args.verbose ? 'info' : 'warn' }, state_dir: join(dir, 'state'), upstreams: [{ name: 'tresor', url: sim.url, listen: '127.0.0.1:0', ca_file: caFile, api_key_env: 'TRESOR_DEMO_API_KEY' }] },
+        null,
+      );
+      // The daemon holds the real key; the app below only has a placeholder.
+      const env = { ...process.env, TRESOR_DEMO_API_KEY: `tr-${'0'.repeat(96)}` };
+      daemon = await startDaemon(config, { logger: createLogger(config.log), env });
+      const base = `${daemon.listeners[0]?.url}/v1`;
+      out('daemon', `OPENAI_BASE_URL=${base}`);
+
+      const client = new OpenAI({ baseURL: base, apiKey: 'placeholder-the-daemon-injects-the-real-key', maxRetries: 0 });
+      const json = await client.chat.completions.create({
+        model: 'gpt-oss-120b',
+        messages: [{ role: 'user', content: 'Hello from the tresor-attest demo!' }],
+      });
+      const t1 = (json as unknown as { tresor?: TresorBlock }).tresor ?? {};
+      out('chat (JSON)', `"${json.choices[0]?.message.content ?? ''}"`);
+      out('', `route ${t1.requested_route} → ${t1.routed_model}, failover ${t1.failover}, receipt ${t1.receipt_id}`);
+
+      const stream = await client.chat.completions.create({
+        model: 'eu/tresor/gpt-oss-120b',
+        messages: [{ role: 'user', content: 'Stream a short answer, please.' }],
+        stream: true,
+      });
+      let chunks = 0;
+      let text = '';
+      let t2: TresorBlock = {};
+      for await (const chunk of stream) {
+        chunks++;
+        text += chunk.choices[0]?.delta?.content ?? '';
+        const block = (chunk as unknown as { tresor?: TresorBlock }).tresor;
+        if (block) t2 = block;
+      }
+      out('chat (stream)', `${chunks} chunks: "${text}"`);
+      out('', `route ${t2.requested_route} → ${t2.routed_model}, failover ${t2.failover}, receipt ${t2.receipt_id}`);
+      const counters = daemon.upstreams.get('tresor')?.counters;
+      out('result', `OK: ${counters?.requests ?? 0} requests forwarded, ${counters?.errors ?? 0} errors`);
+    } catch (e) {
+      const err = toTresorError(e);
+      process.stdout.write(`demo failed: ${err.code}: ${err.message}\n`);
+      process.exitCode = err.phase === 'internal' ? 1 : exitCodeFor(err.phase);
+    } finally {
+      await daemon?.close(1000);
+      await sim?.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   },
 };
