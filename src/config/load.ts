@@ -48,7 +48,17 @@ export async function loadConfig(opts: LoadConfigOptions = {}): Promise<Resolved
 /** Validate an already-parsed document (used by loadConfig and by tests). */
 export function resolveConfig(raw: Raw, source: string | null): ResolvedConfig {
   const doc = structuredClone(raw);
-  if (!validate(doc)) throw new ConfigError('ERR_CONFIG_INVALID', formatErrors(validate.errors ?? [], source));
+  if (!validate(doc)) {
+    // Report every problem at once: schema errors plus the URL checks the schema cannot express.
+    const lines = formatErrors(validate.errors ?? []);
+    const list = Array.isArray(raw.upstreams) ? raw.upstreams : [];
+    list.forEach((u, i) => {
+      const url = (u as Raw | null)?.url;
+      const problem = typeof url === 'string' ? checkUpstreamUrl(url) : undefined;
+      if (problem) lines.push(`upstreams[${i}].url: ${problem}`);
+    });
+    throw new ConfigError('ERR_CONFIG_INVALID', prefixSource(lines, source));
+  }
   const cfg = doc as unknown as {
     log: ResolvedConfig['log'];
     state_dir: string;
@@ -200,7 +210,7 @@ function resolvePath(p: string, base: string): string {
   return isAbsolute(p) ? p : resolve(base, p);
 }
 
-function formatErrors(errors: ErrorObject[], source: string | null): string {
+function formatErrors(errors: ErrorObject[]): string[] {
   const lines = errors.map((e) => {
     const path = e.instancePath
       .split('/')
@@ -217,7 +227,7 @@ function formatErrors(errors: ErrorObject[], source: string | null): string {
     }
     return `${path || '(top level)'}: ${e.message ?? 'is invalid'}`;
   });
-  return prefixSource([...new Set(lines)], source);
+  return [...new Set(lines)];
 }
 
 function prefixSource(problems: string[], source: string | null): string {

@@ -7,8 +7,13 @@ import { downstreamResponseHeaders, isEventStream, requestBudgetSeconds, upstrea
 import type { DaemonHooks, ExchangeObserver } from './hooks.js';
 import type { Upstream } from './upstream.js';
 
-/** Extra seconds past the router's own budget, so we never cut a request the router still serves. */
-const BUDGET_GRACE_SECONDS = 15;
+/**
+ * Grace past the router's own budget, so we never cut a request the router still serves
+ * (its own timeout answer arrives first): 10 % of the budget, between 0.1 s and 15 s.
+ */
+export function budgetWithGraceMs(budgetSeconds: number): number {
+  return Math.round((budgetSeconds + Math.min(15, Math.max(0.1, budgetSeconds * 0.1))) * 1000);
+}
 
 export interface ForwardContext {
   upstream: Upstream;
@@ -128,7 +133,7 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
       // undici streams async iterables (its typings only list Readable): no extra stream layer per chunk.
       body: body as unknown as Dispatcher.DispatchOptions['body'],
       signal: abort.signal,
-      headersTimeout: (budget + BUDGET_GRACE_SECONDS) * 1000,
+      headersTimeout: budgetWithGraceMs(budget),
       bodyTimeout: cfg.timeouts.stream_idle_seconds * 1000,
     });
   } catch (e) {

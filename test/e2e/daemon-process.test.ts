@@ -1,0 +1,108 @@
+import { writeFile, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { startSimulator, type RunningSimulator } from '../../src/sim/index.js';
+import { peakRssKb, spawnBin, waitFor, type Spawned } from '../helpers/spawn.js';
+
+let sim: RunningSimulator;
+let dir: string;
+beforeAll(async () => {
+  sim = await startSimulator();
+  dir = await mkdtemp(join(tmpdir(), 'tresor-proc-'));
+  await writeFile(join(dir, 'ca.pem'), sim.caPem);
+});
+afterAll(async () => {
+  await sim.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function serve(extraEnv: Record<string, string> = {}): Promise<{ p: Spawned; base: string }> {
+  const p = spawnBin('tresor-attest', ['serve', '--upstream', sim.url, '--ca-file', join(dir, 'ca.pem'), '--listen', '127.0.0.1:0', '--state-dir', join(dir, 'state')], {
+    TRESOR_API_KEY: `tr-${'1'.repeat(96)}`,
+    ...extraEnv,
+  });
+  await waitFor(p, (o) => o.includes('serving OPENAI_BASE_URL='));
+  const base = /serving OPENAI_BASE_URL=(http:\/\/[^"\s]+)/.exec(p.stdout())?.[1] as string;
+  return { p, base };
+}
+
+function multipart(boundary: string, fileBytes: number): AsyncIterable<Buffer> {
+  return (async function* () {
+    yield Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-large-v3\r\n`);
+    yield Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\n`);
+    const block = Buffer.alloc(256 * 1024, 0x41);
+    for (let sent = 0; sent < fileBytes; sent += block.length) yield block;
+    yield Buffer.from(`\r\n--${boundary}--\r\n`);
+  })();
+}
+
+describe('the real daemon process', () => {
+  test('transcription uploads stream through: daemon memory does not grow with upload size', async () => {
+    const { p, base } = await serve({ TRESOR_ATTEST_MAX_BODY_BYTES: String(256 * 1024 * 1024) });
+    try {
+      const upload = async (bytes: number) => {
+        const boundary = 'tresorboundary42';
+        const res = await request(`${base}/audio/transcriptions`, {
+          method: 'POST',
+          headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+          body: multipart(boundary, bytes) as unknown as string,
+        });
+        const json = (await res.body.json()) as { text: string };
+        expect(res.statusCode).toBe(200);
+        expect(json.text).toContain(`${bytes} bytes`);
+      };
+      // The first upload grows the heap to its working size (GC slack, tens of MB)...
+      await upload(64 * 1024 * 1024);
+      const warmPeak = peakRssKb(p.child.pid as number);
+      // ...a 2.5 times larger one must not move the peak much: memory is independent of upload size.
+      await upload(160 * 1024 * 1024);
+      expect(peakRssKb(p.child.pid as number) - warmPeak).toBeLessThan(32 * 1024);
+    } finally {
+      p.child.kill('SIGTERM');
+      await p.exited;
+    }
+  });
+
+  test('SIGTERM drains a stream in flight, then exits 0', async () => {
+    sim.faults.chunkDelayMs = 80;
+    const { p, base } = await serve();
+    try {
+      const res = await request(`${base}/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'eu/tresor/gpt-oss-120b', stream: true, messages: [{ role: 'user', content: 'a fairly long prompt to get many chunks out' }] }),
+      });
+      expect(res.statusCode).toBe(200);
+      const bodyDone = res.body.text();
+      await new Promise((r) => setTimeout(r, 150));
+      p.child.kill('SIGTERM');
+      const text = await bodyDone;
+      expect(text.endsWith('data: [DONE]\n\n')).toBe(true);
+      expect(await p.exited).toBe(0);
+    } finally {
+      sim.faults.chunkDelayMs = 0;
+      p.child.kill('SIGKILL');
+    }
+  });
+
+  test('an invalid configuration stops the daemon with exit code 2 and names the key', async () => {
+    const cfg = join(dir, 'bad.yaml');
+    await writeFile(cfg, 'log:\n  level: info\n  colour: blue\nupstreams:\n  - url: http://example.com\n');
+    const p = spawnBin('tresor-attest', ['serve', '--config', cfg]);
+    expect(await p.exited).toBe(2);
+    expect(p.stderr()).toContain('log.colour: unknown key');
+    expect(p.stderr()).toContain('upstreams[0].url: must be an https URL (plain http only to loopback)');
+  });
+
+  test('config check prints the effective settings without the key', async () => {
+    const cfg = join(dir, 'good.yaml');
+    await writeFile(cfg, `upstreams:\n  - name: main\n    url: ${sim.url}\n`);
+    const p = spawnBin('tresor-attest', ['config', 'check', cfg], { TRESOR_API_KEY: 'tr-supersecretvalue' });
+    expect(await p.exited).toBe(0);
+    expect(p.stdout()).toContain('configuration is valid');
+    expect(p.stdout()).toContain('name: main');
+    expect(p.stdout()).not.toContain('supersecretvalue');
+  });
+});

@@ -1,0 +1,60 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { resolveConfig } from '../../src/config/load.js';
+import { createLogger } from '../../src/log/logger.js';
+import { startDaemon, type RunningDaemon } from '../../src/proxy/daemon.js';
+import type { DaemonHooks } from '../../src/proxy/hooks.js';
+import { startSimulator, type RunningSimulator, type SimOptions } from '../../src/sim/index.js';
+import { LogSink } from './log-sink.js';
+
+export const REAL_KEY = `tr-${'5e'.repeat(48)}`;
+
+export interface Harness {
+  sim: RunningSimulator;
+  daemon: RunningDaemon;
+  /** OPENAI_BASE_URL for apps. */
+  base: string;
+  /** The daemon's origin (for /healthz etc.). */
+  origin: string;
+  logs: LogSink;
+  dir: string;
+  close(): Promise<void>;
+}
+
+/** The simulator plus the daemon in front of it, with a log sink; everything on 127.0.0.1. */
+export async function startHarness(
+  opts: { sim?: SimOptions; upstream?: Record<string, unknown>; config?: Record<string, unknown>; env?: Record<string, string | undefined>; hooks?: DaemonHooks; withKey?: boolean } = {},
+): Promise<Harness> {
+  const dir = await mkdtemp(join(tmpdir(), 'tresor-test-'));
+  const sim = await startSimulator(opts.sim);
+  const caFile = join(dir, 'sim-ca.pem');
+  await writeFile(caFile, sim.caPem);
+  const config = resolveConfig(
+    {
+      log: { level: 'trace' },
+      state_dir: join(dir, 'state'),
+      shutdown_grace_seconds: 5,
+      ...opts.config,
+      upstreams: [{ name: 'tresor', url: sim.url, listen: '127.0.0.1:0', ca_file: caFile, api_key_env: 'TEST_TRESOR_KEY', ...opts.upstream }],
+    },
+    null,
+  );
+  const logs = new LogSink();
+  const env = { ...process.env, HTTPS_PROXY: undefined, https_proxy: undefined, ...(opts.withKey === false ? {} : { TEST_TRESOR_KEY: REAL_KEY }), ...opts.env };
+  const daemon = await startDaemon(config, { logger: createLogger({ ...config.log, destination: logs }), env, ...(opts.hooks ? { hooks: opts.hooks } : {}) });
+  const origin = daemon.listeners[0]?.url as string;
+  return {
+    sim,
+    daemon,
+    base: `${origin}/v1`,
+    origin,
+    logs,
+    dir,
+    async close() {
+      await daemon.close(500);
+      await sim.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

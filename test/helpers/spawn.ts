@@ -1,0 +1,42 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+export const ROOT = new URL('../../', import.meta.url).pathname;
+
+export interface Spawned {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+/** Run one of the built programs (`npm test` builds dist/ first). */
+export function spawnBin(bin: 'tresor-attest' | 'tresor-verify', args: string[], env: Record<string, string | undefined> = {}): Spawned {
+  const child = spawn(process.execPath, [`${ROOT}bin/${bin}.js`, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, HTTPS_PROXY: '', https_proxy: '', ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, stdout: () => out, stderr: () => err, exited };
+}
+
+/** Wait until `predicate(stdout)` holds (bounded). */
+export async function waitFor(s: Spawned, predicate: (out: string) => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!predicate(s.stdout())) {
+    if (Date.now() > end) throw new Error(`timed out; stdout: ${s.stdout()} stderr: ${s.stderr()}`);
+    if (s.child.exitCode !== null) throw new Error(`exited ${s.child.exitCode}; stderr: ${s.stderr()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Peak resident set size (kB) of a process, from procfs. */
+export function peakRssKb(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m?.[1] ?? 0);
+}
