@@ -99,12 +99,14 @@ export async function handleChat(req: IncomingMessage, res: ServerResponse, ctx:
     for (const ev of events) {
       if (ctx.faults.resetStreamAfterChunks !== null && sent >= ctx.faults.resetStreamAfterChunks) {
         ctx.faults.resetStreamAfterChunks = null;
-        res.socket?.destroy();
+        // Let the chunks already written reach the wire, then reset the connection abruptly.
+        await sleep(20);
+        res.socket?.resetAndDestroy();
         return;
       }
       const chunk = Buffer.from(`data: ${JSON.stringify(ev)}\n\n`);
       responseHash.update(chunk);
-      res.write(chunk);
+      await new Promise<void>((r) => res.write(chunk, () => r()));
       sent++;
       await sleep(delay);
       if (res.destroyed) return;

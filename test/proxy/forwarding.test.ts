@@ -1,0 +1,245 @@
+import net from 'node:net';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { afterEach, describe, expect, test } from 'vitest';
+import { resolveConfig } from '../../src/config/load.js';
+import { createLogger } from '../../src/log/logger.js';
+import { startDaemon, type RunningDaemon } from '../../src/proxy/daemon.js';
+import { LogSink } from '../helpers/log-sink.js';
+import { startTestUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { startHarness } from '../helpers/harness.js';
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()?.();
+});
+
+async function daemonFor(up: { url: string; caPem: string }, upstream: Record<string, unknown> = {}, env: Record<string, string | undefined> = {}) {
+  const dir = await mkdtemp(join(tmpdir(), 'tresor-fwd-'));
+  await writeFile(join(dir, 'ca.pem'), up.caPem);
+  const config = resolveConfig(
+    { state_dir: join(dir, 'state'), upstreams: [{ url: up.url, listen: '127.0.0.1:0', ca_file: join(dir, 'ca.pem'), api_key_env: 'FWD_KEY', ...upstream }] },
+    null,
+  );
+  const logs = new LogSink();
+  const daemon: RunningDaemon = await startDaemon(config, { logger: createLogger({ level: 'info', format: 'json', destination: logs }), env: { FWD_KEY: undefined, ...env } });
+  cleanups.push(async () => {
+    await daemon.close(200);
+    await rm(dir, { recursive: true, force: true });
+  });
+  return { daemon, base: daemon.listeners[0]?.url as string, logs };
+}
+
+async function upstream(handler: Parameters<typeof startTestUpstream>[0]): Promise<TestUpstream> {
+  const up = await startTestUpstream(handler);
+  cleanups.push(() => up.close());
+  return up;
+}
+
+const echo = () => upstream((_req, res) => {
+  res.writeHead(200, { 'content-type': 'application/json', connection: 'close, x-hop', 'x-hop': 'drop-me', 'keep-alive': 'timeout=5', 'x-tresor-upstream': 'kept' });
+  res.end('{"ok":true}');
+});
+
+describe('forwarding', () => {
+  test('hop-by-hop headers are stripped both ways; X-Tresor-* and the rest pass; the app key passes through when none is configured', async () => {
+    const up = await echo();
+    const { base } = await daemonFor(up);
+    // A raw request: HTTP clients refuse to send some of these fields themselves.
+    const raw = await new Promise<string>((resolve, reject) => {
+      const { port } = new URL(base);
+      const s = net.connect(Number(port), '127.0.0.1', () => {
+        s.write(
+          'POST /v1/things?a=1&b=2 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer app-own-key\r\nConnection: close, x-custom-hop\r\n' +
+            'X-Custom-Hop: 1\r\nProxy-Authorization: Basic zzz\r\nTE: trailers\r\nX-Tresor-Receipt: false\r\nX-Other: yes\r\n' +
+            'X-Request-Id: app-req-1\r\nContent-Length: 7\r\n\r\npayload',
+        );
+      });
+      let out = '';
+      s.on('data', (c: Buffer) => (out += c.toString()));
+      s.on('end', () => resolve(out));
+      s.on('error', reject);
+    });
+    const [head, body] = raw.split('\r\n\r\n');
+    expect(body).toContain('{"ok":true}');
+    expect(head).not.toMatch(/x-hop/i);
+    expect(head).not.toMatch(/keep-alive: timeout=5/i);
+    expect(head).toMatch(/x-tresor-upstream: kept/i);
+    expect(head).toMatch(/x-request-id: app-req-1/i);
+    const got = up.received[0];
+    expect(got?.url).toBe('/v1/things?a=1&b=2');
+    expect(got?.method).toBe('POST');
+    expect(got?.body.toString()).toBe('payload');
+    expect(got?.headers.authorization).toBe('Bearer app-own-key');
+    expect(got?.headers['x-tresor-receipt']).toBe('false');
+    expect(got?.headers['x-other']).toBe('yes');
+    expect(got?.headers['x-request-id']).toBe('app-req-1');
+    expect(got?.headers['x-custom-hop']).toBeUndefined();
+    expect(got?.headers['proxy-authorization']).toBeUndefined();
+    expect(got?.headers.te).toBeUndefined();
+  });
+
+  test('a configured key replaces whatever Authorization the app sent, also from a key file', async () => {
+    const up = await echo();
+    const dir = await mkdtemp(join(tmpdir(), 'tresor-key-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    await writeFile(join(dir, 'key'), 'tr-from-file\n');
+    const { base, logs } = await daemonFor(up, { api_key_file: join(dir, 'key') });
+    await (await request(`${base}/v1/models`, { headers: { authorization: 'Bearer placeholder' } })).body.dump();
+    await (await request(`${base}/v1/models`)).body.dump();
+    expect(up.received.map((r) => r.headers.authorization)).toEqual(['Bearer tr-from-file', 'Bearer tr-from-file']);
+    expect(logs.text).not.toContain('tr-from-file');
+  });
+
+  test('413 for a declared or streamed body over the limit, without contacting the upstream', async () => {
+    const up = await echo();
+    const { base } = await daemonFor(up, { max_body_bytes: 1000 });
+    const declared = await request(`${base}/v1/audio/transcriptions`, { method: 'POST', body: Buffer.alloc(2000) });
+    expect(declared.statusCode).toBe(413);
+    expect(await declared.body.json()).toMatchObject({ error: { code: 'request_too_large', type: 'invalid_request_error' } });
+    const streamed = await request(`${base}/v1/audio/transcriptions`, {
+      method: 'POST',
+      body: (async function* () {
+        for (let i = 0; i < 10; i++) yield Buffer.alloc(500);
+      })() as unknown as string,
+    });
+    expect(streamed.statusCode).toBe(413);
+    await streamed.body.dump();
+    expect(up.received.filter((r) => r.body.length > 1000)).toEqual([]);
+  });
+
+  test('502 upstream_unreachable when nothing listens', async () => {
+    const port = await new Promise<number>((r) => {
+      const s = net.createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as net.AddressInfo).port;
+        s.close(() => r(p));
+      });
+    });
+    const { base } = await daemonFor({ url: `https://127.0.0.1:${port}`, caPem: '' });
+    const res = await request(`${base}/v1/models`);
+    expect(res.statusCode).toBe(502);
+    expect(await res.body.json()).toMatchObject({ error: { code: 'upstream_unreachable', type: 'upstream_error' } });
+  });
+
+  test('502 upstream_tls_failed for an untrusted certificate', async () => {
+    const up = await echo();
+    const { base } = await daemonFor({ url: up.url, caPem: '' });
+    const res = await request(`${base}/v1/models`);
+    expect(res.statusCode).toBe(502);
+    expect(await res.body.json()).toMatchObject({ error: { code: 'upstream_tls_failed' } });
+  });
+
+  test('504 upstream_timeout past the budget; X-Tresor-Timeout-Seconds extends it (and is forwarded)', async () => {
+    const up = await upstream((_req, res) => setTimeout(() => res.end('{"late":true}'), 1500));
+    const { base } = await daemonFor(up, { timeouts: { request_seconds: 1, max_request_seconds: 600 } });
+    const cut = await request(`${base}/v1/chat/completions`, { method: 'POST', body: '{}' });
+    expect(cut.statusCode).toBe(504);
+    expect(await cut.body.json()).toMatchObject({ error: { code: 'upstream_timeout' } });
+    const longer = await request(`${base}/v1/chat/completions`, { method: 'POST', body: '{}', headers: { 'x-tresor-timeout-seconds': '3' } });
+    expect(longer.statusCode).toBe(200);
+    expect(await longer.body.text()).toBe('{"late":true}');
+    expect(up.received[1]?.headers['x-tresor-timeout-seconds']).toBe('3');
+  });
+
+  test('streams get an idle timeout, not a total one: a slow but steady stream completes, a stalled one ends with an SSE error', async () => {
+    const up = await upstream(async (req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const gap = req.url?.includes('stall') ? 1500 : 300;
+      for (let i = 0; i < 5; i++) {
+        res.write(`data: {"i":${i}}\n\n`);
+        await new Promise((r) => setTimeout(r, gap));
+        if (res.destroyed) return;
+      }
+      res.end('data: [DONE]\n\n');
+    });
+    const { base } = await daemonFor(up, { timeouts: { request_seconds: 1, stream_idle_seconds: 1 } });
+    const steady = await request(`${base}/v1/chat/completions?steady`, { method: 'POST', body: '{}' });
+    const text = await steady.body.text();
+    expect(text.endsWith('data: [DONE]\n\n')).toBe(true);
+    const stalled = await request(`${base}/v1/chat/completions?stall`, { method: 'POST', body: '{}' });
+    const t2 = await stalled.body.text();
+    expect(t2.startsWith('data: {"i":0}\n\n')).toBe(true);
+    expect(t2).toContain('event: error\ndata: {"error":{"message":"the upstream stream was interrupted"');
+  });
+
+  test('a client that disconnects mid-stream aborts the upstream request', async () => {
+    const up = await upstream((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: {"first":true}\n\n');
+      const t = setInterval(() => res.write('data: {}\n\n'), 50);
+      res.on('close', () => clearInterval(t));
+    });
+    const { base } = await daemonFor(up);
+    const ac = new AbortController();
+    const res = await request(`${base}/v1/chat/completions`, { method: 'POST', body: '{}', signal: ac.signal });
+    for await (const _chunk of res.body) {
+      ac.abort();
+      break;
+    }
+    const deadline = Date.now() + 3000;
+    while (up.aborted === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(up.aborted).toBe(1);
+  });
+
+  test('an upstream reset mid-stream ends the client stream cleanly with an error event', async () => {
+    const h = await startHarness({ sim: { faults: { resetStreamAfterChunks: 2 } } });
+    cleanups.push(() => h.close());
+    const res = await request(`${h.base}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'eu/tresor/gpt-oss-120b', stream: true, messages: [{ role: 'user', content: 'x'.repeat(200) }] }),
+    });
+    const text = await res.body.text();
+    expect(text.split('\n\n').filter((e) => e.startsWith('data: {')).length).toBe(2);
+    expect(text).toContain('"code":"upstream_stream_interrupted"');
+    expect(text).not.toContain('[DONE]');
+  });
+
+  test('HTTPS_PROXY: the request is tunnelled with CONNECT, NO_PROXY is honoured', async () => {
+    const up = await echo();
+    const connects: string[] = [];
+    const proxy = net.createServer((client) => {
+      client.once('data', (head: Buffer) => {
+        const m = /^CONNECT (\S+):(\d+) HTTP\/1\.1/.exec(head.toString());
+        if (!m) return client.destroy();
+        connects.push(`${m[1]}:${m[2]}`);
+        const target = net.connect(Number(m[2]), '127.0.0.1', () => {
+          client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+          client.pipe(target).pipe(client);
+        });
+        target.on('error', () => client.destroy());
+      });
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => proxy.close(r)));
+    const proxyUrl = `http://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`;
+    const { base } = await daemonFor(up, {}, { HTTPS_PROXY: proxyUrl });
+    const res = await request(`${base}/v1/models`);
+    expect(await res.body.text()).toBe('{"ok":true}');
+    expect(connects).toEqual([`localhost:${new URL(up.url).port}`]);
+    const bypass = await daemonFor(up, {}, { HTTPS_PROXY: proxyUrl, NO_PROXY: 'localhost' });
+    await (await request(`${bypass.base}/v1/models`)).body.dump();
+    expect(connects.length).toBe(1);
+  });
+
+  test('control endpoints, 404 outside /v1, unknown upstream, request ids', async () => {
+    const up = await echo();
+    const { base } = await daemonFor(up);
+    expect((await (await request(`${base}/healthz`)).body.json())).toEqual({ status: 'ok' });
+    expect((await (await request(`${base}/readyz`)).body.json())).toMatchObject({ ready: true });
+    const status = (await (await request(`${base}/status`)).body.json()) as { upstreams: { name: string; counters: { requests: number } }[] };
+    expect(status.upstreams[0]?.name).toBe('tresor');
+    const nf = await request(`${base}/admin`);
+    expect(nf.statusCode).toBe(404);
+    expect(await nf.body.json()).toMatchObject({ error: { code: 'not_found' } });
+    const unknown = await request(`${base}/upstreams/nope/v1/models`);
+    expect(unknown.statusCode).toBe(404);
+    expect(await unknown.body.json()).toMatchObject({ error: { code: 'unknown_upstream' } });
+    const named = await request(`${base}/upstreams/tresor/v1/models`, { headers: { 'x-request-id': 'bad id with spaces' } });
+    expect(named.statusCode).toBe(200);
+    expect(named.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    await named.body.dump();
+  });
+});
