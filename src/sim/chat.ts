@@ -58,7 +58,9 @@ export async function handleChat(req: IncomingMessage, res: ServerResponse, ctx:
   if (!served) return sendJsonError(res, 502, 'no_route_available', 'no eligible route could serve the request');
   const failover = served !== eligible[0];
 
-  await sleep(ctx.faults.latencyMs);
+  // Faults apply as they were when the request arrived (tests flip them between requests).
+  const faults = { ...ctx.faults };
+  await sleep(faults.latencyMs);
   const optOut = String(req.headers['x-tresor-receipt'] ?? '').toLowerCase() === 'false';
   const receiptId = optOut ? undefined : ctx.receipts.newId();
   const tresor = { ...(receiptId ? { receipt_id: receiptId } : {}), requested_route: primary.requested, routed_model: served, failover };
@@ -117,7 +119,7 @@ export async function handleChat(req: IncomingMessage, res: ServerResponse, ctx:
   }
   await new Promise<void>((r) => (res.writableFinished ? r() : res.once('finish', () => r())));
   if (receiptId && ctx.receiptsEnabled) {
-    await ctx.issueReceipt(receiptId, ownerKeySha256, {
+    await ctx.issueReceipt(receiptId, ownerKeySha256, faults, {
       requested_route: primary.requested,
       routed_model: served,
       failover,
@@ -137,11 +139,12 @@ function lastUserText(messages: unknown[]): string {
   return '';
 }
 
+/** Exactly `n` pieces (as even as possible) when the text is at least `n` characters long. */
 function split(text: string, n: number): string[] {
-  const size = Math.max(1, Math.ceil(text.length / n));
+  const count = Math.max(1, Math.min(n, text.length));
   const out: string[] = [];
-  for (let i = 0; i < text.length; i += size) out.push(text.slice(i, i + size));
-  return out.length ? out : [''];
+  for (let i = 0; i < count; i++) out.push(text.slice(Math.floor((i * text.length) / count), Math.floor(((i + 1) * text.length) / count)));
+  return out;
 }
 
 /** Deterministic text of exactly `bytes` ASCII bytes. */

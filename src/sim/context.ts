@@ -15,5 +15,5 @@ export interface SimContext {
   receiptsEnabled: boolean;
   deterministic: DeterministicMode | undefined;
   /** Sign and store a receipt with the standard claims plus `claims`. */
-  issueReceipt(id: string, ownerKeySha256: string, claims: Record<string, unknown>): Promise<void>;
+  issueReceipt(id: string, ownerKeySha256: string, faults: FaultState, claims: Record<string, unknown>): Promise<void>;
 }

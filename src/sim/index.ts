@@ -68,7 +68,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
     receipts,
     receiptsEnabled: opts.receipts !== false,
     deterministic: opts.deterministic,
-    async issueReceipt(id, owner, claims) {
+    async issueReceipt(id, owner, requestFaults, claims) {
       const extra = opts.receiptClaims ? await opts.receiptClaims({ receiptId: id }) : {};
       await receipts.issue(
         id,
@@ -81,7 +81,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
           ...extra,
         },
         owner,
-        faults,
+        requestFaults,
       );
     },
   };

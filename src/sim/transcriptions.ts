@@ -42,7 +42,8 @@ export async function handleTranscription(req: IncomingMessage, res: ServerRespo
   if (!route) return sendJsonError(res, 404, 'model_not_found', `model ${JSON.stringify(fields.model)} not found`);
   const served = route.candidates.find((r) => !ctx.faults.unavailableRoutes.includes(r));
   if (!served) return sendJsonError(res, 502, 'no_route_available', 'no eligible route could serve the request');
-  await sleep(ctx.faults.latencyMs);
+  const faults = { ...ctx.faults };
+  await sleep(faults.latencyMs);
 
   const optOut = String(req.headers['x-tresor-receipt'] ?? '').toLowerCase() === 'false';
   const receiptId = optOut ? undefined : ctx.receipts.newId();
@@ -65,7 +66,7 @@ export async function handleTranscription(req: IncomingMessage, res: ServerRespo
   }
   await new Promise<void>((r) => (res.writableFinished ? r() : res.once('finish', () => r())));
   if (receiptId && ctx.receiptsEnabled) {
-    await ctx.issueReceipt(receiptId, ownerKeySha256, {
+    await ctx.issueReceipt(receiptId, ownerKeySha256, faults, {
       requested_route: route.requested,
       routed_model: served,
       failover: false,

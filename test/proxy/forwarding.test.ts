@@ -132,7 +132,9 @@ describe('forwarding', () => {
   });
 
   test('504 upstream_timeout past the budget; X-Tresor-Timeout-Seconds extends it (and is forwarded)', async () => {
-    const up = await upstream((_req, res) => setTimeout(() => res.end('{"late":true}'), 1500));
+    const up = await upstream((_req, res) => {
+      setTimeout(() => res.end('{"late":true}'), 1500);
+    });
     const { base } = await daemonFor(up, { timeouts: { request_seconds: 1, max_request_seconds: 600 } });
     const cut = await request(`${base}/v1/chat/completions`, { method: 'POST', body: '{}' });
     expect(cut.statusCode).toBe(504);

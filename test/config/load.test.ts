@@ -1,0 +1,103 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { loadConfig, resolveConfig } from '../../src/config/load.js';
+import { configSchema } from '../../src/config/schema.js';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'tresor-cfg-'));
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+const write = async (name: string, text: string) => {
+  const p = join(dir, name);
+  await writeFile(p, text);
+  return p;
+};
+
+describe('configuration', () => {
+  test('no file at all: defaults', async () => {
+    const cfg = await loadConfig({ env: {} });
+    expect(cfg.upstreams).toHaveLength(1);
+    expect(cfg.upstreams[0]).toMatchObject({
+      name: 'tresor',
+      url: 'https://api.tresor.co',
+      listen: { host: '127.0.0.1', port: 8787 },
+      api_key_env: 'TRESOR_API_KEY',
+      max_body_bytes: 52428800,
+      timeouts: { request_seconds: 180, max_request_seconds: 600 },
+    });
+    expect(cfg.log).toEqual({ level: 'info', format: 'json' });
+    expect(cfg.state_dir).toBe(join(homedir(), '.tresor-attest'));
+    expect(Object.isFrozen(cfg.upstreams[0])).toBe(true);
+  });
+
+  test('precedence: flags > environment > file > defaults', async () => {
+    const file = await write('p.yaml', 'log: { level: debug }\nupstreams:\n  - url: https://file.example\n    listen: 127.0.0.1:9001\n');
+    const fromFile = await loadConfig({ file, env: {} });
+    expect(fromFile.upstreams[0]?.url).toBe('https://file.example');
+    expect(fromFile.log.level).toBe('debug');
+    const fromEnv = await loadConfig({ file, env: { TRESOR_ATTEST_UPSTREAM_URL: 'https://env.example', TRESOR_ATTEST_LOG_LEVEL: 'warn' } });
+    expect(fromEnv.upstreams[0]?.url).toBe('https://env.example');
+    expect(fromEnv.upstreams[0]?.listen.port).toBe(9001);
+    expect(fromEnv.log.level).toBe('warn');
+    const fromFlags = await loadConfig({ file, env: { TRESOR_ATTEST_UPSTREAM_URL: 'https://env.example' }, overrides: { upstream: 'https://flag.example', listen: '[::1]:9002' } });
+    expect(fromFlags.upstreams[0]?.url).toBe('https://flag.example');
+    expect(fromFlags.upstreams[0]?.listen).toEqual({ host: '::1', port: 9002 });
+  });
+
+  test('TRESOR_ATTEST_CONFIG names the file; relative paths resolve against it', async () => {
+    const file = await write('rel.yaml', 'state_dir: ./state\nupstreams:\n  - ca_file: certs/ca.pem\n');
+    const cfg = await loadConfig({ env: { TRESOR_ATTEST_CONFIG: file } });
+    expect(cfg.state_dir).toBe(join(dir, 'state'));
+    expect(cfg.upstreams[0]?.ca_file).toBe(join(dir, 'certs/ca.pem'));
+    expect(cfg.source).toBe(file);
+  });
+
+  test.each([
+    ['unknown key', { log: { colour: 'x' } }, 'log.colour: unknown key'],
+    ['unknown top-level key', { listen_port: 1 }, 'listen_port: unknown key'],
+    ['wrong type', { shutdown_grace_seconds: 'soon' }, 'shutdown_grace_seconds: must be number'],
+    ['enum', { log: { format: 'xml' } }, 'log.format: must be one of "json", "pretty"'],
+    ['plain http to a remote host', { upstreams: [{ url: 'http://api.tresor.co' }] }, 'upstreams[0].url: must be an https URL (plain http only to loopback)'],
+    ['not a URL', { upstreams: [{ url: 'api.tresor.co' }] }, 'upstreams[0].url: must be an absolute URL'],
+    ['credentials in the URL', { upstreams: [{ url: 'https://u:p@api.tresor.co' }] }, 'upstreams[0].url: must not contain credentials'],
+    ['bad listen', { upstreams: [{ listen: 'localhost' }] }, 'upstreams[0].listen: expected HOST:PORT'],
+    ['duplicate names', { upstreams: [{ name: 'a', listen: '127.0.0.1:1' }, { name: 'a', listen: '127.0.0.1:2' }] }, 'upstreams[1].name: duplicate upstream name "a"'],
+    ['shared listen', { upstreams: [{ name: 'a' }, { name: 'b' }] }, 'upstreams[1].listen: 127.0.0.1:8787 is already used'],
+    ['budget over the cap', { upstreams: [{ timeouts: { request_seconds: 700 } }] }, 'upstreams[0].timeouts.request_seconds: must not exceed max_request_seconds'],
+    ['unknown upstream key', { upstreams: [{ api_key: 'tr-secret' }] }, 'upstreams[0].api_key: unknown key'],
+  ])('rejects %s with a message naming the key', (_name, doc, message) => {
+    expect(() => resolveConfig(doc as Record<string, unknown>, null)).toThrowError(expect.objectContaining({ code: 'ERR_CONFIG_INVALID', message: expect.stringContaining(message) }));
+  });
+
+  test('bad YAML and non-numeric environment values are errors, not defaults', async () => {
+    const file = await write('bad.yaml', 'log: [unclosed\n');
+    await expect(loadConfig({ file, env: {} })).rejects.toMatchObject({ code: 'ERR_CONFIG_YAML', phase: 'usage' });
+    const dup = await write('dup.yaml', 'log: {}\nlog: {}\n');
+    await expect(loadConfig({ file: dup, env: {} })).rejects.toMatchObject({ code: 'ERR_CONFIG_YAML' });
+    await expect(loadConfig({ env: { TRESOR_ATTEST_SHUTDOWN_GRACE_SECONDS: 'ten' } })).rejects.toMatchObject({ code: 'ERR_CONFIG_INVALID' });
+    await expect(loadConfig({ file: join(dir, 'missing.yaml'), env: {} })).rejects.toMatchObject({ code: 'ERR_CONFIG_UNREADABLE' });
+  });
+
+  test('config.example.yaml is valid, equals the defaults, and shows every key of the schema', async () => {
+    const path = new URL('../../config.example.yaml', import.meta.url).pathname;
+    const text = await readFile(path, 'utf8');
+    const example = resolveConfig(parse(text) as Record<string, unknown>, path);
+    const defaults = resolveConfig({}, path);
+    expect(example).toEqual(defaults);
+    const keys: string[] = [];
+    const walk = (schema: { properties?: Record<string, unknown>; items?: unknown }) => {
+      for (const [k, v] of Object.entries(schema.properties ?? {})) {
+        keys.push(k);
+        walk(v as typeof schema);
+      }
+      if (schema.items) walk(schema.items as typeof schema);
+    };
+    walk(configSchema as unknown as { properties: Record<string, unknown> });
+    for (const k of keys) expect(text, `config.example.yaml must show ${k}`).toMatch(new RegExp(`^\\s*-?\\s*${k}:`, 'm'));
+  });
+});
