@@ -3,7 +3,8 @@ import { UsageError } from '../errors/index.js';
 
 /** Read a whole file, or standard input when `path` is `-`. Bounded so a wrong path cannot exhaust memory. */
 export async function readInput(path: string, maxBytes = 64 * 1024 * 1024): Promise<Uint8Array> {
-  if (path === '-') {
+  // yargs hands a lone `-` positional over as an empty string.
+  if (path === '-' || path === '') {
     const chunks: Buffer[] = [];
     let total = 0;
     for await (const chunk of process.stdin) {

@@ -11,6 +11,8 @@ export interface Outcome {
   lines?: [string, string][];
   /** Decoded fields for --json. */
   fields?: Record<string, unknown>;
+  /** Spaces between the longest `Label:` and its value (the docs use 2 for receipts, 1 for attest). */
+  gap?: number;
 }
 
 export function printPass(outcome: Outcome, json: boolean): number {
@@ -18,9 +20,9 @@ export function printPass(outcome: Outcome, json: boolean): number {
     process.stdout.write(`${JSON.stringify({ ok: true, ...(outcome.fields ?? {}) })}\n`);
   } else {
     const lines = outcome.lines ?? [];
-    const width = Math.max(0, ...lines.map(([k]) => k.length + 1));
+    const width = Math.max(0, ...lines.map(([k]) => k.length + 1)) + (outcome.gap ?? 2);
     process.stdout.write('PASS\n');
-    for (const [k, v] of lines) process.stdout.write(`${`${k}:`.padEnd(width + 1)}${v}\n`);
+    for (const [k, v] of lines) process.stdout.write(`${`${k}:`.padEnd(width)}${v}\n`);
   }
   return EXIT.ok;
 }

@@ -18,9 +18,9 @@ await yargs(hideBin(process.argv))
   .demandCommand(1, 'Name a command (see --help).')
   .strict()
   .recommendCommands()
-  .fail((msg, err, y) => {
-    if (err) throw err;
-    process.stderr.write(`${y.help() ? '' : ''}error: ${msg}\nRun with --help for usage.\n`);
+  .fail((msg, err) => {
+    // Bad flags and failed argument checks are usage errors (exit 2), never a stack trace.
+    process.stderr.write(`error: ${msg ?? err?.message ?? 'invalid usage'}\nRun with --help for usage.\n`);
     process.exit(EXIT.usage);
   })
   .help()

@@ -22,8 +22,8 @@ await yargs(hideBin(process.argv))
   .strict()
   .recommendCommands()
   .fail((msg, err) => {
-    if (err) throw err;
-    process.stderr.write(`error: ${msg}\nRun with --help for usage.\n`);
+    // Bad flags and failed argument checks are usage errors (exit 2), never a stack trace.
+    process.stderr.write(`error: ${msg ?? err?.message ?? 'invalid usage'}\nRun with --help for usage.\n`);
     process.exit(EXIT.usage);
   })
   .help()

@@ -1,0 +1,126 @@
+import { createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { MalformedError, VerificationError } from '../errors/index.js';
+import { asVerified, type Verified } from '../types.js';
+import { fromBase64Url } from '../util/bytes.js';
+
+/** Bound on a receipt JWS (the router embeds attestation evidence, so allow some room). */
+export const MAX_RECEIPT_JWS_BYTES = 256 * 1024;
+
+/** The only algorithm a Tresor receipt may use (docs §3.2). Checked before any crypto. */
+export const RECEIPT_ALGORITHMS = ['ES256'] as const;
+
+export interface ParsedJws {
+  readonly header: Readonly<Record<string, unknown>>;
+  readonly payload: Readonly<Record<string, unknown>>;
+  /** `base64url(header) . base64url(payload)`: the signing input, exactly as received. */
+  readonly signingInput: string;
+  readonly signature: Uint8Array;
+}
+
+export interface VerifiedReceiptJws extends ParsedJws {
+  readonly kid: string | undefined;
+  /** `raw` is RFC 7518's 64-byte r‖s; `der` is the non-standard form of the docs' sample. */
+  readonly signatureEncoding: 'raw' | 'der';
+}
+
+/** Resolves the verification key for a protected header (a JWKS cache, or a static set). */
+export type KeyResolver = (header: Readonly<Record<string, unknown>>) => Promise<KeyObject[]>;
+
+function decodeJsonSegment(seg: string, what: string): Record<string, unknown> {
+  const bytes = fromBase64Url(seg, { field: `JWS ${what}`, code: 'ERR_RECEIPT_MALFORMED' });
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch {
+    throw new MalformedError('ERR_RECEIPT_MALFORMED', `JWS ${what} is not JSON`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new MalformedError('ERR_RECEIPT_MALFORMED', `expected the JWS ${what} to be a JSON object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+/** Parse a compact JWS (three base64url segments, JSON header and payload). No crypto. */
+export function parseCompactJws(text: string): ParsedJws {
+  if (text.length > MAX_RECEIPT_JWS_BYTES) {
+    throw new MalformedError('ERR_RECEIPT_MALFORMED', `receipt JWS exceeds ${MAX_RECEIPT_JWS_BYTES} bytes`);
+  }
+  const parts = text.trim().split('.');
+  if (parts.length !== 3) throw new MalformedError('ERR_RECEIPT_MALFORMED', `expected a compact JWS with 3 segments, got ${parts.length}`);
+  const [h, p, s] = parts as [string, string, string];
+  const header = decodeJsonSegment(h, 'header');
+  const payload = decodeJsonSegment(p, 'payload');
+  const signature = fromBase64Url(s, { field: 'JWS signature', code: 'ERR_RECEIPT_MALFORMED' });
+  return { header, payload, signingInput: `${h}.${p}`, signature };
+}
+
+/** Strict DER ECDSA-Sig-Value → 64-byte r‖s, or undefined if `sig` is not exactly that. */
+export function derToRaw(sig: Uint8Array, size = 32): Uint8Array | undefined {
+  if (sig.length < 8 || sig[0] !== 0x30 || sig[1] !== sig.length - 2) return undefined;
+  const out = new Uint8Array(size * 2);
+  let pos = 2;
+  for (let i = 0; i < 2; i++) {
+    if (sig[pos] !== 0x02) return undefined;
+    const len = sig[pos + 1] as number;
+    let v = sig.subarray(pos + 2, pos + 2 + len);
+    if (v.length !== len || len === 0) return undefined;
+    // Minimal encoding: a leading zero only before a byte with the high bit set.
+    if (v[0] === 0 && (len === 1 || ((v[1] as number) & 0x80) === 0)) return undefined;
+    if (((v[0] as number) & 0x80) !== 0) return undefined;
+    if (v[0] === 0) v = v.subarray(1);
+    if (v.length > size) return undefined;
+    out.set(v, i * size + (size - v.length));
+    pos += 2 + len;
+  }
+  return pos === sig.length ? out : undefined;
+}
+
+/** Keys a receipt may be verified with: EC P-256 only (a P-384 or an `oct` key is refused). */
+export function assertP256(key: KeyObject): void {
+  if (key.type !== 'public' || key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+    throw new VerificationError('ERR_JWKS_KEY_TYPE', `expected an EC P-256 public key for ES256, got ${key.asymmetricKeyType ?? key.type} ${key.asymmetricKeyDetails?.namedCurve ?? ''}`.trim());
+  }
+}
+
+/**
+ * Verify a receipt JWS: the algorithm allowlist is enforced before any crypto (`none`, HMAC,
+ * RSA, other curves are refused outright), then the signature is checked with a key from the
+ * resolver. Returns the parsed receipt only on success.
+ */
+export async function verifyReceiptJws(jws: string, opts: { resolveKey: KeyResolver }): Promise<Verified<VerifiedReceiptJws>> {
+  const parsed = parseCompactJws(jws);
+  const alg = parsed.header.alg;
+  if (typeof alg !== 'string' || !(RECEIPT_ALGORITHMS as readonly string[]).includes(alg)) {
+    throw new VerificationError('ERR_RECEIPT_ALG_NOT_ALLOWED', `expected alg ES256, got ${JSON.stringify(alg)}`);
+  }
+  if (parsed.header.crit !== undefined) {
+    throw new VerificationError('ERR_RECEIPT_CRIT_UNSUPPORTED', 'the receipt header has critical extensions this verifier does not implement');
+  }
+  const kid = typeof parsed.header.kid === 'string' ? parsed.header.kid : undefined;
+  let signature = parsed.signature;
+  let encoding: 'raw' | 'der' = 'raw';
+  if (signature.length !== 64) {
+    const raw = derToRaw(signature);
+    if (!raw) throw new VerificationError('ERR_RECEIPT_SIGNATURE', `expected a 64-byte ES256 signature, got ${signature.length} bytes`);
+    signature = raw;
+    encoding = 'der';
+  }
+  const keys = await opts.resolveKey(parsed.header);
+  const data = Buffer.from(parsed.signingInput, 'ascii');
+  for (const key of keys) {
+    assertP256(key);
+    if (cryptoVerify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, signature)) {
+      return asVerified({ ...parsed, kid, signatureEncoding: encoding });
+    }
+  }
+  throw new VerificationError('ERR_RECEIPT_SIGNATURE', `the receipt signature does not verify with ${kid ? `key ${JSON.stringify(kid)}` : 'any EC P-256 key in the JWKS'}`);
+}
+
+/** A verification key from a JWK (throws MalformedError on junk). */
+export function keyFromJwk(jwk: Record<string, unknown>): KeyObject {
+  try {
+    return createPublicKey({ key: jwk as unknown as import('node:crypto').JsonWebKey, format: 'jwk' });
+  } catch (cause) {
+    throw new MalformedError('ERR_JWKS_MALFORMED', 'a JWKS entry is not a valid public JWK', { cause });
+  }
+}

@@ -1,0 +1,128 @@
+import { bytesEqual, toHex } from '../util/bytes.js';
+import type { Verified } from '../types.js';
+import { parseDigest } from './digest.js';
+import type { VerifiedReceiptJws } from './jws.js';
+
+export type CheckResult = 'pass' | 'fail' | 'unverifiable' | 'skip';
+
+export interface Check {
+  name: string;
+  result: CheckResult;
+  code?: string;
+  detail?: string;
+}
+
+export type Verdict = 'verified' | 'failed' | 'unverifiable';
+
+/** What is written to the audit log for a verified receipt. */
+export interface ReceiptVerdict {
+  verdict: Verdict;
+  /** The first failing check's code. */
+  code?: string;
+  receipt_type?: string;
+  kid?: string;
+  signature_encoding: 'raw' | 'der';
+  checks: Check[];
+  digests: {
+    request?: { expected?: string; computed?: string };
+    response?: { expected?: string; computed?: string };
+  };
+}
+
+/** What the daemon (or the CLI) knows independently of the receipt. Absent members are not checked. */
+export interface ReceiptExpectations {
+  receiptId?: string;
+  /** The `tresor` block the app received. */
+  tresor?: { requested_route?: unknown; routed_model?: unknown; failover?: unknown };
+  /** SHA-256 of the request body as forwarded and of the response body as received. */
+  requestSha256?: Uint8Array;
+  responseSha256?: Uint8Array;
+  /** When the exchange happened, for the `iat` plausibility check. */
+  exchangeAt?: Date;
+  /** Allowed distance between `iat` and the exchange (default 10 minutes). */
+  iatSkewSeconds?: number;
+}
+
+/** Hooks for the evidence embedded in a receipt (filled by the attestation modules). */
+export interface ReceiptHooks {
+  verifyRouterAttestation?(block: unknown): Promise<Omit<Check, 'name'>>;
+  verifyInferenceAttestation?(block: unknown): Promise<Omit<Check, 'name'>>;
+}
+
+function digestCheck(name: 'request_digest' | 'response_digest', claim: unknown, computed: Uint8Array | undefined): Check {
+  const code = name === 'request_digest' ? 'ERR_RECEIPT_REQUEST_DIGEST' : 'ERR_RECEIPT_RESPONSE_DIGEST';
+  if (computed === undefined) return { name, result: 'skip', detail: 'no bytes to compare with' };
+  if (claim === undefined) return { name, result: 'fail', code, detail: `the receipt has no ${name}` };
+  const d = parseDigest(claim);
+  if (!d.ok) return { name, result: 'unverifiable', code: 'ERR_RECEIPT_DIGEST_FORM', detail: d.reason };
+  return bytesEqual(d.bytes, computed)
+    ? { name, result: 'pass', detail: d.form }
+    : { name, result: 'fail', code, detail: `expected sha256:${toHex(computed)}, the receipt says ${String(claim)}` };
+}
+
+function equalCheck(name: string, code: string, claim: unknown, expected: unknown): Check {
+  if (expected === undefined) return { name, result: 'skip' };
+  return claim === expected
+    ? { name, result: 'pass' }
+    : { name, result: 'fail', code, detail: `expected ${JSON.stringify(expected)}, the receipt says ${JSON.stringify(claim)}` };
+}
+
+/**
+ * Policy over a verified receipt: every claim the app can check against what it saw. Collects
+ * every check; the verdict is `failed` if any fails, `verified` if all applicable ones pass,
+ * `unverifiable` otherwise.
+ */
+export async function evaluateReceipt(
+  receipt: Verified<VerifiedReceiptJws>,
+  expect: ReceiptExpectations,
+  hooks: ReceiptHooks = {},
+): Promise<ReceiptVerdict> {
+  const c = receipt.payload;
+  const checks: Check[] = [{ name: 'signature', result: 'pass', detail: `ES256 (${receipt.signatureEncoding === 'der' ? 'DER-encoded: non-standard' : 'raw r||s'})` }];
+  checks.push(equalCheck('jti', 'ERR_RECEIPT_JTI_MISMATCH', c.jti, expect.receiptId));
+  checks.push(equalCheck('requested_route', 'ERR_RECEIPT_ROUTE_MISMATCH', c.requested_route, expect.tresor?.requested_route));
+  checks.push(equalCheck('routed_model', 'ERR_RECEIPT_MODEL_MISMATCH', c.routed_model, expect.tresor?.routed_model));
+  checks.push(equalCheck('failover', 'ERR_RECEIPT_FAILOVER_MISMATCH', c.failover, expect.tresor?.failover));
+  if (expect.exchangeAt) {
+    const skew = expect.iatSkewSeconds ?? 600;
+    const at = Math.floor(expect.exchangeAt.getTime() / 1000);
+    const iat = c.iat;
+    checks.push(
+      typeof iat === 'number' && Number.isInteger(iat) && Math.abs(iat - at) <= skew
+        ? { name: 'iat', result: 'pass' }
+        : { name: 'iat', result: 'fail', code: 'ERR_RECEIPT_IAT', detail: `expected iat within ${skew} s of ${at}, got ${JSON.stringify(iat)}` },
+    );
+  }
+  checks.push(digestCheck('request_digest', c.request_digest, expect.requestSha256));
+  checks.push(digestCheck('response_digest', c.response_digest, expect.responseSha256));
+  const router = c.router_attestation;
+  if (router === undefined) checks.push({ name: 'router_attestation', result: 'skip', detail: 'absent' });
+  else if (hooks.verifyRouterAttestation) checks.push({ name: 'router_attestation', ...(await hooks.verifyRouterAttestation(router)) });
+  else checks.push({ name: 'router_attestation', result: 'unverifiable', detail: 'no verifier configured' });
+  const inference = c.inference_attestation ?? c.provider_attestation;
+  if (inference === undefined) checks.push({ name: 'inference_attestation', result: 'skip', detail: 'absent' });
+  else if (hooks.verifyInferenceAttestation) checks.push({ name: 'inference_attestation', ...(await hooks.verifyInferenceAttestation(inference)) });
+  else {
+    const kind = (inference as { kind?: unknown; type?: unknown })?.kind ?? (inference as { type?: unknown })?.type ?? 'unknown';
+    checks.push({ name: 'inference_attestation', result: 'unverifiable', detail: `unverifiable: ${String(kind)}` });
+  }
+  checks.push({ name: 'receipt_signature', result: c.receipt_signature === undefined ? 'skip' : 'pass', detail: c.receipt_signature === undefined ? 'absent' : 'recorded' });
+
+  const failed = checks.find((k) => k.result === 'fail');
+  const required = ['jti', 'requested_route', 'routed_model', 'failover', 'request_digest', 'response_digest'];
+  const unverifiable = checks.some((k) => k.result === 'unverifiable' && required.includes(k.name));
+  const verdict: Verdict = failed ? 'failed' : unverifiable ? 'unverifiable' : 'verified';
+  const hex = (b?: Uint8Array) => (b ? `sha256:${toHex(b)}` : undefined);
+  return {
+    verdict,
+    ...(failed?.code ? { code: failed.code } : {}),
+    ...(typeof c.receipt_type === 'string' ? { receipt_type: c.receipt_type } : {}),
+    ...(receipt.kid ? { kid: receipt.kid } : {}),
+    signature_encoding: receipt.signatureEncoding,
+    checks,
+    digests: {
+      request: { ...(typeof c.request_digest === 'string' ? { expected: c.request_digest } : {}), ...(expect.requestSha256 ? { computed: hex(expect.requestSha256) } : {}) },
+      response: { ...(typeof c.response_digest === 'string' ? { expected: c.response_digest } : {}), ...(expect.responseSha256 ? { computed: hex(expect.responseSha256) } : {}) },
+    },
+  };
+}
