@@ -3,7 +3,8 @@ import { CompactSign, calculateJwkThumbprint, exportJWK, generateKeyPair, type J
 import fc from 'fast-check';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { createRemoteJwks, createStaticJwks } from '../../src/receipts/jwks.js';
-import { derToRaw, parseCompactJws, verifyReceiptJws } from '../../src/receipts/jws.js';
+import { derToRaw, parseCompactJws } from '../../src/receipts/jws.js';
+import { verifyReceiptJws } from '../../src/receipts/verify.js';
 import { parseDigest } from '../../src/receipts/digest.js';
 import { evaluateReceipt } from '../../src/receipts/verdict.js';
 import { receiptPath, validateReceiptId } from '../../src/receipts/id.js';

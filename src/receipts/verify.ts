@@ -1,0 +1,38 @@
+import { verify as cryptoVerify } from 'node:crypto';
+import { VerificationError } from '../errors/index.js';
+import { asVerified, type Verified } from '../types.js';
+import { assertP256, derToRaw, parseCompactJws, RECEIPT_ALGORITHMS, type KeyResolver, type VerifiedReceiptJws } from './jws.js';
+
+/**
+ * Verify a receipt JWS: the algorithm allowlist is enforced before any crypto (`none`, HMAC,
+ * RSA, other curves are refused outright), then the signature is checked with a key from the
+ * resolver. Returns the parsed receipt only on success.
+ */
+export async function verifyReceiptJws(jws: string, opts: { resolveKey: KeyResolver }): Promise<Verified<VerifiedReceiptJws>> {
+  const parsed = parseCompactJws(jws);
+  const alg = parsed.header.alg;
+  if (typeof alg !== 'string' || !(RECEIPT_ALGORITHMS as readonly string[]).includes(alg)) {
+    throw new VerificationError('ERR_RECEIPT_ALG_NOT_ALLOWED', `expected alg ES256, got ${JSON.stringify(alg)}`);
+  }
+  if (parsed.header.crit !== undefined) {
+    throw new VerificationError('ERR_RECEIPT_CRIT_UNSUPPORTED', 'the receipt header has critical extensions this verifier does not implement');
+  }
+  const kid = typeof parsed.header.kid === 'string' ? parsed.header.kid : undefined;
+  let signature = parsed.signature;
+  let encoding: 'raw' | 'der' = 'raw';
+  if (signature.length !== 64) {
+    const raw = derToRaw(signature);
+    if (!raw) throw new VerificationError('ERR_RECEIPT_SIGNATURE', `expected a 64-byte ES256 signature, got ${signature.length} bytes`);
+    signature = raw;
+    encoding = 'der';
+  }
+  const keys = await opts.resolveKey(parsed.header);
+  const data = Buffer.from(parsed.signingInput, 'ascii');
+  for (const key of keys) {
+    assertP256(key);
+    if (cryptoVerify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, signature)) {
+      return asVerified({ ...parsed, kid, signatureEncoding: encoding });
+    }
+  }
+  throw new VerificationError('ERR_RECEIPT_SIGNATURE', `the receipt signature does not verify with ${kid ? `key ${JSON.stringify(kid)}` : 'any EC P-256 key in the JWKS'}`);
+}
