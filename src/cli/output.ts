@@ -51,13 +51,16 @@ export function printFail(e: unknown, json: boolean, fields: Record<string, unkn
   return exitCodeFor(err.phase);
 }
 
-/** Run a command body and exit with its code; never throws to yargs. */
-export async function runCommand(json: boolean, body: () => Promise<Outcome>): Promise<void> {
+/**
+ * Run a command body and exit with its code; never throws to yargs. `partial` supplies the
+ * decoded fields known so far, so a failed `--json` run still shows what was parsed.
+ */
+export async function runCommand(json: boolean, body: () => Promise<Outcome>, partial?: () => Record<string, unknown> | undefined): Promise<void> {
   let code: number;
   try {
     code = printPass(await body(), json);
   } catch (e) {
-    code = printFail(e, json);
+    code = printFail(e, json, partial?.() ?? {});
   }
   process.exitCode = code;
 }

@@ -1,5 +1,6 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { nitroCommand } from './verify/nitro.js';
 import { receiptCommand } from './verify/receipt.js';
 import { EXIT } from './exit-codes.js';
 
@@ -9,6 +10,7 @@ await yargs(hideBin(process.argv))
     '$0 <command> [options]\n\nOne-shot and offline checks of router attestation, evidence, receipts and audit logs.\n' +
       'Exit codes: 0 pass, 1 internal error, 2 usage, 3 malformed input, 4 signature/chain, 5 policy, 6 fetch.',
   )
+  .command(nitroCommand)
   .command(receiptCommand)
   .demandCommand(1, 'Name a command (see --help).')
   .strict()
