@@ -2,6 +2,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { nitroCommand } from './verify/nitro.js';
 import { receiptCommand } from './verify/receipt.js';
+import { snpCommand } from './verify/snp.js';
 import { EXIT } from './exit-codes.js';
 
 await yargs(hideBin(process.argv))
@@ -11,6 +12,7 @@ await yargs(hideBin(process.argv))
       'Exit codes: 0 pass, 1 internal error, 2 usage, 3 malformed input, 4 signature/chain, 5 policy, 6 fetch.',
   )
   .command(nitroCommand)
+  .command(snpCommand)
   .command(receiptCommand)
   .demandCommand(1, 'Name a command (see --help).')
   .strict()

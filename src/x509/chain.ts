@@ -1,3 +1,4 @@
+import 'reflect-metadata';
 import { createHash } from 'node:crypto';
 import * as px from '@peculiar/x509';
 import { VerificationError } from '../errors/index.js';

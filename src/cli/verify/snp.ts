@@ -1,0 +1,107 @@
+import { readFileSync } from 'node:fs';
+import type { Argv, CommandModule } from 'yargs';
+import { UsageError } from '../../errors/index.js';
+import { evaluateSnpPolicy, formatTcb, parseSnpReport, parseTcbSpec, verifySnpReport, decodeTcb, type Product, type SnpReport } from '../../evidence/snp/index.js';
+import { fromHex, toHex } from '../../util/bytes.js';
+import { parseCertificate, parsePemCertificates, type Certificate } from '../../x509/certificate.js';
+import { decodeBinaryInput, parseAt, readInput } from '../input.js';
+import { runCommand } from '../output.js';
+
+interface SnpArgs {
+  report: string;
+  vcek: string;
+  chain?: string;
+  product?: Product;
+  at?: string;
+  measurement: string[];
+  'report-data'?: string;
+  'min-tcb'?: string;
+  'allow-debug': boolean;
+  json: boolean;
+}
+
+function readCert(path: string, what: string): Certificate {
+  let data: Buffer;
+  try {
+    data = readFileSync(path);
+  } catch (e) {
+    throw new UsageError('ERR_USAGE_INPUT_UNREADABLE', `${what}: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  const text = data.toString('latin1');
+  if (text.includes('-----BEGIN CERTIFICATE-----')) {
+    const [first] = parsePemCertificates(text, path);
+    if (first) return first;
+  }
+  return parseCertificate(new Uint8Array(data), path);
+}
+
+function fields(r: SnpReport, product: Product | undefined) {
+  return {
+    version: r.VERSION,
+    measurement: toHex(r.MEASUREMENT),
+    report_data: toHex(r.REPORT_DATA),
+    policy: `0x${r.POLICY.toString(16)}`,
+    debug: r.policy.debug,
+    vmpl: r.VMPL,
+    reported_tcb: toHex(r.REPORTED_TCB),
+    ...(product ? { reported_tcb_decoded: decodeTcb(r.REPORTED_TCB, product) } : {}),
+    chip_id: toHex(r.CHIP_ID),
+    host_data: toHex(r.HOST_DATA),
+    signing_key: r.SIGNING_KEY,
+    firmware: r.firmware.current,
+    ...(r.CPUID ? { cpuid: r.CPUID } : {}),
+  };
+}
+
+export const snpCommand: CommandModule<object, SnpArgs> = {
+  command: 'snp <report>',
+  describe: 'Verify an AMD SEV-SNP attestation report (1184 bytes; raw, base64 or hex; - for stdin)',
+  builder: (y: Argv) =>
+    y
+      .positional('report', { type: 'string', demandOption: true, describe: 'The report, or - for standard input' })
+      .option('vcek', { type: 'string', demandOption: true, describe: 'The VCEK (or VLEK) certificate, PEM or DER' })
+      .option('chain', { type: 'string', describe: 'ASK (and ARK) PEM supplied with the report; default: the pinned AMD roots' })
+      .option('product', { choices: ['milan', 'genoa', 'turin'] as const, describe: 'Product line (default: from the VCEK, then CPUID)' })
+      .option('at', { type: 'string', describe: 'Verify at this ISO 8601 time (default: now)' })
+      .option('measurement', { type: 'string', array: true, default: [], describe: 'Allowed MEASUREMENT (hex, repeatable)' })
+      .option('report-data', { type: 'string', describe: 'Expected REPORT_DATA: 64 bytes, or 32 bytes for [0:32] (hex)' })
+      .option('min-tcb', { type: 'string', describe: 'Minimum REPORTED_TCB: bl=2,tee=0,snp=5,ucode=68 or 16 hex digits' })
+      .option('allow-debug', { type: 'boolean', default: false, describe: 'Accept POLICY.DEBUG guests' })
+      .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' }) as Argv<SnpArgs>,
+  handler: (args) => {
+    let decoded: ReturnType<typeof fields> | undefined;
+    return runCommand(
+      args.json,
+      async () => {
+        const at = parseAt(args.at) ?? new Date();
+        const vcek = readCert(args.vcek, '--vcek');
+        const chain = args.chain ? parsePemCertificates(readFileSync(args.chain, 'utf8'), args.chain) : undefined;
+        const report = parseSnpReport(decodeBinaryInput(await readInput(args.report)));
+        decoded = fields(report, args.product);
+        const verified = verifySnpReport(report, { vcek, at, ...(args.product ? { product: args.product } : {}), ...(chain ? { chain, arks: chain.slice(-1) } : {}) });
+        decoded = fields(report, verified.product);
+        const rd = args['report-data'] ? fromHex(args['report-data'], { field: '--report-data' }) : undefined;
+        if (rd && rd.length !== 64 && rd.length !== 32) throw new UsageError('ERR_USAGE_BAD_REPORT_DATA', '--report-data: expected 32 or 64 bytes of hex');
+        evaluateSnpPolicy(verified, {
+          measurements: args.measurement.map((m) => m.toLowerCase()),
+          ...(rd?.length === 64 ? { reportData: rd } : rd ? { reportDataPrefix: rd } : {}),
+          ...(args['min-tcb'] ? { minTcb: parseTcbSpec(args['min-tcb'], verified.product) } : {}),
+          allowDebug: args['allow-debug'],
+        });
+        return {
+          fields: { ...decoded, product: verified.product },
+          lines: [
+            ['SNP MEASUREMENT', decoded.measurement],
+            ['REPORT_DATA', decoded.report_data],
+            ['REPORTED_TCB', `${decoded.reported_tcb} (${formatTcb(verified.reportedTcb)})`],
+            ['POLICY', `${decoded.policy}${report.policy.debug ? ' (DEBUG)' : ''}`],
+            ['VMPL', String(report.VMPL)],
+            ['CHIP_ID', decoded.chip_id],
+            ['Product', verified.product],
+          ],
+        };
+      },
+      () => decoded,
+    );
+  },
+};

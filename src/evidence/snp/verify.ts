@@ -1,0 +1,69 @@
+import { verify as cryptoVerify } from 'node:crypto';
+import { VerificationError } from '../../errors/index.js';
+import { asVerified, type Verified } from '../../types.js';
+import { bytesEqual, toHex } from '../../util/bytes.js';
+import type { Certificate } from '../../x509/certificate.js';
+import { verifyChain } from '../../x509/chain.js';
+import { decodeTcb, SIGNED_LENGTH, type Product, type SnpReport, type TcbVersion } from './abi.js';
+import { loadAmdRoots, productFromCpuid } from './roots.js';
+import { readVcekExtensions } from './vcek.js';
+
+export interface VerifiedSnp extends SnpReport {
+  readonly product: Product;
+  readonly reportedTcb: TcbVersion;
+  /** [VCEK, ASK, ARK] as validated. */
+  readonly chain: readonly Certificate[];
+}
+
+export interface SnpVerifyOptions {
+  /** The VCEK (or VLEK) for this report. */
+  vcek: Certificate;
+  /** Certificates supplied alongside (e.g. the envelope's vcek_chain_pem after the VCEK): ASK, optionally ARK. */
+  chain?: readonly Certificate[];
+  /** Product line; otherwise from the VCEK productName, then CPUID. */
+  product?: Product;
+  /** ARKs to trust instead of the pinned ones (e.g. carried by a verified trust bundle). */
+  arks?: readonly Certificate[];
+  at: Date;
+}
+
+/**
+ * VCEK → ASK → ARK (RSA-PSS) to a pinned or injected ARK, valid at `at`; the VCEK's TCB and
+ * hwID extensions must match the report; then ECDSA P-384/SHA-384 over bytes [0, 0x2A0).
+ */
+export function verifySnpReport(report: SnpReport, opts: SnpVerifyOptions): Verified<VerifiedSnp> {
+  if (report.SIGNING_KEY === 'none') throw new VerificationError('ERR_SNP_UNSIGNED', 'the report says it is not signed (SIGNING_KEY = none)');
+  const ext = readVcekExtensions(opts.vcek);
+  const product = opts.product ?? ext.product ?? productFromCpuid(report.CPUID);
+  if (!product) throw new VerificationError('ERR_SNP_PRODUCT_UNKNOWN', 'cannot tell the product line (Milan, Genoa, Turin): give it explicitly');
+  if (ext.product && ext.product !== product) {
+    throw new VerificationError('ERR_SNP_PRODUCT_MISMATCH', `expected a ${product} VCEK, the certificate says ${ext.productName}`);
+  }
+  const pinned = loadAmdRoots(product);
+  const anchors = opts.arks && opts.arks.length > 0 ? opts.arks : [pinned.ark];
+  // The ASK comes from the supplied chain when given (a VLEK's ASVK must be supplied), else the pinned one.
+  const supplied = (opts.chain ?? []).filter((c) => c.sha256 !== opts.vcek.sha256);
+  const intermediates = supplied.length > 0 ? supplied : [pinned.ask];
+  const chain = verifyChain(opts.vcek, intermediates, { at: opts.at, anchors, label: report.SIGNING_KEY === 'vlek' ? 'VLEK' : 'VCEK' });
+
+  const reportedTcb = decodeTcb(report.REPORTED_TCB, product);
+  for (const k of ['bootloader', 'tee', 'snp', 'microcode', 'fmc'] as const) {
+    const want = ext.tcb[k];
+    if (want !== undefined && want !== reportedTcb[k]) {
+      throw new VerificationError('ERR_SNP_VCEK_TCB_MISMATCH', `the VCEK was issued for ${k} SPL ${want}, REPORTED_TCB says ${String(reportedTcb[k])}`);
+    }
+  }
+  if (report.SIGNING_KEY === 'vcek' && !report.MASK_CHIP_KEY) {
+    if (!ext.hwId || !bytesEqual(ext.hwId, report.CHIP_ID)) {
+      throw new VerificationError('ERR_SNP_VCEK_HWID_MISMATCH', `the VCEK hwID does not equal CHIP_ID ${toHex(report.CHIP_ID).slice(0, 16)}…`);
+    }
+  }
+  const key = opts.vcek.node.publicKey;
+  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'secp384r1') {
+    throw new VerificationError('ERR_SNP_VCEK_KEY', 'expected the VCEK to hold a P-384 key');
+  }
+  if (!cryptoVerify('sha384', report.raw.subarray(0, SIGNED_LENGTH), { key, dsaEncoding: 'ieee-p1363' }, report.signatureP1363)) {
+    throw new VerificationError('ERR_SNP_SIGNATURE', 'the report signature does not verify with the VCEK');
+  }
+  return asVerified({ ...report, product, reportedTcb, chain: chain.path });
+}
