@@ -1,0 +1,84 @@
+import { createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { ConfigError, VerificationError } from '../../errors/index.js';
+import { asVerified, type Verified } from '../../types.js';
+import { bytesEqual, isAllZero, sha256, toBase64Url, toHex } from '../../util/bytes.js';
+import { parsePemCertificates, type Certificate } from '../../x509/certificate.js';
+import { verifyChain } from '../../x509/chain.js';
+import { INTEL_QE_VENDOR_ID, INTEL_SGX_ROOT_SHA256, QE_REPORT_DATA_OFFSET } from './constants.js';
+import type { TdxQuote } from './parse.js';
+
+export interface VerifiedTdxQuote extends TdxQuote {
+  /** [PCK leaf, PCK CA, Intel SGX Root CA] as validated. */
+  readonly pckChain: readonly Certificate[];
+  /** No collateral source in this build: TCB status (TCB Info, QE Identity, CRLs) is not evaluated. */
+  readonly tcbStatus: 'unknown';
+}
+
+/** The pinned Intel SGX Root CA shipped in certs/, checked against its DER fingerprint at load. */
+export function loadIntelSgxRoots(path: URL | string = new URL('../../../certs/intel-sgx-root-ca.pem', import.meta.url)): Certificate[] {
+  const roots = parsePemCertificates(readFileSync(path, 'utf8'), 'intel-sgx-root-ca.pem');
+  if (roots.length !== 1 || roots[0]?.sha256 !== INTEL_SGX_ROOT_SHA256) {
+    throw new ConfigError('ERR_CONFIG_TRUST_ROOT', `certs/intel-sgx-root-ca.pem is not the Intel SGX Root CA (expected DER SHA-256 ${INTEL_SGX_ROOT_SHA256})`);
+  }
+  return roots;
+}
+
+/** A raw P-256 public key x‖y (64 bytes) as a KeyObject. */
+function p256Key(raw: Uint8Array): KeyObject {
+  try {
+    return createPublicKey({
+      key: { kty: 'EC', crv: 'P-256', x: toBase64Url(raw.subarray(0, 32)), y: toBase64Url(raw.subarray(32, 64)) },
+      format: 'jwk',
+    });
+  } catch (cause) {
+    throw new VerificationError('ERR_TDX_ATTESTATION_KEY', 'expected the attestation key to be a point on P-256, got an invalid point', { cause });
+  }
+}
+
+function es256(data: Uint8Array, key: KeyObject, sig: Uint8Array): boolean {
+  try {
+    return cryptoVerify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, sig);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * DCAP quote verification without collateral (Intel DCAP QVL §"quote verification", checks 1–4 of
+ * shared/reference/tdx.md):
+ *  1. the PCK chain in the quote validates to a pinned Intel SGX Root CA at `at`;
+ *  2. the QE report is signed by the PCK leaf's key;
+ *  3. QE_report.REPORTDATA = SHA-256(attestation_key ‖ qe_auth_data) ‖ 0^32 (binds the attestation key to the QE);
+ *  4. the quote signature over quote[0:632] verifies with the attestation key.
+ * TCB status needs Intel collateral and is reported as `unknown`.
+ */
+export function verifyTdxQuote(quote: TdxQuote, opts: { at: Date; roots: readonly Certificate[] }): Verified<VerifiedTdxQuote> {
+  if (quote.qeVendorId !== INTEL_QE_VENDOR_ID) {
+    throw new VerificationError('ERR_TDX_QE_VENDOR', `expected header.qe_vendor_id ${INTEL_QE_VENDOR_ID} (Intel), got ${quote.qeVendorId}`);
+  }
+  const certs = parsePemCertificates(quote.pckChainPem, 'PCK chain');
+  const [leaf, ...rest] = certs;
+  if (!leaf) throw new VerificationError('ERR_TDX_PCK_CHAIN', 'expected a PCK certificate chain in the quote, got none');
+  // Intel's PCK Platform/Processor CA and Root CA carry keyUsage keyCertSign|cRLSign, so the default CA key-usage check applies.
+  const chain = verifyChain(leaf, rest, { at: opts.at, anchors: opts.roots, label: 'PCK' });
+  const pckKey = leaf.node.publicKey;
+  if (pckKey.asymmetricKeyType !== 'ec' || pckKey.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+    throw new VerificationError('ERR_TDX_PCK_KEY', `expected the PCK certificate to hold a P-256 key, got ${pckKey.asymmetricKeyType} ${pckKey.asymmetricKeyDetails?.namedCurve ?? ''}`);
+  }
+  if (!es256(quote.qeReport, pckKey, quote.qeReportSignature)) {
+    throw new VerificationError('ERR_TDX_QE_REPORT_SIGNATURE', 'the QE report signature does not verify with the PCK certificate key');
+  }
+  const expectedBinding = sha256(quote.attestationKey, quote.qeAuthData);
+  const qeReportData = quote.qeReport.subarray(QE_REPORT_DATA_OFFSET, QE_REPORT_DATA_OFFSET + 64);
+  if (!bytesEqual(qeReportData.subarray(0, 32), expectedBinding) || !isAllZero(qeReportData.subarray(32))) {
+    throw new VerificationError(
+      'ERR_TDX_QE_BINDING',
+      `expected QE report REPORTDATA = SHA-256(attestation_key ‖ qe_auth_data) ‖ 0^32 = ${toHex(expectedBinding)}…, got ${toHex(qeReportData.subarray(0, 32))}…`,
+    );
+  }
+  if (!es256(quote.signedBytes, p256Key(quote.attestationKey), quote.quoteSignature)) {
+    throw new VerificationError('ERR_TDX_QUOTE_SIGNATURE', 'the quote signature over header ‖ TD report does not verify with the attestation key');
+  }
+  return asVerified({ ...quote, pckChain: chain.path, tcbStatus: 'unknown' as const });
+}
