@@ -1,6 +1,6 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { MalformedError, VerificationError } from '../errors/index.js';
-import { fromBase64Url } from '../util/bytes.js';
+import { parseJws, type ParsedJws } from '../util/jws.js';
 
 /** Bound on a receipt JWS (the router embeds attestation evidence, so allow some room). */
 export const MAX_RECEIPT_JWS_BYTES = 256 * 1024;
@@ -8,13 +8,7 @@ export const MAX_RECEIPT_JWS_BYTES = 256 * 1024;
 /** The only algorithm a Tresor receipt may use (docs §3.2). Checked before any crypto. */
 export const RECEIPT_ALGORITHMS = ['ES256'] as const;
 
-export interface ParsedJws {
-  readonly header: Readonly<Record<string, unknown>>;
-  readonly payload: Readonly<Record<string, unknown>>;
-  /** `base64url(header) . base64url(payload)`: the signing input, exactly as received. */
-  readonly signingInput: string;
-  readonly signature: Uint8Array;
-}
+export type { ParsedJws } from '../util/jws.js';
 
 export interface VerifiedReceiptJws extends ParsedJws {
   readonly kid: string | undefined;
@@ -25,32 +19,9 @@ export interface VerifiedReceiptJws extends ParsedJws {
 /** Resolves the verification key for a protected header (a JWKS cache, or a static set). */
 export type KeyResolver = (header: Readonly<Record<string, unknown>>) => Promise<KeyObject[]>;
 
-function decodeJsonSegment(seg: string, what: string): Record<string, unknown> {
-  const bytes = fromBase64Url(seg, { field: `JWS ${what}`, code: 'ERR_RECEIPT_MALFORMED' });
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.from(bytes).toString('utf8'));
-  } catch {
-    throw new MalformedError('ERR_RECEIPT_MALFORMED', `JWS ${what} is not JSON`);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new MalformedError('ERR_RECEIPT_MALFORMED', `expected the JWS ${what} to be a JSON object`);
-  }
-  return value as Record<string, unknown>;
-}
-
-/** Parse a compact JWS (three base64url segments, JSON header and payload). No crypto. */
+/** Parse a receipt's compact JWS (three base64url segments, JSON header and payload). No crypto. */
 export function parseCompactJws(text: string): ParsedJws {
-  if (text.length > MAX_RECEIPT_JWS_BYTES) {
-    throw new MalformedError('ERR_RECEIPT_MALFORMED', `receipt JWS exceeds ${MAX_RECEIPT_JWS_BYTES} bytes`);
-  }
-  const parts = text.trim().split('.');
-  if (parts.length !== 3) throw new MalformedError('ERR_RECEIPT_MALFORMED', `expected a compact JWS with 3 segments, got ${parts.length}`);
-  const [h, p, s] = parts as [string, string, string];
-  const header = decodeJsonSegment(h, 'header');
-  const payload = decodeJsonSegment(p, 'payload');
-  const signature = fromBase64Url(s, { field: 'JWS signature', code: 'ERR_RECEIPT_MALFORMED' });
-  return { header, payload, signingInput: `${h}.${p}`, signature };
+  return parseJws(text, { code: 'ERR_RECEIPT_MALFORMED', maxBytes: MAX_RECEIPT_JWS_BYTES, what: 'receipt JWS' });
 }
 
 /** Strict DER ECDSA-Sig-Value → 64-byte r‖s, or undefined if `sig` is not exactly that. */

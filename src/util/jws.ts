@@ -1,0 +1,37 @@
+import { MalformedError } from '../errors/index.js';
+import { fromBase64Url } from './bytes.js';
+
+/** A compact JWS split into its parts; nothing verified. */
+export interface ParsedJws {
+  readonly header: Readonly<Record<string, unknown>>;
+  readonly payload: Readonly<Record<string, unknown>>;
+  /** `base64url(header) . base64url(payload)`: the signing input, exactly as received. */
+  readonly signingInput: string;
+  readonly signature: Uint8Array;
+}
+
+function decodeJsonSegment(seg: string, what: string, code: string): Record<string, unknown> {
+  const bytes = fromBase64Url(seg, { field: `JWS ${what}`, code });
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch {
+    throw new MalformedError(code, `JWS ${what} is not JSON`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new MalformedError(code, `expected the JWS ${what} to be a JSON object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+/** Parse a compact JWS (three base64url segments, JSON header and payload), bounded. No crypto. */
+export function parseJws(text: string, opts: { code: string; maxBytes: number; what: string }): ParsedJws {
+  if (text.length > opts.maxBytes) throw new MalformedError(opts.code, `${opts.what} exceeds ${opts.maxBytes} bytes`);
+  const parts = text.trim().split('.');
+  if (parts.length !== 3) throw new MalformedError(opts.code, `expected ${opts.what} as a compact JWS with 3 segments, got ${parts.length}`);
+  const [h, p, s] = parts as [string, string, string];
+  const header = decodeJsonSegment(h, 'header', opts.code);
+  const payload = decodeJsonSegment(p, 'payload', opts.code);
+  const signature = fromBase64Url(s, { field: 'JWS signature', code: opts.code });
+  return { header, payload, signingInput: `${h}.${p}`, signature };
+}
