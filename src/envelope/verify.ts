@@ -1,0 +1,120 @@
+import { createHash } from 'node:crypto';
+import { VerificationError } from '../errors/index.js';
+import { evaluateNitroPolicy, parseNitroDocument, verifyNitroDocument } from '../evidence/nitro/index.js';
+import { evaluateSnpPolicy, formatTcb, parseSnpReport, verifySnpReport } from '../evidence/snp/index.js';
+import { asVerified, type Verified } from '../types.js';
+import { bytesEqual, hexEqual, toHex } from '../util/bytes.js';
+import { parsePemCertificates, type Certificate } from '../x509/certificate.js';
+import type { TrustBundle } from '../trust/verify-bundle.js';
+import { verifyManifest } from '../trust/verify-manifest.js';
+import type { RouterEnvelope } from './parse.js';
+
+/** What a verified envelope proves. */
+export interface RouterAttestation {
+  readonly kind: 'snp' | 'nitro';
+  /** SNP MEASUREMENT or Nitro PCR0 (hex). */
+  readonly measurement: string;
+  readonly pcrs?: Readonly<Record<string, string>>;
+  readonly tag: string;
+  readonly spkiSha256: string;
+  readonly manifest: { workload: string; version: string; imageDigest: string };
+  readonly bundle: { version: number; validUntil: string };
+  readonly issuedAt: string;
+  /** min(issued_at + max_age_seconds, bundle valid_until, our cap). */
+  readonly expiresAt: string;
+}
+
+export interface EnvelopePolicy {
+  allowDebug?: boolean;
+  requireNonce?: boolean;
+  /** Our own cap on max_age_seconds. */
+  maxAgeCapSeconds?: number;
+  /** Tolerated clock skew for issued_at. */
+  skewSeconds?: number;
+}
+
+export interface EnvelopeContext {
+  /** SHA-256 (hex) of the SPKI of the TLS connection the envelope came over. */
+  liveSpkiSha256: string;
+  bundle: Verified<TrustBundle>;
+  /** The nonce we sent (hex), if any. */
+  nonce?: string;
+  at: Date;
+  nitroRoots: readonly Certificate[];
+  policy?: EnvelopePolicy;
+}
+
+const fail = (code: string, msg: string) => new VerificationError(code, msg);
+
+/**
+ * The verifier algorithm of the router docs (§1.4), in order: evidence chain and signature;
+ * MEASUREMENT (or the Nitro PCR set) allowed by the bundle; the identity tag allowed, equal to
+ * SHA-256 of the manifest, the manifest signed by a bundle key; REPORTED_TCB ≥ min_tcb; the
+ * report data binding SHA-256(spki ‖ tag); the nonce echo; the live TLS key; freshness.
+ */
+export function verifyRouterEnvelope(env: RouterEnvelope, ctx: EnvelopeContext): Verified<RouterAttestation> {
+  const p = ctx.policy ?? {};
+  const bundle = ctx.bundle;
+  const binding = createHash('sha256').update(Buffer.from(env.tlsSpkiSha256, 'hex')).update(Buffer.from(env.workloadIdentityTag, 'hex')).digest();
+  const nonceBytes = ctx.nonce ? Buffer.from(ctx.nonce, 'hex') : undefined;
+  if (p.requireNonce && !nonceBytes) throw fail('ERR_ATTEST_NONCE_MISMATCH', 'policy requires a nonce, but none was sent');
+  if (nonceBytes && env.nonce !== undefined && !hexEqual(env.nonce, ctx.nonce as string)) {
+    throw fail('ERR_ATTEST_NONCE_MISMATCH', 'the envelope echoes a different nonce than the one sent');
+  }
+
+  let measurement: string;
+  let pcrs: Record<string, string> | undefined;
+  if (env.evidence.kind === 'snp') {
+    const certs = parsePemCertificates(env.evidence.vcekChainPem, 'vcek_chain_pem');
+    const [vcek, ...rest] = certs;
+    if (!vcek) throw fail('ERR_ATTEST_NO_VCEK', 'vcek_chain_pem is empty (dev mode?): the report cannot be verified without its VCEK');
+    const report = verifySnpReport(parseSnpReport(env.evidence.report), { vcek, chain: rest.filter((c) => !bundle.amdArks.some((a) => a.sha256 === c.sha256)), ...(bundle.amdArks.length ? { arks: bundle.amdArks } : {}), at: ctx.at });
+    measurement = toHex(report.MEASUREMENT);
+    evaluateSnpPolicy(report, { allowDebug: p.allowDebug ?? false });
+    if (!bundle.allowedMeasurements.includes(measurement)) throw fail('ERR_ATTEST_MEASUREMENT_NOT_ALLOWED', `SNP MEASUREMENT ${measurement} is not in the trust bundle's allowed_hw_measurements`);
+    if (bundle.minTcb) {
+      const low = (['bootloader', 'tee', 'snp', 'microcode', 'fmc'] as const).filter((k) => bundle.minTcb?.[k] !== undefined && (report.reportedTcb[k] ?? -1) < (bundle.minTcb[k] as number));
+      if (low.length) throw fail('ERR_ATTEST_TCB_BELOW_FLOOR', `REPORTED_TCB ${formatTcb(report.reportedTcb)} is below the bundle's min_tcb ${formatTcb(bundle.minTcb)}`);
+    }
+    if (!bytesEqual(report.REPORT_DATA.subarray(0, 32), binding)) {
+      throw fail('ERR_ATTEST_REPORT_DATA_MISMATCH', 'REPORT_DATA[0:32] is not SHA-256(tls_spki_sha256 ‖ workload_identity_tag)');
+    }
+    const echoed = report.REPORT_DATA.subarray(32, 64);
+    if (!bytesEqual(echoed, nonceBytes ?? new Uint8Array(32))) {
+      throw fail('ERR_ATTEST_NONCE_MISMATCH', nonceBytes ? 'REPORT_DATA[32:64] does not echo the nonce sent' : 'REPORT_DATA[32:64] is not zero although no nonce was sent');
+    }
+  } else {
+    const doc = verifyNitroDocument(parseNitroDocument(env.evidence.document), { at: ctx.at, roots: ctx.nitroRoots });
+    evaluateNitroPolicy(doc, { allowDebug: p.allowDebug ?? false, maxAgeSeconds: p.maxAgeCapSeconds ?? 600 }, { at: ctx.at });
+    pcrs = Object.fromEntries([...doc.pcrs].map(([i, v]) => [String(i), toHex(v)]));
+    measurement = pcrs['0'] ?? '';
+    const allowed = bundle.nitroAllowedPcrs.some((set) => Object.entries(set).every(([i, h]) => pcrs?.[i] === h));
+    if (!allowed) throw fail('ERR_ATTEST_MEASUREMENT_NOT_ALLOWED', `Nitro PCRs (PCR0 ${measurement}) match none of the trust bundle's allowed PCR sets`);
+    if (!doc.userData || !bytesEqual(doc.userData, binding)) throw fail('ERR_ATTEST_REPORT_DATA_MISMATCH', 'Nitro user_data is not SHA-256(tls_spki_sha256 ‖ workload_identity_tag)');
+    if (nonceBytes && (!doc.nonce || !bytesEqual(doc.nonce, nonceBytes))) throw fail('ERR_ATTEST_NONCE_MISMATCH', 'the Nitro document does not echo the nonce sent');
+  }
+
+  if (!bundle.allowedTags.includes(env.workloadIdentityTag)) throw fail('ERR_ATTEST_TAG_NOT_ALLOWED', `workload identity tag ${env.workloadIdentityTag} is not in the trust bundle's allowed_workload_identity_tags`);
+  const manifest = verifyManifest(env.manifestJws, bundle);
+  if (manifest.tag !== env.workloadIdentityTag) throw fail('ERR_ATTEST_TAG_MISMATCH', 'workload_identity_tag is not SHA-256 of workload_identity_manifest_jws');
+  if (!hexEqual(env.tlsSpkiSha256, ctx.liveSpkiSha256)) {
+    throw fail('ERR_ATTEST_SPKI_MISMATCH', `the live TLS key ${ctx.liveSpkiSha256} is not the attested tls_spki_sha256 ${env.tlsSpkiSha256}`);
+  }
+  const skew = (p.skewSeconds ?? 300) * 1000;
+  const maxAge = Math.min(env.maxAgeSeconds, p.maxAgeCapSeconds ?? 3600) * 1000;
+  const issued = env.issuedAt.getTime();
+  if (issued - skew > ctx.at.getTime()) throw fail('ERR_ATTEST_STALE', `issued_at ${env.issuedAt.toISOString()} is in the future`);
+  if (ctx.at.getTime() > issued + maxAge + skew) throw fail('ERR_ATTEST_STALE', `the envelope issued at ${env.issuedAt.toISOString()} is older than its max age`);
+  const expires = Math.min(issued + maxAge, bundle.validUntil.getTime());
+  return asVerified({
+    kind: env.evidence.kind,
+    measurement,
+    ...(pcrs ? { pcrs } : {}),
+    tag: env.workloadIdentityTag,
+    spkiSha256: env.tlsSpkiSha256,
+    manifest: { workload: manifest.workload, version: manifest.version, imageDigest: manifest.imageDigest },
+    bundle: { version: bundle.version, validUntil: bundle.validUntil.toISOString() },
+    issuedAt: env.issuedAt.toISOString(),
+    expiresAt: new Date(expires).toISOString(),
+  });
+}

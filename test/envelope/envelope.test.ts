@@ -1,0 +1,98 @@
+import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
+import { beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { MalformedError, TresorError } from '../../src/errors/index.js';
+import { loadNitroRoots } from '../../src/evidence/nitro/index.js';
+import { parseEnvelope } from '../../src/envelope/parse.js';
+import { verifyRouterEnvelope, type EnvelopePolicy } from '../../src/envelope/verify.js';
+import { createRouterEvidence, type RouterEvidence } from '../../src/sim/mint/router.js';
+import { verifyTrustBundle } from '../../src/trust/verify-bundle.js';
+
+const SPKI = 'a1'.repeat(32);
+const nitroRoots = loadNitroRoots();
+let ev: RouterEvidence;
+beforeAll(async () => {
+  ev = await createRouterEvidence();
+});
+beforeEach(() => {
+  for (const k of Object.keys(ev.faults)) delete (ev.faults as Record<string, unknown>)[k];
+});
+
+async function check(opts: { nonce?: string; live?: string; policy?: EnvelopePolicy; at?: Date } = {}) {
+  const at = opts.at ?? new Date();
+  const env = parseEnvelope(Buffer.from(JSON.stringify(await ev.envelope({ spkiSha256: SPKI, ...(opts.nonce ? { nonce: opts.nonce } : {}) }))));
+  const bundle = verifyTrustBundle(ev.bundle(), { rootKey: ev.releaseRoot.publicKey, at });
+  return verifyRouterEnvelope(env, { liveSpkiSha256: opts.live ?? SPKI, bundle, at, nitroRoots, ...(opts.nonce ? { nonce: opts.nonce } : {}), ...(opts.policy ? { policy: opts.policy } : {}) });
+}
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'pass';
+  } catch (e) {
+    return (e as TresorError).code;
+  }
+}
+
+describe('router envelope (tresor.attestation/v1, SNP form)', () => {
+  test('a genuine envelope verifies and says what it proves', async () => {
+    const nonce = randomBytes(32).toString('hex');
+    const a = await check({ nonce, policy: { requireNonce: true } });
+    expect(a).toMatchObject({ kind: 'snp', measurement: ev.measurement, tag: ev.tag, spkiSha256: SPKI, bundle: { version: 17 }, manifest: { workload: 'router', version: 'v1.42.3' } });
+    expect(Date.parse(a.expiresAt) - Date.now()).toBeLessThanOrEqual(600_000);
+  });
+
+  test.each([
+    ['wrongMeasurement', 'ERR_ATTEST_MEASUREMENT_NOT_ALLOWED'],
+    ['tagNotAllowed', 'ERR_ATTEST_TAG_NOT_ALLOWED'],
+    ['lowTcb', 'ERR_ATTEST_TCB_BELOW_FLOOR'],
+    ['wrongReportData', 'ERR_ATTEST_REPORT_DATA_MISMATCH'],
+    ['staleIssuedAt', 'ERR_ATTEST_STALE'],
+    ['debugPolicy', 'ERR_POLICY_DEBUG'],
+    ['emptyVcekChain', 'ERR_ATTEST_NO_VCEK'],
+    ['expiredBundle', 'ERR_BUNDLE_EXPIRED'],
+    ['badBundleSignature', 'ERR_BUNDLE_SIGNATURE_INVALID'],
+  ] as const)('fault %s fails with %s', async (fault, code) => {
+    (ev.faults as Record<string, boolean>)[fault] = true;
+    expect(await codeOf(check())).toBe(code);
+  });
+
+  test('the live TLS key must be the attested one (a relay with its own key is refused)', async () => {
+    expect(await codeOf(check({ live: 'b2'.repeat(32) }))).toBe('ERR_ATTEST_SPKI_MISMATCH');
+    // A router that binds some other key into its evidence (consistently) still fails on the live key.
+    ev.faults.claimSpki = 'b2'.repeat(32);
+    expect(await codeOf(check())).toBe('ERR_ATTEST_SPKI_MISMATCH');
+  });
+
+  test('nonce: echoed in REPORT_DATA[32:64]; ignored or missing when required is refused', async () => {
+    ev.faults.ignoreNonce = true;
+    expect(await codeOf(check({ nonce: randomBytes(32).toString('hex') }))).toBe('ERR_ATTEST_NONCE_MISMATCH');
+    ev.faults.ignoreNonce = false;
+    expect(await codeOf(check({ policy: { requireNonce: true } }))).toBe('ERR_ATTEST_NONCE_MISMATCH');
+  });
+
+  test('the manifest must hash to the tag', async () => {
+    const env = await ev.envelope({ spkiSha256: SPKI });
+    const other = await createRouterEvidence();
+    const parsed = parseEnvelope(Buffer.from(JSON.stringify({ ...env, workload_identity_manifest_jws: other.manifestJws })));
+    const bundle = verifyTrustBundle(ev.bundle(), { rootKey: ev.releaseRoot.publicKey, at: new Date() });
+    expect(await codeOf(Promise.resolve().then(() => verifyRouterEnvelope(parsed, { liveSpkiSha256: SPKI, bundle, at: new Date(), nitroRoots })))).toBe('ERR_ATTEST_MANIFEST_INVALID');
+  });
+
+  test('schema violations are malformed; random input only raises MalformedError', async () => {
+    const env = await ev.envelope({ spkiSha256: SPKI });
+    for (const bad of [{ ...env, schema: 'tresor.attestation/v2' }, { ...env, tls_spki_sha256: 'AB'.repeat(32) }, { ...env, nitro_attestation_b64: 'AAAA' }, { ...env, snp_report_b64: undefined }, { ...env, max_age_seconds: -1 }]) {
+      expect(() => parseEnvelope(Buffer.from(JSON.stringify(bad)))).toThrowError(expect.objectContaining({ code: 'ERR_ATTEST_SCHEMA' }));
+    }
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (b) => {
+        try {
+          parseEnvelope(b);
+        } catch (e) {
+          expect(e).toBeInstanceOf(MalformedError);
+        }
+      }),
+      { numRuns: 1000 },
+    );
+  });
+});
