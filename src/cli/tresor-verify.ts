@@ -1,5 +1,6 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { attestCommand } from './verify/attest.js';
 import { nitroCommand } from './verify/nitro.js';
 import { receiptCommand } from './verify/receipt.js';
 import { snpCommand } from './verify/snp.js';
@@ -11,6 +12,7 @@ await yargs(hideBin(process.argv))
     '$0 <command> [options]\n\nOne-shot and offline checks of router attestation, evidence, receipts and audit logs.\n' +
       'Exit codes: 0 pass, 1 internal error, 2 usage, 3 malformed input, 4 signature/chain, 5 policy, 6 fetch.',
   )
+  .command(attestCommand)
   .command(nitroCommand)
   .command(snpCommand)
   .command(receiptCommand)

@@ -3,6 +3,7 @@ import tls, { type TLSSocket } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import type { buildConnector } from 'undici';
 import { TresorError, UpstreamError } from '../errors/index.js';
+import { splitPemBlocks } from '../x509/certificate.js';
 
 /**
  * How the daemon opens upstream connections. Every socket goes through here — direct or
@@ -50,7 +51,7 @@ export async function openTlsSocket(
   const socket = tls.connect({
     ...(raw ? { socket: raw } : { host, port }),
     servername: net.isIP(servername) ? '' : servername,
-    ca: opts.caPem ? [...systemCaList(), opts.caPem] : undefined,
+    ca: opts.caPem ? [...systemCaList(), ...splitPemBlocks(opts.caPem)] : undefined,
     ALPNProtocols: ['http/1.1'],
     // Hostname verification against the URL host, also when connecting by IP.
     checkServerIdentity: (_h: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(servername, cert),

@@ -9,6 +9,7 @@ import { sendJson, sendJsonError } from './http.js';
 import { ReceiptService, sha256Hex } from './receipts.js';
 import { CHAT_ROUTES, TRANSCRIPTION_ROUTES } from './routes.js';
 import { handleTranscription } from './transcriptions.js';
+import type { RouterEvidence } from './mint/router.js';
 
 export type { FaultState } from './faults.js';
 export type { DeterministicMode } from './context.js';
@@ -30,6 +31,11 @@ export interface SimOptions {
   /** Issue receipts (default true). */
   receipts?: boolean;
   attestation?: SimAttestationProvider;
+  /**
+   * Serve real SNP evidence from the simulator's own test roots: `GET /attestation` (bound to the
+   * live TLS key) and the signed trust bundle at `GET /trust/router.json`.
+   */
+  evidence?: RouterEvidence;
   /** Extra claims for each receipt (router_attestation, inference_attestation, ...). */
   receiptClaims?: (ctx: { receiptId: string }) => Record<string, unknown> | Promise<Record<string, unknown>>;
 }
@@ -58,6 +64,15 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
   const hosts = ['localhost', '127.0.0.1', '::1', ...(host !== '127.0.0.1' && host !== '0.0.0.0' ? [host] : [])];
   let identity: GeneratedTlsIdentity = await generateTlsIdentity(hosts, { commonName: 'tresor-sim' });
   const faults: FaultState = { ...defaultFaults(), ...opts.faults };
+  const evidence = opts.evidence;
+  const attestation: SimAttestationProvider | undefined =
+    opts.attestation ??
+    (evidence
+      ? {
+          envelope: (ctx) => evidence.envelope(ctx),
+          routes: { '/trust/router.json': async () => ({ contentType: 'application/jose', body: evidence.bundle() }) },
+        }
+      : undefined);
   const receipts = await ReceiptService.create();
   const lastAuth = new Map<string, string>();
   const counts = new Map<string, number>();
@@ -106,13 +121,13 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
     }
     if (req.method === 'GET' && path === '/.well-known/jwks.json') return sendJson(res, 200, receipts.jwks(faults), { 'cache-control': 'max-age=300' });
     if (req.method === 'GET' && path === '/attestation') {
-      if (!opts.attestation) {
+      if (!attestation) {
         return sendJsonError(res, 503, 'attestation_unavailable', 'attestation not configured in this simulator', 'service_unavailable');
       }
       const nonce = new URL(req.url ?? '/', 'https://x').searchParams.get('nonce') ?? undefined;
-      return sendJson(res, 200, await opts.attestation.envelope({ spkiSha256: identity.spkiSha256, ...(nonce ? { nonce } : {}) }));
+      return sendJson(res, 200, await attestation.envelope({ spkiSha256: identity.spkiSha256, ...(nonce ? { nonce } : {}) }));
     }
-    const extra = req.method === 'GET' ? opts.attestation?.routes?.[path] : undefined;
+    const extra = req.method === 'GET' ? attestation?.routes?.[path] : undefined;
     if (extra) {
       const r = await extra();
       res.writeHead(200, { 'content-type': r.contentType, 'content-length': Buffer.byteLength(r.body) });
@@ -160,6 +175,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
   });
   port = (server.address() as AddressInfo).port;
   const urlHost = host === '0.0.0.0' || host === '127.0.0.1' ? '127.0.0.1' : host;
+  if (evidence) evidence.bundleUrl = `https://${urlHost.includes(':') ? `[${urlHost}]` : urlHost}:${port}/trust/router.json`;
 
   return {
     url: `https://${urlHost.includes(':') ? `[${urlHost}]` : urlHost}:${port}`,

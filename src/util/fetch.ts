@@ -1,6 +1,8 @@
-import { request } from 'undici';
+import tls from 'node:tls';
+import { Agent, request } from 'undici';
 import { FetchError, UsageError } from '../errors/index.js';
 import type { Fetcher } from '../types.js';
+import { splitPemBlocks } from '../x509/certificate.js';
 
 const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/i;
 
@@ -20,8 +22,11 @@ export function checkFetchUrl(url: string, what: string): URL {
 
 /** A size- and time-bounded GET, for trust material (JWKS, bundles) fetched outside the pinned pool. */
 export function boundedFetcher(opts: { maxBytes: number; timeoutMs: number; ca?: string | undefined }): Fetcher {
+  // An extra CA is trusted on top of the system store, never instead of it.
+  const dispatcher = opts.ca ? new Agent({ connect: { ca: [...tls.rootCertificates, ...splitPemBlocks(opts.ca)] } }) : undefined;
   return async (url, init) => {
     const res = await request(url, {
+      ...(dispatcher ? { dispatcher } : {}),
       method: 'GET',
       headers: init?.headers ?? {},
       signal: init?.signal ?? AbortSignal.timeout(opts.timeoutMs),

@@ -49,7 +49,7 @@ export async function generateTlsIdentity(
   const keyPem = `-----BEGIN PRIVATE KEY-----\n${Buffer.from(pkcs8).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END PRIVATE KEY-----\n`;
   const spki = new Uint8Array(cert.publicKey.rawData);
   return {
-    certPem: cert.toString('pem'),
+    certPem: `${cert.toString('pem').trimEnd()}\n`,
     keyPem,
     spkiSha256: toHex(createHash('sha256').update(spki).digest()),
     fingerprint: toHex(createHash('sha256').update(new Uint8Array(cert.rawData)).digest()),

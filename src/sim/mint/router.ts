@@ -34,6 +34,8 @@ export interface RouterEvidence {
   faults: RouterEvidenceFaults;
   /** Publish a bundle with this version (rollback tests). */
   setBundleVersion(v: number): void;
+  /** Where the envelope says the bundle is (set once the simulator knows its own URL). */
+  bundleUrl: string;
 }
 
 /** Everything a simulated Tresor router needs to prove what it runs (SNP form). */
@@ -60,7 +62,7 @@ export async function createRouterEvidence(opts: { now?: () => Date; bundleUrl?:
       workload_identity_keys: [identity.publicJwk],
     });
   };
-  return {
+  const evidence: RouterEvidence = {
     releaseRoot,
     pki,
     measurement: measurement.toString('hex'),
@@ -72,6 +74,7 @@ export async function createRouterEvidence(opts: { now?: () => Date; bundleUrl?:
     bundle,
     faults,
     setBundleVersion: (v) => (bundleVersion = v),
+    bundleUrl: opts.bundleUrl ?? 'https://trust.tresor.co/api/router.json',
     async envelope(ctx) {
       const spki = faults.claimSpki ?? ctx.spkiSha256;
       const binding = createHash('sha256').update(Buffer.from(spki, 'hex')).update(Buffer.from(tag, 'hex')).digest();
@@ -90,11 +93,12 @@ export async function createRouterEvidence(opts: { now?: () => Date; bundleUrl?:
         tls_spki_sha256: spki,
         workload_identity_tag: tag,
         workload_identity_manifest_jws: manifestJws,
-        trust_bundle_url: opts.bundleUrl ?? 'https://trust.tresor.co/api/router.json',
+        trust_bundle_url: evidence.bundleUrl,
         issued_at: issued.toISOString().replace(/\.\d+Z$/, 'Z'),
         max_age_seconds: 600,
         ...(ctx.nonce ? { nonce: ctx.nonce } : {}),
       };
     },
   };
+  return evidence;
 }

@@ -1,0 +1,65 @@
+import { readFile } from 'node:fs/promises';
+import type { Argv, CommandModule } from 'yargs';
+import { UsageError } from '../../errors/index.js';
+import { attestRouter } from '../../envelope/attest.js';
+import { loadReleaseRootKey } from '../../trust/release-root.js';
+import { parseAt } from '../input.js';
+import { runCommand } from '../output.js';
+
+interface AttestArgs {
+  url: string;
+  'release-root': string;
+  ca?: string;
+  bundle?: string;
+  nonce?: string;
+  'no-nonce': boolean;
+  at?: string;
+  'allow-debug': boolean;
+  json: boolean;
+}
+
+const read = (path: string, what: string) =>
+  readFile(path).catch((e: NodeJS.ErrnoException) => {
+    throw new UsageError('ERR_USAGE_INPUT_UNREADABLE', `${what}: cannot read ${path}: ${e.code ?? e.message}`);
+  });
+
+export const attestCommand: CommandModule<object, AttestArgs> = {
+  command: 'attest',
+  describe: "Verify a router's attestation now: its TLS key bound to hardware evidence of an allowed release",
+  builder: (y: Argv) =>
+    y
+      .option('url', { type: 'string', demandOption: true, describe: 'Router base URL, e.g. https://api.tresor.co' })
+      .option('release-root', { type: 'string', demandOption: true, describe: 'Pinned release-root public key (Ed25519: PEM, JWK or hex)' })
+      .option('ca', { type: 'string', describe: "Extra CA (PEM) for the router's TLS certificate" })
+      .option('bundle', { type: 'string', describe: 'Allowed trust bundle location: URL (must match the envelope) or file (default https://trust.tresor.co/api/router.json)' })
+      .option('nonce', { type: 'string', describe: 'Nonce to send (64 hex); default: a fresh random one' })
+      .option('no-nonce', { type: 'boolean', default: false, describe: 'Send no nonce' })
+      .option('at', { type: 'string', describe: 'Verification time (ISO 8601, default now)' })
+      .option('allow-debug', { type: 'boolean', default: false, describe: 'Accept debug guests (never in production)' })
+      .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' }) as Argv<AttestArgs>,
+  handler: (args) =>
+    runCommand(args.json, async () => {
+      const releaseRootKey = loadReleaseRootKey(await read(args['release-root'], '--release-root'));
+      const caPem = args.ca ? (await read(args.ca, '--ca')).toString('utf8') : undefined;
+      if (args.nonce !== undefined && !/^[0-9a-f]{64}$/.test(args.nonce)) throw new UsageError('ERR_USAGE_BAD_NONCE', '--nonce: expected 64 lowercase hex digits');
+      const { attestation: a, nonce } = await attestRouter({
+        url: args.url,
+        releaseRootKey,
+        ...(caPem ? { caPem } : {}),
+        ...(args.bundle ? { bundleLocations: [args.bundle] } : {}),
+        nonce: args['no-nonce'] ? false : (args.nonce ?? undefined),
+        at: parseAt(args.at) ?? new Date(),
+        policy: { allowDebug: args['allow-debug'] },
+      });
+      return {
+        gap: 1,
+        lines: [
+          ['TLS SPKI SHA-256', a.spkiSha256],
+          [a.kind === 'snp' ? 'SNP MEASUREMENT' : 'Nitro PCR0', a.measurement],
+          ['Workload identity tag', a.tag],
+          ['Trust bundle version', `${a.bundle.version} (valid until ${a.bundle.validUntil.replace(/\.000Z$/, 'Z')})`],
+        ],
+        fields: { tls_spki_sha256: a.spkiSha256, kind: a.kind, measurement: a.measurement, ...(a.pcrs ? { pcrs: a.pcrs } : {}), workload_identity_tag: a.tag, manifest: a.manifest, trust_bundle: a.bundle, issued_at: a.issuedAt, expires_at: a.expiresAt, ...(nonce ? { nonce } : {}) },
+      };
+    }),
+};

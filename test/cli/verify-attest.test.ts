@@ -1,0 +1,90 @@
+import tls from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { startSimulator, type RunningSimulator } from '../../src/sim/index.js';
+import { createRouterEvidence, type RouterEvidence } from '../../src/sim/mint/router.js';
+import { createEd25519Signer } from '../../src/sim/mint/trust.js';
+import { generateTlsIdentity } from '../../src/x509/selfsigned.js';
+import { spawnBin } from '../helpers/spawn.js';
+
+let sim: RunningSimulator;
+let evidence: RouterEvidence;
+let dir: string;
+let mitm: tls.Server;
+let mitmUrl: string;
+
+beforeAll(async () => {
+  evidence = await createRouterEvidence();
+  sim = await startSimulator({ evidence });
+  dir = await mkdtemp(join(tmpdir(), 'tresor-attest-cli-'));
+  await writeFile(join(dir, 'release-root.pub'), evidence.releaseRoot.publicPem);
+  await writeFile(join(dir, 'other-root.pub'), createEd25519Signer('other').publicPem);
+  // A TLS-terminating relay with its own key in front of the simulator (trusted by the client).
+  const id = await generateTlsIdentity(['localhost', '127.0.0.1'], { commonName: 'mitm' });
+  await writeFile(join(dir, 'ca.pem'), sim.caPem + id.certPem);
+  mitm = tls.createServer({ cert: id.certPem, key: id.keyPem }, (client) => {
+    const upstream = tls.connect({ host: '127.0.0.1', port: sim.port, ca: sim.caPem, servername: 'localhost' });
+    client.pipe(upstream).pipe(client);
+    upstream.on('error', () => client.destroy());
+    client.on('error', () => upstream.destroy());
+  });
+  await new Promise<void>((r) => mitm.listen(0, '127.0.0.1', r));
+  mitmUrl = `https://127.0.0.1:${(mitm.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  mitm.close();
+  await sim.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const attest = (...extra: string[]) =>
+  spawnBin('tresor-verify', ['attest', '--url', sim.url, '--release-root', join(dir, 'release-root.pub'), '--ca', join(dir, 'ca.pem'), '--bundle', evidence.bundleUrl, ...extra]);
+
+describe('tresor-verify attest', () => {
+  test('PASS and the docs lines, against a router whose key is bound to its evidence', async () => {
+    const p = attest();
+    expect(await p.exited).toBe(0);
+    const lines = p.stdout().split('\n');
+    expect(lines[0]).toBe('PASS');
+    expect(lines[1]).toBe(`TLS SPKI SHA-256:      ${sim.spkiSha256}`);
+    expect(lines[2]).toBe(`SNP MEASUREMENT:       ${evidence.measurement}`);
+    expect(lines[3]).toBe(`Workload identity tag: ${evidence.tag}`);
+    expect(lines[4]).toMatch(/^Trust bundle version:  17 \(valid until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)$/);
+    const j = attest('--json');
+    expect(await j.exited).toBe(0);
+    expect(JSON.parse(j.stdout())).toMatchObject({ ok: true, kind: 'snp', tls_spki_sha256: sim.spkiSha256, trust_bundle: { version: 17 } });
+  });
+
+  test('a man in the middle with its own TLS key relaying the genuine envelope is refused', async () => {
+    const p = spawnBin('tresor-verify', ['attest', '--url', mitmUrl, '--release-root', join(dir, 'release-root.pub'), '--ca', join(dir, 'ca.pem'), '--bundle', evidence.bundleUrl]);
+    expect(await p.exited).toBe(4);
+    expect(p.stdout()).toMatch(/^FAIL ERR_ATTEST_SPKI_MISMATCH/);
+  });
+
+  test('a different release root, a bundle location the operator did not allow, an unreachable router', async () => {
+    const wrongRoot = spawnBin('tresor-verify', ['attest', '--url', sim.url, '--release-root', join(dir, 'other-root.pub'), '--ca', join(dir, 'ca.pem'), '--bundle', evidence.bundleUrl]);
+    expect(await wrongRoot.exited).toBe(4);
+    expect(wrongRoot.stdout()).toMatch(/^FAIL ERR_BUNDLE_SIGNATURE_INVALID/);
+    const notAllowed = spawnBin('tresor-verify', ['attest', '--url', sim.url, '--release-root', join(dir, 'release-root.pub'), '--ca', join(dir, 'ca.pem')]);
+    expect(await notAllowed.exited).toBe(4);
+    expect(notAllowed.stdout()).toMatch(/^FAIL ERR_BUNDLE_URL_NOT_ALLOWED/);
+    const down = spawnBin('tresor-verify', ['attest', '--url', 'https://127.0.0.1:1', '--release-root', join(dir, 'release-root.pub')]);
+    expect(await down.exited).toBe(7);
+  });
+
+  test('evidence faults surface as their own codes (policy and verification phases)', async () => {
+    evidence.faults.wrongMeasurement = true;
+    const m = attest();
+    expect(await m.exited).toBe(4);
+    expect(m.stdout()).toMatch(/^FAIL ERR_ATTEST_MEASUREMENT_NOT_ALLOWED/);
+    evidence.faults.wrongMeasurement = false;
+    evidence.faults.debugPolicy = true;
+    const d = attest();
+    expect(await d.exited).toBe(5);
+    expect(d.stdout()).toMatch(/^FAIL ERR_POLICY_DEBUG/);
+    evidence.faults.debugPolicy = false;
+  });
+});
