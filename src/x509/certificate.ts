@@ -21,16 +21,26 @@ export interface Certificate {
 
 export const MAX_CERT_BYTES = 16 * 1024;
 
+/**
+ * Parsed certificates by DER SHA-256: attestation chains repeat the same intermediates, and
+ * parsing (two ASN.1 decoders) costs far more than hashing. Parsing is pure, so caching is safe.
+ */
+const parsedCache = new Map<string, Certificate>();
+const MAX_CACHED_CERTS = 512;
+
 export function parseCertificate(der: Uint8Array, field = 'certificate'): Certificate {
   if (der.length === 0 || der.length > MAX_CERT_BYTES) {
     throw new MalformedError('ERR_CERT_MALFORMED', `expected ${field} of 1..${MAX_CERT_BYTES} bytes, got ${der.length}`);
   }
+  const sha256 = toHex(createHash('sha256').update(der).digest());
+  const hit = parsedCache.get(sha256);
+  if (hit) return hit;
   try {
     const node = new NodeX509(der);
     const parsed = new px.X509Certificate(der);
-    return Object.freeze({
-      der,
-      sha256: toHex(createHash('sha256').update(der).digest()),
+    const cert: Certificate = Object.freeze({
+      der: new Uint8Array(der),
+      sha256,
       node,
       parsed,
       subject: parsed.subject,
@@ -38,6 +48,9 @@ export function parseCertificate(der: Uint8Array, field = 'certificate'): Certif
       notBefore: parsed.notBefore,
       notAfter: parsed.notAfter,
     });
+    if (parsedCache.size >= MAX_CACHED_CERTS) parsedCache.clear();
+    parsedCache.set(sha256, cert);
+    return cert;
   } catch (cause) {
     throw new MalformedError('ERR_CERT_MALFORMED', `${field} is not a valid DER X.509 certificate`, { cause });
   }
