@@ -3,6 +3,10 @@ import { hideBin } from 'yargs/helpers';
 import { attestCommand } from './verify/attest.js';
 import { nitroCommand } from './verify/nitro.js';
 import { receiptCommand } from './verify/receipt.js';
+import { aciCommand } from './verify/aci.js';
+import { nearSignatureCommand } from './verify/near-signature.js';
+import { tdxCommand } from './verify/tdx.js';
+import { pinaivuCommand } from './verify/pinaivu.js';
 import { snpCommand } from './verify/snp.js';
 import { EXIT } from './exit-codes.js';
 
@@ -16,6 +20,10 @@ await yargs(hideBin(process.argv))
   .command(nitroCommand)
   .command(snpCommand)
   .command(receiptCommand)
+  .command(aciCommand)
+  .command(nearSignatureCommand)
+  .command(tdxCommand)
+  .command(pinaivuCommand)
   .demandCommand(1, 'Name a command (see --help).')
   .strict()
   .recommendCommands()
