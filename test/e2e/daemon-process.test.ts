@@ -56,9 +56,10 @@ describe('the real daemon process', () => {
       // The first upload grows the heap to its working size (GC slack, tens of MB)...
       await upload(64 * 1024 * 1024);
       const warmPeak = peakRssKb(p.child.pid as number);
-      // ...a 2.5 times larger one must not move the peak much: memory is independent of upload size.
+      // ...a 2.5 times larger one must not move the peak by anything like its size (a buffering
+      // proxy would add all 160 MB); the margin absorbs GC timing on a loaded 2-core machine.
       await upload(160 * 1024 * 1024);
-      expect(peakRssKb(p.child.pid as number) - warmPeak).toBeLessThan(32 * 1024);
+      expect(peakRssKb(p.child.pid as number) - warmPeak).toBeLessThan(64 * 1024);
     } finally {
       p.child.kill('SIGTERM');
       await p.exited;
