@@ -1,0 +1,52 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { spawnBin } from '../helpers/spawn.js';
+
+const VECTOR = new URL('../../../shared/vectors/nearai-chat-signature-example.json', import.meta.url).pathname;
+const vec = JSON.parse(readFileSync(VECTOR, 'utf8'));
+let dir: string;
+const f = (n: string) => join(dir, n);
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'tresor-near-cli-'));
+  await writeFile(f('sse'), (vec.response_sse_lines as string[]).map((l) => `${l}\n\n`).join(''));
+  await writeFile(f('bare.json'), JSON.stringify(vec.signature_response));
+  await writeFile(f('forged.json'), JSON.stringify({ ...vec.signature_response, signing_address: `0x${'12'.repeat(20)}` }));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function run(args: string[], stdin?: string) {
+  const p = spawnBin('tresor-verify', ['near-signature', ...args]);
+  p.child.stdin?.end(stdin ?? '');
+  const code = await p.exited;
+  return { code, out: p.stdout() };
+}
+
+describe('tresor-verify near-signature', () => {
+  test('the real NEAR example verifies, with the response hash recomputed from the raw SSE bytes', async () => {
+    const r = await run([VECTOR, '--response-body', f('sse')]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('PASS\n');
+    expect(r.out).toMatch(/Signer:\s+0x319f1b8bb3b723a5d098ffb67005bdf7bb579aca/);
+    expect(r.out).toMatch(/Response hash:\s+match aae79d9de9c46f0a9c478481ceb84df5742a88067a6ab8bac9e98664d712d58f/);
+    const j = await run(['-', '--json'], JSON.stringify(vec.signature_response));
+    expect(j.code).toBe(0);
+    expect(JSON.parse(j.out)).toMatchObject({ ok: true, signer: '0x319f1b8bb3b723a5d098ffb67005bdf7bb579aca', checked: { response: false } });
+  });
+  test('a different signer address fails (exit 4); a wrong body fails (exit 4); garbage is malformed (exit 3)', async () => {
+    const a = await run([f('forged.json')]);
+    expect(a.code).toBe(4);
+    expect(a.out).toMatch(/^FAIL ERR_NEAR_ADDRESS_MISMATCH: /);
+    const b = await run([f('bare.json'), '--response-body', VECTOR]);
+    expect(b.code).toBe(4);
+    expect(b.out).toMatch(/^FAIL ERR_NEAR_RESPONSE_HASH: /);
+    const c = await run([f('sse')]);
+    expect(c.code).toBe(3);
+    expect(c.out).toMatch(/^FAIL ERR_NEAR_MALFORMED: /);
+  });
+});
