@@ -1,6 +1,9 @@
 import { MalformedError, PolicyError, VerificationError } from '../errors/index.js';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { secp256k1 } from '@noble/curves/secp256k1.js';
+import { canonicalBytes } from '../jcs/index.js';
 import { asVerified, type Verified } from '../types.js';
-import { bytesEqual, concatBytes, describe, fromHex, toHex } from '../util/bytes.js';
+import { bytesEqual, concatBytes, describe, fromHex, sha256, toHex } from '../util/bytes.js';
 import {
   ACI_API_VERSION,
   LEGACY_REPORT_FIELDS,
@@ -86,6 +89,7 @@ export async function verifyAciAttestation(input: unknown, opts: AciAttestationO
     if (report.workload_id !== workloadId) {
       throw new VerificationError('ERR_ACI_WORKLOAD_ID', `expected workload_id ${workloadId} (SHA-256 of JCS(workload_identity.public_key)), got ${describe(report.workload_id)}`);
     }
+    verifyKeysetEndorsement(keyset.identityKey as JsonObject, att.keyset_endorsement, digest);
   }
   // 3. The statement rebuilt with OUR nonce hashes to report_data.
   if (opts.nonce !== null && keyset.generation === 'C' && !NONCE_RE.test(opts.nonce)) {
@@ -123,6 +127,34 @@ export async function verifyAciAttestation(input: unknown, opts: AciAttestationO
     ...(opts.liveSpkiSha256 !== undefined ? { tlsSpkiSha256: opts.liveSpkiSha256.toLowerCase() } : {}),
     tee: tee.summary,
   });
+}
+
+export const KEYSET_ENDORSEMENT_PURPOSE = 'aci.keyset.endorsement.v1';
+
+/**
+ * Gen A/B: the workload identity key endorses the keyset (§1.2):
+ *   value = sign_identity(JCS({"purpose":"aci.keyset.endorsement.v1","workload_keyset_digest":D}))
+ * Ed25519 gives 64 bytes over the payload; ecdsa-secp256k1 gives 64-byte r‖s (low-S) over SHA-256(payload).
+ */
+export function verifyKeysetEndorsement(identityKey: JsonObject, endorsement: unknown, digest: string): void {
+  if (!isObject(endorsement)) throw new MalformedError('ERR_ACI_REPORT_MALFORMED', 'expected attestation.keyset_endorsement {algo, value} in the older report form');
+  const algo = identityKey.algo;
+  if (endorsement.algo !== algo) {
+    throw new VerificationError('ERR_ACI_KEYSET_ENDORSEMENT', `expected keyset_endorsement.algo ${JSON.stringify(algo)} (the identity key's), got ${describe(endorsement.algo)}`);
+  }
+  const payload = canonicalBytes({ purpose: KEYSET_ENDORSEMENT_PURPOSE, workload_keyset_digest: digest });
+  const sig = fromHex(str(endorsement, 'value', 'ERR_ACI_REPORT_MALFORMED', 'attestation.keyset_endorsement'), { field: 'keyset_endorsement.value', length: 64, code: 'ERR_ACI_REPORT_MALFORMED' });
+  const key = fromHex(str(identityKey, 'public_key', 'ERR_ACI_KEYSET_MALFORMED', 'workload_identity.public_key'), { field: 'workload_identity.public_key', code: 'ERR_ACI_KEYSET_MALFORMED' });
+  let ok = false;
+  try {
+    if (algo === 'ed25519') ok = ed25519.verify(sig, payload, key, { zip215: false });
+    else if (algo === 'ecdsa-secp256k1') ok = secp256k1.verify(sig, sha256(payload), key, { prehash: false, lowS: true });
+    else throw new VerificationError('ERR_ACI_KEYSET_ENDORSEMENT', `expected an ed25519 or ecdsa-secp256k1 identity key, got ${describe(algo)}`);
+  } catch (e) {
+    if (e instanceof VerificationError) throw e;
+    ok = false;
+  }
+  if (!ok) throw new VerificationError('ERR_ACI_KEYSET_ENDORSEMENT', 'the keyset endorsement does not verify under the workload identity key');
 }
 
 /** The live SPKI must be listed; entries with a `domain` count only for that hostname (§1.2). */

@@ -15,7 +15,9 @@ import {
 } from '../../src/aci/index.js';
 import { loadIntelSgxRoots } from '../../src/evidence/tdx/index.js';
 import { PolicyError, TresorError, VerificationError } from '../../src/errors/index.js';
-import { toHex } from '../../src/util/bytes.js';
+import { secp256k1 } from '@noble/curves/secp256k1.js';
+import { canonicalBytes } from '../../src/jcs/index.js';
+import { sha256, toHex } from '../../src/util/bytes.js';
 import { clone, genABKeyset, seed, vectors } from './mint.js';
 
 const st = vectors.attestation_statement;
@@ -35,7 +37,13 @@ const testTee: TeeVerifier = async ({ teeType, evidence }) => {
   return { reportData: new Uint8Array(slot), summary: { tee_type: teeType } };
 };
 
-function report(opts: { nonce?: string | null; keyset?: JsonObject; slot?: Uint8Array; extra?: JsonObject } = {}): JsonObject {
+/** Gen A/B endorsement by the secp256k1 identity key: 64-byte r‖s over SHA-256(JCS({purpose, workload_keyset_digest})). */
+function endorse(digest: string, secret: Uint8Array = seed(9)) {
+  const payload = canonicalBytes({ purpose: 'aci.keyset.endorsement.v1', workload_keyset_digest: digest });
+  return { algo: 'ecdsa-secp256k1', value: toHex(secp256k1.sign(sha256(payload), secret, { prehash: false })) };
+}
+
+function report(opts: { nonce?: string | null; keyset?: JsonObject; slot?: Uint8Array; extra?: JsonObject; endorser?: Uint8Array } = {}): JsonObject {
   const keyset = opts.keyset ?? clone(vectors.workload_keyset);
   const digest = keysetDigest(keyset);
   const ab = keyset.workload_identity !== undefined;
@@ -46,7 +54,7 @@ function report(opts: { nonce?: string | null; keyset?: JsonObject; slot?: Uint8
     api_version: 'aci/1',
     workload_keyset_digest: digest,
     ...(wid ? { workload_id: wid } : {}),
-    attestation: { tee_type: 'sev_snp', workload_keyset: keyset, report_data: toHex(rd), evidence: hwEvidence(slot) },
+    attestation: { tee_type: 'sev_snp', workload_keyset: keyset, report_data: toHex(rd), evidence: hwEvidence(slot), ...(ab ? { keyset_endorsement: endorse(digest, opts.endorser) } : {}) },
     service_capabilities: { supported_e2ee_versions: ['2'], serving: 'aggregator' },
     ...opts.extra,
   };
@@ -136,6 +144,14 @@ describe('verifyAciAttestation', () => {
     const r = report({ keyset: ks, nonce });
     r.workload_id = `sha256:${'00'.repeat(32)}`;
     expect((await rejects(verifyAciAttestation(r, { ...base, nonce }))).code).toBe('ERR_ACI_WORKLOAD_ID');
+    // The identity key must endorse the keyset.
+    expect((await rejects(verifyAciAttestation(report({ keyset: ks, nonce, endorser: seed(12) }), { ...base, nonce }))).code).toBe('ERR_ACI_KEYSET_ENDORSEMENT');
+    const noEndorsement = report({ keyset: ks, nonce });
+    delete (noEndorsement.attestation as JsonObject).keyset_endorsement;
+    expect((await rejects(verifyAciAttestation(noEndorsement, { ...base, nonce }))).code).toBe('ERR_ACI_REPORT_MALFORMED');
+    const wrongAlgo = report({ keyset: ks, nonce });
+    ((wrongAlgo.attestation as JsonObject).keyset_endorsement as JsonObject).algo = 'ed25519';
+    expect((await rejects(verifyAciAttestation(wrongAlgo, { ...base, nonce }))).code).toBe('ERR_ACI_KEYSET_ENDORSEMENT');
   });
   test('malformed reports and keysets', async () => {
     expect((await rejects(verifyAciAttestation('{', base))).code).toBe('ERR_ACI_REPORT_MALFORMED');
