@@ -147,6 +147,10 @@ describe('gen C: forged or broken receipts, each with its own code', () => {
     expect(failedCodes(evaluateAciReceipt(verify(signGenC(notRequired, receiptSeed)), {}, { requireUpstreamVerified: true }))).toEqual(['ERR_ACI_UPSTREAM_NOT_VERIFIED']);
     expect(failedCodes(evaluateAciReceipt(verify(base()), {}, { allowedSessionIds: ['00'.repeat(32)] }))).toEqual(['ERR_ACI_UPSTREAM_NOT_VERIFIED']);
   });
+  test('receipt id, chat id and model are compared with what the app received', () => {
+    const v = evaluateAciReceipt(verify(base()), { receiptId: 'rcpt-0002', chatId: 'chatcmpl-124', model: 'other-model' });
+    expect(failedCodes(v)).toEqual(['ERR_ACI_RECEIPT_ID_MISMATCH', 'ERR_ACI_CHAT_ID_MISMATCH', 'ERR_ACI_MODEL_MISMATCH']);
+  });
   test('unknown events are ignored by policy but covered by the signature', () => {
     const d = base();
     (d.event_log as JsonObject[]).splice(3, 0, { type: 'vendor.note', text: 'x' });

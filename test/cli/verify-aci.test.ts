@@ -88,6 +88,9 @@ describe('tresor-verify aci', () => {
   test('usage: exactly one of --attestation / --keyset (exit 2); malformed receipt (exit 3)', async () => {
     expect((await run([f('receipt.json')])).code).toBe(2);
     expect((await run([f('receipt.json'), '--keyset', f('keyset.json'), '--attestation', f('report.json')])).code).toBe(2);
+    const u = await run([f('receipt.json'), '--keyset', f('keyset.json'), '--request-body', f('missing')]);
+    expect(u.code).toBe(2);
+    expect(u.out).toMatch(/^FAIL ERR_USAGE_INPUT_UNREADABLE: /);
     const m = await run([f('req'), '--keyset', f('keyset.json')]);
     expect(m.code).toBe(3);
     expect(m.out).toMatch(/^FAIL ERR_ACI_/);

@@ -77,6 +77,8 @@ describe('tresor-verify pinaivu', () => {
     const bad = f('bad.json');
     await writeFile(bad, '{"request_id":"x"}');
     expect((await run([bad])).code).toBe(3);
-    expect((await run([f('proof.json'), '--pcr', `0=${'00'.repeat(48)}`])).code).toBe(2);
+    const u = await run([f('proof.json'), '--pcr', `0=${'00'.repeat(48)}`]);
+    expect(u.code).toBe(2);
+    expect(u.out).toMatch(/^FAIL ERR_USAGE_PCR_WITHOUT_ATTESTATION: /);
   });
 });

@@ -100,7 +100,7 @@ export const aciCommand: CommandModule<object, AciArgs> = {
       const fields = { ...verdict, keyset_digest: trust.keysetDigest, ...(trust.workloadId ? { workload_id: trust.workloadId } : {}), ...(tee ? { tee } : {}) };
       const failed = verdict.checks.filter((c) => c.result === 'fail');
       if (failed.length > 0) {
-        throw new PolicyError(failed.map((c) => ({ code: c.code ?? 'ERR_ACI_CHECK', message: `${c.name}: ${c.detail ?? 'failed'}` })), { detail: fields });
+        throw new PolicyError(failed.map((c) => ({ code: c.code as string /* every failing check carries its code */, message: `${c.name}: ${c.detail ?? 'failed'}` })), { detail: fields });
       }
       const state = (name: string) => {
         const c = verdict.checks.find((x) => x.name === name);

@@ -64,7 +64,7 @@ export const pinaivuCommand: CommandModule<object, PinaivuArgs> = {
       const fields = { ...verdict };
       const failed = verdict.checks.filter((c) => c.result === 'fail');
       if (failed.length > 0) {
-        throw new PolicyError(failed.map((c) => ({ code: c.code ?? 'ERR_PINAIVU_CHECK', message: `${c.name}: ${c.detail ?? 'failed'}` })), { detail: fields });
+        throw new PolicyError(failed.map((c) => ({ code: c.code as string /* every failing check carries its code */, message: `${c.name}: ${c.detail ?? 'failed'}` })), { detail: fields });
       }
       if (verdict.verdict !== 'verified') {
         const open = verdict.checks.filter((c) => c.result === 'unverifiable');

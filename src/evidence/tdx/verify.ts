@@ -32,7 +32,7 @@ function p256Key(raw: Uint8Array): KeyObject {
       format: 'jwk',
     });
   } catch (cause) {
-    throw new VerificationError('ERR_TDX_ATTESTATION_KEY', 'expected the attestation key to be a point on P-256, got an invalid point', { cause });
+    throw new VerificationError('ERR_TDX_QUOTE_SIGNATURE', 'expected the attestation key to be a point on P-256, got an invalid point', { cause });
   }
 }
 
@@ -64,7 +64,8 @@ export function verifyTdxQuote(quote: TdxQuote, opts: { at: Date; roots: readonl
   const chain = verifyChain(leaf, rest, { at: opts.at, anchors: opts.roots, label: 'PCK' });
   const pckKey = leaf.node.publicKey;
   if (pckKey.asymmetricKeyType !== 'ec' || pckKey.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
-    throw new VerificationError('ERR_TDX_PCK_KEY', `expected the PCK certificate to hold a P-256 key, got ${pckKey.asymmetricKeyType} ${pckKey.asymmetricKeyDetails?.namedCurve ?? ''}`);
+    // Unreachable for a chain Intel issued; kept so a wrong key type can never be "verified".
+    throw new VerificationError('ERR_TDX_QE_REPORT_SIGNATURE', `expected the PCK certificate to hold a P-256 key, got ${pckKey.asymmetricKeyType} ${pckKey.asymmetricKeyDetails?.namedCurve ?? ''}`);
   }
   if (!es256(quote.qeReport, pckKey, quote.qeReportSignature)) {
     throw new VerificationError('ERR_TDX_QE_REPORT_SIGNATURE', 'the QE report signature does not verify with the PCK certificate key');

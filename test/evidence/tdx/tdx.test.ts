@@ -71,6 +71,11 @@ describe('parse: the real tinfoil quote v4', () => {
     expect(err(() => parseTdxQuote(QUOTE.subarray(0, 4935))).code).toBe('ERR_TDX_TRUNCATED');
     expect(err(() => parseTdxQuote(set(5000, [1]))).code).toBe('ERR_TDX_TRAILING');
     expect(err(() => parseTdxQuote(new Uint8Array(70 * 1024))).code).toBe('ERR_TDX_TOO_LARGE');
+    expect(err(() => parseTdxQuote('quote' as unknown as Uint8Array)).code).toBe('ERR_TDX_MALFORMED');
+    // A non-ASCII byte inside the PEM chain (which starts after the QE auth data).
+    const q = parseTdxQuote(QUOTE);
+    const pemStart = 4936 - q.pckChainPem.length - 1;
+    expect(err(() => parseTdxQuote(set(pemStart + 100, [0x80]))).code).toBe('ERR_TDX_PCK_CHAIN');
     // certification_data.type at 632 + 4 + 128
     expect(err(() => parseTdxQuote(set(764, [5, 0]))).code).toBe('ERR_TDX_CERT_TYPE');
     // certification_data.size one too small
@@ -116,6 +121,13 @@ describe('verify: the real quote', () => {
   test('time is injected: before the PCK leaf and after its expiry fail with chain codes', () => {
     expect(err(() => verifyBytes(QUOTE, new Date('2025-08-01T00:00:00Z'))).code).toBe('ERR_CHAIN_NOT_YET_VALID');
     expect(err(() => verifyBytes(QUOTE, new Date('2032-09-01T00:00:00Z'))).code).toBe('ERR_CHAIN_EXPIRED');
+  });
+  test('a quote with an empty PCK chain is refused', () => {
+    const q = parseTdxQuote(QUOTE);
+    expect(err(() => verifyTdxQuote({ ...q, pckChainPem: '' }, { at: AT, roots })).code).toBe('ERR_TDX_PCK_CHAIN');
+  });
+  test('the root file must be the Intel SGX Root CA', () => {
+    expect(err(() => loadIntelSgxRoots(new URL('../../../certs/aws-nitro-root-g1.pem', import.meta.url))).code).toBe('ERR_CONFIG_TRUST_ROOT');
   });
   test('a different pinned root refuses the chain', () => {
     const nitro = parsePemCertificates(readFileSync(new URL('../../../certs/aws-nitro-root-g1.pem', import.meta.url), 'utf8'));
