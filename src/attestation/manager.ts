@@ -1,7 +1,7 @@
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { UpstreamError, VerificationError, toTresorError, type TresorError } from '../errors/index.js';
-import { spkiSha256 } from '../x509/certificate.js';
+import { peerCertificate, spkiSha256 } from '../x509/certificate.js';
 import type { Clock } from '../types.js';
 import { CircuitBreaker } from './circuit.js';
 import type { AttestedIdentity } from './identity.js';
@@ -82,7 +82,7 @@ export class AttestationManager {
     if (this.opts.mode === 'off') return;
     let spki: string;
     try {
-      const cert = socket.getPeerX509Certificate();
+      const cert = peerCertificate(socket);
       if (!cert) throw new UpstreamError('ERR_ATTEST_NO_PEER_CERTIFICATE', 'the upstream presented no TLS certificate');
       spki = spkiSha256(cert);
     } catch (e) {
@@ -244,7 +244,7 @@ export class AttestationManager {
     let socket: TLSSocket | undefined;
     try {
       socket = await this.opts.openSocket();
-      const cert = socket.getPeerX509Certificate();
+      const cert = peerCertificate(socket);
       if (!cert) throw new UpstreamError('ERR_ATTEST_NO_PEER_CERTIFICATE', 'the upstream presented no TLS certificate');
       const spki = spkiSha256(cert);
       const identity = await this.attestOnce(spki, socket);

@@ -22,6 +22,9 @@ export const ENV_VARS = {
   TRESOR_ATTEST_CA_FILE: 'upstreams[0].ca_file',
   TRESOR_ATTEST_API_KEY_FILE: 'upstreams[0].api_key_file',
   TRESOR_ATTEST_MAX_BODY_BYTES: 'upstreams[0].max_body_bytes',
+  TRESOR_ATTEST_ATTESTATION_MODE: 'upstreams[0].attestation.mode',
+  TRESOR_ATTEST_RELEASE_ROOT_FILE: 'upstreams[0].attestation.release_root_file',
+  TRESOR_ATTEST_TRUST_BUNDLE: 'upstreams[0].attestation.trust_bundle',
 } as const;
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true });
@@ -82,6 +85,15 @@ export function resolveConfig(raw: Raw, source: string | null): ResolvedConfig {
       if (listen.port !== 0 && listens.has(key)) problems.push(`${at}.listen: ${u.listen} is already used by another upstream`);
       listens.add(key);
     }
+    const att = u.attestation;
+    if (att.mode !== 'off' && att.release_root_file === null) {
+      problems.push(`${at}.attestation.release_root_file: required when attestation.mode is ${att.mode} (to forward without attestation, set attestation.mode: off explicitly)`);
+    }
+    if (att.mode !== 'off' && !u.url.startsWith('https:')) problems.push(`${at}.attestation.mode: attestation binds a TLS key, so it needs an https upstream url (or mode: off)`);
+    if (/^https?:/i.test(att.trust_bundle)) {
+      const p = checkUpstreamUrl(att.trust_bundle);
+      if (p) problems.push(`${at}.attestation.trust_bundle: ${p}`);
+    }
     if (u.timeouts.request_seconds > u.timeouts.max_request_seconds) {
       problems.push(`${at}.timeouts.request_seconds: must not exceed max_request_seconds (${u.timeouts.max_request_seconds})`);
     }
@@ -91,6 +103,11 @@ export function resolveConfig(raw: Raw, source: string | null): ResolvedConfig {
       listen: typeof listen === 'string' ? { host: '127.0.0.1', port: 0 } : listen,
       ca_file: u.ca_file === null ? null : resolvePath(u.ca_file, base),
       api_key_file: u.api_key_file === null ? null : resolvePath(u.api_key_file, base),
+      attestation: {
+        ...u.attestation,
+        release_root_file: u.attestation.release_root_file === null ? null : resolvePath(u.attestation.release_root_file, base),
+        trust_bundle: /^https?:/i.test(u.attestation.trust_bundle) ? u.attestation.trust_bundle : resolvePath(u.attestation.trust_bundle, base),
+      },
     };
   });
   if (problems.length > 0) throw new ConfigError('ERR_CONFIG_INVALID', prefixSource(problems, source));
@@ -164,6 +181,9 @@ function applyEnv(raw: Raw, env: Record<string, string | undefined>): void {
   set('TRESOR_ATTEST_CA_FILE', (v) => (firstUpstream(raw).ca_file = v));
   set('TRESOR_ATTEST_API_KEY_FILE', (v) => (firstUpstream(raw).api_key_file = v));
   set('TRESOR_ATTEST_MAX_BODY_BYTES', (v) => (firstUpstream(raw).max_body_bytes = numberFrom('TRESOR_ATTEST_MAX_BODY_BYTES', v)));
+  set('TRESOR_ATTEST_ATTESTATION_MODE', (v) => (section(firstUpstream(raw), 'attestation').mode = v));
+  set('TRESOR_ATTEST_RELEASE_ROOT_FILE', (v) => (section(firstUpstream(raw), 'attestation').release_root_file = v));
+  set('TRESOR_ATTEST_TRUST_BUNDLE', (v) => (section(firstUpstream(raw), 'attestation').trust_bundle = v));
 }
 
 function applyOverrides(raw: Raw, o: ConfigOverrides): void {
@@ -173,6 +193,8 @@ function applyOverrides(raw: Raw, o: ConfigOverrides): void {
   if (o.listen !== undefined) firstUpstream(raw).listen = o.listen;
   if (o.upstream !== undefined) firstUpstream(raw).url = o.upstream;
   if (o.ca_file !== undefined) firstUpstream(raw).ca_file = o.ca_file;
+  if (o.attestation_mode !== undefined) section(firstUpstream(raw), 'attestation').mode = o.attestation_mode;
+  if (o.release_root_file !== undefined) section(firstUpstream(raw), 'attestation').release_root_file = o.release_root_file;
 }
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);

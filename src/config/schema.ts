@@ -36,6 +36,20 @@ export const upstreamSchema = {
         keep_alive_seconds: seconds(60, 1, 3600),
       },
     },
+    attestation: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        mode: { enum: ['enforce', 'warn', 'off'], default: 'enforce' },
+        release_root_file: { type: ['string', 'null'], default: null },
+        trust_bundle: { type: 'string', minLength: 1, default: 'https://trust.tresor.co/api/router.json' },
+        require_nonce: { type: 'boolean', default: false },
+        allow_debug: { type: 'boolean', default: false },
+        max_age_seconds: seconds(600, 10, 86_400),
+        refresh_ahead_seconds: seconds(60, 0, 3600),
+      },
+    },
   },
 } as const;
 

@@ -16,6 +16,18 @@ export interface UpstreamConfig {
     readonly stream_idle_seconds: number;
   };
   readonly pool: { readonly connections: number; readonly keep_alive_seconds: number };
+  readonly attestation: {
+    readonly mode: 'enforce' | 'warn' | 'off';
+    /** Pinned Ed25519 release-root key (PEM, JWK or hex); required unless mode is off. */
+    readonly release_root_file: string | null;
+    /** Where the trust bundle may come from: an https URL (the envelope must name it) or a file. */
+    readonly trust_bundle: string;
+    readonly require_nonce: boolean;
+    readonly allow_debug: boolean;
+    /** Cap on how long a verified TLS key stays pinned (the envelope's max_age_seconds may be shorter). */
+    readonly max_age_seconds: number;
+    readonly refresh_ahead_seconds: number;
+  };
 }
 
 export interface ResolvedConfig {
@@ -35,4 +47,6 @@ export interface ConfigOverrides {
   log_level?: string;
   log_format?: string;
   state_dir?: string;
+  attestation_mode?: string;
+  release_root_file?: string;
 }

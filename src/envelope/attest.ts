@@ -1,93 +1,95 @@
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import type { TLSSocket } from 'node:tls';
 import { FetchError, UsageError, VerificationError } from '../errors/index.js';
 import { inbandGet } from '../attestation/inband.js';
 import { openTlsSocket, proxyFor } from '../proxy/connector.js';
 import { loadNitroRoots } from '../evidence/nitro/index.js';
 import type { RollbackStore } from '../trust/rollback.js';
-import { verifyTrustBundle } from '../trust/verify-bundle.js';
-import type { Verified } from '../types.js';
+import { verifyTrustBundle, type TrustBundle } from '../trust/verify-bundle.js';
+import type { Clock, Verified } from '../types.js';
 import { boundedFetcher, checkFetchUrl } from '../util/fetch.js';
-import { spkiSha256 } from '../x509/certificate.js';
+import { peerCertificate, spkiSha256 } from '../x509/certificate.js';
 import { MAX_ENVELOPE_BYTES, parseEnvelope } from './parse.js';
 import { verifyRouterEnvelope, type EnvelopePolicy, type RouterAttestation } from './verify.js';
 
 export const DEFAULT_BUNDLE_URL = 'https://trust.tresor.co/api/router.json';
 const MAX_BUNDLE_FETCH_BYTES = 256 * 1024;
-
-export interface AttestRouterOptions {
-  /** The router's base URL (https). */
-  url: string;
-  releaseRootKey: KeyObject;
-  /** Extra CA (PEM) for the router's TLS certificate. */
-  caPem?: string;
-  /**
-   * Where the trust bundle may come from: https URLs (plain http only to loopback) or local
-   * files. The envelope's `trust_bundle_url` must be one of the URLs; a file is used as is.
-   * Default: the public Tresor bundle URL.
-   */
-  bundleLocations?: readonly string[];
-  rollback?: RollbackStore;
-  /** Send a fresh nonce (default) or this one (hex); `false` for none. */
-  nonce?: string | false;
-  at: Date;
-  policy?: EnvelopePolicy;
-  timeoutMs?: number;
-}
+/** Re-read the bundle at least this often (a newer version may revoke a release). */
+const BUNDLE_CACHE_MS = 5 * 60_000;
 
 const isUrl = (s: string) => /^https?:\/\//i.test(s);
 
+export interface BundleSource {
+  /** The verified bundle for an envelope that names `envelopeUrl`, fetched only from an allowed location. */
+  get(envelopeUrl: string): Promise<Verified<TrustBundle>>;
+}
+
 /**
- * Attest a router once, as the docs' verifier algorithm describes: open TLS to it, GET
- * /attestation over that very connection (so the SPKI checked is the one presented), fetch the
- * trust bundle only from an allowed location, verify everything, close the connection.
+ * Trust bundles from the locations the operator allows: https URLs (plain http only to loopback),
+ * which the envelope's `trust_bundle_url` must name, or a file, used as is. A hostile router cannot
+ * make the daemon fetch arbitrary (internal) addresses. Verified bundles are cached briefly and
+ * pass the rollback store.
  */
-export async function attestRouter(o: AttestRouterOptions): Promise<{ attestation: Verified<RouterAttestation>; nonce?: string }> {
-  const base = checkFetchUrl(o.url, '--url');
-  if (base.protocol !== 'https:') throw new UsageError('ERR_USAGE_BAD_URL', '--url: attestation binds a TLS key, so the router URL must be https');
-  const locations = o.bundleLocations && o.bundleLocations.length > 0 ? o.bundleLocations : [DEFAULT_BUNDLE_URL];
-  for (const l of locations) if (isUrl(l)) checkFetchUrl(l, 'trust bundle location');
-  const timeoutMs = o.timeoutMs ?? 15_000;
-  const host = base.hostname.replace(/^\[|\]$/g, '');
-  const port = Number(base.port) || 443;
+export function createBundleSource(o: { locations: readonly string[]; rootKey: KeyObject; caPem?: string | undefined; rollback?: RollbackStore | undefined; clock: Clock; timeoutMs: number }): BundleSource {
+  for (const l of o.locations) if (isUrl(l)) checkFetchUrl(l, 'trust bundle location');
+  const fetcher = boundedFetcher({ maxBytes: MAX_BUNDLE_FETCH_BYTES, timeoutMs: o.timeoutMs, ca: o.caPem });
+  let cached: { bundle: Verified<TrustBundle>; source: string; at: number } | undefined;
+  return {
+    async get(envelopeUrl) {
+      const file = o.locations.find((l) => !isUrl(l));
+      const source = file ?? envelopeUrl;
+      if (!file && !o.locations.includes(envelopeUrl)) {
+        throw new VerificationError('ERR_BUNDLE_URL_NOT_ALLOWED', `the envelope's trust_bundle_url ${envelopeUrl} is not an allowed bundle location`);
+      }
+      const now = o.clock();
+      if (cached && cached.source === source && now.getTime() - cached.at < BUNDLE_CACHE_MS && now.getTime() <= cached.bundle.validUntil.getTime()) return cached.bundle;
+      let jws: string;
+      if (file) {
+        jws = await readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
+          throw new FetchError('ERR_BUNDLE_FETCH', `cannot read the trust bundle ${file}: ${e.code ?? e.message}`);
+        });
+      } else {
+        const res = await fetcher(source).catch((e: unknown) => {
+          throw e instanceof FetchError ? e : new FetchError('ERR_BUNDLE_FETCH', `cannot fetch the trust bundle from ${source}: ${(e as Error).message}`, { cause: e });
+        });
+        if (res.status !== 200) throw new FetchError('ERR_BUNDLE_FETCH', `the trust bundle at ${source} answered HTTP ${res.status}`);
+        jws = Buffer.from(res.body).toString('utf8');
+      }
+      const bundle = verifyTrustBundle(jws, { rootKey: o.rootKey, at: now });
+      await o.rollback?.accept(source, bundle);
+      cached = { bundle, source, at: now.getTime() };
+      return bundle;
+    },
+  };
+}
+
+export interface AttestSocketOptions {
+  /** Host header and path prefix of the router. */
+  host: string;
+  basePath: string;
+  bundles: BundleSource;
+  /** A fresh random nonce by default; `false` for none. */
+  nonce?: string | false;
+  at: Date;
+  policy?: EnvelopePolicy;
+  timeoutMs: number;
+}
+
+/**
+ * GET /attestation over `socket` (the connection about to be trusted) and verify the envelope
+ * against that socket's own TLS key. Leaves the socket open and idle for reuse.
+ */
+export async function attestOverSocket(socket: TLSSocket, o: AttestSocketOptions): Promise<{ attestation: Verified<RouterAttestation>; nonce?: string }> {
+  const cert = peerCertificate(socket);
+  if (!cert) throw new VerificationError('ERR_ATTEST_NO_PEER_CERTIFICATE', 'the router presented no TLS certificate');
+  const live = spkiSha256(cert);
   const nonce = o.nonce === false ? undefined : (o.nonce ?? randomBytes(32).toString('hex'));
-  const socket = await openTlsSocket(host, port, host, { caPem: o.caPem, connectTimeoutMs: timeoutMs, proxy: proxyFor(host) });
-  let envelopeBytes: Uint8Array;
-  let live: string;
-  try {
-    const cert = socket.getPeerX509Certificate();
-    if (!cert) throw new VerificationError('ERR_ATTEST_NO_PEER_CERTIFICATE', 'the router presented no TLS certificate');
-    live = spkiSha256(cert);
-    const path = `${base.pathname.replace(/\/+$/, '')}/attestation${nonce ? `?nonce=${nonce}` : ''}`;
-    const res = await inbandGet(socket, { host: base.host, path, maxBodyBytes: MAX_ENVELOPE_BYTES, timeoutMs });
-    if (res.status !== 200) throw new FetchError('ERR_ATTEST_FETCH', `GET /attestation answered HTTP ${res.status}`);
-    envelopeBytes = res.body;
-  } finally {
-    socket.destroy();
-  }
-  const envelope = parseEnvelope(envelopeBytes);
-  const fileLocation = locations.find((l) => !isUrl(l));
-  let bundleJws: string;
-  let source: string;
-  if (fileLocation) {
-    source = fileLocation;
-    bundleJws = await readFile(fileLocation, 'utf8').catch((e: NodeJS.ErrnoException) => {
-      throw new UsageError('ERR_USAGE_INPUT_UNREADABLE', `cannot read the trust bundle ${fileLocation}: ${e.code ?? e.message}`);
-    });
-  } else {
-    // A hostile router must not make us fetch arbitrary (internal) addresses.
-    if (!locations.includes(envelope.trustBundleUrl)) {
-      throw new VerificationError('ERR_BUNDLE_URL_NOT_ALLOWED', `the envelope's trust_bundle_url ${envelope.trustBundleUrl} is not an allowed bundle location`);
-    }
-    source = envelope.trustBundleUrl;
-    const res = await boundedFetcher({ maxBytes: MAX_BUNDLE_FETCH_BYTES, timeoutMs, ca: o.caPem })(source).catch((e: unknown) => {
-      throw e instanceof FetchError ? e : new FetchError('ERR_BUNDLE_FETCH', `cannot fetch the trust bundle from ${source}: ${(e as Error).message}`, { cause: e });
-    });
-    if (res.status !== 200) throw new FetchError('ERR_BUNDLE_FETCH', `the trust bundle at ${source} answered HTTP ${res.status}`);
-    bundleJws = Buffer.from(res.body).toString('utf8');
-  }
-  const bundle = verifyTrustBundle(bundleJws, { rootKey: o.releaseRootKey, at: o.at });
-  await o.rollback?.accept(source, bundle);
+  const path = `${o.basePath.replace(/\/+$/, '')}/attestation${nonce ? `?nonce=${nonce}` : ''}`;
+  const res = await inbandGet(socket, { host: o.host, path, maxBodyBytes: MAX_ENVELOPE_BYTES, timeoutMs: o.timeoutMs });
+  if (res.status !== 200) throw new FetchError('ERR_ATTEST_FETCH', `GET /attestation answered HTTP ${res.status}`);
+  const envelope = parseEnvelope(res.body);
+  const bundle = await o.bundles.get(envelope.trustBundleUrl);
   const attestation = verifyRouterEnvelope(envelope, {
     liveSpkiSha256: live,
     bundle,
@@ -97,4 +99,47 @@ export async function attestRouter(o: AttestRouterOptions): Promise<{ attestatio
     ...(o.policy ? { policy: o.policy } : {}),
   });
   return { attestation, ...(nonce ? { nonce } : {}) };
+}
+
+export interface AttestRouterOptions {
+  url: string;
+  releaseRootKey: KeyObject;
+  caPem?: string;
+  /** Allowed trust bundle locations (default: the public Tresor bundle URL). */
+  bundleLocations?: readonly string[];
+  rollback?: RollbackStore;
+  nonce?: string | false;
+  at: Date;
+  policy?: EnvelopePolicy;
+  timeoutMs?: number;
+}
+
+/** Attest a router once (for `tresor-verify attest`): open TLS, attest over it, close. */
+export async function attestRouter(o: AttestRouterOptions): Promise<{ attestation: Verified<RouterAttestation>; nonce?: string }> {
+  const base = checkFetchUrl(o.url, '--url');
+  if (base.protocol !== 'https:') throw new UsageError('ERR_USAGE_BAD_URL', '--url: attestation binds a TLS key, so the router URL must be https');
+  const timeoutMs = o.timeoutMs ?? 15_000;
+  const bundles = createBundleSource({
+    locations: o.bundleLocations && o.bundleLocations.length > 0 ? o.bundleLocations : [DEFAULT_BUNDLE_URL],
+    rootKey: o.releaseRootKey,
+    caPem: o.caPem,
+    rollback: o.rollback,
+    clock: () => o.at,
+    timeoutMs,
+  });
+  const host = base.hostname.replace(/^\[|\]$/g, '');
+  const socket = await openTlsSocket(host, Number(base.port) || 443, host, { caPem: o.caPem, connectTimeoutMs: timeoutMs, proxy: proxyFor(host) });
+  try {
+    return await attestOverSocket(socket, {
+      host: base.host,
+      basePath: base.pathname,
+      bundles,
+      ...(o.nonce !== undefined ? { nonce: o.nonce } : {}),
+      at: o.at,
+      ...(o.policy ? { policy: o.policy } : {}),
+      timeoutMs,
+    });
+  } finally {
+    socket.destroy();
+  }
 }

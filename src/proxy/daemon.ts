@@ -10,6 +10,9 @@ import { sendError } from './errors-to-http.js';
 import { forward } from './forward.js';
 import type { DaemonHooks } from './hooks.js';
 import { Upstream } from './upstream.js';
+import { AttestationManager } from '../attestation/manager.js';
+import { createTresorAttester } from '../attestation/tresor.js';
+import type { Clock } from '../types.js';
 
 export interface RunningDaemon {
   readonly listeners: readonly { upstream: string; url: string }[];
@@ -22,16 +25,70 @@ export interface DaemonDeps {
   logger: Logger;
   hooks?: DaemonHooks;
   env?: Record<string, string | undefined>;
+  clock?: Clock;
+}
+
+/**
+ * Attestation plugged into the daemon's hooks: every new upstream TLS socket is checked by that
+ * upstream's pinning manager before the pool may use it; readiness, response headers and
+ * /status come from it too. Extra hooks (tests, later capabilities) run after.
+ */
+function withAttestation(managers: Map<string, AttestationManager>, extra: DaemonHooks): DaemonHooks {
+  return {
+    ...extra,
+    async verifyConnection(upstream, socket) {
+      await managers.get(upstream)?.verifyConnection(socket);
+      await extra.verifyConnection?.(upstream, socket);
+    },
+    readiness(upstream) {
+      const m = managers.get(upstream)?.readiness();
+      if (m && !m.ready) return m;
+      return extra.readiness?.(upstream) ?? m ?? { ready: true };
+    },
+    responseHeaders(upstream) {
+      return { ...managers.get(upstream)?.responseHeaders(), ...extra.responseHeaders?.(upstream) };
+    },
+    status(upstream) {
+      const m = managers.get(upstream);
+      return { ...(m ? { attestation: m.status() } : {}), ...extra.status?.(upstream) };
+    },
+  };
 }
 
 const UPSTREAM_PATH = /^\/upstreams\/([^/?#]+)(\/.*)$/;
 
 export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Promise<RunningDaemon> {
   const { logger } = deps;
-  const hooks = deps.hooks ?? {};
+  const clock = deps.clock ?? (() => new Date());
   await mkdir(config.state_dir, { recursive: true, mode: 0o700 });
+  const managers = new Map<string, AttestationManager>();
+  const hooks = withAttestation(managers, deps.hooks ?? {});
   const upstreams = new Map<string, Upstream>();
   for (const u of config.upstreams) upstreams.set(u.name, new Upstream(u, hooks, deps.env));
+  for (const u of config.upstreams) {
+    const upstream = upstreams.get(u.name) as Upstream;
+    const attest =
+      u.attestation.mode === 'off'
+        ? async () => {
+            throw new Error('unreachable: attestation is off');
+          }
+        : await createTresorAttester(u, { clock, stateDir: config.state_dir, caPem: upstream.caPem });
+    managers.set(
+      u.name,
+      new AttestationManager({
+        upstream: u.name,
+        mode: u.attestation.mode,
+        attest,
+        openSocket: () => upstream.openSocket(false),
+        clock,
+        logger: logger.child({ upstream: u.name }),
+        refreshAheadMs: u.attestation.refresh_ahead_seconds * 1000,
+        onRevoke: () => void upstream.resetConnections(),
+      }),
+    );
+  }
+  // Attest at start-up so /readyz turns ready before the first request (in the background).
+  for (const m of managers.values()) void m.start();
   const startedAt = Date.now();
   let shuttingDown = false;
   const servers: http.Server[] = [];
@@ -140,6 +197,7 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
       if (inFlight() > 0) logger.warn({ inFlight: inFlight() }, 'grace period over: closing remaining connections');
       for (const s of servers) s.closeAllConnections();
       await Promise.all(closed);
+      for (const m of managers.values()) m.stop();
       await Promise.all([...upstreams.values()].map((u) => (inFlight() > 0 ? u.destroy() : u.close())));
       logger.info('stopped');
     },

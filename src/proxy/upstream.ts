@@ -17,6 +17,8 @@ export class Upstream {
   readonly authorization: string | undefined;
   private pool: Pool;
   private readonly connectorOptions: ConnectorOptions;
+  /** The extra CA the operator configured (also trusted for the trust bundle fetch). */
+  readonly caPem: string | undefined;
   readonly counters = { requests: 0, errors: 0, inFlight: 0, bytesIn: 0, bytesOut: 0 };
 
   constructor(
@@ -32,8 +34,9 @@ export class Upstream {
     this.port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
     this.authorization = readApiKey(config, env);
     const verify = hooks.verifyConnection;
+    this.caPem = config.ca_file ? readCa(config) : undefined;
     this.connectorOptions = {
-      caPem: config.ca_file ? readCa(config) : undefined,
+      caPem: this.caPem,
       connectTimeoutMs: config.timeouts.connect_seconds * 1000,
       proxy: url.protocol === 'https:' ? proxyFor(this.hostname, env) : undefined,
       verifyConnection: verify ? (socket) => verify(config.name, socket) : undefined,

@@ -85,6 +85,23 @@ export function toPem(cert: Certificate | Uint8Array): string {
   return `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;
 }
 
+const peers = new WeakMap<object, NodeX509>();
+
+/**
+ * The peer's leaf certificate of a TLS socket. Node 20's getPeerX509Certificate() answers only
+ * once per socket (later calls return undefined), so the DER is read through
+ * getPeerCertificate() and the parsed certificate cached per socket.
+ */
+export function peerCertificate(socket: { getPeerCertificate(detailed?: boolean): { raw?: Buffer } | Record<string, never> }): NodeX509 | undefined {
+  const hit = peers.get(socket);
+  if (hit) return hit;
+  const raw = (socket.getPeerCertificate(false) as { raw?: Buffer }).raw;
+  if (!raw || raw.length === 0) return undefined;
+  const cert = new NodeX509(raw);
+  peers.set(socket, cert);
+  return cert;
+}
+
 /** SHA-256 (lowercase hex) of the DER SubjectPublicKeyInfo: the value TLS pins compare. */
 export function spkiSha256(cert: Certificate | NodeX509): string {
   const node = cert instanceof NodeX509 ? cert : cert.node;

@@ -19,8 +19,17 @@ const write = async (name: string, text: string) => {
 };
 
 describe('configuration', () => {
-  test('no file at all: defaults', async () => {
-    const cfg = await loadConfig({ env: {} });
+  test('no file at all: defaults, with the release-root key from the environment', async () => {
+    const cfg = await loadConfig({ env: { TRESOR_ATTEST_RELEASE_ROOT_FILE: '/etc/tresor/release-root.pub' } });
+    expect(cfg.upstreams[0]?.attestation).toEqual({
+      mode: 'enforce',
+      release_root_file: '/etc/tresor/release-root.pub',
+      trust_bundle: 'https://trust.tresor.co/api/router.json',
+      require_nonce: false,
+      allow_debug: false,
+      max_age_seconds: 600,
+      refresh_ahead_seconds: 60,
+    });
     expect(cfg.upstreams).toHaveLength(1);
     expect(cfg.upstreams[0]).toMatchObject({
       name: 'tresor',
@@ -35,8 +44,19 @@ describe('configuration', () => {
     expect(Object.isFrozen(cfg.upstreams[0])).toBe(true);
   });
 
+  test('attestation is enforced by default: without a release-root key the daemon refuses to start, unless off is chosen explicitly', async () => {
+    await expect(loadConfig({ env: {} })).rejects.toMatchObject({
+      code: 'ERR_CONFIG_INVALID',
+      message: expect.stringContaining('upstreams[0].attestation.release_root_file: required when attestation.mode is enforce'),
+    });
+    const off = await loadConfig({ env: { TRESOR_ATTEST_ATTESTATION_MODE: 'off' } });
+    expect(off.upstreams[0]?.attestation.mode).toBe('off');
+    expect(() => resolveConfig({ upstreams: [{ url: 'http://127.0.0.1:9', attestation: { release_root_file: 'k' } }] }, null)).toThrowError(/needs an https upstream url/);
+    expect(() => resolveConfig({ upstreams: [{ attestation: { mode: 'off', trust_bundle: 'http://evil.example/b' } }] }, null)).toThrowError(/trust_bundle: must be an https URL/);
+  });
+
   test('precedence: flags > environment > file > defaults', async () => {
-    const file = await write('p.yaml', 'log: { level: debug }\nupstreams:\n  - url: https://file.example\n    listen: 127.0.0.1:9001\n');
+    const file = await write('p.yaml', 'log: { level: debug }\nupstreams:\n  - url: https://file.example\n    listen: 127.0.0.1:9001\n    attestation: { release_root_file: ./root.pub }\n');
     const fromFile = await loadConfig({ file, env: {} });
     expect(fromFile.upstreams[0]?.url).toBe('https://file.example');
     expect(fromFile.log.level).toBe('debug');
@@ -50,10 +70,12 @@ describe('configuration', () => {
   });
 
   test('TRESOR_ATTEST_CONFIG names the file; relative paths resolve against it', async () => {
-    const file = await write('rel.yaml', 'state_dir: ./state\nupstreams:\n  - ca_file: certs/ca.pem\n');
+    const file = await write('rel.yaml', 'state_dir: ./state\nupstreams:\n  - ca_file: certs/ca.pem\n    attestation: { release_root_file: keys/root.pub, trust_bundle: bundles/router.jws }\n');
     const cfg = await loadConfig({ env: { TRESOR_ATTEST_CONFIG: file } });
     expect(cfg.state_dir).toBe(join(dir, 'state'));
     expect(cfg.upstreams[0]?.ca_file).toBe(join(dir, 'certs/ca.pem'));
+    expect(cfg.upstreams[0]?.attestation.release_root_file).toBe(join(dir, 'keys/root.pub'));
+    expect(cfg.upstreams[0]?.attestation.trust_bundle).toBe(join(dir, 'bundles/router.jws'));
     expect(cfg.source).toBe(file);
   });
 
@@ -83,11 +105,11 @@ describe('configuration', () => {
     await expect(loadConfig({ file: join(dir, 'missing.yaml'), env: {} })).rejects.toMatchObject({ code: 'ERR_CONFIG_UNREADABLE' });
   });
 
-  test('config.example.yaml is valid, equals the defaults, and shows every key of the schema', async () => {
+  test('config.example.yaml is valid, equals the defaults (plus its release-root path), and shows every key of the schema', async () => {
     const path = new URL('../../config.example.yaml', import.meta.url).pathname;
     const text = await readFile(path, 'utf8');
     const example = resolveConfig(parse(text) as Record<string, unknown>, path);
-    const defaults = resolveConfig({}, path);
+    const defaults = resolveConfig({ upstreams: [{ attestation: { release_root_file: './release-root.pub' } }] }, path);
     expect(example).toEqual(defaults);
     const keys: string[] = [];
     const walk = (schema: { properties?: Record<string, unknown>; items?: unknown }) => {

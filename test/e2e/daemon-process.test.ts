@@ -4,14 +4,18 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startSimulator, type RunningSimulator } from '../../src/sim/index.js';
+import { createRouterEvidence, type RouterEvidence } from '../../src/sim/mint/router.js';
 import { peakRssKb, spawnBin, waitFor, type Spawned } from '../helpers/spawn.js';
 
 let sim: RunningSimulator;
+let evidence: RouterEvidence;
 let dir: string;
 beforeAll(async () => {
-  sim = await startSimulator();
+  evidence = await createRouterEvidence();
+  sim = await startSimulator({ evidence });
   dir = await mkdtemp(join(tmpdir(), 'tresor-proc-'));
   await writeFile(join(dir, 'ca.pem'), sim.caPem);
+  await writeFile(join(dir, 'release-root.pub'), evidence.releaseRoot.publicPem);
 });
 afterAll(async () => {
   await sim.close();
@@ -21,6 +25,8 @@ afterAll(async () => {
 async function serve(extraEnv: Record<string, string> = {}): Promise<{ p: Spawned; base: string }> {
   const p = spawnBin('tresor-attest', ['serve', '--upstream', sim.url, '--ca-file', join(dir, 'ca.pem'), '--listen', '127.0.0.1:0', '--state-dir', join(dir, 'state')], {
     TRESOR_API_KEY: `tr-${'1'.repeat(96)}`,
+    TRESOR_ATTEST_RELEASE_ROOT_FILE: join(dir, 'release-root.pub'),
+    TRESOR_ATTEST_TRUST_BUNDLE: evidence.bundleUrl,
     ...extraEnv,
   });
   await waitFor(p, (o) => o.includes('serving OPENAI_BASE_URL='));
@@ -99,7 +105,7 @@ describe('the real daemon process', () => {
 
   test('config check prints the effective settings without the key', async () => {
     const cfg = join(dir, 'good.yaml');
-    await writeFile(cfg, `upstreams:\n  - name: main\n    url: ${sim.url}\n`);
+    await writeFile(cfg, `upstreams:\n  - name: main\n    url: ${sim.url}\n    attestation:\n      release_root_file: ./release-root.pub\n`);
     const p = spawnBin('tresor-attest', ['config', 'check', cfg], { TRESOR_API_KEY: 'tr-supersecretvalue' });
     expect(await p.exited).toBe(0);
     expect(p.stdout()).toContain('configuration is valid');

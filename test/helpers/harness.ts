@@ -6,12 +6,15 @@ import { createLogger } from '../../src/log/logger.js';
 import { startDaemon, type RunningDaemon } from '../../src/proxy/daemon.js';
 import type { DaemonHooks } from '../../src/proxy/hooks.js';
 import { startSimulator, type RunningSimulator, type SimOptions } from '../../src/sim/index.js';
+import { createRouterEvidence, type RouterEvidence } from '../../src/sim/mint/router.js';
 import { LogSink } from './log-sink.js';
 
 export const REAL_KEY = `tr-${'5e'.repeat(48)}`;
 
 export interface Harness {
   sim: RunningSimulator;
+  /** The simulator's evidence (faults, release root); attestation is enforced against it. */
+  evidence: RouterEvidence;
   daemon: RunningDaemon;
   /** OPENAI_BASE_URL for apps. */
   base: string;
@@ -27,16 +30,28 @@ export async function startHarness(
   opts: { sim?: SimOptions; upstream?: Record<string, unknown>; config?: Record<string, unknown>; env?: Record<string, string | undefined>; hooks?: DaemonHooks; withKey?: boolean } = {},
 ): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'tresor-test-'));
-  const sim = await startSimulator(opts.sim);
+  const evidence = await createRouterEvidence();
+  const sim = await startSimulator({ evidence, ...opts.sim });
   const caFile = join(dir, 'sim-ca.pem');
   await writeFile(caFile, sim.caPem);
+  await writeFile(join(dir, 'release-root.pub'), evidence.releaseRoot.publicPem);
   const config = resolveConfig(
     {
       log: { level: 'trace' },
       state_dir: join(dir, 'state'),
       shutdown_grace_seconds: 5,
       ...opts.config,
-      upstreams: [{ name: 'tresor', url: sim.url, listen: '127.0.0.1:0', ca_file: caFile, api_key_env: 'TEST_TRESOR_KEY', ...opts.upstream }],
+      upstreams: [
+        {
+          name: 'tresor',
+          url: sim.url,
+          listen: '127.0.0.1:0',
+          ca_file: caFile,
+          api_key_env: 'TEST_TRESOR_KEY',
+          attestation: { mode: 'enforce', release_root_file: join(dir, 'release-root.pub'), trust_bundle: evidence.bundleUrl },
+          ...opts.upstream,
+        },
+      ],
     },
     null,
   );
@@ -46,6 +61,7 @@ export async function startHarness(
   const origin = daemon.listeners[0]?.url as string;
   return {
     sim,
+    evidence,
     daemon,
     base: `${origin}/v1`,
     origin,

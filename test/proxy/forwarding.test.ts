@@ -20,7 +20,8 @@ async function daemonFor(up: { url: string; caPem: string }, upstream: Record<st
   const dir = await mkdtemp(join(tmpdir(), 'tresor-fwd-'));
   await writeFile(join(dir, 'ca.pem'), up.caPem);
   const config = resolveConfig(
-    { state_dir: join(dir, 'state'), upstreams: [{ url: up.url, listen: '127.0.0.1:0', ca_file: join(dir, 'ca.pem'), api_key_env: 'FWD_KEY', ...upstream }] },
+    // Plain test upstreams have no evidence: these tests forward with attestation explicitly off.
+    { state_dir: join(dir, 'state'), upstreams: [{ url: up.url, listen: '127.0.0.1:0', ca_file: join(dir, 'ca.pem'), api_key_env: 'FWD_KEY', attestation: { mode: 'off' }, ...upstream }] },
     null,
   );
   const logs = new LogSink();

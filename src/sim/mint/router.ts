@@ -48,7 +48,18 @@ export async function createRouterEvidence(opts: { now?: () => Date; bundleUrl?:
   const { jws: manifestJws, tag } = signManifest(identity);
   const faults: RouterEvidenceFaults = {};
   let bundleVersion = 17;
+  // A published bundle is stable: the same version always has the same bytes (a verifier with a
+  // rollback store refuses two different bundles claiming one version).
+  const published = new Map<string, string>();
   const bundle = () => {
+    const key = JSON.stringify([bundleVersion, faults.badBundleSignature, faults.expiredBundle, faults.tagNotAllowed, faults.lowTcb]);
+    const hit = published.get(key);
+    if (hit) return hit;
+    const jws = signBundle();
+    published.set(key, jws);
+    return jws;
+  };
+  const signBundle = () => {
     const t = now().getTime();
     const signer = faults.badBundleSignature ? createEd25519Signer(releaseRoot.kid) : releaseRoot;
     return signTrustBundle(signer, {
