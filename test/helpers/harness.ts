@@ -27,10 +27,22 @@ export interface Harness {
 
 /** The simulator plus the daemon in front of it, with a log sink; everything on 127.0.0.1. */
 export async function startHarness(
-  opts: { sim?: SimOptions; upstream?: Record<string, unknown>; config?: Record<string, unknown>; env?: Record<string, string | undefined>; hooks?: DaemonHooks; withKey?: boolean } = {},
+  opts: {
+    sim?: SimOptions;
+    upstream?: Record<string, unknown>;
+    config?: Record<string, unknown>;
+    env?: Record<string, string | undefined>;
+    hooks?: DaemonHooks;
+    withKey?: boolean;
+    /** Evidence faults in force before the daemon starts. */
+    evidenceFaults?: RouterEvidence['faults'];
+    /** Merged over the default attestation settings (enforce against the simulator's evidence). */
+    attestation?: Record<string, unknown>;
+  } = {},
 ): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'tresor-test-'));
   const evidence = await createRouterEvidence();
+  Object.assign(evidence.faults, opts.evidenceFaults);
   const sim = await startSimulator({ evidence, ...opts.sim });
   const caFile = join(dir, 'sim-ca.pem');
   await writeFile(caFile, sim.caPem);
@@ -48,7 +60,7 @@ export async function startHarness(
           listen: '127.0.0.1:0',
           ca_file: caFile,
           api_key_env: 'TEST_TRESOR_KEY',
-          attestation: { mode: 'enforce', release_root_file: join(dir, 'release-root.pub'), trust_bundle: evidence.bundleUrl },
+          attestation: { mode: 'enforce', release_root_file: join(dir, 'release-root.pub'), trust_bundle: evidence.bundleUrl, ...opts.attestation },
           ...opts.upstream,
         },
       ],
