@@ -8,6 +8,7 @@ import { toTresorError } from '../../errors/index.js';
 import { createLogger } from '../../log/logger.js';
 import { startDaemon } from '../../proxy/daemon.js';
 import { startSimulator } from '../../sim/index.js';
+import { createRouterEvidence } from '../../sim/mint/router.js';
 import { exitCodeFor } from '../exit-codes.js';
 
 interface DemoArgs {
@@ -37,12 +38,30 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
     let sim: Awaited<ReturnType<typeof startSimulator>> | undefined;
     let daemon: Awaited<ReturnType<typeof startDaemon>> | undefined;
     try {
-      sim = await startSimulator();
+      // The simulated router proves what it runs with evidence from its own test roots; the daemon
+      // pins the simulator's release-root key exactly as it would pin the real one.
+      const evidence = await createRouterEvidence();
+      sim = await startSimulator({ evidence });
       const caFile = join(dir, 'sim-ca.pem');
+      const rootFile = join(dir, 'release-root.pub');
       await writeFile(caFile, sim.caPem);
+      await writeFile(rootFile, evidence.releaseRoot.publicPem);
       out('router', `${sim.url} (simulated; TLS SPKI SHA-256 ${sim.spkiSha256.slice(0, 16)}…)`);
       const config = resolveConfig(
-        { log: { level: args.verbose ? 'info' : 'warn' }, state_dir: join(dir, 'state'), upstreams: [{ name: 'tresor', url: sim.url, listen: '127.0.0.1:0', ca_file: caFile, api_key_env: 'TRESOR_DEMO_API_KEY' }] },
+        {
+          log: { level: args.verbose ? 'info' : 'warn' },
+          state_dir: join(dir, 'state'),
+          upstreams: [
+            {
+              name: 'tresor',
+              url: sim.url,
+              listen: '127.0.0.1:0',
+              ca_file: caFile,
+              api_key_env: 'TRESOR_DEMO_API_KEY',
+              attestation: { mode: 'enforce', release_root_file: rootFile, trust_bundle: evidence.bundleUrl },
+            },
+          ],
+        },
         null,
       );
       // The daemon holds the real key; the app below only has a placeholder.
@@ -52,10 +71,17 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
       out('daemon', `OPENAI_BASE_URL=${base}`);
 
       const client = new OpenAI({ baseURL: base, apiKey: 'placeholder-the-daemon-injects-the-real-key', maxRetries: 0 });
-      const json = await client.chat.completions.create({
-        model: 'gpt-oss-120b',
-        messages: [{ role: 'user', content: 'Hello from the tresor-attest demo!' }],
-      });
+      const { data: json, response } = await client.chat.completions
+        .create({ model: 'gpt-oss-120b', messages: [{ role: 'user', content: 'Hello from the tresor-attest demo!' }] })
+        .withResponse();
+      const verdict = response.headers.get('x-tresor-attestation');
+      out('attestation', `${verdict}: SNP MEASUREMENT ${response.headers.get('x-tresor-measurement')?.slice(0, 24)}…`);
+      type Status = { upstreams: { attestation?: { identities?: { tag: string; bundleVersion: number; bundleValidUntil: string; expiresAt: string }[] } }[] };
+      const status = (await (await fetch(`${daemon.listeners[0]?.url}/status`)).json()) as Status;
+      const pinned = status.upstreams[0]?.attestation?.identities?.[0];
+      if (pinned) {
+        out('', `workload identity tag ${pinned.tag.slice(0, 24)}…, trust bundle v${pinned.bundleVersion} (valid until ${pinned.bundleValidUntil}), TLS key pinned until ${pinned.expiresAt}`);
+      }
       const t1 = (json as unknown as { tresor?: TresorBlock }).tresor ?? {};
       out('chat (JSON)', `"${json.choices[0]?.message.content ?? ''}"`);
       out('', `route ${t1.requested_route} → ${t1.routed_model}, failover ${t1.failover}, receipt ${t1.receipt_id}`);

@@ -1,0 +1,12 @@
+import { expect, test } from 'vitest';
+import { spawnBin } from '../helpers/spawn.js';
+
+test('tresor-attest demo: attestation verified, JSON and streaming chat through the OpenAI SDK, exit 0', async () => {
+  const p = spawnBin('tresor-attest', ['demo']);
+  expect(await p.exited).toBe(0);
+  const out = p.stdout();
+  expect(out).toMatch(/^attestation +verified: SNP MEASUREMENT [0-9a-f]{24}…$/m);
+  expect(out).toMatch(/^chat \(JSON\) +"Simulated answer/m);
+  expect(out).toMatch(/^chat \(stream\) +\d+ chunks:/m);
+  expect(out).toMatch(/^result +OK: 2 requests forwarded, 0 errors$/m);
+});
