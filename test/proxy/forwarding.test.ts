@@ -246,3 +246,34 @@ describe('forwarding', () => {
     await named.body.dump();
   });
 });
+
+describe('several upstreams', () => {
+  test('each upstream has its own listener (its own OPENAI_BASE_URL) and key; /upstreams/<name>/ reaches the other', async () => {
+    const a = await upstream((_req, res) => res.end('{"from":"a"}'));
+    const b = await upstream((_req, res) => res.end('{"from":"b"}'));
+    const dir = await mkdtemp(join(tmpdir(), 'tresor-multi-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    await writeFile(join(dir, 'ca.pem'), a.caPem + b.caPem);
+    const common = { listen: '127.0.0.1:0', ca_file: join(dir, 'ca.pem'), attestation: { mode: 'off' } };
+    const config = resolveConfig(
+      {
+        state_dir: join(dir, 'state'),
+        upstreams: [
+          { name: 'alpha', url: a.url, api_key_env: 'KEY_A', ...common },
+          { name: 'beta', url: b.url, api_key_env: 'KEY_B', ...common },
+        ],
+      },
+      null,
+    );
+    const daemon = await startDaemon(config, { logger: createLogger({ level: 'silent', format: 'json' }), env: { KEY_A: 'tr-a', KEY_B: 'tr-b' } });
+    cleanups.push(() => daemon.close(200));
+    expect(daemon.listeners.map((l) => l.upstream)).toEqual(['alpha', 'beta']);
+    const [la, lb] = daemon.listeners as [{ url: string }, { url: string }];
+    expect(la.url).not.toBe(lb.url);
+    expect(await (await request(`${la.url}/v1/models`)).body.text()).toBe('{"from":"a"}');
+    expect(await (await request(`${lb.url}/v1/models`)).body.text()).toBe('{"from":"b"}');
+    expect(await (await request(`${la.url}/upstreams/beta/v1/models`)).body.text()).toBe('{"from":"b"}');
+    expect(a.received.map((r) => r.headers.authorization)).toEqual(['Bearer tr-a']);
+    expect(b.received.map((r) => r.headers.authorization)).toEqual(['Bearer tr-b', 'Bearer tr-b']);
+  });
+});
