@@ -1,5 +1,3 @@
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
 import { attestCommand } from './verify/attest.js';
 import { nitroCommand } from './verify/nitro.js';
 import { receiptCommand } from './verify/receipt.js';
@@ -8,32 +6,11 @@ import { nearSignatureCommand } from './verify/near-signature.js';
 import { tdxCommand } from './verify/tdx.js';
 import { pinaivuCommand } from './verify/pinaivu.js';
 import { snpCommand } from './verify/snp.js';
-import { EXIT } from './exit-codes.js';
+import { runProgram } from './program.js';
 
-await yargs(hideBin(process.argv))
-  .scriptName('tresor-verify')
-  .usage(
-    '$0 <command> [options]\n\nOne-shot and offline checks of router attestation, evidence, receipts and audit logs.\n' +
-      'Exit codes: 0 pass, 1 internal error, 2 usage, 3 malformed input, 4 signature/chain, 5 policy, 6 fetch.',
-  )
-  .command(attestCommand)
-  .command(nitroCommand)
-  .command(snpCommand)
-  .command(receiptCommand)
-  .command(aciCommand)
-  .command(nearSignatureCommand)
-  .command(tdxCommand)
-  .command(pinaivuCommand)
-  .demandCommand(1, 'Name a command (see --help).')
-  .strict()
-  .recommendCommands()
-  .fail((msg, err) => {
-    // Bad flags and failed argument checks are usage errors (exit 2), never a stack trace.
-    process.stderr.write(`error: ${msg ?? err?.message ?? 'invalid usage'}\nRun with --help for usage.\n`);
-    process.exit(EXIT.usage);
-  })
-  .help()
-  .alias('h', 'help')
-  .version()
-  .wrap(Math.min(110, process.stdout.columns || 110))
-  .parseAsync();
+await runProgram(
+  'tresor-verify',
+  '$0 <command> [options]\n\nOne-shot and offline checks of router attestation, evidence, receipts and audit logs.\n' +
+    'Exit codes: 0 pass, 1 internal error, 2 usage, 3 malformed input, 4 signature/chain, 5 policy, 6 fetch, 7 upstream connection.',
+  [attestCommand, nitroCommand, snpCommand, receiptCommand, aciCommand, nearSignatureCommand, tdxCommand, pinaivuCommand],
+);
