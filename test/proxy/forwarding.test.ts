@@ -268,11 +268,12 @@ describe('several upstreams', () => {
     const daemon = await startDaemon(config, { logger: createLogger({ level: 'silent', format: 'json' }), env: { KEY_A: 'tr-a', KEY_B: 'tr-b' } });
     cleanups.push(() => daemon.close(200));
     expect(daemon.listeners.map((l) => l.upstream)).toEqual(['alpha', 'beta']);
-    const [la, lb] = daemon.listeners as [{ url: string }, { url: string }];
-    expect(la.url).not.toBe(lb.url);
-    expect(await (await request(`${la.url}/v1/models`)).body.text()).toBe('{"from":"a"}');
-    expect(await (await request(`${lb.url}/v1/models`)).body.text()).toBe('{"from":"b"}');
-    expect(await (await request(`${la.url}/upstreams/beta/v1/models`)).body.text()).toBe('{"from":"b"}');
+    const la = daemon.listeners[0]?.url as string;
+    const lb = daemon.listeners[1]?.url as string;
+    expect(la).not.toBe(lb);
+    expect(await (await request(`${la}/v1/models`)).body.text()).toBe('{"from":"a"}');
+    expect(await (await request(`${lb}/v1/models`)).body.text()).toBe('{"from":"b"}');
+    expect(await (await request(`${la}/upstreams/beta/v1/models`)).body.text()).toBe('{"from":"b"}');
     expect(a.received.map((r) => r.headers.authorization)).toEqual(['Bearer tr-a']);
     expect(b.received.map((r) => r.headers.authorization)).toEqual(['Bearer tr-b', 'Bearer tr-b']);
   });
