@@ -249,8 +249,12 @@ describe('forwarding', () => {
 
 describe('several upstreams', () => {
   test('each upstream has its own listener (its own OPENAI_BASE_URL) and key; /upstreams/<name>/ reaches the other', async () => {
-    const a = await upstream((_req, res) => res.end('{"from":"a"}'));
-    const b = await upstream((_req, res) => res.end('{"from":"b"}'));
+    const a = await upstream((_req, res) => {
+      res.end('{"from":"a"}');
+    });
+    const b = await upstream((_req, res) => {
+      res.end('{"from":"b"}');
+    });
     const dir = await mkdtemp(join(tmpdir(), 'tresor-multi-'));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
     await writeFile(join(dir, 'ca.pem'), a.caPem + b.caPem);
