@@ -110,7 +110,7 @@ describe('verifyAciAttestation', () => {
     expect((await rejects(verifyAciAttestation(forged, base))).code).toBe('ERR_TEST_TEE_SIGNATURE');
   });
   test('the real TDX quote through tdxTeeVerifier: the quote verifies, but its REPORTDATA binds something else', async () => {
-    const quote = readFileSync(new URL('../../../shared/vectors/tdx-tinfoil-quote-v4.bin', import.meta.url)).subarray(0, 4936);
+    const quote = readFileSync(new URL('../vectors/tdx-tinfoil-quote-v4.bin', import.meta.url)).subarray(0, 4936);
     const r = report();
     (r.attestation as JsonObject).tee_type = 'tdx';
     (r.attestation as JsonObject).evidence = { quote: toHex(quote) };

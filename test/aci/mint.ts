@@ -6,7 +6,7 @@ import { canonicalBytes } from '../../src/jcs/index.js';
 import { sha256, sha256Hex, toHex } from '../../src/util/bytes.js';
 import { keysetDigest, workloadIdFor, type JsonObject } from '../../src/aci/index.js';
 
-export const vectors = JSON.parse(readFileSync(new URL('../../../shared/vectors/aci-v1-current.json', import.meta.url), 'utf8'));
+export const vectors = JSON.parse(readFileSync(new URL('../vectors/aci-v1-current.json', import.meta.url), 'utf8'));
 export const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
 export const hashOf = (text: string) => `sha256:${sha256Hex(Buffer.from(text))}`;
 export const seed = (byte: number) => new Uint8Array(32).fill(byte);

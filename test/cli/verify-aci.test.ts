@@ -7,7 +7,7 @@ import { spawnBin } from '../helpers/spawn.js';
 import { keysetDigest, reportDataFor } from '../../src/aci/index.js';
 import { toHex } from '../../src/util/bytes.js';
 
-const VECTORS = new URL('../../../shared/vectors/aci-v1-current.json', import.meta.url).pathname;
+const VECTORS = new URL('../vectors/aci-v1-current.json', import.meta.url).pathname;
 const vec = JSON.parse(readFileSync(VECTORS, 'utf8'));
 const AT = '2026-06-01T00:00:00Z';
 let dir: string;
@@ -23,7 +23,7 @@ beforeAll(async () => {
   tampered.model = 'demo-modeL';
   await writeFile(f('tampered.json'), JSON.stringify(tampered));
   // A report whose TDX evidence is the real tinfoil quote: the quote verifies, its REPORTDATA does not bind this keyset.
-  const quote = readFileSync(new URL('../../../shared/vectors/tdx-tinfoil-quote-v4.bin', import.meta.url)).subarray(0, 4936);
+  const quote = readFileSync(new URL('../vectors/tdx-tinfoil-quote-v4.bin', import.meta.url)).subarray(0, 4936);
   const report = {
     api_version: 'aci/1',
     workload_keyset_digest: keysetDigest(vec.workload_keyset),

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { spawnBin } from '../helpers/spawn.js';
 
-const VECTOR = new URL('../../../shared/vectors/nearai-chat-signature-example.json', import.meta.url).pathname;
+const VECTOR = new URL('../vectors/nearai-chat-signature-example.json', import.meta.url).pathname;
 const vec = JSON.parse(readFileSync(VECTOR, 'utf8'));
 let dir: string;
 const f = (n: string) => join(dir, n);

@@ -36,7 +36,7 @@ beforeAll(async () => {
   await writeFile(f('proof.json'), JSON.stringify(p));
   await writeFile(f('tampered.json'), JSON.stringify({ ...p, payouts: [{ sui_address: '0xabc', amount_nanox: 1001 }] }));
   await writeFile(f('receipt.json'), JSON.stringify({ request_id: 'req_01j9z4kxm8vwqe3t5p6n7r2y0c', node_id: 'node_9f2a', model: 'llama3.2:3b', timestamp: '2024-04-25T14:32:07Z', payment_amount: 0.000042, coordinator_signature: `0x${'3a'.repeat(65)}` }));
-  const cbor = readFileSync(new URL('../../../shared/vectors/nitro-anjuna-debug-full-2024-01-24.cbor', import.meta.url));
+  const cbor = readFileSync(new URL('../vectors/nitro-anjuna-debug-full-2024-01-24.cbor', import.meta.url));
   await writeFile(f('att.json'), JSON.stringify({ raw_cbor_hex: cbor.toString('hex'), timestamp_ms: 1706120065635 }));
 });
 afterAll(async () => {

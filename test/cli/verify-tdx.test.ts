@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { spawnBin } from '../helpers/spawn.js';
 
-const QUOTE = new URL('../../../shared/vectors/tdx-tinfoil-quote-v4.bin', import.meta.url).pathname;
+const QUOTE = new URL('../vectors/tdx-tinfoil-quote-v4.bin', import.meta.url).pathname;
 const bytes = readFileSync(QUOTE);
 let dir: string;
 const f = (n: string) => join(dir, n);

@@ -5,7 +5,7 @@ import { canonicalize, canonicalBytes, MAX_JCS_DEPTH } from '../../src/jcs/index
 import { MalformedError } from '../../src/errors/index.js';
 import { sha256Hex } from '../../src/util/bytes.js';
 
-const aci = JSON.parse(readFileSync(new URL('../../../shared/vectors/aci-v1-current.json', import.meta.url), 'utf8'));
+const aci = JSON.parse(readFileSync(new URL('../vectors/aci-v1-current.json', import.meta.url), 'utf8'));
 
 function code(f: () => unknown): string | undefined {
   try {

@@ -7,7 +7,7 @@ import { eip191Digest, ethereumAddress, parseNearSignature, verifyNearSignature 
 import { MalformedError, TresorError } from '../../src/errors/index.js';
 import { sha256Hex, toHex } from '../../src/util/bytes.js';
 
-const vec = JSON.parse(readFileSync(new URL('../../../shared/vectors/nearai-chat-signature-example.json', import.meta.url), 'utf8'));
+const vec = JSON.parse(readFileSync(new URL('../vectors/nearai-chat-signature-example.json', import.meta.url), 'utf8'));
 const sse = new Uint8Array(Buffer.from((vec.response_sse_lines as string[]).map((l) => `${l}\n\n`).join(''), 'utf8'));
 const N = secp256k1.Point.CURVE().n;
 

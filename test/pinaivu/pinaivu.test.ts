@@ -158,7 +158,7 @@ describe('coordinator proof (/v1/proofs/{uuid})', () => {
 });
 
 describe('binding the coordinator key with a real Nitro document', () => {
-  const vec = (f: string) => readFileSync(new URL(`../../../shared/vectors/${f}`, import.meta.url));
+  const vec = (f: string) => readFileSync(new URL(`../vectors/${f}`, import.meta.url));
   const roots = loadNitroRoots();
   test('an AWS-signed document whose public_key is not the coordinator key is refused (and debug is flagged)', async () => {
     const att = { raw_cbor_hex: vec('nitro-anjuna-debug-full-2024-01-24.cbor').toString('hex') };

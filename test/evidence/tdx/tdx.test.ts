@@ -18,7 +18,7 @@ import { asVerified, type Verified } from '../../../src/types.js';
 import { sha256, sha384, toHex } from '../../../src/util/bytes.js';
 import { parsePemCertificates } from '../../../src/x509/certificate.js';
 
-const vec = (f: string) => new Uint8Array(readFileSync(new URL(`../../../../shared/vectors/${f}`, import.meta.url)));
+const vec = (f: string) => new Uint8Array(readFileSync(new URL(`../../vectors/${f}`, import.meta.url)));
 const QUOTE = vec('tdx-tinfoil-quote-v4.bin');
 const AT = new Date('2026-01-01T00:00:00Z');
 const roots = loadIntelSgxRoots();
