@@ -1,0 +1,191 @@
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Clock } from '../types.js';
+import { dayOf, FILE_RE, fileName, GENESIS, lineHash, serialise } from './format.js';
+
+export interface AuditLogOptions {
+  dir: string;
+  clock: Clock;
+  /** Rotate when a file would exceed this (default 16 MiB). Files also rotate at each UTC day. */
+  maxFileBytes?: number;
+  /** Keep at most this many files (default 30); the pruned chain head is kept in `audit.anchor`. */
+  retentionFiles?: number;
+}
+
+interface Pending {
+  record: Record<string, unknown>;
+  resolve: (r: { seq: number; hash: string }) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * Append-only, hash-chained JSON Lines audit log. Appends made within one tick are written with
+ * one write and one fdatasync (group commit); `append` resolves once its record is durable.
+ * Files are 0600 in a 0700 directory; `audit.head` holds the last seq and hash so that a
+ * truncated tail is detectable.
+ */
+export class AuditLog {
+  private fh: FileHandle | undefined;
+  private file = '';
+  private size = 0;
+  private day = '';
+  private index = 0;
+  private seq = 0;
+  private prev = GENESIS;
+  private queue: Pending[] = [];
+  private flushing: Promise<void> | undefined;
+  /** Torn last line found at open (a crash mid-write), moved aside to `<file>.torn`. */
+  readonly recovered: { tornBytes: number } = { tornBytes: 0 };
+
+  private constructor(private readonly o: Required<AuditLogOptions>) {}
+
+  static async open(opts: AuditLogOptions): Promise<AuditLog> {
+    const log = new AuditLog({ maxFileBytes: 16 * 1024 * 1024, retentionFiles: 30, ...opts });
+    await mkdir(opts.dir, { recursive: true, mode: 0o700 });
+    await log.recover();
+    return log;
+  }
+
+  get head(): { seq: number; hash: string; file: string } {
+    return { seq: this.seq, hash: this.prev, file: this.file };
+  }
+
+  append(record: Record<string, unknown>): Promise<{ seq: number; hash: string }> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ record, resolve, reject });
+      this.flushing ??= new Promise<void>((r) => setImmediate(r)).then(() => this.flush());
+    });
+  }
+
+  async close(): Promise<void> {
+    while (this.flushing) await this.flushing;
+    await this.fh?.close();
+    this.fh = undefined;
+  }
+
+  private async files(): Promise<string[]> {
+    return (await readdir(this.o.dir)).filter((f) => FILE_RE.test(f)).sort();
+  }
+
+  /** Find the chain head in the newest file; move a torn last line aside. */
+  private async recover(): Promise<void> {
+    const files = await this.files();
+    const last = files.at(-1);
+    if (!last) {
+      const anchor = await readFile(join(this.o.dir, 'audit.anchor'), 'utf8').catch(() => undefined);
+      if (anchor) ({ seq: this.seq, hash: this.prev } = JSON.parse(anchor) as { seq: number; hash: string });
+      return;
+    }
+    const m = FILE_RE.exec(last) as RegExpExecArray;
+    this.day = m[1] as string;
+    this.index = Number(m[2]);
+    this.file = join(this.o.dir, last);
+    let data = await readFile(this.file);
+    const end = data.lastIndexOf(0x0a) + 1;
+    if (end < data.length) {
+      this.recovered.tornBytes = data.length - end;
+      await writeFile(`${this.file}.torn`, data.subarray(end), { mode: 0o600 });
+      const fh = await open(this.file, 'r+');
+      await fh.truncate(end);
+      await fh.sync();
+      await fh.close();
+      data = data.subarray(0, end);
+    }
+    this.size = data.length;
+    const body = data.toString('utf8').replace(/\n$/, '');
+    const lastLine = body.slice(body.lastIndexOf('\n') + 1);
+    if (lastLine) {
+      this.seq = (JSON.parse(lastLine) as { seq: number }).seq;
+      this.prev = lineHash(lastLine);
+    } else {
+      const previous = files.at(-2);
+      if (previous) {
+        const p = (await readFile(join(this.o.dir, previous), 'utf8')).replace(/\n$/, '');
+        const l = p.slice(p.lastIndexOf('\n') + 1);
+        this.seq = (JSON.parse(l) as { seq: number }).seq;
+        this.prev = lineHash(l);
+      }
+    }
+  }
+
+  private async flush(): Promise<void> {
+    const batch = this.queue;
+    this.queue = [];
+    try {
+      const now = this.o.clock();
+      const lines: string[] = [];
+      const results: { seq: number; hash: string }[] = [];
+      let bytes = 0;
+      const day = dayOf(now);
+      const write = async () => {
+        if (lines.length === 0) return;
+        const text = `${lines.join('\n')}\n`;
+        await (this.fh as FileHandle).write(text);
+        this.size += Buffer.byteLength(text);
+        lines.length = 0;
+        bytes = 0;
+      };
+      for (const p of batch) {
+        const line = serialise(this.seq + 1, now, this.prev, p.record);
+        const len = Buffer.byteLength(line) + 1;
+        // After a restart, keep appending to today's newest file while it has room.
+        if (!this.fh && this.file && day === this.day && this.size + bytes + len <= this.o.maxFileBytes) this.fh = await open(this.file, 'a', 0o600);
+        if (!this.fh || day !== this.day || (this.size + bytes + len > this.o.maxFileBytes && this.size + bytes > 0)) {
+          await write();
+          await this.rotate(day);
+        }
+        lines.push(line);
+        bytes += len;
+        this.seq += 1;
+        this.prev = lineHash(line);
+        results.push({ seq: this.seq, hash: this.prev });
+      }
+      await write();
+      await this.fh?.datasync();
+      await this.writeHead();
+      batch.forEach((p, i) => p.resolve(results[i] as { seq: number; hash: string }));
+    } catch (e) {
+      for (const p of batch) p.reject(e);
+    } finally {
+      this.flushing = undefined;
+      if (this.queue.length > 0) this.flushing = this.flush();
+    }
+  }
+
+  private async rotate(day: string): Promise<void> {
+    await this.fh?.datasync();
+    await this.fh?.close();
+    this.index = day === this.day ? this.index + 1 : 1;
+    this.day = day;
+    this.file = join(this.o.dir, fileName(day, this.index));
+    this.fh = await open(this.file, 'a', 0o600);
+    this.size = (await stat(this.file)).size;
+    await this.prune();
+  }
+
+  /** Retention: drop the oldest files, recording the chain head they end at in `audit.anchor`. */
+  private async prune(): Promise<void> {
+    const files = await this.files();
+    const excess = files.length - this.o.retentionFiles;
+    for (let i = 0; i < excess; i++) {
+      const f = join(this.o.dir, files[i] as string);
+      const text = (await readFile(f, 'utf8')).replace(/\n$/, '');
+      const last = text.slice(text.lastIndexOf('\n') + 1);
+      if (last) {
+        const anchor = { file: files[i], seq: (JSON.parse(last) as { seq: number }).seq, hash: lineHash(last) };
+        await this.atomicWrite(join(this.o.dir, 'audit.anchor'), JSON.stringify(anchor));
+      }
+      await rm(f);
+    }
+  }
+
+  private writeHead(): Promise<void> {
+    return this.atomicWrite(join(this.o.dir, 'audit.head'), JSON.stringify(this.head));
+  }
+
+  private async atomicWrite(path: string, text: string): Promise<void> {
+    const tmp = `${path}.tmp`;
+    await writeFile(tmp, text, { mode: 0o600 });
+    await rename(tmp, path);
+  }
+}
