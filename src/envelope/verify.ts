@@ -61,6 +61,7 @@ export function verifyRouterEnvelope(env: RouterEnvelope, ctx: EnvelopeContext):
   if (nonceBytes && env.nonce !== undefined && !hexEqual(env.nonce, ctx.nonce as string)) {
     throw fail('ERR_ATTEST_NONCE_MISMATCH', 'the envelope echoes a different nonce than the one sent');
   }
+  const echoedNonce = nonceBytes !== undefined && env.nonce !== undefined;
 
   let measurement: string;
   let pcrs: Record<string, string> | undefined;
@@ -79,9 +80,10 @@ export function verifyRouterEnvelope(env: RouterEnvelope, ctx: EnvelopeContext):
     if (!bytesEqual(report.REPORT_DATA.subarray(0, 32), binding)) {
       throw fail('ERR_ATTEST_REPORT_DATA_MISMATCH', 'REPORT_DATA[0:32] is not SHA-256(tls_spki_sha256 ‖ workload_identity_tag)');
     }
-    const echoed = report.REPORT_DATA.subarray(32, 64);
-    if (!bytesEqual(echoed, nonceBytes ?? new Uint8Array(32))) {
-      throw fail('ERR_ATTEST_NONCE_MISMATCH', nonceBytes ? 'REPORT_DATA[32:64] does not echo the nonce sent' : 'REPORT_DATA[32:64] is not zero although no nonce was sent');
+    // The docs do not define REPORT_DATA[32:64]. A router that echoes our nonce must carry it there;
+    // one that does not is refused only when policy requires a nonce.
+    if (nonceBytes && (echoedNonce || p.requireNonce) && !bytesEqual(report.REPORT_DATA.subarray(32, 64), nonceBytes)) {
+      throw fail('ERR_ATTEST_NONCE_MISMATCH', 'REPORT_DATA[32:64] does not carry the nonce sent');
     }
   } else {
     const doc = verifyNitroDocument(parseNitroDocument(env.evidence.document), { at: ctx.at, roots: ctx.nitroRoots });
@@ -91,7 +93,9 @@ export function verifyRouterEnvelope(env: RouterEnvelope, ctx: EnvelopeContext):
     const allowed = bundle.nitroAllowedPcrs.some((set) => Object.entries(set).every(([i, h]) => pcrs?.[i] === h));
     if (!allowed) throw fail('ERR_ATTEST_MEASUREMENT_NOT_ALLOWED', `Nitro PCRs (PCR0 ${measurement}) match none of the trust bundle's allowed PCR sets`);
     if (!doc.userData || !bytesEqual(doc.userData, binding)) throw fail('ERR_ATTEST_REPORT_DATA_MISMATCH', 'Nitro user_data is not SHA-256(tls_spki_sha256 ‖ workload_identity_tag)');
-    if (nonceBytes && (!doc.nonce || !bytesEqual(doc.nonce, nonceBytes))) throw fail('ERR_ATTEST_NONCE_MISMATCH', 'the Nitro document does not echo the nonce sent');
+    if (nonceBytes && (echoedNonce || p.requireNonce) && (!doc.nonce || !bytesEqual(doc.nonce, nonceBytes))) {
+      throw fail('ERR_ATTEST_NONCE_MISMATCH', 'the Nitro document does not carry the nonce sent');
+    }
   }
 
   if (!bundle.allowedTags.includes(env.workloadIdentityTag)) throw fail('ERR_ATTEST_TAG_NOT_ALLOWED', `workload identity tag ${env.workloadIdentityTag} is not in the trust bundle's allowed_workload_identity_tags`);

@@ -64,11 +64,17 @@ describe('router envelope (tresor.attestation/v1, SNP form)', () => {
     expect(await codeOf(check())).toBe('ERR_ATTEST_SPKI_MISMATCH');
   });
 
-  test('nonce: echoed in REPORT_DATA[32:64]; ignored or missing when required is refused', async () => {
+  test('nonce: an echoed nonce must be in REPORT_DATA[32:64]; a router that ignores it passes unless a nonce is required', async () => {
     ev.faults.ignoreNonce = true;
+    // The envelope echoes the nonce but the evidence does not carry it: refused.
     expect(await codeOf(check({ nonce: randomBytes(32).toString('hex') }))).toBe('ERR_ATTEST_NONCE_MISMATCH');
+    expect(await codeOf(check({ nonce: randomBytes(32).toString('hex'), policy: { requireNonce: true } }))).toBe('ERR_ATTEST_NONCE_MISMATCH');
     ev.faults.ignoreNonce = false;
     expect(await codeOf(check({ policy: { requireNonce: true } }))).toBe('ERR_ATTEST_NONCE_MISMATCH');
+    // A router without nonce support: accepted by default, refused when policy requires a nonce.
+    ev.faults.noNonceSupport = true;
+    expect(await codeOf(check({ nonce: randomBytes(32).toString('hex') }))).toBe('pass');
+    expect(await codeOf(check({ nonce: randomBytes(32).toString('hex'), policy: { requireNonce: true } }))).toBe('ERR_ATTEST_NONCE_MISMATCH');
   });
 
   test('the manifest must hash to the tag', async () => {

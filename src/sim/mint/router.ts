@@ -12,6 +12,8 @@ export interface RouterEvidenceFaults {
   badBundleSignature?: boolean;
   wrongReportData?: boolean;
   ignoreNonce?: boolean;
+  /** A router without nonce support: neither echoes the nonce nor puts it in REPORT_DATA. */
+  noNonceSupport?: boolean;
   staleIssuedAt?: boolean;
   debugPolicy?: boolean;
   /** Claim this SPKI instead of the live one (a router behind someone else's TLS). */
@@ -89,7 +91,8 @@ export async function createRouterEvidence(opts: { now?: () => Date; bundleUrl?:
     async envelope(ctx) {
       const spki = faults.claimSpki ?? ctx.spkiSha256;
       const binding = createHash('sha256').update(Buffer.from(spki, 'hex')).update(Buffer.from(tag, 'hex')).digest();
-      const reportData = Buffer.concat([faults.wrongReportData ? randomBytes(32) : binding, ctx.nonce && !faults.ignoreNonce ? Buffer.from(ctx.nonce, 'hex') : Buffer.alloc(32)]);
+      const nonce = faults.noNonceSupport ? undefined : ctx.nonce;
+      const reportData = Buffer.concat([faults.wrongReportData ? randomBytes(32) : binding, nonce && !faults.ignoreNonce ? Buffer.from(nonce, 'hex') : Buffer.alloc(32)]);
       const report = mintSnpReport(pki, {
         measurement: faults.wrongMeasurement ? randomBytes(48) : measurement,
         reportData,
@@ -107,7 +110,7 @@ export async function createRouterEvidence(opts: { now?: () => Date; bundleUrl?:
         trust_bundle_url: evidence.bundleUrl,
         issued_at: issued.toISOString().replace(/\.\d+Z$/, 'Z'),
         max_age_seconds: 600,
-        ...(ctx.nonce ? { nonce: ctx.nonce } : {}),
+        ...(nonce ? { nonce } : {}),
       };
     },
   };
