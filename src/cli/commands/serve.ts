@@ -29,6 +29,8 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('state-dir', { type: 'string', describe: 'Directory for durable state (created 0700)' })
       .epilog(
         'The API key is never a flag: set $TRESOR_API_KEY (or the upstream\'s api_key_env) or api_key_file.\n' +
+          'Attestation is enforced by default: pin the release-root key with $TRESOR_ATTEST_RELEASE_ROOT_FILE (or\n' +
+          'attestation.release_root_file); forwarding without it needs attestation.mode: off, chosen explicitly.\n' +
           'Precedence: flags > TRESOR_ATTEST_* environment > config file > defaults. See config.example.yaml.',
       ) as Argv<ServeArgs>,
   handler: async (args) => {
