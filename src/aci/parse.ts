@@ -1,5 +1,6 @@
 import { MalformedError } from '../errors/index.js';
 import { describe, fromHex } from '../util/bytes.js';
+import { parseJsonObject as parseJson } from '../util/json.js';
 import {
   ACI_API_VERSION,
   ALGO_ED25519,
@@ -99,18 +100,7 @@ export function isDigestString(v: unknown): v is string {
 
 /** Parse JSON text (or accept an already-parsed value) as an object, bounded. */
 export function parseJsonObject(input: string | Uint8Array | unknown, code: string, what: string): JsonObject {
-  let value = input;
-  if (typeof input === 'string' || input instanceof Uint8Array) {
-    const text = typeof input === 'string' ? input : Buffer.from(input).toString('utf8');
-    if (text.length > MAX_RECEIPT_BYTES) bad(code, `expected ${what} of at most ${MAX_RECEIPT_BYTES} bytes, got ${text.length}`);
-    try {
-      value = JSON.parse(text) as unknown;
-    } catch {
-      bad(code, `expected ${what} to be JSON, got text that does not parse`);
-    }
-  }
-  if (!isObject(value)) bad(code, `expected ${what} to be a JSON object, got ${describe(value)}`);
-  return value;
+  return parseJson(input, { code, what, maxBytes: MAX_RECEIPT_BYTES }) as JsonObject;
 }
 
 function keyList(o: JsonObject, k: string): JsonObject[] {

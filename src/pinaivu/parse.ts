@@ -1,5 +1,6 @@
 import { MalformedError } from '../errors/index.js';
 import { describe, fromHex } from '../util/bytes.js';
+import { parseJsonObject } from '../util/json.js';
 
 /**
  * Pinaivu documents (aci-pinaivu-receipts.md §2). Parse layer: shapes only, MalformedError only.
@@ -53,18 +54,7 @@ function bad(code: string, message: string): never {
 }
 
 function object(input: unknown, code: string, what: string): Record<string, unknown> {
-  let value = input;
-  if (typeof value === 'string' || value instanceof Uint8Array) {
-    const text = typeof value === 'string' ? value : Buffer.from(value).toString('utf8');
-    if (text.length > MAX_DOCUMENT_BYTES) bad(code, `expected ${what} of at most ${MAX_DOCUMENT_BYTES} bytes, got ${text.length}`);
-    try {
-      value = JSON.parse(text) as unknown;
-    } catch {
-      bad(code, `expected ${what} to be JSON, got text that does not parse`);
-    }
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) bad(code, `expected ${what} to be a JSON object, got ${describe(value)}`);
-  return value as Record<string, unknown>;
+  return parseJsonObject(input, { code, what, maxBytes: MAX_DOCUMENT_BYTES });
 }
 
 function byteArray(v: unknown, field: string, length: number): Uint8Array {
