@@ -135,6 +135,10 @@ export function verifyChain(leaf: Certificate, intermediates: readonly Certifica
     const cert = path[i] as Certificate;
     const issuer = (i + 1 < path.length ? path[i + 1] : cert) as Certificate;
     if (!cert.node.checkIssued(issuer.node)) {
+      // OpenSSL's issuer check also refuses an issuer whose keyUsage forbids certificate signing.
+      if (cert.issuer === issuer.subject) {
+        throw constraintError(label, i + 1 < path.length ? i + 1 : i, issuer, 'is not allowed to issue certificates (keyUsage lacks keyCertSign)');
+      }
       throw new VerificationError(
         'ERR_CHAIN_UNTRUSTED',
         `${label} certificate [${i}] issuer "${cert.issuer}" does not match the subject "${issuer.subject}" of the next certificate`,
@@ -151,27 +155,34 @@ export function verifyChain(leaf: Certificate, intermediates: readonly Certifica
 
   // Constraints: every certificate above the leaf is a CA with keyCertSign, and its
   // pathLenConstraint admits the number of non-self-issued intermediates below it.
+  const ext = <T>(cert: Certificate, i: number, read: () => T): T => {
+    try {
+      return read();
+    } catch (cause) {
+      throw new VerificationError('ERR_CHAIN_CONSTRAINTS', `${label} certificate [${i}] (${cert.subject}) has an unreadable extension`, { cause });
+    }
+  };
   for (let i = 1; i < path.length; i++) {
     const cert = path[i] as Certificate;
-    const bc = cert.parsed.getExtension(px.BasicConstraintsExtension);
+    const bc = ext(cert, i, () => cert.parsed.getExtension(px.BasicConstraintsExtension));
     if (!bc || !bc.ca) throw constraintError(label, i, cert, 'is used as a CA but basicConstraints CA is not set');
     const below = i - 1; // intermediates strictly between this CA and the leaf
     if (bc.pathLength !== undefined && below > bc.pathLength) {
       throw constraintError(label, i, cert, `pathLenConstraint ${bc.pathLength} exceeded by ${below} intermediate(s) below it`);
     }
-    const ku = cert.parsed.getExtension(px.KeyUsagesExtension);
+    const ku = ext(cert, i, () => cert.parsed.getExtension(px.KeyUsagesExtension));
     if (opts.requireCaKeyUsage !== false) {
       if (!ku || (ku.usages & px.KeyUsageFlags.keyCertSign) === 0) {
         throw constraintError(label, i, cert, 'CA certificate lacks keyUsage keyCertSign');
       }
     }
   }
-  const leafBc = leaf.parsed.getExtension(px.BasicConstraintsExtension);
+  const leafBc = ext(leaf, 0, () => leaf.parsed.getExtension(px.BasicConstraintsExtension));
   if (opts.leafMustNotBeCa !== false && leafBc?.ca) {
     throw constraintError(label, 0, leaf, 'leaf certificate must not be a CA');
   }
   if (opts.leafKeyUsage && opts.leafKeyUsage.length > 0) {
-    const ku = leaf.parsed.getExtension(px.KeyUsagesExtension);
+    const ku = ext(leaf, 0, () => leaf.parsed.getExtension(px.KeyUsagesExtension));
     if (!ku) {
       if (opts.requireLeafKeyUsage) throw constraintError(label, 0, leaf, 'leaf certificate has no keyUsage extension');
     } else {
