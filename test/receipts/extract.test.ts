@@ -1,0 +1,53 @@
+import fc from 'fast-check';
+import { describe, expect, test } from 'vitest';
+import { createTresorExtractor, MAX_SSE_LINE } from '../../src/receipts/extract.js';
+
+const tresor = { receipt_id: '7c9e6679-7425-40de-944b-e07fc1f90ae7', requested_route: 'auto/auto/gpt-oss-120b', routed_model: 'eu/tresor/gpt-oss-120b', failover: false };
+const sse = Buffer.from(
+  [
+    { choices: [{ delta: { role: 'assistant' }, finish_reason: null }] },
+    { choices: [{ delta: { content: 'hé "tresor" in text' }, finish_reason: null }] },
+    { choices: [{ delta: {}, finish_reason: 'stop' }], tresor },
+    { choices: [], usage: { total_tokens: 3 } },
+  ]
+    .map((e) => `data: ${JSON.stringify(e)}\n\n`)
+    .join('') + 'data: [DONE]\n\n',
+);
+const json = Buffer.from(JSON.stringify({ id: 'x', choices: [{ message: { content: 'hi' } }], tresor }));
+
+function run(kind: 'json' | 'sse', bytes: Buffer, cuts: number[]) {
+  const x = createTresorExtractor(kind);
+  let prev = 0;
+  for (const c of [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b)) {
+    x.push(bytes.subarray(prev, c));
+    prev = c;
+  }
+  x.push(bytes.subarray(prev));
+  return x.end();
+}
+
+describe('tresor block extraction on the flowing bytes', () => {
+  test('SSE finish chunk and JSON body', () => {
+    expect(run('sse', sse, [])).toEqual({ tresor });
+    expect(run('json', json, [])).toEqual({ tresor });
+  });
+
+  test('any chunk boundaries (including inside multi-byte UTF-8) give the same result', () => {
+    fc.assert(
+      fc.property(fc.array(fc.nat(), { maxLength: 40 }), (cuts) => {
+        expect(run('sse', sse, cuts)).toEqual({ tresor });
+        expect(run('json', json, cuts)).toEqual({ tresor });
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  test('no tresor block, CRLF lines, an over-long line, a non-JSON body', () => {
+    expect(run('sse', Buffer.from('data: {"choices":[]}\n\ndata: [DONE]\n\n'), [])).toEqual({});
+    expect(run('sse', Buffer.from(sse.toString().replace(/\n/g, '\r\n')), [7, 300])).toEqual({ tresor });
+    const long = Buffer.concat([Buffer.from(`data: {"tresor":{"receipt_id":"evil"},"pad":"`), Buffer.alloc(MAX_SSE_LINE, 0x61), Buffer.from('"}\n\n'), sse]);
+    expect(run('sse', long, [100, 5000, MAX_SSE_LINE])).toEqual({ tresor });
+    expect(run('json', Buffer.from('{"tresor": oops'), [])).toEqual({ error: 'response body is not JSON' });
+    expect(run('json', Buffer.from('{"id":"no block"}'), [3])).toEqual({});
+  });
+});
