@@ -19,7 +19,6 @@ export function asVerified<T>(value: T): Verified<T> {
 
 export type Clock = () => Date;
 
-export const systemClock: Clock = () => new Date();
 
 /** Minimal fetch shape the verifiers need; the daemon passes an attested, size-bounded one. */
 export type Fetcher = (url: string, init?: { headers?: Record<string, string>; signal?: AbortSignal }) => Promise<{

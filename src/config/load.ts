@@ -193,8 +193,6 @@ function applyOverrides(raw: Raw, o: ConfigOverrides): void {
   if (o.listen !== undefined) firstUpstream(raw).listen = o.listen;
   if (o.upstream !== undefined) firstUpstream(raw).url = o.upstream;
   if (o.ca_file !== undefined) firstUpstream(raw).ca_file = o.ca_file;
-  if (o.attestation_mode !== undefined) section(firstUpstream(raw), 'attestation').mode = o.attestation_mode;
-  if (o.release_root_file !== undefined) section(firstUpstream(raw), 'attestation').release_root_file = o.release_root_file;
 }
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);

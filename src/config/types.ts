@@ -47,6 +47,4 @@ export interface ConfigOverrides {
   log_level?: string;
   log_format?: string;
   state_dir?: string;
-  attestation_mode?: string;
-  release_root_file?: string;
 }

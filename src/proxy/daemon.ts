@@ -79,7 +79,7 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
         upstream: u.name,
         mode: u.attestation.mode,
         attest,
-        openSocket: () => upstream.openSocket(false),
+        openSocket: () => upstream.openSocket(),
         clock,
         logger: logger.child({ upstream: u.name }),
         refreshAheadMs: u.attestation.refresh_ahead_seconds * 1000,

@@ -76,12 +76,12 @@ export class Upstream {
     return this.pool;
   }
 
-  /** A fresh TLS socket to this upstream that goes through the same checks but is not pooled (attestation refresh). */
-  openSocket(withHook = false) {
-    return openTlsSocket(this.hostname, this.port, this.hostname, {
-      ...this.connectorOptions,
-      verifyConnection: withHook ? this.connectorOptions.verifyConnection : undefined,
-    });
+  /**
+   * A fresh TLS socket to this upstream, validated like pooled ones (CA, proxy) but without the
+   * attestation hook and not pooled: the pinning manager attests over it (start-up, refresh).
+   */
+  openSocket() {
+    return openTlsSocket(this.hostname, this.port, this.hostname, { ...this.connectorOptions, verifyConnection: undefined });
   }
 
   /** Drop every pooled connection (e.g. its attestation lapsed); new requests reconnect and re-verify. */

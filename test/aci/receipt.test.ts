@@ -10,24 +10,16 @@ import {
   type AciTrustedKeyset,
   type JsonObject,
 } from '../../src/aci/index.js';
-import { MalformedError, TresorError, VerificationError } from '../../src/errors/index.js';
+import { MalformedError, VerificationError } from '../../src/errors/index.js';
 import { sha256Hex, toHex } from '../../src/util/bytes.js';
 import { N, REQ, SSE, clone, edPub, genABDocument, genABKeyset, rsv, secpSign, seed, signGenAB, signGenC, vectors } from './mint.js';
+import { code } from '../helpers/errors.js';
 
 const trust: AciTrustedKeyset = trustedKeysetFrom(vectors.workload_keyset);
 const receiptSeed = Buffer.from(vectors.keys['receipt-1'].seed_hex, 'hex');
 const enc = (s: string) => new Uint8Array(Buffer.from(s));
 const verify = (doc: unknown, t: AciTrustedKeyset = trust) => verifyAciReceipt(parseAciReceipt(doc), t);
 
-function code(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TresorError);
-    return (e as TresorError).code;
-  }
-  throw new Error('expected a rejection');
-}
 const failedCodes = (v: { checks: { result: string; code?: string }[] }) => v.checks.filter((c) => c.result === 'fail').map((c) => c.code);
 
 describe('gen C: the spec vector', () => {

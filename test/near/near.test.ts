@@ -4,22 +4,14 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { eip191Digest, ethereumAddress, parseNearSignature, verifyNearSignature } from '../../src/near/index.js';
-import { MalformedError, TresorError } from '../../src/errors/index.js';
+import { MalformedError } from '../../src/errors/index.js';
 import { sha256Hex, toHex } from '../../src/util/bytes.js';
+import { code } from '../helpers/errors.js';
 
 const vec = JSON.parse(readFileSync(new URL('../vectors/nearai-chat-signature-example.json', import.meta.url), 'utf8'));
 const sse = new Uint8Array(Buffer.from((vec.response_sse_lines as string[]).map((l) => `${l}\n\n`).join(''), 'utf8'));
 const N = secp256k1.Point.CURVE().n;
 
-function code(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TresorError);
-    return (e as TresorError).code;
-  }
-  throw new Error('expected a rejection');
-}
 
 /** Sign text with EIP-191 personal_sign using our own key; returns the served object. */
 function personalSign(text: string, secret: Uint8Array, edit?: (r: bigint, s: bigint, rec: number) => [bigint, bigint, number]) {
