@@ -17,6 +17,8 @@ export interface AttestedIdentity {
   readonly verifiedAt: string;
   /** After this instant the pin is no longer trusted without a fresh verification. */
   readonly expiresAt: string;
+  /** Receipt signing keys the verified trust bundle allows (RFC 7638 thumbprints and/or kids). */
+  readonly receiptSigningKeys?: { readonly thumbprints?: readonly string[]; readonly kids?: readonly string[] };
   /** Non-secret summary for the audit log and /status. */
   readonly summary: Readonly<Record<string, unknown>>;
 }

@@ -115,6 +115,11 @@ export class AttestationManager {
     return fresh[fresh.length - 1];
   }
 
+  /** Every identity pinned recently (fresh or lapsed), for matching evidence embedded in receipts. */
+  known(): AttestedIdentity[] {
+    return this.pins.all();
+  }
+
   /** Headers that tell the app what was verified. */
   responseHeaders(): Record<string, string> {
     if (this.opts.mode === 'off') return { 'x-tresor-attestation': 'off' };

@@ -1,7 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { UpstreamConfig } from '../config/types.js';
-import { ConfigError } from '../errors/index.js';
+import { ConfigError, toTresorError } from '../errors/index.js';
+import { loadNitroRoots } from '../evidence/nitro/index.js';
+import { parseEnvelope } from '../envelope/parse.js';
+import { verifyRouterEnvelope } from '../envelope/verify.js';
+import type { Check } from '../receipts/verdict.js';
 import { attestOverSocket, createBundleSource } from '../envelope/attest.js';
 import { loadReleaseRootKey } from '../trust/release-root.js';
 import { RollbackStore } from '../trust/rollback.js';
@@ -14,7 +18,17 @@ import type { AttestOverSocket } from './manager.js';
  * envelope fetched over the new connection, verified against that connection's key, the trust
  * bundle from the configured location (rollback-protected in the state directory).
  */
-export async function createTresorAttester(u: UpstreamConfig, deps: { clock: Clock; stateDir: string; caPem?: string | undefined }): Promise<AttestOverSocket> {
+export interface TresorAttester {
+  attest: AttestOverSocket;
+  /**
+   * The receipt's `router_attestation` block: the router envelope at issuance, verified offline
+   * (same bundle source and policy, as of the receipt's `iat`) and matched against an identity
+   * the daemon itself verified (same TLS key, measurement and tag).
+   */
+  checkReceiptBlock(block: unknown, at: Date, known: () => readonly AttestedIdentity[]): Promise<Omit<Check, 'name'>>;
+}
+
+export async function createTresorAttester(u: UpstreamConfig, deps: { clock: Clock; stateDir: string; caPem?: string | undefined }): Promise<TresorAttester> {
   const att = u.attestation;
   const file = att.release_root_file as string;
   const rootKey = loadReleaseRootKey(
@@ -26,14 +40,15 @@ export async function createTresorAttester(u: UpstreamConfig, deps: { clock: Clo
   const timeoutMs = u.timeouts.connect_seconds * 1000 + 10_000;
   const bundles = createBundleSource({ locations: [att.trust_bundle], rootKey, caPem: deps.caPem, rollback, clock: deps.clock, timeoutMs });
   const url = new URL(u.url);
-  return async ({ socket }) => {
+  const policy = { allowDebug: att.allow_debug, maxAgeCapSeconds: att.max_age_seconds };
+  const attest: AttestOverSocket = async ({ socket }) => {
     const at = deps.clock();
     const { attestation: a } = await attestOverSocket(socket, {
       host: url.host,
       basePath: url.pathname,
       bundles,
       at,
-      policy: { allowDebug: att.allow_debug, requireNonce: att.require_nonce, maxAgeCapSeconds: att.max_age_seconds },
+      policy: { ...policy, requireNonce: att.require_nonce },
       timeoutMs,
     });
     const identity: AttestedIdentity = {
@@ -45,8 +60,28 @@ export async function createTresorAttester(u: UpstreamConfig, deps: { clock: Clo
       bundleValidUntil: a.bundle.validUntil,
       verifiedAt: at.toISOString(),
       expiresAt: a.expiresAt,
+      ...(a.bundle.receiptSigningKeys ? { receiptSigningKeys: a.bundle.receiptSigningKeys } : {}),
       summary: { kind: a.kind, measurement: a.measurement, tag: a.tag, manifest: a.manifest, bundle: a.bundle, issuedAt: a.issuedAt },
     };
     return identity;
+  };
+  return {
+    attest,
+    async checkReceiptBlock(block, at, known) {
+      try {
+        const env = parseEnvelope(Buffer.from(JSON.stringify(block ?? null)));
+        const bundle = await bundles.get(env.trustBundleUrl);
+        const a = verifyRouterEnvelope(env, { liveSpkiSha256: env.tlsSpkiSha256, bundle, at, nitroRoots: loadNitroRoots(), policy });
+        const match = known().find((k) => k.spkiSha256 === a.spkiSha256);
+        if (!match) return { result: 'fail', code: 'ERR_RECEIPT_ROUTER_KEY_UNKNOWN', detail: `the receipt's router evidence binds TLS key ${a.spkiSha256}, which this daemon never verified a connection to` };
+        if (match.measurement !== a.measurement || match.tag !== a.tag) {
+          return { result: 'fail', code: 'ERR_RECEIPT_ROUTER_ATTESTATION_MISMATCH', detail: `the receipt's router evidence (${a.measurement}, tag ${a.tag}) differs from what the daemon verified for that key` };
+        }
+        return { result: 'pass', detail: `${a.kind} ${a.measurement}, tag ${a.tag}, TLS key ${a.spkiSha256}` };
+      } catch (e) {
+        const err = toTresorError(e);
+        return { result: err.phase === 'fetch' ? 'unverifiable' : 'fail', code: err.code, detail: err.message };
+      }
+    },
   };
 }

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parseDocument } from 'yaml';
 import { ConfigError } from '../errors/index.js';
@@ -25,6 +25,8 @@ export const ENV_VARS = {
   TRESOR_ATTEST_ATTESTATION_MODE: 'upstreams[0].attestation.mode',
   TRESOR_ATTEST_RELEASE_ROOT_FILE: 'upstreams[0].attestation.release_root_file',
   TRESOR_ATTEST_TRUST_BUNDLE: 'upstreams[0].attestation.trust_bundle',
+  TRESOR_ATTEST_RECEIPTS_MODE: 'upstreams[0].receipts.mode',
+  TRESOR_ATTEST_AUDIT_DIR: 'audit.dir',
 } as const;
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true });
@@ -65,6 +67,7 @@ export function resolveConfig(raw: Raw, source: string | null): ResolvedConfig {
   const cfg = doc as unknown as {
     log: ResolvedConfig['log'];
     state_dir: string;
+    audit: Omit<ResolvedConfig['audit'], 'dir'> & { dir: string | null };
     shutdown_grace_seconds: number;
     upstreams: (Omit<UpstreamConfig, 'listen'> & { listen: string })[];
   };
@@ -111,9 +114,11 @@ export function resolveConfig(raw: Raw, source: string | null): ResolvedConfig {
     };
   });
   if (problems.length > 0) throw new ConfigError('ERR_CONFIG_INVALID', prefixSource(problems, source));
+  const stateDir = resolvePath(cfg.state_dir, base);
   return deepFreeze({
     log: cfg.log,
-    state_dir: resolvePath(cfg.state_dir, base),
+    state_dir: stateDir,
+    audit: { ...cfg.audit, dir: cfg.audit.dir === null ? join(stateDir, 'audit') : resolvePath(cfg.audit.dir, base) },
     shutdown_grace_seconds: cfg.shutdown_grace_seconds,
     upstreams,
     source,
@@ -184,6 +189,8 @@ function applyEnv(raw: Raw, env: Record<string, string | undefined>): void {
   set('TRESOR_ATTEST_ATTESTATION_MODE', (v) => (section(firstUpstream(raw), 'attestation').mode = v));
   set('TRESOR_ATTEST_RELEASE_ROOT_FILE', (v) => (section(firstUpstream(raw), 'attestation').release_root_file = v));
   set('TRESOR_ATTEST_TRUST_BUNDLE', (v) => (section(firstUpstream(raw), 'attestation').trust_bundle = v));
+  set('TRESOR_ATTEST_RECEIPTS_MODE', (v) => (section(firstUpstream(raw), 'receipts').mode = v));
+  set('TRESOR_ATTEST_AUDIT_DIR', (v) => (section(raw, 'audit').dir = v));
 }
 
 function applyOverrides(raw: Raw, o: ConfigOverrides): void {
@@ -268,6 +275,7 @@ export function describeConfig(cfg: ResolvedConfig): Record<string, unknown> {
   return {
     log: cfg.log,
     state_dir: cfg.state_dir,
+    audit: cfg.audit,
     shutdown_grace_seconds: cfg.shutdown_grace_seconds,
     upstreams: cfg.upstreams.map((u) => ({
       ...u,

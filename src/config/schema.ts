@@ -50,6 +50,22 @@ export const upstreamSchema = {
         refresh_ahead_seconds: seconds(60, 0, 3600),
       },
     },
+    receipts: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        mode: { enum: ['audit', 'strict', 'off'], default: 'audit' },
+        jwks_path: { type: 'string', pattern: '^/[^?#]*$', default: '/.well-known/jwks.json' },
+        jwks_max_age_seconds: seconds(600, 1, 86_400),
+        jwks_cooldown_seconds: seconds(30, 1, 3600),
+        not_found_grace_seconds: seconds(10, 0, 600),
+        deadline_seconds: seconds(120, 1, 3600),
+        fetches_per_second: { type: 'number', exclusiveMinimum: 0, maximum: 100_000, default: 50 },
+        concurrency: { type: 'integer', minimum: 1, maximum: 1024, default: 16 },
+        max_pending: { type: 'integer', minimum: 1, maximum: 10_000_000, default: 100_000 },
+      },
+    },
   },
 } as const;
 
@@ -67,6 +83,17 @@ export const configSchema = {
       },
     },
     state_dir: { type: 'string', minLength: 1, default: '~/.tresor-attest' },
+    audit: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        dir: { type: ['string', 'null'], default: null },
+        max_file_bytes: { type: 'integer', minimum: 4096, maximum: 16 * 1024 ** 3, default: 16 * 1024 * 1024 },
+        retention_files: { type: 'integer', minimum: 1, maximum: 100_000, default: 30 },
+        archive_receipts: { type: 'boolean', default: true },
+      },
+    },
     shutdown_grace_seconds: seconds(30, 0, 3600),
     upstreams: { type: 'array', minItems: 1, maxItems: 64, items: upstreamSchema, default: [{}] },
   },

@@ -28,11 +28,30 @@ export interface UpstreamConfig {
     readonly max_age_seconds: number;
     readonly refresh_ahead_seconds: number;
   };
+  readonly receipts: {
+    /** audit: record verdicts, responses flow untouched | strict: hold answers until verified | off. */
+    readonly mode: 'audit' | 'strict' | 'off';
+    readonly jwks_path: string;
+    readonly jwks_max_age_seconds: number;
+    readonly jwks_cooldown_seconds: number;
+    readonly not_found_grace_seconds: number;
+    readonly deadline_seconds: number;
+    readonly fetches_per_second: number;
+    readonly concurrency: number;
+    readonly max_pending: number;
+  };
 }
 
 export interface ResolvedConfig {
   readonly log: { readonly level: LogLevel; readonly format: 'json' | 'pretty' };
   readonly state_dir: string;
+  readonly audit: {
+    /** Resolved: null in the file means `<state_dir>/audit`. */
+    readonly dir: string;
+    readonly max_file_bytes: number;
+    readonly retention_files: number;
+    readonly archive_receipts: boolean;
+  };
   readonly shutdown_grace_seconds: number;
   readonly upstreams: readonly UpstreamConfig[];
   /** Where the file came from, if any (for messages and relative paths). */

@@ -18,7 +18,7 @@ export interface RouterAttestation {
   readonly tag: string;
   readonly spkiSha256: string;
   readonly manifest: { workload: string; version: string; imageDigest: string };
-  readonly bundle: { version: number; validUntil: string };
+  readonly bundle: { version: number; validUntil: string; receiptSigningKeys?: { thumbprints?: readonly string[]; kids?: readonly string[] } };
   readonly issuedAt: string;
   /** min(issued_at + max_age_seconds, bundle valid_until, our cap). */
   readonly expiresAt: string;
@@ -117,7 +117,7 @@ export function verifyRouterEnvelope(env: RouterEnvelope, ctx: EnvelopeContext):
     tag: env.workloadIdentityTag,
     spkiSha256: env.tlsSpkiSha256,
     manifest: { workload: manifest.workload, version: manifest.version, imageDigest: manifest.imageDigest },
-    bundle: { version: bundle.version, validUntil: bundle.validUntil.toISOString() },
+    bundle: { version: bundle.version, validUntil: bundle.validUntil.toISOString(), ...(bundle.receiptSigningKeys ? { receiptSigningKeys: bundle.receiptSigningKeys } : {}) },
     issuedAt: env.issuedAt.toISOString(),
     expiresAt: new Date(expires).toISOString(),
   });

@@ -11,7 +11,9 @@ import { forward } from './forward.js';
 import type { DaemonHooks } from './hooks.js';
 import { Upstream } from './upstream.js';
 import { AttestationManager } from '../attestation/manager.js';
-import { createTresorAttester } from '../attestation/tresor.js';
+import { createTresorAttester, type TresorAttester } from '../attestation/tresor.js';
+import type { ReceiptPipeline } from '../receipts/pipeline.js';
+import { openReceiptPipeline, serveVerdict } from './receipts.js';
 import type { Clock } from '../types.js';
 
 export interface RunningDaemon {
@@ -62,17 +64,25 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
   const clock = deps.clock ?? (() => new Date());
   await mkdir(config.state_dir, { recursive: true, mode: 0o700 });
   const managers = new Map<string, AttestationManager>();
-  const hooks = withAttestation(managers, deps.hooks ?? {});
+  const attesters = new Map<string, TresorAttester>();
+  let pipeline: ReceiptPipeline | undefined;
+  const extra = deps.hooks ?? {};
+  const hooks = withAttestation(managers, {
+    ...extra,
+    onExchange: (info) => pipeline?.observe(info) ?? extra.onExchange?.(info),
+    status: (name) => ({ ...(pipeline ? { receipts: { pending: pipeline.pending, ...pipeline.counters } } : {}), ...extra.status?.(name) }),
+  });
   const upstreams = new Map<string, Upstream>();
   for (const u of config.upstreams) upstreams.set(u.name, new Upstream(u, hooks, deps.env));
   for (const u of config.upstreams) {
     const upstream = upstreams.get(u.name) as Upstream;
-    const attest =
-      u.attestation.mode === 'off'
-        ? async () => {
-            throw new Error('unreachable: attestation is off');
-          }
-        : await createTresorAttester(u, { clock, stateDir: config.state_dir, caPem: upstream.caPem });
+    if (u.attestation.mode === 'off') {
+      managers.set(u.name, new AttestationManager({ upstream: u.name, mode: 'off', attest: () => Promise.reject(new Error('attestation is off')), clock, logger: logger.child({ upstream: u.name }), refreshAheadMs: 0 }));
+      continue;
+    }
+    const attester = await createTresorAttester(u, { clock, stateDir: config.state_dir, caPem: upstream.caPem });
+    attesters.set(u.name, attester);
+    const attest = attester.attest;
     managers.set(
       u.name,
       new AttestationManager({
@@ -87,6 +97,7 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
       }),
     );
   }
+  pipeline = await openReceiptPipeline(config, { upstreams, managers, attesters, clock, logger });
   // Attest at start-up so /readyz turns ready before the first request (in the background).
   for (const m of managers.values()) void m.start();
   const startedAt = Date.now();
@@ -131,6 +142,12 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
         return json(res, reasons.length ? 503 : 200, { ready: reasons.length === 0, upstream: defaultUpstream.name, ...(reasons.length ? { reasons } : {}) });
       }
       if (path === '/status') return json(res, 200, statusBody());
+      if (path.startsWith('/receipts/')) {
+        void serveVerdict(req, res, pipeline).then((served) => {
+          if (!served) sendError(res, new TresorError('usage', 'ERR_NOT_FOUND', `${path} is not a receipt verdict path`));
+        });
+        return;
+      }
     }
     let upstream = defaultUpstream;
     let forwardPath = url;
@@ -198,6 +215,8 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
       for (const s of servers) s.closeAllConnections();
       await Promise.all(closed);
       for (const m of managers.values()) m.stop();
+      // Receipt jobs still running stay journaled and resume at the next start.
+      await pipeline?.close(Math.max(0, deadline - Date.now()));
       await Promise.all([...upstreams.values()].map((u) => (inFlight() > 0 ? u.destroy() : u.close())));
       logger.info('stopped');
     },

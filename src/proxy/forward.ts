@@ -4,7 +4,8 @@ import type { Dispatcher } from 'undici';
 import { TresorError, UpstreamError } from '../errors/index.js';
 import { sendError } from './errors-to-http.js';
 import { downstreamResponseHeaders, isEventStream, requestBudgetSeconds, upstreamRequestHeaders } from './headers.js';
-import type { DaemonHooks, ExchangeObserver } from './hooks.js';
+import type { DaemonHooks, ExchangeDecision, ExchangeObserver, ExchangeOutcome } from './hooks.js';
+import { DoneHolder } from './sse-hold.js';
 import type { Upstream } from './upstream.js';
 
 /**
@@ -102,6 +103,7 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
       method: req.method ?? 'GET',
       path: ctx.path,
       tresorHeaders,
+      ...(typeof req.headers.authorization === 'string' ? { authorization: req.headers.authorization } : {}),
       startedAt: new Date(),
     });
   }
@@ -163,24 +165,47 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
     headers['cache-control'] = 'no-cache';
   }
   if (ctx.shuttingDown()) headers.connection = 'close';
-  res.writeHead(status, headers);
-  if (stream) res.flushHeaders();
   obs?.onResponseStart?.(status, headers);
+  // Strict receipts: a successful non-stream answer is held whole until its receipt verifies;
+  // a stream flows except for its final `data: [DONE]`.
+  const holding = obs?.hold === true && status >= 200 && status < 300;
+  const holdBody = holding && !stream;
+  const doneHolder = holding && stream ? new DoneHolder() : undefined;
+  const heldChunks: Buffer[] = [];
+  if (!holdBody) {
+    res.writeHead(status, headers);
+    if (stream) res.flushHeaders();
+  }
 
   const upBody = up.body;
   await new Promise<void>((resolve) => {
-    upBody.on('data', (chunk: Buffer) => {
-      responseBytes += chunk.length;
-      obs?.onResponseChunk?.(chunk);
-      if (!res.write(chunk)) {
+    const write = (chunk: Buffer) => {
+      if (chunk.length > 0 && !res.write(chunk)) {
         upBody.pause();
         res.once('drain', () => upBody.resume());
       }
+    };
+    upBody.on('data', (chunk: Buffer) => {
+      responseBytes += chunk.length;
+      obs?.onResponseChunk?.(chunk);
+      if (holdBody) heldChunks.push(chunk);
+      else write(doneHolder ? doneHolder.push(chunk) : chunk);
     });
     upBody.once('end', () => {
-      void endObserver(obs, logger, { ok: true, status, requestBytes, responseBytes }).then(() => {
-        res.end();
-        finished();
+      void endObserver(obs, logger, { ok: true, status, requestBytes, responseBytes }).then((decision) => {
+        if (holdBody) {
+          if (decision?.reject) status = sendError(res, decision.reject, hooks.responseHeaders?.(upstream.name)).status;
+          else {
+            res.writeHead(status, { ...headers, ...decision?.headers });
+            for (const c of heldChunks) res.write(c);
+            res.end();
+          }
+        } else if (doneHolder && decision?.reject) {
+          res.end(sseError(decision.reject.message, decision.reject.code));
+        } else {
+          res.end(doneHolder?.release());
+        }
+        finished(decision?.reject?.code);
         resolve();
       });
     });
@@ -188,13 +213,13 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
       const err = classifyUpstreamError(e);
       if (clientGone) {
         finished('client_closed');
+      } else if (holdBody) {
+        status = sendError(res, err, hooks.responseHeaders?.(upstream.name)).status;
+        finished(err.code);
       } else if (stream) {
         // Headers are out: tell an SSE client in-band (the OpenAI SDKs raise on `event: error`)
         // and end the stream cleanly rather than leaving it hanging.
-        const payload = JSON.stringify({
-          error: { message: 'the upstream stream was interrupted', type: 'upstream_error', code: 'upstream_stream_interrupted' },
-        });
-        res.end(`event: error\ndata: ${payload}\n\n`);
+        res.end(sseError('the upstream stream was interrupted', 'upstream_stream_interrupted'));
         finished(err.code);
       } else {
         res.destroy();
@@ -206,12 +231,20 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
   });
 }
 
-async function endObserver(obs: ExchangeObserver | undefined, logger: Logger, outcome: Parameters<NonNullable<ExchangeObserver['onEnd']>>[0]) {
-  if (!obs?.onEnd) return;
+/** An in-band SSE error event (the OpenAI SDKs raise on `event: error`). */
+function sseError(message: string, code: string): string {
+  const type = code === 'upstream_stream_interrupted' ? 'upstream_error' : 'receipt_error';
+  return `event: error\ndata: ${JSON.stringify({ error: { message, type, code } })}\n\n`;
+}
+
+async function endObserver(obs: ExchangeObserver | undefined, logger: Logger, outcome: ExchangeOutcome): Promise<ExchangeDecision | undefined> {
+  if (!obs?.onEnd) return undefined;
   try {
-    await obs.onEnd(outcome);
+    return (await obs.onEnd(outcome)) ?? undefined;
   } catch (e) {
     logger.error({ err: { message: (e as Error).message, code: (e as TresorError).code } }, 'exchange observer failed');
+    // A held answer must not be released on an internal failure (strict mode fails closed).
+    return obs.hold ? { reject: new TresorError('internal', 'ERR_RECEIPT_INTERNAL', 'the receipt could not be checked') } : undefined;
   }
 }
 

@@ -1,4 +1,5 @@
 import type { TLSSocket } from 'node:tls';
+import type { TresorError } from '../errors/index.js';
 
 /**
  * Extension points the later capabilities plug into. All optional; when absent they cost
@@ -12,10 +13,25 @@ export interface ExchangeInfo {
   path: string;
   /** Only the X-Tresor-* request headers (lower-cased), for receipt handling. */
   tresorHeaders: Readonly<Record<string, string>>;
+  /** The app's own Authorization header, if it sent one (to fetch its receipt; never logged or persisted). */
+  authorization?: string;
   startedAt: Date;
 }
 
+/** What an observer may decide at the end of a held exchange. */
+export interface ExchangeDecision {
+  /** Refuse the response: a non-stream answer becomes this error, a stream ends with an SSE error event. */
+  reject?: TresorError;
+  /** Extra headers (only where the headers are still unsent: a held non-stream answer). */
+  headers?: Record<string, string>;
+}
+
 export interface ExchangeObserver {
+  /**
+   * Hold the end of a successful answer until `onEnd` decides: a non-stream body is held whole
+   * (headers included), a stream passes through except its final `data: [DONE]`.
+   */
+  hold?: boolean;
   /** Each request body chunk exactly as forwarded upstream. Must not retain or mutate it. */
   onRequestChunk?(chunk: Uint8Array): void;
   onResponseStart?(status: number, headers: Readonly<Record<string, string | string[]>>): void;
@@ -25,7 +41,7 @@ export interface ExchangeObserver {
    * Awaited before the app's response is ended, so whatever must be durable before the app
    * sees the end of its response (the receipt journal) is written first. Never throws to the proxy.
    */
-  onEnd?(outcome: ExchangeOutcome): Promise<void> | void;
+  onEnd?(outcome: ExchangeOutcome): Promise<ExchangeDecision | undefined> | ExchangeDecision | undefined;
 }
 
 export interface ExchangeOutcome {

@@ -2,7 +2,7 @@ import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { Pool } from 'undici';
 import type { UpstreamConfig } from '../config/types.js';
-import { ConfigError, UpstreamError } from '../errors/index.js';
+import { ConfigError, FetchError, UpstreamError } from '../errors/index.js';
 import { createConnector, openTlsSocket, proxyFor, type ConnectorOptions } from './connector.js';
 import type { DaemonHooks } from './hooks.js';
 
@@ -82,6 +82,32 @@ export class Upstream {
    */
   openSocket() {
     return openTlsSocket(this.hostname, this.port, this.hostname, { ...this.connectorOptions, verifyConnection: undefined });
+  }
+
+  /**
+   * A size- and time-bounded GET on the attested pool (receipts, JWKS): same connections, same
+   * pin, same CA as the app's traffic. Never follows redirects.
+   */
+  async get(path: string, init: { headers: Record<string, string>; timeoutMs: number; maxBytes: number }) {
+    const res = await this.pool.request({
+      path: this.prefix + path,
+      method: 'GET',
+      headers: { ...init.headers, host: new URL(this.origin).host },
+      signal: AbortSignal.timeout(init.timeoutMs),
+      headersTimeout: init.timeoutMs,
+      bodyTimeout: init.timeoutMs,
+    });
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      total += chunk.length;
+      if (total > init.maxBytes) {
+        res.body.destroy();
+        throw new FetchError('ERR_FETCH_TOO_LARGE', `GET ${path} answered more than ${init.maxBytes} bytes`);
+      }
+      chunks.push(chunk);
+    }
+    return { status: res.statusCode, headers: res.headers, body: new Uint8Array(Buffer.concat(chunks)) };
   }
 
   /** Drop every pooled connection (e.g. its attestation lapsed); new requests reconnect and re-verify. */

@@ -77,7 +77,8 @@ export interface RemoteJwksOptions {
   /** At most one refetch per this interval (an unknown kid cannot make us hammer the router). */
   cooldownMs?: number;
   timeoutMs?: number;
-  allowed?: AllowedKeys;
+  /** Fixed, or read at each use (the trust bundle in force can change). */
+  allowed?: AllowedKeys | (() => AllowedKeys | undefined);
 }
 
 export interface RemoteJwks {
@@ -129,12 +130,13 @@ export function createRemoteJwks(opts: RemoteJwksOptions): RemoteJwks {
     async resolve(header) {
       const now = opts.clock().getTime();
       if (!entries || now - fetchedAt > maxAge) await fetchNow();
-      const found = select(entries ?? [], header, opts.allowed);
+      const allowed = typeof opts.allowed === 'function' ? opts.allowed() : opts.allowed;
+      const found = select(entries ?? [], header, allowed);
       if (found) return found;
       // Unknown kid: the router may have rotated. One refetch, rate limited.
       if (opts.clock().getTime() - fetchedAt >= cooldown || inflight) {
         await fetchNow();
-        const again = select(entries ?? [], header, opts.allowed);
+        const again = select(entries ?? [], header, allowed);
         if (again) return again;
       }
       throw noKey(header);

@@ -45,8 +45,9 @@ export interface ReceiptExpectations {
 
 /** Hooks for the evidence embedded in a receipt (filled by the attestation modules). */
 export interface ReceiptHooks {
-  verifyRouterAttestation?(block: unknown): Promise<Omit<Check, 'name'>>;
-  verifyInferenceAttestation?(block: unknown): Promise<Omit<Check, 'name'>>;
+  /** `at` is the receipt's `iat` (evidence is checked as of issuance), or now when absent. */
+  verifyRouterAttestation?(block: unknown, at: Date): Promise<Omit<Check, 'name'>>;
+  verifyInferenceAttestation?(block: unknown, at: Date): Promise<Omit<Check, 'name'>>;
 }
 
 function digestCheck(name: 'request_digest' | 'response_digest', claim: unknown, computed: Uint8Array | undefined): Check {
@@ -95,13 +96,14 @@ export async function evaluateReceipt(
   }
   checks.push(digestCheck('request_digest', c.request_digest, expect.requestSha256));
   checks.push(digestCheck('response_digest', c.response_digest, expect.responseSha256));
+  const issuedAt = typeof c.iat === 'number' && Number.isFinite(c.iat) ? new Date(c.iat * 1000) : (expect.exchangeAt ?? new Date(0));
   const router = c.router_attestation;
   if (router === undefined) checks.push({ name: 'router_attestation', result: 'skip', detail: 'absent' });
-  else if (hooks.verifyRouterAttestation) checks.push({ name: 'router_attestation', ...(await hooks.verifyRouterAttestation(router)) });
+  else if (hooks.verifyRouterAttestation) checks.push({ name: 'router_attestation', ...(await hooks.verifyRouterAttestation(router, issuedAt)) });
   else checks.push({ name: 'router_attestation', result: 'unverifiable', detail: 'no verifier configured' });
   const inference = c.inference_attestation ?? c.provider_attestation;
   if (inference === undefined) checks.push({ name: 'inference_attestation', result: 'skip', detail: 'absent' });
-  else if (hooks.verifyInferenceAttestation) checks.push({ name: 'inference_attestation', ...(await hooks.verifyInferenceAttestation(inference)) });
+  else if (hooks.verifyInferenceAttestation) checks.push({ name: 'inference_attestation', ...(await hooks.verifyInferenceAttestation(inference, issuedAt)) });
   else {
     const kind = (inference as { kind?: unknown; type?: unknown })?.kind ?? (inference as { type?: unknown })?.type ?? 'unknown';
     checks.push({ name: 'inference_attestation', result: 'unverifiable', detail: `unverifiable: ${String(kind)}` });

@@ -84,6 +84,8 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
     receiptsEnabled: opts.receipts !== false,
     deterministic: opts.deterministic,
     async issueReceipt(id, owner, requestFaults, claims) {
+      // The router's evidence at issuance (docs §3.1: receipts carry the router TEE hop).
+      const router = attestation ? { router_attestation: await attestation.envelope({ spkiSha256: identity.spkiSha256 }) } : {};
       const extra = opts.receiptClaims ? await opts.receiptClaims({ receiptId: id }) : {};
       await receipts.issue(
         id,
@@ -93,6 +95,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
           receipt_type: 'message',
           ...claims,
           receipt_signature: { kid: receipts.activeKid, alg: 'ES256', jwks_url: `https://localhost:${port}/.well-known/jwks.json` },
+          ...router,
           ...extra,
         },
         owner,

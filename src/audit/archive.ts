@@ -1,0 +1,58 @@
+import { createHash } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { GroupAppender } from '../util/appender.js';
+import { dayOf } from './format.js';
+
+/**
+ * The raw receipt JWS archive beside the audit log (docs/wire.md §7): one JSON Lines file per
+ * UTC day, `receipts-YYYYMMDD.jsonl`, each line `{"sha256": <hex of the JWS>, "jws": <JWS>}`.
+ * Audit records name their receipt by that hash, so any verdict can be re-checked offline.
+ * File names never contain router-supplied values.
+ */
+export const ARCHIVE_RE = /^receipts-(\d{8})\.jsonl$/;
+
+export const jwsSha256 = (jws: string) => createHash('sha256').update(jws, 'ascii').digest('hex');
+
+export class ReceiptArchive {
+  private day = '';
+  private appender: GroupAppender | undefined;
+
+  constructor(private readonly dir: string) {}
+
+  /** Durably archive `jws`; returns its hash. */
+  async put(jws: string, at: Date): Promise<string> {
+    const day = dayOf(at);
+    if (day !== this.day || !this.appender) {
+      const old = this.appender;
+      this.day = day;
+      this.appender = new GroupAppender(join(this.dir, `receipts-${day}.jsonl`));
+      await old?.close();
+    }
+    const sha256 = jwsSha256(jws);
+    await this.appender.append(JSON.stringify({ sha256, jws }));
+    return sha256;
+  }
+
+  async close(): Promise<void> {
+    await this.appender?.close();
+  }
+}
+
+/** Every archived JWS in `dir`, by hash. Lines whose hash does not match their JWS are left out. */
+export async function readArchive(dir: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const files = (await readdir(dir).catch(() => [] as string[])).filter((f) => ARCHIVE_RE.test(f)).sort();
+  for (const f of files) {
+    for (const line of (await readFile(join(dir, f), 'utf8')).split('\n')) {
+      if (!line) continue;
+      try {
+        const { sha256, jws } = JSON.parse(line) as { sha256?: unknown; jws?: unknown };
+        if (typeof sha256 === 'string' && typeof jws === 'string' && jwsSha256(jws) === sha256) out.set(sha256, jws);
+      } catch {
+        /* a torn line */
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,110 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { AttestationManager } from '../attestation/manager.js';
+import type { TresorAttester } from '../attestation/tresor.js';
+import type { ResolvedConfig } from '../config/types.js';
+import { FetchError } from '../errors/index.js';
+import type { Clock, Fetcher } from '../types.js';
+import { createInferenceCheck } from '../receipts/inference.js';
+import { createRemoteJwks, MAX_JWKS_BYTES } from '../receipts/jwks.js';
+import { ReceiptPipeline, type UpstreamReceipts } from '../receipts/pipeline.js';
+import { Semaphore, TokenBucket } from '../receipts/rate.js';
+import type { Upstream } from './upstream.js';
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+
+/** A JWKS fetcher over the upstream's attested pool (the JWKS lives on the router's origin). */
+function poolFetcher(u: Upstream, timeoutMs: number): Fetcher {
+  return async (url, init) => {
+    const res = await u.get(new URL(url).pathname, { headers: init?.headers ?? {}, timeoutMs, maxBytes: MAX_JWKS_BYTES }).catch((e: unknown) => {
+      throw e instanceof FetchError ? e : new FetchError('ERR_JWKS_FETCH', (e as Error).message, { cause: e });
+    });
+    return {
+      status: res.status,
+      body: res.body,
+      headers: { get: (n: string) => [res.headers[n.toLowerCase()]].flat()[0] ?? null },
+    };
+  };
+}
+
+/** The receipt pipeline for every upstream whose receipts are not off (undefined if none). */
+export async function openReceiptPipeline(
+  config: ResolvedConfig,
+  deps: { upstreams: ReadonlyMap<string, Upstream>; managers: ReadonlyMap<string, AttestationManager>; attesters: ReadonlyMap<string, TresorAttester>; clock: Clock; logger: Logger },
+): Promise<ReceiptPipeline | undefined> {
+  const list: UpstreamReceipts[] = [];
+  const inference = createInferenceCheck();
+  for (const c of config.upstreams) {
+    const r = c.receipts;
+    if (r.mode === 'off') continue;
+    const u = deps.upstreams.get(c.name) as Upstream;
+    const manager = deps.managers.get(c.name);
+    const attester = deps.attesters.get(c.name);
+    const jwks = createRemoteJwks({
+      url: `${u.origin}${r.jwks_path}`,
+      fetcher: poolFetcher(u, 10_000),
+      clock: deps.clock,
+      maxAgeMs: r.jwks_max_age_seconds * 1000,
+      cooldownMs: r.jwks_cooldown_seconds * 1000,
+      allowed: () => manager?.current()?.receiptSigningKeys,
+    });
+    list.push({
+      name: c.name,
+      mode: r.mode,
+      authorization: u.authorization,
+      // Receipt paths are absolute on the router (`/v1/receipts/{id}`); the pool adds the URL prefix.
+      get: (path, init) => u.get(path, init),
+      resolveKey: jwks.resolve,
+      hooks: {
+        ...(attester && manager ? { verifyRouterAttestation: (block, at) => attester.checkReceiptBlock(block, at, () => manager.known()) } : {}),
+        verifyInferenceAttestation: inference,
+      },
+      attestation: () => {
+        const id = manager?.current();
+        return id ? { kind: id.kind, measurement: id.measurement, tag: id.tag, tls_spki_sha256: id.spkiSha256, bundle_version: id.bundleVersion } : { mode: c.attestation.mode };
+      },
+      fetchPolicy: { notFoundGraceMs: r.not_found_grace_seconds * 1000, deadlineMs: r.deadline_seconds * 1000 },
+      bucket: new TokenBucket(r.fetches_per_second, Math.max(1, Math.ceil(r.fetches_per_second)), deps.clock, sleep),
+      concurrency: new Semaphore(r.concurrency),
+      maxPending: r.max_pending,
+    });
+  }
+  if (list.length === 0) return undefined;
+  return ReceiptPipeline.open({
+    stateDir: config.state_dir,
+    audit: { dir: config.audit.dir, maxFileBytes: config.audit.max_file_bytes, retentionFiles: config.audit.retention_files, archiveReceipts: config.audit.archive_receipts },
+    clock: deps.clock,
+    logger: deps.logger.child({ component: 'receipts' }),
+    upstreams: list,
+  });
+}
+
+const RECEIPT_PATH = /^\/receipts\/([A-Za-z0-9._:-]{1,128})$/;
+
+/**
+ * `GET /receipts/{id}[?wait=<seconds>]`: the verdict of an exchange, by receipt id or by the
+ * request id the daemon echoes in `X-Request-Id`. 200 when recorded, 202 while pending (after
+ * waiting up to `wait` seconds, at most 60), 404 when unknown to this run.
+ */
+export async function serveVerdict(req: IncomingMessage, res: ServerResponse, pipeline: ReceiptPipeline | undefined): Promise<boolean> {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  const m = RECEIPT_PATH.exec(url.pathname);
+  if (!m || (req.method !== 'GET' && req.method !== 'HEAD')) return false;
+  const send = (status: number, body: unknown) => {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+    res.end(req.method === 'HEAD' ? undefined : text);
+  };
+  if (!pipeline) {
+    send(404, { error: { message: 'receipts are off for every upstream', type: 'invalid_request_error', code: 'receipts_off' } });
+    return true;
+  }
+  const id = m[1] as string;
+  const wait = Math.min(60, Math.max(0, Number(url.searchParams.get('wait') ?? 0) || 0));
+  const abort = new AbortController();
+  res.once('close', () => abort.abort());
+  const v = wait > 0 ? await pipeline.verdicts.wait(id, wait * 1000, abort.signal) : pipeline.verdicts.get(id);
+  if (!v) send(404, { error: { message: `no exchange with receipt or request id ${id} is known to this run`, type: 'invalid_request_error', code: 'receipt_unknown' } });
+  else send(v.status === 'done' ? 200 : 202, v);
+  return true;
+}

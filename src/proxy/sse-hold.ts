@@ -1,0 +1,64 @@
+/**
+ * Strict mode for streams: pass every SSE byte through as it arrives except the final
+ * `data: [DONE]` event, which is withheld until the receipt verifies. Only a line start that is
+ * (or may still become) the marker is held; a partial line that turns out to be something else
+ * is released with the next chunk.
+ */
+const MARKERS = [Buffer.from('data: [DONE]'), Buffer.from('data:[DONE]')];
+
+function prefixOfMarker(tail: Buffer): boolean {
+  return MARKERS.some((m) => tail.length < m.length && m.subarray(0, tail.length).equals(tail));
+}
+
+export class DoneHolder {
+  private held: Buffer = Buffer.alloc(0);
+  private atLineStart = true;
+  private found = false;
+
+  /** Bytes that may go to the app now. */
+  push(chunk: Uint8Array): Buffer {
+    const c = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    if (this.found) {
+      this.held = Buffer.concat([this.held, c]);
+      return Buffer.alloc(0);
+    }
+    const buf = this.held.length ? Buffer.concat([this.held, c]) : c;
+    this.held = Buffer.alloc(0);
+    // A complete marker at a line start: hold from there to the end.
+    for (const m of MARKERS) {
+      let from = 0;
+      for (;;) {
+        const p = buf.indexOf(m, from);
+        if (p < 0) break;
+        if ((p === 0 && this.atLineStart) || (p > 0 && buf[p - 1] === 0x0a)) {
+          this.found = true;
+          this.held = Buffer.from(buf.subarray(p));
+          return buf.subarray(0, p);
+        }
+        from = p + 1;
+      }
+    }
+    // The last line may still become the marker: hold it back.
+    const nl = buf.lastIndexOf(0x0a);
+    const start = nl >= 0 ? nl + 1 : this.atLineStart ? 0 : -1;
+    if (start >= 0 && start < buf.length && prefixOfMarker(buf.subarray(start))) {
+      this.held = Buffer.from(buf.subarray(start));
+      this.atLineStart = true;
+      return buf.subarray(0, start);
+    }
+    this.atLineStart = buf.length > 0 ? buf[buf.length - 1] === 0x0a : this.atLineStart;
+    return buf;
+  }
+
+  /** Whether the stream's `[DONE]` marker was seen (and is held). */
+  get sawDone(): boolean {
+    return this.found;
+  }
+
+  /** What is held back (the marker and anything after it, or a partial line). */
+  release(): Buffer {
+    const h = this.held;
+    this.held = Buffer.alloc(0);
+    return h;
+  }
+}

@@ -1,0 +1,127 @@
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { GroupAppender } from '../util/appender.js';
+
+/**
+ * What the daemon must remember about one exchange to finish its receipt verdict after a crash.
+ * Never secrets: no API key, no body, only digests and the `tresor` block the app received.
+ */
+export interface ReceiptJob {
+  job: string;
+  upstream: string;
+  request_id: string;
+  method: string;
+  /** Path without the query. */
+  route: string;
+  status: number;
+  started_at: string;
+  ended_at: string;
+  /** The exchange completed (false: client abort or upstream failure mid-body). */
+  complete: boolean;
+  error?: string;
+  opted_out: boolean;
+  /** The receipt id exactly as found in the response (validated when the job runs). */
+  receipt_id?: unknown;
+  tresor?: { requested_route?: string; routed_model?: string; failover?: boolean };
+  extract_error?: string;
+  request_sha256: string;
+  response_sha256: string;
+  request_bytes: number;
+  response_bytes: number;
+  /** The app sent its own Authorization (kept in memory only; lost on restart). */
+  app_key: boolean;
+  attestation?: Record<string, unknown>;
+}
+
+type Entry = { op: 'job'; job: ReceiptJob } | { op: 'done'; job: string };
+
+/** Start a new journal generation when the current file has grown past this. */
+const COMPACT_BYTES = 4 * 1024 * 1024;
+const FILE_RE = /^journal-(\d{1,12})\.jsonl$/;
+const fileOf = (gen: number) => `journal-${gen}.jsonl`;
+
+/**
+ * The receipt journal: append-only JSON Lines of `job` and `done` entries, group-committed with
+ * fdatasync. A job is durable before the app sees the end of its response; after a crash the
+ * jobs without `done` are pending. A torn last line (crash mid-write) is ignored. The journal is
+ * compacted into a new generation file (the pending jobs only) once it grows; a crash during
+ * that leaves two generations, which are merged on open.
+ */
+export class ReceiptJournal {
+  private appender: GroupAppender;
+  private readonly jobs = new Map<string, ReceiptJob>();
+  private compacting = false;
+
+  private constructor(
+    private readonly dir: string,
+    private gen: number,
+  ) {
+    this.appender = new GroupAppender(join(dir, fileOf(gen)));
+  }
+
+  static async open(dir: string): Promise<{ journal: ReceiptJournal; pending: ReceiptJob[] }> {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const gens = (await readdir(dir))
+      .map((f) => FILE_RE.exec(f))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => Number(m[1]))
+      .sort((a, b) => a - b);
+    const jobs = new Map<string, ReceiptJob>();
+    for (const g of gens) {
+      const text = await readFile(join(dir, fileOf(g)), 'utf8');
+      for (const line of text.split('\n')) {
+        if (!line) continue;
+        let e: Entry;
+        try {
+          e = JSON.parse(line) as Entry;
+        } catch {
+          continue; // a torn last line
+        }
+        if (e.op === 'job' && typeof e.job?.job === 'string') jobs.set(e.job.job, e.job);
+        else if (e.op === 'done') jobs.delete(e.job);
+      }
+    }
+    const journal = new ReceiptJournal(dir, (gens.at(-1) ?? 0) + 1);
+    await Promise.all([...jobs.values()].map((j) => journal.add(j)));
+    await journal.appender.touch();
+    for (const g of gens) await rm(join(dir, fileOf(g)));
+    return { journal, pending: [...jobs.values()] };
+  }
+
+  get size(): number {
+    return this.jobs.size;
+  }
+
+  /** Resolves once the job is durable. */
+  add(job: ReceiptJob): Promise<void> {
+    this.jobs.set(job.job, job);
+    return this.appender.append(JSON.stringify({ op: 'job', job }));
+  }
+
+  /** Mark a job finished (its audit record is durable). */
+  async done(jobId: string): Promise<void> {
+    this.jobs.delete(jobId);
+    await this.appender.append(JSON.stringify({ op: 'done', job: jobId }));
+    if (!this.compacting && this.appender.written > COMPACT_BYTES) await this.compact();
+  }
+
+  async close(): Promise<void> {
+    await this.appender.close();
+  }
+
+  /** Move the pending jobs into a new generation file, then drop the old one. */
+  private async compact(): Promise<void> {
+    this.compacting = true;
+    try {
+      const old = this.appender;
+      this.gen += 1;
+      this.appender = new GroupAppender(join(this.dir, fileOf(this.gen)));
+      await Promise.all([...this.jobs.values()].map((j) => this.appender.append(JSON.stringify({ op: 'job', job: j }))));
+      await this.appender.touch();
+      await old.close();
+      await rm(old.path);
+    } finally {
+      this.compacting = false;
+    }
+  }
+}

@@ -1,0 +1,89 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { createTresorExtractor, type TresorExtractor } from './extract.js';
+import type { ReceiptJob } from './journal.js';
+
+/** Routes whose successful answers carry a receipt (docs §3.1: completions and transcriptions). */
+const RECEIPT_ROUTES = /^\/v1\/(chat\/completions|completions|audio\/transcriptions|audio\/translations)\/?$/;
+
+export function carriesReceipt(method: string, path: string): boolean {
+  return method === 'POST' && RECEIPT_ROUTES.test(path.split('?')[0] ?? '');
+}
+
+export interface ExchangeStart {
+  upstream: string;
+  requestId: string;
+  method: string;
+  path: string;
+  tresorHeaders: Readonly<Record<string, string>>;
+  startedAt: Date;
+  appKey: boolean;
+}
+
+/**
+ * Watches one exchange's bytes as they flow: SHA-256 of the request body as forwarded and of
+ * the response body as received (for SSE the whole raw stream), and the `tresor` block found by
+ * the incremental extractor. Works on the same chunks, never retains or alters them.
+ */
+export class ExchangeDigest {
+  private readonly req = createHash('sha256');
+  private readonly res = createHash('sha256');
+  private extractor: TresorExtractor | undefined;
+  private headerId: string | undefined;
+  status = 0;
+  stream = false;
+
+  constructor(readonly start: ExchangeStart) {}
+
+  get optedOut(): boolean {
+    return (this.start.tresorHeaders['x-tresor-receipt'] ?? '').trim().toLowerCase() === 'false';
+  }
+
+  onRequestChunk(chunk: Uint8Array): void {
+    this.req.update(chunk);
+  }
+
+  onResponseStart(status: number, headers: Readonly<Record<string, string | string[]>>): void {
+    this.status = status;
+    const ct = String(headers['content-type'] ?? '').toLowerCase();
+    this.stream = ct.startsWith('text/event-stream');
+    const h = headers['x-tresor-receipt-id'];
+    this.headerId = typeof h === 'string' ? h : undefined;
+    // The `tresor` block is in JSON bodies and in the SSE finish chunk; other formats (a
+    // transcription as text) only carry the id in the X-Tresor-Receipt-Id header.
+    if (status >= 200 && status < 300 && !this.optedOut && (this.stream || ct.includes('json'))) this.extractor = createTresorExtractor(this.stream ? 'sse' : 'json');
+  }
+
+  onResponseChunk(chunk: Uint8Array): void {
+    this.res.update(chunk);
+    this.extractor?.push(chunk);
+  }
+
+  /** The journal entry for this exchange. */
+  toJob(outcome: { ok: boolean; error?: string; requestBytes: number; responseBytes: number }, endedAt: Date, attestation?: Record<string, unknown>): ReceiptJob {
+    const found = this.extractor?.end() ?? {};
+    const { receipt_id: bodyId, ...tresor } = found.tresor ?? {};
+    const receipt_id = bodyId ?? (found.error ? undefined : this.headerId);
+    return {
+      job: randomUUID(),
+      upstream: this.start.upstream,
+      request_id: this.start.requestId,
+      method: this.start.method,
+      route: this.start.path.split('?')[0] ?? '',
+      status: this.status,
+      started_at: this.start.startedAt.toISOString(),
+      ended_at: endedAt.toISOString(),
+      complete: outcome.ok,
+      ...(outcome.error ? { error: outcome.error } : {}),
+      opted_out: this.optedOut,
+      ...(receipt_id !== undefined ? { receipt_id } : {}),
+      ...(found.tresor ? { tresor } : {}),
+      ...(found.error ? { extract_error: found.error } : {}),
+      request_sha256: this.req.digest('hex'),
+      response_sha256: this.res.digest('hex'),
+      request_bytes: outcome.requestBytes,
+      response_bytes: outcome.responseBytes,
+      app_key: this.start.appKey,
+      ...(attestation ? { attestation } : {}),
+    };
+  }
+}

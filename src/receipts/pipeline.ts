@@ -1,0 +1,241 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { ReceiptArchive } from '../audit/archive.js';
+import { dayOf, FILE_RE } from '../audit/format.js';
+import { AuditLog } from '../audit/log.js';
+import { VerificationError, type TresorError } from '../errors/index.js';
+import type { ExchangeInfo, ExchangeObserver, ExchangeOutcome } from '../proxy/hooks.js';
+import type { Clock } from '../types.js';
+import type { ReceiptFetchPolicy, UpstreamGet } from './fetch.js';
+import { ReceiptJournal, type ReceiptJob } from './journal.js';
+import type { KeyResolver } from './jws.js';
+import { carriesReceipt, ExchangeDigest } from './observer.js';
+import type { Semaphore, TokenBucket } from './rate.js';
+import { recordFor, type ReceiptRecord } from './record.js';
+import type { ReceiptHooks } from './verdict.js';
+import { VerdictStore, type VerdictSummary } from './verdicts.js';
+
+export type ReceiptsMode = 'audit' | 'strict' | 'off';
+
+/** What the pipeline needs from one upstream. */
+export interface UpstreamReceipts {
+  name: string;
+  mode: ReceiptsMode;
+  /** The upstream's configured key (wins over the app's). */
+  authorization: string | undefined;
+  get: UpstreamGet;
+  resolveKey: KeyResolver;
+  hooks: ReceiptHooks;
+  /** Summary of the attestation in force, for the record. */
+  attestation(): Record<string, unknown> | undefined;
+  fetchPolicy: Partial<ReceiptFetchPolicy>;
+  bucket: TokenBucket;
+  concurrency: Semaphore;
+  maxPending: number;
+}
+
+export interface PipelineOptions {
+  stateDir: string;
+  audit: { dir: string; maxFileBytes: number; retentionFiles: number; archiveReceipts: boolean };
+  clock: Clock;
+  logger: Logger;
+  upstreams: readonly UpstreamReceipts[];
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** A strict-mode refusal: the failing check's code, as a 502 to the app. */
+export class ReceiptRejected extends VerificationError {
+  constructor(code: string, message: string) {
+    super(code, message);
+    this.name = 'ReceiptRejected';
+  }
+}
+
+const realSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+
+/**
+ * The receipt pipeline: for every completion, a job is journaled before the app sees the end of
+ * its response; a bounded worker pool per upstream fetches and verifies the receipt, archives
+ * the JWS, appends one audit record and marks the job done. After a crash, pending jobs are
+ * finished on start, skipping any whose record already reached the audit log: nothing lost,
+ * nothing recorded twice.
+ */
+export class ReceiptPipeline {
+  readonly verdicts = new VerdictStore();
+  private readonly upstreams = new Map<string, UpstreamReceipts>();
+  /** App-supplied keys of pending jobs: memory only. */
+  private readonly appKeys = new Map<string, string>();
+  private readonly running = new Set<Promise<unknown>>();
+  private closed = false;
+  readonly counters = { journaled: 0, recorded: 0, verified: 0, failed: 0, missing: 0, opted_out: 0, unverifiable: 0, dropped: 0 };
+
+  private constructor(
+    private readonly o: PipelineOptions,
+    private readonly journal: ReceiptJournal,
+    private readonly audit: AuditLog,
+    private readonly archive: ReceiptArchive | undefined,
+  ) {
+    for (const u of o.upstreams) this.upstreams.set(u.name, u);
+  }
+
+  static async open(o: PipelineOptions): Promise<ReceiptPipeline> {
+    const audit = await AuditLog.open({ dir: o.audit.dir, clock: o.clock, maxFileBytes: o.audit.maxFileBytes, retentionFiles: o.audit.retentionFiles });
+    const { journal, pending } = await ReceiptJournal.open(join(o.stateDir, 'receipts'));
+    const p = new ReceiptPipeline(o, journal, audit, o.audit.archiveReceipts ? new ReceiptArchive(o.audit.dir) : undefined);
+    const recorded = await recordedJobs(o.audit.dir, pending);
+    for (const job of pending) {
+      if (recorded.has(job.job)) await journal.done(job.job);
+      else p.schedule(job);
+    }
+    if (pending.length > 0) o.logger.info({ pending: pending.length, alreadyRecorded: recorded.size }, 'resuming receipt jobs journaled before the last stop');
+    return p;
+  }
+
+  get pending(): number {
+    return this.journal.size;
+  }
+
+  /** The daemon's onExchange hook. */
+  observe(info: ExchangeInfo): ExchangeObserver | undefined {
+    const u = this.upstreams.get(info.upstream);
+    if (!u || u.mode === 'off' || this.closed || !carriesReceipt(info.method, info.path)) return undefined;
+    const d = new ExchangeDigest({ ...info, appKey: info.authorization !== undefined && u.authorization === undefined });
+    const strict = u.mode === 'strict' && !d.optedOut;
+    return {
+      hold: strict,
+      onRequestChunk: (c) => d.onRequestChunk(c),
+      onResponseStart: (s, h) => d.onResponseStart(s, h),
+      onResponseChunk: (c) => d.onResponseChunk(c),
+      onEnd: async (outcome: ExchangeOutcome) => {
+        // Error answers carry no receipt: nothing to record.
+        if (d.status < 200 || d.status >= 300) return undefined;
+        const job = d.toJob(outcome, this.o.clock(), u.attestation());
+        if (job.app_key && info.authorization) this.appKeys.set(job.job, info.authorization);
+        const done = await this.submit(job);
+        if (!strict || !outcome.ok) return undefined;
+        const v = await done;
+        if (v.verdict === 'verified') return undefined;
+        return { reject: new ReceiptRejected(v.code ?? 'ERR_RECEIPT_NOT_VERIFIED', `receipts.mode strict: the receipt is ${v.verdict}${v.detail ? `: ${v.detail}` : ''}`) as TresorError };
+      },
+    };
+  }
+
+  /** Journal the job durably, then start it. Resolves (journaled) to the verdict's promise. */
+  private async submit(job: ReceiptJob): Promise<Promise<ReceiptRecord>> {
+    const u = this.upstreams.get(job.upstream) as UpstreamReceipts;
+    if (this.journal.size >= u.maxPending) {
+      // A router that never answers cannot make us queue without bound: record and move on.
+      this.counters.dropped++;
+      const record: ReceiptRecord = {
+        ...(await recordFor({ ...job, complete: false, error: 'queue full' }, this.recordDeps(u, undefined))).record,
+        verdict: 'missing',
+        code: 'ERR_RECEIPT_QUEUE_FULL',
+        detail: `more than ${u.maxPending} receipts pending: not fetched`,
+      };
+      await this.write(record, undefined);
+      return Promise.resolve(record);
+    }
+    await this.journal.add(job);
+    this.counters.journaled++;
+    this.verdicts.set({ status: 'pending', request_id: job.request_id, upstream: job.upstream, ...(typeof job.receipt_id === 'string' ? { receipt_id: job.receipt_id } : {}) });
+    return this.schedule(job);
+  }
+
+  private schedule(job: ReceiptJob): Promise<ReceiptRecord> {
+    const u = this.upstreams.get(job.upstream);
+    const run = (async () => {
+      if (!u) {
+        const record = (await recordFor({ ...job, complete: false, error: `upstream ${job.upstream} is no longer configured` }, this.recordDeps(undefined, undefined))).record;
+        await this.finish(job, record, undefined);
+        return record;
+      }
+      return u.concurrency.run(async () => {
+        const key = u.authorization ?? this.appKeys.get(job.job);
+        const { record, jws } = await recordFor(job, this.recordDeps(u, key));
+        await this.finish(job, record, jws);
+        return record;
+      });
+    })();
+    const tracked = run.catch((e: unknown) => {
+      // A disk failure: the job stays journaled and is retried on the next start.
+      this.o.logger.error({ err: { message: (e as Error).message }, job: job.job }, 'receipt job failed to record; it stays pending');
+      throw e;
+    });
+    this.running.add(tracked);
+    void tracked.catch(() => undefined).finally(() => this.running.delete(tracked));
+    return tracked;
+  }
+
+  private recordDeps(u: UpstreamReceipts | undefined, authorization: string | undefined) {
+    const sleep = this.o.sleep ?? realSleep;
+    return {
+      fetch: {
+        get: u?.get ?? (() => Promise.reject(new Error('no upstream'))),
+        clock: this.o.clock,
+        sleep,
+        ...(u ? { beforeAttempt: () => u.bucket.take(), policy: u.fetchPolicy } : {}),
+      },
+      authorization,
+      resolveKey: u?.resolveKey ?? (() => Promise.reject(new Error('no upstream'))),
+      hooks: u?.hooks ?? {},
+      clock: this.o.clock,
+      sleep,
+      jwksDeadlineMs: u?.fetchPolicy.deadlineMs ?? 120_000,
+    };
+  }
+
+  private async finish(job: ReceiptJob, record: ReceiptRecord, jws: string | undefined): Promise<void> {
+    if (this.closed) throw new Error('pipeline closed: the job stays pending');
+    await this.write(record, jws);
+    await this.journal.done(job.job);
+    this.appKeys.delete(job.job);
+  }
+
+  private async write(record: ReceiptRecord, jws: string | undefined): Promise<void> {
+    if (jws !== undefined && this.archive) record.receipt_jws_sha256 = await this.archive.put(jws, this.o.clock());
+    const { seq } = await this.audit.append(record as unknown as Record<string, unknown>);
+    this.counters.recorded++;
+    this.counters[record.verdict]++;
+    const summary: VerdictSummary = {
+      status: 'done',
+      request_id: record.request_id,
+      upstream: record.upstream,
+      ...(record.receipt_id ? { receipt_id: record.receipt_id } : {}),
+      verdict: record.verdict,
+      ...(record.code ? { code: record.code } : {}),
+      ...(record.detail ? { detail: record.detail } : {}),
+      checks: record.checks,
+      seq,
+    };
+    this.verdicts.set(summary);
+    const level = record.verdict === 'verified' || record.verdict === 'opted_out' ? 'info' : 'warn';
+    this.o.logger[level]({ upstream: record.upstream, reqId: record.request_id, receiptId: record.receipt_id, verdict: record.verdict, code: record.code, seq }, 'receipt');
+  }
+
+  /** Stop: jobs still running stay journaled and resume on the next start. */
+  async close(graceMs = 0): Promise<void> {
+    const deadline = Date.now() + graceMs;
+    while (this.running.size > 0 && Date.now() < deadline) await Promise.race([...this.running, realSleep(50)]).catch(() => undefined);
+    this.closed = true;
+    await this.journal.close();
+    await this.archive?.close();
+    await this.audit.close();
+  }
+}
+
+/** Job ids of `pending` that already have a record in the audit log (crash after the write). */
+async function recordedJobs(dir: string, pending: readonly ReceiptJob[]): Promise<Set<string>> {
+  const found = new Set<string>();
+  if (pending.length === 0) return found;
+  const ids = new Set(pending.map((j) => j.job));
+  const since = pending.map((j) => dayOf(new Date(j.started_at))).sort()[0] as string;
+  const files = (await readdir(dir).catch(() => [] as string[])).filter((f) => FILE_RE.test(f) && (FILE_RE.exec(f) as RegExpExecArray)[1]! >= since);
+  for (const f of files) {
+    for (const line of (await readFile(join(dir, f), 'utf8')).split('\n')) {
+      const m = /"job":"([0-9a-f-]{36})"/.exec(line);
+      if (m && ids.has(m[1] as string)) found.add(m[1] as string);
+    }
+  }
+  return found;
+}

@@ -1,0 +1,66 @@
+/** What `GET /receipts/{id}` answers for an exchange. */
+export interface VerdictSummary {
+  status: 'pending' | 'done';
+  receipt_id?: string;
+  request_id: string;
+  upstream: string;
+  verdict?: string;
+  code?: string;
+  detail?: string;
+  checks?: readonly { name: string; result: string; code?: string; detail?: string }[];
+  seq?: number;
+}
+
+/**
+ * Recent verdicts in memory, by receipt id and by request id, for the app's verdict endpoint;
+ * bounded (oldest dropped). Waiters are woken when a verdict lands.
+ */
+export class VerdictStore {
+  private readonly byKey = new Map<string, VerdictSummary>();
+  private readonly waiters = new Map<string, Set<() => void>>();
+
+  constructor(private readonly max = 20_000) {}
+
+  set(v: VerdictSummary): void {
+    for (const key of keysOf(v)) {
+      this.byKey.delete(key);
+      this.byKey.set(key, v);
+      const w = this.waiters.get(key);
+      if (w) {
+        this.waiters.delete(key);
+        for (const wake of w) wake();
+      }
+    }
+    while (this.byKey.size > this.max) this.byKey.delete(this.byKey.keys().next().value as string);
+  }
+
+  get(key: string): VerdictSummary | undefined {
+    return this.byKey.get(key);
+  }
+
+  /** The summary once it is `done`, or whatever is known when `ms` have passed. */
+  async wait(key: string, ms: number, signal?: AbortSignal): Promise<VerdictSummary | undefined> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const v = this.byKey.get(key);
+      const left = deadline - Date.now();
+      if ((v && v.status === 'done') || left <= 0 || signal?.aborted) return v;
+      await new Promise<void>((resolve) => {
+        const set = this.waiters.get(key) ?? new Set();
+        this.waiters.set(key, set);
+        const wake = () => {
+          clearTimeout(timer);
+          set.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, left);
+        set.add(wake);
+        signal?.addEventListener('abort', wake, { once: true });
+      });
+    }
+  }
+}
+
+function keysOf(v: VerdictSummary): string[] {
+  return v.receipt_id ? [v.receipt_id, v.request_id] : [v.request_id];
+}

@@ -1,0 +1,101 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { verifyAuditFiles } from '../../src/audit/verify.js';
+import { startHarness, type Harness } from '../helpers/harness.js';
+
+interface AuditLine {
+  seq: number;
+  type: string;
+  request_id: string;
+  receipt_id?: string;
+  verdict: string;
+  code?: string;
+  route: string;
+  checks: { name: string; result: string }[];
+  receipt_jws_sha256?: string;
+}
+
+async function auditLines(dir: string): Promise<AuditLine[]> {
+  const files = (await readdir(dir)).filter((f) => /^audit-.*\.jsonl$/.test(f)).sort();
+  const out: AuditLine[] = [];
+  for (const f of files) for (const l of (await readFile(join(dir, f), 'utf8')).split('\n')) if (l) out.push(JSON.parse(l) as AuditLine);
+  return out;
+}
+
+async function verdict(h: Harness, id: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`${h.origin}/receipts/${id}?wait=10`);
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+describe('receipts end to end through the openai SDK (audit mode)', () => {
+  let h: Harness;
+  let client: OpenAI;
+  beforeAll(async () => {
+    h = await startHarness();
+    client = new OpenAI({ baseURL: h.base, apiKey: 'placeholder', maxRetries: 0 });
+  });
+  afterAll(() => h.close());
+
+  test('JSON, stream and transcription: each receipt fetched, verified and recorded exactly once', async () => {
+    const chat = await client.chat.completions.create({ model: 'eu/tresor/gpt-oss-120b', messages: [{ role: 'user', content: 'hello' }] });
+    const chatId = (chat as unknown as { tresor: { receipt_id: string } }).tresor.receipt_id;
+
+    const stream = await client.chat.completions.create({ model: 'eu/tresor/gpt-oss-120b', messages: [{ role: 'user', content: 'stream please' }], stream: true });
+    let streamId: string | undefined;
+    for await (const chunk of stream) streamId ??= (chunk as unknown as { tresor?: { receipt_id: string } }).tresor?.receipt_id;
+
+    const tr = await client.audio.transcriptions.create({ file: new File([Buffer.alloc(20_000, 7)], 'a.wav', { type: 'audio/wav' }), model: 'whisper-large-v3' });
+    const trId = (tr as unknown as { tresor: { receipt_id: string } }).tresor.receipt_id;
+    const text = await client.audio.transcriptions.create({ file: new File([Buffer.alloc(3000, 1)], 'b.wav', { type: 'audio/wav' }), model: 'whisper-large-v3', response_format: 'text' });
+    expect(typeof text).toBe('string');
+
+    for (const id of [chatId, streamId as string, trId]) {
+      const v = await verdict(h, id);
+      expect(v.status, JSON.stringify(v.body)).toBe(200);
+      expect(v.body).toMatchObject({ status: 'done', verdict: 'verified', receipt_id: id });
+    }
+    // Models and other non-completion routes produce no record; the text transcription does (id from its header).
+    await client.models.list();
+    await expect.poll(async () => (await auditLines(join(h.dir, 'state', 'audit'))).length, { timeout: 10_000 }).toBe(4);
+    const lines = await auditLines(join(h.dir, 'state', 'audit'));
+    expect(lines.map((l) => l.verdict)).toEqual(['verified', 'verified', 'verified', 'verified']);
+    expect(new Set(lines.map((l) => l.request_id)).size).toBe(4);
+    for (const l of lines) {
+      expect(l.checks.filter((c) => c.result === 'fail')).toEqual([]);
+      expect(l.checks.find((c) => c.name === 'router_attestation')?.result).toBe('pass');
+      expect(l.receipt_jws_sha256).toMatch(/^[0-9a-f]{64}$/);
+    }
+    const report = await verifyAuditFiles([join(h.dir, 'state', 'audit')]);
+    expect(report.breaks).toEqual([]);
+    expect(report.records).toBe(4);
+    // Never a key or a body in the log.
+    const raw = (await readdir(join(h.dir, 'state', 'audit'))).filter((f) => f.startsWith('audit-'));
+    for (const f of raw) {
+      const t = await readFile(join(h.dir, 'state', 'audit', f), 'utf8');
+      expect(t).not.toContain('tr-5e5e');
+      expect(t).not.toContain('stream please');
+    }
+  });
+
+  test('X-Tresor-Receipt: false: no fetch, an opted_out record', async () => {
+    const before = h.sim.requestCounts.get('/v1/receipts') ?? 0;
+    const res = await fetch(`${h.base}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-tresor-receipt': 'false' },
+      body: JSON.stringify({ model: 'eu/tresor/gpt-oss-120b', messages: [{ role: 'user', content: 'no receipt' }] }),
+    });
+    expect(res.status).toBe(200);
+    const reqId = res.headers.get('x-request-id') as string;
+    await res.text();
+    const v = await verdict(h, reqId);
+    expect(v.body).toMatchObject({ status: 'done', verdict: 'opted_out' });
+    expect(h.sim.requestCounts.get('/v1/receipts') ?? 0).toBe(before);
+  });
+
+  test('the verdict endpoint: unknown ids are 404, bad ids are not routed', async () => {
+    expect((await fetch(`${h.origin}/receipts/00000000-0000-0000-0000-000000000000`)).status).toBe(404);
+    expect((await fetch(`${h.origin}/receipts/..%2F..%2Fetc`)).status).toBe(404);
+  });
+});
