@@ -100,6 +100,8 @@ export function createRemoteJwks(opts: RemoteJwksOptions): RemoteJwks {
   let fetchedAt = -Infinity;
   let inflight: Promise<void> | undefined;
   let fetches = 0;
+  /** The last fetch failed: within the cooldown an unknown kid reports that, not "no such key". */
+  let lastError: unknown;
 
   const fetchNow = (): Promise<void> => {
     inflight ??= (async () => {
@@ -116,7 +118,17 @@ export function createRemoteJwks(opts: RemoteJwksOptions): RemoteJwks {
       if (res.status !== 200) throw new FetchError('ERR_JWKS_FETCH', `the JWKS at ${opts.url} answered HTTP ${res.status}`);
       if (res.body.length > MAX_JWKS_BYTES) throw new FetchError('ERR_JWKS_TOO_LARGE', `the JWKS exceeds ${MAX_JWKS_BYTES} bytes`);
       entries = await parseJwks(res.body);
-    })().finally(() => {
+    })()
+      .then(
+        () => {
+          lastError = undefined;
+        },
+        (e: unknown) => {
+          lastError = e;
+          throw e;
+        },
+      )
+      .finally(() => {
       inflight = undefined;
     });
     return inflight;
@@ -139,7 +151,7 @@ export function createRemoteJwks(opts: RemoteJwksOptions): RemoteJwks {
         const again = select(entries ?? [], header, allowed);
         if (again) return again;
       }
-      throw noKey(header);
+      throw lastError ?? noKey(header);
     },
   };
 }

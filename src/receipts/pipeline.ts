@@ -115,7 +115,7 @@ export class ReceiptPipeline {
         const done = await this.submit(job);
         if (!strict || !outcome.ok) return undefined;
         const v = await done;
-        if (v.verdict === 'verified') return undefined;
+        if (v.verdict === 'verified') return { headers: { 'x-tresor-receipt-verdict': 'verified', ...(v.receipt_id ? { 'x-tresor-receipt-id': v.receipt_id } : {}) } };
         return { reject: new ReceiptRejected(v.code ?? 'ERR_RECEIPT_NOT_VERIFIED', `receipts.mode strict: the receipt is ${v.verdict}${v.detail ? `: ${v.detail}` : ''}`) as TresorError };
       },
     };

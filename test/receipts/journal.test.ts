@@ -1,0 +1,77 @@
+import { appendFile, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { ReceiptJournal, type ReceiptJob } from '../../src/receipts/journal.js';
+
+const job = (n: number): ReceiptJob => ({
+  job: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`,
+  upstream: 'tresor',
+  request_id: `req-${n}`,
+  method: 'POST',
+  route: '/v1/chat/completions',
+  status: 200,
+  started_at: '2026-11-30T12:00:00.000Z',
+  ended_at: '2026-11-30T12:00:01.000Z',
+  complete: true,
+  opted_out: false,
+  receipt_id: `r-${n}`,
+  request_sha256: '00'.repeat(32),
+  response_sha256: '11'.repeat(32),
+  request_bytes: 10,
+  response_bytes: 20,
+  app_key: false,
+});
+
+describe('ReceiptJournal', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'journal-'));
+  });
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  test('pending jobs survive a reopen; done ones do not; a torn last line is ignored', async () => {
+    const { journal } = await ReceiptJournal.open(dir);
+    await Promise.all([1, 2, 3].map((n) => journal.add(job(n))));
+    await journal.done(job(2).job);
+    // No close(): a crash. Then a torn half-line from a write cut short.
+    const file = (await readdir(dir)).find((f) => f.startsWith('journal-')) as string;
+    await appendFile(join(dir, file), '{"op":"job","job":{"job":"torn');
+    const { journal: again, pending } = await ReceiptJournal.open(dir);
+    expect(pending.map((j) => j.request_id).sort()).toEqual(['req-1', 'req-3']);
+    expect(again.size).toBe(2);
+    // Reopening compacts into one new generation holding only the pending jobs.
+    const files = (await readdir(dir)).filter((f) => f.startsWith('journal-'));
+    expect(files).toHaveLength(1);
+    const lines = (await readFile(join(dir, files[0] as string), 'utf8')).trim().split('\n');
+    expect(lines).toHaveLength(2);
+    await again.close();
+    await journal.close();
+  });
+
+  test('files are 0600 in a 0700 directory and hold no secrets', async () => {
+    const { journal } = await ReceiptJournal.open(join(dir, 'j'));
+    await journal.add(job(1));
+    await journal.close();
+    const { stat } = await import('node:fs/promises');
+    expect((await stat(join(dir, 'j'))).mode & 0o777).toBe(0o700);
+    const f = (await readdir(join(dir, 'j')))[0] as string;
+    expect((await stat(join(dir, 'j', f))).mode & 0o777).toBe(0o600);
+    expect(await readFile(join(dir, 'j', f), 'utf8')).not.toMatch(/authorization|Bearer/i);
+  });
+
+  test('compaction under load keeps every pending job and drops the done ones', async () => {
+    const { journal } = await ReceiptJournal.open(dir);
+    // ~5 MB of entries forces at least one compaction (at 4 MB).
+    for (let round = 0; round < 20; round++) {
+      const batch = Array.from({ length: 500 }, (_, i) => job(round * 500 + i));
+      await Promise.all(batch.map((j) => journal.add(j)));
+      await Promise.all(batch.filter((_, i) => i % 100 !== 0).map((j) => journal.done(j.job)));
+    }
+    expect(journal.size).toBe(100);
+    await journal.close();
+    const { pending } = await ReceiptJournal.open(dir);
+    expect(pending).toHaveLength(100);
+    expect(new Set(pending.map((j) => j.job)).size).toBe(100);
+  });
+});
