@@ -112,17 +112,23 @@ export class ReceiptPipeline {
         if (d.status < 200 || d.status >= 300) return undefined;
         const job = d.toJob(outcome, this.o.clock(), u.attestation());
         if (job.app_key && info.authorization) this.appKeys.set(job.job, info.authorization);
-        const done = await this.submit(job);
-        if (!strict || !outcome.ok) return undefined;
-        const v = await done;
+        const { verdict } = await this.submit(job);
+        if (!strict || !outcome.ok) {
+          void verdict.catch(() => undefined);
+          return undefined;
+        }
+        const v = await verdict;
         if (v.verdict === 'verified') return { headers: { 'x-tresor-receipt-verdict': 'verified', ...(v.receipt_id ? { 'x-tresor-receipt-id': v.receipt_id } : {}) } };
         return { reject: new ReceiptRejected(v.code ?? 'ERR_RECEIPT_NOT_VERIFIED', `receipts.mode strict: the receipt is ${v.verdict}${v.detail ? `: ${v.detail}` : ''}`) as TresorError };
       },
     };
   }
 
-  /** Journal the job durably, then start it. Resolves (journaled) to the verdict's promise. */
-  private async submit(job: ReceiptJob): Promise<Promise<ReceiptRecord>> {
+  /**
+   * Journal the job durably, then start it. Resolves once journaled, with the verdict still to
+   * come (wrapped: an async function would otherwise wait for the promise it returns).
+   */
+  private async submit(job: ReceiptJob): Promise<{ verdict: Promise<ReceiptRecord> }> {
     const u = this.upstreams.get(job.upstream) as UpstreamReceipts;
     if (this.journal.size >= u.maxPending) {
       // A router that never answers cannot make us queue without bound: record and move on.
@@ -134,12 +140,12 @@ export class ReceiptPipeline {
         detail: `more than ${u.maxPending} receipts pending: not fetched`,
       };
       await this.write(record, undefined);
-      return Promise.resolve(record);
+      return { verdict: Promise.resolve(record) };
     }
     await this.journal.add(job);
     this.counters.journaled++;
     this.verdicts.set({ status: 'pending', request_id: job.request_id, upstream: job.upstream, ...(typeof job.receipt_id === 'string' ? { receipt_id: job.receipt_id } : {}) });
-    return this.schedule(job);
+    return { verdict: this.schedule(job) };
   }
 
   private schedule(job: ReceiptJob): Promise<ReceiptRecord> {

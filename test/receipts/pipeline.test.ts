@@ -1,0 +1,118 @@
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { AuditLog } from '../../src/audit/log.js';
+import { createLogger } from '../../src/log/logger.js';
+import { ReceiptJournal, type ReceiptJob } from '../../src/receipts/journal.js';
+import { ReceiptPipeline, type UpstreamReceipts } from '../../src/receipts/pipeline.js';
+import { Semaphore, TokenBucket } from '../../src/receipts/rate.js';
+import { LogSink } from '../helpers/log-sink.js';
+
+const clock = () => new Date();
+const job = (n: number, extra: Partial<ReceiptJob> = {}): ReceiptJob => ({
+  job: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`,
+  upstream: 'tresor',
+  request_id: `req-${n}`,
+  method: 'POST',
+  route: '/v1/chat/completions',
+  status: 200,
+  started_at: new Date().toISOString(),
+  ended_at: new Date().toISOString(),
+  complete: true,
+  opted_out: true,
+  request_sha256: '00'.repeat(32),
+  response_sha256: '11'.repeat(32),
+  request_bytes: 1,
+  response_bytes: 1,
+  app_key: false,
+  ...extra,
+});
+
+function upstream(over: Partial<UpstreamReceipts> = {}): UpstreamReceipts {
+  return {
+    name: 'tresor',
+    mode: 'audit',
+    authorization: 'Bearer tr-x',
+    get: () => Promise.reject(new Error('not used')),
+    resolveKey: () => Promise.reject(new Error('not used')),
+    hooks: {},
+    attestation: () => undefined,
+    fetchPolicy: {},
+    bucket: new TokenBucket(100, 100, clock, async () => undefined),
+    concurrency: new Semaphore(4),
+    maxPending: 100,
+    ...over,
+  };
+}
+
+async function lines(dir: string): Promise<Record<string, unknown>[]> {
+  const out: Record<string, unknown>[] = [];
+  for (const f of (await readdir(dir)).filter((x) => x.startsWith('audit-')).sort()) {
+    for (const l of (await readFile(join(dir, f), 'utf8')).split('\n')) if (l) out.push(JSON.parse(l) as Record<string, unknown>);
+  }
+  return out;
+}
+
+describe('ReceiptPipeline recovery', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pipeline-'));
+  });
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  test('a crash after the audit write but before "done": the job is not recorded twice', async () => {
+    const auditDir = join(dir, 'audit');
+    const { journal } = await ReceiptJournal.open(join(dir, 'receipts'));
+    await journal.add(job(1));
+    await journal.add(job(2));
+    await journal.close();
+    // Job 1 reached the audit log, then the process died before journaling "done".
+    const log = await AuditLog.open({ dir: auditDir, clock });
+    await log.append({ type: 'receipt', job: job(1).job, request_id: 'req-1', verdict: 'opted_out' });
+    await log.close();
+
+    const p = await ReceiptPipeline.open({
+      stateDir: dir,
+      audit: { dir: auditDir, maxFileBytes: 1 << 20, retentionFiles: 10, archiveReceipts: true },
+      clock,
+      logger: createLogger({ level: 'silent', format: 'json', destination: new LogSink() }),
+      upstreams: [upstream()],
+    });
+    await expect.poll(async () => (await lines(auditDir)).length).toBe(2);
+    await new Promise((r) => setTimeout(r, 100));
+    const recs = await lines(auditDir);
+    expect(recs.map((r) => r.request_id)).toEqual(['req-1', 'req-2']);
+    expect(p.pending).toBe(0);
+    await p.close();
+  });
+
+  test('beyond max_pending a completion is recorded as missing (ERR_RECEIPT_QUEUE_FULL), never queued', async () => {
+    const auditDir = join(dir, 'audit');
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const p = await ReceiptPipeline.open({
+      stateDir: dir,
+      audit: { dir: auditDir, maxFileBytes: 1 << 20, retentionFiles: 10, archiveReceipts: false },
+      clock,
+      logger: createLogger({ level: 'silent', format: 'json', destination: new LogSink() }),
+      // Fetches hang until released: jobs pile up.
+      upstreams: [upstream({ maxPending: 2, get: async () => (await gate, { status: 404, headers: {}, body: new Uint8Array() }), fetchPolicy: { notFoundGraceMs: 0 } })],
+    });
+    const observe = (n: number) => {
+      const o = p.observe({ upstream: 'tresor', requestId: `r${n}`, method: 'POST', path: '/v1/chat/completions', tresorHeaders: {}, startedAt: new Date() });
+      o?.onResponseStart?.(200, { 'content-type': 'application/json' });
+      o?.onResponseChunk?.(Buffer.from(`{"tresor":{"receipt_id":"id-${n}"}}`));
+      return o?.onEnd?.({ ok: true, status: 200, requestBytes: 0, responseBytes: 10 });
+    };
+    await observe(1);
+    await observe(2);
+    await observe(3);
+    const v3 = p.verdicts.get('r3');
+    expect(v3).toMatchObject({ status: 'done', verdict: 'missing', code: 'ERR_RECEIPT_QUEUE_FULL' });
+    release();
+    await expect.poll(async () => (await lines(auditDir)).length).toBe(3);
+    expect((await lines(auditDir)).filter((r) => r.code === 'ERR_RECEIPT_NOT_FOUND')).toHaveLength(2);
+    await p.close();
+  });
+});
