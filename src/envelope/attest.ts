@@ -9,7 +9,7 @@ import type { RollbackStore } from '../trust/rollback.js';
 import { verifyTrustBundle, type TrustBundle } from '../trust/verify-bundle.js';
 import type { Clock, Verified } from '../types.js';
 import { boundedFetcher, checkFetchUrl } from '../util/fetch.js';
-import { peerCertificate, spkiSha256 } from '../x509/certificate.js';
+import { peerCertificate, spkiSha256, type Certificate } from '../x509/certificate.js';
 import { MAX_ENVELOPE_BYTES, parseEnvelope } from './parse.js';
 import { verifyRouterEnvelope, type EnvelopePolicy, type RouterAttestation } from './verify.js';
 
@@ -19,6 +19,10 @@ const MAX_BUNDLE_FETCH_BYTES = 256 * 1024;
 const BUNDLE_CACHE_MS = 5 * 60_000;
 
 const isUrl = (s: string) => /^https?:\/\//i.test(s);
+
+/** The pinned AWS Nitro root, read once (used when the trust bundle carries no `nitro.root_pem`). */
+let awsNitroRoots: Certificate[] | undefined;
+const pinnedNitroRoots = () => (awsNitroRoots ??= loadNitroRoots());
 
 export interface BundleSource {
   /** The verified bundle for an envelope that names `envelopeUrl`, fetched only from an allowed location. */
@@ -94,7 +98,7 @@ export async function attestOverSocket(socket: TLSSocket, o: AttestSocketOptions
     liveSpkiSha256: live,
     bundle,
     at: o.at,
-    nitroRoots: loadNitroRoots(),
+    nitroRoots: pinnedNitroRoots(),
     ...(nonce ? { nonce } : {}),
     ...(o.policy ? { policy: o.policy } : {}),
   });
