@@ -29,8 +29,23 @@ export interface RouterEvidenceFaults {
   emptyVcekChain?: boolean;
 }
 
-/** Fault names that apply to one evidence kind only. */
-export const SNP_ONLY_FAULTS: readonly (keyof RouterEvidenceFaults)[] = ['lowTcb', 'emptyVcekChain'];
+/** The on/off faults by name (`tresor-attest sim --attestation-fault NAME`); `claimSpki` takes a value and is code-only. */
+export const ATTESTATION_FAULTS = [
+  'wrongMeasurement',
+  'tagNotAllowed',
+  'expiredBundle',
+  'badBundleSignature',
+  'wrongReportData',
+  'ignoreNonce',
+  'noNonceSupport',
+  'staleIssuedAt',
+  'debugPolicy',
+  'lowTcb',
+  'emptyVcekChain',
+] as const satisfies readonly (keyof RouterEvidenceFaults)[];
+export type AttestationFaultName = (typeof ATTESTATION_FAULTS)[number];
+/** Fault names that apply to the SNP form only. */
+export const SNP_ONLY_FAULTS: readonly AttestationFaultName[] = ['lowTcb', 'emptyVcekChain'];
 
 export interface RouterEvidence {
   kind: EvidenceKind;
