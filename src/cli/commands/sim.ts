@@ -35,12 +35,12 @@ function evidenceChoice(v: unknown): EvidenceChoice {
 
 export const simCommand: CommandModule<object, SimArgs> = {
   command: 'sim',
-  describe: 'Run the simulated router (HTTPS, self-signed certificate generated at start) for offline use',
+  describe: 'Run the simulated router (HTTPS, its certificate issued by a simulator CA generated at start) for offline use',
   builder: (y: Argv) =>
     y
       .option('host', { type: 'string', default: '127.0.0.1', describe: 'Address to listen on' })
       .option('port', { type: 'number', default: 8443, describe: 'Port (0 picks a free one)' })
-      .option('cert-out', { type: 'string', describe: "Write the simulator's certificate (PEM) here, for the daemon's ca_file" })
+      .option('cert-out', { type: 'string', describe: "Write the simulator's CA certificate (PEM) here, for the daemon's ca_file" })
       .option('deterministic', { type: 'boolean', default: false, describe: 'Fixed response sizes and chunk timings (benchmarks)' })
       .option('json-bytes', { type: 'number', default: 1024, describe: 'Deterministic mode: generated text size' })
       .option('stream-chunks', { type: 'number', default: 50, describe: 'Deterministic mode: content chunks per stream' })
@@ -65,7 +65,7 @@ export const simCommand: CommandModule<object, SimArgs> = {
       .option('write-dir', { type: 'string', describe: 'Write sim-ca.pem and release-root.pub (the test release-root key), and nitro-root.pem with --evidence nitro, into this directory' })
       .option('unavailable-route', { type: 'string', array: true, default: [], describe: 'Fault: route that fails (forces failover); repeatable' })
       .epilog(
-        'Accepts any API key that starts with tr-. Its certificate and keys are test material: never trust them outside tests.\n' +
+        'Accepts any API key that starts with tr-. Its CA, certificates and keys are test material: never trust them outside tests.\n' +
           'Attestation faults: wrongMeasurement (MEASUREMENT / PCR0 not allowed), tagNotAllowed, expiredBundle, badBundleSignature, ' +
           'wrongReportData (REPORT_DATA / user_data binding), ignoreNonce, noNonceSupport, staleIssuedAt, debugPolicy (debug guest / all-zero PCRs), ' +
           'lowTcb, emptyVcekChain.',
