@@ -38,6 +38,8 @@ export async function startHarness(
     evidenceKind?: EvidenceKind;
     /** Evidence faults in force before the daemon starts. */
     evidenceFaults?: RouterEvidence['faults'];
+    /** Appended to the daemon's ca_file after the simulator CA (e.g. a TLS-intercepting proxy's certificate). */
+    extraCaPem?: string;
     /** Merged over the default attestation settings (enforce against the simulator's evidence). */
     attestation?: Record<string, unknown>;
   } = {},
@@ -47,7 +49,7 @@ export async function startHarness(
   Object.assign(evidence.faults, opts.evidenceFaults);
   const sim = await startSimulator({ evidence, ...opts.sim });
   const caFile = join(dir, 'sim-ca.pem');
-  await writeFile(caFile, sim.caPem);
+  await writeFile(caFile, sim.caPem + (opts.extraCaPem ?? ''));
   await writeFile(join(dir, 'release-root.pub'), evidence.releaseRoot.publicPem);
   const config = resolveConfig(
     {
