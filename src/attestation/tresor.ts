@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { UpstreamConfig } from '../config/types.js';
 import { ConfigError } from '../errors/index.js';
 import { attestOverSocket, createBundleSource } from '../envelope/attest.js';
+import { proxyFor } from '../proxy/connector.js';
 import { loadReleaseRootKey } from '../trust/release-root.js';
 import { RollbackStore } from '../trust/rollback.js';
 import type { Clock } from '../types.js';
@@ -14,7 +15,10 @@ import type { AttestOverSocket } from './manager.js';
  * envelope fetched over the new connection, verified against that connection's key, the trust
  * bundle from the configured location (rollback-protected in the state directory).
  */
-export async function createTresorAttester(u: UpstreamConfig, deps: { clock: Clock; stateDir: string; caPem?: string | undefined }): Promise<AttestOverSocket> {
+export async function createTresorAttester(
+  u: UpstreamConfig,
+  deps: { clock: Clock; stateDir: string; caPem?: string | undefined; env?: Record<string, string | undefined> },
+): Promise<AttestOverSocket> {
   const att = u.attestation;
   const file = att.release_root_file as string;
   const rootKey = loadReleaseRootKey(
@@ -24,7 +28,8 @@ export async function createTresorAttester(u: UpstreamConfig, deps: { clock: Clo
   );
   const rollback = await RollbackStore.open(join(deps.stateDir, `trust-bundles-${u.name}.json`));
   const timeoutMs = u.timeouts.connect_seconds * 1000 + 10_000;
-  const bundles = createBundleSource({ locations: [att.trust_bundle], rootKey, caPem: deps.caPem, rollback, clock: deps.clock, timeoutMs });
+  // The bundle is fetched the way the router is reached: through HTTPS_PROXY unless NO_PROXY says otherwise.
+  const bundles = createBundleSource({ locations: [att.trust_bundle], rootKey, caPem: deps.caPem, rollback, clock: deps.clock, timeoutMs, proxy: (h) => proxyFor(h, deps.env) });
   const url = new URL(u.url);
   return async ({ socket }) => {
     const at = deps.clock();

@@ -35,9 +35,18 @@ export interface BundleSource {
  * make the daemon fetch arbitrary (internal) addresses. Verified bundles are cached briefly and
  * pass the rollback store.
  */
-export function createBundleSource(o: { locations: readonly string[]; rootKey: KeyObject; caPem?: string | undefined; rollback?: RollbackStore | undefined; clock: Clock; timeoutMs: number }): BundleSource {
+export function createBundleSource(o: {
+  locations: readonly string[];
+  rootKey: KeyObject;
+  caPem?: string | undefined;
+  rollback?: RollbackStore | undefined;
+  clock: Clock;
+  timeoutMs: number;
+  /** The forward proxy for a host (HTTPS_PROXY / NO_PROXY), as for the router connection. */
+  proxy?: ((hostname: string) => URL | undefined) | undefined;
+}): BundleSource {
   for (const l of o.locations) if (isUrl(l)) checkFetchUrl(l, 'trust bundle location');
-  const fetcher = boundedFetcher({ maxBytes: MAX_BUNDLE_FETCH_BYTES, timeoutMs: o.timeoutMs, ca: o.caPem });
+  const fetcher = boundedFetcher({ maxBytes: MAX_BUNDLE_FETCH_BYTES, timeoutMs: o.timeoutMs, ca: o.caPem, proxy: o.proxy });
   let cached: { bundle: Verified<TrustBundle>; source: string; at: number } | undefined;
   return {
     async get(envelopeUrl) {
@@ -130,6 +139,7 @@ export async function attestRouter(o: AttestRouterOptions): Promise<{ attestatio
     rollback: o.rollback,
     clock: () => o.at,
     timeoutMs,
+    proxy: (h) => proxyFor(h),
   });
   const host = base.hostname.replace(/^\[|\]$/g, '');
   const socket = await openTlsSocket(host, Number(base.port) || 443, host, { caPem: o.caPem, connectTimeoutMs: timeoutMs, proxy: proxyFor(host) });

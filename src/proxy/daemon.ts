@@ -72,7 +72,7 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
         ? async () => {
             throw new Error('unreachable: attestation is off');
           }
-        : await createTresorAttester(u, { clock, stateDir: config.state_dir, caPem: upstream.caPem });
+        : await createTresorAttester(u, { clock, stateDir: config.state_dir, caPem: upstream.caPem, ...(deps.env ? { env: deps.env } : {}) });
     managers.set(
       u.name,
       new AttestationManager({

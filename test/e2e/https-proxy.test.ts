@@ -100,9 +100,9 @@ describe('HTTPS_PROXY with attestation enforced', () => {
     expect(res.headers['x-tresor-attestation']).toBe('verified');
     expect(res.headers['x-tresor-attestation-kind']).toBe(kind);
     expect(res.headers['x-tresor-tls-spki-sha256']).toBe(h.sim.spkiSha256);
-    // Every upstream connection went through the tunnel (nothing listens on the configured port).
-    expect(proxy.connects.length).toBeGreaterThan(0);
-    expect(new Set(proxy.connects)).toEqual(new Set([`localhost:${port}`]));
+    // Every router connection went through the tunnel (nothing listens on the configured port),
+    // and so did the trust bundle fetch (the envelope names the simulator's own bundle URL).
+    expect(new Set(proxy.connects)).toEqual(new Set([`localhost:${port}`, `127.0.0.1:${h.sim.port}`]));
     expect(h.sim.requestCounts.get('/attestation') ?? 0).toBeGreaterThan(0);
     expect(h.sim.requestCounts.get('/v1/chat/completions')).toBe(1);
     expect(h.logs.records.some((r) => r.event === 'attestation.verified' && r.spkiSha256 === h.sim.spkiSha256)).toBe(true);
