@@ -2,11 +2,11 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { UpstreamConfig } from '../config/types.js';
 import { ConfigError, toTresorError } from '../errors/index.js';
-import { loadNitroRoots } from '../evidence/nitro/index.js';
 import { parseEnvelope } from '../envelope/parse.js';
 import { verifyRouterEnvelope } from '../envelope/verify.js';
 import type { Check } from '../receipts/verdict.js';
-import { attestOverSocket, createBundleSource } from '../envelope/attest.js';
+import { attestOverSocket, createBundleSource, pinnedNitroRoots } from '../envelope/attest.js';
+import { proxyFor } from '../proxy/connector.js';
 import { loadReleaseRootKey } from '../trust/release-root.js';
 import { RollbackStore } from '../trust/rollback.js';
 import type { Clock } from '../types.js';
@@ -28,7 +28,10 @@ export interface TresorAttester {
   checkReceiptBlock(block: unknown, at: Date, known: () => readonly AttestedIdentity[]): Promise<Omit<Check, 'name'>>;
 }
 
-export async function createTresorAttester(u: UpstreamConfig, deps: { clock: Clock; stateDir: string; caPem?: string | undefined }): Promise<TresorAttester> {
+export async function createTresorAttester(
+  u: UpstreamConfig,
+  deps: { clock: Clock; stateDir: string; caPem?: string | undefined; env?: Record<string, string | undefined> },
+): Promise<TresorAttester> {
   const att = u.attestation;
   const file = att.release_root_file as string;
   const rootKey = loadReleaseRootKey(
@@ -38,7 +41,8 @@ export async function createTresorAttester(u: UpstreamConfig, deps: { clock: Clo
   );
   const rollback = await RollbackStore.open(join(deps.stateDir, `trust-bundles-${u.name}.json`));
   const timeoutMs = u.timeouts.connect_seconds * 1000 + 10_000;
-  const bundles = createBundleSource({ locations: [att.trust_bundle], rootKey, caPem: deps.caPem, rollback, clock: deps.clock, timeoutMs });
+  // The bundle is fetched the way the router is reached: through HTTPS_PROXY unless NO_PROXY says otherwise.
+  const bundles = createBundleSource({ locations: [att.trust_bundle], rootKey, caPem: deps.caPem, rollback, clock: deps.clock, timeoutMs, proxy: (h) => proxyFor(h, deps.env) });
   const url = new URL(u.url);
   const policy = { allowDebug: att.allow_debug, maxAgeCapSeconds: att.max_age_seconds };
   const attest: AttestOverSocket = async ({ socket }) => {
@@ -71,7 +75,7 @@ export async function createTresorAttester(u: UpstreamConfig, deps: { clock: Clo
       try {
         const env = parseEnvelope(Buffer.from(JSON.stringify(block ?? null)));
         const bundle = await bundles.get(env.trustBundleUrl);
-        const a = verifyRouterEnvelope(env, { liveSpkiSha256: env.tlsSpkiSha256, bundle, at, nitroRoots: loadNitroRoots(), policy });
+        const a = verifyRouterEnvelope(env, { liveSpkiSha256: env.tlsSpkiSha256, bundle, at, nitroRoots: pinnedNitroRoots(), policy });
         const match = known().find((k) => k.spkiSha256 === a.spkiSha256);
         if (!match) return { result: 'fail', code: 'ERR_RECEIPT_ROUTER_KEY_UNKNOWN', detail: `the receipt's router evidence binds TLS key ${a.spkiSha256}, which this daemon never verified a connection to` };
         if (match.measurement !== a.measurement || match.tag !== a.tag) {

@@ -9,7 +9,7 @@ import type { RollbackStore } from '../trust/rollback.js';
 import { verifyTrustBundle, type TrustBundle } from '../trust/verify-bundle.js';
 import type { Clock, Verified } from '../types.js';
 import { boundedFetcher, checkFetchUrl } from '../util/fetch.js';
-import { peerCertificate, spkiSha256 } from '../x509/certificate.js';
+import { peerCertificate, spkiSha256, type Certificate } from '../x509/certificate.js';
 import { MAX_ENVELOPE_BYTES, parseEnvelope } from './parse.js';
 import { verifyRouterEnvelope, type EnvelopePolicy, type RouterAttestation } from './verify.js';
 
@@ -19,6 +19,10 @@ const MAX_BUNDLE_FETCH_BYTES = 256 * 1024;
 const BUNDLE_CACHE_MS = 5 * 60_000;
 
 const isUrl = (s: string) => /^https?:\/\//i.test(s);
+
+/** The pinned AWS Nitro root, read once (used when the trust bundle carries no `nitro.root_pem`). */
+let awsNitroRoots: Certificate[] | undefined;
+export const pinnedNitroRoots = () => (awsNitroRoots ??= loadNitroRoots());
 
 export interface BundleSource {
   /** The verified bundle for an envelope that names `envelopeUrl`, fetched only from an allowed location. */
@@ -31,9 +35,18 @@ export interface BundleSource {
  * make the daemon fetch arbitrary (internal) addresses. Verified bundles are cached briefly and
  * pass the rollback store.
  */
-export function createBundleSource(o: { locations: readonly string[]; rootKey: KeyObject; caPem?: string | undefined; rollback?: RollbackStore | undefined; clock: Clock; timeoutMs: number }): BundleSource {
+export function createBundleSource(o: {
+  locations: readonly string[];
+  rootKey: KeyObject;
+  caPem?: string | undefined;
+  rollback?: RollbackStore | undefined;
+  clock: Clock;
+  timeoutMs: number;
+  /** The forward proxy for a host (HTTPS_PROXY / NO_PROXY), as for the router connection. */
+  proxy?: ((hostname: string) => URL | undefined) | undefined;
+}): BundleSource {
   for (const l of o.locations) if (isUrl(l)) checkFetchUrl(l, 'trust bundle location');
-  const fetcher = boundedFetcher({ maxBytes: MAX_BUNDLE_FETCH_BYTES, timeoutMs: o.timeoutMs, ca: o.caPem });
+  const fetcher = boundedFetcher({ maxBytes: MAX_BUNDLE_FETCH_BYTES, timeoutMs: o.timeoutMs, ca: o.caPem, proxy: o.proxy });
   let cached: { bundle: Verified<TrustBundle>; source: string; at: number } | undefined;
   return {
     async get(envelopeUrl) {
@@ -94,7 +107,7 @@ export async function attestOverSocket(socket: TLSSocket, o: AttestSocketOptions
     liveSpkiSha256: live,
     bundle,
     at: o.at,
-    nitroRoots: loadNitroRoots(),
+    nitroRoots: pinnedNitroRoots(),
     ...(nonce ? { nonce } : {}),
     ...(o.policy ? { policy: o.policy } : {}),
   });
@@ -126,6 +139,7 @@ export async function attestRouter(o: AttestRouterOptions): Promise<{ attestatio
     rollback: o.rollback,
     clock: () => o.at,
     timeoutMs,
+    proxy: (h) => proxyFor(h),
   });
   const host = base.hostname.replace(/^\[|\]$/g, '');
   const socket = await openTlsSocket(host, Number(base.port) || 443, host, { caPem: o.caPem, connectTimeoutMs: timeoutMs, proxy: proxyFor(host) });

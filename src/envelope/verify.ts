@@ -40,6 +40,7 @@ export interface EnvelopeContext {
   /** The nonce we sent (hex), if any. */
   nonce?: string;
   at: Date;
+  /** Nitro roots to use when the bundle carries none (`nitro.root_pem`): the pinned AWS Nitro root. */
   nitroRoots: readonly Certificate[];
   policy?: EnvelopePolicy;
 }
@@ -86,7 +87,7 @@ export function verifyRouterEnvelope(env: RouterEnvelope, ctx: EnvelopeContext):
       throw fail('ERR_ATTEST_NONCE_MISMATCH', 'REPORT_DATA[32:64] does not carry the nonce sent');
     }
   } else {
-    const doc = verifyNitroDocument(parseNitroDocument(env.evidence.document), { at: ctx.at, roots: ctx.nitroRoots });
+    const doc = verifyNitroDocument(parseNitroDocument(env.evidence.document), { at: ctx.at, roots: bundle.nitroRoots.length ? bundle.nitroRoots : ctx.nitroRoots });
     evaluateNitroPolicy(doc, { allowDebug: p.allowDebug ?? false, maxAgeSeconds: p.maxAgeCapSeconds ?? 600 }, { at: ctx.at });
     pcrs = Object.fromEntries([...doc.pcrs].map(([i, v]) => [String(i), toHex(v)]));
     measurement = pcrs['0'] ?? '';

@@ -80,7 +80,7 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
       managers.set(u.name, new AttestationManager({ upstream: u.name, mode: 'off', attest: () => Promise.reject(new Error('attestation is off')), clock, logger: logger.child({ upstream: u.name }), refreshAheadMs: 0 }));
       continue;
     }
-    const attester = await createTresorAttester(u, { clock, stateDir: config.state_dir, caPem: upstream.caPem });
+    const attester = await createTresorAttester(u, { clock, stateDir: config.state_dir, caPem: upstream.caPem, ...(deps.env ? { env: deps.env } : {}) });
     attesters.set(u.name, attester);
     const attest = attester.attest;
     managers.set(

@@ -1,7 +1,7 @@
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { generateTlsIdentity, type GeneratedTlsIdentity } from '../x509/selfsigned.js';
+import { generateTestCa, generateTlsIdentity, type GeneratedTlsIdentity } from '../x509/selfsigned.js';
 import { handleChat } from './chat.js';
 import type { DeterministicMode, SimContext } from './context.js';
 import { defaultFaults, takeStorm, type FaultState } from './faults.js';
@@ -43,7 +43,10 @@ export interface SimOptions {
 export interface RunningSimulator {
   url: string;
   port: number;
-  /** PEM of the self-signed certificate: what `ca_file` should point at. */
+  /**
+   * PEM of the simulator's CA, stable for the simulator's lifetime: what `ca_file` should point
+   * at. The TLS certificate is issued by it, so a rotated TLS key stays trusted.
+   */
   caPem: string;
   spkiSha256: string;
   fingerprint: string;
@@ -53,7 +56,12 @@ export interface RunningSimulator {
   lastAuthorizationSha256: Map<string, string>;
   /** Count of requests per path group. */
   requestCounts: Map<string, number>;
-  rotateTlsKey(): Promise<void>;
+  /**
+   * A new TLS key and certificate from the same CA (a router rotating its key; idle connections
+   * on the old key are closed); with `foreignCa`, issued by a throwaway CA that `caPem` clients
+   * do not trust.
+   */
+  rotateTlsKey(opts?: { foreignCa?: boolean }): Promise<void>;
   rotateReceiptKey(): Promise<string>;
   close(): Promise<void>;
 }
@@ -62,7 +70,8 @@ export interface RunningSimulator {
 export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimulator> {
   const host = opts.host ?? '127.0.0.1';
   const hosts = ['localhost', '127.0.0.1', '::1', ...(host !== '127.0.0.1' && host !== '0.0.0.0' ? [host] : [])];
-  let identity: GeneratedTlsIdentity = await generateTlsIdentity(hosts, { commonName: 'tresor-sim' });
+  const ca = await generateTestCa({ commonName: 'tresor-sim CA' });
+  let identity: GeneratedTlsIdentity = await generateTlsIdentity(hosts, { commonName: 'tresor-sim', issuer: ca });
   const faults: FaultState = { ...defaultFaults(), ...opts.faults };
   const evidence = opts.evidence;
   const attestation: SimAttestationProvider | undefined =
@@ -183,9 +192,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
   return {
     url: `https://${urlHost.includes(':') ? `[${urlHost}]` : urlHost}:${port}`,
     port,
-    get caPem() {
-      return identity.certPem;
-    },
+    caPem: ca.certPem,
     get spkiSha256() {
       return identity.spkiSha256;
     },
@@ -196,9 +203,12 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
     receipts,
     lastAuthorizationSha256: lastAuth,
     requestCounts: counts,
-    async rotateTlsKey() {
-      identity = await generateTlsIdentity(hosts, { commonName: `tresor-sim-${Date.now()}` });
+    async rotateTlsKey(o = {}) {
+      const issuer = o.foreignCa ? await generateTestCa({ commonName: 'tresor-sim foreign CA' }) : ca;
+      identity = await generateTlsIdentity(hosts, { commonName: `tresor-sim-${Date.now()}`, issuer });
       server.setSecureContext({ cert: identity.certPem, key: identity.keyPem });
+      // Like a router restarting with its new key: idle keep-alive connections (old key) go away.
+      server.closeIdleConnections();
     },
     rotateReceiptKey: () => receipts.rotate(),
     close: () =>

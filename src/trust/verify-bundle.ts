@@ -21,6 +21,8 @@ export interface TrustBundle {
   /** ARK(s) the VCEK chain must end at; absent → the pinned AMD roots. */
   readonly amdArks: readonly Certificate[];
   readonly nitroAllowedPcrs: readonly Readonly<Record<string, string>>[];
+  /** Root(s) the Nitro chain must end at (`nitro.root_pem`); absent → the AWS Nitro root pinned in certs/. */
+  readonly nitroRoots: readonly Certificate[];
   /** Keys that may sign workload identity manifests, by kid. */
   readonly workloadIdentityKeys: ReadonlyMap<string, KeyObject>;
   readonly receiptSigningKeys?: { thumbprints?: readonly string[]; kids?: readonly string[] };
@@ -53,7 +55,9 @@ function toBundle(p: Readonly<Record<string, unknown>>, raw: string): TrustBundl
     if (jwk?.kty !== 'OKP' || jwk.crv !== 'Ed25519' || typeof jwk.kid !== 'string' || typeof jwk.x !== 'string') throw fail('workload_identity_keys entries must be Ed25519 JWKs with a kid');
     keys.set(jwk.kid, createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: jwk.x }, format: 'jwk' }));
   }
-  const nitro = (p.nitro ?? {}) as { allowed_pcrs?: unknown };
+  const nitro = (p.nitro ?? {}) as { allowed_pcrs?: unknown; root_pem?: unknown };
+  if (typeof nitro !== 'object' || nitro === null || Array.isArray(nitro)) throw fail('nitro must be an object');
+  if (nitro.root_pem !== undefined && typeof nitro.root_pem !== 'string') throw fail('nitro.root_pem must be a PEM string');
   const pcrs = nitro.allowed_pcrs ?? [];
   if (!Array.isArray(pcrs) || !pcrs.every((s) => typeof s === 'object' && s !== null && Object.entries(s).every(([i, h]) => /^\d{1,2}$/.test(i) && typeof h === 'string' && /^[0-9a-f]{64,128}$/.test(h)))) {
     throw fail('nitro.allowed_pcrs must be a list of {index: hex} sets');
@@ -68,6 +72,7 @@ function toBundle(p: Readonly<Record<string, unknown>>, raw: string): TrustBundl
     ...(p.min_tcb !== undefined ? { minTcb: tcb(p.min_tcb) } : {}),
     amdArks: typeof p.amd_ark_pem === 'string' ? parsePemCertificates(p.amd_ark_pem, 'amd_ark_pem') : [],
     nitroAllowedPcrs: pcrs as Record<string, string>[],
+    nitroRoots: typeof nitro.root_pem === 'string' ? parsePemCertificates(nitro.root_pem, 'nitro.root_pem') : [],
     workloadIdentityKeys: keys,
     ...(rsk ? { receiptSigningKeys: { ...(Array.isArray(rsk.thumbprints) ? { thumbprints: rsk.thumbprints as string[] } : {}), ...(Array.isArray(rsk.kids) ? { kids: rsk.kids as string[] } : {}) } } : {}),
     raw,

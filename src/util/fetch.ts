@@ -1,5 +1,5 @@
 import tls from 'node:tls';
-import { Agent, request } from 'undici';
+import { Agent, ProxyAgent, request, type Dispatcher } from 'undici';
 import { FetchError, UsageError } from '../errors/index.js';
 import type { Fetcher } from '../types.js';
 import { splitPemBlocks } from '../x509/certificate.js';
@@ -20,11 +20,27 @@ export function checkFetchUrl(url: string, what: string): URL {
   return u;
 }
 
-/** A size- and time-bounded GET, for trust material (JWKS, bundles) fetched outside the pinned pool. */
-export function boundedFetcher(opts: { maxBytes: number; timeoutMs: number; ca?: string | undefined }): Fetcher {
+/**
+ * A size- and time-bounded GET, for trust material (JWKS, bundles) fetched outside the pinned
+ * pool. `proxy` names the forward proxy for a host (HTTPS_PROXY / NO_PROXY), tunnelled with CONNECT.
+ */
+export function boundedFetcher(opts: { maxBytes: number; timeoutMs: number; ca?: string | undefined; proxy?: ((hostname: string) => URL | undefined) | undefined }): Fetcher {
   // An extra CA is trusted on top of the system store, never instead of it.
-  const dispatcher = opts.ca ? new Agent({ connect: { ca: [...tls.rootCertificates, ...splitPemBlocks(opts.ca)] } }) : undefined;
+  const tlsOpts = opts.ca ? { ca: [...tls.rootCertificates, ...splitPemBlocks(opts.ca)] } : undefined;
+  const direct = tlsOpts ? new Agent({ connect: tlsOpts }) : undefined;
+  const tunnels = new Map<string, ProxyAgent>();
+  const dispatcherFor = (url: string): Dispatcher | undefined => {
+    const proxy = opts.proxy?.(new URL(url).hostname.replace(/^\[|\]$/g, ''));
+    if (!proxy) return direct;
+    let agent = tunnels.get(proxy.href);
+    if (!agent) {
+      agent = new ProxyAgent({ uri: proxy.href, ...(tlsOpts ? { requestTls: tlsOpts } : {}) });
+      tunnels.set(proxy.href, agent);
+    }
+    return agent;
+  };
   return async (url, init) => {
+    const dispatcher = dispatcherFor(url);
     const res = await request(url, {
       ...(dispatcher ? { dispatcher } : {}),
       method: 'GET',

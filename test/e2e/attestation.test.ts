@@ -98,11 +98,11 @@ describe('the daemon enforces router attestation', () => {
     const h = await harness();
     await until(async () => (await ready(h)).ready);
     const first = h.sim.spkiSha256;
-    await h.sim.rotateTlsKey();
+    await h.sim.rotateTlsKey({ foreignCa: true });
     await h.daemon.upstreams.get('tresor')?.resetConnections();
     const res = await request(`${h.base}/models`);
-    // The daemon still trusts only the first certificate through ca_file: a rotated, unknown
-    // certificate fails TLS validation before attestation (normal CA validation stays on top).
+    // The daemon trusts only the simulator CA through ca_file: a certificate from another CA fails
+    // TLS validation before attestation (normal CA validation stays on top).
     expect(res.statusCode).toBe(502);
     expect(await res.body.json()).toMatchObject({ error: { code: 'upstream_tls_failed' } });
     expect(h.sim.spkiSha256).not.toBe(first);

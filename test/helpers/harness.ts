@@ -6,7 +6,7 @@ import { createLogger } from '../../src/log/logger.js';
 import { startDaemon, type RunningDaemon } from '../../src/proxy/daemon.js';
 import type { DaemonHooks } from '../../src/proxy/hooks.js';
 import { startSimulator, type RunningSimulator, type SimOptions } from '../../src/sim/index.js';
-import { createRouterEvidence, type RouterEvidence } from '../../src/sim/mint/router.js';
+import { createRouterEvidence, type EvidenceKind, type RouterEvidence } from '../../src/sim/mint/router.js';
 import { LogSink } from './log-sink.js';
 
 export const REAL_KEY = `tr-${'5e'.repeat(48)}`;
@@ -34,18 +34,22 @@ export async function startHarness(
     env?: Record<string, string | undefined>;
     hooks?: DaemonHooks;
     withKey?: boolean;
+    /** The simulator's evidence form (default snp). */
+    evidenceKind?: EvidenceKind;
     /** Evidence faults in force before the daemon starts. */
     evidenceFaults?: RouterEvidence['faults'];
+    /** Appended to the daemon's ca_file after the simulator CA (e.g. a TLS-intercepting proxy's certificate). */
+    extraCaPem?: string;
     /** Merged over the default attestation settings (enforce against the simulator's evidence). */
     attestation?: Record<string, unknown>;
   } = {},
 ): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'tresor-test-'));
-  const evidence = await createRouterEvidence();
+  const evidence = await createRouterEvidence({ ...(opts.evidenceKind ? { kind: opts.evidenceKind } : {}) });
   Object.assign(evidence.faults, opts.evidenceFaults);
   const sim = await startSimulator({ evidence, ...opts.sim });
   const caFile = join(dir, 'sim-ca.pem');
-  await writeFile(caFile, sim.caPem);
+  await writeFile(caFile, sim.caPem + (opts.extraCaPem ?? ''));
   await writeFile(join(dir, 'release-root.pub'), evidence.releaseRoot.publicPem);
   const config = resolveConfig(
     {

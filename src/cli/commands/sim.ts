@@ -1,8 +1,12 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
+import { UsageError } from '../../errors/index.js';
 import { startSimulator } from '../../sim/index.js';
-import { createRouterEvidence } from '../../sim/mint/router.js';
+import { ATTESTATION_FAULTS, SNP_ONLY_FAULTS, createRouterEvidence, type AttestationFaultName, type EvidenceKind } from '../../sim/mint/router.js';
+import { toPem } from '../../x509/certificate.js';
+
+type EvidenceChoice = EvidenceKind | 'none';
 
 interface SimArgs {
   host: string;
@@ -16,18 +20,27 @@ interface SimArgs {
   'chunk-delay-ms': number;
   'no-receipts': boolean;
   'unavailable-route': string[];
-  evidence: boolean;
+  evidence: EvidenceChoice;
+  'attestation-fault': AttestationFaultName[];
   'write-dir'?: string;
+}
+
+/** `--evidence` alone means snp; `--no-evidence` means none. */
+function evidenceChoice(v: unknown): EvidenceChoice {
+  if (v === true || v === '' || v === undefined) return 'snp';
+  if (v === false) return 'none';
+  if (v === 'snp' || v === 'nitro' || v === 'none') return v;
+  throw new UsageError('ERR_USAGE_BAD_FLAG', `--evidence: expected snp, nitro or none, got ${JSON.stringify(v)}`);
 }
 
 export const simCommand: CommandModule<object, SimArgs> = {
   command: 'sim',
-  describe: 'Run the simulated router (HTTPS, self-signed certificate generated at start) for offline use',
+  describe: 'Run the simulated router (HTTPS, its certificate issued by a simulator CA generated at start) for offline use',
   builder: (y: Argv) =>
     y
       .option('host', { type: 'string', default: '127.0.0.1', describe: 'Address to listen on' })
       .option('port', { type: 'number', default: 8443, describe: 'Port (0 picks a free one)' })
-      .option('cert-out', { type: 'string', describe: "Write the simulator's certificate (PEM) here, for the daemon's ca_file" })
+      .option('cert-out', { type: 'string', describe: "Write the simulator's CA certificate (PEM) here, for the daemon's ca_file" })
       .option('deterministic', { type: 'boolean', default: false, describe: 'Fixed response sizes and chunk timings (benchmarks)' })
       .option('json-bytes', { type: 'number', default: 1024, describe: 'Deterministic mode: generated text size' })
       .option('stream-chunks', { type: 'number', default: 50, describe: 'Deterministic mode: content chunks per stream' })
@@ -35,12 +48,36 @@ export const simCommand: CommandModule<object, SimArgs> = {
       .option('latency-ms', { type: 'number', default: 0, describe: 'Fault: delay before response headers' })
       .option('chunk-delay-ms', { type: 'number', default: 0, describe: 'Fault: delay between stream chunks' })
       .option('no-receipts', { type: 'boolean', default: false, describe: 'Do not issue receipts' })
-      .option('evidence', { type: 'boolean', default: true, describe: 'Serve SNP evidence from test roots at /attestation and a signed trust bundle at /trust/router.json (--no-evidence: 503)' })
-      .option('write-dir', { type: 'string', describe: 'Write sim-ca.pem and release-root.pub (the test release-root key) into this directory' })
+      .option('evidence', {
+        type: 'string',
+        default: 'snp',
+        coerce: evidenceChoice,
+        describe:
+          'Attestation evidence from test roots at /attestation, with a signed trust bundle at /trust/router.json: snp (AMD SEV-SNP report, the default; --evidence alone), nitro (AWS Nitro document), none (503; also --no-evidence)',
+      })
+      .option('attestation-fault', {
+        type: 'string',
+        array: true,
+        default: [],
+        choices: ATTESTATION_FAULTS,
+        describe: 'Fault: make one attestation check fail (repeatable); lowTcb and emptyVcekChain are SNP-only',
+      })
+      .option('write-dir', { type: 'string', describe: 'Write sim-ca.pem and release-root.pub (the test release-root key), and nitro-root.pem with --evidence nitro, into this directory' })
       .option('unavailable-route', { type: 'string', array: true, default: [], describe: 'Fault: route that fails (forces failover); repeatable' })
-      .epilog('Accepts any API key that starts with tr-. Its certificate and keys are test material: never trust them outside tests.') as Argv<SimArgs>,
+      .epilog(
+        'Accepts any API key that starts with tr-. Its CA, certificates and keys are test material: never trust them outside tests.\n' +
+          'Attestation faults: wrongMeasurement (MEASUREMENT / PCR0 not allowed), tagNotAllowed, expiredBundle, badBundleSignature, ' +
+          'wrongReportData (REPORT_DATA / user_data binding), ignoreNonce, noNonceSupport, staleIssuedAt, debugPolicy (debug guest / all-zero PCRs), ' +
+          'lowTcb, emptyVcekChain.',
+      ) as Argv<SimArgs>,
   handler: async (args) => {
-    const evidence = args.evidence ? await createRouterEvidence() : undefined;
+    const kind = args.evidence;
+    const faults = args['attestation-fault'];
+    if (kind === 'none' && faults.length > 0) throw new UsageError('ERR_USAGE_BAD_FLAG', '--attestation-fault needs evidence (--evidence snp or nitro)');
+    const snpOnly = faults.filter((f) => SNP_ONLY_FAULTS.includes(f));
+    if (kind === 'nitro' && snpOnly.length > 0) throw new UsageError('ERR_USAGE_BAD_FLAG', `--attestation-fault ${snpOnly.join(', ')}: SNP-only, not available with --evidence nitro`);
+    const evidence = kind === 'none' ? undefined : await createRouterEvidence({ kind });
+    for (const f of faults) if (evidence) evidence.faults[f] = true;
     const sim = await startSimulator({
       ...(evidence ? { evidence } : {}),
       host: args.host,
@@ -52,18 +89,30 @@ export const simCommand: CommandModule<object, SimArgs> = {
         : {}),
     });
     if (args['cert-out']) await writeFile(args['cert-out'], sim.caPem);
+    const written: string[] = [];
     if (args['write-dir']) {
-      await mkdir(args['write-dir'], { recursive: true });
-      await writeFile(join(args['write-dir'], 'sim-ca.pem'), sim.caPem);
-      if (evidence) await writeFile(join(args['write-dir'], 'release-root.pub'), evidence.releaseRoot.publicPem);
+      const dir = args['write-dir'];
+      await mkdir(dir, { recursive: true });
+      await writeFile(join(dir, 'sim-ca.pem'), sim.caPem);
+      written.push('sim-ca.pem');
+      if (evidence) {
+        await writeFile(join(dir, 'release-root.pub'), evidence.releaseRoot.publicPem);
+        written.push('release-root.pub');
+      }
+      if (evidence?.nitroPki) {
+        await writeFile(join(dir, 'nitro-root.pem'), toPem(evidence.nitroPki.root));
+        written.push('nitro-root.pem');
+      }
     }
     process.stdout.write(
       `simulated router listening on ${sim.url}\n` +
         `TLS certificate SHA-256:  ${sim.fingerprint}\n` +
         `TLS SPKI SHA-256:         ${sim.spkiSha256}\n` +
         (args['cert-out'] ? `certificate written to:   ${args['cert-out']}\n` : '') +
+        (evidence ? `evidence:                 ${evidence.kind} (${evidence.kind === 'snp' ? 'MEASUREMENT' : 'PCR0'} ${evidence.measurement})\n` : 'evidence:                 none (GET /attestation answers 503)\n') +
+        (faults.length ? `attestation faults:       ${faults.join(', ')}\n` : '') +
         (evidence ? `trust bundle:             ${evidence.bundleUrl} (release-root key: the simulator's own test key)\n` : '') +
-        (args['write-dir'] ? `wrote sim-ca.pem${evidence ? ' and release-root.pub' : ''} to ${args['write-dir']}\n` : ''),
+        (written.length ? `wrote ${written.join(', ')} to ${args['write-dir']}\n` : ''),
     );
     const stop = () => void sim.close().then(() => process.exit(0));
     process.on('SIGINT', stop);

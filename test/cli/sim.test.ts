@@ -1,0 +1,97 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { spawnBin, waitFor, type Spawned } from '../helpers/spawn.js';
+
+let dir: string;
+const running: Spawned[] = [];
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'tresor-sim-cli-'));
+});
+afterAll(async () => {
+  for (const p of running) {
+    p.child.kill('SIGTERM');
+    await p.exited;
+  }
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** `tresor-attest sim` as a real process; resolves once it has written its CA and release root. */
+async function sim(name: string, ...args: string[]) {
+  const out = join(dir, name);
+  const p = spawnBin('tresor-attest', ['sim', '--port', '0', '--write-dir', out, ...args]);
+  running.push(p);
+  await waitFor(p, (o) => o.includes('wrote '), 20_000);
+  const url = /listening on (https:\/\/\S+)/.exec(p.stdout())?.[1] as string;
+  const bundleUrl = /trust bundle:\s+(\S+)/.exec(p.stdout())?.[1] as string;
+  const measurement = /\((?:MEASUREMENT|PCR0) ([0-9a-f]{96})\)/.exec(p.stdout())?.[1] as string;
+  return { p, url, bundleUrl, measurement, out };
+}
+
+describe('tresor-attest sim --evidence nitro', () => {
+  test('tresor-verify attest passes against it and prints the Nitro PCR0; the document verifies offline only with the simulator root', async () => {
+    const s = await sim('nitro', '--evidence', 'nitro');
+    expect(s.p.stdout()).toContain('evidence:                 nitro (PCR0 ');
+    const args = ['attest', '--url', s.url, '--release-root', join(s.out, 'release-root.pub'), '--ca', join(s.out, 'sim-ca.pem'), '--bundle', s.bundleUrl];
+    const v = spawnBin('tresor-verify', args);
+    const j = spawnBin('tresor-verify', [...args, '--json']);
+    expect(await v.exited).toBe(0);
+    const lines = v.stdout().split('\n');
+    expect(lines[0]).toBe('PASS');
+    expect(lines[2]).toBe(`Nitro PCR0:            ${s.measurement}`);
+    expect(await j.exited).toBe(0);
+    const json = JSON.parse(j.stdout()) as { ok: boolean; kind: string; measurement: string; pcrs: Record<string, string> };
+    expect(json).toMatchObject({ ok: true, kind: 'nitro', measurement: s.measurement });
+    expect(Object.keys(json.pcrs)).toHaveLength(16);
+
+    // The raw document from GET /attestation: `tresor-verify nitro` trusts the AWS root by default.
+    const agent = new Agent({ connect: { ca: readFileSync(join(s.out, 'sim-ca.pem'), 'utf8') } });
+    const env = (await (await request(`${s.url}/attestation`, { dispatcher: agent })).body.json()) as { nitro_attestation_b64: string };
+    await agent.close();
+    const offline = (...extra: string[]) => {
+      const n = spawnBin('tresor-verify', ['nitro', '-', `--pcr`, `0=${s.measurement}`, ...extra]);
+      n.child.stdin?.end(env.nitro_attestation_b64);
+      return n;
+    };
+    const [aws, own] = [offline(), offline('--root', join(s.out, 'nitro-root.pem'))];
+    expect(await aws.exited).toBe(4);
+    expect(aws.stdout()).toMatch(/^FAIL ERR_CHAIN_UNTRUSTED/);
+    expect(await own.exited).toBe(0);
+  }, 60_000);
+});
+
+describe('tresor-attest sim --attestation-fault', () => {
+  test.each([
+    ['nitro', 'wrongMeasurement', 'ERR_ATTEST_MEASUREMENT_NOT_ALLOWED'],
+    ['snp', 'tagNotAllowed', 'ERR_ATTEST_TAG_NOT_ALLOWED'],
+  ])('a daemon refuses a %s simulator started with %s (%s) and stays not ready', async (kind, fault, code) => {
+    const s = await sim(`${kind}-${fault}`, '--evidence', kind, '--attestation-fault', fault);
+    expect(s.p.stdout()).toContain(`attestation faults:       ${fault}`);
+    const d = spawnBin('tresor-attest', ['serve', '--upstream', s.url, '--ca-file', join(s.out, 'sim-ca.pem'), '--listen', '127.0.0.1:0', '--state-dir', join(s.out, 'state')], {
+      TRESOR_API_KEY: `tr-${'2'.repeat(96)}`,
+      TRESOR_ATTEST_RELEASE_ROOT_FILE: join(s.out, 'release-root.pub'),
+      TRESOR_ATTEST_TRUST_BUNDLE: s.bundleUrl,
+    });
+    running.push(d);
+    await waitFor(d, (o) => o.includes('serving OPENAI_BASE_URL='), 20_000);
+    const base = /serving OPENAI_BASE_URL=(http:\/\/[^"\s]+)/.exec(d.stdout())?.[1] as string;
+    const res = await request(`${base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"eu/tresor/gpt-oss-120b","messages":[]}' });
+    expect(res.statusCode).toBe(502);
+    expect(await res.body.json()).toMatchObject({ error: { type: 'attestation_error', code } });
+    const ready = (await (await request(`${base.replace(/\/v1$/, '')}/readyz`)).body.json()) as { ready: boolean };
+    expect(ready.ready).toBe(false);
+  }, 60_000);
+
+  test('usage errors: an unknown evidence kind or fault, an SNP-only fault with Nitro, a fault without evidence', async () => {
+    const runs = [['--evidence', 'tdx'], ['--attestation-fault', 'nope'], ['--evidence', 'nitro', '--attestation-fault', 'lowTcb'], ['--no-evidence', '--attestation-fault', 'wrongMeasurement']].map((args) =>
+      spawnBin('tresor-attest', ['sim', '--port', '0', ...args]),
+    );
+    for (const p of runs) {
+      expect(await p.exited).toBe(2);
+      expect(p.stderr()).toMatch(/^error: /);
+    }
+  }, 60_000);
+});
