@@ -4,6 +4,8 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { verifyAuditFiles } from '../../src/audit/verify.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
+import { spawnBin } from '../helpers/spawn.js';
+import { writeFile } from 'node:fs/promises';
 
 interface AuditLine {
   seq: number;
@@ -92,6 +94,30 @@ describe('receipts end to end through the openai SDK (audit mode)', () => {
     const v = await verdict(h, reqId);
     expect(v.body).toMatchObject({ status: 'done', verdict: 'opted_out' });
     expect(h.sim.requestCounts.get('/v1/receipts') ?? 0).toBe(before);
+  });
+
+  test('tresor-verify audit --jwks-file re-verifies every archived receipt offline; a swapped archive is a break', async () => {
+    const auditDir = join(h.dir, 'state', 'audit');
+    const jwks = join(h.dir, 'jwks.json');
+    await writeFile(jwks, JSON.stringify(h.sim.receipts.jwks(h.sim.faults)));
+    const ok = spawnBin('tresor-verify', ['audit', '--jwks-file', jwks, auditDir]);
+    expect(await ok.exited, ok.stdout() + ok.stderr()).toBe(0);
+    expect(ok.stdout()).toMatch(/^PASS\n/);
+    expect(ok.stdout()).toMatch(/Receipts: \d+ archived, \d+ verified records re-verified offline/);
+    // Another router's keys: the recorded verdicts no longer hold.
+    const other = join(h.dir, 'other-jwks.json');
+    await writeFile(other, JSON.stringify({ keys: [{ kty: 'EC', crv: 'P-256', kid: 'router-receipt-1', x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU', y: 'x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0' }] }));
+    const bad = spawnBin('tresor-verify', ['audit', '--jwks-file', other, auditDir]);
+    expect(await bad.exited).toBe(4);
+    expect(bad.stdout()).toContain('ERR_AUDIT_VERDICT_MISMATCH');
+    // An archive edited after the fact: the record's hash no longer finds its receipt.
+    const archive = (await readdir(auditDir)).find((f) => f.startsWith('receipts-')) as string;
+    const text = await readFile(join(auditDir, archive), 'utf8');
+    await writeFile(join(auditDir, archive), text.replace(/"jws":"([A-Za-z0-9_-]+)\./, '"jws":"$1x.'));
+    const edited = spawnBin('tresor-verify', ['audit', '--jwks-file', jwks, auditDir]);
+    expect(await edited.exited).toBe(4);
+    expect(edited.stdout()).toContain('ERR_AUDIT_RECEIPT_MISSING');
+    await writeFile(join(auditDir, archive), text);
   });
 
   test('the verdict endpoint: unknown ids are 404, bad ids are not routed', async () => {

@@ -1,10 +1,14 @@
 import type { Argv, CommandModule } from 'yargs';
-import { UsageError, VerificationError } from '../../errors/index.js';
+import { readFile } from 'node:fs/promises';
+import { TresorError, UsageError, VerificationError } from '../../errors/index.js';
+import { recheckArchivedReceipts, type RecheckReport } from '../../audit/recheck.js';
+import { createStaticJwks } from '../../receipts/jwks.js';
 import { verifyAuditFiles, type AuditReport } from '../../audit/verify.js';
 import { EXIT, exitCodeFor } from '../exit-codes.js';
 
 interface AuditArgs {
   files: string[];
+  'jwks-file'?: string;
   json: boolean;
 }
 
@@ -22,24 +26,33 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
   builder: (y: Argv) =>
     y
       .positional('files', { type: 'string', array: true, demandOption: true, describe: 'Audit files or the audit directory' })
+      .option('jwks-file', { type: 'string', describe: "The router's JWKS (saved to a file): also re-verify every archived receipt offline" })
       .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' }) as Argv<AuditArgs>,
   handler: async (args) => {
     let report: AuditReport;
+    let receipts: RecheckReport | undefined;
     try {
       report = await verifyAuditFiles(args.files);
       if (report.files.length === 0) throw new UsageError('ERR_USAGE_NO_AUDIT_FILES', 'no audit files found');
+      if (args['jwks-file']) {
+        const jwks = await createStaticJwks(await readFile(args['jwks-file']));
+        receipts = await recheckArchivedReceipts(report.files, jwks.resolve);
+        report.breaks.push(...receipts.breaks);
+      }
     } catch (e) {
-      const err = e instanceof UsageError ? e : new UsageError('ERR_USAGE_INPUT_UNREADABLE', `cannot read ${args.files.join(', ')}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      const err = e instanceof TresorError && e.phase !== 'internal' ? e : new UsageError('ERR_USAGE_INPUT_UNREADABLE', `cannot read ${args.files.join(', ')}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
       process.stdout.write(args.json ? `${JSON.stringify({ ok: false, error: { code: err.code, phase: err.phase, message: err.message } })}\n` : `FAIL ${err.code}: ${err.message}\n`);
-      process.exitCode = EXIT.usage;
+      process.exitCode = err instanceof UsageError ? EXIT.usage : exitCodeFor(err.phase);
       return;
     }
     const ok = report.breaks.length === 0;
     if (args.json) {
-      process.stdout.write(`${JSON.stringify({ ok, ...report, ...(ok ? {} : { error: { code: report.breaks[0]?.code, phase: 'verify', message: report.breaks[0]?.message } }) })}\n`);
+      process.stdout.write(`${JSON.stringify({ ok, ...report, ...(receipts ? { receipts: { checked: receipts.checked, confirmed: receipts.confirmed } } : {}), ...(ok ? {} : { error: { code: report.breaks[0]?.code, phase: 'verify', message: report.breaks[0]?.message } }) })}\n`);
     } else {
       process.stdout.write(`${ok ? 'PASS' : `FAIL ${report.breaks[0]?.code}: ${report.breaks.length} break(s) in the chain`}\n`);
-      process.stdout.write(`Files:    ${report.files.length}\nRecords:  ${report.records} (last seq ${report.lastSeq})\n\n`);
+      process.stdout.write(`Files:    ${report.files.length}\nRecords:  ${report.records} (last seq ${report.lastSeq})\n`);
+      if (receipts) process.stdout.write(`Receipts: ${receipts.checked} archived, ${receipts.confirmed} verified records re-verified offline\n`);
+      process.stdout.write('\n');
       process.stdout.write(`${table('route', report.byRoute)}\n\n${table('day', report.byDay)}\n`);
       for (const b of report.breaks) process.stdout.write(`break: ${b.file}:${b.line} ${b.code}: ${b.message}\n`);
     }
