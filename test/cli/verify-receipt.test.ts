@@ -29,8 +29,14 @@ async function exchange(name: string) {
   const res = await request(`${sim.url}/v1/chat/completions`, { dispatcher: agent, method: 'POST', headers: { authorization: `Bearer ${KEY}` }, body });
   const bytes = Buffer.from(await res.body.arrayBuffer());
   const id = /"receipt_id":"([^"]+)"/.exec(bytes.toString())?.[1] as string;
-  await new Promise((r) => setTimeout(r, 30));
-  const receipt = await (await request(`${sim.url}/v1/receipts/${id}`, { dispatcher: agent, headers: { authorization: `Bearer ${KEY}` } })).body.text();
+  // The receipt is stored once the stream has ended on the simulator's side: poll (bounded).
+  let receipt = '';
+  for (let i = 0; i < 100; i++) {
+    const r = await request(`${sim.url}/v1/receipts/${id}`, { dispatcher: agent, headers: { authorization: `Bearer ${KEY}` } });
+    receipt = await r.body.text();
+    if (r.statusCode === 200) break;
+    await new Promise((done) => setTimeout(done, 30));
+  }
   const files = { receipt: join(dir, `${name}.receipt.json`), req: join(dir, `${name}.req`), res: join(dir, `${name}.res`), jwks: join(dir, 'jwks.json') };
   await writeFile(files.receipt, receipt);
   await writeFile(files.req, body);
@@ -74,7 +80,7 @@ describe('tresor-verify receipt', () => {
     const ok = spawnBin('tresor-verify', ['receipt', '--jwks-url', `${sim.url.replace('127.0.0.1', 'localhost')}/.well-known/jwks.json`, f.receipt], {
       NODE_EXTRA_CA_CERTS: join(dir, 'sim-ca.pem'),
     });
-    expect(await ok.exited).toBe(0);
+    expect(await ok.exited, ok.stdout() + ok.stderr()).toBe(0);
     const down = spawnBin('tresor-verify', ['receipt', '--jwks-url', 'https://127.0.0.1:1/jwks.json', f.receipt]);
     expect(await down.exited).toBe(6);
     expect(down.stdout()).toMatch(/^FAIL ERR_JWKS_FETCH/);
