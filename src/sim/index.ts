@@ -83,6 +83,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
         }
       : undefined);
   const receipts = await ReceiptService.create();
+  let routerBlock: { spki: string; at: number; envelope: object } | undefined;
   const lastAuth = new Map<string, string>();
   const counts = new Map<string, number>();
   let port = 0;
@@ -94,7 +95,12 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
     deterministic: opts.deterministic,
     async issueReceipt(id, owner, requestFaults, claims) {
       // The router's evidence at issuance (docs §3.1: receipts carry the router TEE hop).
-      const router = attestation ? { router_attestation: await attestation.envelope({ spkiSha256: identity.spkiSha256 }) } : {};
+      // Like a router, it refreshes that envelope now and then, not per receipt.
+      const now = Date.now();
+      if (attestation && (!routerBlock || routerBlock.spki !== identity.spkiSha256 || now - routerBlock.at > 60_000)) {
+        routerBlock = { spki: identity.spkiSha256, at: now, envelope: await attestation.envelope({ spkiSha256: identity.spkiSha256 }) };
+      }
+      const router = routerBlock ? { router_attestation: routerBlock.envelope } : {};
       const extra = opts.receiptClaims ? await opts.receiptClaims({ receiptId: id }) : {};
       await receipts.issue(
         id,

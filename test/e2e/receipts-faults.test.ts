@@ -104,6 +104,32 @@ describe('receipt faults (audit mode): every outcome recorded with its own code'
     expect(await verdictOf(h, receiptId as string)).toMatchObject({ verdict: 'unverifiable' });
   });
 
+  test("router_attestation binding a TLS key the daemon never verified: failed, ERR_RECEIPT_ROUTER_KEY_UNKNOWN", async () => {
+    h.sim.faults.receiptClaimOverrides = { router_attestation: await h.evidence.envelope({ spkiSha256: 'ab'.repeat(32) }) };
+    const { receiptId } = await chat(h);
+    const v = await verdictOf(h, receiptId as string);
+    expect(v).toMatchObject({ verdict: 'failed', code: 'ERR_RECEIPT_ROUTER_KEY_UNKNOWN' });
+  });
+
+  test('router_attestation that is not an envelope: failed with the parse code', async () => {
+    h.sim.faults.receiptClaimOverrides = { router_attestation: { schema: 'something/else' } };
+    const { receiptId } = await chat(h);
+    expect(await verdictOf(h, receiptId as string)).toMatchObject({ verdict: 'failed', code: 'ERR_ATTEST_SCHEMA' });
+  });
+
+  test('inference_attestation of a kind we cannot check is recorded unverifiable: <kind>; a broken SNP one fails', async () => {
+    h.sim.faults.receiptClaimOverrides = { inference_attestation: { kind: 'tdx', quote_b64: 'AAAA' } };
+    const a = await chat(h);
+    const va = await verdictOf(h, a.receiptId as string);
+    expect(va).toMatchObject({ verdict: 'verified' });
+    expect(va.checks).toContainEqual({ name: 'inference_attestation', result: 'unverifiable', detail: 'unverifiable: tdx' });
+    h.sim.faults.receiptClaimOverrides = { provider_attestation: { kind: 'snp', report_b64: Buffer.alloc(1184).toString('base64'), vcek_chain_pem: (await h.evidence.envelope({ spkiSha256: 'cd'.repeat(32) })).vcek_chain_pem } };
+    const b = await chat(h);
+    const vb = await verdictOf(h, b.receiptId as string);
+    expect(vb.verdict).toBe('failed');
+    expect((vb.checks as { name: string; result: string }[]).find((c) => c.name === 'inference_attestation')?.result).toBe('fail');
+  });
+
   // Last: it leaves the daemon's JWKS cache without the active key for a cooldown.
   test('forged receipt: key removed from the JWKS → failed, ERR_JWKS_NO_MATCHING_KEY', async () => {
     h.sim.faults.jwksDropKids = ['router-receipt-1', 'router-receipt-2'];
