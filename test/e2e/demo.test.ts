@@ -8,5 +8,6 @@ test('tresor-attest demo: attestation verified, JSON and streaming chat through 
   expect(out).toMatch(/^attestation +verified: SNP MEASUREMENT [0-9a-f]{24}…$/m);
   expect(out).toMatch(/^chat \(JSON\) +"Simulated answer/m);
   expect(out).toMatch(/^chat \(stream\) +\d+ chunks:/m);
-  expect(out).toMatch(/^result +OK: 2 requests forwarded, 0 errors$/m);
+  expect(out).toMatch(/^receipt +[0-9a-f]{8}… verified, audit record #\d+$/m);
+  expect(out).toMatch(/^result +OK: 2 requests forwarded, 0 errors, 2 of 2 receipts verified$/m);
 });

@@ -102,8 +102,17 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
       }
       out('chat (stream)', `${chunks} chunks: "${text}"`);
       out('', `route ${t2.requested_route} → ${t2.routed_model}, failover ${t2.failover}, receipt ${t2.receipt_id}`);
+      // Each receipt was fetched over the attested connection, verified and written to the audit log.
+      let verified = 0;
+      for (const id of [t1.receipt_id, t2.receipt_id]) {
+        if (!id) continue;
+        const v = (await (await fetch(`${daemon.listeners[0]?.url}/receipts/${id}?wait=15`)).json()) as { verdict?: string; code?: string; seq?: number };
+        out('receipt', `${id.slice(0, 8)}… ${v.verdict ?? 'pending'}${v.code ? ` (${v.code})` : ''}${v.seq ? `, audit record #${v.seq}` : ''}`);
+        if (v.verdict === 'verified') verified++;
+      }
       const counters = daemon.upstreams.get('tresor')?.counters;
-      out('result', `OK: ${counters?.requests ?? 0} requests forwarded, ${counters?.errors ?? 0} errors`);
+      out('result', `${verified === 2 ? 'OK' : 'FAILED'}: ${counters?.requests ?? 0} requests forwarded, ${counters?.errors ?? 0} errors, ${verified} of 2 receipts verified`);
+      if (verified !== 2) process.exitCode = 4;
     } catch (e) {
       const err = toTresorError(e);
       process.stdout.write(`demo failed: ${err.code}: ${err.message}\n`);
