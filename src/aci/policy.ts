@@ -11,6 +11,9 @@ export interface AciReceiptExpectations {
   requestBody?: Uint8Array;
   /** The exact response bytes we received (the whole SSE stream for streams). */
   responseBody?: Uint8Array;
+  /** SHA-256 (lowercase hex) of those bytes, when only the digest was kept (the daemon hashes as bytes flow). */
+  requestSha256?: string;
+  responseSha256?: string;
   receiptId?: string;
   chatId?: string;
   model?: string;
@@ -68,9 +71,9 @@ const KNOWN_EVENTS = new Set([
 
 const first = (events: readonly AciEvent[], type: string) => events.find((e) => e.type === type);
 
-function hashCheck(name: string, code: string, claim: Json | undefined, body: Uint8Array | undefined, field: string): { check: Check; computed?: string } {
+function hashCheck(name: string, code: string, claim: Json | undefined, body: Uint8Array | string | undefined, field: string): { check: Check; computed?: string } {
   if (body === undefined) return { check: { name, result: 'skip', detail: 'no bytes to compare with' } };
-  const computed = `${DIGEST_PREFIX}${sha256Hex(body)}`;
+  const computed = `${DIGEST_PREFIX}${typeof body === 'string' ? body : sha256Hex(body)}`;
   if (claim === undefined) return { check: { name, result: 'fail', code, detail: `the receipt has no ${field}` }, computed };
   return claim === computed
     ? { check: { name, result: 'pass', detail: field }, computed }
@@ -116,8 +119,8 @@ export function evaluateAciReceipt(receipt: Verified<VerifiedAciReceipt>, expect
   const received = first(events, 'request.received');
   const returned = first(events, 'response.returned');
   const responseField = receipt.generation === 'C' ? 'body_hash' : 'wire_hash';
-  const req = hashCheck('request_body_hash', 'ERR_ACI_REQUEST_HASH', received?.raw.body_hash, expect.requestBody, 'request.received.body_hash');
-  const res = hashCheck('response_body_hash', 'ERR_ACI_RESPONSE_HASH', returned?.raw[responseField], expect.responseBody, `response.returned.${responseField}`);
+  const req = hashCheck('request_body_hash', 'ERR_ACI_REQUEST_HASH', received?.raw.body_hash, expect.requestBody ?? expect.requestSha256, 'request.received.body_hash');
+  const res = hashCheck('response_body_hash', 'ERR_ACI_RESPONSE_HASH', returned?.raw[responseField], expect.responseBody ?? expect.responseSha256, `response.returned.${responseField}`);
   checks.push(req.check, res.check);
 
   const rewrites = events.filter((e) => /^transparency\..*_modified$/.test(e.type)).map((e) => e.type);

@@ -53,7 +53,8 @@ export async function recheckArchivedReceipts(files: readonly string[], resolveK
         continue;
       }
       report.checked++;
-      if (rec.verdict !== 'verified') continue;
+      // Only Tresor JWS receipts can be re-checked with a JWKS (ACI documents need their keyset).
+      if (rec.verdict !== 'verified' || (rec.receipt_format !== undefined && rec.receipt_format !== 'jws')) continue;
       const digests = rec.digests as { request?: { computed?: unknown }; response?: { computed?: unknown } } | undefined;
       try {
         const verified = await verifyReceiptJws(jws, { resolveKey });

@@ -5,6 +5,7 @@ import type { TresorAttester } from '../attestation/tresor.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { FetchError } from '../errors/index.js';
 import type { Clock, Fetcher } from '../types.js';
+import { tresorFormat } from '../receipts/format-tresor.js';
 import { createInferenceCheck } from '../receipts/inference.js';
 import { createRemoteJwks, MAX_JWKS_BYTES } from '../receipts/jwks.js';
 import { ReceiptPipeline, type UpstreamReceipts } from '../receipts/pipeline.js';
@@ -54,11 +55,18 @@ export async function openReceiptPipeline(
       authorization: u.authorization,
       // Receipt paths are absolute on the router (`/v1/receipts/{id}`); the pool adds the URL prefix.
       get: (path, init) => u.get(path, init),
-      resolveKey: jwks.resolve,
-      hooks: {
-        ...(attester && manager ? { verifyRouterAttestation: (block, at) => attester.checkReceiptBlock(block, at, () => manager.known()) } : {}),
-        verifyInferenceAttestation: inference,
-      },
+      format: tresorFormat({
+        resolveKey: jwks.resolve,
+        hooks: {
+          ...(attester && manager ? { verifyRouterAttestation: (block, at) => attester.checkReceiptBlock(block, at, () => manager.known()) } : {}),
+          verifyInferenceAttestation: inference,
+        },
+        clock: deps.clock,
+        sleep,
+        jwksDeadlineMs: r.deadline_seconds * 1000,
+      }),
+      idHeader: 'x-tresor-receipt-id',
+      bodyBlock: true,
       attestation: () => {
         const id = manager?.current();
         return id ? { kind: id.kind, measurement: id.measurement, tag: id.tag, tls_spki_sha256: id.spkiSha256, bundle_version: id.bundleVersion } : { mode: c.attestation.mode };

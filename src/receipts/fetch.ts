@@ -1,7 +1,7 @@
 import { FetchError, MalformedError } from '../errors/index.js';
 import type { Clock } from '../types.js';
 import { MAX_RECEIPT_JWS_BYTES } from './jws.js';
-import { receiptPath } from './id.js';
+import { receiptPath, validateReceiptId } from './id.js';
 
 /** A size- and time-bounded GET on the upstream's attested pool. */
 export type UpstreamGet = (
@@ -47,6 +47,9 @@ export interface FetchDeps {
   random?: () => number;
   /** Called before every attempt (the per-upstream rate limit). */
   beforeAttempt?: () => Promise<void>;
+  /** Where the receipt lives and how its 200 body is read (default: Tresor's `/v1/receipts/{id}` → `{id, receipt}`). */
+  path?: (id: string) => string;
+  parse?: (body: Uint8Array, id: string) => string;
   policy?: Partial<ReceiptFetchPolicy>;
 }
 
@@ -89,7 +92,8 @@ export function parseReceiptResponse(body: Uint8Array, id: string): string {
 export async function fetchReceipt(id: string, endedAt: Date, deps: FetchDeps): Promise<FetchOutcome> {
   const p = { ...DEFAULT_FETCH_POLICY, ...deps.policy };
   const random = deps.random ?? Math.random;
-  const path = receiptPath(id);
+  const path = (deps.path ?? receiptPath)(validateReceiptId(id));
+  const parse = deps.parse ?? parseReceiptResponse;
   const start = deps.clock().getTime();
   const headers: Record<string, string> = { accept: 'application/json', ...(deps.authorization ? { authorization: deps.authorization } : {}) };
   let bound = p.minBackoffMs;
@@ -104,7 +108,7 @@ export async function fetchReceipt(id: string, endedAt: Date, deps: FetchDeps): 
       const now = deps.clock().getTime();
       if (res.status === 200) {
         try {
-          return { kind: 'found', jws: parseReceiptResponse(res.body, id), attempts };
+          return { kind: 'found', jws: parse(res.body, id), attempts };
         } catch (e) {
           return { kind: 'failed', code: (e as MalformedError).code, detail: (e as Error).message, attempts };
         }

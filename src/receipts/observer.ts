@@ -32,7 +32,10 @@ export class ExchangeDigest {
   status = 0;
   stream = false;
 
-  constructor(readonly start: ExchangeStart) {}
+  constructor(
+    readonly start: ExchangeStart,
+    private readonly where: { idHeader: string; bodyBlock: boolean } = { idHeader: 'x-tresor-receipt-id', bodyBlock: true },
+  ) {}
 
   get optedOut(): boolean {
     return (this.start.tresorHeaders['x-tresor-receipt'] ?? '').trim().toLowerCase() === 'false';
@@ -46,11 +49,11 @@ export class ExchangeDigest {
     this.status = status;
     const ct = String(headers['content-type'] ?? '').toLowerCase();
     this.stream = ct.startsWith('text/event-stream');
-    const h = headers['x-tresor-receipt-id'];
+    const h = headers[this.where.idHeader];
     this.headerId = typeof h === 'string' ? h : undefined;
     // The `tresor` block is in JSON bodies and in the SSE finish chunk; other formats (a
     // transcription as text) only carry the id in the X-Tresor-Receipt-Id header.
-    if (status >= 200 && status < 300 && !this.optedOut && (this.stream || ct.includes('json'))) this.extractor = createTresorExtractor(this.stream ? 'sse' : 'json');
+    if (this.where.bodyBlock && status >= 200 && status < 300 && !this.optedOut && (this.stream || ct.includes('json'))) this.extractor = createTresorExtractor(this.stream ? 'sse' : 'json');
   }
 
   onResponseChunk(chunk: Uint8Array): void {

@@ -9,11 +9,9 @@ import type { ExchangeInfo, ExchangeObserver, ExchangeOutcome } from '../proxy/h
 import type { Clock } from '../types.js';
 import type { ReceiptFetchPolicy, UpstreamGet } from './fetch.js';
 import { ReceiptJournal, type ReceiptJob } from './journal.js';
-import type { KeyResolver } from './jws.js';
 import { carriesReceipt, ExchangeDigest } from './observer.js';
 import type { Semaphore, TokenBucket } from './rate.js';
-import { recordFor, type ReceiptRecord } from './record.js';
-import type { ReceiptHooks } from './verdict.js';
+import { recordFor, type ReceiptFormat, type ReceiptRecord, type RecordDeps } from './record.js';
 import { VerdictStore, type VerdictSummary } from './verdicts.js';
 
 export type ReceiptsMode = 'audit' | 'strict' | 'off';
@@ -25,8 +23,12 @@ export interface UpstreamReceipts {
   /** The upstream's configured key (wins over the app's). */
   authorization: string | undefined;
   get: UpstreamGet;
-  resolveKey: KeyResolver;
-  hooks: ReceiptHooks;
+  /** The router's receipt format (Tresor JWS, ACI document). */
+  format: ReceiptFormat;
+  /** Response header that carries the receipt id (Tresor: a fallback to the body's `tresor` block; ACI: the only source). */
+  idHeader: string;
+  /** Look for the id in the body's `tresor` block (Tresor). */
+  bodyBlock: boolean;
   /** Summary of the attestation in force, for the record. */
   attestation(): Record<string, unknown> | undefined;
   fetchPolicy: Partial<ReceiptFetchPolicy>;
@@ -100,7 +102,7 @@ export class ReceiptPipeline {
   observe(info: ExchangeInfo): ExchangeObserver | undefined {
     const u = this.upstreams.get(info.upstream);
     if (!u || u.mode === 'off' || this.closed || !carriesReceipt(info.method, info.path)) return undefined;
-    const d = new ExchangeDigest({ ...info, appKey: info.authorization !== undefined && u.authorization === undefined });
+    const d = new ExchangeDigest({ ...info, appKey: info.authorization !== undefined && u.authorization === undefined }, { idHeader: u.idHeader, bodyBlock: u.bodyBlock });
     const strict = u.mode === 'strict' && !d.optedOut;
     return {
       hold: strict,
@@ -173,21 +175,17 @@ export class ReceiptPipeline {
     return tracked;
   }
 
-  private recordDeps(u: UpstreamReceipts | undefined, authorization: string | undefined) {
-    const sleep = this.o.sleep ?? realSleep;
+  private recordDeps(u: UpstreamReceipts | undefined, authorization: string | undefined): RecordDeps {
+    const none = () => Promise.reject(new Error('the upstream is no longer configured'));
     return {
       fetch: {
-        get: u?.get ?? (() => Promise.reject(new Error('no upstream'))),
+        get: u?.get ?? none,
         clock: this.o.clock,
-        sleep,
+        sleep: this.o.sleep ?? realSleep,
         ...(u ? { beforeAttempt: () => u.bucket.take(), policy: u.fetchPolicy } : {}),
       },
       authorization,
-      resolveKey: u?.resolveKey ?? (() => Promise.reject(new Error('no upstream'))),
-      hooks: u?.hooks ?? {},
-      clock: this.o.clock,
-      sleep,
-      jwksDeadlineMs: u?.fetchPolicy.deadlineMs ?? 120_000,
+      format: u?.format ?? { name: 'none', path: (id) => id, parse: () => '', evaluate: none },
     };
   }
 

@@ -7,6 +7,7 @@ import { createLogger } from '../../src/log/logger.js';
 import { ReceiptJournal, type ReceiptJob } from '../../src/receipts/journal.js';
 import { ReceiptPipeline, type UpstreamReceipts } from '../../src/receipts/pipeline.js';
 import { Semaphore, TokenBucket } from '../../src/receipts/rate.js';
+import { tresorFormat } from '../../src/receipts/format-tresor.js';
 import { LogSink } from '../helpers/log-sink.js';
 
 const clock = () => new Date();
@@ -35,8 +36,9 @@ function upstream(over: Partial<UpstreamReceipts> = {}): UpstreamReceipts {
     mode: 'audit',
     authorization: 'Bearer tr-x',
     get: () => Promise.reject(new Error('not used')),
-    resolveKey: () => Promise.reject(new Error('not used')),
-    hooks: {},
+    format: tresorFormat({ resolveKey: () => Promise.reject(new Error('not used')), hooks: {}, clock, sleep: async () => undefined, jwksDeadlineMs: 0 }),
+    idHeader: 'x-tresor-receipt-id',
+    bodyBlock: true,
     attestation: () => undefined,
     fetchPolicy: {},
     bucket: new TokenBucket(100, 100, clock, async () => undefined),

@@ -1,0 +1,64 @@
+import { toTresorError } from '../errors/index.js';
+import type { Clock } from '../types.js';
+import { parseReceiptResponse } from './fetch.js';
+import { receiptPath } from './id.js';
+import type { KeyResolver } from './jws.js';
+import type { ReceiptFormat } from './record.js';
+import { evaluateReceipt, type ReceiptHooks } from './verdict.js';
+import { verifyReceiptJws } from './verify.js';
+
+const JWKS_FETCH_CODES = new Set(['ERR_JWKS_FETCH', 'ERR_JWKS_TIMEOUT', 'ERR_JWKS_TOO_LARGE', 'ERR_FETCH_TOO_LARGE']);
+
+/**
+ * Tresor receipts (docs/wire.md §2): `{id, receipt}` from `/v1/receipts/{id}`, an ES256 JWS
+ * verified with the router's JWKS, then every claim against what the app received. An
+ * unreachable JWKS is retried with backoff until `jwksDeadlineMs`, then `unverifiable`.
+ */
+export function tresorFormat(deps: { resolveKey: KeyResolver; hooks: ReceiptHooks; clock: Clock; sleep: (ms: number) => Promise<void>; jwksDeadlineMs: number }): ReceiptFormat {
+  return {
+    name: 'jws',
+    path: receiptPath,
+    parse: parseReceiptResponse,
+    async evaluate(jws, job, id) {
+      const started = deps.clock().getTime();
+      let bound = 250;
+      for (;;) {
+        try {
+          const verified = await verifyReceiptJws(jws, { resolveKey: deps.resolveKey });
+          const v = await evaluateReceipt(
+            verified,
+            {
+              receiptId: id,
+              tresor: job.tresor ?? {},
+              requestSha256: Buffer.from(job.request_sha256, 'hex'),
+              responseSha256: Buffer.from(job.response_sha256, 'hex'),
+              exchangeAt: new Date(job.started_at),
+            },
+            deps.hooks,
+          );
+          return {
+            verdict: v.verdict,
+            ...(v.code ? { code: v.code } : {}),
+            ...(v.receipt_type ? { receipt_type: v.receipt_type } : {}),
+            ...(v.kid ? { kid: v.kid } : {}),
+            signature_encoding: v.signature_encoding,
+            checks: v.checks,
+            expected: { request: v.digests.request?.expected, response: v.digests.response?.expected },
+          };
+        } catch (e) {
+          const err = toTresorError(e);
+          if (JWKS_FETCH_CODES.has(err.code)) {
+            const wait = Math.round(Math.random() * bound);
+            bound = Math.min(10_000, bound * 2);
+            if (deps.clock().getTime() + wait - started <= deps.jwksDeadlineMs) {
+              await deps.sleep(wait);
+              continue;
+            }
+            return { verdict: 'unverifiable', code: err.code, detail: err.message, checks: [{ name: 'signature', result: 'unverifiable', code: err.code, detail: err.message }] };
+          }
+          return { verdict: 'failed', code: err.code, detail: err.message, checks: [{ name: 'signature', result: 'fail', code: err.code, detail: err.message }] };
+        }
+      }
+    },
+  };
+}
