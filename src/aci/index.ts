@@ -5,3 +5,4 @@ export { tdxTeeVerifier, type TeeVerifier } from './tee.js';
 export { verifyAciAttestation, assertNotLegacyReport, checkTlsKey, trustedKeysetFrom, type AciIdentity, type AciAttestationOptions } from './verify-attestation.js';
 export { verifyAciReceipt, aciSigningInput, type VerifiedAciReceipt } from './verify-receipt.js';
 export { evaluateAciReceipt, type AciReceiptExpectations, type AciReceiptPolicy, type AciReceiptVerdict } from './policy.js';
+export { snpTeeVerifier, teeVerifierByType } from './tee-snp.js';

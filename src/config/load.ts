@@ -89,7 +89,10 @@ export function resolveConfig(raw: Raw, source: string | null): ResolvedConfig {
       listens.add(key);
     }
     const att = u.attestation;
-    if (att.mode !== 'off' && att.release_root_file === null) {
+    if (u.profile === 'aci' && att.mode !== 'off' && u.aci.allowed_measurements.length === 0) {
+      problems.push(`${at}.aci.allowed_measurements: required for profile aci (which TEE measurements may serve), unless attestation.mode is off`);
+    }
+    if (u.profile === 'tresor' && att.mode !== 'off' && att.release_root_file === null) {
       problems.push(`${at}.attestation.release_root_file: required when attestation.mode is ${att.mode} (to forward without attestation, set attestation.mode: off explicitly)`);
     }
     if (att.mode !== 'off' && !u.url.startsWith('https:')) problems.push(`${at}.attestation.mode: attestation binds a TLS key, so it needs an https upstream url (or mode: off)`);
@@ -106,6 +109,7 @@ export function resolveConfig(raw: Raw, source: string | null): ResolvedConfig {
       listen: typeof listen === 'string' ? { host: '127.0.0.1', port: 0 } : listen,
       ca_file: u.ca_file === null ? null : resolvePath(u.ca_file, base),
       api_key_file: u.api_key_file === null ? null : resolvePath(u.api_key_file, base),
+      aci: { ...u.aci, amd_ark_file: u.aci.amd_ark_file === null ? null : resolvePath(u.aci.amd_ark_file, base) },
       attestation: {
         ...u.attestation,
         release_root_file: u.attestation.release_root_file === null ? null : resolvePath(u.attestation.release_root_file, base),

@@ -10,6 +10,7 @@ export const upstreamSchema = {
   additionalProperties: false,
   properties: {
     name: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,31}$', default: 'tresor' },
+    profile: { enum: ['tresor', 'aci'], default: 'tresor' },
     url: { type: 'string', minLength: 1, default: 'https://api.tresor.co' },
     listen: { type: 'string', minLength: 1, default: '127.0.0.1:8787' },
     ca_file: { type: ['string', 'null'], default: null },
@@ -48,6 +49,16 @@ export const upstreamSchema = {
         allow_debug: { type: 'boolean', default: false },
         max_age_seconds: seconds(600, 10, 86_400),
         refresh_ahead_seconds: seconds(60, 0, 3600),
+      },
+    },
+    aci: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        allowed_measurements: { type: 'array', items: { type: 'string', pattern: '^[0-9a-f]{96}$' }, default: [] },
+        amd_ark_file: { type: ['string', 'null'], default: null },
+        require_upstream_verified: { type: 'boolean', default: false },
       },
     },
     receipts: {

@@ -2,6 +2,8 @@ export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' |
 
 export interface UpstreamConfig {
   readonly name: string;
+  /** The router's protocol: `tresor` (envelope, JWS receipts) or `aci` (aci/1 keyset, signed event-log receipts). */
+  readonly profile: 'tresor' | 'aci';
   /** Base URL (origin plus an optional path prefix), https, or http only to loopback. */
   readonly url: string;
   readonly listen: { readonly host: string; readonly port: number };
@@ -27,6 +29,14 @@ export interface UpstreamConfig {
     /** Cap on how long a verified TLS key stays pinned (the envelope's max_age_seconds may be shorter). */
     readonly max_age_seconds: number;
     readonly refresh_ahead_seconds: number;
+  };
+  readonly aci: {
+    /** SEV-SNP MEASUREMENT or TDX MRTD (96 lowercase hex) the router's TEE must report; required for profile aci unless attestation is off. */
+    readonly allowed_measurements: readonly string[];
+    /** Trust this AMD ARK (PEM) instead of the pinned ones (test roots such as the simulator's). */
+    readonly amd_ark_file: string | null;
+    /** Receipts must carry an `upstream.verified` event with result "verified" where required. */
+    readonly require_upstream_verified: boolean;
   };
   readonly receipts: {
     /** audit: record verdicts, responses flow untouched | strict: hold answers until verified | off. */

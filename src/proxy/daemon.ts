@@ -12,6 +12,8 @@ import type { DaemonHooks } from './hooks.js';
 import { Upstream } from './upstream.js';
 import { AttestationManager } from '../attestation/manager.js';
 import { createTresorAttester, type TresorAttester } from '../attestation/tresor.js';
+import { aciTeeVerifier, createAciAttester, type AciAttester } from '../attestation/aci.js';
+import type { AttestOverSocket } from '../attestation/manager.js';
 import type { ReceiptPipeline } from '../receipts/pipeline.js';
 import { openReceiptPipeline, serveVerdict } from './receipts.js';
 import type { Clock } from '../types.js';
@@ -65,6 +67,7 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
   await mkdir(config.state_dir, { recursive: true, mode: 0o700 });
   const managers = new Map<string, AttestationManager>();
   const attesters = new Map<string, TresorAttester>();
+  const aciAttesters = new Map<string, AciAttester>();
   let pipeline: ReceiptPipeline | undefined;
   const extra = deps.hooks ?? {};
   const hooks = withAttestation(managers, {
@@ -80,9 +83,16 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
       managers.set(u.name, new AttestationManager({ upstream: u.name, mode: 'off', attest: () => Promise.reject(new Error('attestation is off')), clock, logger: logger.child({ upstream: u.name }), refreshAheadMs: 0 }));
       continue;
     }
-    const attester = await createTresorAttester(u, { clock, stateDir: config.state_dir, caPem: upstream.caPem, ...(deps.env ? { env: deps.env } : {}) });
-    attesters.set(u.name, attester);
-    const attest = attester.attest;
+    let attest: AttestOverSocket;
+    if (u.profile === 'aci') {
+      const aci = createAciAttester(u, { clock, teeVerifier: aciTeeVerifier(u) });
+      aciAttesters.set(u.name, aci);
+      attest = aci.attest;
+    } else {
+      const attester = await createTresorAttester(u, { clock, stateDir: config.state_dir, caPem: upstream.caPem, ...(deps.env ? { env: deps.env } : {}) });
+      attesters.set(u.name, attester);
+      attest = attester.attest;
+    }
     managers.set(
       u.name,
       new AttestationManager({
@@ -97,7 +107,7 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
       }),
     );
   }
-  pipeline = await openReceiptPipeline(config, { upstreams, managers, attesters, clock, logger });
+  pipeline = await openReceiptPipeline(config, { upstreams, managers, attesters, aciAttesters, clock, logger });
   // Attest at start-up so /readyz turns ready before the first request (in the background).
   for (const m of managers.values()) void m.start();
   const startedAt = Date.now();

@@ -2,10 +2,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { AttestationManager } from '../attestation/manager.js';
 import type { TresorAttester } from '../attestation/tresor.js';
-import type { ResolvedConfig } from '../config/types.js';
+import type { ResolvedConfig, UpstreamConfig } from '../config/types.js';
+import type { ReceiptHooks } from '../receipts/verdict.js';
 import { FetchError } from '../errors/index.js';
 import type { Clock, Fetcher } from '../types.js';
+import { aciFormat } from '../receipts/format-aci.js';
 import { tresorFormat } from '../receipts/format-tresor.js';
+import type { AciAttester } from '../attestation/aci.js';
 import { createInferenceCheck } from '../receipts/inference.js';
 import { createRemoteJwks, MAX_JWKS_BYTES } from '../receipts/jwks.js';
 import { ReceiptPipeline, type UpstreamReceipts } from '../receipts/pipeline.js';
@@ -28,10 +31,42 @@ function poolFetcher(u: Upstream, timeoutMs: number): Fetcher {
   };
 }
 
+/** Tresor: the id in the body's `tresor` block (or X-Tresor-Receipt-Id), an ES256 JWS checked with the router's JWKS. */
+function tresorReceipts(c: UpstreamConfig, u: Upstream, manager: AttestationManager | undefined, attester: TresorAttester | undefined, clock: Clock, inference: ReturnType<typeof createInferenceCheck>) {
+  const r = c.receipts;
+  const jwks = createRemoteJwks({
+    url: `${u.origin}${r.jwks_path}`,
+    fetcher: poolFetcher(u, 10_000),
+    clock,
+    maxAgeMs: r.jwks_max_age_seconds * 1000,
+    cooldownMs: r.jwks_cooldown_seconds * 1000,
+    // The trust bundle in force may list the receipt signing keys.
+    allowed: () => manager?.current()?.receiptSigningKeys,
+  });
+  const hooks: ReceiptHooks = {
+    ...(attester && manager ? { verifyRouterAttestation: (block, at) => attester.checkReceiptBlock(block, at, () => manager.known()) } : {}),
+    verifyInferenceAttestation: inference,
+  };
+  return { format: tresorFormat({ resolveKey: jwks.resolve, hooks, clock, sleep, jwksDeadlineMs: r.deadline_seconds * 1000 }), idHeader: 'x-tresor-receipt-id', bodyBlock: true };
+}
+
+/** ACI: the id in X-Receipt-Id; the receipt must name a keyset this daemon established by attestation. */
+function aciReceipts(c: UpstreamConfig, aci: AciAttester | undefined) {
+  const policy = { requireUpstreamVerified: c.aci.require_upstream_verified, requireUpstreamEvent: c.aci.require_upstream_verified };
+  return { format: aciFormat({ keysetByDigest: (d) => aci?.keysetByDigest(d), policy }), idHeader: 'x-receipt-id', bodyBlock: false };
+}
+
 /** The receipt pipeline for every upstream whose receipts are not off (undefined if none). */
 export async function openReceiptPipeline(
   config: ResolvedConfig,
-  deps: { upstreams: ReadonlyMap<string, Upstream>; managers: ReadonlyMap<string, AttestationManager>; attesters: ReadonlyMap<string, TresorAttester>; clock: Clock; logger: Logger },
+  deps: {
+    upstreams: ReadonlyMap<string, Upstream>;
+    managers: ReadonlyMap<string, AttestationManager>;
+    attesters: ReadonlyMap<string, TresorAttester>;
+    aciAttesters: ReadonlyMap<string, AciAttester>;
+    clock: Clock;
+    logger: Logger;
+  },
 ): Promise<ReceiptPipeline | undefined> {
   const list: UpstreamReceipts[] = [];
   const inference = createInferenceCheck();
@@ -40,33 +75,15 @@ export async function openReceiptPipeline(
     if (r.mode === 'off') continue;
     const u = deps.upstreams.get(c.name) as Upstream;
     const manager = deps.managers.get(c.name);
-    const attester = deps.attesters.get(c.name);
-    const jwks = createRemoteJwks({
-      url: `${u.origin}${r.jwks_path}`,
-      fetcher: poolFetcher(u, 10_000),
-      clock: deps.clock,
-      maxAgeMs: r.jwks_max_age_seconds * 1000,
-      cooldownMs: r.jwks_cooldown_seconds * 1000,
-      allowed: () => manager?.current()?.receiptSigningKeys,
-    });
+    const where: Pick<UpstreamReceipts, 'format' | 'idHeader' | 'bodyBlock'> =
+      c.profile === 'aci' ? aciReceipts(c, deps.aciAttesters.get(c.name)) : tresorReceipts(c, u, manager, deps.attesters.get(c.name), deps.clock, inference);
     list.push({
       name: c.name,
       mode: r.mode,
       authorization: u.authorization,
       // Receipt paths are absolute on the router (`/v1/receipts/{id}`); the pool adds the URL prefix.
       get: (path, init) => u.get(path, init),
-      format: tresorFormat({
-        resolveKey: jwks.resolve,
-        hooks: {
-          ...(attester && manager ? { verifyRouterAttestation: (block, at) => attester.checkReceiptBlock(block, at, () => manager.known()) } : {}),
-          verifyInferenceAttestation: inference,
-        },
-        clock: deps.clock,
-        sleep,
-        jwksDeadlineMs: r.deadline_seconds * 1000,
-      }),
-      idHeader: 'x-tresor-receipt-id',
-      bodyBlock: true,
+      ...where,
       attestation: () => {
         const id = manager?.current();
         return id ? { kind: id.kind, measurement: id.measurement, tag: id.tag, tls_spki_sha256: id.spkiSha256, bundle_version: id.bundleVersion } : { mode: c.attestation.mode };

@@ -1,0 +1,82 @@
+import { randomBytes } from 'node:crypto';
+import type { UpstreamConfig } from '../config/types.js';
+import { FetchError, PolicyError } from '../errors/index.js';
+import { readFileSync } from 'node:fs';
+import { snpTeeVerifier, tdxTeeVerifier, teeVerifierByType, verifyAciAttestation, type AciTrustedKeyset, type TeeVerifier } from '../aci/index.js';
+import { ConfigError } from '../errors/index.js';
+import { loadIntelSgxRoots } from '../evidence/tdx/index.js';
+import { parsePemCertificates } from '../x509/certificate.js';
+import type { Clock } from '../types.js';
+import { inbandGet } from './inband.js';
+import type { AttestedIdentity } from './identity.js';
+import type { AttestOverSocket } from './manager.js';
+
+/** The TEE verifiers an `aci` upstream accepts: SEV-SNP (pinned AMD roots, or `aci.amd_ark_file`) and TDX (pinned Intel root). */
+export function aciTeeVerifier(u: UpstreamConfig): TeeVerifier {
+  let arks;
+  if (u.aci.amd_ark_file) {
+    try {
+      arks = parsePemCertificates(readFileSync(u.aci.amd_ark_file, 'utf8'), 'aci.amd_ark_file');
+    } catch (e) {
+      throw new ConfigError('ERR_CONFIG_AMD_ARK', `upstreams.${u.name}.aci.amd_ark_file: cannot use ${u.aci.amd_ark_file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
+  const allowDebug = u.attestation.allow_debug;
+  return teeVerifierByType({
+    sev_snp: snpTeeVerifier({ ...(arks ? { arks } : {}), policy: { allowDebug } }),
+    tdx: tdxTeeVerifier({ roots: loadIntelSgxRoots(), policy: { allowDebug } }),
+  });
+}
+
+/** Bound on an ACI attestation report (a keyset plus TEE evidence, e.g. a TDX quote and event log). */
+export const MAX_ACI_REPORT_BYTES = 256 * 1024;
+
+export interface AciAttester {
+  attest: AttestOverSocket;
+  /** The keysets this daemon established, by their digest (what an ACI receipt must name). Bounded. */
+  keysetByDigest(digest: string): AciTrustedKeyset | undefined;
+}
+
+/**
+ * The `aci` profile's attestation step for the connection pinning manager (aci/1 §1.8 step 1):
+ * `GET /v1/aci/attestation?nonce=<fresh 64 hex>` over the new connection itself (no API key is
+ * sent before the router is trusted), the keyset digest and our nonce bound by the TEE evidence,
+ * `not_after` respected, the connection's TLS key listed in `tls_public_keys`, and the TEE's
+ * measurement in `aci.allowed_measurements`. The legacy `/v1/attestation/report` is never used.
+ */
+export function createAciAttester(u: UpstreamConfig, deps: { clock: Clock; teeVerifier: TeeVerifier }): AciAttester {
+  const url = new URL(u.url);
+  const base = url.pathname.replace(/\/+$/, '');
+  const hostname = url.hostname.replace(/^\[|\]$/g, '');
+  const timeoutMs = u.timeouts.connect_seconds * 1000 + 10_000;
+  const keysets = new Map<string, AciTrustedKeyset>();
+  return {
+    keysetByDigest: (d) => keysets.get(d),
+    async attest({ socket, spkiSha256 }) {
+      const at = deps.clock();
+      const nonce = randomBytes(32).toString('hex');
+      const path = `${base}/v1/aci/attestation?nonce=${nonce}`;
+      const res = await inbandGet(socket, { host: url.host, path, maxBodyBytes: MAX_ACI_REPORT_BYTES, timeoutMs });
+      if (res.status !== 200) throw new FetchError('ERR_ATTEST_FETCH', `GET /v1/aci/attestation answered HTTP ${res.status}`);
+      const id = await verifyAciAttestation(res.body, { nonce, at, teeVerifier: deps.teeVerifier, liveSpkiSha256: spkiSha256, hostname, source: path });
+      const measurement = String(id.tee.measurement ?? id.tee.mrtd ?? '');
+      if (!u.aci.allowed_measurements.includes(measurement)) {
+        throw new PolicyError([{ code: 'ERR_ATTEST_MEASUREMENT_NOT_ALLOWED', message: `${id.teeType} measurement ${measurement || '(none)'} is not in aci.allowed_measurements` }]);
+      }
+      keysets.delete(id.keysetDigest);
+      keysets.set(id.keysetDigest, { generation: id.generation, keysetDigest: id.keysetDigest, ...(id.workloadId ? { workloadId: id.workloadId } : {}), receiptKeys: id.receiptKeys });
+      if (keysets.size > 64) keysets.delete(keysets.keys().next().value as string);
+      const expires = Math.min(id.notAfter * 1000, at.getTime() + u.attestation.max_age_seconds * 1000);
+      const identity: AttestedIdentity = {
+        spkiSha256,
+        kind: id.teeType,
+        measurement,
+        tag: id.keysetDigest,
+        verifiedAt: at.toISOString(),
+        expiresAt: new Date(expires).toISOString(),
+        summary: { profile: 'aci', tee_type: id.teeType, keyset_digest: id.keysetDigest, generation: id.generation, not_after: id.notAfter, tee: id.tee },
+      };
+      return identity;
+    },
+  };
+}
