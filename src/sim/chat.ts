@@ -62,7 +62,7 @@ export async function handleChat(req: IncomingMessage, res: ServerResponse, ctx:
   const faults = { ...ctx.faults };
   await sleep(faults.latencyMs);
   const optOut = String(req.headers['x-tresor-receipt'] ?? '').toLowerCase() === 'false';
-  const receiptId = optOut ? undefined : ctx.receipts.newId();
+  const receiptId = optOut ? undefined : ctx.aci ? `rcpt-${ctx.receipts.newId()}` : ctx.receipts.newId();
   const tresor = { ...(receiptId ? { receipt_id: receiptId } : {}), requested_route: primary.requested, routed_model: served, failover };
   const id = `chatcmpl-${randomBytes(8).toString('hex')}`;
   const created = Math.floor(Date.now() / 1000);
@@ -80,18 +80,18 @@ export async function handleChat(req: IncomingMessage, res: ServerResponse, ctx:
       model: served,
       choices: [{ index: 0, message: { role: 'assistant', content: text }, finish_reason: 'stop' }],
       usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
-      tresor,
-    });
+      ...(ctx.aci ? {} : { tresor }),
+    }, ctx.aci && receiptId ? { 'x-receipt-id': receiptId } : {});
     responseHash.update(bytes);
   } else {
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', ...(receiptId ? { 'x-tresor-receipt-id': receiptId } : {}) });
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', ...(receiptId ? { [ctx.aci ? 'x-receipt-id' : 'x-tresor-receipt-id']: receiptId } : {}) });
     res.flushHeaders();
     const pieces = split(text, ctx.deterministic?.streamChunks ?? Math.min(12, Math.max(2, Math.ceil(text.length / 16))));
     const base = { id, object: 'chat.completion.chunk', created, model: served };
     const events: unknown[] = [
       { ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }] },
       ...pieces.map((p) => ({ ...base, choices: [{ index: 0, delta: { content: p }, finish_reason: null }] })),
-      { ...base, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }], tresor },
+      { ...base, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }], ...(ctx.aci ? {} : { tresor }) },
     ];
     if (body.stream_options?.include_usage) {
       events.push({ ...base, choices: [], usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens } });
@@ -127,6 +127,7 @@ export async function handleChat(req: IncomingMessage, res: ServerResponse, ctx:
       response_digest: `sha256:${responseHash.digest('hex')}`,
       prompt_tokens: promptTokens,
       completion_tokens: completionTokens,
+      ...(ctx.aci ? { chat_id: id } : {}),
     });
   }
 }

@@ -13,6 +13,8 @@ export interface SimContext {
   faults: FaultState;
   receipts: ReceiptService;
   receiptsEnabled: boolean;
+  /** The aci/1 profile: receipt id in `X-Receipt-Id`, no `tresor` block, signed event-log receipts. */
+  aci: boolean;
   deterministic: DeterministicMode | undefined;
   /** Sign and store a receipt with the standard claims plus `claims`. */
   issueReceipt(id: string, ownerKeySha256: string, faults: FaultState, claims: Record<string, unknown>): Promise<void>;

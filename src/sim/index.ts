@@ -10,6 +10,7 @@ import { ReceiptService, sha256Hex } from './receipts.js';
 import { CHAT_ROUTES, TRANSCRIPTION_ROUTES } from './routes.js';
 import { handleTranscription } from './transcriptions.js';
 import type { RouterEvidence } from './mint/router.js';
+import type { AciDeployment } from './mint/aci.js';
 
 export type { FaultState } from './faults.js';
 export type { DeterministicMode } from './context.js';
@@ -36,6 +37,12 @@ export interface SimOptions {
    * live TLS key) and the signed trust bundle at `GET /trust/router.json`.
    */
   evidence?: RouterEvidence;
+  /**
+   * Speak aci/1 instead of Tresor's protocol: `GET /v1/aci/attestation?nonce=` with SEV-SNP
+   * evidence from this deployment's test PKI, `X-Receipt-Id` on chat answers, signed
+   * event-log receipts at `GET /v1/aci/receipts/{id}` (and the legacy `/v1/attestation/report`).
+   */
+  aci?: AciDeployment;
   /** Extra claims for each receipt (router_attestation, inference_attestation, ...). */
   receiptClaims?: (ctx: { receiptId: string }) => Record<string, unknown> | Promise<Record<string, unknown>>;
 }
@@ -84,6 +91,8 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
       : undefined);
   const receipts = await ReceiptService.create();
   let routerBlock: { spki: string; at: number; envelope: object } | undefined;
+  const aci = opts.aci;
+  const aciReceipts = new Map<string, { owner: string; doc: object }>();
   const lastAuth = new Map<string, string>();
   const counts = new Map<string, number>();
   let port = 0;
@@ -92,8 +101,22 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
     faults,
     receipts,
     receiptsEnabled: opts.receipts !== false,
+    aci: aci !== undefined,
     deterministic: opts.deterministic,
     async issueReceipt(id, owner, requestFaults, claims) {
+      if (aci) {
+        const doc = aci.receipt({
+          spkiSha256: identity.spkiSha256,
+          receiptId: id,
+          chatId: String(claims.chat_id),
+          model: String(claims.routed_model),
+          requestDigest: String(claims.request_digest),
+          responseDigest: String(claims.response_digest),
+        });
+        aciReceipts.set(id, { owner, doc });
+        while (aciReceipts.size > 10_000) aciReceipts.delete(aciReceipts.keys().next().value as string);
+        return;
+      }
       // The router's evidence at issuance (docs §3.1: receipts carry the router TEE hop).
       // Like a router, it refreshes that envelope now and then, not per receipt.
       const now = Date.now();
@@ -145,6 +168,13 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
       const nonce = new URL(req.url ?? '/', 'https://x').searchParams.get('nonce') ?? undefined;
       return sendJson(res, 200, await attestation.envelope({ spkiSha256: identity.spkiSha256, ...(nonce ? { nonce } : {}) }));
     }
+    if (aci && req.method === 'GET' && (path === '/v1/aci/attestation' || path === '/v1/attestation/report')) {
+      const nonce = new URL(req.url ?? '/', 'https://x').searchParams.get('nonce');
+      if (nonce !== null && !/^[0-9a-f]{64}$/.test(nonce)) return sendJsonError(res, 400, 'invalid_request_error', 'nonce must be 64 lowercase hex');
+      const report = aci.attestation(identity.spkiSha256, nonce);
+      // The legacy report carries its old fields (and binds identity ‖ nonce, not the statement).
+      return sendJson(res, 200, path === '/v1/aci/attestation' ? report : { ...report, signing_address: `0x${'11'.repeat(20)}` });
+    }
     const extra = req.method === 'GET' ? attestation?.routes?.[path] : undefined;
     if (extra) {
       const r = await extra();
@@ -168,6 +198,11 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
         object: 'list',
         data: [...CHAT_ROUTES, ...TRANSCRIPTION_ROUTES].map((id) => ({ id, object: 'model', created: 1_750_000_000, owned_by: id.split('/')[1] })),
       });
+    }
+    if (aci && req.method === 'GET' && path.startsWith('/v1/aci/receipts/')) {
+      const r = aciReceipts.get(decodeURIComponent(path.slice('/v1/aci/receipts/'.length)));
+      if (!r || r.owner !== owner) return sendJsonError(res, 404, 'not_found', 'receipt not found');
+      return sendJson(res, 200, r.doc);
     }
     if (req.method === 'GET' && path.startsWith('/v1/receipts/')) {
       const id = decodeURIComponent(path.slice('/v1/receipts/'.length));

@@ -8,6 +8,8 @@ import type { DaemonHooks } from '../../src/proxy/hooks.js';
 import { startSimulator, type RunningSimulator, type SimOptions } from '../../src/sim/index.js';
 import { createRouterEvidence, type EvidenceKind, type RouterEvidence } from '../../src/sim/mint/router.js';
 import { LogSink } from './log-sink.js';
+import type { AciDeployment } from '../../src/sim/mint/aci.js';
+import { toPem } from '../../src/x509/certificate.js';
 
 export const REAL_KEY = `tr-${'5e'.repeat(48)}`;
 
@@ -42,15 +44,21 @@ export async function startHarness(
     extraCaPem?: string;
     /** Merged over the default attestation settings (enforce against the simulator's evidence). */
     attestation?: Record<string, unknown>;
+    /** Run the aci/1 profile: the simulator speaks ACI, the daemon's upstream has `profile: aci`. */
+    aci?: AciDeployment;
   } = {},
 ): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'tresor-test-'));
   const evidence = await createRouterEvidence({ ...(opts.evidenceKind ? { kind: opts.evidenceKind } : {}) });
   Object.assign(evidence.faults, opts.evidenceFaults);
-  const sim = await startSimulator({ evidence, ...opts.sim });
+  const sim = await startSimulator({ evidence, ...(opts.aci ? { aci: opts.aci } : {}), ...opts.sim });
   const caFile = join(dir, 'sim-ca.pem');
   await writeFile(caFile, sim.caPem + (opts.extraCaPem ?? ''));
   await writeFile(join(dir, 'release-root.pub'), evidence.releaseRoot.publicPem);
+  if (opts.aci) await writeFile(join(dir, 'aci-ark.pem'), toPem(opts.aci.pki.ark));
+  const profile = opts.aci
+    ? { profile: 'aci', aci: { allowed_measurements: [opts.aci.measurement], amd_ark_file: join(dir, 'aci-ark.pem') } }
+    : {};
   const config = resolveConfig(
     {
       log: { level: 'trace' },
@@ -65,6 +73,7 @@ export async function startHarness(
           ca_file: caFile,
           api_key_env: 'TEST_TRESOR_KEY',
           attestation: { mode: 'enforce', release_root_file: join(dir, 'release-root.pub'), trust_bundle: evidence.bundleUrl, ...opts.attestation },
+          ...profile,
           ...opts.upstream,
         },
       ],
