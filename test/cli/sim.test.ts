@@ -95,3 +95,44 @@ describe('tresor-attest sim --attestation-fault', () => {
     }
   }, 60_000);
 });
+
+describe('tresor-attest sim --profile aci with the daemon as real processes', () => {
+  test('serve with profile aci attests the simulator, forwards, and verifies the receipt', async () => {
+    const s = await sim('aci', '--profile', 'aci');
+    const m = /profile:\s+aci \(SEV-SNP MEASUREMENT ([0-9a-f]{96});/.exec(s.p.stdout())?.[1] as string;
+    expect(m).toMatch(/^[0-9a-f]{96}$/);
+    const { writeFile } = await import('node:fs/promises');
+    const config = join(s.out, 'aci.yaml');
+    await writeFile(
+      config,
+      [
+        `state_dir: ${join(s.out, 'state')}`,
+        'upstreams:',
+        '  - name: aci',
+        `    url: ${s.url}`,
+        '    listen: 127.0.0.1:0',
+        '    profile: aci',
+        `    ca_file: ${join(s.out, 'sim-ca.pem')}`,
+        '    aci:',
+        `      allowed_measurements: [${m}]`,
+        `      amd_ark_file: ${join(s.out, 'aci-ark.pem')}`,
+        '',
+      ].join('\n'),
+    );
+    const d = spawnBin('tresor-attest', ['serve', '--config', config], { TRESOR_API_KEY: `tr-${'3'.repeat(96)}` });
+    running.push(d);
+    await waitFor(d, (o) => o.includes('serving OPENAI_BASE_URL='), 20_000);
+    const base = /serving OPENAI_BASE_URL=(http:\/\/[^"\s]+)/.exec(d.stdout())?.[1] as string;
+    const res = await request(`${base}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'eu/tresor/gpt-oss-120b', messages: [{ role: 'user', content: 'over aci' }] }),
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['x-tresor-attestation']).toBe('verified');
+    await res.body.text();
+    const origin = base.replace(/\/v1$/, '');
+    const v = (await (await request(`${origin}/receipts/${res.headers['x-request-id'] as string}?wait=20`)).body.json()) as { verdict: string };
+    expect(v.verdict).toBe('verified');
+  });
+});

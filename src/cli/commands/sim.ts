@@ -4,6 +4,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { UsageError } from '../../errors/index.js';
 import { startSimulator } from '../../sim/index.js';
 import { ATTESTATION_FAULTS, SNP_ONLY_FAULTS, createRouterEvidence, type AttestationFaultName, type EvidenceKind } from '../../sim/mint/router.js';
+import { createAciDeployment } from '../../sim/mint/aci.js';
 import { toPem } from '../../x509/certificate.js';
 
 type EvidenceChoice = EvidenceKind | 'none';
@@ -21,6 +22,7 @@ interface SimArgs {
   'no-receipts': boolean;
   'unavailable-route': string[];
   evidence: EvidenceChoice;
+  profile: 'tresor' | 'aci';
   'attestation-fault': AttestationFaultName[];
   'write-dir'?: string;
 }
@@ -63,6 +65,11 @@ export const simCommand: CommandModule<object, SimArgs> = {
         describe: 'Fault: make one attestation check fail (repeatable); lowTcb and emptyVcekChain are SNP-only',
       })
       .option('write-dir', { type: 'string', describe: 'Write sim-ca.pem and release-root.pub (the test release-root key), and nitro-root.pem with --evidence nitro, into this directory' })
+      .option('profile', {
+        choices: ['tresor', 'aci'] as const,
+        default: 'tresor' as const,
+        describe: "The router's protocol: tresor, or aci (aci/1: /v1/aci/attestation with SEV-SNP evidence from test roots, X-Receipt-Id, /v1/aci/receipts/{id}); with --write-dir, aci also writes aci-ark.pem and prints the measurement to allow",
+      })
       .option('unavailable-route', { type: 'string', array: true, default: [], describe: 'Fault: route that fails (forces failover); repeatable' })
       .epilog(
         'Accepts any API key that starts with tr-. Its CA, certificates and keys are test material: never trust them outside tests.\n' +
@@ -78,8 +85,10 @@ export const simCommand: CommandModule<object, SimArgs> = {
     if (kind === 'nitro' && snpOnly.length > 0) throw new UsageError('ERR_USAGE_BAD_FLAG', `--attestation-fault ${snpOnly.join(', ')}: SNP-only, not available with --evidence nitro`);
     const evidence = kind === 'none' ? undefined : await createRouterEvidence({ kind });
     for (const f of faults) if (evidence) evidence.faults[f] = true;
+    const aci = args.profile === 'aci' ? await createAciDeployment() : undefined;
     const sim = await startSimulator({
       ...(evidence ? { evidence } : {}),
+      ...(aci ? { aci } : {}),
       host: args.host,
       port: args.port,
       receipts: !args['no-receipts'],
@@ -99,6 +108,10 @@ export const simCommand: CommandModule<object, SimArgs> = {
         await writeFile(join(dir, 'release-root.pub'), evidence.releaseRoot.publicPem);
         written.push('release-root.pub');
       }
+      if (aci) {
+        await writeFile(join(dir, 'aci-ark.pem'), toPem(aci.pki.ark));
+        written.push('aci-ark.pem');
+      }
       if (evidence?.nitroPki) {
         await writeFile(join(dir, 'nitro-root.pem'), toPem(evidence.nitroPki.root));
         written.push('nitro-root.pem');
@@ -110,6 +123,7 @@ export const simCommand: CommandModule<object, SimArgs> = {
         `TLS SPKI SHA-256:         ${sim.spkiSha256}\n` +
         (args['cert-out'] ? `certificate written to:   ${args['cert-out']}\n` : '') +
         (evidence ? `evidence:                 ${evidence.kind} (${evidence.kind === 'snp' ? 'MEASUREMENT' : 'PCR0'} ${evidence.measurement})\n` : 'evidence:                 none (GET /attestation answers 503)\n') +
+        (aci ? `profile:                  aci (SEV-SNP MEASUREMENT ${aci.measurement}; test ARK in aci-ark.pem)\n` : '') +
         (faults.length ? `attestation faults:       ${faults.join(', ')}\n` : '') +
         (evidence ? `trust bundle:             ${evidence.bundleUrl} (release-root key: the simulator's own test key)\n` : '') +
         (written.length ? `wrote ${written.join(', ')} to ${args['write-dir']}\n` : ''),
