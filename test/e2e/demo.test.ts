@@ -11,3 +11,13 @@ test('tresor-attest demo: attestation verified, JSON and streaming chat through 
   expect(out).toMatch(/^receipt +[0-9a-f]{8}… verified, audit record #\d+$/m);
   expect(out).toMatch(/^result +OK: 2 requests forwarded, 0 errors, 2 of 2 receipts verified$/m);
 });
+
+test('tresor-attest demo --profile aci: the keyset attested, both receipts verified', async () => {
+  const p = spawnBin('tresor-attest', ['demo', '--profile', 'aci']);
+  expect(await p.exited, p.stdout() + p.stderr()).toBe(0);
+  const out = p.stdout();
+  expect(out).toMatch(/^attestation +verified \(aci\/1\): SNP MEASUREMENT [0-9a-f]{24}…$/m);
+  expect(out).toMatch(/^ +keyset sha256:[0-9a-f]{24}…, TLS key pinned until /m);
+  expect(out).toMatch(/^receipt +rcpt-[0-9a-f]{8}… verified, audit record #\d+$/m);
+  expect(out).toMatch(/^result +OK: 2 requests forwarded, 0 errors, 2 of 2 receipts verified$/m);
+});

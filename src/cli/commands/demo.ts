@@ -9,10 +9,13 @@ import { createLogger } from '../../log/logger.js';
 import { startDaemon } from '../../proxy/daemon.js';
 import { startSimulator } from '../../sim/index.js';
 import { createRouterEvidence } from '../../sim/mint/router.js';
+import { createAciDeployment } from '../../sim/mint/aci.js';
+import { toPem } from '../../x509/certificate.js';
 import { exitCodeFor } from '../exit-codes.js';
 
 interface DemoArgs {
   verbose: boolean;
+  profile: 'tresor' | 'aci';
 }
 
 interface TresorBlock {
@@ -31,7 +34,9 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
   command: 'demo',
   describe: 'Run the daemon against the built-in simulated router and send requests through the official OpenAI SDK',
   builder: (y: Argv) =>
-    y.option('verbose', { type: 'boolean', default: false, describe: "Show the daemon's own log lines" }) as Argv<DemoArgs>,
+    y
+      .option('verbose', { type: 'boolean', default: false, describe: "Show the daemon's own log lines" })
+      .option('profile', { choices: ['tresor', 'aci'] as const, default: 'tresor' as const, describe: "The router's protocol to demonstrate (the simulator speaks it)" }) as Argv<DemoArgs>,
   handler: async (args) => {
     const dir = await mkdtemp(join(tmpdir(), 'tresor-attest-demo-'));
     const out = (label: string, text: string) => process.stdout.write(`${label.padEnd(16)}${text}\n`);
@@ -41,11 +46,14 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
       // The simulated router proves what it runs with evidence from its own test roots; the daemon
       // pins the simulator's release-root key exactly as it would pin the real one.
       const evidence = await createRouterEvidence();
-      sim = await startSimulator({ evidence });
+      const aci = args.profile === 'aci' ? await createAciDeployment() : undefined;
+      sim = await startSimulator({ evidence, ...(aci ? { aci } : {}) });
       const caFile = join(dir, 'sim-ca.pem');
       const rootFile = join(dir, 'release-root.pub');
+      const arkFile = join(dir, 'aci-ark.pem');
       await writeFile(caFile, sim.caPem);
       await writeFile(rootFile, evidence.releaseRoot.publicPem);
+      if (aci) await writeFile(arkFile, toPem(aci.pki.ark));
       out('router', `${sim.url} (simulated; TLS SPKI SHA-256 ${sim.spkiSha256.slice(0, 16)}…)`);
       const config = resolveConfig(
         {
@@ -59,6 +67,8 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
               ca_file: caFile,
               api_key_env: 'TRESOR_DEMO_API_KEY',
               attestation: { mode: 'enforce', release_root_file: rootFile, trust_bundle: evidence.bundleUrl },
+              // aci/1: the simulator's TEE measurement is allowed, its test AMD root trusted (never a default).
+              ...(aci ? { profile: 'aci', aci: { allowed_measurements: [aci.measurement], amd_ark_file: arkFile } } : {}),
             },
           ],
         },
@@ -75,25 +85,29 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
         .create({ model: 'gpt-oss-120b', messages: [{ role: 'user', content: 'Hello from the tresor-attest demo!' }] })
         .withResponse();
       const verdict = response.headers.get('x-tresor-attestation');
-      out('attestation', `${verdict}: SNP MEASUREMENT ${response.headers.get('x-tresor-measurement')?.slice(0, 24)}…`);
+      out('attestation', `${verdict}${aci ? ' (aci/1)' : ''}: SNP MEASUREMENT ${response.headers.get('x-tresor-measurement')?.slice(0, 24)}…`);
       type Status = { upstreams: { attestation?: { identities?: { tag: string; bundleVersion: number; bundleValidUntil: string; expiresAt: string }[] } }[] };
       const status = (await (await fetch(`${daemon.listeners[0]?.url}/status`)).json()) as Status;
       const pinned = status.upstreams[0]?.attestation?.identities?.[0];
-      if (pinned) {
+      if (pinned && aci) out('', `keyset ${pinned.tag.slice(0, 31)}…, TLS key pinned until ${pinned.expiresAt}`);
+      else if (pinned) {
         out('', `workload identity tag ${pinned.tag.slice(0, 24)}…, trust bundle v${pinned.bundleVersion} (valid until ${pinned.bundleValidUntil}), TLS key pinned until ${pinned.expiresAt}`);
       }
-      const t1 = (json as unknown as { tresor?: TresorBlock }).tresor ?? {};
+      // Tresor puts the receipt id in the body's `tresor` block; aci/1 in the X-Receipt-Id header.
+      const t1 = (json as unknown as { tresor?: TresorBlock }).tresor ?? { receipt_id: response.headers.get('x-receipt-id') ?? undefined };
       out('chat (JSON)', `"${json.choices[0]?.message.content ?? ''}"`);
-      out('', `route ${t1.requested_route} → ${t1.routed_model}, failover ${t1.failover}, receipt ${t1.receipt_id}`);
+      out('', aci ? `receipt ${t1.receipt_id}` : `route ${t1.requested_route} → ${t1.routed_model}, failover ${t1.failover}, receipt ${t1.receipt_id}`);
 
-      const stream = await client.chat.completions.create({
-        model: 'eu/tresor/gpt-oss-120b',
-        messages: [{ role: 'user', content: 'Stream a short answer, please.' }],
-        stream: true,
-      });
+      const { data: stream, response: streamResponse } = await client.chat.completions
+        .create({
+          model: 'eu/tresor/gpt-oss-120b',
+          messages: [{ role: 'user', content: 'Stream a short answer, please.' }],
+          stream: true,
+        })
+        .withResponse();
       let chunks = 0;
       let text = '';
-      let t2: TresorBlock = {};
+      let t2: TresorBlock = aci ? { receipt_id: streamResponse.headers.get('x-receipt-id') ?? undefined } : {};
       for await (const chunk of stream) {
         chunks++;
         text += chunk.choices[0]?.delta?.content ?? '';
@@ -101,13 +115,13 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
         if (block) t2 = block;
       }
       out('chat (stream)', `${chunks} chunks: "${text}"`);
-      out('', `route ${t2.requested_route} → ${t2.routed_model}, failover ${t2.failover}, receipt ${t2.receipt_id}`);
+      out('', aci ? `receipt ${t2.receipt_id}` : `route ${t2.requested_route} → ${t2.routed_model}, failover ${t2.failover}, receipt ${t2.receipt_id}`);
       // Each receipt was fetched over the attested connection, verified and written to the audit log.
       let verified = 0;
       for (const id of [t1.receipt_id, t2.receipt_id]) {
         if (!id) continue;
         const v = (await (await fetch(`${daemon.listeners[0]?.url}/receipts/${id}?wait=15`)).json()) as { verdict?: string; code?: string; seq?: number };
-        out('receipt', `${id.slice(0, 8)}… ${v.verdict ?? 'pending'}${v.code ? ` (${v.code})` : ''}${v.seq ? `, audit record #${v.seq}` : ''}`);
+        out('receipt', `${id.slice(0, aci ? 13 : 8)}… ${v.verdict ?? 'pending'}${v.code ? ` (${v.code})` : ''}${v.seq ? `, audit record #${v.seq}` : ''}`);
         if (v.verdict === 'verified') verified++;
       }
       const counters = daemon.upstreams.get('tresor')?.counters;
