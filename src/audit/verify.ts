@@ -43,6 +43,7 @@ export async function verifyAuditFiles(paths: readonly string[]): Promise<AuditR
   const anchor = await readJson('audit.anchor');
   const head = await readJson('audit.head');
   let prev = anchor?.hash ?? GENESIS;
+  let hashAtHead: string | undefined;
   let seq = anchor?.seq ?? 0;
   const brk = (file: string, line: number, code: string, message: string) => report.breaks.push({ file: basename(file), line, code, message });
   for (const file of files) {
@@ -63,6 +64,7 @@ export async function verifyAuditFiles(paths: readonly string[]): Promise<AuditR
       if (rec.seq !== seq + 1) brk(file, i + 1, 'ERR_AUDIT_SEQ_GAP', `expected seq ${seq + 1}, found ${String(rec.seq)}`);
       seq = typeof rec.seq === 'number' ? rec.seq : seq + 1;
       prev = lineHash(line);
+      if (head && seq === head.seq) hashAtHead = prev;
       report.records += 1;
       const verdict = typeof rec.verdict === 'string' ? rec.verdict : 'unknown';
       const route = typeof rec.route_requested === 'string' ? rec.route_requested : '(none)';
@@ -73,8 +75,14 @@ export async function verifyAuditFiles(paths: readonly string[]): Promise<AuditR
     });
   }
   report.lastSeq = seq;
-  if (head && (head.seq !== seq || head.hash !== prev)) {
-    report.breaks.push({ file: 'audit.head', line: 0, code: 'ERR_AUDIT_TRUNCATED', message: `audit.head records seq ${head.seq}, the files end at seq ${seq}: records were removed from the end` });
+  // The head is written after the records it names are durable, so it may lag (a live log, or a
+  // crash between the two writes); it may never be ahead of the files or disagree at its own seq.
+  if (head && (head.seq > seq || (hashAtHead !== undefined && head.hash !== hashAtHead))) {
+    const message =
+      head.seq > seq
+        ? `audit.head records seq ${head.seq}, the files end at seq ${seq}: records were removed from the end`
+        : `audit.head records another hash for seq ${head.seq}: the tail was rewritten`;
+    report.breaks.push({ file: 'audit.head', line: 0, code: 'ERR_AUDIT_TRUNCATED', message });
   }
   return report;
 }
