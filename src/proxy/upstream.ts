@@ -2,7 +2,8 @@ import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { Pool } from 'undici';
 import type { UpstreamConfig } from '../config/types.js';
-import { ConfigError, FetchError, UpstreamError } from '../errors/index.js';
+import { ConfigError, UpstreamError } from '../errors/index.js';
+import { readBounded } from '../util/fetch.js';
 import { createConnector, openTlsSocket, proxyFor, type ConnectorOptions } from './connector.js';
 import type { DaemonHooks } from './hooks.js';
 
@@ -97,17 +98,7 @@ export class Upstream {
       headersTimeout: init.timeoutMs,
       bodyTimeout: init.timeoutMs,
     });
-    const chunks: Buffer[] = [];
-    let total = 0;
-    for await (const chunk of res.body as AsyncIterable<Buffer>) {
-      total += chunk.length;
-      if (total > init.maxBytes) {
-        res.body.destroy();
-        throw new FetchError('ERR_FETCH_TOO_LARGE', `GET ${path} answered more than ${init.maxBytes} bytes`);
-      }
-      chunks.push(chunk);
-    }
-    return { status: res.statusCode, headers: res.headers, body: new Uint8Array(Buffer.concat(chunks)) };
+    return { status: res.statusCode, headers: res.headers, body: await readBounded(res.body, init.maxBytes, `GET ${path}`) };
   }
 
   /** Drop every pooled connection (e.g. its attestation lapsed); new requests reconnect and re-verify. */

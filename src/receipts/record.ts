@@ -37,18 +37,10 @@ export interface ReceiptRecord {
   receipt_jws_sha256?: string;
 }
 
-/** What verifying one receipt yields (the record's verdict fields). */
-export interface Evaluation {
-  verdict: FinalVerdict;
-  code?: string;
-  detail?: string;
-  receipt_type?: string;
-  kid?: string;
-  signature_encoding?: 'raw' | 'der';
-  checks: Check[];
-  /** The digests the receipt claims (any form), for the record. */
+/** What verifying one receipt yields: the record's verdict fields, and the digests the receipt claims (any form). */
+export type Evaluation = Pick<ReceiptRecord, 'verdict' | 'code' | 'detail' | 'receipt_type' | 'kid' | 'signature_encoding' | 'checks'> & {
   expected?: { request?: string | undefined; response?: string | undefined };
-}
+};
 
 /** One router's receipt format: where it lives, how it is read, how it is verified. */
 export interface ReceiptFormat {

@@ -20,6 +20,21 @@ export function checkFetchUrl(url: string, what: string): URL {
   return u;
 }
 
+/** Read a response body whole, but never more than `maxBytes` (then the body is destroyed). */
+export async function readBounded(body: AsyncIterable<Buffer> & { destroy(): unknown }, maxBytes: number, what: string): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of body) {
+    total += chunk.length;
+    if (total > maxBytes) {
+      body.destroy();
+      throw new FetchError('ERR_FETCH_TOO_LARGE', `${what} answered more than ${maxBytes} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return new Uint8Array(Buffer.concat(chunks));
+}
+
 /**
  * A size- and time-bounded GET, for trust material (JWKS, bundles) fetched outside the pinned
  * pool. `proxy` names the forward proxy for a host (HTTPS_PROXY / NO_PROXY), tunnelled with CONNECT.
@@ -50,23 +65,14 @@ export function boundedFetcher(opts: { maxBytes: number; timeoutMs: number; ca?:
       bodyTimeout: opts.timeoutMs,
       maxRedirections: 0,
     } as Parameters<typeof request>[1]);
-    const chunks: Buffer[] = [];
-    let total = 0;
-    for await (const chunk of res.body as AsyncIterable<Buffer>) {
-      total += chunk.length;
-      if (total > opts.maxBytes) {
-        res.body.destroy();
-        throw new FetchError('ERR_FETCH_TOO_LARGE', `${url} answered more than ${opts.maxBytes} bytes`);
-      }
-      chunks.push(chunk);
-    }
+    const body = await readBounded(res.body, opts.maxBytes, url);
     return {
       status: res.statusCode,
       headers: { get: (name: string) => {
         const v = res.headers[name.toLowerCase()];
         return Array.isArray(v) ? (v[0] ?? null) : (v ?? null);
       } },
-      body: new Uint8Array(Buffer.concat(chunks)),
+      body,
     };
   };
 }

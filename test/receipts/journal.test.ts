@@ -2,26 +2,9 @@ import { appendFile, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { ReceiptJournal, type ReceiptJob } from '../../src/receipts/journal.js';
+import { ReceiptJournal } from '../../src/receipts/journal.js';
+import { job } from '../helpers/jobs.js';
 
-const job = (n: number): ReceiptJob => ({
-  job: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`,
-  upstream: 'tresor',
-  request_id: `req-${n}`,
-  method: 'POST',
-  route: '/v1/chat/completions',
-  status: 200,
-  started_at: '2026-11-30T12:00:00.000Z',
-  ended_at: '2026-11-30T12:00:01.000Z',
-  complete: true,
-  opted_out: false,
-  receipt_id: `r-${n}`,
-  request_sha256: '00'.repeat(32),
-  response_sha256: '11'.repeat(32),
-  request_bytes: 10,
-  response_bytes: 20,
-  app_key: false,
-});
 
 describe('ReceiptJournal', () => {
   let dir: string;

@@ -4,31 +4,14 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { AuditLog } from '../../src/audit/log.js';
 import { createLogger } from '../../src/log/logger.js';
-import { ReceiptJournal, type ReceiptJob } from '../../src/receipts/journal.js';
+import { ReceiptJournal } from '../../src/receipts/journal.js';
+import { job } from '../helpers/jobs.js';
 import { ReceiptPipeline, type UpstreamReceipts } from '../../src/receipts/pipeline.js';
 import { Semaphore, TokenBucket } from '../../src/receipts/rate.js';
 import { tresorFormat } from '../../src/receipts/format-tresor.js';
 import { LogSink } from '../helpers/log-sink.js';
 
 const clock = () => new Date();
-const job = (n: number, extra: Partial<ReceiptJob> = {}): ReceiptJob => ({
-  job: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`,
-  upstream: 'tresor',
-  request_id: `req-${n}`,
-  method: 'POST',
-  route: '/v1/chat/completions',
-  status: 200,
-  started_at: new Date().toISOString(),
-  ended_at: new Date().toISOString(),
-  complete: true,
-  opted_out: true,
-  request_sha256: '00'.repeat(32),
-  response_sha256: '11'.repeat(32),
-  request_bytes: 1,
-  response_bytes: 1,
-  app_key: false,
-  ...extra,
-});
 
 function upstream(over: Partial<UpstreamReceipts> = {}): UpstreamReceipts {
   return {
@@ -66,8 +49,8 @@ describe('ReceiptPipeline recovery', () => {
   test('a crash after the audit write but before "done": the job is not recorded twice', async () => {
     const auditDir = join(dir, 'audit');
     const { journal } = await ReceiptJournal.open(join(dir, 'receipts'));
-    await journal.add(job(1));
-    await journal.add(job(2));
+    await journal.add(job(1, { opted_out: true }));
+    await journal.add(job(2, { opted_out: true }));
     await journal.close();
     // Job 1 reached the audit log, then the process died before journaling "done".
     const log = await AuditLog.open({ dir: auditDir, clock });
