@@ -31,7 +31,7 @@ export interface TresorAttester {
 
 export async function createTresorAttester(
   u: UpstreamConfig,
-  deps: { clock: Clock; stateDir: string; caPem?: string | undefined; env?: Record<string, string | undefined> },
+  deps: { clock: Clock; stateDir: string; caPem?: string | undefined; env?: Record<string, string | undefined>; onBundleFetch?: (result: 'ok' | 'error') => void },
 ): Promise<TresorAttester> {
   const att = u.attestation;
   const file = att.release_root_file as string;
@@ -43,7 +43,7 @@ export async function createTresorAttester(
   const rollback = await RollbackStore.open(join(deps.stateDir, `trust-bundles-${u.name}.json`));
   const timeoutMs = u.timeouts.connect_seconds * 1000 + 10_000;
   // The bundle is fetched the way the router is reached: through HTTPS_PROXY unless NO_PROXY says otherwise.
-  const bundles = createBundleSource({ locations: [att.trust_bundle], rootKey, caPem: deps.caPem, rollback, clock: deps.clock, timeoutMs, proxy: (h) => proxyFor(h, deps.env) });
+  const bundles = createBundleSource({ locations: [att.trust_bundle], rootKey, caPem: deps.caPem, rollback, clock: deps.clock, timeoutMs, proxy: (h) => proxyFor(h, deps.env), onFetch: deps.onBundleFetch });
   const url = new URL(u.url);
   const policy = { allowDebug: att.allow_debug, maxAgeCapSeconds: att.max_age_seconds };
   const attest: AttestOverSocket = async ({ socket }) => {

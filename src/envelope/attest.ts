@@ -44,10 +44,29 @@ export function createBundleSource(o: {
   timeoutMs: number;
   /** The forward proxy for a host (HTTPS_PROXY / NO_PROXY), as for the router connection. */
   proxy?: ((hostname: string) => URL | undefined) | undefined;
+  /** Told after each fetch-and-verify of the bundle (not for cache hits): metrics. */
+  onFetch?: ((result: 'ok' | 'error') => void) | undefined;
 }): BundleSource {
   for (const l of o.locations) if (isUrl(l)) checkFetchUrl(l, 'trust bundle location');
   const fetcher = boundedFetcher({ maxBytes: MAX_BUNDLE_FETCH_BYTES, timeoutMs: o.timeoutMs, ca: o.caPem, proxy: o.proxy });
   let cached: { bundle: Verified<TrustBundle>; source: string; at: number } | undefined;
+  const fetchAndVerify = async (file: string | undefined, source: string, now: Date): Promise<Verified<TrustBundle>> => {
+    let jws: string;
+    if (file) {
+      jws = await readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
+        throw new FetchError('ERR_BUNDLE_FETCH', `cannot read the trust bundle ${file}: ${e.code ?? e.message}`);
+      });
+    } else {
+      const res = await fetcher(source).catch((e: unknown) => {
+        throw e instanceof FetchError ? e : new FetchError('ERR_BUNDLE_FETCH', `cannot fetch the trust bundle from ${source}: ${(e as Error).message}`, { cause: e });
+      });
+      if (res.status !== 200) throw new FetchError('ERR_BUNDLE_FETCH', `the trust bundle at ${source} answered HTTP ${res.status}`);
+      jws = Buffer.from(res.body).toString('utf8');
+    }
+    const bundle = verifyTrustBundle(jws, { rootKey: o.rootKey, at: now });
+    await o.rollback?.accept(source, bundle);
+    return bundle;
+  };
   return {
     async get(envelopeUrl) {
       const file = o.locations.find((l) => !isUrl(l));
@@ -57,20 +76,16 @@ export function createBundleSource(o: {
       }
       const now = o.clock();
       if (cached && cached.source === source && now.getTime() - cached.at < BUNDLE_CACHE_MS && now.getTime() <= cached.bundle.validUntil.getTime()) return cached.bundle;
-      let jws: string;
-      if (file) {
-        jws = await readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
-          throw new FetchError('ERR_BUNDLE_FETCH', `cannot read the trust bundle ${file}: ${e.code ?? e.message}`);
-        });
-      } else {
-        const res = await fetcher(source).catch((e: unknown) => {
-          throw e instanceof FetchError ? e : new FetchError('ERR_BUNDLE_FETCH', `cannot fetch the trust bundle from ${source}: ${(e as Error).message}`, { cause: e });
-        });
-        if (res.status !== 200) throw new FetchError('ERR_BUNDLE_FETCH', `the trust bundle at ${source} answered HTTP ${res.status}`);
-        jws = Buffer.from(res.body).toString('utf8');
-      }
-      const bundle = verifyTrustBundle(jws, { rootKey: o.rootKey, at: now });
-      await o.rollback?.accept(source, bundle);
+      const bundle = await fetchAndVerify(file, source, now).then(
+        (b) => {
+          o.onFetch?.('ok');
+          return b;
+        },
+        (e: unknown) => {
+          o.onFetch?.('error');
+          throw e;
+        },
+      );
       cached = { bundle, source, at: now.getTime() };
       return bundle;
     },

@@ -13,7 +13,8 @@ import { Upstream } from './upstream.js';
 import { AttestationManager } from '../attestation/manager.js';
 import { createTresorAttester, type TresorAttester } from '../attestation/tresor.js';
 import { aciTeeVerifier, createAciAttester, type AciAttester } from '../attestation/aci.js';
-import type { AttestOverSocket } from '../attestation/manager.js';
+import type { AttestationEvent, AttestOverSocket } from '../attestation/manager.js';
+import { DaemonMetrics } from '../metrics/metrics.js';
 import type { ReceiptPipeline } from '../receipts/pipeline.js';
 import { openReceiptPipeline, serveVerdict } from './receipts.js';
 import type { Clock } from '../types.js';
@@ -21,6 +22,8 @@ import type { Clock } from '../types.js';
 export interface RunningDaemon {
   readonly listeners: readonly { upstream: string; url: string }[];
   readonly upstreams: ReadonlyMap<string, Upstream>;
+  /** This daemon's Prometheus registry (served at GET /metrics). */
+  readonly metrics: DaemonMetrics;
   /** Stop accepting, let in-flight requests finish up to the grace period, then close. */
   close(graceMs?: number): Promise<void>;
 }
@@ -30,6 +33,8 @@ export interface DaemonDeps {
   hooks?: DaemonHooks;
   env?: Record<string, string | undefined>;
   clock?: Clock;
+  /** Export Node.js process metrics (heap, event loop, GC) on /metrics; default true. */
+  processMetrics?: boolean;
 }
 
 /**
@@ -77,6 +82,20 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
   });
   const upstreams = new Map<string, Upstream>();
   for (const u of config.upstreams) upstreams.set(u.name, new Upstream(u, hooks, deps.env));
+  const metrics = new DaemonMetrics(
+    {
+      upstreams: () =>
+        [...upstreams.values()].map((u) => ({
+          name: u.name,
+          inFlight: u.counters.inFlight,
+          ready: hooks.readiness?.(u.name).ready ?? true,
+          attestationExpiresAt: managers.get(u.name)?.current()?.expiresAt,
+        })),
+      receipts: () => (pipeline ? { counters: pipeline.counters, pending: pipeline.pending } : undefined),
+    },
+    { processMetrics: deps.processMetrics !== false },
+  );
+  const onEvent = (e: AttestationEvent) => metrics.attestation(e);
   for (const u of config.upstreams) {
     const upstream = upstreams.get(u.name) as Upstream;
     if (u.attestation.mode === 'off') {
@@ -89,7 +108,13 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
       aciAttesters.set(u.name, aci);
       attest = aci.attest;
     } else {
-      const attester = await createTresorAttester(u, { clock, stateDir: config.state_dir, caPem: upstream.caPem, ...(deps.env ? { env: deps.env } : {}) });
+      const attester = await createTresorAttester(u, {
+        clock,
+        stateDir: config.state_dir,
+        caPem: upstream.caPem,
+        ...(deps.env ? { env: deps.env } : {}),
+        onBundleFetch: (result) => metrics.bundleFetch(u.name, result),
+      });
       attesters.set(u.name, attester);
       attest = attester.attest;
     }
@@ -104,10 +129,11 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
         logger: logger.child({ upstream: u.name }),
         refreshAheadMs: u.attestation.refresh_ahead_seconds * 1000,
         onRevoke: () => void upstream.resetConnections(),
+        onEvent,
       }),
     );
   }
-  pipeline = await openReceiptPipeline(config, { upstreams, managers, attesters, aciAttesters, clock, logger });
+  pipeline = await openReceiptPipeline(config, { upstreams, managers, attesters, aciAttesters, clock, logger, metrics });
   // Attest at start-up so /readyz turns ready before the first request (in the background).
   for (const m of managers.values()) void m.start();
   const startedAt = Date.now();
@@ -152,6 +178,16 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
         return json(res, reasons.length ? 503 : 200, { ready: reasons.length === 0, upstream: defaultUpstream.name, ...(reasons.length ? { reasons } : {}) });
       }
       if (path === '/status') return json(res, 200, statusBody());
+      if (path === '/metrics') {
+        void metrics.exposition().then(
+          ({ contentType, body }) => {
+            res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+            res.end(req.method === 'HEAD' ? undefined : body);
+          },
+          (e: unknown) => sendError(res, e),
+        );
+        return;
+      }
       if (path.startsWith('/receipts/')) {
         void serveVerdict(req, res, pipeline).then((served) => {
           if (!served) sendError(res, new TresorError('usage', 'ERR_NOT_FOUND', `${path} is not a receipt verdict path`));
@@ -180,7 +216,7 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
       return sendError(res, new TresorError('usage', 'ERR_SHUTTING_DOWN', 'tresor-attest is shutting down'), { connection: 'close' });
     }
     const log = logger.child({ reqId: requestId });
-    forward(req, res, { upstream, hooks, logger: log, requestId, path: forwardPath, shuttingDown: () => shuttingDown }).catch((e: unknown) => {
+    forward(req, res, { upstream, hooks, logger: log, requestId, path: forwardPath, shuttingDown: () => shuttingDown, metrics }).catch((e: unknown) => {
       log.error({ err: { message: (e as Error).message } }, 'unexpected error while forwarding');
       sendError(res, e);
     });
@@ -210,6 +246,7 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
   return {
     listeners,
     upstreams,
+    metrics,
     async close(graceMs = config.shutdown_grace_seconds * 1000) {
       if (shuttingDown) return;
       shuttingDown = true;

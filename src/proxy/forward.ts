@@ -7,6 +7,7 @@ import { downstreamResponseHeaders, isEventStream, requestBudgetSeconds, upstrea
 import type { DaemonHooks, ExchangeDecision, ExchangeObserver, ExchangeOutcome } from './hooks.js';
 import { DoneHolder } from './sse-hold.js';
 import type { Upstream } from './upstream.js';
+import type { DaemonMetrics } from '../metrics/metrics.js';
 
 /**
  * Grace past the router's own budget, so we never cut a request the router still serves
@@ -24,6 +25,8 @@ export interface ForwardContext {
   /** Path and query to forward (already stripped of any /upstreams/<name> prefix). */
   path: string;
   shuttingDown: () => boolean;
+  /** Told once per exchange, when it ends (Prometheus metrics). */
+  metrics?: Pick<DaemonMetrics, 'observeRequest'> | undefined;
 }
 
 class RequestTooLarge extends TresorError {
@@ -52,6 +55,8 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
     upstream.counters.bytesIn += requestBytes;
     upstream.counters.bytesOut += responseBytes;
     if (error) upstream.counters.errors++;
+    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    ctx.metrics?.observeRequest({ upstream: upstream.name, method: req.method, path: ctx.path, status, seconds: ms / 1000, requestBytes, responseBytes, error });
     logger.info(
       {
         upstream: upstream.name,
@@ -60,7 +65,7 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
         status,
         requestBytes,
         responseBytes,
-        ms: Number(process.hrtime.bigint() - started) / 1e6,
+        ms,
         ...(error ? { error } : {}),
       },
       'request',

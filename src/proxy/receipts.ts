@@ -14,6 +14,7 @@ import { createRemoteJwks, MAX_JWKS_BYTES } from '../receipts/jwks.js';
 import { ReceiptPipeline, type UpstreamReceipts } from '../receipts/pipeline.js';
 import { Semaphore, TokenBucket } from '../receipts/rate.js';
 import type { Upstream } from './upstream.js';
+import type { DaemonMetrics } from '../metrics/metrics.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
@@ -32,7 +33,15 @@ function poolFetcher(u: Upstream, timeoutMs: number): Fetcher {
 }
 
 /** Tresor: the id in the body's `tresor` block (or X-Tresor-Receipt-Id), an ES256 JWS checked with the router's JWKS. */
-function tresorReceipts(c: UpstreamConfig, u: Upstream, manager: AttestationManager | undefined, attester: TresorAttester | undefined, clock: Clock, inference: ReturnType<typeof createInferenceCheck>) {
+function tresorReceipts(
+  c: UpstreamConfig,
+  u: Upstream,
+  manager: AttestationManager | undefined,
+  attester: TresorAttester | undefined,
+  clock: Clock,
+  inference: ReturnType<typeof createInferenceCheck>,
+  metrics: DaemonMetrics | undefined,
+) {
   const r = c.receipts;
   const jwks = createRemoteJwks({
     url: `${u.origin}${r.jwks_path}`,
@@ -42,6 +51,7 @@ function tresorReceipts(c: UpstreamConfig, u: Upstream, manager: AttestationMana
     cooldownMs: r.jwks_cooldown_seconds * 1000,
     // The trust bundle in force may list the receipt signing keys.
     allowed: () => manager?.current()?.receiptSigningKeys,
+    ...(metrics ? { onFetch: (result: 'ok' | 'error') => metrics.jwksFetch(c.name, result) } : {}),
   });
   const hooks: ReceiptHooks = {
     ...(attester && manager ? { verifyRouterAttestation: (block, at) => attester.checkReceiptBlock(block, at, () => manager.known()) } : {}),
@@ -66,6 +76,7 @@ export async function openReceiptPipeline(
     aciAttesters: ReadonlyMap<string, AciAttester>;
     clock: Clock;
     logger: Logger;
+    metrics?: DaemonMetrics;
   },
 ): Promise<ReceiptPipeline | undefined> {
   const list: UpstreamReceipts[] = [];
@@ -76,7 +87,7 @@ export async function openReceiptPipeline(
     const u = deps.upstreams.get(c.name) as Upstream;
     const manager = deps.managers.get(c.name);
     const where: Pick<UpstreamReceipts, 'format' | 'idHeader' | 'bodyBlock'> =
-      c.profile === 'aci' ? aciReceipts(c, deps.aciAttesters.get(c.name)) : tresorReceipts(c, u, manager, deps.attesters.get(c.name), deps.clock, inference);
+      c.profile === 'aci' ? aciReceipts(c, deps.aciAttesters.get(c.name)) : tresorReceipts(c, u, manager, deps.attesters.get(c.name), deps.clock, inference, deps.metrics);
     list.push({
       name: c.name,
       mode: r.mode,

@@ -79,6 +79,8 @@ export interface RemoteJwksOptions {
   timeoutMs?: number;
   /** Fixed, or read at each use (the trust bundle in force can change). */
   allowed?: AllowedKeys | (() => AllowedKeys | undefined);
+  /** Told after each fetch (metrics). */
+  onFetch?: (result: 'ok' | 'error') => void;
 }
 
 export interface RemoteJwks {
@@ -122,9 +124,11 @@ export function createRemoteJwks(opts: RemoteJwksOptions): RemoteJwks {
       .then(
         () => {
           lastError = undefined;
+          opts.onFetch?.('ok');
         },
         (e: unknown) => {
           lastError = e;
+          opts.onFetch?.('error');
           throw e;
         },
       )

@@ -1,0 +1,167 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { AttestationEvent } from '../attestation/manager.js';
+import { codeLabel, methodLabel, routeLabel, statusClass } from './routes.js';
+
+/**
+ * The daemon's Prometheus metrics: one registry per daemon instance (several daemons can run in
+ * one process, as in the tests). Label values come from fixed vocabularies only (upstream names
+ * from the config, route templates, status classes, `ERR_*` codes, verdicts): never an id, a key,
+ * a header or a body.
+ */
+export interface RequestObservation {
+  upstream: string;
+  method: string | undefined;
+  /** Path as forwarded (reduced to a route template here). */
+  path: string;
+  status: number;
+  seconds: number;
+  requestBytes: number;
+  responseBytes: number;
+  /** The error code, when the exchange failed. */
+  error?: string | undefined;
+}
+
+/** What the metrics read at scrape time. */
+export interface MetricSources {
+  upstreams(): Iterable<{ name: string; inFlight: number; ready: boolean; attestationExpiresAt?: string | undefined }>;
+  receipts(): { counters: Readonly<Record<string, number>>; pending: number } | undefined;
+}
+
+export type FetchResult = 'ok' | 'error';
+
+const VERDICTS = ['verified', 'failed', 'missing', 'opted_out', 'unverifiable'] as const;
+
+/** Latency buckets (seconds): proxy overhead up to the router's 600 s maximum request budget. */
+const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
+
+export class DaemonMetrics {
+  readonly registry = new Registry();
+  private readonly requests: Counter<'upstream' | 'route' | 'method' | 'status_class'>;
+  private readonly duration: Histogram<'upstream' | 'route' | 'status_class'>;
+  private readonly bytesIn: Counter<'upstream'>;
+  private readonly bytesOut: Counter<'upstream'>;
+  private readonly errors: Counter<'upstream' | 'code'>;
+  private readonly attestations: Counter<'upstream' | 'result' | 'code' | 'reason'>;
+  private readonly jwks: Counter<'upstream' | 'result'>;
+  private readonly bundles: Counter<'upstream' | 'result'>;
+  private readonly localAuth: Counter<'upstream'>;
+
+  constructor(sources: MetricSources, opts: { processMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    this.requests = new Counter({
+      name: 'tresor_attest_http_requests_total',
+      help: 'Requests forwarded (or refused) per upstream, route template, method and status class.',
+      labelNames: ['upstream', 'route', 'method', 'status_class'],
+      registers,
+    });
+    this.duration = new Histogram({
+      name: 'tresor_attest_http_request_duration_seconds',
+      help: 'Time from the request arriving to the last byte of the response (streams included).',
+      labelNames: ['upstream', 'route', 'status_class'],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.bytesIn = new Counter({ name: 'tresor_attest_request_body_bytes_total', help: 'Request body bytes forwarded to the upstream.', labelNames: ['upstream'], registers });
+    this.bytesOut = new Counter({ name: 'tresor_attest_response_body_bytes_total', help: 'Response body bytes streamed back to apps.', labelNames: ['upstream'], registers });
+    this.errors = new Counter({ name: 'tresor_attest_request_errors_total', help: 'Exchanges that ended in an error, by error code.', labelNames: ['upstream', 'code'], registers });
+    this.attestations = new Counter({
+      name: 'tresor_attest_attestations_total',
+      help: 'Attestation verifications of upstream TLS connections, by result, error code and reason (startup, connection, refresh).',
+      labelNames: ['upstream', 'result', 'code', 'reason'],
+      registers,
+    });
+    this.jwks = new Counter({ name: 'tresor_attest_jwks_fetches_total', help: "Fetches of the router's receipt JWKS, by result.", labelNames: ['upstream', 'result'], registers });
+    this.bundles = new Counter({ name: 'tresor_attest_trust_bundle_fetches_total', help: 'Trust bundle fetches and verifications, by result.', labelNames: ['upstream', 'result'], registers });
+    this.localAuth = new Counter({ name: 'tresor_attest_local_auth_failures_total', help: 'Requests refused for a missing or wrong local token.', labelNames: ['upstream'], registers });
+    new Gauge({
+      name: 'tresor_attest_http_requests_in_flight',
+      help: 'Requests being forwarded now.',
+      labelNames: ['upstream'],
+      registers,
+      collect() {
+        for (const u of sources.upstreams()) this.set({ upstream: u.name }, u.inFlight);
+      },
+    });
+    new Gauge({
+      name: 'tresor_attest_upstream_ready',
+      help: '1 when the upstream may be forwarded to now (attested, or attestation not enforced).',
+      labelNames: ['upstream'],
+      registers,
+      collect() {
+        for (const u of sources.upstreams()) this.set({ upstream: u.name }, u.ready ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'tresor_attest_attestation_expiry_timestamp_seconds',
+      help: 'When the newest verified attestation pin of the upstream expires (Unix seconds).',
+      labelNames: ['upstream'],
+      registers,
+      collect() {
+        this.reset();
+        for (const u of sources.upstreams()) if (u.attestationExpiresAt) this.set({ upstream: u.name }, Date.parse(u.attestationExpiresAt) / 1000);
+      },
+    });
+    new Counter({
+      name: 'tresor_attest_receipts_total',
+      help: 'Receipts recorded in the audit log, by verdict.',
+      labelNames: ['verdict'],
+      registers,
+      collect() {
+        const r = sources.receipts();
+        if (!r) return;
+        this.reset();
+        for (const v of VERDICTS) this.inc({ verdict: v }, r.counters[v] ?? 0);
+      },
+    });
+    new Counter({
+      name: 'tresor_attest_receipt_jobs_journaled_total',
+      help: 'Receipt jobs written to the journal.',
+      registers,
+      collect() {
+        const r = sources.receipts();
+        if (!r) return;
+        this.reset();
+        this.inc(r.counters.journaled ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'tresor_attest_receipt_jobs_pending',
+      help: 'Receipt jobs journaled and not yet recorded (journal depth).',
+      registers,
+      collect() {
+        this.set(sources.receipts()?.pending ?? 0);
+      },
+    });
+    if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'tresor_attest_' });
+  }
+
+  observeRequest(o: RequestObservation): void {
+    const route = routeLabel(o.path);
+    const cls = statusClass(o.status);
+    this.requests.inc({ upstream: o.upstream, route, method: methodLabel(o.method), status_class: cls });
+    this.duration.observe({ upstream: o.upstream, route, status_class: cls }, o.seconds);
+    if (o.requestBytes > 0) this.bytesIn.inc({ upstream: o.upstream }, o.requestBytes);
+    if (o.responseBytes > 0) this.bytesOut.inc({ upstream: o.upstream }, o.responseBytes);
+    if (o.error) this.errors.inc({ upstream: o.upstream, code: o.error === 'client_closed' ? 'client_closed' : codeLabel(o.error) });
+  }
+
+  attestation(e: AttestationEvent): void {
+    this.attestations.inc({ upstream: e.upstream, result: e.result, code: codeLabel(e.code), reason: e.reason });
+  }
+
+  jwksFetch(upstream: string, result: FetchResult): void {
+    this.jwks.inc({ upstream, result });
+  }
+
+  bundleFetch(upstream: string, result: FetchResult): void {
+    this.bundles.inc({ upstream, result });
+  }
+
+  localAuthFailure(upstream: string): void {
+    this.localAuth.inc({ upstream });
+  }
+
+  async exposition(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
