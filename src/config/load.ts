@@ -21,6 +21,7 @@ export const ENV_VARS = {
   TRESOR_ATTEST_UPSTREAM_URL: 'upstreams[0].url',
   TRESOR_ATTEST_CA_FILE: 'upstreams[0].ca_file',
   TRESOR_ATTEST_API_KEY_FILE: 'upstreams[0].api_key_file',
+  TRESOR_ATTEST_LOCAL_TOKEN_FILE: 'upstreams[0].local_token_file',
   TRESOR_ATTEST_MAX_BODY_BYTES: 'upstreams[0].max_body_bytes',
   TRESOR_ATTEST_ATTESTATION_MODE: 'upstreams[0].attestation.mode',
   TRESOR_ATTEST_RELEASE_ROOT_FILE: 'upstreams[0].attestation.release_root_file',
@@ -87,6 +88,11 @@ export function resolveConfig(raw: Raw, source: string | null): ResolvedConfig {
       const key = `${listen.host}:${listen.port}`;
       if (listen.port !== 0 && listens.has(key)) problems.push(`${at}.listen: ${u.listen} is already used by another upstream`);
       listens.add(key);
+      if (!isLoopbackHost(listen.host) && u.local_token_file === null && !u.allow_unauthenticated_listen) {
+        problems.push(
+          `${at}.listen: ${u.listen} is not a loopback address: set local_token_file (apps then present that token), or allow_unauthenticated_listen: true to let anyone who can reach it use the upstream`,
+        );
+      }
     }
     const att = u.attestation;
     if (u.profile === 'aci' && att.mode !== 'off' && u.aci.allowed_measurements.length === 0) {
@@ -109,6 +115,7 @@ export function resolveConfig(raw: Raw, source: string | null): ResolvedConfig {
       listen: typeof listen === 'string' ? { host: '127.0.0.1', port: 0 } : listen,
       ca_file: u.ca_file === null ? null : resolvePath(u.ca_file, base),
       api_key_file: u.api_key_file === null ? null : resolvePath(u.api_key_file, base),
+      local_token_file: u.local_token_file === null ? null : resolvePath(u.local_token_file, base),
       aci: { ...u.aci, amd_ark_file: u.aci.amd_ark_file === null ? null : resolvePath(u.aci.amd_ark_file, base) },
       attestation: {
         ...u.attestation,
@@ -189,6 +196,7 @@ function applyEnv(raw: Raw, env: Record<string, string | undefined>): void {
   set('TRESOR_ATTEST_UPSTREAM_URL', (v) => (firstUpstream(raw).url = v));
   set('TRESOR_ATTEST_CA_FILE', (v) => (firstUpstream(raw).ca_file = v));
   set('TRESOR_ATTEST_API_KEY_FILE', (v) => (firstUpstream(raw).api_key_file = v));
+  set('TRESOR_ATTEST_LOCAL_TOKEN_FILE', (v) => (firstUpstream(raw).local_token_file = v));
   set('TRESOR_ATTEST_MAX_BODY_BYTES', (v) => (firstUpstream(raw).max_body_bytes = numberFrom('TRESOR_ATTEST_MAX_BODY_BYTES', v)));
   set('TRESOR_ATTEST_ATTESTATION_MODE', (v) => (section(firstUpstream(raw), 'attestation').mode = v));
   set('TRESOR_ATTEST_RELEASE_ROOT_FILE', (v) => (section(firstUpstream(raw), 'attestation').release_root_file = v));
@@ -285,6 +293,7 @@ export function describeConfig(cfg: ResolvedConfig): Record<string, unknown> {
       ...u,
       listen: `${u.listen.host.includes(':') ? `[${u.listen.host}]` : u.listen.host}:${u.listen.port}`,
       api_key: apiKeySourceDescription(u),
+      local_token: u.local_token_file ? `from file ${u.local_token_file} (****)` : 'none',
     })),
   };
 }

@@ -16,6 +16,8 @@ export const upstreamSchema = {
     ca_file: { type: ['string', 'null'], default: null },
     api_key_env: { type: ['string', 'null'], pattern: '^[A-Za-z_][A-Za-z0-9_]*$', default: 'TRESOR_API_KEY' },
     api_key_file: { type: ['string', 'null'], default: null },
+    local_token_file: { type: ['string', 'null'], default: null },
+    allow_unauthenticated_listen: { type: 'boolean', default: false },
     max_body_bytes: { type: 'integer', minimum: 1, maximum: 4 * 1024 ** 3, default: 50 * 1024 * 1024 },
     timeouts: {
       type: 'object',

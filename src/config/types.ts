@@ -10,6 +10,10 @@ export interface UpstreamConfig {
   readonly ca_file: string | null;
   readonly api_key_env: string | null;
   readonly api_key_file: string | null;
+  /** A file holding the token apps must present to this listener (X-Tresor-Local-Token or Authorization: Bearer). */
+  readonly local_token_file: string | null;
+  /** Listen on a non-loopback address without a local token (explicit opt-out). */
+  readonly allow_unauthenticated_listen: boolean;
   readonly max_body_bytes: number;
   readonly timeouts: {
     readonly connect_seconds: number;

@@ -8,6 +8,7 @@ import { requestIdFrom } from '../log/logger.js';
 import { VERSION } from '../version.js';
 import { sendError } from './errors-to-http.js';
 import { forward } from './forward.js';
+import { LocalAuthError, readLocalToken, type LocalToken } from './local-auth.js';
 import type { DaemonHooks } from './hooks.js';
 import { Upstream } from './upstream.js';
 import { AttestationManager } from '../attestation/manager.js';
@@ -82,6 +83,11 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
   });
   const upstreams = new Map<string, Upstream>();
   for (const u of config.upstreams) upstreams.set(u.name, new Upstream(u, hooks, deps.env));
+  const tokens = new Map<string, LocalToken>();
+  for (const u of config.upstreams) {
+    const t = readLocalToken(u);
+    if (t) tokens.set(u.name, t);
+  }
   const metrics = new DaemonMetrics(
     {
       upstreams: () =>
@@ -151,6 +157,7 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
       url: u.config.url,
       listen: listeners.find((l) => l.upstream === u.name)?.url,
       apiKeyConfigured: u.authorization !== undefined,
+      localTokenRequired: tokens.has(u.name),
       counters: { ...u.counters },
       ready: hooks.readiness?.(u.name) ?? { ready: true },
       ...hooks.status?.(u.name),
@@ -168,15 +175,34 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
     res.setHeader('x-request-id', requestId);
     const url = req.url ?? '/';
     const path = url.split('?')[0] ?? '/';
-    if (req.method === 'GET' || req.method === 'HEAD') {
-      if (path === '/healthz') return json(res, 200, { status: 'ok' });
-      if (path === '/readyz') {
-        const reasons: string[] = [];
-        if (shuttingDown) reasons.push('shutting down');
-        const r = hooks.readiness?.(defaultUpstream.name);
-        if (r && !r.ready) reasons.push(r.reason ?? 'not ready');
-        return json(res, reasons.length ? 503 : 200, { ready: reasons.length === 0, upstream: defaultUpstream.name, ...(reasons.length ? { reasons } : {}) });
-      }
+    const read = req.method === 'GET' || req.method === 'HEAD';
+    // Liveness and readiness stay open (probes); everything else needs the listener's token, if it has one.
+    if (read && path === '/healthz') return json(res, 200, { status: 'ok' });
+    if (read && path === '/readyz') {
+      const reasons: string[] = [];
+      if (shuttingDown) reasons.push('shutting down');
+      const r = hooks.readiness?.(defaultUpstream.name);
+      if (r && !r.ready) reasons.push(r.reason ?? 'not ready');
+      return json(res, reasons.length ? 503 : 200, { ready: reasons.length === 0, upstream: defaultUpstream.name, ...(reasons.length ? { reasons } : {}) });
+    }
+    let upstream = defaultUpstream;
+    let forwardPath = url;
+    const m = UPSTREAM_PATH.exec(url);
+    const named = m ? upstreams.get(decodeURIComponent(m[1] as string)) : undefined;
+    if (m && named) {
+      upstream = named;
+      forwardPath = m[2] as string;
+    }
+    const toV1 = forwardPath === '/v1' || forwardPath.startsWith('/v1/') || forwardPath.startsWith('/v1?');
+    const token = tokens.get(defaultUpstream.name);
+    // On /v1 the app's Authorization carries the token only when the daemon injects the real key.
+    if (token && !token.allows(req.headers, { local: !toV1, authorizationCarriesToken: !toV1 || upstream.authorization !== undefined })) {
+      req.resume();
+      metrics.localAuthFailure(defaultUpstream.name);
+      logger.warn({ reqId: requestId, upstream: defaultUpstream.name, method: req.method, path: toV1 ? forwardPath.split('?')[0] : path, event: 'local_auth.refused' }, 'request without the local token refused');
+      return sendError(res, new LocalAuthError(), { 'www-authenticate': toV1 ? 'Bearer realm="tresor-attest"' : 'Basic realm="tresor-attest", charset="UTF-8"' });
+    }
+    if (read) {
       if (path === '/status') return json(res, 200, statusBody());
       if (path === '/metrics') {
         void metrics.exposition().then(
@@ -195,19 +221,11 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
         return;
       }
     }
-    let upstream = defaultUpstream;
-    let forwardPath = url;
-    const m = UPSTREAM_PATH.exec(url);
-    if (m) {
-      const named = upstreams.get(decodeURIComponent(m[1] as string));
-      if (!named) {
-        req.resume();
-        return sendError(res, new TresorError('usage', 'ERR_UNKNOWN_UPSTREAM', `no upstream named ${JSON.stringify(m[1])} is configured`));
-      }
-      upstream = named;
-      forwardPath = m[2] as string;
+    if (m && !named) {
+      req.resume();
+      return sendError(res, new TresorError('usage', 'ERR_UNKNOWN_UPSTREAM', `no upstream named ${JSON.stringify(m[1])} is configured`));
     }
-    if (!(forwardPath === '/v1' || forwardPath.startsWith('/v1/') || forwardPath.startsWith('/v1?'))) {
+    if (!toV1) {
       req.resume();
       return sendError(res, new TresorError('usage', 'ERR_NOT_FOUND', `${path} is not served here: the OpenAI API is under /v1`));
     }
@@ -236,7 +254,8 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
     listeners.push({ upstream: u.name, url: `http://${host}:${addr.port}` });
     servers.push(server);
     if (!isLoopback(addr.address)) {
-      logger.warn({ upstream: u.name, listen: `${host}:${addr.port}` }, 'listening on a non-loopback address: any host that can reach it can use the upstream key');
+      if (tokens.has(u.name)) logger.warn({ upstream: u.name, listen: `${host}:${addr.port}` }, 'listening on a non-loopback address: apps must present the local token');
+      else logger.warn({ upstream: u.name, listen: `${host}:${addr.port}` }, 'listening on a non-loopback address WITHOUT a local token (allow_unauthenticated_listen): any host that can reach it can use the upstream key');
     }
     logger.info({ upstream: u.name, listen: `${host}:${addr.port}`, url: u.config.url }, `serving OPENAI_BASE_URL=http://${host}:${addr.port}/v1`);
   }

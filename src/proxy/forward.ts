@@ -6,6 +6,7 @@ import { sendError } from './errors-to-http.js';
 import { downstreamResponseHeaders, isEventStream, requestBudgetSeconds, upstreamRequestHeaders } from './headers.js';
 import type { DaemonHooks, ExchangeDecision, ExchangeObserver, ExchangeOutcome } from './hooks.js';
 import { DoneHolder } from './sse-hold.js';
+import { LOCAL_TOKEN_HEADER } from './local-auth.js';
 import type { Upstream } from './upstream.js';
 import type { DaemonMetrics } from '../metrics/metrics.js';
 
@@ -100,7 +101,7 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
   if (hooks.onExchange) {
     const tresorHeaders: Record<string, string> = {};
     for (const [k, v] of Object.entries(req.headers)) {
-      if (k.startsWith('x-tresor-') && typeof v === 'string') tresorHeaders[k] = v;
+      if (k.startsWith('x-tresor-') && k !== LOCAL_TOKEN_HEADER && typeof v === 'string') tresorHeaders[k] = v;
     }
     observer = hooks.onExchange({
       upstream: upstream.name,

@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import { LOCAL_TOKEN_HEADER } from './local-auth.js';
 
 /** RFC 9110 §7.6.1 connection-specific fields, plus the de-facto ones. */
 const HOP_BY_HOP = new Set([
@@ -28,7 +29,8 @@ function connectionNominated(value: string | string[] | undefined): Set<string> 
  * Request headers to send upstream, from the app's raw header list (order and case kept):
  * hop-by-hop and Connection-nominated fields dropped, `host` replaced by undici, `expect`
  * handled locally, and `authorization` replaced when the daemon holds the real key.
- * X-Tresor-* and everything else pass untouched.
+ * X-Tresor-* and everything else pass untouched, except the listener's own local token
+ * (X-Tresor-Local-Token), which never leaves the daemon.
  */
 export function upstreamRequestHeaders(
   rawHeaders: readonly string[],
@@ -40,7 +42,7 @@ export function upstreamRequestHeaders(
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] as string;
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || nominated.has(lower) || lower === 'host' || lower === 'expect' || lower === 'x-request-id') continue;
+    if (HOP_BY_HOP.has(lower) || nominated.has(lower) || lower === 'host' || lower === 'expect' || lower === 'x-request-id' || lower === LOCAL_TOKEN_HEADER) continue;
     if (lower === 'authorization' && opts.authorization !== undefined) continue;
     out.push(name, rawHeaders[i + 1] as string);
   }

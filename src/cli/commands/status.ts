@@ -1,11 +1,14 @@
 import type { Argv, CommandModule } from 'yargs';
 import { request } from 'undici';
+import { readFileSync } from 'node:fs';
+import { LOCAL_TOKEN_HEADER } from '../../proxy/local-auth.js';
 import { EXIT } from '../exit-codes.js';
 
 interface StatusArgs {
   url: string;
   json: boolean;
   health: boolean;
+  'token-file'?: string;
 }
 
 interface StatusBody {
@@ -29,6 +32,7 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
     y
       .option('url', { type: 'string', default: 'http://127.0.0.1:8787', describe: 'Base URL of the daemon' })
       .option('json', { type: 'boolean', default: false, describe: 'Print the raw /status JSON' })
+      .option('token-file', { type: 'string', describe: "File with the listener's local token (default: $TRESOR_ATTEST_LOCAL_TOKEN_FILE)" })
       .option('health', { type: 'boolean', default: false, describe: 'Exit 0 only if the daemon answers /healthz (for container health checks)' }) as Argv<StatusArgs>,
   handler: async (args) => {
     const base = args.url.replace(/\/+$/, '');
@@ -39,8 +43,11 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
         process.exitCode = res.statusCode === 200 ? EXIT.ok : EXIT.upstream;
         return;
       }
-      const res = await request(`${base}/status`, { headersTimeout: 5000, bodyTimeout: 5000 });
+      const tokenFile = args['token-file'] ?? (process.env.TRESOR_ATTEST_LOCAL_TOKEN_FILE || undefined);
+      const headers: Record<string, string> = tokenFile ? { [LOCAL_TOKEN_HEADER]: readFileSync(tokenFile, 'utf8').trim() } : {};
+      const res = await request(`${base}/status`, { headers, headersTimeout: 5000, bodyTimeout: 5000 });
       const text = await res.body.text();
+      if (res.statusCode === 401) throw new Error('GET /status answered 401: this listener requires its local token (--token-file)');
       if (res.statusCode !== 200) throw new Error(`GET /status answered ${res.statusCode}`);
       if (args.json) {
         process.stdout.write(`${text}\n`);
