@@ -15,6 +15,7 @@ export const ENV_VARS = {
   TRESOR_ATTEST_CONFIG: 'path of the YAML config file',
   TRESOR_ATTEST_LOG_LEVEL: 'log.level',
   TRESOR_ATTEST_LOG_FORMAT: 'log.format',
+  TRESOR_ATTEST_LOG_FILE: 'log.file',
   TRESOR_ATTEST_STATE_DIR: 'state_dir',
   TRESOR_ATTEST_SHUTDOWN_GRACE_SECONDS: 'shutdown_grace_seconds',
   TRESOR_ATTEST_LISTEN: 'upstreams[0].listen',
@@ -127,7 +128,7 @@ export function resolveConfig(raw: Raw, source: string | null): ResolvedConfig {
   if (problems.length > 0) throw new ConfigError('ERR_CONFIG_INVALID', prefixSource(problems, source));
   const stateDir = resolvePath(cfg.state_dir, base);
   return deepFreeze({
-    log: cfg.log,
+    log: { ...cfg.log, file: cfg.log.file === null ? null : resolvePath(cfg.log.file, base) },
     state_dir: stateDir,
     audit: { ...cfg.audit, dir: cfg.audit.dir === null ? join(stateDir, 'audit') : resolvePath(cfg.audit.dir, base) },
     shutdown_grace_seconds: cfg.shutdown_grace_seconds,
@@ -190,6 +191,7 @@ function applyEnv(raw: Raw, env: Record<string, string | undefined>): void {
   };
   set('TRESOR_ATTEST_LOG_LEVEL', (v) => (section(raw, 'log').level = v));
   set('TRESOR_ATTEST_LOG_FORMAT', (v) => (section(raw, 'log').format = v));
+  set('TRESOR_ATTEST_LOG_FILE', (v) => (section(raw, 'log').file = v));
   set('TRESOR_ATTEST_STATE_DIR', (v) => (raw.state_dir = v));
   set('TRESOR_ATTEST_SHUTDOWN_GRACE_SECONDS', (v) => (raw.shutdown_grace_seconds = numberFrom('TRESOR_ATTEST_SHUTDOWN_GRACE_SECONDS', v)));
   set('TRESOR_ATTEST_LISTEN', (v) => (firstUpstream(raw).listen = v));
@@ -208,6 +210,7 @@ function applyEnv(raw: Raw, env: Record<string, string | undefined>): void {
 function applyOverrides(raw: Raw, o: ConfigOverrides): void {
   if (o.log_level !== undefined) section(raw, 'log').level = o.log_level;
   if (o.log_format !== undefined) section(raw, 'log').format = o.log_format;
+  if (o.log_file !== undefined) section(raw, 'log').file = o.log_file;
   if (o.state_dir !== undefined) raw.state_dir = o.state_dir;
   if (o.listen !== undefined) firstUpstream(raw).listen = o.listen;
   if (o.upstream !== undefined) firstUpstream(raw).url = o.upstream;

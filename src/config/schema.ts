@@ -93,6 +93,9 @@ export const configSchema = {
       properties: {
         level: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], default: 'info' },
         format: { enum: ['json', 'pretty'], default: 'json' },
+        file: { type: ['string', 'null'], default: null },
+        max_file_bytes: { type: 'integer', minimum: 4096, maximum: 16 * 1024 ** 3, default: 10 * 1024 * 1024 },
+        retention_files: { type: 'integer', minimum: 1, maximum: 10_000, default: 5 },
       },
     },
     state_dir: { type: 'string', minLength: 1, default: '~/.tresor-attest' },

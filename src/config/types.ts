@@ -57,7 +57,14 @@ export interface UpstreamConfig {
 }
 
 export interface ResolvedConfig {
-  readonly log: { readonly level: LogLevel; readonly format: 'json' | 'pretty' };
+  readonly log: {
+    readonly level: LogLevel;
+    readonly format: 'json' | 'pretty';
+    /** Resolved path of the log file (rotated by size), or null for stdout. */
+    readonly file: string | null;
+    readonly max_file_bytes: number;
+    readonly retention_files: number;
+  };
   readonly state_dir: string;
   readonly audit: {
     /** Resolved: null in the file means `<state_dir>/audit`. */
@@ -79,5 +86,6 @@ export interface ConfigOverrides {
   ca_file?: string;
   log_level?: string;
   log_format?: string;
+  log_file?: string;
   state_dir?: string;
 }

@@ -45,7 +45,8 @@ export function createLogger(opts: LoggerOptions): Logger {
     timestamp: pino.stdTimeFunctions.isoTime,
   };
   if (opts.format === 'pretty') {
-    return pino(base, pretty({ colorize: process.stdout.isTTY === true, sync: true, destination: opts.destination ?? 1 }));
+    const toStdout = opts.destination === undefined;
+    return pino(base, pretty({ colorize: toStdout && process.stdout.isTTY === true, sync: toStdout, destination: (opts.destination as NodeJS.WritableStream | undefined) ?? 1 }));
   }
   return pino(base, opts.destination ?? pino.destination({ dest: 1, sync: false }));
 }

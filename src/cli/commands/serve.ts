@@ -3,7 +3,8 @@ import { loadConfig } from '../../config/load.js';
 import { toTresorError } from '../../errors/index.js';
 import { createLogger } from '../../log/logger.js';
 import { startDaemon } from '../../proxy/daemon.js';
-import { exitCodeFor } from '../exit-codes.js';
+import { EXIT, exitCodeFor } from '../exit-codes.js';
+import { openLogFile, type LogFile } from '../../log/file.js';
 
 interface ServeArgs {
   config?: string;
@@ -12,6 +13,7 @@ interface ServeArgs {
   'ca-file'?: string;
   'log-level'?: string;
   'log-format'?: string;
+  'log-file'?: string;
   'state-dir'?: string;
 }
 
@@ -26,6 +28,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('ca-file', { type: 'string', describe: 'Extra CA certificate (PEM) to trust for the first upstream' })
       .option('log-level', { type: 'string', describe: 'trace|debug|info|warn|error|fatal|silent' })
       .option('log-format', { type: 'string', describe: 'json (default) or pretty' })
+      .option('log-file', { type: 'string', describe: 'Write logs to this file, rotated by size (log.max_file_bytes, log.retention_files), instead of stdout' })
       .option('state-dir', { type: 'string', describe: 'Directory for durable state (created 0700)' })
       .epilog(
         'The API key is never a flag: set $TRESOR_API_KEY (or the upstream\'s api_key_env) or api_key_file.\n' +
@@ -44,6 +47,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
           ca_file: args['ca-file'],
           log_level: args['log-level'],
           log_format: args['log-format'],
+          log_file: args['log-file'],
           state_dir: args['state-dir'],
         },
       });
@@ -52,16 +56,28 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       process.stderr.write(`tresor-attest: ${err.message}\n`);
       process.exit(exitCodeFor(err.phase));
     }
-    const logger = createLogger(config.log);
+    let logFile: LogFile | undefined;
+    try {
+      if (config.log.file) logFile = await openLogFile({ file: config.log.file, maxFileBytes: config.log.max_file_bytes, retentionFiles: config.log.retention_files });
+    } catch (e) {
+      process.stderr.write(`tresor-attest: log.file: cannot open ${config.log.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`);
+      process.exit(EXIT.usage);
+    }
+    const logger = createLogger({ ...config.log, ...(logFile ? { destination: logFile } : {}) });
+    const exit = async (code: number) => {
+      logger.flush();
+      await logFile?.close();
+      process.exit(code);
+    };
     let daemon;
     try {
       daemon = await startDaemon(config, { logger });
     } catch (e) {
       const err = toTresorError(e);
       logger.fatal({ code: err.code }, err.message);
-      logger.flush();
       process.stderr.write(`tresor-attest: ${err.message}\n`);
-      process.exit(exitCodeFor(err.phase));
+      await exit(exitCodeFor(err.phase));
+      return;
     }
     const running = daemon;
     let stopping = false;
@@ -70,14 +86,10 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       stopping = true;
       logger.info({ signal }, 'signal received');
       running.close().then(
-        () => {
-          logger.flush();
-          process.exit(0);
-        },
+        () => exit(0),
         (e: unknown) => {
           logger.error({ err: { message: (e as Error).message } }, 'error during shutdown');
-          logger.flush();
-          process.exit(1);
+          return exit(1);
         },
       );
     };
