@@ -39,7 +39,7 @@ describe('configuration', () => {
       max_body_bytes: 52428800,
       timeouts: { request_seconds: 180, max_request_seconds: 600 },
     });
-    expect(cfg.log).toEqual({ level: 'info', format: 'json' });
+    expect(cfg.log).toEqual({ level: 'info', format: 'json', file: null, max_file_bytes: 10 * 1024 * 1024, retention_files: 5 });
     expect(cfg.state_dir).toBe(join(homedir(), '.tresor-attest'));
     expect(Object.isFrozen(cfg.upstreams[0])).toBe(true);
   });
