@@ -16,6 +16,10 @@ import { createTresorAttester, type TresorAttester } from '../attestation/tresor
 import { aciTeeVerifier, createAciAttester, type AciAttester } from '../attestation/aci.js';
 import type { AttestationEvent, AttestOverSocket } from '../attestation/manager.js';
 import { DaemonMetrics } from '../metrics/metrics.js';
+import { routeLabel } from '../metrics/routes.js';
+import { recentReceipts } from '../audit/tail.js';
+import { RecentErrors } from './recent-errors.js';
+import { sendStatusPage } from './status-page.js';
 import type { ReceiptPipeline } from '../receipts/pipeline.js';
 import { openReceiptPipeline, serveVerdict } from './receipts.js';
 import type { Clock } from '../types.js';
@@ -65,6 +69,7 @@ function withAttestation(managers: Map<string, AttestationManager>, extra: Daemo
   };
 }
 
+const VERDICTS = new Set(['verified', 'failed', 'missing', 'opted_out', 'unverifiable']);
 const UPSTREAM_PATH = /^\/upstreams\/([^/?#]+)(\/.*)$/;
 
 export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Promise<RunningDaemon> {
@@ -101,7 +106,17 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
     },
     { processMetrics: deps.processMetrics !== false },
   );
-  const onEvent = (e: AttestationEvent) => metrics.attestation(e);
+  const recentErrors = new RecentErrors();
+  const onEvent = (e: AttestationEvent) => {
+    metrics.attestation(e);
+    if (e.result === 'failed') recentErrors.add({ at: clock().toISOString(), upstream: e.upstream, kind: 'attestation', code: e.code ?? 'ERR_UNKNOWN', where: e.reason });
+  };
+  const observer: Pick<DaemonMetrics, 'observeRequest'> = {
+    observeRequest(o) {
+      metrics.observeRequest(o);
+      if (o.error && o.error !== 'client_closed') recentErrors.add({ at: clock().toISOString(), upstream: o.upstream, kind: 'request', code: o.error, where: routeLabel(o.path), status: o.status });
+    },
+  };
   for (const u of config.upstreams) {
     const upstream = upstreams.get(u.name) as Upstream;
     if (u.attestation.mode === 'off') {
@@ -164,6 +179,23 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
     })),
   });
 
+  /** The status page's data: verdict counts, the audit log's newest receipts (optionally one verdict), recent errors. */
+  const recentBody = async (url: string) => {
+    const q = new URL(url, 'http://localhost').searchParams;
+    const verdict = q.get('verdict');
+    if (verdict !== null && verdict !== '' && !VERDICTS.has(verdict)) {
+      throw new TresorError('usage', 'ERR_STATUS_FILTER', `verdict must be one of ${[...VERDICTS].join(', ')}`);
+    }
+    const limit = Math.min(200, Math.max(1, Math.trunc(Number(q.get('limit') ?? 50)) || 50));
+    return {
+      generatedAt: clock().toISOString(),
+      filter: verdict || null,
+      counts: pipeline ? { ...pipeline.counters, pending: pipeline.pending } : null,
+      receipts: pipeline ? await recentReceipts(config.audit.dir, { limit, verdict: verdict || undefined }) : [],
+      errors: recentErrors.list(),
+    };
+  };
+
   const json = (res: ServerResponse, status: number, body: unknown) => {
     const text = JSON.stringify(body);
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
@@ -203,7 +235,15 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
       return sendError(res, new LocalAuthError(), { 'www-authenticate': toV1 ? 'Bearer realm="tresor-attest"' : 'Basic realm="tresor-attest", charset="UTF-8"' });
     }
     if (read) {
+      if (path === '/') return sendStatusPage(res, req.method === 'HEAD');
       if (path === '/status') return json(res, 200, statusBody());
+      if (path === '/status/recent') {
+        void recentBody(url).then(
+          (body) => json(res, 200, body),
+          (e: unknown) => sendError(res, e),
+        );
+        return;
+      }
       if (path === '/metrics') {
         void metrics.exposition().then(
           ({ contentType, body }) => {
@@ -234,7 +274,7 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
       return sendError(res, new TresorError('usage', 'ERR_SHUTTING_DOWN', 'tresor-attest is shutting down'), { connection: 'close' });
     }
     const log = logger.child({ reqId: requestId });
-    forward(req, res, { upstream, hooks, logger: log, requestId, path: forwardPath, shuttingDown: () => shuttingDown, metrics }).catch((e: unknown) => {
+    forward(req, res, { upstream, hooks, logger: log, requestId, path: forwardPath, shuttingDown: () => shuttingDown, metrics: observer }).catch((e: unknown) => {
       log.error({ err: { message: (e as Error).message } }, 'unexpected error while forwarding');
       sendError(res, e);
     });

@@ -1,0 +1,92 @@
+import { open, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FILE_RE } from './format.js';
+
+/** What the status page shows of one audit record: no digests, no checks, never a key or a body. */
+export interface RecentReceipt {
+  seq: number;
+  time: string;
+  upstream: string;
+  request_id: string;
+  receipt_id?: string;
+  route: string;
+  status: number;
+  verdict: string;
+  code?: string;
+  detail?: string;
+  route_requested?: string;
+  route_served?: string;
+}
+
+const CHUNK = 64 * 1024;
+/** Never read more than this much of the log for one answer (the page asks every few seconds). */
+const MAX_SCAN_BYTES = 8 * 1024 * 1024;
+const MAX_DETAIL = 240;
+
+/**
+ * The newest receipt records of the audit log, newest first, optionally only one verdict: the
+ * files are read backwards from their ends, in chunks, until `limit` records matched or
+ * MAX_SCAN_BYTES were read. A torn or foreign line is skipped.
+ */
+export async function recentReceipts(dir: string, opts: { limit: number; verdict?: string | undefined }): Promise<RecentReceipt[]> {
+  const files = (await readdir(dir).catch(() => [] as string[])).filter((f) => FILE_RE.test(f)).sort().reverse();
+  const out: RecentReceipt[] = [];
+  let scanned = 0;
+  for (const f of files) {
+    const fh = await open(join(dir, f), 'r').catch(() => undefined);
+    if (!fh) continue;
+    try {
+      let pos = (await fh.stat()).size;
+      let carry = Buffer.alloc(0);
+      while (pos > 0 && out.length < opts.limit && scanned < MAX_SCAN_BYTES) {
+        const len = Math.min(CHUNK, pos);
+        pos -= len;
+        const buf = Buffer.alloc(len);
+        await fh.read(buf, 0, len, pos);
+        scanned += len;
+        const data = Buffer.concat([buf, carry]);
+        // Everything after the first newline is whole lines; the head may continue in the previous chunk.
+        const first = pos > 0 ? data.indexOf(0x0a) : -1;
+        carry = first >= 0 ? data.subarray(0, first) : data;
+        const whole = first >= 0 ? data.subarray(first + 1) : pos === 0 ? data : Buffer.alloc(0);
+        if (pos === 0) carry = Buffer.alloc(0);
+        const lines = whole.toString('utf8').split('\n').filter(Boolean).reverse();
+        for (const line of lines) {
+          const r = summarise(line);
+          if (r && (!opts.verdict || r.verdict === opts.verdict)) out.push(r);
+          if (out.length >= opts.limit) break;
+        }
+      }
+    } finally {
+      await fh.close();
+    }
+    if (out.length >= opts.limit || scanned >= MAX_SCAN_BYTES) break;
+  }
+  return out;
+}
+
+function summarise(line: string): RecentReceipt | undefined {
+  let r: Record<string, unknown>;
+  try {
+    r = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  if (r.type !== 'receipt' || typeof r.seq !== 'number' || typeof r.verdict !== 'string') return undefined;
+  const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  const detail = str(r.detail);
+  return {
+    seq: r.seq,
+    time: str(r.time) ?? '',
+    upstream: str(r.upstream) ?? '',
+    request_id: str(r.request_id) ?? '',
+    ...(str(r.receipt_id) ? { receipt_id: str(r.receipt_id) as string } : {}),
+    route: str(r.route) ?? '',
+    status: typeof r.status === 'number' ? r.status : 0,
+    verdict: r.verdict,
+    ...(str(r.code) ? { code: str(r.code) as string } : {}),
+    ...(detail ? { detail: detail.length > MAX_DETAIL ? `${detail.slice(0, MAX_DETAIL)}…` : detail } : {}),
+    ...(str(r.route_requested) ? { route_requested: str(r.route_requested) as string } : {}),
+    ...(str(r.route_served) ? { route_served: str(r.route_served) as string } : {}),
+  };
+}
