@@ -11,6 +11,7 @@ import { LocalToken } from '../../src/proxy/local-auth.js';
 import { LogSink } from '../helpers/log-sink.js';
 import { REAL_KEY, startHarness, type Harness } from '../helpers/harness.js';
 import { startTestUpstream } from '../helpers/upstream.js';
+import { spawnBin } from '../helpers/spawn.js';
 
 const TOKEN = `lt-${'a7'.repeat(20)}`;
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -86,6 +87,18 @@ describe('local token on a non-loopback listener, the daemon injecting the real 
     expect(h.logs.text).not.toContain(TOKEN);
     expect(h.logs.text).toContain('local_auth.refused');
     expect(h.logs.text).toContain('apps must present the local token');
+  });
+
+  test('tresor-attest status --token-file reads the protected /status; without it, a clear 401', async () => {
+    const withToken = spawnBin('tresor-attest', ['status', '--url', origin, '--token-file', join(dir, 'local-token')]);
+    expect(await withToken.exited, withToken.stderr()).toBe(0);
+    expect(withToken.stdout()).toMatch(/upstream tresor: https:\/\/127\.0\.0\.1:\d+/);
+    expect(withToken.stdout()).toMatch(/attestation: enforce/);
+    const without = spawnBin('tresor-attest', ['status', '--url', origin], { TRESOR_ATTEST_LOCAL_TOKEN_FILE: '' });
+    expect(await without.exited).toBe(7);
+    expect(without.stderr()).toMatch(/401: this listener requires its local token/);
+    const health = spawnBin('tresor-attest', ['status', '--url', origin, '--health']);
+    expect(await health.exited).toBe(0);
   });
 });
 
