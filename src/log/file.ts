@@ -32,6 +32,7 @@ export async function openLogFile(o: LogFileOptions): Promise<LogFile> {
     symlink: true,
     mode: 0o600,
   });
+  // (pino-roll's own roll calls the stream's flush(cb): only `close` is added.)
   return Object.assign(stream, {
     close: () =>
       new Promise<void>((resolve) => {
