@@ -134,6 +134,8 @@ describe('GET /metrics after real traffic through the daemon', () => {
         }
       }
     }
+    // Nor in the daemon's log lines of the same run.
+    for (const s of [REAL_KEY, 'placeholder-app-key', prompt]) expect(h.logs.text).not.toContain(s);
     // The process metrics (prom-client's defaults) carry only process facts.
     for (const value of allLabelValues(families)) for (const s of secrets) expect(value).not.toContain(s);
 
