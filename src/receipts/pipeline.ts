@@ -27,8 +27,8 @@ export interface UpstreamReceipts {
   format: ReceiptFormat;
   /** Response header that carries the receipt id (Tresor: a fallback to the body's `tresor` block; ACI: the only source). */
   idHeader: string;
-  /** Look for the id in the body's `tresor` block (Tresor). */
-  bodyBlock: boolean;
+  /** Look for the id in the body's `tresor` block (Tresor: true) or its top-level `request_id` (Pinaivu). */
+  bodyBlock: boolean | 'request_id';
   /** Summary of the attestation in force, for the record. */
   attestation(): Record<string, unknown> | undefined;
   fetchPolicy: Partial<ReceiptFetchPolicy>;
