@@ -33,6 +33,27 @@ export interface PinaivuFaults {
   noProof?: boolean;
 }
 
+/** Every switch by name (`tresor-attest sim --profile pinaivu --pinaivu-fault NAME`). */
+export const PINAIVU_FAULTS = [
+  'echoNonce',
+  'wrongNonce',
+  'wrongPcr0',
+  'debugEnclave',
+  'foreignRoot',
+  'staleDocument',
+  'attestationKeyMismatch',
+  'receiptRequestIdMismatch',
+  'receiptModelMismatch',
+  'receiptStaleTimestamp',
+  'receiptMalformed',
+  'proofBadSignature',
+  'proofForeignKey',
+  'proofRequestIdMismatch',
+  'proofMalformed',
+  'noProof',
+] as const satisfies readonly (keyof PinaivuFaults)[];
+export type PinaivuFaultName = (typeof PINAIVU_FAULTS)[number];
+
 export interface PinaivuExchange {
   /** The coordinator's request UUID (the chat answer's `request_id`). */
   requestId: string;
