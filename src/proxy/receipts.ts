@@ -64,6 +64,7 @@ function pinaivuReceipts(c: UpstreamConfig, u: Upstream, pinaivu: PinaivuAtteste
   const r = c.receipts;
   const format = pinaivuFormat({
     coordinator: (hex) => pinaivu?.coordinator(hex),
+    ...(pinaivu ? { refreshCoordinator: () => pinaivu.refreshCoordinator((path, init) => u.get(path, init)) } : {}),
     // The proof is public on the coordinator; the upstream's own key (never the app's) goes along if configured.
     getProof: (id, endedAt) =>
       fetchReceipt(id, endedAt, {

@@ -23,6 +23,8 @@ export const proofPath = (id: string) => `/v1/proofs/${encodeURIComponent(id)}`;
 export interface PinaivuFormatDeps {
   /** The coordinator key (hex) this daemon pinned by Nitro attestation, with what the pin recorded. */
   coordinator(pubkeyHex: string): { pcr0: string; summary: Record<string, unknown> } | undefined;
+  /** Re-attest the coordinator (it may have restarted with a new key); rate-limited by the attester. */
+  refreshCoordinator?(): Promise<void>;
   /** Fetch `/v1/proofs/{id}` over the upstream (the receipt fetch policy: retries, 404 grace). */
   getProof(id: string, endedAt: Date): Promise<FetchOutcome>;
   clock: Clock;
@@ -85,8 +87,17 @@ export function pinaivuFormat(deps: PinaivuFormatDeps): ReceiptFormat {
         } else {
           proofText = fetched.jws;
           const pin: CoordinatorKeyBinder = async (key) => {
-            const pinned = deps.coordinator(toHex(key));
-            if (!pinned) throw new VerificationError('ERR_PINAIVU_COORDINATOR_KEY', `the proof is signed by ${toHex(key)}, a coordinator key this daemon never established by Nitro attestation`);
+            const hex = toHex(key);
+            let pinned = deps.coordinator(hex);
+            let why = '';
+            if (!pinned && deps.refreshCoordinator) {
+              // A coordinator that restarted signs with a new key: attest it once more, then look again.
+              await deps.refreshCoordinator().catch((e: unknown) => {
+                why = ` (re-attestation failed: ${toTresorError(e).code})`;
+              });
+              pinned = deps.coordinator(hex);
+            }
+            if (!pinned) throw new VerificationError('ERR_PINAIVU_COORDINATOR_KEY', `the proof is signed by ${hex}, a coordinator key this daemon never established by Nitro attestation${why}`);
             return { pcrPinned: true, summary: { pcr0: pinned.pcr0 } };
           };
           try {

@@ -103,6 +103,34 @@ describe('profile pinaivu end to end through the openai SDK', () => {
   });
 });
 
+describe('profile pinaivu: a coordinator that restarts with a new key', () => {
+  test('a proof by the new key makes the daemon re-attest over its pool and pin it; an unattested key still fails', async () => {
+    const p = await createPinaivuDeployment();
+    const h = await startHarness({ pinaivu: p });
+    const ask = async () => {
+      const res = await fetch(`${h.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'rotate' }] }) });
+      expect(res.status).toBe(200);
+      await res.arrayBuffer();
+      return (await (await fetch(`${h.origin}/receipts/${res.headers.get('x-request-id') as string}?wait=20`)).json()) as Verdict;
+    };
+    try {
+      const first = p.coordinatorKey;
+      expect(await ask()).toMatchObject({ verdict: 'verified' });
+      const attestations = h.sim.requestCounts.get('/get_attestation') ?? 0;
+      const second = p.rotateKey();
+      expect(second).not.toBe(first);
+      const v = await ask();
+      expect(v, JSON.stringify(v)).toMatchObject({ verdict: 'verified' });
+      expect(h.sim.requestCounts.get('/get_attestation')).toBe(attestations + 1);
+      // A key no attestation ever signed: the re-attestation (rate-limited) does not help.
+      p.faults.proofForeignKey = true;
+      expect(await ask()).toMatchObject({ verdict: 'failed', code: 'ERR_PINAIVU_COORDINATOR_KEY' });
+    } finally {
+      await h.close();
+    }
+  });
+});
+
 describe('profile pinaivu: strict mode holds the answer until the proof verifies', () => {
   test('a forged proof turns a non-stream answer into a 502 naming the check', async () => {
     const p = await createPinaivuDeployment();

@@ -70,6 +70,8 @@ export interface PinaivuDeployment {
   /** The coordinator's Ed25519 public key (64 hex). */
   coordinatorKey: string;
   faults: PinaivuFaults;
+  /** The coordinator restarts: a new Ed25519 key from then on (attestations and proofs). */
+  rotateKey(): string;
   /** `GET /get_attestation[?nonce=]`: `{pcr0, pcr1, pcr2, public_key, timestamp_ms, raw_cbor_hex}`. */
   attestation(nonce: string | null): Promise<Record<string, unknown>>;
   /** `GET /v1/receipts/{request_id}` (the documented shape, seed 004). */
@@ -92,8 +94,8 @@ export async function createPinaivuDeployment(): Promise<PinaivuDeployment> {
   const nitro = await createNitroTestPki();
   let foreign: NitroTestPki | undefined;
   const pcrs = [randomBytes(48), randomBytes(48), randomBytes(48)];
-  const secret = randomBytes(32);
-  const publicKey = ed25519.getPublicKey(secret);
+  let secret = randomBytes(32);
+  let publicKey = ed25519.getPublicKey(secret);
   const faults: PinaivuFaults = {};
 
   const signProof = (x: PinaivuExchange, key: Uint8Array) => {
@@ -125,8 +127,15 @@ export async function createPinaivuDeployment(): Promise<PinaivuDeployment> {
   return {
     nitro,
     pcr0: toHex(pcrs[0] as Uint8Array),
-    coordinatorKey: toHex(publicKey),
+    get coordinatorKey() {
+      return toHex(publicKey);
+    },
     faults,
+    rotateKey() {
+      secret = randomBytes(32);
+      publicKey = ed25519.getPublicKey(secret);
+      return toHex(publicKey);
+    },
     async attestation(nonce) {
       const now = new Date();
       let pki = nitro;
