@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { ReceiptArchive } from '../audit/archive.js';
+import { jwsSha256, ReceiptArchive } from '../audit/archive.js';
 import { dayOf, FILE_RE } from '../audit/format.js';
 import { AuditLog } from '../audit/log.js';
 import { VerificationError, type TresorError } from '../errors/index.js';
@@ -197,8 +197,13 @@ export class ReceiptPipeline {
   }
 
   private async write(record: ReceiptRecord, jws: string | undefined): Promise<void> {
-    if (jws !== undefined && this.archive) record.receipt_jws_sha256 = await this.archive.put(jws, this.o.clock());
-    const { seq } = await this.audit.append(record as unknown as Record<string, unknown>);
+    // The archive and the log are synced side by side; the record names the JWS by its hash.
+    let archived: Promise<unknown> = Promise.resolve();
+    if (jws !== undefined && this.archive) {
+      record.receipt_jws_sha256 = jwsSha256(jws);
+      archived = this.archive.put(jws, this.o.clock());
+    }
+    const [{ seq }] = await Promise.all([this.audit.append(record as unknown as Record<string, unknown>), archived]);
     this.counters.recorded++;
     this.counters[record.verdict]++;
     const summary: VerdictSummary = {
@@ -213,7 +218,8 @@ export class ReceiptPipeline {
       seq,
     };
     this.verdicts.set(summary);
-    const level = record.verdict === 'verified' || record.verdict === 'opted_out' ? 'info' : 'warn';
+    // Every verdict is in the audit log; the operator's log gets the ones that need a look.
+    const level = record.verdict === 'verified' || record.verdict === 'opted_out' ? 'debug' : 'warn';
     this.o.logger[level]({ upstream: record.upstream, reqId: record.request_id, receiptId: record.receipt_id, verdict: record.verdict, code: record.code, seq }, 'receipt');
   }
 
