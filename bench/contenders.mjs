@@ -157,8 +157,12 @@ http {
   },
 };
 
-/** The daemon's config file for the bench: enforce attestation against the simulator's evidence. */
-export function daemonConfig(sim, dir, receipts) {
+/**
+ * The daemon's config file for the bench: enforce attestation against the simulator's evidence.
+ * The simulator's CA reaches the daemon like a public router's CA would, through the system store
+ * (NODE_EXTRA_CA_CERTS), unless `caFile` asks for the `ca_file` setting (private CAs).
+ */
+export function daemonConfig(sim, dir, receipts, caFile = false) {
   return {
     log: { level: 'info', format: 'json' },
     state_dir: join(dir, 'state'),
@@ -168,7 +172,7 @@ export function daemonConfig(sim, dir, receipts) {
         name: 'tresor',
         url: sim.url,
         listen: '127.0.0.1:0',
-        ca_file: sim.caFile,
+        ...(caFile ? { ca_file: sim.caFile } : {}),
         api_key_env: 'TRESOR_API_KEY',
         max_body_bytes: 256 * 1024 * 1024,
         // 1,000 concurrent streams need 1,000 upstream connections (the default pool is 128).
@@ -180,22 +184,26 @@ export function daemonConfig(sim, dir, receipts) {
   };
 }
 
-/** Does this build accept `receipts.mode` in its config (issue 4)? */
+/** Does this build accept `receipts.mode` in its config (issue 4)? Asked once per mode. */
+const receiptModes = new Map();
 function receiptsSupported(sim, dir, mode) {
-  const file = join(dir, `check-${mode}.json`);
-  writeFileSync(file, JSON.stringify(daemonConfig(sim, dir, mode)));
-  const r = spawnSync(process.execPath, [join(ROOT, 'bin/tresor-attest.js'), 'config', 'check', file], { encoding: 'utf8', env: { ...process.env, TRESOR_API_KEY: API_KEY } });
-  return r.status === 0;
+  if (!receiptModes.has(mode)) {
+    const file = join(dir, `check-${mode}.json`);
+    writeFileSync(file, JSON.stringify(daemonConfig(sim, dir, mode)));
+    const r = spawnSync(process.execPath, [join(ROOT, 'bin/tresor-attest.js'), 'config', 'check', file], { encoding: 'utf8', env: { ...process.env, TRESOR_API_KEY: API_KEY } });
+    receiptModes.set(mode, r.status === 0);
+  }
+  return receiptModes.get(mode);
 }
 
 /** Start the daemon from a config file; `ready: false` returns as soon as it listens (cold attestation). */
-export async function startDaemonProcess(sim, dir, { receipts, ready = true, tag = 'tresor' } = {}) {
+export async function startDaemonProcess(sim, dir, { receipts, ready = true, tag = 'tresor', caFile = false } = {}) {
   const d = join(dir, `${tag}-${Date.now()}-${Math.random().toString(16).slice(2, 6)}`);
   mkdirSync(d, { recursive: true });
   const cfg = join(d, 'config.json');
-  writeFileSync(cfg, JSON.stringify(daemonConfig(sim, d, receipts)));
+  writeFileSync(cfg, JSON.stringify(daemonConfig(sim, d, receipts, caFile)));
   const args = [...(process.env.BENCH_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean), join(ROOT, 'bin/tresor-attest.js'), 'serve', '--config', cfg];
-  const p = await spawnLogged(process.execPath, args, { logFile: join(d, 'daemon.log'), pattern: /serving OPENAI_BASE_URL=(http:\/\/[^/"\s]+)\/v1/, env: { TRESOR_API_KEY: API_KEY }, ms: 30_000 });
+  const p = await spawnLogged(process.execPath, args, { logFile: join(d, 'daemon.log'), pattern: /serving OPENAI_BASE_URL=(http:\/\/[^/"\s]+)\/v1/, env: { TRESOR_API_KEY: API_KEY, ...(caFile ? {} : { NODE_EXTRA_CA_CERTS: sim.caFile }) }, ms: 30_000 });
   const origin = p.match[1];
   const t0 = Date.now();
   if (ready) {
@@ -210,19 +218,20 @@ export async function startDaemonProcess(sim, dir, { receipts, ready = true, tag
   return { origin, pid: p.child.pid, dir: d, readyMs: ready ? Date.now() - t0 : undefined, stop: () => stopChild(p) };
 }
 
-function tresor(name, mode) {
+function tresor(name, mode, { caFile = false, only } = {}) {
   let supported;
   return {
     name,
-    note: `tresor-attest, attestation enforced, receipts ${mode}${mode === 'audit' ? ' (when the build has them)' : ''}`,
+    ...(only ? { only } : {}),
+    note: `tresor-attest, attestation enforced, receipts ${mode}${mode === 'audit' ? ' (when the build has them)' : ''}${caFile ? ', simulator CA via ca_file' : ''}`,
     available(sim, dir) {
       supported ??= receiptsSupported(sim, dir, mode);
       if (mode !== 'audit' && !supported) return { ok: false, why: 'this build has no receipts.mode (issue 4 not merged yet); skipped' };
       return { ok: true, ...(supported ? {} : { why: 'receipts not in this build: attestation only' }) };
     },
-    start: (sim, dir) => startDaemonProcess(sim, dir, { receipts: supported ? mode : undefined, tag: name }),
+    start: (sim, dir) => startDaemonProcess(sim, dir, { receipts: supported ? mode : undefined, tag: name, caFile }),
     /** Returns as soon as it listens, before its start-up attestation is done. */
-    startCold: (sim, dir) => startDaemonProcess(sim, dir, { receipts: supported ? mode : undefined, tag: `${name}-cold`, ready: false }),
+    startCold: (sim, dir) => startDaemonProcess(sim, dir, { receipts: supported ? mode : undefined, tag: `${name}-cold`, ready: false, caFile }),
   };
 }
 
@@ -235,4 +244,6 @@ export const CONTENDERS = [
   tresor('tresor-attest-strict', 'strict'),
   // The same daemon without receipts: the baseline for the journal's added latency.
   tresor('tresor-attest-receipts-off', 'off'),
+  // With the simulator's CA as `ca_file` (a private CA): what a new upstream connection costs then.
+  tresor('tresor-attest-ca-file', 'audit', { caFile: true, only: ['connection'] }),
 ];

@@ -1,10 +1,26 @@
 // CPU time and memory of another process, read from procfs (Linux only).
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 const TICK_US = 1e6 / 100; // USER_HZ is 100 on Linux
 
-/** utime + stime of `pid` (all its threads, dead ones included) in µs; 10 ms resolution. */
+/**
+ * CPU time of `pid` in µs: the sum over its threads of /proc/PID/task/TID/schedstat (ns on CPU,
+ * user + system), or, where the kernel has no schedstat, utime + stime from /proc/PID/stat
+ * (10 ms ticks). Both count every thread (GC, libuv pool); schedstat misses threads that exited.
+ */
 export function cpuMicros(pid) {
+  try {
+    let ns = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    if (Number.isFinite(ns) && ns > 0) return ns / 1000;
+  } catch {
+    /* no schedstat: fall back to ticks */
+  }
+  return statCpuMicros(pid);
+}
+
+/** utime + stime of `pid` (all its threads, dead ones included) in µs; 10 ms resolution. */
+export function statCpuMicros(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // Fields after the command name (which may contain spaces) start after the last ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');

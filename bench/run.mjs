@@ -49,26 +49,33 @@ async function main() {
   const results = [];
   for (const s of scenarios) {
     log(`scenario ${s.name}`);
+    const t0 = Date.now();
     if (s.kind === 'micro') {
       results.push({ name: s.name, title: s.title, metrics: s.metrics, rows: { library: s.run({ quick }) } });
       continue;
     }
     const rounds = s.rounds(quick);
+    // A scenario with its own simulator gets its own contender processes, stopped at its end.
+    const scenarioSim = s.own ? await startSim(mkdtempSync(join(dir, 'sim-')), s.own.chunkIntervalMs) : sim;
+    const scoped = new Map();
     const runs = new Map(contenders.map((c) => [c.name, []]));
     const states = new Map(contenders.map((c) => [c.name, {}]));
     const failed = new Set();
     for (let round = 1; round <= rounds; round++) {
       for (const c of contenders) {
-        if (failed.has(c.name)) continue;
+        if (failed.has(c.name) || (c.only && !c.only.includes(s.name))) continue;
         let target;
         try {
-          if (s.fresh) target = await c.start(sim, dir);
+          const pool = s.own ? scoped : instances;
+          if (s.fresh) target = await c.start(scenarioSim, dir);
           else {
-            if (!instances.has(c.name)) instances.set(c.name, await c.start(sim, dir));
-            target = instances.get(c.name);
+            if (!pool.has(c.name)) pool.set(c.name, await c.start(scenarioSim, dir));
+            target = pool.get(c.name);
           }
-          const m = await s.run({ target, contender: c, sim, dir, quick, round, state: states.get(c.name) });
+          const t1 = Date.now();
+          const m = await s.run({ target, contender: c, sim: scenarioSim, dir, quick, round, state: states.get(c.name) });
           runs.get(c.name).push(m);
+          log(`  round ${round} ${c.name}: ${((Date.now() - t1) / 1000).toFixed(1)} s`);
         } catch (e) {
           failed.add(c.name);
           notes.push(`${s.name} / ${c.name}: ${e.message.split('\n')[0]}`);
@@ -79,9 +86,11 @@ async function main() {
       }
     }
     for (const c of contenders) await s.done?.(states.get(c.name));
+    for (const i of scoped.values()) await i.stop();
+    if (scenarioSim !== sim) await scenarioSim.stop();
     const rows = {};
     for (const [name, r] of runs) if (r.length) rows[name] = medianOfRounds(r);
-    results.push({ name: s.name, title: s.title, rounds, metrics: s.metrics, rows, runs: Object.fromEntries(runs) });
+    results.push({ name: s.name, title: s.title, rounds, seconds: Math.round((Date.now() - t0) / 1000), metrics: s.metrics, rows, runs: Object.fromEntries(runs) });
   }
   const result = {
     startedAt: new Date(started).toISOString(),

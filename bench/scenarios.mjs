@@ -8,10 +8,23 @@ import { median, percentile } from './report.mjs';
 const MB = 1024 * 1024;
 const ROOT = new URL('../', import.meta.url).pathname;
 
-/** Warm the client pool and the contender's upstream pool at the scenario's concurrency (unmeasured). */
-async function warm(client, concurrency) {
-  const r = await runJson(client, { count: Math.max(concurrency, 20), concurrency, maxMs: 30_000 });
-  if (r.errors) throw new Error(`warm-up: ${r.errors} errors`);
+/**
+ * Warm the client pool and the contender's upstream pool up to the scenario's concurrency
+ * (unmeasured). The first time it ramps up (100, 200, 400, ... concurrent) like a growing client
+ * population; later rounds re-warm at full concurrency (keep-alive connections may have expired
+ * while the other contenders ran). Returns the number of failed requests.
+ */
+async function warm(state, concurrency) {
+  let errors = 0;
+  let c = state.warmed ? concurrency : Math.min(100, concurrency);
+  for (;;) {
+    const r = await runJson(state.client, { count: Math.max(c, 20), concurrency: c, maxMs: 60_000 });
+    errors += r.errors;
+    if (c === concurrency) break;
+    c = Math.min(concurrency, c * 2);
+  }
+  state.warmed = true;
+  state.warmErrors = (state.warmErrors ?? 0) + errors;
 }
 
 function json(concurrency, count) {
@@ -26,10 +39,11 @@ function json(concurrency, count) {
       { key: 'p50Ms', label: 'p50 ms', digits: 2, ref: 'direct' },
       { key: 'p99Ms', label: 'p99 ms', digits: 2 },
       { key: 'errors', label: 'errors', digits: 0 },
+      { key: 'warmErrors', label: 'warm-up errors', digits: 0 },
     ],
     async run({ target, quick, state }) {
       state.client ??= clientFor(target, concurrency);
-      if (!state.warm) await warm(state.client, concurrency), (state.warm = true);
+      if (!state.warmed) await warm(state, concurrency);
       const m = await measureProcess(target.pid, () => runJson(state.client, { count, concurrency, maxMs: quick ? 3_000 : 20_000 }));
       const r = m.result;
       return {
@@ -39,37 +53,41 @@ function json(concurrency, count) {
         p50Ms: median(r.latencies),
         p99Ms: percentile(r.latencies, 99),
         errors: r.errors,
+        warmErrors: state.warmErrors,
       };
     },
     done: (state) => state.client?.close(),
   };
 }
 
-function sse(concurrency, count, { fresh = false } = {}) {
+/**
+ * SSE streams. With `own`, the scenario runs on its own simulator (slower chunks, so that every
+ * stream is open at once) with contender processes started for it: RSS per open stream is counted
+ * from each process's idle RSS, connections included.
+ */
+function sse(concurrency, count, { own, memory = false } = {}) {
   return {
     name: `sse-c${concurrency}`,
-    title: `SSE streams (50 chunks), ${concurrency} concurrent${fresh ? '; fresh contender process per run, RSS per open stream over its idle RSS' : ''}`,
+    title: `SSE streams (50 chunks${own ? `, ${own.chunkIntervalMs} ms apart` : ''}), ${concurrency} concurrent${own ? '; contender processes started for this scenario, RSS per open stream over their idle RSS' : ''}`,
     kind: 'forward',
-    fresh,
-    rounds: (q) => (q ? 1 : fresh ? 2 : 3),
+    ...(own ? { own } : {}),
+    rounds: (q) => (q ? 1 : memory ? 2 : 3),
     metrics: [
       { key: 'cpuMsPerStream', label: 'own CPU ms/stream', digits: 3, ref: 'passthrough' },
       { key: 'ttfbP50Ms', label: 'TTFB p50 ms', digits: 2, ref: 'direct' },
       { key: 'chunkGapMs', label: 'chunk gap ms', digits: 3, ref: 'direct' },
       { key: 'streamsPerSec', label: 'streams/s', digits: 1 },
-      ...(fresh ? [{ key: 'maxOpen', label: 'max open', digits: 0 }, { key: 'rssKbPerStream', label: 'RSS KB/stream', digits: 1, ref: 'passthrough' }] : []),
+      ...(memory ? [{ key: 'maxOpen', label: 'max open', digits: 0 }, { key: 'rssKbPerStream', label: 'RSS KB/stream', digits: 1, ref: 'passthrough' }] : []),
       { key: 'errors', label: 'errors', digits: 0 },
+      { key: 'warmErrors', label: 'warm-up errors', digits: 0 },
     ],
     async run({ target, quick, state }) {
       const conc = Math.min(concurrency, count);
-      if (fresh) state.client = clientFor(target, conc);
-      else state.client ??= clientFor(target, conc);
-      // RSS per stream counts from the fresh process's idle RSS, connections included.
-      const idleRss = fresh && target.pid ? rssKb(target.pid) : null;
-      if (!state.warm || fresh) await warm(state.client, conc), (state.warm = true);
+      state.client ??= clientFor(target, conc);
+      state.idleRss ??= memory && target.pid ? rssKb(target.pid) : null;
+      await warm(state, conc);
       const m = await measureProcess(target.pid, (rss) => runStreams(state.client, { count, concurrency: conc, maxMs: quick ? 5_000 : 60_000, onOpen: (n) => n === conc && rss?.sample() }));
       const r = m.result;
-      if (fresh) await state.client.close();
       const done = r.ttfb.length;
       return {
         streams: done,
@@ -78,11 +96,12 @@ function sse(concurrency, count, { fresh = false } = {}) {
         chunkGapMs: median(r.chunkGap),
         streamsPerSec: done / (r.durationMs / 1000),
         maxOpen: r.maxOpen,
-        rssKbPerStream: idleRss === null ? null : (m.rssPeakKb - idleRss) / Math.max(1, r.maxOpen),
+        rssKbPerStream: state.idleRss === null || state.idleRss === undefined ? null : (m.rssPeakKb - state.idleRss) / Math.max(1, r.maxOpen),
         errors: r.errors,
+        warmErrors: state.warmErrors,
       };
     },
-    done: (state) => (fresh ? undefined : state.client?.close()),
+    done: (state) => state.client?.close(),
   };
 }
 
@@ -127,12 +146,14 @@ const connection = {
   metrics: [
     { key: 'coldMs', label: 'cold first ms', digits: 2 },
     { key: 'firstMs', label: 'first (ready) ms', digits: 2, ref: 'direct' },
+    { key: 'firstCpuMs', label: 'own CPU ms (first)', digits: 0 },
     { key: 'laterP50Ms', label: 'later p50 ms', digits: 2, ref: 'direct' },
     { key: 'readyMs', label: 'start→ready ms', digits: 0 },
   ],
   async run({ target, contender, sim, dir, quick }) {
     const client = clientFor(target, 1);
-    const firstMs = await chatOnce(client);
+    const first = await measureProcess(target.pid, () => chatOnce(client));
+    const firstMs = first.result;
     const later = [];
     for (let i = 0; i < (quick ? 5 : 30); i++) later.push(await chatOnce(client));
     await client.close();
@@ -147,7 +168,7 @@ const connection = {
         await cold.stop();
       }
     }
-    return { coldMs, firstMs, laterP50Ms: median(later), readyMs: target.readyMs ?? null };
+    return { coldMs, firstMs, firstCpuMs: first.cpuUs === null ? null : first.cpuUs / 1000, laterP50Ms: median(later), readyMs: target.readyMs ?? null };
   },
 };
 
@@ -163,7 +184,7 @@ function micro(kind, title) {
       { key: 'warmMs', label: 'warm ms each', digits: 3 },
     ],
     run({ quick }) {
-      const r = spawnSync(process.execPath, [`${ROOT}bench/micro.mjs`, kind, quick ? '300' : '2000'], { encoding: 'utf8' });
+      const r = spawnSync(process.execPath, [`${ROOT}bench/micro.mjs`, kind, quick ? '150' : '2000'], { encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`micro ${kind}: ${r.stderr}`);
       const m = JSON.parse(r.stdout.trim().split('\n').pop());
       return { perSec: m.perSec, coldMs: m.coldMs, warmMs: 1000 / m.perSec, ops: m.ops };
@@ -178,7 +199,8 @@ export const buildScenarios = (quick) => [
   json(64, quick ? 200 : 4000),
   sse(1, quick ? 2 : 6),
   sse(100, quick ? 20 : 300),
-  sse(1000, quick ? 50 : 1000, { fresh: true }),
+  // Its own simulator with slower chunks, so that all 1,000 streams are open at once (not in --quick).
+  sse(1000, quick ? 50 : 1000, { memory: true, ...(quick ? {} : { own: { chunkIntervalMs: 40 } }) }),
   upload(quick ? [2 * MB, 8 * MB] : [20 * MB, 100 * MB]),
   connection,
   micro('receipts', 'receipts: verifyReceiptJws + evaluateReceipt (static JWKS, every claim and both digests), one core'),
