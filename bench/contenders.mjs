@@ -10,8 +10,11 @@ import { API_KEY } from './load.mjs';
 const ROOT = new URL('../', import.meta.url).pathname;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Spawn `cmd`, its output to `logFile`; resolves once `pattern` matches the log (bounded). */
-async function spawnLogged(cmd, args, { logFile, pattern, env, ms = 20_000 }) {
+/**
+ * Spawn `cmd`, its output to `logFile`; resolves once `ready()` returns a value (polled; `log` is the
+ * output so far), bounded in time.
+ */
+async function spawnLogged(cmd, args, { logFile, ready, env, ms = 20_000 }) {
   const fd = openSync(logFile, 'w');
   const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, HTTPS_PROXY: '', https_proxy: '', ...env }, stdio: ['ignore', fd, fd] });
   closeSync(fd);
@@ -19,8 +22,8 @@ async function spawnLogged(cmd, args, { logFile, pattern, env, ms = 20_000 }) {
   const end = Date.now() + ms;
   for (;;) {
     const log = readFileSync(logFile, 'utf8');
-    const m = pattern.exec(log);
-    if (m) return { child, match: m, exited };
+    const value = await ready(log);
+    if (value) return { child, value, exited };
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${cmd} exited early: ${log.slice(-2000)}`);
     if (Date.now() > end) {
       child.kill('SIGKILL');
@@ -29,6 +32,8 @@ async function spawnLogged(cmd, args, { logFile, pattern, env, ms = 20_000 }) {
     await sleep(20);
   }
 }
+
+const matching = (pattern) => (log) => pattern.exec(log)?.[1];
 
 async function stopChild(p) {
   if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM');
@@ -63,8 +68,8 @@ async function waitForwarding(origin, ms = 20_000) {
 
 /** The simulated router in its own process (see sim.mjs). */
 export async function startSim(dir, chunkIntervalMs) {
-  const p = await spawnLogged(process.execPath, [join(ROOT, 'bench/sim.mjs'), dir, String(chunkIntervalMs)], { logFile: join(dir, 'sim.log'), pattern: /^(\{.*\})$/m });
-  return { ...JSON.parse(p.match[1]), pid: p.child.pid, stop: () => stopChild(p) };
+  const p = await spawnLogged(process.execPath, [join(ROOT, 'bench/sim.mjs'), dir, String(chunkIntervalMs)], { logFile: join(dir, 'sim.log'), ready: matching(/^(\{.*\})$/m) });
+  return { ...JSON.parse(p.value), pid: p.child.pid, stop: () => stopChild(p) };
 }
 
 const direct = {
@@ -81,8 +86,8 @@ const passthrough = {
   note: 'bare undici Pool-based Node reverse proxy, no checks (bench/passthrough.mjs)',
   available: () => ({ ok: true }),
   async start(sim, dir) {
-    const p = await spawnLogged(process.execPath, [join(ROOT, 'bench/passthrough.mjs'), sim.url, sim.caFile], { logFile: join(dir, 'passthrough.log'), pattern: /listening (http:\/\/\S+)/ });
-    const origin = p.match[1];
+    const p = await spawnLogged(process.execPath, [join(ROOT, 'bench/passthrough.mjs'), sim.url, sim.caFile], { logFile: join(dir, 'passthrough.log'), ready: matching(/listening (http:\/\/\S+)/) });
+    const origin = p.value;
     await waitForwarding(origin);
     return { origin, pid: p.child.pid, stop: () => stopChild(p) };
   },
@@ -162,16 +167,17 @@ http {
  * The simulator's CA reaches the daemon like a public router's CA would, through the system store
  * (NODE_EXTRA_CA_CERTS), unless `caFile` asks for the `ca_file` setting (private CAs).
  */
-export function daemonConfig(sim, dir, receipts, caFile = false) {
+export function daemonConfig(sim, dir, receipts, caFile = false, listen = '127.0.0.1:0') {
   return {
-    log: { level: 'info', format: 'json' },
+    // The default log level (one line per request); BENCH_DAEMON_LOG_LEVEL=warn measures the daemon without it.
+    log: { level: process.env.BENCH_DAEMON_LOG_LEVEL ?? 'info', format: 'json' },
     state_dir: join(dir, 'state'),
     shutdown_grace_seconds: 2,
     upstreams: [
       {
         name: 'tresor',
         url: sim.url,
-        listen: '127.0.0.1:0',
+        listen,
         ...(caFile ? { ca_file: sim.caFile } : {}),
         api_key_env: 'TRESOR_API_KEY',
         max_body_bytes: 256 * 1024 * 1024,
@@ -201,16 +207,20 @@ export async function startDaemonProcess(sim, dir, { receipts, ready = true, tag
   const d = join(dir, `${tag}-${Date.now()}-${Math.random().toString(16).slice(2, 6)}`);
   mkdirSync(d, { recursive: true });
   const cfg = join(d, 'config.json');
-  writeFileSync(cfg, JSON.stringify(daemonConfig(sim, d, receipts, caFile)));
+  const port = await freePort();
+  writeFileSync(cfg, JSON.stringify(daemonConfig(sim, d, receipts, caFile, `127.0.0.1:${port}`)));
   const args = [...(process.env.BENCH_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean), join(ROOT, 'bin/tresor-attest.js'), 'serve', '--config', cfg];
-  const p = await spawnLogged(process.execPath, args, { logFile: join(d, 'daemon.log'), pattern: /serving OPENAI_BASE_URL=(http:\/\/[^/"\s]+)\/v1/, env: { TRESOR_API_KEY: API_KEY, ...(caFile ? {} : { NODE_EXTRA_CA_CERTS: sim.caFile }) }, ms: 30_000 });
-  const origin = p.match[1];
+  const origin = `http://127.0.0.1:${port}`;
+  const answers = (path) => async () => {
+    const res = await request(`${origin}${path}`).catch(() => undefined);
+    await res?.body.dump();
+    return res?.statusCode === 200;
+  };
+  const env = { TRESOR_API_KEY: API_KEY, ...(caFile ? {} : { NODE_EXTRA_CA_CERTS: sim.caFile }) };
+  const p = await spawnLogged(process.execPath, args, { logFile: join(d, 'daemon.log'), ready: answers('/healthz'), env, ms: 30_000 });
   const t0 = Date.now();
   if (ready) {
-    for (;;) {
-      const res = await request(`${origin}/readyz`).catch(() => undefined);
-      await res?.body.dump();
-      if (res?.statusCode === 200) break;
+    while (!(await answers('/readyz')())) {
       if (Date.now() - t0 > 30_000) throw new Error(`tresor-attest not ready after 30 s: ${readFileSync(join(d, 'daemon.log'), 'utf8').slice(-2000)}`);
       await sleep(10);
     }
