@@ -8,6 +8,9 @@ import { request } from 'undici';
 import { API_KEY } from './load.mjs';
 
 const ROOT = new URL('../', import.meta.url).pathname;
+
+/** BENCH_CPU_PROF_DIR=DIR runs the Node contenders under `node --cpu-prof` (one DIR/<name>/ each). */
+const profArgs = (name) => (process.env.BENCH_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${join(process.env.BENCH_CPU_PROF_DIR, name)}`] : []);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -86,7 +89,7 @@ const passthrough = {
   note: 'bare undici Pool-based Node reverse proxy, no checks (bench/passthrough.mjs)',
   available: () => ({ ok: true }),
   async start(sim, dir) {
-    const p = await spawnLogged(process.execPath, [join(ROOT, 'bench/passthrough.mjs'), sim.url, sim.caFile], { logFile: join(dir, 'passthrough.log'), ready: matching(/listening (http:\/\/\S+)/) });
+    const p = await spawnLogged(process.execPath, [...profArgs('passthrough'), join(ROOT, 'bench/passthrough.mjs'), sim.url, sim.caFile], { logFile: join(dir, 'passthrough.log'), ready: matching(/listening (http:\/\/\S+)/) });
     const origin = p.value;
     await waitForwarding(origin);
     return { origin, pid: p.child.pid, stop: () => stopChild(p) };
@@ -209,7 +212,7 @@ export async function startDaemonProcess(sim, dir, { receipts, ready = true, tag
   const cfg = join(d, 'config.json');
   const port = await freePort();
   writeFileSync(cfg, JSON.stringify(daemonConfig(sim, d, receipts, caFile, `127.0.0.1:${port}`)));
-  const args = [...(process.env.BENCH_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean), join(ROOT, 'bin/tresor-attest.js'), 'serve', '--config', cfg];
+  const args = [...profArgs(tag), join(ROOT, 'bin/tresor-attest.js'), 'serve', '--config', cfg];
   const origin = `http://127.0.0.1:${port}`;
   const answers = (path) => async () => {
     const res = await request(`${origin}${path}`).catch(() => undefined);
