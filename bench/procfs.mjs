@@ -59,13 +59,20 @@ export function sampleRss(pid, everyMs = 25) {
   };
 }
 
-/** CPU and RSS of one process around a piece of work. */
-export async function measureProcess(pid, work) {
-  if (pid === undefined) return { result: await work(), cpuUs: null, rssBeforeKb: null, rssPeakKb: null };
+/**
+ * CPU and RSS of one process around a piece of work. `settle` (the daemon's) waits for the
+ * background work the requests caused (receipt fetches) and returns its counters, so that CPU
+ * counts too; `receipts` is the change of those counters.
+ */
+export async function measureProcess(pid, work, settle) {
+  if (pid === undefined) return { result: await work(), cpuUs: null, rssBeforeKb: null, rssPeakKb: null, receipts: null };
+  const before = settle ? await settle() : null;
   const rssBeforeKb = rssKb(pid);
   const rss = sampleRss(pid);
   const cpu0 = cpuMicros(pid);
   const result = await work(rss);
+  const after = settle ? await settle() : null;
   const cpuUs = cpuMicros(pid) - cpu0;
-  return { result, cpuUs, rssBeforeKb, rssPeakKb: rss.stop() };
+  const receipts = before && after ? Object.fromEntries(Object.keys(after).map((k) => [k, after[k] - (before[k] ?? 0)])) : null;
+  return { result, cpuUs, rssBeforeKb, rssPeakKb: rss.stop(), receipts };
 }

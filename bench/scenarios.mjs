@@ -40,11 +40,12 @@ function json(concurrency, count) {
       { key: 'p99Ms', label: 'p99 ms', digits: 2 },
       { key: 'errors', label: 'errors', digits: 0 },
       { key: 'warmErrors', label: 'warm-up errors', digits: 0 },
+      ...RECEIPT_METRICS,
     ],
     async run({ target, quick, state }) {
       state.client ??= clientFor(target, concurrency);
       if (!state.warmed) await warm(state, concurrency);
-      const m = await measureProcess(target.pid, () => runJson(state.client, { count, concurrency, maxMs: quick ? 3_000 : 20_000 }));
+      const m = await measureProcess(target.pid, () => runJson(state.client, { count, concurrency, maxMs: quick ? 3_000 : 20_000 }), target.settle);
       const r = m.result;
       return {
         requests: r.latencies.length,
@@ -54,11 +55,20 @@ function json(concurrency, count) {
         p99Ms: percentile(r.latencies, 99),
         errors: r.errors,
         warmErrors: state.warmErrors,
+        ...receiptCounts(m.receipts),
       };
     },
     done: (state) => state.client?.close(),
   };
 }
+
+/** Receipts the daemon recorded during a run: verified, and anything else (failed, missing, ...). */
+const receiptCounts = (d) =>
+  d ? { receiptsVerified: d.verified, receiptsNotVerified: d.failed + d.missing + d.unverifiable + d.dropped } : { receiptsVerified: null, receiptsNotVerified: null };
+const RECEIPT_METRICS = [
+  { key: 'receiptsVerified', label: 'receipts verified', digits: 0 },
+  { key: 'receiptsNotVerified', label: 'receipts not', digits: 0 },
+];
 
 /**
  * SSE streams. With `own`, the scenario runs on its own simulator (slower chunks, so that every
@@ -80,13 +90,14 @@ function sse(concurrency, count, { own, memory = false } = {}) {
       ...(memory ? [{ key: 'maxOpen', label: 'max open', digits: 0 }, { key: 'rssKbPerStream', label: 'RSS KB/stream', digits: 1, ref: 'passthrough' }] : []),
       { key: 'errors', label: 'errors', digits: 0 },
       { key: 'warmErrors', label: 'warm-up errors', digits: 0 },
+      ...RECEIPT_METRICS,
     ],
     async run({ target, quick, state }) {
       const conc = Math.min(concurrency, count);
       state.client ??= clientFor(target, conc);
       state.idleRss ??= memory && target.pid ? rssKb(target.pid) : null;
       await warm(state, conc);
-      const m = await measureProcess(target.pid, (rss) => runStreams(state.client, { count, concurrency: conc, maxMs: quick ? 5_000 : 60_000, onOpen: (n) => n === conc && rss?.sample() }));
+      const m = await measureProcess(target.pid, (rss) => runStreams(state.client, { count, concurrency: conc, maxMs: quick ? 5_000 : 60_000, onOpen: (n) => n === conc && rss?.sample() }), target.settle);
       const r = m.result;
       const done = r.ttfb.length;
       return {
@@ -99,6 +110,7 @@ function sse(concurrency, count, { own, memory = false } = {}) {
         rssKbPerStream: state.idleRss === null || state.idleRss === undefined ? null : (m.rssPeakKb - state.idleRss) / Math.max(1, r.maxOpen),
         errors: r.errors,
         warmErrors: state.warmErrors,
+        ...receiptCounts(m.receipts),
       };
     },
     done: (state) => state.client?.close(),
