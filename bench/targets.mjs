@@ -73,9 +73,9 @@ export const TARGETS = [
   ),
   target('receipts: >= 5,000 verified/s on one core', (r) => ({ value: row(r, 'verify-receipts', 'library')?.perSec, text: f(row(r, 'verify-receipts', 'library')?.perSec, 0, '/s') }), (v) => v >= 5000),
   target(
-    'attestation: later requests pay nothing (json c1 p50 − passthrough p50 <= 0.5 ms)',
+    'attestation: later requests pay nothing (json c1 p50 − passthrough p50 <= 0.5 ms; receipts off where that row exists)',
     (r) => {
-      const mine = row(r, 'json-c1')?.p50Ms;
+      const mine = (row(r, 'json-c1', 'tresor-attest-receipts-off') ?? row(r, 'json-c1'))?.p50Ms;
       const ref = row(r, 'json-c1', 'passthrough')?.p50Ms;
       const v = mine !== undefined && ref !== undefined ? mine - ref : undefined;
       return { value: v, text: f(v, 2, ' ms') };
