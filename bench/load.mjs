@@ -43,14 +43,23 @@ export async function chatOnce(client) {
   return now() - t0;
 }
 
-/** Non-stream chat at a fixed concurrency. */
-export async function runJson(client, { count, concurrency, maxMs }) {
+/** `GET /v1/models`: forwarded like any request, but no completion and so no receipt (warm-ups). */
+export async function modelsOnce(client) {
+  const t0 = now();
+  const res = await client.request({ method: 'GET', path: '/v1/models', headers: { authorization: HEADERS.authorization } });
+  const text = await res.body.text();
+  if (res.statusCode !== 200) throw new Error(`models: HTTP ${res.statusCode}: ${text.slice(0, 200)}`);
+  return now() - t0;
+}
+
+/** Non-stream chat (or `once`) at a fixed concurrency. */
+export async function runJson(client, { count, concurrency, maxMs, once = chatOnce }) {
   const latencies = [];
   let errors = 0;
   const t0 = now();
   await pool(count, concurrency, maxMs, async () => {
     try {
-      latencies.push(await chatOnce(client));
+      latencies.push(await once(client));
     } catch {
       errors++;
     }

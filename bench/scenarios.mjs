@@ -2,7 +2,7 @@
 // C D, ...) and returns one metrics object per run; a micro scenario runs once (one core).
 import { spawnSync } from 'node:child_process';
 import { measureProcess, rssKb } from './procfs.mjs';
-import { chatOnce, clientFor, runJson, runStreams, uploadOnce } from './load.mjs';
+import { chatOnce, clientFor, modelsOnce, runJson, runStreams, uploadOnce } from './load.mjs';
 import { median, percentile } from './report.mjs';
 
 const MB = 1024 * 1024;
@@ -10,19 +10,21 @@ const ROOT = new URL('../', import.meta.url).pathname;
 
 /**
  * Warm the client pool and the contender's upstream pool up to the scenario's concurrency
- * (unmeasured). The first time it ramps up (100, 200, 400, ... concurrent) like a growing client
- * population; later rounds re-warm at full concurrency (keep-alive connections may have expired
- * while the other contenders ran). Returns the number of failed requests.
+ * (unmeasured) with `GET /v1/models` (forwarded, but no receipt to fetch). The first time it
+ * ramps up (100, 200, 400, ... concurrent) like a growing client population; later rounds re-warm
+ * at full concurrency (keep-alive connections may have expired while the other contenders ran).
+ * Then a few chat completions warm the measured path. Records the number of failed requests.
  */
 async function warm(state, concurrency) {
   let errors = 0;
   let c = state.warmed ? concurrency : Math.min(100, concurrency);
   for (;;) {
-    const r = await runJson(state.client, { count: Math.max(c, 20), concurrency: c, maxMs: 60_000 });
+    const r = await runJson(state.client, { count: c, concurrency: c, maxMs: 60_000, once: modelsOnce });
     errors += r.errors;
     if (c === concurrency) break;
     c = Math.min(concurrency, c * 2);
   }
+  if (!state.warmed) errors += (await runJson(state.client, { count: Math.min(Math.max(concurrency, 20), 100), concurrency: Math.min(concurrency, 100), maxMs: 60_000 })).errors;
   state.warmed = true;
   state.warmErrors = (state.warmErrors ?? 0) + errors;
 }
