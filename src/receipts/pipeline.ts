@@ -54,6 +54,9 @@ export class ReceiptRejected extends VerificationError {
   }
 }
 
+/** The response header (or trailer) in which the daemon echoes the receipt id to the app. */
+export const RECEIPT_ID_HEADER = 'x-tresor-receipt-id';
+
 const realSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
 /**
@@ -106,6 +109,8 @@ export class ReceiptPipeline {
     const strict = u.mode === 'strict' && !d.optedOut;
     return {
       hold: strict,
+      // The receipt id, when it is only in the body, is echoed as a trailer of a chunked answer.
+      trailers: [RECEIPT_ID_HEADER],
       onRequestChunk: (c) => d.onRequestChunk(c),
       onResponseStart: (s, h) => d.onResponseStart(s, h),
       onResponseChunk: (c) => d.onResponseChunk(c),
@@ -115,12 +120,13 @@ export class ReceiptPipeline {
         const job = d.toJob(outcome, this.o.clock(), u.attestation());
         if (job.app_key && info.authorization) this.appKeys.set(job.job, info.authorization);
         const { verdict } = await this.submit(job);
+        const echo = typeof job.receipt_id === 'string' ? { trailers: { [RECEIPT_ID_HEADER]: job.receipt_id } } : undefined;
         if (!strict || !outcome.ok) {
           void verdict.catch(() => undefined);
-          return undefined;
+          return echo;
         }
         const v = await verdict;
-        if (v.verdict === 'verified') return { headers: { 'x-tresor-receipt-verdict': 'verified', ...(v.receipt_id ? { 'x-tresor-receipt-id': v.receipt_id } : {}) } };
+        if (v.verdict === 'verified') return { ...echo, headers: { 'x-tresor-receipt-verdict': 'verified', ...(v.receipt_id ? { [RECEIPT_ID_HEADER]: v.receipt_id } : {}) } };
         return { reject: new ReceiptRejected(v.code ?? 'ERR_RECEIPT_NOT_VERIFIED', `receipts.mode strict: the receipt is ${v.verdict}${v.detail ? `: ${v.detail}` : ''}`) as TresorError };
       },
     };
