@@ -7,12 +7,13 @@ import { dayOf } from './format.js';
 /**
  * The raw receipt JWS archive beside the audit log (docs/wire.md §7): one JSON Lines file per
  * UTC day, `receipts-YYYYMMDD.jsonl`, each line `{"sha256": <hex of the JWS>, "jws": <JWS>}`.
+ * (SHA-256 over the UTF-8 text: a JWS is ASCII, an ACI or Pinaivu document may not be.)
  * Audit records name their receipt by that hash, so any verdict can be re-checked offline.
  * File names never contain router-supplied values.
  */
 export const ARCHIVE_RE = /^receipts-(\d{8})\.jsonl$/;
 
-export const jwsSha256 = (jws: string) => createHash('sha256').update(jws, 'ascii').digest('hex');
+export const jwsSha256 = (jws: string) => createHash('sha256').update(jws, 'utf8').digest('hex');
 
 export class ReceiptArchive {
   private day = '';

@@ -99,6 +99,9 @@ export function resolveConfig(raw: Raw, source: string | null): ResolvedConfig {
     if (u.profile === 'aci' && att.mode !== 'off' && u.aci.allowed_measurements.length === 0) {
       problems.push(`${at}.aci.allowed_measurements: required for profile aci (which TEE measurements may serve), unless attestation.mode is off`);
     }
+    if (u.profile === 'pinaivu' && att.mode !== 'off' && u.pinaivu.allowed_pcr0.length === 0) {
+      problems.push(`${at}.pinaivu.allowed_pcr0: required for profile pinaivu (which coordinator enclave images may serve), unless attestation.mode is off`);
+    }
     if (u.profile === 'tresor' && att.mode !== 'off' && att.release_root_file === null) {
       problems.push(`${at}.attestation.release_root_file: required when attestation.mode is ${att.mode} (to forward without attestation, set attestation.mode: off explicitly)`);
     }
@@ -118,6 +121,7 @@ export function resolveConfig(raw: Raw, source: string | null): ResolvedConfig {
       api_key_file: u.api_key_file === null ? null : resolvePath(u.api_key_file, base),
       local_token_file: u.local_token_file === null ? null : resolvePath(u.local_token_file, base),
       aci: { ...u.aci, amd_ark_file: u.aci.amd_ark_file === null ? null : resolvePath(u.aci.amd_ark_file, base) },
+      pinaivu: { ...u.pinaivu, nitro_root_file: u.pinaivu.nitro_root_file === null ? null : resolvePath(u.pinaivu.nitro_root_file, base) },
       attestation: {
         ...u.attestation,
         release_root_file: u.attestation.release_root_file === null ? null : resolvePath(u.attestation.release_root_file, base),

@@ -3,7 +3,7 @@ export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' |
 export interface UpstreamConfig {
   readonly name: string;
   /** The router's protocol: `tresor` (envelope, JWS receipts) or `aci` (aci/1 keyset, signed event-log receipts). */
-  readonly profile: 'tresor' | 'aci';
+  readonly profile: 'tresor' | 'aci' | 'pinaivu';
   /** Base URL (origin plus an optional path prefix), https, or http only to loopback. */
   readonly url: string;
   readonly listen: { readonly host: string; readonly port: number };
@@ -41,6 +41,14 @@ export interface UpstreamConfig {
     readonly amd_ark_file: string | null;
     /** Receipts must carry an `upstream.verified` event with result "verified" where required. */
     readonly require_upstream_verified: boolean;
+  };
+  readonly pinaivu: {
+    /** PCR0 (96 lowercase hex) of the coordinator enclave images allowed; required for profile pinaivu unless attestation is off. */
+    readonly allowed_pcr0: readonly string[];
+    /** Trust this Nitro root (PEM) instead of the pinned AWS root G1 (test roots such as the simulator's). */
+    readonly nitro_root_file: string | null;
+    /** The coordinator takes no nonce: its attestation document may be at most this old. */
+    readonly max_document_age_seconds: number;
   };
   readonly receipts: {
     /** audit: record verdicts, responses flow untouched | strict: hold answers until verified | off. */

@@ -14,6 +14,7 @@ import { Upstream } from './upstream.js';
 import { AttestationManager } from '../attestation/manager.js';
 import { createTresorAttester, type TresorAttester } from '../attestation/tresor.js';
 import { aciTeeVerifier, createAciAttester, type AciAttester } from '../attestation/aci.js';
+import { createPinaivuAttester, pinaivuNitroRoots, type PinaivuAttester } from '../attestation/pinaivu.js';
 import type { AttestationEvent, AttestOverSocket } from '../attestation/manager.js';
 import { DaemonMetrics } from '../metrics/metrics.js';
 import { routeLabel } from '../metrics/routes.js';
@@ -79,6 +80,7 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
   const managers = new Map<string, AttestationManager>();
   const attesters = new Map<string, TresorAttester>();
   const aciAttesters = new Map<string, AciAttester>();
+  const pinaivuAttesters = new Map<string, PinaivuAttester>();
   let pipeline: ReceiptPipeline | undefined;
   const extra = deps.hooks ?? {};
   const hooks = withAttestation(managers, {
@@ -128,6 +130,10 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
       const aci = createAciAttester(u, { clock, teeVerifier: aciTeeVerifier(u) });
       aciAttesters.set(u.name, aci);
       attest = aci.attest;
+    } else if (u.profile === 'pinaivu') {
+      const p = createPinaivuAttester(u, { clock, roots: pinaivuNitroRoots(u) });
+      pinaivuAttesters.set(u.name, p);
+      attest = p.attest;
     } else {
       const attester = await createTresorAttester(u, {
         clock,
@@ -154,7 +160,7 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
       }),
     );
   }
-  pipeline = await openReceiptPipeline(config, { upstreams, managers, attesters, aciAttesters, clock, logger, metrics });
+  pipeline = await openReceiptPipeline(config, { upstreams, managers, attesters, aciAttesters, pinaivuAttesters, clock, logger, metrics });
   // Attest at start-up so /readyz turns ready before the first request (in the background).
   for (const m of managers.values()) void m.start();
   const startedAt = Date.now();

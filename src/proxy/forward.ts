@@ -178,6 +178,11 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
   const holdBody = holding && !stream;
   const doneHolder = holding && stream ? new DoneHolder() : undefined;
   const heldChunks: Buffer[] = [];
+  // Values the observer learns only from the body (the receipt id) go out as HTTP trailers on a
+  // chunked response; declared up front, as HTTP requires.
+  const newTrailers = obs?.trailers?.filter((n) => headers[n] === undefined) ?? [];
+  const trailerNames = !holdBody && headers['content-length'] === undefined && newTrailers.length > 0 ? newTrailers : undefined;
+  if (trailerNames) headers.trailer = trailerNames.join(', ');
   if (!holdBody) {
     res.writeHead(status, headers);
     if (stream) res.flushHeaders();
@@ -209,6 +214,8 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
         } else if (doneHolder && decision?.reject) {
           res.end(sseError(decision.reject.message, decision.reject.code));
         } else {
+          const trailers = trailerNames && decision?.trailers ? Object.fromEntries(Object.entries(decision.trailers).filter(([k]) => trailerNames.includes(k))) : undefined;
+          if (trailers && Object.keys(trailers).length > 0) res.addTrailers(trailers);
           res.end(doneHolder?.release());
         }
         finished(decision?.reject?.code);

@@ -24,6 +24,8 @@ export interface ExchangeDecision {
   reject?: TresorError;
   /** Extra headers (only where the headers are still unsent: a held non-stream answer). */
   headers?: Record<string, string>;
+  /** Trailer values, for the names the observer declared in `trailers` (chunked responses only). */
+  trailers?: Record<string, string>;
 }
 
 export interface ExchangeObserver {
@@ -32,6 +34,8 @@ export interface ExchangeObserver {
    * (headers included), a stream passes through except its final `data: [DONE]`.
    */
   hold?: boolean;
+  /** Lower-case names of trailers this observer may set at the end (declared in the `Trailer` header). */
+  trailers?: readonly string[];
   /** Each request body chunk exactly as forwarded upstream. Must not retain or mutate it. */
   onRequestChunk?(chunk: Uint8Array): void;
   onResponseStart?(status: number, headers: Readonly<Record<string, string | string[]>>): void;

@@ -9,6 +9,9 @@ import type { Clock, Fetcher } from '../types.js';
 import { aciFormat } from '../receipts/format-aci.js';
 import { tresorFormat } from '../receipts/format-tresor.js';
 import type { AciAttester } from '../attestation/aci.js';
+import type { PinaivuAttester } from '../attestation/pinaivu.js';
+import { fetchReceipt } from '../receipts/fetch.js';
+import { pinaivuFormat, proofPath } from '../receipts/format-pinaivu.js';
 import { createInferenceCheck } from '../receipts/inference.js';
 import { createRemoteJwks, MAX_JWKS_BYTES } from '../receipts/jwks.js';
 import { ReceiptPipeline, type UpstreamReceipts } from '../receipts/pipeline.js';
@@ -66,6 +69,30 @@ function aciReceipts(c: UpstreamConfig, aci: AciAttester | undefined) {
   return { format: aciFormat({ keysetByDigest: (d) => aci?.keysetByDigest(d), policy }), idHeader: 'x-receipt-id', bodyBlock: false };
 }
 
+/** Pinaivu: the id in the answer's top-level `request_id`; the documented receipt, then the coordinator's proof by a key pinned by attestation. */
+function pinaivuReceipts(c: UpstreamConfig, u: Upstream, pinaivu: PinaivuAttester | undefined, clock: Clock) {
+  const r = c.receipts;
+  const format = pinaivuFormat({
+    coordinator: (hex) => pinaivu?.coordinator(hex),
+    ...(pinaivu ? { refreshCoordinator: () => pinaivu.refreshCoordinator((path, init) => u.get(path, init)) } : {}),
+    // The proof is public on the coordinator; the upstream's own key (never the app's) goes along if configured.
+    getProof: (id, endedAt) =>
+      fetchReceipt(id, endedAt, {
+        get: (path, init) => u.get(path, init),
+        authorization: u.authorization,
+        clock,
+        sleep,
+        path: proofPath,
+        parse: (body) => Buffer.from(body).toString('utf8'),
+        policy: { notFoundGraceMs: r.not_found_grace_seconds * 1000, deadlineMs: r.deadline_seconds * 1000 },
+      }),
+    clock,
+  });
+  // The id is the answer's `request_id` (seed 004); the header is only a fallback for non-JSON answers
+  // (Pinaivu is not known to send one). Never X-Request-Id: the daemon sets that one itself.
+  return { format, idHeader: 'x-pinaivu-request-id', bodyBlock: 'request_id' as const };
+}
+
 /** The receipt pipeline for every upstream whose receipts are not off (undefined if none). */
 export async function openReceiptPipeline(
   config: ResolvedConfig,
@@ -74,6 +101,7 @@ export async function openReceiptPipeline(
     managers: ReadonlyMap<string, AttestationManager>;
     attesters: ReadonlyMap<string, TresorAttester>;
     aciAttesters: ReadonlyMap<string, AciAttester>;
+    pinaivuAttesters?: ReadonlyMap<string, PinaivuAttester>;
     clock: Clock;
     logger: Logger;
     metrics?: DaemonMetrics;
@@ -87,7 +115,11 @@ export async function openReceiptPipeline(
     const u = deps.upstreams.get(c.name) as Upstream;
     const manager = deps.managers.get(c.name);
     const where: Pick<UpstreamReceipts, 'format' | 'idHeader' | 'bodyBlock'> =
-      c.profile === 'aci' ? aciReceipts(c, deps.aciAttesters.get(c.name)) : tresorReceipts(c, u, manager, deps.attesters.get(c.name), deps.clock, inference, deps.metrics);
+      c.profile === 'aci'
+        ? aciReceipts(c, deps.aciAttesters.get(c.name))
+        : c.profile === 'pinaivu'
+          ? pinaivuReceipts(c, u, deps.pinaivuAttesters?.get(c.name), deps.clock)
+          : tresorReceipts(c, u, manager, deps.attesters.get(c.name), deps.clock, inference, deps.metrics);
     list.push({
       name: c.name,
       mode: r.mode,

@@ -28,6 +28,17 @@ export const MAX_SSE_LINE = 1024 * 1024;
 export const MAX_JSON_BODY = 8 * 1024 * 1024;
 
 const TRESOR = Buffer.from('"tresor"');
+const REQUEST_ID = Buffer.from('"request_id"');
+
+/** Where a router names the receipt in its answer: Tresor's `tresor` block, or a top-level `request_id` (Pinaivu, seed 004). */
+export type ReceiptIdField = 'tresor' | 'request_id';
+
+/** Pinaivu: the top-level `request_id` is the receipt id, the answer's `model` the model that served. */
+function pickRequestId(value: unknown): TresorBlock | undefined {
+  const o = value as { request_id?: unknown; model?: unknown } | null;
+  if (typeof o !== 'object' || o === null || typeof o.request_id !== 'string') return undefined;
+  return { receipt_id: o.request_id, ...(typeof o.model === 'string' ? { routed_model: o.model } : {}) };
+}
 
 function pick(value: unknown): TresorBlock | undefined {
   const t = (value as { tresor?: unknown } | null)?.tresor;
@@ -41,11 +52,17 @@ function pick(value: unknown): TresorBlock | undefined {
   };
 }
 
-export function createTresorExtractor(kind: 'json' | 'sse'): TresorExtractor {
-  return kind === 'sse' ? sseExtractor() : jsonExtractor();
+export function createTresorExtractor(kind: 'json' | 'sse', field: ReceiptIdField = 'tresor'): TresorExtractor {
+  const how = field === 'tresor' ? { needle: TRESOR, pick } : { needle: REQUEST_ID, pick: pickRequestId };
+  return kind === 'sse' ? sseExtractor(how) : jsonExtractor(how);
 }
 
-function jsonExtractor(): TresorExtractor {
+interface Picker {
+  needle: Buffer;
+  pick(value: unknown): TresorBlock | undefined;
+}
+
+function jsonExtractor({ needle, pick }: Picker): TresorExtractor {
   const chunks: Buffer[] = [];
   let size = 0;
   let tooLarge = false;
@@ -63,7 +80,7 @@ function jsonExtractor(): TresorExtractor {
     end() {
       if (tooLarge) return { error: `response body larger than ${MAX_JSON_BODY} bytes` };
       const body = Buffer.concat(chunks);
-      if (body.indexOf(TRESOR) < 0) return {};
+      if (body.indexOf(needle) < 0) return {};
       try {
         const t = pick(JSON.parse(body.toString('utf8')));
         return t ? { tresor: t } : {};
@@ -74,14 +91,14 @@ function jsonExtractor(): TresorExtractor {
   };
 }
 
-function sseExtractor(): TresorExtractor {
+function sseExtractor({ needle, pick }: Picker): TresorExtractor {
   let line: Buffer[] = [];
   let lineSize = 0;
   let skipping = false;
   let found: TresorBlock | undefined;
   let foundFinal = false;
   const onLine = (bytes: Buffer) => {
-    if (bytes.length < 6 || bytes.indexOf(TRESOR) < 0) return;
+    if (bytes.length < 6 || bytes.indexOf(needle) < 0) return;
     const text = bytes.toString('utf8').replace(/\r$/, '');
     if (!text.startsWith('data:')) return;
     let value: unknown;

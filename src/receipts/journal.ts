@@ -98,10 +98,13 @@ export class ReceiptJournal {
     return this.appender.append(JSON.stringify({ op: 'job', job }));
   }
 
-  /** Mark a job finished (its audit record is durable). */
+  /**
+   * Mark a job finished (its audit record is durable). Not synced on its own: a `done` lost in a
+   * crash only makes recovery look the job up in the audit log, where its record already is.
+   */
   async done(jobId: string): Promise<void> {
     this.jobs.delete(jobId);
-    await this.appender.append(JSON.stringify({ op: 'done', job: jobId }));
+    await this.appender.append(JSON.stringify({ op: 'done', job: jobId }), { durable: false });
     if (!this.compacting && this.appender.written > COMPACT_BYTES) await this.compact();
   }
 

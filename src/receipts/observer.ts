@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { createTresorExtractor, type TresorExtractor } from './extract.js';
+import { createTresorExtractor, type ReceiptIdField, type TresorExtractor } from './extract.js';
 import type { ReceiptJob } from './journal.js';
 
 /** Routes whose successful answers carry a receipt (docs §3.1: completions and transcriptions). */
@@ -34,7 +34,8 @@ export class ExchangeDigest {
 
   constructor(
     readonly start: ExchangeStart,
-    private readonly where: { idHeader: string; bodyBlock: boolean } = { idHeader: 'x-tresor-receipt-id', bodyBlock: true },
+    /** `bodyBlock`: true = the `tresor` block, `'request_id'` = a top-level `request_id` (Pinaivu), false = the header only. */
+    private readonly where: { idHeader: string; bodyBlock: boolean | ReceiptIdField } = { idHeader: 'x-tresor-receipt-id', bodyBlock: true },
   ) {}
 
   get optedOut(): boolean {
@@ -53,7 +54,9 @@ export class ExchangeDigest {
     this.headerId = typeof h === 'string' ? h : undefined;
     // The `tresor` block is in JSON bodies and in the SSE finish chunk; other formats (a
     // transcription as text) only carry the id in the X-Tresor-Receipt-Id header.
-    if (this.where.bodyBlock && status >= 200 && status < 300 && !this.optedOut && (this.stream || ct.includes('json'))) this.extractor = createTresorExtractor(this.stream ? 'sse' : 'json');
+    if (this.where.bodyBlock && status >= 200 && status < 300 && !this.optedOut && (this.stream || ct.includes('json'))) {
+      this.extractor = createTresorExtractor(this.stream ? 'sse' : 'json', this.where.bodyBlock === 'request_id' ? 'request_id' : 'tresor');
+    }
   }
 
   onResponseChunk(chunk: Uint8Array): void {

@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { ReceiptArchive } from '../audit/archive.js';
+import { jwsSha256, ReceiptArchive } from '../audit/archive.js';
 import { dayOf, FILE_RE } from '../audit/format.js';
 import { AuditLog } from '../audit/log.js';
 import { VerificationError, type TresorError } from '../errors/index.js';
@@ -27,8 +27,8 @@ export interface UpstreamReceipts {
   format: ReceiptFormat;
   /** Response header that carries the receipt id (Tresor: a fallback to the body's `tresor` block; ACI: the only source). */
   idHeader: string;
-  /** Look for the id in the body's `tresor` block (Tresor). */
-  bodyBlock: boolean;
+  /** Look for the id in the body's `tresor` block (Tresor: true) or its top-level `request_id` (Pinaivu). */
+  bodyBlock: boolean | 'request_id';
   /** Summary of the attestation in force, for the record. */
   attestation(): Record<string, unknown> | undefined;
   fetchPolicy: Partial<ReceiptFetchPolicy>;
@@ -53,6 +53,9 @@ export class ReceiptRejected extends VerificationError {
     this.name = 'ReceiptRejected';
   }
 }
+
+/** The response header (or trailer) in which the daemon echoes the receipt id to the app. */
+export const RECEIPT_ID_HEADER = 'x-tresor-receipt-id';
 
 const realSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
@@ -106,6 +109,8 @@ export class ReceiptPipeline {
     const strict = u.mode === 'strict' && !d.optedOut;
     return {
       hold: strict,
+      // The receipt id, when it is only in the body, is echoed as a trailer of a chunked answer.
+      trailers: [RECEIPT_ID_HEADER],
       onRequestChunk: (c) => d.onRequestChunk(c),
       onResponseStart: (s, h) => d.onResponseStart(s, h),
       onResponseChunk: (c) => d.onResponseChunk(c),
@@ -115,12 +120,13 @@ export class ReceiptPipeline {
         const job = d.toJob(outcome, this.o.clock(), u.attestation());
         if (job.app_key && info.authorization) this.appKeys.set(job.job, info.authorization);
         const { verdict } = await this.submit(job);
+        const echo = typeof job.receipt_id === 'string' ? { trailers: { [RECEIPT_ID_HEADER]: job.receipt_id } } : undefined;
         if (!strict || !outcome.ok) {
           void verdict.catch(() => undefined);
-          return undefined;
+          return echo;
         }
         const v = await verdict;
-        if (v.verdict === 'verified') return { headers: { 'x-tresor-receipt-verdict': 'verified', ...(v.receipt_id ? { 'x-tresor-receipt-id': v.receipt_id } : {}) } };
+        if (v.verdict === 'verified') return { ...echo, headers: { 'x-tresor-receipt-verdict': 'verified', ...(v.receipt_id ? { [RECEIPT_ID_HEADER]: v.receipt_id } : {}) } };
         return { reject: new ReceiptRejected(v.code ?? 'ERR_RECEIPT_NOT_VERIFIED', `receipts.mode strict: the receipt is ${v.verdict}${v.detail ? `: ${v.detail}` : ''}`) as TresorError };
       },
     };
@@ -197,8 +203,13 @@ export class ReceiptPipeline {
   }
 
   private async write(record: ReceiptRecord, jws: string | undefined): Promise<void> {
-    if (jws !== undefined && this.archive) record.receipt_jws_sha256 = await this.archive.put(jws, this.o.clock());
-    const { seq } = await this.audit.append(record as unknown as Record<string, unknown>);
+    // The archive and the log are synced side by side; the record names the JWS by its hash.
+    let archived: Promise<unknown> = Promise.resolve();
+    if (jws !== undefined && this.archive) {
+      record.receipt_jws_sha256 = jwsSha256(jws);
+      archived = this.archive.put(jws, this.o.clock());
+    }
+    const [{ seq }] = await Promise.all([this.audit.append(record as unknown as Record<string, unknown>), archived]);
     this.counters.recorded++;
     this.counters[record.verdict]++;
     const summary: VerdictSummary = {
@@ -213,7 +224,8 @@ export class ReceiptPipeline {
       seq,
     };
     this.verdicts.set(summary);
-    const level = record.verdict === 'verified' || record.verdict === 'opted_out' ? 'info' : 'warn';
+    // Every verdict is in the audit log; the operator's log gets the ones that need a look.
+    const level = record.verdict === 'verified' || record.verdict === 'opted_out' ? 'debug' : 'warn';
     this.o.logger[level]({ upstream: record.upstream, reqId: record.request_id, receiptId: record.receipt_id, verdict: record.verdict, code: record.code, seq }, 'receipt');
   }
 

@@ -40,6 +40,8 @@ export interface ReceiptRecord {
 /** What verifying one receipt yields: the record's verdict fields, and the digests the receipt claims (any form). */
 export type Evaluation = Pick<ReceiptRecord, 'verdict' | 'code' | 'detail' | 'receipt_type' | 'kid' | 'signature_encoding' | 'checks'> & {
   expected?: { request?: string | undefined; response?: string | undefined };
+  /** What to archive instead of the fetched receipt (e.g. the receipt together with a proof fetched beside it). */
+  archive?: string;
 };
 
 /** One router's receipt format: where it lives, how it is read, how it is verified. */
@@ -103,9 +105,9 @@ export async function recordFor(job: ReceiptJob, deps: RecordDeps): Promise<{ re
   base.receipt_format = deps.format.name;
   if (fetched.kind === 'missing') return end('missing', fetched.code, fetched.detail);
   if (fetched.kind === 'failed') return end('failed', fetched.code, fetched.detail);
-  const { expected, ...v } = await deps.format.evaluate(fetched.jws, job, id);
+  const { expected, archive, ...v } = await deps.format.evaluate(fetched.jws, job, id);
   return {
-    jws: fetched.jws,
+    jws: archive ?? fetched.jws,
     record: {
       ...base,
       ...v,

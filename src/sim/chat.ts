@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readBody, sendJson, sendJsonError, sleep } from './http.js';
 import { resolveRoute } from './routes.js';
@@ -62,8 +62,10 @@ export async function handleChat(req: IncomingMessage, res: ServerResponse, ctx:
   const faults = { ...ctx.faults };
   await sleep(faults.latencyMs);
   const optOut = String(req.headers['x-tresor-receipt'] ?? '').toLowerCase() === 'false';
-  const receiptId = optOut ? undefined : ctx.aci ? `rcpt-${ctx.receipts.newId()}` : ctx.receipts.newId();
+  const receiptId = optOut ? undefined : ctx.aci ? `rcpt-${ctx.receipts.newId()}` : ctx.pinaivu ? randomUUID() : ctx.receipts.newId();
   const tresor = { ...(receiptId ? { receipt_id: receiptId } : {}), requested_route: primary.requested, routed_model: served, failover };
+  // Where the answer names its receipt: a `tresor` block (Tresor), X-Receipt-Id only (ACI), a top-level `request_id` (Pinaivu).
+  const block = ctx.aci ? {} : ctx.pinaivu ? (receiptId ? { request_id: receiptId } : {}) : { tresor };
   const id = `chatcmpl-${randomBytes(8).toString('hex')}`;
   const created = Math.floor(Date.now() / 1000);
   const prompt = lastUserText(body.messages);
@@ -80,18 +82,18 @@ export async function handleChat(req: IncomingMessage, res: ServerResponse, ctx:
       model: served,
       choices: [{ index: 0, message: { role: 'assistant', content: text }, finish_reason: 'stop' }],
       usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
-      ...(ctx.aci ? {} : { tresor }),
+      ...block,
     }, ctx.aci && receiptId ? { 'x-receipt-id': receiptId } : {});
     responseHash.update(bytes);
   } else {
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', ...(receiptId ? { [ctx.aci ? 'x-receipt-id' : 'x-tresor-receipt-id']: receiptId } : {}) });
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', ...(receiptId && !ctx.pinaivu ? { [ctx.aci ? 'x-receipt-id' : 'x-tresor-receipt-id']: receiptId } : {}) });
     res.flushHeaders();
     const pieces = split(text, ctx.deterministic?.streamChunks ?? Math.min(12, Math.max(2, Math.ceil(text.length / 16))));
     const base = { id, object: 'chat.completion.chunk', created, model: served };
     const events: unknown[] = [
       { ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }] },
       ...pieces.map((p) => ({ ...base, choices: [{ index: 0, delta: { content: p }, finish_reason: null }] })),
-      { ...base, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }], ...(ctx.aci ? {} : { tresor }) },
+      { ...base, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }], ...block },
     ];
     if (body.stream_options?.include_usage) {
       events.push({ ...base, choices: [], usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens } });

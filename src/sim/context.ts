@@ -15,6 +15,8 @@ export interface SimContext {
   receiptsEnabled: boolean;
   /** The aci/1 profile: receipt id in `X-Receipt-Id`, no `tresor` block, signed event-log receipts. */
   aci: boolean;
+  /** The Pinaivu profile: the coordinator's request UUID as the answer's top-level `request_id`, no `tresor` block. */
+  pinaivu: boolean;
   deterministic: DeterministicMode | undefined;
   /** Sign and store a receipt with the standard claims plus `claims`. */
   issueReceipt(id: string, ownerKeySha256: string, faults: FaultState, claims: Record<string, unknown>): Promise<void>;

@@ -11,6 +11,7 @@ import { CHAT_ROUTES, TRANSCRIPTION_ROUTES } from './routes.js';
 import { handleTranscription } from './transcriptions.js';
 import type { RouterEvidence } from './mint/router.js';
 import type { AciDeployment } from './mint/aci.js';
+import type { PinaivuDeployment } from './mint/pinaivu.js';
 
 export type { FaultState } from './faults.js';
 export type { DeterministicMode } from './context.js';
@@ -43,6 +44,13 @@ export interface SimOptions {
    * event-log receipts at `GET /v1/aci/receipts/{id}` (and the legacy `/v1/attestation/report`).
    */
   aci?: AciDeployment;
+  /**
+   * Speak Pinaivu's API instead: the coordinator's Nitro attestation at `GET /get_attestation`
+   * (from this deployment's Nitro test PKI), chat answers naming their `request_id` (a UUID), the
+   * documented receipt at `GET /v1/receipts/{request_id}` and the coordinator's signed routing
+   * proof at `GET /v1/proofs/{uuid}`.
+   */
+  pinaivu?: PinaivuDeployment;
   /** Extra claims for each receipt (router_attestation, inference_attestation, ...). */
   receiptClaims?: (ctx: { receiptId: string }) => Record<string, unknown> | Promise<Record<string, unknown>>;
 }
@@ -93,6 +101,8 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
   let routerBlock: { spki: string; at: number; envelope: object } | undefined;
   const aci = opts.aci;
   const aciReceipts = new Map<string, { owner: string; doc: object }>();
+  const pinaivu = opts.pinaivu;
+  const pinaivuDocs = new Map<string, { owner: string; receipt: object; proof: object | undefined }>();
   const lastAuth = new Map<string, string>();
   const counts = new Map<string, number>();
   let port = 0;
@@ -102,6 +112,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
     receipts,
     receiptsEnabled: opts.receipts !== false,
     aci: aci !== undefined,
+    pinaivu: pinaivu !== undefined,
     deterministic: opts.deterministic,
     async issueReceipt(id, owner, requestFaults, claims) {
       if (aci) {
@@ -115,6 +126,12 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
         });
         aciReceipts.set(id, { owner, doc });
         while (aciReceipts.size > 10_000) aciReceipts.delete(aciReceipts.keys().next().value as string);
+        return;
+      }
+      if (pinaivu) {
+        const x = { requestId: id, model: String(claims.routed_model), responseSha256: String(claims.response_digest).replace(/^sha256:/, '') };
+        pinaivuDocs.set(id, { owner, receipt: pinaivu.receipt(x), proof: pinaivu.proof(x) });
+        while (pinaivuDocs.size > 10_000) pinaivuDocs.delete(pinaivuDocs.keys().next().value as string);
         return;
       }
       // The router's evidence at issuance (docs §3.1: receipts carry the router TEE hop).
@@ -175,6 +192,17 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
       // The legacy report carries its old fields (and binds identity ‖ nonce, not the statement).
       return sendJson(res, 200, path === '/v1/aci/attestation' ? report : { ...report, signing_address: `0x${'11'.repeat(20)}` });
     }
+    if (pinaivu && req.method === 'GET' && path === '/get_attestation') {
+      // The coordinator takes no nonce; the simulator honours one only with `echoNonce`.
+      const nonce = new URL(req.url ?? '/', 'https://x').searchParams.get('nonce');
+      return sendJson(res, 200, await pinaivu.attestation(nonce !== null && /^[0-9a-f]{64}$/.test(nonce) ? nonce : null));
+    }
+    if (pinaivu && req.method === 'GET' && path.startsWith('/v1/proofs/')) {
+      // Public, like the coordinator's endpoint the explorer proxies: no key needed.
+      const proof = pinaivuDocs.get(decodeURIComponent(path.slice('/v1/proofs/'.length)))?.proof;
+      if (!proof) return sendJsonError(res, 404, 'not_found', 'proof not found');
+      return sendJson(res, 200, proof);
+    }
     const extra = req.method === 'GET' ? attestation?.routes?.[path] : undefined;
     if (extra) {
       const r = await extra();
@@ -203,6 +231,11 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
       const r = aciReceipts.get(decodeURIComponent(path.slice('/v1/aci/receipts/'.length)));
       if (!r || r.owner !== owner) return sendJsonError(res, 404, 'not_found', 'receipt not found');
       return sendJson(res, 200, r.doc);
+    }
+    if (pinaivu && req.method === 'GET' && path.startsWith('/v1/receipts/')) {
+      const r = pinaivuDocs.get(decodeURIComponent(path.slice('/v1/receipts/'.length)));
+      if (!r || r.owner !== owner) return sendJsonError(res, 404, 'not_found', 'receipt not found');
+      return sendJson(res, 200, r.receipt);
     }
     if (req.method === 'GET' && path.startsWith('/v1/receipts/')) {
       const id = decodeURIComponent(path.slice('/v1/receipts/'.length));

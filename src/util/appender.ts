@@ -7,7 +7,7 @@ import { open, type FileHandle } from 'node:fs/promises';
  */
 export class GroupAppender {
   private fh: FileHandle | undefined;
-  private queue: { text: string; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  private queue: { text: string; durable: boolean; resolve: () => void; reject: (e: unknown) => void }[] = [];
   private flushing: Promise<void> | undefined;
   private bytes = 0;
 
@@ -18,9 +18,10 @@ export class GroupAppender {
     return this.bytes;
   }
 
-  append(line: string): Promise<void> {
+  /** `durable: false` writes without waiting for fdatasync (a hint whose loss a reader tolerates). */
+  append(line: string, o: { durable?: boolean } = {}): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ text: `${line}\n`, resolve, reject });
+      this.queue.push({ text: `${line}\n`, durable: o.durable !== false, resolve, reject });
       this.flushing ??= new Promise<void>((r) => setImmediate(r)).then(() => this.flush());
     });
   }
@@ -46,7 +47,7 @@ export class GroupAppender {
       this.fh ??= await open(this.path, 'a', 0o600);
       const text = batch.map((b) => b.text).join('');
       await this.fh.write(text);
-      await this.fh.datasync();
+      if (batch.some((b) => b.durable)) await this.fh.datasync();
       this.bytes += Buffer.byteLength(text);
       for (const b of batch) b.resolve();
     } catch (e) {

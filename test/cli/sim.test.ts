@@ -136,3 +136,68 @@ describe('tresor-attest sim --profile aci with the daemon as real processes', ()
     expect(v.verdict).toBe('verified');
   });
 });
+
+describe('tresor-attest sim --profile pinaivu with the daemon as real processes', () => {
+  test('serve with profile pinaivu attests the coordinator, verifies the proof, and tresor-verify pinaivu re-checks the archive offline', async () => {
+    const s = await sim('pinaivu', '--profile', 'pinaivu');
+    const m = /profile:\s+pinaivu \(coordinator PCR0 ([0-9a-f]{96}); key ([0-9a-f]{64});/.exec(s.p.stdout());
+    const [pcr0, key] = [m?.[1] as string, m?.[2] as string];
+    expect(pcr0).toMatch(/^[0-9a-f]{96}$/);
+    const { writeFile, readdir } = await import('node:fs/promises');
+    const config = join(s.out, 'pinaivu.yaml');
+    await writeFile(
+      config,
+      [
+        `state_dir: ${join(s.out, 'state')}`,
+        'upstreams:',
+        '  - name: pinaivu',
+        `    url: ${s.url}`,
+        '    listen: 127.0.0.1:0',
+        '    profile: pinaivu',
+        `    ca_file: ${join(s.out, 'sim-ca.pem')}`,
+        '    pinaivu:',
+        `      allowed_pcr0: [${pcr0}]`,
+        `      nitro_root_file: ${join(s.out, 'pinaivu-nitro-root.pem')}`,
+        '',
+      ].join('\n'),
+    );
+    const d = spawnBin('tresor-attest', ['serve', '--config', config], { TRESOR_API_KEY: `tr-${'4'.repeat(96)}` });
+    running.push(d);
+    await waitFor(d, (o) => o.includes('serving OPENAI_BASE_URL='), 20_000);
+    const base = /serving OPENAI_BASE_URL=(http:\/\/[^"\s]+)/.exec(d.stdout())?.[1] as string;
+    const res = await request(`${base}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'eu/tresor/gpt-oss-120b', messages: [{ role: 'user', content: 'over pinaivu' }] }),
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['x-tresor-attestation']).toBe('verified');
+    expect(res.headers['x-tresor-workload-tag']).toBe(key);
+    const answer = (await res.body.json()) as { request_id: string };
+    const origin = base.replace(/\/v1$/, '');
+    const v = (await (await request(`${origin}/receipts/${res.headers['x-request-id'] as string}?wait=20`)).body.json()) as { verdict: string; receipt_id: string };
+    expect(v).toMatchObject({ verdict: 'verified', receipt_id: answer.request_id });
+
+    // Offline: the archived {receipt, proof} against the coordinator's attestation and the test root.
+    const auditDir = join(s.out, 'state', 'audit');
+    const archive = (await readdir(auditDir)).find((f) => /^receipts-\d{8}\.jsonl$/.test(f)) as string;
+    const archived = JSON.parse(readFileSync(join(auditDir, archive), 'utf8').trim().split('\n')[0] as string) as { jws: string };
+    const agent = new Agent({ connect: { ca: readFileSync(join(s.out, 'sim-ca.pem'), 'utf8') } });
+    const att = await (await request(`${s.url}/get_attestation`, { dispatcher: agent })).body.text();
+    await agent.close();
+    await writeFile(join(s.out, 'att.json'), att);
+    await writeFile(join(s.out, 'archived.json'), archived.jws);
+    const verify = (...extra: string[]) => spawnBin('tresor-verify', ['pinaivu', join(s.out, 'archived.json'), '--attestation', join(s.out, 'att.json'), '--pcr', `0=${pcr0}`, ...extra]);
+    const own = verify('--root', join(s.out, 'pinaivu-nitro-root.pem'));
+    const aws = verify();
+    expect(await own.exited, own.stdout() + own.stderr()).toBe(0);
+    expect(own.stdout()).toMatch(/^PASS/);
+    expect(await aws.exited).toBe(4);
+  });
+
+  test('--pinaivu-fault needs --profile pinaivu', async () => {
+    const p = spawnBin('tresor-attest', ['sim', '--port', '0', '--pinaivu-fault', 'noProof']);
+    expect(await p.exited).toBe(2);
+    expect(p.stdout() + p.stderr()).toContain('--pinaivu-fault needs --profile pinaivu');
+  });
+});

@@ -21,3 +21,13 @@ test('tresor-attest demo --profile aci: the keyset attested, both receipts verif
   expect(out).toMatch(/^receipt +rcpt-[0-9a-f]{8}… verified, audit record #\d+$/m);
   expect(out).toMatch(/^result +OK: 2 requests forwarded, 0 errors, 2 of 2 receipts verified$/m);
 });
+
+test('tresor-attest demo --profile pinaivu: the coordinator attested, both receipts verified by their proofs', async () => {
+  const p = spawnBin('tresor-attest', ['demo', '--profile', 'pinaivu']);
+  expect(await p.exited, p.stdout() + p.stderr()).toBe(0);
+  const out = p.stdout();
+  expect(out).toMatch(/^attestation +verified \(pinaivu coordinator\): Nitro PCR0 [0-9a-f]{24}…$/m);
+  expect(out).toMatch(/^ +coordinator key [0-9a-f]{24}… pinned \(the TLS key is the gateway's, not bound by the evidence\) until /m);
+  expect(out).toMatch(/^receipt +[0-9a-f]{8}-[0-9a-f]{4}… verified, audit record #\d+$/m);
+  expect(out).toMatch(/^result +OK: 2 requests forwarded, 0 errors, 2 of 2 receipts verified$/m);
+});

@@ -9,6 +9,7 @@ import { startSimulator, type RunningSimulator, type SimOptions } from '../../sr
 import { createRouterEvidence, type EvidenceKind, type RouterEvidence } from '../../src/sim/mint/router.js';
 import { LogSink } from './log-sink.js';
 import type { AciDeployment } from '../../src/sim/mint/aci.js';
+import type { PinaivuDeployment } from '../../src/sim/mint/pinaivu.js';
 import { toPem } from '../../src/x509/certificate.js';
 
 export const REAL_KEY = `tr-${'5e'.repeat(48)}`;
@@ -46,19 +47,24 @@ export async function startHarness(
     attestation?: Record<string, unknown>;
     /** Run the aci/1 profile: the simulator speaks ACI, the daemon's upstream has `profile: aci`. */
     aci?: AciDeployment;
+    /** Run the pinaivu profile: the simulator speaks Pinaivu, the daemon's upstream has `profile: pinaivu`. */
+    pinaivu?: PinaivuDeployment;
   } = {},
 ): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'tresor-test-'));
   const evidence = await createRouterEvidence({ ...(opts.evidenceKind ? { kind: opts.evidenceKind } : {}) });
   Object.assign(evidence.faults, opts.evidenceFaults);
-  const sim = await startSimulator({ evidence, ...(opts.aci ? { aci: opts.aci } : {}), ...opts.sim });
+  const sim = await startSimulator({ evidence, ...(opts.aci ? { aci: opts.aci } : {}), ...(opts.pinaivu ? { pinaivu: opts.pinaivu } : {}), ...opts.sim });
   const caFile = join(dir, 'sim-ca.pem');
   await writeFile(caFile, sim.caPem + (opts.extraCaPem ?? ''));
   await writeFile(join(dir, 'release-root.pub'), evidence.releaseRoot.publicPem);
   if (opts.aci) await writeFile(join(dir, 'aci-ark.pem'), toPem(opts.aci.pki.ark));
+  if (opts.pinaivu) await writeFile(join(dir, 'nitro-root.pem'), toPem(opts.pinaivu.nitro.root));
   const profile = opts.aci
     ? { profile: 'aci', aci: { allowed_measurements: [opts.aci.measurement], amd_ark_file: join(dir, 'aci-ark.pem') } }
-    : {};
+    : opts.pinaivu
+      ? { profile: 'pinaivu', pinaivu: { allowed_pcr0: [opts.pinaivu.pcr0], nitro_root_file: join(dir, 'nitro-root.pem') } }
+      : {};
   const config = resolveConfig(
     {
       log: { level: 'trace' },

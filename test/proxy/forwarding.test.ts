@@ -282,3 +282,22 @@ describe('several upstreams', () => {
     expect(b.received.map((r) => r.headers.authorization)).toEqual(['Bearer tr-b', 'Bearer tr-b']);
   });
 });
+
+describe('the receipt id echo', () => {
+  test('an SSE answer whose id is only in its finish chunk gets it as an X-Tresor-Receipt-Id trailer; the bytes are untouched', async () => {
+    const sse =
+      'data: {"choices":[{"delta":{"content":"a"},"finish_reason":null}]}\n\n' +
+      'data: {"choices":[{"delta":{},"finish_reason":"stop"}],"tresor":{"receipt_id":"abc-123","requested_route":"r","routed_model":"m","failover":false}}\n\n' +
+      'data: [DONE]\n\n';
+    const up = await upstream((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(sse.slice(0, 50));
+      res.end(sse.slice(50));
+    });
+    const { base } = await daemonFor(up, { receipts: { mode: 'audit', deadline_seconds: 1, not_found_grace_seconds: 0 } }, { FWD_KEY: 'tr-x' });
+    const res = await request(`${base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"stream":true}' });
+    expect(res.headers.trailer).toBe('x-tresor-receipt-id');
+    expect(await res.body.text()).toBe(sse);
+    expect(res.trailers['x-tresor-receipt-id']).toBe('abc-123');
+  });
+});

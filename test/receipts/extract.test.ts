@@ -51,3 +51,38 @@ describe('tresor block extraction on the flowing bytes', () => {
     expect(run('json', Buffer.from('{"id":"no block"}'), [3])).toEqual({});
   });
 });
+
+describe('top-level request_id extraction (Pinaivu, seed 004)', () => {
+  const id = '0190a5f4-3b7c-7d2e-9a41-5f6e7d8c9b0a';
+  const pinSse = Buffer.from(
+    [
+      { model: 'm1', choices: [{ delta: { content: 'the text says "request_id": "fake"' }, finish_reason: null }] },
+      { model: 'm1', choices: [{ delta: {}, finish_reason: 'stop' }], request_id: id },
+    ]
+      .map((e) => `data: ${JSON.stringify(e)}\n\n`)
+      .join('') + 'data: [DONE]\n\n',
+  );
+  const pinJson = Buffer.from(JSON.stringify({ id: 'chatcmpl-1', model: 'm1', choices: [], request_id: id }));
+  const runField = (kind: 'json' | 'sse', bytes: Buffer, cuts: number[]) => {
+    const x = createTresorExtractor(kind, 'request_id');
+    let prev = 0;
+    for (const c of [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b)) {
+      x.push(bytes.subarray(prev, c));
+      prev = c;
+    }
+    x.push(bytes.subarray(prev));
+    return x.end();
+  };
+
+  test('JSON body and SSE finish chunk, at any chunk boundaries; the tresor extractor ignores it', () => {
+    fc.assert(
+      fc.property(fc.array(fc.nat(), { maxLength: 8 }), (cuts) => {
+        expect(runField('json', pinJson, cuts)).toEqual({ tresor: { receipt_id: id, routed_model: 'm1' } });
+        expect(runField('sse', pinSse, cuts)).toEqual({ tresor: { receipt_id: id, routed_model: 'm1' } });
+      }),
+    );
+    expect(run('json', pinJson, [])).toEqual({});
+    expect(runField('json', json, [])).toEqual({});
+    expect(runField('json', Buffer.from('{"request_id": 7}'), [])).toEqual({});
+  });
+});

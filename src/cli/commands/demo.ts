@@ -10,12 +10,13 @@ import { startDaemon } from '../../proxy/daemon.js';
 import { startSimulator } from '../../sim/index.js';
 import { createRouterEvidence } from '../../sim/mint/router.js';
 import { createAciDeployment } from '../../sim/mint/aci.js';
+import { createPinaivuDeployment } from '../../sim/mint/pinaivu.js';
 import { toPem } from '../../x509/certificate.js';
 import { exitCodeFor } from '../exit-codes.js';
 
 interface DemoArgs {
   verbose: boolean;
-  profile: 'tresor' | 'aci';
+  profile: 'tresor' | 'aci' | 'pinaivu';
 }
 
 interface TresorBlock {
@@ -36,7 +37,7 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
   builder: (y: Argv) =>
     y
       .option('verbose', { type: 'boolean', default: false, describe: "Show the daemon's own log lines" })
-      .option('profile', { choices: ['tresor', 'aci'] as const, default: 'tresor' as const, describe: "The router's protocol to demonstrate (the simulator speaks it)" }) as Argv<DemoArgs>,
+      .option('profile', { choices: ['tresor', 'aci', 'pinaivu'] as const, default: 'tresor' as const, describe: "The router's protocol to demonstrate (the simulator speaks it)" }) as Argv<DemoArgs>,
   handler: async (args) => {
     const dir = await mkdtemp(join(tmpdir(), 'tresor-attest-demo-'));
     const out = (label: string, text: string) => process.stdout.write(`${label.padEnd(16)}${text}\n`);
@@ -47,13 +48,16 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
       // pins the simulator's release-root key exactly as it would pin the real one.
       const evidence = await createRouterEvidence();
       const aci = args.profile === 'aci' ? await createAciDeployment() : undefined;
-      sim = await startSimulator({ evidence, ...(aci ? { aci } : {}) });
+      const pinaivu = args.profile === 'pinaivu' ? await createPinaivuDeployment() : undefined;
+      sim = await startSimulator({ evidence, ...(aci ? { aci } : {}), ...(pinaivu ? { pinaivu } : {}) });
       const caFile = join(dir, 'sim-ca.pem');
       const rootFile = join(dir, 'release-root.pub');
       const arkFile = join(dir, 'aci-ark.pem');
       await writeFile(caFile, sim.caPem);
       await writeFile(rootFile, evidence.releaseRoot.publicPem);
       if (aci) await writeFile(arkFile, toPem(aci.pki.ark));
+      const nitroRootFile = join(dir, 'pinaivu-nitro-root.pem');
+      if (pinaivu) await writeFile(nitroRootFile, toPem(pinaivu.nitro.root));
       out('router', `${sim.url} (simulated; TLS SPKI SHA-256 ${sim.spkiSha256.slice(0, 16)}…)`);
       const config = resolveConfig(
         {
@@ -69,6 +73,8 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
               attestation: { mode: 'enforce', release_root_file: rootFile, trust_bundle: evidence.bundleUrl },
               // aci/1: the simulator's TEE measurement is allowed, its test AMD root trusted (never a default).
               ...(aci ? { profile: 'aci', aci: { allowed_measurements: [aci.measurement], amd_ark_file: arkFile } } : {}),
+              // Pinaivu: the simulated coordinator's PCR0 is allowed, its test Nitro root trusted (never a default).
+              ...(pinaivu ? { profile: 'pinaivu', pinaivu: { allowed_pcr0: [pinaivu.pcr0], nitro_root_file: nitroRootFile } } : {}),
             },
           ],
         },
@@ -85,18 +91,23 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
         .create({ model: 'gpt-oss-120b', messages: [{ role: 'user', content: 'Hello from the tresor-attest demo!' }] })
         .withResponse();
       const verdict = response.headers.get('x-tresor-attestation');
-      out('attestation', `${verdict}${aci ? ' (aci/1)' : ''}: SNP MEASUREMENT ${response.headers.get('x-tresor-measurement')?.slice(0, 24)}…`);
+      if (pinaivu) out('attestation', `${verdict} (pinaivu coordinator): Nitro PCR0 ${response.headers.get('x-tresor-pcr0')?.slice(0, 24)}…`);
+      else out('attestation', `${verdict}${aci ? ' (aci/1)' : ''}: SNP MEASUREMENT ${response.headers.get('x-tresor-measurement')?.slice(0, 24)}…`);
       type Status = { upstreams: { attestation?: { identities?: { tag: string; bundleVersion: number; bundleValidUntil: string; expiresAt: string }[] } }[] };
       const status = (await (await fetch(`${daemon.listeners[0]?.url}/status`)).json()) as Status;
       const pinned = status.upstreams[0]?.attestation?.identities?.[0];
-      if (pinned && aci) out('', `keyset ${pinned.tag.slice(0, 31)}…, TLS key pinned until ${pinned.expiresAt}`);
+      if (pinned && pinaivu) out('', `coordinator key ${pinned.tag.slice(0, 24)}… pinned (the TLS key is the gateway's, not bound by the evidence) until ${pinned.expiresAt}`);
+      else if (pinned && aci) out('', `keyset ${pinned.tag.slice(0, 31)}…, TLS key pinned until ${pinned.expiresAt}`);
       else if (pinned) {
         out('', `workload identity tag ${pinned.tag.slice(0, 24)}…, trust bundle v${pinned.bundleVersion} (valid until ${pinned.bundleValidUntil}), TLS key pinned until ${pinned.expiresAt}`);
       }
-      // Tresor puts the receipt id in the body's `tresor` block; aci/1 in the X-Receipt-Id header.
-      const t1 = (json as unknown as { tresor?: TresorBlock }).tresor ?? { receipt_id: response.headers.get('x-receipt-id') ?? undefined };
+      // Tresor puts the receipt id in the body's `tresor` block; aci/1 in the X-Receipt-Id header; Pinaivu in the body's `request_id`.
+      const t1 = pinaivu
+        ? { receipt_id: (json as unknown as { request_id?: string }).request_id }
+        : ((json as unknown as { tresor?: TresorBlock }).tresor ?? { receipt_id: response.headers.get('x-receipt-id') ?? undefined });
+      const brief = aci || pinaivu;
       out('chat (JSON)', `"${json.choices[0]?.message.content ?? ''}"`);
-      out('', aci ? `receipt ${t1.receipt_id}` : `route ${t1.requested_route} → ${t1.routed_model}, failover ${t1.failover}, receipt ${t1.receipt_id}`);
+      out('', brief ? `receipt ${t1.receipt_id}` : `route ${t1.requested_route} → ${t1.routed_model}, failover ${t1.failover}, receipt ${t1.receipt_id}`);
 
       const { data: stream, response: streamResponse } = await client.chat.completions
         .create({
@@ -113,15 +124,17 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
         text += chunk.choices[0]?.delta?.content ?? '';
         const block = (chunk as unknown as { tresor?: TresorBlock }).tresor;
         if (block) t2 = block;
+        const rid = (chunk as unknown as { request_id?: string }).request_id;
+        if (pinaivu && rid) t2 = { receipt_id: rid };
       }
       out('chat (stream)', `${chunks} chunks: "${text}"`);
-      out('', aci ? `receipt ${t2.receipt_id}` : `route ${t2.requested_route} → ${t2.routed_model}, failover ${t2.failover}, receipt ${t2.receipt_id}`);
+      out('', brief ? `receipt ${t2.receipt_id}` : `route ${t2.requested_route} → ${t2.routed_model}, failover ${t2.failover}, receipt ${t2.receipt_id}`);
       // Each receipt was fetched over the attested connection, verified and written to the audit log.
       let verified = 0;
       for (const id of [t1.receipt_id, t2.receipt_id]) {
         if (!id) continue;
         const v = (await (await fetch(`${daemon.listeners[0]?.url}/receipts/${id}?wait=15`)).json()) as { verdict?: string; code?: string; seq?: number };
-        out('receipt', `${id.slice(0, aci ? 13 : 8)}… ${v.verdict ?? 'pending'}${v.code ? ` (${v.code})` : ''}${v.seq ? `, audit record #${v.seq}` : ''}`);
+        out('receipt', `${id.slice(0, aci || pinaivu ? 13 : 8)}… ${v.verdict ?? 'pending'}${v.code ? ` (${v.code})` : ''}${v.seq ? `, audit record #${v.seq}` : ''}`);
         if (v.verdict === 'verified') verified++;
       }
       const counters = daemon.upstreams.get('tresor')?.counters;

@@ -5,6 +5,7 @@ import { UsageError } from '../../errors/index.js';
 import { startSimulator } from '../../sim/index.js';
 import { ATTESTATION_FAULTS, SNP_ONLY_FAULTS, createRouterEvidence, type AttestationFaultName, type EvidenceKind } from '../../sim/mint/router.js';
 import { createAciDeployment } from '../../sim/mint/aci.js';
+import { PINAIVU_FAULTS, createPinaivuDeployment, type PinaivuFaultName } from '../../sim/mint/pinaivu.js';
 import { toPem } from '../../x509/certificate.js';
 
 type EvidenceChoice = EvidenceKind | 'none';
@@ -22,7 +23,8 @@ interface SimArgs {
   'no-receipts': boolean;
   'unavailable-route': string[];
   evidence: EvidenceChoice;
-  profile: 'tresor' | 'aci';
+  profile: 'tresor' | 'aci' | 'pinaivu';
+  'pinaivu-fault': PinaivuFaultName[];
   'attestation-fault': AttestationFaultName[];
   'write-dir'?: string;
 }
@@ -66,9 +68,18 @@ export const simCommand: CommandModule<object, SimArgs> = {
       })
       .option('write-dir', { type: 'string', describe: 'Write sim-ca.pem and release-root.pub (the test release-root key), and nitro-root.pem with --evidence nitro, into this directory' })
       .option('profile', {
-        choices: ['tresor', 'aci'] as const,
+        choices: ['tresor', 'aci', 'pinaivu'] as const,
         default: 'tresor' as const,
-        describe: "The router's protocol: tresor, or aci (aci/1: /v1/aci/attestation with SEV-SNP evidence from test roots, X-Receipt-Id, /v1/aci/receipts/{id}); with --write-dir, aci also writes aci-ark.pem and prints the measurement to allow",
+        describe:
+          "The router's protocol: tresor, aci (aci/1: /v1/aci/attestation with SEV-SNP evidence from test roots, X-Receipt-Id, /v1/aci/receipts/{id}; with --write-dir also aci-ark.pem), " +
+          'or pinaivu (the coordinator\'s Nitro attestation at /get_attestation from a test Nitro PKI, request_id in answers, /v1/receipts/{id} and signed proofs at /v1/proofs/{uuid}; with --write-dir also pinaivu-nitro-root.pem); prints the measurement to allow',
+      })
+      .option('pinaivu-fault', {
+        type: 'string',
+        array: true,
+        default: [],
+        choices: PINAIVU_FAULTS,
+        describe: 'With --profile pinaivu: make one check fail (repeatable); echoNonce instead makes the coordinator sign the nonce it is asked with',
       })
       .option('unavailable-route', { type: 'string', array: true, default: [], describe: 'Fault: route that fails (forces failover); repeatable' })
       .epilog(
@@ -86,9 +97,13 @@ export const simCommand: CommandModule<object, SimArgs> = {
     const evidence = kind === 'none' ? undefined : await createRouterEvidence({ kind });
     for (const f of faults) if (evidence) evidence.faults[f] = true;
     const aci = args.profile === 'aci' ? await createAciDeployment() : undefined;
+    if (args['pinaivu-fault'].length > 0 && args.profile !== 'pinaivu') throw new UsageError('ERR_USAGE_BAD_FLAG', '--pinaivu-fault needs --profile pinaivu');
+    const pinaivu = args.profile === 'pinaivu' ? await createPinaivuDeployment() : undefined;
+    for (const f of args['pinaivu-fault']) if (pinaivu) pinaivu.faults[f] = true;
     const sim = await startSimulator({
       ...(evidence ? { evidence } : {}),
       ...(aci ? { aci } : {}),
+      ...(pinaivu ? { pinaivu } : {}),
       host: args.host,
       port: args.port,
       receipts: !args['no-receipts'],
@@ -112,6 +127,10 @@ export const simCommand: CommandModule<object, SimArgs> = {
         await writeFile(join(dir, 'aci-ark.pem'), toPem(aci.pki.ark));
         written.push('aci-ark.pem');
       }
+      if (pinaivu) {
+        await writeFile(join(dir, 'pinaivu-nitro-root.pem'), toPem(pinaivu.nitro.root));
+        written.push('pinaivu-nitro-root.pem');
+      }
       if (evidence?.nitroPki) {
         await writeFile(join(dir, 'nitro-root.pem'), toPem(evidence.nitroPki.root));
         written.push('nitro-root.pem');
@@ -124,6 +143,8 @@ export const simCommand: CommandModule<object, SimArgs> = {
         (args['cert-out'] ? `certificate written to:   ${args['cert-out']}\n` : '') +
         (evidence ? `evidence:                 ${evidence.kind} (${evidence.kind === 'snp' ? 'MEASUREMENT' : 'PCR0'} ${evidence.measurement})\n` : 'evidence:                 none (GET /attestation answers 503)\n') +
         (aci ? `profile:                  aci (SEV-SNP MEASUREMENT ${aci.measurement}; test ARK in aci-ark.pem)\n` : '') +
+        (pinaivu ? `profile:                  pinaivu (coordinator PCR0 ${pinaivu.pcr0}; key ${pinaivu.coordinatorKey}; test Nitro root in pinaivu-nitro-root.pem)\n` : '') +
+        (pinaivu && args['pinaivu-fault'].length ? `pinaivu faults:           ${args['pinaivu-fault'].join(', ')}\n` : '') +
         (faults.length ? `attestation faults:       ${faults.join(', ')}\n` : '') +
         (evidence ? `trust bundle:             ${evidence.bundleUrl} (release-root key: the simulator's own test key)\n` : '') +
         (written.length ? `wrote ${written.join(', ')} to ${args['write-dir']}\n` : ''),

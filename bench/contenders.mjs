@@ -1,0 +1,273 @@
+// The contenders for the forwarding scenarios, each its own process (so its own CPU time and RSS
+// can be read from procfs): direct (no proxy), the bare undici passthrough, nginx, tresor-attest.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, openSync, readFileSync, writeFileSync, closeSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { API_KEY } from './load.mjs';
+
+const ROOT = new URL('../', import.meta.url).pathname;
+
+/** BENCH_CPU_PROF_DIR=DIR runs the Node contenders under `node --cpu-prof` (one DIR/<name>/ each). */
+const profArgs = (name) => (process.env.BENCH_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${join(process.env.BENCH_CPU_PROF_DIR, name)}`] : []);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Spawn `cmd`, its output to `logFile`; resolves once `ready()` returns a value (polled; `log` is the
+ * output so far), bounded in time.
+ */
+async function spawnLogged(cmd, args, { logFile, ready, env, ms = 20_000 }) {
+  const fd = openSync(logFile, 'w');
+  const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, HTTPS_PROXY: '', https_proxy: '', ...env }, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
+  const end = Date.now() + ms;
+  for (;;) {
+    const log = readFileSync(logFile, 'utf8');
+    const value = await ready(log);
+    if (value) return { child, value, exited };
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${cmd} exited early: ${log.slice(-2000)}`);
+    if (Date.now() > end) {
+      child.kill('SIGKILL');
+      throw new Error(`${cmd} did not start in ${ms} ms: ${log.slice(-2000)}`);
+    }
+    await sleep(20);
+  }
+}
+
+const matching = (pattern) => (log) => pattern.exec(log)?.[1];
+
+async function stopChild(p) {
+  if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM');
+  const t = setTimeout(() => p.child.kill('SIGKILL'), 3_000);
+  await p.exited;
+  clearTimeout(t);
+}
+
+async function freePort() {
+  const s = net.createServer();
+  await new Promise((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address();
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** Wait until `origin` answers a chat completion (the contender forwards end to end). */
+async function waitForwarding(origin, ms = 20_000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    try {
+      const res = await request(`${origin}/v1/models`, { headers: { authorization: `Bearer ${API_KEY}` } });
+      await res.body.dump();
+      if (res.statusCode === 200) return;
+    } catch {
+      /* not yet */
+    }
+    if (Date.now() > end) throw new Error(`${origin} is not forwarding after ${ms} ms`);
+    await sleep(50);
+  }
+}
+
+/** The simulated router in its own process (see sim.mjs). */
+export async function startSim(dir, chunkIntervalMs) {
+  const p = await spawnLogged(process.execPath, [join(ROOT, 'bench/sim.mjs'), dir, String(chunkIntervalMs)], { logFile: join(dir, 'sim.log'), ready: matching(/^(\{.*\})$/m) });
+  return { ...JSON.parse(p.value), pid: p.child.pid, stop: () => stopChild(p) };
+}
+
+const direct = {
+  name: 'direct',
+  note: 'client → simulator over TLS (the physical limit; no proxy process)',
+  available: () => ({ ok: true }),
+  async start(sim) {
+    return { origin: sim.url, caFile: sim.caFile, pid: undefined, stop: async () => undefined };
+  },
+};
+
+const passthrough = {
+  name: 'passthrough',
+  note: 'bare undici Pool-based Node reverse proxy, no checks (bench/passthrough.mjs)',
+  available: () => ({ ok: true }),
+  async start(sim, dir) {
+    const p = await spawnLogged(process.execPath, [...profArgs('passthrough'), join(ROOT, 'bench/passthrough.mjs'), sim.url, sim.caFile], { logFile: join(dir, 'passthrough.log'), ready: matching(/listening (http:\/\/\S+)/) });
+    const origin = p.value;
+    await waitForwarding(origin);
+    return { origin, pid: p.child.pid, stop: () => stopChild(p) };
+  },
+};
+
+const NGINX = '/usr/sbin/nginx';
+function nginxVersion() {
+  const r = spawnSync(NGINX, ['-v'], { encoding: 'utf8' });
+  return r.status === 0 ? /nginx\/(\S+)/.exec(r.stderr)?.[1] : undefined;
+}
+
+const nginx = {
+  name: 'nginx',
+  get note() {
+    return `nginx ${nginxVersion() ?? '?'} reverse proxy, one worker (master_process off), TLS upstream keepalive, proxy_buffering off`;
+  },
+  available() {
+    return nginxVersion() ? { ok: true } : { ok: false, why: `nginx is not installed at ${NGINX} (apt-get install -y nginx-light); skipped` };
+  },
+  async start(sim, dir) {
+    const d = join(dir, `nginx-${Date.now()}`);
+    mkdirSync(d, { recursive: true });
+    const port = await freePort();
+    const up = new URL(sim.url);
+    writeFileSync(
+      join(d, 'nginx.conf'),
+      `daemon off;
+master_process off;
+worker_processes 1;
+worker_rlimit_nofile 16384;
+pid ${d}/nginx.pid;
+error_log ${d}/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path ${d}/body; proxy_temp_path ${d}/proxy; fastcgi_temp_path ${d}/fcgi; uwsgi_temp_path ${d}/uwsgi; scgi_temp_path ${d}/scgi;
+  upstream sim { server ${up.host}; keepalive 1100; keepalive_requests 1000000; keepalive_timeout 60s; }
+  server {
+    listen 127.0.0.1:${port} backlog=4096;
+    keepalive_requests 1000000;
+    client_max_body_size 0;
+    location / {
+      proxy_pass https://sim;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host ${up.host};
+      proxy_ssl_trusted_certificate ${sim.caFile};
+      proxy_ssl_verify on;
+      proxy_ssl_name localhost;
+      proxy_ssl_session_reuse on;
+      proxy_buffering off;
+      proxy_request_buffering off;
+      proxy_read_timeout 300s;
+      proxy_send_timeout 300s;
+    }
+  }
+}
+`,
+    );
+    const fd = openSync(join(d, 'stdout.log'), 'w');
+    const child = spawn(NGINX, ['-p', d, '-c', join(d, 'nginx.conf'), '-e', join(d, 'error.log')], { stdio: ['ignore', fd, fd] });
+    closeSync(fd);
+    const p = { child, exited: new Promise((r) => child.once('exit', r)) };
+    const origin = `http://127.0.0.1:${port}`;
+    try {
+      await waitForwarding(origin);
+    } catch (e) {
+      await stopChild(p);
+      throw new Error(`nginx: ${e.message}; error.log: ${readFileSync(join(d, 'error.log'), 'utf8').slice(-1500)}`);
+    }
+    return { origin, pid: child.pid, stop: () => stopChild(p) };
+  },
+};
+
+/**
+ * The daemon's config file for the bench: enforce attestation against the simulator's evidence.
+ * The simulator's CA reaches the daemon like a public router's CA would, through the system store
+ * (NODE_EXTRA_CA_CERTS), unless `caFile` asks for the `ca_file` setting (private CAs).
+ */
+export function daemonConfig(sim, dir, receipts, caFile = false, listen = '127.0.0.1:0') {
+  return {
+    // The default log level (one line per request); BENCH_DAEMON_LOG_LEVEL=warn measures the daemon without it.
+    log: { level: process.env.BENCH_DAEMON_LOG_LEVEL ?? 'info', format: 'json' },
+    state_dir: join(dir, 'state'),
+    shutdown_grace_seconds: 2,
+    upstreams: [
+      {
+        name: 'tresor',
+        url: sim.url,
+        listen,
+        ...(caFile ? { ca_file: sim.caFile } : {}),
+        api_key_env: 'TRESOR_API_KEY',
+        max_body_bytes: 256 * 1024 * 1024,
+        // 1,000 concurrent streams need 1,000 upstream connections (the default pool is 128).
+        pool: { connections: 1100, keep_alive_seconds: 60 },
+        attestation: { mode: 'enforce', release_root_file: sim.rootFile, trust_bundle: sim.bundleUrl },
+        // Every receipt fetched and verified: the default rate limit (50 fetches/s) is far below the bench's load.
+        ...(receipts ? { receipts: { mode: receipts, ...(receipts === 'off' ? {} : { fetches_per_second: 100_000 }) } } : {}),
+      },
+    ],
+  };
+}
+
+/** Does this build accept `receipts.mode` in its config (issue 4)? Asked once per mode. */
+const receiptModes = new Map();
+function receiptsSupported(sim, dir, mode) {
+  if (!receiptModes.has(mode)) {
+    const file = join(dir, `check-${mode}.json`);
+    writeFileSync(file, JSON.stringify(daemonConfig(sim, dir, mode)));
+    const r = spawnSync(process.execPath, [join(ROOT, 'bin/tresor-attest.js'), 'config', 'check', file], { encoding: 'utf8', env: { ...process.env, TRESOR_API_KEY: API_KEY } });
+    receiptModes.set(mode, r.status === 0);
+  }
+  return receiptModes.get(mode);
+}
+
+/** Start the daemon from a config file; `ready: false` returns as soon as it listens (cold attestation). */
+export async function startDaemonProcess(sim, dir, { receipts, ready = true, tag = 'tresor', caFile = false } = {}) {
+  const d = join(dir, `${tag}-${Date.now()}-${Math.random().toString(16).slice(2, 6)}`);
+  mkdirSync(d, { recursive: true });
+  const cfg = join(d, 'config.json');
+  const port = await freePort();
+  writeFileSync(cfg, JSON.stringify(daemonConfig(sim, d, receipts, caFile, `127.0.0.1:${port}`)));
+  const args = [...profArgs(tag), join(ROOT, 'bin/tresor-attest.js'), 'serve', '--config', cfg];
+  const origin = `http://127.0.0.1:${port}`;
+  const answers = (path) => async () => {
+    const res = await request(`${origin}${path}`).catch(() => undefined);
+    await res?.body.dump();
+    return res?.statusCode === 200;
+  };
+  const env = { TRESOR_API_KEY: API_KEY, ...(caFile ? {} : { NODE_EXTRA_CA_CERTS: sim.caFile }) };
+  const p = await spawnLogged(process.execPath, args, { logFile: join(d, 'daemon.log'), ready: answers('/healthz'), env, ms: 30_000 });
+  const t0 = Date.now();
+  if (ready) {
+    while (!(await answers('/readyz')())) {
+      if (Date.now() - t0 > 30_000) throw new Error(`tresor-attest not ready after 30 s: ${readFileSync(join(d, 'daemon.log'), 'utf8').slice(-2000)}`);
+      await sleep(10);
+    }
+  }
+  /** Waits (bounded) until no receipt job is pending, so their CPU counts; returns the receipt counters. */
+  const settle = async (ms = 30_000) => {
+    const end = Date.now() + ms;
+    for (;;) {
+      const res = await request(`${origin}/status`).catch(() => undefined);
+      const r = res ? ((await res.body.json()).upstreams?.[0]?.receipts ?? null) : null;
+      if (!r || r.pending === 0 || Date.now() > end) return r;
+      await sleep(20);
+    }
+  };
+  return { origin, pid: p.child.pid, dir: d, readyMs: ready ? Date.now() - t0 : undefined, settle, stop: () => stopChild(p) };
+}
+
+function tresor(name, mode, { caFile = false, only } = {}) {
+  let supported;
+  return {
+    name,
+    ...(only ? { only } : {}),
+    note: `tresor-attest, attestation enforced, receipts ${mode}${mode === 'audit' ? ' (when the build has them)' : ''}${caFile ? ', simulator CA via ca_file' : ''}`,
+    available(sim, dir) {
+      supported ??= receiptsSupported(sim, dir, mode);
+      if (mode !== 'audit' && !supported) return { ok: false, why: 'this build has no receipts.mode (issue 4 not merged yet); skipped' };
+      return { ok: true, ...(supported ? {} : { why: 'receipts not in this build: attestation only' }) };
+    },
+    start: (sim, dir) => startDaemonProcess(sim, dir, { receipts: supported ? mode : undefined, tag: name, caFile }),
+    /** Returns as soon as it listens, before its start-up attestation is done. */
+    startCold: (sim, dir) => startDaemonProcess(sim, dir, { receipts: supported ? mode : undefined, tag: `${name}-cold`, ready: false, caFile }),
+  };
+}
+
+/** Every contender, in run order (A B C D, repeated per round). The first two are the references. */
+export const CONTENDERS = [
+  direct,
+  passthrough,
+  nginx,
+  tresor('tresor-attest', 'audit'),
+  tresor('tresor-attest-strict', 'strict', { only: ['json-c1', 'json-c16', 'sse-c1', 'sse-c100'] }),
+  // The same daemon without receipts: what receipts cost, and the baseline for the journal's added latency.
+  tresor('tresor-attest-receipts-off', 'off', { only: ['json-c1', 'json-c16', 'json-c64', 'sse-c100'] }),
+  // With the simulator's CA as `ca_file` (a private CA): what a new upstream connection costs then.
+  tresor('tresor-attest-ca-file', 'audit', { caFile: true, only: ['connection'] }),
+];

@@ -1,0 +1,224 @@
+// The scenarios of issue 7. A forwarding scenario runs once per contender per round (A B C D, A B
+// C D, ...) and returns one metrics object per run; a micro scenario runs once (one core).
+import { spawnSync } from 'node:child_process';
+import { measureProcess, rssKb } from './procfs.mjs';
+import { chatOnce, clientFor, modelsOnce, runJson, runStreams, uploadOnce } from './load.mjs';
+import { median, percentile } from './report.mjs';
+
+const MB = 1024 * 1024;
+const ROOT = new URL('../', import.meta.url).pathname;
+
+/**
+ * Warm the client pool and the contender's upstream pool up to the scenario's concurrency
+ * (unmeasured) with `GET /v1/models` (forwarded, but no receipt to fetch). The first time it
+ * ramps up (100, 200, 400, ... concurrent) like a growing client population; later rounds re-warm
+ * at full concurrency (keep-alive connections may have expired while the other contenders ran).
+ * Then a few chat completions warm the measured path. Records the number of failed requests.
+ */
+async function warm(state, concurrency) {
+  let errors = 0;
+  let c = state.warmed ? concurrency : Math.min(100, concurrency);
+  for (;;) {
+    const r = await runJson(state.client, { count: c, concurrency: c, maxMs: 60_000, once: modelsOnce });
+    errors += r.errors;
+    if (c === concurrency) break;
+    c = Math.min(concurrency, c * 2);
+  }
+  if (!state.warmed) errors += (await runJson(state.client, { count: Math.min(Math.max(concurrency, 20), 100), concurrency: Math.min(concurrency, 100), maxMs: 60_000 })).errors;
+  state.warmed = true;
+  state.warmErrors = (state.warmErrors ?? 0) + errors;
+}
+
+function json(concurrency, count, maxMs) {
+  return {
+    name: `json-c${concurrency}`,
+    title: `non-stream chat (1 KB reply), concurrency ${concurrency}`,
+    kind: 'forward',
+    rounds: (q) => (q ? 1 : 3),
+    metrics: [
+      { key: 'cpuUsPerReq', label: 'own CPU µs/req', digits: 0, ref: 'passthrough' },
+      { key: 'reqPerSec', label: 'req/s', digits: 0, ref: 'passthrough' },
+      { key: 'p50Ms', label: 'p50 ms', digits: 2, ref: 'direct' },
+      { key: 'p99Ms', label: 'p99 ms', digits: 2 },
+      { key: 'errors', label: 'errors', digits: 0 },
+      { key: 'warmErrors', label: 'warm-up errors', digits: 0 },
+      ...RECEIPT_METRICS,
+    ],
+    async run({ target, quick, state }) {
+      state.client ??= clientFor(target, concurrency);
+      if (!state.warmed) await warm(state, concurrency);
+      const m = await measureProcess(target.pid, () => runJson(state.client, { count, concurrency, maxMs: quick ? 3_000 : maxMs }), target.settle);
+      const r = m.result;
+      return {
+        requests: r.latencies.length,
+        cpuUsPerReq: m.cpuUs === null ? null : m.cpuUs / Math.max(1, r.latencies.length),
+        reqPerSec: r.latencies.length / (r.durationMs / 1000),
+        p50Ms: median(r.latencies),
+        p99Ms: percentile(r.latencies, 99),
+        errors: r.errors,
+        warmErrors: state.warmErrors,
+        ...receiptCounts(m.receipts),
+      };
+    },
+    done: (state) => state.client?.close(),
+  };
+}
+
+/** Receipts the daemon recorded during a run: verified, and anything else (failed, missing, ...). */
+const receiptCounts = (d) =>
+  d ? { receiptsVerified: d.verified, receiptsNotVerified: d.failed + d.missing + d.unverifiable + d.dropped } : { receiptsVerified: null, receiptsNotVerified: null };
+const RECEIPT_METRICS = [
+  { key: 'receiptsVerified', label: 'receipts verified', digits: 0 },
+  { key: 'receiptsNotVerified', label: 'receipts not', digits: 0 },
+];
+
+/**
+ * SSE streams. With `own`, the scenario runs on its own simulator (slower chunks, so that every
+ * stream is open at once) with contender processes started for it: RSS per open stream is counted
+ * from each process's idle RSS, connections included.
+ */
+function sse(concurrency, count, { own, memory = false } = {}) {
+  return {
+    name: `sse-c${concurrency}`,
+    title: `SSE streams (50 chunks${own ? `, ${own.chunkIntervalMs} ms apart` : ''}), ${concurrency} concurrent${own ? '; contender processes started for this scenario, RSS per open stream over their idle RSS' : ''}`,
+    kind: 'forward',
+    ...(own ? { own } : {}),
+    rounds: (q) => (q ? 1 : memory ? 2 : 3),
+    metrics: [
+      { key: 'cpuMsPerStream', label: 'own CPU ms/stream', digits: 3, ref: 'passthrough' },
+      { key: 'ttfbP50Ms', label: 'TTFB p50 ms', digits: 2, ref: 'direct' },
+      { key: 'chunkGapMs', label: 'chunk gap ms', digits: 3, ref: 'direct' },
+      { key: 'streamsPerSec', label: 'streams/s', digits: 1 },
+      ...(memory ? [{ key: 'maxOpen', label: 'max open', digits: 0 }, { key: 'rssKbPerStream', label: 'RSS KB/stream', digits: 1, ref: 'passthrough' }] : []),
+      { key: 'errors', label: 'errors', digits: 0 },
+      { key: 'warmErrors', label: 'warm-up errors', digits: 0 },
+      ...RECEIPT_METRICS,
+    ],
+    async run({ target, quick, state }) {
+      const conc = Math.min(concurrency, count);
+      state.client ??= clientFor(target, conc);
+      state.idleRss ??= memory && target.pid ? rssKb(target.pid) : null;
+      await warm(state, conc);
+      const m = await measureProcess(target.pid, (rss) => runStreams(state.client, { count, concurrency: conc, maxMs: quick ? 5_000 : 60_000, onOpen: (n) => n === conc && rss?.sample() }), target.settle);
+      const r = m.result;
+      const done = r.ttfb.length;
+      return {
+        streams: done,
+        cpuMsPerStream: m.cpuUs === null ? null : m.cpuUs / 1000 / Math.max(1, done),
+        ttfbP50Ms: median(r.ttfb),
+        chunkGapMs: median(r.chunkGap),
+        streamsPerSec: done / (r.durationMs / 1000),
+        maxOpen: r.maxOpen,
+        rssKbPerStream: state.idleRss === null || state.idleRss === undefined ? null : (m.rssPeakKb - state.idleRss) / Math.max(1, r.maxOpen),
+        errors: r.errors,
+        warmErrors: state.warmErrors,
+        ...receiptCounts(m.receipts),
+      };
+    },
+    done: (state) => state.client?.close(),
+  };
+}
+
+function upload(sizes) {
+  const [small, large] = sizes;
+  return {
+    name: 'upload',
+    title: `transcription upload, streamed multipart (${sizes.map((s) => `${s / MB} MB`).join(', ')})`,
+    kind: 'forward',
+    rounds: (q) => (q ? 1 : 2),
+    metrics: [
+      { key: 'mbPerSec', label: `MB/s (${large / MB} MB)`, digits: 0, ref: 'passthrough' },
+      { key: 'rssDeltaSmallMb', label: `peak RSS +MB (${small / MB} MB)`, digits: 1 },
+      { key: 'rssDeltaLargeMb', label: `peak RSS +MB (${large / MB} MB)`, digits: 1 },
+      { key: 'cpuMsPerMb', label: 'own CPU ms/MB', digits: 2, ref: 'passthrough' },
+    ],
+    async run({ target, state }) {
+      state.client ??= clientFor(target, 1);
+      const out = {};
+      for (const size of sizes) {
+        const m = await measureProcess(target.pid, () => uploadOnce(state.client, size));
+        const key = size === large ? 'Large' : 'Small';
+        out[`rssDelta${key}Mb`] = m.rssPeakKb === null ? null : (m.rssPeakKb - m.rssBeforeKb) / 1024;
+        if (size === large) {
+          out.mbPerSec = size / MB / (m.result / 1000);
+          out.cpuMsPerMb = m.cpuUs === null ? null : m.cpuUs / 1000 / (size / MB);
+        }
+      }
+      return out;
+    },
+    done: (state) => state.client?.close(),
+  };
+}
+
+/** First request on a new connection (the contender opens a new upstream TLS connection) vs later ones. */
+const connection = {
+  name: 'connection',
+  title: 'first request through a freshly started contender (new upstream TLS connection) vs later requests; tresor-attest cold = sent before /readyz (pays the attestation)',
+  kind: 'forward',
+  fresh: true,
+  rounds: (q) => (q ? 1 : 3),
+  metrics: [
+    { key: 'coldMs', label: 'cold first ms', digits: 2 },
+    { key: 'firstMs', label: 'first (ready) ms', digits: 2, ref: 'direct' },
+    { key: 'firstCpuMs', label: 'own CPU ms (first)', digits: 0 },
+    { key: 'laterP50Ms', label: 'later p50 ms', digits: 2, ref: 'direct' },
+    { key: 'readyMs', label: 'start→ready ms', digits: 0 },
+  ],
+  async run({ target, contender, sim, dir, quick }) {
+    const client = clientFor(target, 1);
+    const first = await measureProcess(target.pid, () => chatOnce(client));
+    const firstMs = first.result;
+    const later = [];
+    for (let i = 0; i < (quick ? 5 : 30); i++) later.push(await chatOnce(client));
+    await client.close();
+    let coldMs = null;
+    if (contender.startCold) {
+      const cold = await contender.startCold(sim, dir);
+      const c = clientFor(cold, 1);
+      try {
+        coldMs = await chatOnce(c);
+      } finally {
+        await c.close();
+        await cold.stop();
+      }
+    }
+    return { coldMs, firstMs, firstCpuMs: first.cpuUs === null ? null : first.cpuUs / 1000, laterP50Ms: median(later), readyMs: target.readyMs ?? null };
+  },
+};
+
+/** Verifications per second on one core, in a fresh process (micro.mjs). */
+function micro(kind, title) {
+  return {
+    name: `verify-${kind}`,
+    title,
+    kind: 'micro',
+    metrics: [
+      { key: 'perSec', label: 'verified/s (warm)', digits: 0 },
+      { key: 'coldMs', label: 'cold first ms', digits: 2 },
+      { key: 'warmMs', label: 'warm ms each', digits: 3 },
+    ],
+    run({ quick }) {
+      const r = spawnSync(process.execPath, [`${ROOT}bench/micro.mjs`, kind, quick ? '150' : '2000'], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`micro ${kind}: ${r.stderr}`);
+      const m = JSON.parse(r.stdout.trim().split('\n').pop());
+      return { perSec: m.perSec, coldMs: m.coldMs, warmMs: 1000 / m.perSec, ops: m.ops };
+    },
+  };
+}
+
+/** In run order; `quick` is the ~10 s smoke run (--quick): the same scenarios, small counts. */
+export const buildScenarios = (quick) => [
+  // Bounded in requests and in time: a slow contender (receipts strict) does fewer in the same time.
+  json(1, quick ? 40 : 600, 2_500),
+  json(16, quick ? 150 : 2500, 2_500),
+  json(64, quick ? 200 : 3000, 2_500),
+  sse(1, quick ? 2 : 5),
+  sse(100, quick ? 20 : 200),
+  // Its own simulator with slower chunks, so that all 1,000 streams are open at once (not in --quick).
+  sse(1000, quick ? 50 : 1000, { memory: true, ...(quick ? {} : { own: { chunkIntervalMs: 40 } }) }),
+  upload(quick ? [2 * MB, 8 * MB] : [20 * MB, 100 * MB]),
+  connection,
+  micro('receipts', 'receipts: verifyReceiptJws + evaluateReceipt (static JWKS, every claim and both digests), one core'),
+  micro('snp', 'attestation: SNP router envelope (VCEK chain, report, bundle allowlists, manifest, key binding), one core'),
+  micro('nitro', 'attestation: AWS Nitro documents (test/vectors, at their own time), one core'),
+];

@@ -1,0 +1,103 @@
+// The targets of issue 7 for tresor-attest (attestation enforced, receipts audit), checked against a run.
+const row = (result, scenario, contender = 'tresor-attest') => result.scenarios.find((s) => s.name === scenario)?.rows[contender];
+const f = (v, digits, unit) => (typeof v === 'number' ? `${v.toFixed(digits)}${unit}` : undefined);
+
+function target(label, measure, ok) {
+  return (result) => {
+    const v = measure(result);
+    return { label, measured: v.text, ok: v.value === undefined || v.value === null ? null : ok(v.value, v.ref) };
+  };
+}
+
+const cpuPerReq = (c) =>
+  target(`json c${c}: own CPU <= 130 µs/request`, (r) => ({ value: row(r, `json-c${c}`)?.cpuUsPerReq, text: f(row(r, `json-c${c}`)?.cpuUsPerReq, 0, ' µs') }), (v) => v <= 130);
+const reqs = (c) =>
+  target(
+    `json c${c}: req/s >= bare passthrough`,
+    (r) => {
+      const mine = row(r, `json-c${c}`)?.reqPerSec;
+      const ref = row(r, `json-c${c}`, 'passthrough')?.reqPerSec;
+      return { value: mine, ref, text: mine && ref ? `${mine.toFixed(0)} vs ${ref.toFixed(0)}` : undefined };
+    },
+    (v, ref) => (ref === undefined ? null : v >= ref),
+  );
+const cpuPerStream = (c) =>
+  target(`sse c${c}: own CPU <= 1.4 ms/stream`, (r) => ({ value: row(r, `sse-c${c}`)?.cpuMsPerStream, text: f(row(r, `sse-c${c}`)?.cpuMsPerStream, 3, ' ms') }), (v) => v <= 1.4);
+
+export const TARGETS = [
+  cpuPerReq(1),
+  cpuPerReq(16),
+  cpuPerReq(64),
+  reqs(1),
+  reqs(16),
+  reqs(64),
+  cpuPerStream(1),
+  cpuPerStream(100),
+  cpuPerStream(1000),
+  target(
+    'sse c1: <= 0.5 ms added TTFB (vs direct)',
+    (r) => {
+      const mine = row(r, 'sse-c1')?.ttfbP50Ms;
+      const ref = row(r, 'sse-c1', 'direct')?.ttfbP50Ms;
+      const v = mine !== undefined && ref !== undefined ? mine - ref : undefined;
+      return { value: v, text: f(v, 2, ' ms') };
+    },
+    (v) => v <= 0.5,
+  ),
+  target(
+    'sse c1000: 1,000 streams held, none failed',
+    (r) => {
+      const s = row(r, 'sse-c1000');
+      return { value: s?.errors, text: s ? `${s.streams} done, max ${s.maxOpen} open, ${s.errors} errors` : undefined };
+    },
+    (v) => v === 0,
+  ),
+  target('memory at 1,000 streams: <= 100 KB RSS per open stream', (r) => ({ value: row(r, 'sse-c1000')?.rssKbPerStream, text: f(row(r, 'sse-c1000')?.rssKbPerStream, 1, ' KB') }), (v) => v <= 100),
+  target(
+    'upload: RSS independent of upload size (large − small peak growth < 16 MB)',
+    (r) => {
+      const u = row(r, 'upload');
+      const v = u && typeof u.rssDeltaLargeMb === 'number' ? u.rssDeltaLargeMb - u.rssDeltaSmallMb : undefined;
+      return { value: v, text: u ? `+${u.rssDeltaSmallMb?.toFixed(1)} MB vs +${u.rssDeltaLargeMb?.toFixed(1)} MB` : undefined };
+    },
+    (v) => v < 16,
+  ),
+  target(
+    'upload: MB/s >= bare passthrough',
+    (r) => {
+      const mine = row(r, 'upload')?.mbPerSec;
+      const ref = row(r, 'upload', 'passthrough')?.mbPerSec;
+      return { value: mine, ref, text: mine && ref ? `${mine.toFixed(0)} vs ${ref.toFixed(0)}` : undefined };
+    },
+    (v, ref) => (ref === undefined ? null : v >= ref),
+  ),
+  target('receipts: >= 5,000 verified/s on one core', (r) => ({ value: row(r, 'verify-receipts', 'library')?.perSec, text: f(row(r, 'verify-receipts', 'library')?.perSec, 0, '/s') }), (v) => v >= 5000),
+  target(
+    'attestation: later requests pay nothing (json c1 p50 − passthrough p50 <= 0.5 ms; receipts off where that row exists)',
+    (r) => {
+      const mine = (row(r, 'json-c1', 'tresor-attest-receipts-off') ?? row(r, 'json-c1'))?.p50Ms;
+      const ref = row(r, 'json-c1', 'passthrough')?.p50Ms;
+      const v = mine !== undefined && ref !== undefined ? mine - ref : undefined;
+      return { value: v, text: f(v, 2, ' ms') };
+    },
+    (v) => v <= 0.5,
+  ),
+  target(
+    'attestation: the first request after /readyz does not attest again (first < cold)',
+    (r) => {
+      const c = row(r, 'connection');
+      return { value: c?.firstMs, ref: c?.coldMs, text: c ? `${c.firstMs?.toFixed(1)} ms vs cold ${c.coldMs?.toFixed(1)} ms` : undefined };
+    },
+    (v, ref) => (typeof ref === 'number' ? v < ref : null),
+  ),
+  target(
+    'durability: receipts audit adds <= 1 ms p50 (json c1, vs receipts off)',
+    (r) => {
+      const mine = row(r, 'json-c1')?.p50Ms;
+      const ref = row(r, 'json-c1', 'tresor-attest-receipts-off')?.p50Ms;
+      const v = mine !== undefined && ref !== undefined ? mine - ref : undefined;
+      return { value: v, text: v === undefined ? 'no receipts in this build (issue 4)' : f(v, 2, ' ms') };
+    },
+    (v) => v <= 1,
+  ),
+];
