@@ -4,10 +4,13 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { openLogFile } from '../../src/log/file.js';
 import { createLogger } from '../../src/log/logger.js';
-import { spawnBin } from '../helpers/spawn.js';
+import { spawnBin, type Spawned } from '../helpers/spawn.js';
 
 const dirs: string[] = [];
+const children: Spawned[] = [];
 afterEach(async () => {
+  // A failed assertion must not leave a daemon running.
+  for (const c of children.splice(0)) if (c.child.exitCode === null) c.child.kill('SIGKILL');
   while (dirs.length) await rm(dirs.pop() as string, { recursive: true, force: true });
 });
 
@@ -76,6 +79,7 @@ describe('log files with size-based rotation', () => {
     };
     for (const run of [1, 2]) {
       const p = spawnBin('tresor-attest', ['serve', '--log-file', file], env);
+      children.push(p);
       const current = join(dir, 'logs', 'current.log');
       let origin: string | undefined;
       const end = Date.now() + 10_000;
