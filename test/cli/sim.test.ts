@@ -96,44 +96,36 @@ describe('tresor-attest sim --attestation-fault', () => {
   }, 60_000);
 });
 
+/** `tresor-attest serve` as a real process with one upstream of `profile` (extra YAML lines for its section). */
+async function serveProfile(s: { url: string; out: string }, profile: 'aci' | 'pinaivu', section: string[], keyDigit: string) {
+  const { writeFile } = await import('node:fs/promises');
+  const config = join(s.out, `${profile}.yaml`);
+  const lines = [`state_dir: ${join(s.out, 'state')}`, 'upstreams:', `  - name: ${profile}`, `    url: ${s.url}`, '    listen: 127.0.0.1:0', `    profile: ${profile}`, `    ca_file: ${join(s.out, 'sim-ca.pem')}`, ...section.map((l) => `    ${l}`), ''];
+  await writeFile(config, lines.join('\n'));
+  const d = spawnBin('tresor-attest', ['serve', '--config', config], { TRESOR_API_KEY: `tr-${keyDigit.repeat(96)}` });
+  running.push(d);
+  await waitFor(d, (o) => o.includes('serving OPENAI_BASE_URL='), 20_000);
+  const base = /serving OPENAI_BASE_URL=(http:\/\/[^"\s]+)/.exec(d.stdout())?.[1] as string;
+  const res = await request(`${base}/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'eu/tresor/gpt-oss-120b', messages: [{ role: 'user', content: `over ${profile}` }] }),
+  });
+  const origin = base.replace(/\/v1$/, '');
+  const verdict = async () => (await (await request(`${origin}/receipts/${res.headers['x-request-id'] as string}?wait=20`)).body.json()) as { verdict: string; receipt_id: string };
+  return { res, verdict };
+}
+
 describe('tresor-attest sim --profile aci with the daemon as real processes', () => {
   test('serve with profile aci attests the simulator, forwards, and verifies the receipt', async () => {
     const s = await sim('aci', '--profile', 'aci');
     const m = /profile:\s+aci \(SEV-SNP MEASUREMENT ([0-9a-f]{96});/.exec(s.p.stdout())?.[1] as string;
     expect(m).toMatch(/^[0-9a-f]{96}$/);
-    const { writeFile } = await import('node:fs/promises');
-    const config = join(s.out, 'aci.yaml');
-    await writeFile(
-      config,
-      [
-        `state_dir: ${join(s.out, 'state')}`,
-        'upstreams:',
-        '  - name: aci',
-        `    url: ${s.url}`,
-        '    listen: 127.0.0.1:0',
-        '    profile: aci',
-        `    ca_file: ${join(s.out, 'sim-ca.pem')}`,
-        '    aci:',
-        `      allowed_measurements: [${m}]`,
-        `      amd_ark_file: ${join(s.out, 'aci-ark.pem')}`,
-        '',
-      ].join('\n'),
-    );
-    const d = spawnBin('tresor-attest', ['serve', '--config', config], { TRESOR_API_KEY: `tr-${'3'.repeat(96)}` });
-    running.push(d);
-    await waitFor(d, (o) => o.includes('serving OPENAI_BASE_URL='), 20_000);
-    const base = /serving OPENAI_BASE_URL=(http:\/\/[^"\s]+)/.exec(d.stdout())?.[1] as string;
-    const res = await request(`${base}/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'eu/tresor/gpt-oss-120b', messages: [{ role: 'user', content: 'over aci' }] }),
-    });
+    const { res, verdict } = await serveProfile(s, 'aci', ['aci:', `  allowed_measurements: [${m}]`, `  amd_ark_file: ${join(s.out, 'aci-ark.pem')}`], '3');
     expect(res.statusCode).toBe(200);
     expect(res.headers['x-tresor-attestation']).toBe('verified');
     await res.body.text();
-    const origin = base.replace(/\/v1$/, '');
-    const v = (await (await request(`${origin}/receipts/${res.headers['x-request-id'] as string}?wait=20`)).body.json()) as { verdict: string };
-    expect(v.verdict).toBe('verified');
+    expect((await verdict()).verdict).toBe('verified');
   });
 });
 
@@ -143,39 +135,13 @@ describe('tresor-attest sim --profile pinaivu with the daemon as real processes'
     const m = /profile:\s+pinaivu \(coordinator PCR0 ([0-9a-f]{96}); key ([0-9a-f]{64});/.exec(s.p.stdout());
     const [pcr0, key] = [m?.[1] as string, m?.[2] as string];
     expect(pcr0).toMatch(/^[0-9a-f]{96}$/);
-    const { writeFile, readdir } = await import('node:fs/promises');
-    const config = join(s.out, 'pinaivu.yaml');
-    await writeFile(
-      config,
-      [
-        `state_dir: ${join(s.out, 'state')}`,
-        'upstreams:',
-        '  - name: pinaivu',
-        `    url: ${s.url}`,
-        '    listen: 127.0.0.1:0',
-        '    profile: pinaivu',
-        `    ca_file: ${join(s.out, 'sim-ca.pem')}`,
-        '    pinaivu:',
-        `      allowed_pcr0: [${pcr0}]`,
-        `      nitro_root_file: ${join(s.out, 'pinaivu-nitro-root.pem')}`,
-        '',
-      ].join('\n'),
-    );
-    const d = spawnBin('tresor-attest', ['serve', '--config', config], { TRESOR_API_KEY: `tr-${'4'.repeat(96)}` });
-    running.push(d);
-    await waitFor(d, (o) => o.includes('serving OPENAI_BASE_URL='), 20_000);
-    const base = /serving OPENAI_BASE_URL=(http:\/\/[^"\s]+)/.exec(d.stdout())?.[1] as string;
-    const res = await request(`${base}/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'eu/tresor/gpt-oss-120b', messages: [{ role: 'user', content: 'over pinaivu' }] }),
-    });
+    const { readdir, writeFile } = await import('node:fs/promises');
+    const { res, verdict } = await serveProfile(s, 'pinaivu', ['pinaivu:', `  allowed_pcr0: [${pcr0}]`, `  nitro_root_file: ${join(s.out, 'pinaivu-nitro-root.pem')}`], '4');
     expect(res.statusCode).toBe(200);
     expect(res.headers['x-tresor-attestation']).toBe('verified');
     expect(res.headers['x-tresor-workload-tag']).toBe(key);
     const answer = (await res.body.json()) as { request_id: string };
-    const origin = base.replace(/\/v1$/, '');
-    const v = (await (await request(`${origin}/receipts/${res.headers['x-request-id'] as string}?wait=20`)).body.json()) as { verdict: string; receipt_id: string };
+    const v = await verdict();
     expect(v).toMatchObject({ verdict: 'verified', receipt_id: answer.request_id });
 
     // Offline: the archived {receipt, proof} against the coordinator's attestation and the test root.
