@@ -4,14 +4,14 @@ import type { Logger } from 'pino';
 import { jwsSha256, ReceiptArchive } from '../audit/archive.js';
 import { dayOf, FILE_RE } from '../audit/format.js';
 import { AuditLog } from '../audit/log.js';
-import { VerificationError, type TresorError } from '../errors/index.js';
+import { VerificationError } from '../errors/index.js';
 import type { ExchangeInfo, ExchangeObserver, ExchangeOutcome } from '../proxy/hooks.js';
 import type { Clock } from '../types.js';
 import type { ReceiptFetchPolicy, UpstreamGet } from './fetch.js';
 import { ReceiptJournal, type ReceiptJob } from './journal.js';
 import { carriesReceipt, ExchangeDigest } from './observer.js';
 import type { Semaphore, TokenBucket } from './rate.js';
-import { recordFor, type ReceiptFormat, type ReceiptRecord, type RecordDeps } from './record.js';
+import { recordFor, recordWithout, type ReceiptFormat, type ReceiptRecord, type RecordDeps } from './record.js';
 import { VerdictStore, type VerdictSummary } from './verdicts.js';
 
 export type ReceiptsMode = 'audit' | 'strict' | 'off';
@@ -127,7 +127,7 @@ export class ReceiptPipeline {
         }
         const v = await verdict;
         if (v.verdict === 'verified') return { ...echo, headers: { 'x-tresor-receipt-verdict': 'verified', ...(v.receipt_id ? { [RECEIPT_ID_HEADER]: v.receipt_id } : {}) } };
-        return { reject: new ReceiptRejected(v.code ?? 'ERR_RECEIPT_NOT_VERIFIED', `receipts.mode strict: the receipt is ${v.verdict}${v.detail ? `: ${v.detail}` : ''}`) as TresorError };
+        return { reject: new ReceiptRejected(v.code ?? 'ERR_RECEIPT_NOT_VERIFIED', `receipts.mode strict: the receipt is ${v.verdict}${v.detail ? `: ${v.detail}` : ''}`) };
       },
     };
   }
@@ -141,12 +141,7 @@ export class ReceiptPipeline {
     if (this.journal.size >= u.maxPending) {
       // A router that never answers cannot make us queue without bound: record and move on.
       this.counters.dropped++;
-      const record: ReceiptRecord = {
-        ...(await recordFor({ ...job, complete: false, error: 'queue full' }, this.recordDeps(u, undefined))).record,
-        verdict: 'missing',
-        code: 'ERR_RECEIPT_QUEUE_FULL',
-        detail: `more than ${u.maxPending} receipts pending: not fetched`,
-      };
+      const record = recordWithout(job, 'missing', 'ERR_RECEIPT_QUEUE_FULL', `more than ${u.maxPending} receipts pending: not fetched`);
       await this.write(record, undefined);
       return { verdict: Promise.resolve(record) };
     }
@@ -160,7 +155,7 @@ export class ReceiptPipeline {
     const u = this.upstreams.get(job.upstream);
     const run = (async () => {
       if (!u) {
-        const record = (await recordFor({ ...job, complete: false, error: `upstream ${job.upstream} is no longer configured` }, this.recordDeps(undefined, undefined))).record;
+        const record = recordWithout(job, 'unverifiable', 'ERR_RECEIPT_UPSTREAM_GONE', `upstream ${job.upstream} is no longer configured: the receipt cannot be fetched`);
         await this.finish(job, record, undefined);
         return record;
       }
@@ -181,17 +176,11 @@ export class ReceiptPipeline {
     return tracked;
   }
 
-  private recordDeps(u: UpstreamReceipts | undefined, authorization: string | undefined): RecordDeps {
-    const none = () => Promise.reject(new Error('the upstream is no longer configured'));
+  private recordDeps(u: UpstreamReceipts, authorization: string | undefined): RecordDeps {
     return {
-      fetch: {
-        get: u?.get ?? none,
-        clock: this.o.clock,
-        sleep: this.o.sleep ?? realSleep,
-        ...(u ? { beforeAttempt: () => u.bucket.take(), policy: u.fetchPolicy } : {}),
-      },
+      fetch: { get: u.get, clock: this.o.clock, sleep: this.o.sleep ?? realSleep, beforeAttempt: () => u.bucket.take(), policy: u.fetchPolicy },
       authorization,
-      format: u?.format ?? { name: 'none', path: (id) => id, parse: () => '', evaluate: none },
+      format: u.format,
     };
   }
 

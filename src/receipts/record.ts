@@ -62,13 +62,10 @@ export interface RecordDeps {
   format: ReceiptFormat;
 }
 
-/**
- * Turn a journaled job into its audit record: fetch the receipt, verify it, evaluate every
- * claim against what the app received. Never throws: every failure is a verdict with a code.
- */
-export async function recordFor(job: ReceiptJob, deps: RecordDeps): Promise<{ record: ReceiptRecord; jws?: string }> {
+/** The record's fields known from the journaled job alone (verdict `missing` until decided). */
+export function baseRecord(job: ReceiptJob): ReceiptRecord {
   const t = job.tresor ?? {};
-  const base: ReceiptRecord = {
+  return {
     type: 'receipt',
     job: job.job,
     upstream: job.upstream,
@@ -86,6 +83,19 @@ export async function recordFor(job: ReceiptJob, deps: RecordDeps): Promise<{ re
     digests: { request: { computed: `sha256:${job.request_sha256}` }, response: { computed: `sha256:${job.response_sha256}` } },
     ...(job.attestation ? { attestation: job.attestation } : {}),
   };
+}
+
+/** A record decided without fetching (e.g. the queue is full, the upstream is gone). */
+export function recordWithout(job: ReceiptJob, verdict: FinalVerdict, code: string, detail: string): ReceiptRecord {
+  return { ...baseRecord(job), verdict, code, detail };
+}
+
+/**
+ * Turn a journaled job into its audit record: fetch the receipt, verify it, evaluate every
+ * claim against what the app received. Never throws: every failure is a verdict with a code.
+ */
+export async function recordFor(job: ReceiptJob, deps: RecordDeps): Promise<{ record: ReceiptRecord; jws?: string }> {
+  const base = baseRecord(job);
   const end = (verdict: FinalVerdict, code?: string, detail?: string) => ({ record: { ...base, verdict, ...(code ? { code } : {}), ...(detail ? { detail } : {}) } });
 
   if (job.opted_out) return end('opted_out', undefined, 'X-Tresor-Receipt: false');
