@@ -57,6 +57,12 @@ export class ReceiptRejected extends VerificationError {
 /** The response header (or trailer) in which the daemon echoes the receipt id to the app. */
 export const RECEIPT_ID_HEADER = 'x-tresor-receipt-id';
 
+class PipelineClosed extends Error {
+  constructor() {
+    super('the receipt pipeline is closed: the job stays journaled');
+  }
+}
+
 const realSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
 /**
@@ -167,8 +173,9 @@ export class ReceiptPipeline {
       });
     })();
     const tracked = run.catch((e: unknown) => {
-      // A disk failure: the job stays journaled and is retried on the next start.
-      this.o.logger.error({ err: { message: (e as Error).message }, job: job.job }, 'receipt job failed to record; it stays pending');
+      // Stopped mid-job, or a disk failure: the job stays journaled and is finished on the next start.
+      if (e instanceof PipelineClosed) this.o.logger.info({ job: job.job }, 'receipt job left pending at shutdown; it resumes on the next start');
+      else this.o.logger.error({ err: { message: (e as Error).message }, job: job.job }, 'receipt job failed to record; it stays pending');
       throw e;
     });
     this.running.add(tracked);
@@ -185,7 +192,7 @@ export class ReceiptPipeline {
   }
 
   private async finish(job: ReceiptJob, record: ReceiptRecord, jws: string | undefined): Promise<void> {
-    if (this.closed) throw new Error('pipeline closed: the job stays pending');
+    if (this.closed) throw new PipelineClosed();
     await this.write(record, jws);
     await this.journal.done(job.job);
     this.appKeys.delete(job.job);
