@@ -72,24 +72,25 @@ export async function createTresorAttester(
   };
   // Receipts embed the same envelope until the router refreshes it: verify each distinct one once
   // (bounded), reusing the result only for `at` inside the window that verification proved fresh.
-  const verifiedBlocks = new Map<string, { a: RouterAttestation; from: number; until: number; bundleVersion: number }>();
+  const verifiedBlocks = new Map<string, { a: RouterAttestation; from: number; until: number; bundleVersion: number; bundleUrl: string }>();
   const SKEW_MS = 300_000;
   return {
     attest,
     async checkReceiptBlock(block, at, known) {
       try {
         const bytes = Buffer.from(JSON.stringify(block ?? null));
-        const env = parseEnvelope(bytes);
-        const bundle = await bundles.get(env.trustBundleUrl);
         const key = createHash('sha256').update(bytes).digest('hex');
         const hit = verifiedBlocks.get(key);
         const t = at.getTime();
         let a: RouterAttestation;
-        if (hit && hit.bundleVersion === bundle.version && t >= hit.from && t <= hit.until) a = hit.a;
+        // A byte-identical envelope verified before: only the bundle in force and the time window can differ.
+        if (hit && t >= hit.from && t <= hit.until && (await bundles.get(hit.bundleUrl)).version === hit.bundleVersion) a = hit.a;
         else {
+          const env = parseEnvelope(bytes);
+          const bundle = await bundles.get(env.trustBundleUrl);
           a = verifyRouterEnvelope(env, { liveSpkiSha256: env.tlsSpkiSha256, bundle, at, nitroRoots: pinnedNitroRoots(), policy });
           verifiedBlocks.delete(key);
-          verifiedBlocks.set(key, { a, from: Date.parse(a.issuedAt) - SKEW_MS, until: Date.parse(a.expiresAt), bundleVersion: bundle.version });
+          verifiedBlocks.set(key, { a, from: Date.parse(a.issuedAt) - SKEW_MS, until: Date.parse(a.expiresAt), bundleVersion: bundle.version, bundleUrl: env.trustBundleUrl });
           if (verifiedBlocks.size > 256) verifiedBlocks.delete(verifiedBlocks.keys().next().value as string);
         }
         const match = known().find((k) => k.spkiSha256 === a.spkiSha256);
