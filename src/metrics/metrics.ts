@@ -24,7 +24,7 @@ export interface RequestObservation {
 /** What the metrics read at scrape time. */
 export interface MetricSources {
   upstreams(): Iterable<{ name: string; inFlight: number; ready: boolean; attestationExpiresAt?: string | undefined }>;
-  receipts(): { counters: Readonly<Record<string, number>>; pending: number } | undefined;
+  receipts(): { counters: Readonly<Record<string, number>>; pending: number; byUpstream: ReadonlyMap<string, Readonly<Partial<Record<string, number>>>> } | undefined;
 }
 
 export type FetchResult = 'ok' | 'error';
@@ -103,14 +103,14 @@ export class DaemonMetrics {
     });
     new Counter({
       name: 'tresor_attest_receipts_total',
-      help: 'Receipts recorded in the audit log, by verdict.',
-      labelNames: ['verdict'],
+      help: 'Receipts recorded in the audit log, by upstream and verdict.',
+      labelNames: ['upstream', 'verdict'],
       registers,
       collect() {
         const r = sources.receipts();
         if (!r) return;
         this.reset();
-        for (const v of VERDICTS) this.inc({ verdict: v }, r.counters[v] ?? 0);
+        for (const u of sources.upstreams()) for (const v of VERDICTS) this.inc({ upstream: u.name, verdict: v }, r.byUpstream.get(u.name)?.[v] ?? 0);
       },
     });
     new Counter({

@@ -104,7 +104,7 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
           ready: hooks.readiness?.(u.name).ready ?? true,
           attestationExpiresAt: managers.get(u.name)?.current()?.expiresAt,
         })),
-      receipts: () => (pipeline ? { counters: pipeline.counters, pending: pipeline.pending } : undefined),
+      receipts: () => (pipeline ? { counters: pipeline.counters, pending: pipeline.pending, byUpstream: pipeline.verdictsByUpstream } : undefined),
     },
     { processMetrics: deps.processMetrics !== false },
   );

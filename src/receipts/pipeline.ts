@@ -11,7 +11,7 @@ import type { ReceiptFetchPolicy, UpstreamGet } from './fetch.js';
 import { ReceiptJournal, type ReceiptJob } from './journal.js';
 import { carriesReceipt, ExchangeDigest } from './observer.js';
 import type { Semaphore, TokenBucket } from './rate.js';
-import { recordFor, recordWithout, type ReceiptFormat, type ReceiptRecord, type RecordDeps } from './record.js';
+import { recordFor, recordWithout, type FinalVerdict, type ReceiptFormat, type ReceiptRecord, type RecordDeps } from './record.js';
 import { VerdictStore, type VerdictSummary } from './verdicts.js';
 
 export type ReceiptsMode = 'audit' | 'strict' | 'off';
@@ -80,6 +80,8 @@ export class ReceiptPipeline {
   private readonly running = new Set<Promise<unknown>>();
   private closed = false;
   readonly counters = { journaled: 0, recorded: 0, verified: 0, failed: 0, missing: 0, opted_out: 0, unverifiable: 0, dropped: 0 };
+  /** Verdicts recorded, per upstream (metrics). */
+  readonly verdictsByUpstream = new Map<string, Partial<Record<FinalVerdict, number>>>();
 
   private constructor(
     private readonly o: PipelineOptions,
@@ -208,6 +210,9 @@ export class ReceiptPipeline {
     const [{ seq }] = await Promise.all([this.audit.append(record as unknown as Record<string, unknown>), archived]);
     this.counters.recorded++;
     this.counters[record.verdict]++;
+    const byUpstream = this.verdictsByUpstream.get(record.upstream) ?? {};
+    byUpstream[record.verdict] = (byUpstream[record.verdict] ?? 0) + 1;
+    this.verdictsByUpstream.set(record.upstream, byUpstream);
     const summary: VerdictSummary = {
       status: 'done',
       request_id: record.request_id,

@@ -97,7 +97,7 @@ describe('GET /metrics after real traffic through the daemon', () => {
     expect(valueOf(families, 'tresor_attest_upstream_ready', u)).toBe(1);
     const expiry = valueOf(families, 'tresor_attest_attestation_expiry_timestamp_seconds', u) as number;
     expect(expiry * 1000).toBeGreaterThan(Date.now());
-    expect(valueOf(families, 'tresor_attest_receipts_total', { verdict: 'verified' })).toBe(2);
+    expect(valueOf(families, 'tresor_attest_receipts_total', { upstream: 'tresor', verdict: 'verified' })).toBe(2);
     expect(valueOf(families, 'tresor_attest_receipts_total', { verdict: 'failed' })).toBe(0);
     expect(valueOf(families, 'tresor_attest_receipt_jobs_journaled_total')).toBe(2);
     expect(valueOf(families, 'tresor_attest_receipt_jobs_pending')).toBe(0);
