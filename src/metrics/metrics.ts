@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { AttestationEvent } from '../attestation/manager.js';
 import { codeLabel, methodLabel, routeLabel, statusClass } from './routes.js';
+import { FINAL_VERDICTS } from '../receipts/record.js';
 
 /**
  * The daemon's Prometheus metrics: one registry per daemon instance (several daemons can run in
@@ -29,7 +30,6 @@ export interface MetricSources {
 
 export type FetchResult = 'ok' | 'error';
 
-const VERDICTS = ['verified', 'failed', 'missing', 'opted_out', 'unverifiable'] as const;
 
 /** Latency buckets (seconds): proxy overhead up to the router's 600 s maximum request budget. */
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
@@ -110,7 +110,7 @@ export class DaemonMetrics {
         const r = sources.receipts();
         if (!r) return;
         this.reset();
-        for (const u of sources.upstreams()) for (const v of VERDICTS) this.inc({ upstream: u.name, verdict: v }, r.byUpstream.get(u.name)?.[v] ?? 0);
+        for (const u of sources.upstreams()) for (const v of FINAL_VERDICTS) this.inc({ upstream: u.name, verdict: v }, r.byUpstream.get(u.name)?.[v] ?? 0);
       },
     });
     new Counter({

@@ -22,6 +22,7 @@ import { recentReceipts } from '../audit/tail.js';
 import { RecentErrors } from './recent-errors.js';
 import { sendStatusPage } from './status-page.js';
 import type { ReceiptPipeline } from '../receipts/pipeline.js';
+import { FINAL_VERDICTS } from '../receipts/record.js';
 import { openReceiptPipeline, serveVerdict } from './receipts.js';
 import type { Clock } from '../types.js';
 
@@ -70,7 +71,7 @@ function withAttestation(managers: Map<string, AttestationManager>, extra: Daemo
   };
 }
 
-const VERDICTS = new Set(['verified', 'failed', 'missing', 'opted_out', 'unverifiable']);
+const VERDICTS: ReadonlySet<string> = new Set(FINAL_VERDICTS);
 const UPSTREAM_PATH = /^\/upstreams\/([^/?#]+)(\/.*)$/;
 
 export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Promise<RunningDaemon> {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
+import { FINAL_VERDICTS } from '../receipts/record.js';
 
 /**
  * The local status page (`GET /`): one self-contained HTML document, inline CSS and script, no
@@ -11,7 +12,7 @@ import type { ServerResponse } from 'node:http';
 const SCRIPT = String.raw`
 'use strict';
 const REFRESH_MS = Math.max(1, Number(new URLSearchParams(location.search).get('refresh')) || 5) * 1000;
-const VERDICTS = ['verified', 'failed', 'missing', 'opted_out', 'unverifiable'];
+const VERDICTS = ${JSON.stringify(FINAL_VERDICTS)};
 const $ = (s) => document.querySelector(s);
 function el(tag, attrs, ...children) {
   const e = document.createElement(tag);

@@ -5,7 +5,8 @@ import type { ReceiptJob } from './journal.js';
 import type { Check } from './verdict.js';
 
 /** The final verdicts of the audit log (docs/wire.md §7). */
-export type FinalVerdict = 'verified' | 'failed' | 'missing' | 'opted_out' | 'unverifiable';
+export const FINAL_VERDICTS = ['verified', 'failed', 'missing', 'opted_out', 'unverifiable'] as const;
+export type FinalVerdict = (typeof FINAL_VERDICTS)[number];
 
 /** One audit record: what happened to one exchange's receipt. Never a key, never a body. */
 export interface ReceiptRecord {
