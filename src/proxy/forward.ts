@@ -6,6 +6,7 @@ import { sendError } from './errors-to-http.js';
 import { downstreamResponseHeaders, isEventStream, requestBudgetSeconds, upstreamRequestHeaders } from './headers.js';
 import type { DaemonHooks, ExchangeDecision, ExchangeObserver, ExchangeOutcome } from './hooks.js';
 import { DoneHolder } from './sse-hold.js';
+import { MAX_JSON_BODY } from '../receipts/extract.js';
 import { LOCAL_TOKEN_HEADER } from './local-auth.js';
 import type { Upstream } from './upstream.js';
 import type { DaemonMetrics } from '../metrics/metrics.js';
@@ -29,6 +30,9 @@ export interface ForwardContext {
   /** Told once per exchange, when it ends (Prometheus metrics). */
   metrics?: Pick<DaemonMetrics, 'observeRequest'> | undefined;
 }
+
+/** Largest non-stream answer strict mode holds until its receipt verifies (the receipt extractor's JSON bound). */
+const MAX_HELD_BYTES = MAX_JSON_BODY;
 
 class RequestTooLarge extends TresorError {
   constructor(limit: number) {
@@ -178,6 +182,7 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
   const holdBody = holding && !stream;
   const doneHolder = holding && stream ? new DoneHolder() : undefined;
   const heldChunks: Buffer[] = [];
+  let heldBytes = 0;
   // Values the observer learns only from the body (the receipt id) go out as HTTP trailers on a
   // chunked response; declared up front, as HTTP requires.
   const newTrailers = obs?.trailers?.filter((n) => headers[n] === undefined) ?? [];
@@ -199,8 +204,12 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
     upBody.on('data', (chunk: Buffer) => {
       responseBytes += chunk.length;
       obs?.onResponseChunk?.(chunk);
-      if (holdBody) heldChunks.push(chunk);
-      else write(doneHolder ? doneHolder.push(chunk) : chunk);
+      if (holdBody) {
+        heldBytes += chunk.length;
+        // A held answer is bounded like everything else: past the limit it fails closed (502).
+        if (heldBytes > MAX_HELD_BYTES) upBody.destroy(new UpstreamError('ERR_RESPONSE_TOO_LARGE_TO_HOLD', `receipts.mode strict holds non-stream answers up to ${MAX_HELD_BYTES} bytes; this one is larger`));
+        else heldChunks.push(chunk);
+      } else write(doneHolder ? doneHolder.push(chunk) : chunk);
     });
     upBody.once('end', () => {
       void endObserver(obs, logger, { ok: true, status, requestBytes, responseBytes }).then((decision) => {

@@ -186,3 +186,16 @@ describe('receipts.mode strict', () => {
     expect(r.status).toBe(200);
   });
 });
+
+describe('receipts.mode strict: the held answer is bounded', () => {
+  test('a non-stream answer larger than the hold limit fails closed (502) instead of being buffered without bound', async () => {
+    const h = await startHarness({ sim: { deterministic: { jsonBytes: 9 * 1024 * 1024, streamChunks: 2, chunkIntervalMs: 0 } }, upstream: { receipts: { mode: 'strict' } } });
+    try {
+      const res = await fetch(`${h.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'x' }] }) });
+      expect(res.status).toBe(502);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('ERR_RESPONSE_TOO_LARGE_TO_HOLD');
+    } finally {
+      await h.close();
+    }
+  });
+});
