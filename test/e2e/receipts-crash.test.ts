@@ -1,37 +1,21 @@
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { verifyAuditFiles } from '../../src/audit/verify.js';
-import { startSimulator, type RunningSimulator } from '../../src/sim/index.js';
-import { createRouterEvidence, type RouterEvidence } from '../../src/sim/mint/router.js';
-import { spawnBin, waitFor, type Spawned } from '../helpers/spawn.js';
+import type { RunningSimulator } from '../../src/sim/index.js';
+import { processSetup, type ProcessSetup } from '../helpers/process-daemon.js';
 
+let setup: ProcessSetup;
 let sim: RunningSimulator;
-let evidence: RouterEvidence;
 let dir: string;
 beforeAll(async () => {
-  evidence = await createRouterEvidence();
-  sim = await startSimulator({ evidence });
-  dir = await mkdtemp(join(tmpdir(), 'tresor-crash-'));
-  await writeFile(join(dir, 'ca.pem'), sim.caPem);
-  await writeFile(join(dir, 'release-root.pub'), evidence.releaseRoot.publicPem);
+  setup = await processSetup('tresor-crash-');
+  ({ sim, dir } = setup);
 });
-afterAll(async () => {
-  await sim.close();
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => setup.close());
 
-async function serve(): Promise<{ p: Spawned; base: string }> {
-  const p = spawnBin('tresor-attest', ['serve', '--upstream', sim.url, '--ca-file', join(dir, 'ca.pem'), '--listen', '127.0.0.1:0', '--state-dir', join(dir, 'state')], {
-    TRESOR_API_KEY: `tr-${'2'.repeat(96)}`,
-    TRESOR_ATTEST_RELEASE_ROOT_FILE: join(dir, 'release-root.pub'),
-    TRESOR_ATTEST_TRUST_BUNDLE: evidence.bundleUrl,
-  });
-  await waitFor(p, (o) => o.includes('serving OPENAI_BASE_URL='));
-  return { p, base: /serving OPENAI_BASE_URL=(http:\/\/[^"\s]+)/.exec(p.stdout())?.[1] as string };
-}
+const serve = (extraEnv: Record<string, string> = {}) => setup.serve(extraEnv);
 
 async function records(): Promise<{ request_id: string; verdict: string; job: string }[]> {
   const auditDir = join(dir, 'state', 'audit');
