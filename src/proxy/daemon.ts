@@ -87,7 +87,8 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
   const hooks = withAttestation(managers, {
     ...extra,
     onExchange: (info) => pipeline?.observe(info) ?? extra.onExchange?.(info),
-    status: (name) => ({ ...(pipeline ? { receipts: { pending: pipeline.pending, ...pipeline.counters } } : {}), ...extra.status?.(name) }),
+    // Verdicts are this upstream's; the journal (pending jobs) is shared by all upstreams.
+    status: (name) => ({ ...(pipeline ? { receipts: { ...pipeline.verdictsByUpstream.get(name), journalPending: pipeline.pending } } : {}), ...extra.status?.(name) }),
   });
   const upstreams = new Map<string, Upstream>();
   for (const u of config.upstreams) upstreams.set(u.name, new Upstream(u, hooks, deps.env));
