@@ -14,7 +14,7 @@ import { fetchReceipt } from '../receipts/fetch.js';
 import { pinaivuFormat, proofPath } from '../receipts/format-pinaivu.js';
 import { createInferenceCheck } from '../receipts/inference.js';
 import { createRemoteJwks, MAX_JWKS_BYTES } from '../receipts/jwks.js';
-import { ReceiptPipeline, type UpstreamReceipts } from '../receipts/pipeline.js';
+import { RECEIPT_ID_HEADER, ReceiptPipeline, type UpstreamReceipts } from '../receipts/pipeline.js';
 import { Semaphore, TokenBucket } from '../receipts/rate.js';
 import type { Upstream } from './upstream.js';
 import type { DaemonMetrics } from '../metrics/metrics.js';
@@ -60,7 +60,7 @@ function tresorReceipts(
     ...(attester && manager ? { verifyRouterAttestation: (block, at) => attester.checkReceiptBlock(block, at, () => manager.known()) } : {}),
     verifyInferenceAttestation: inference,
   };
-  return { format: tresorFormat({ resolveKey: jwks.resolve, hooks, clock, sleep, jwksDeadlineMs: r.deadline_seconds * 1000 }), idHeader: 'x-tresor-receipt-id', bodyBlock: true };
+  return { format: tresorFormat({ resolveKey: jwks.resolve, hooks, clock, sleep, jwksDeadlineMs: r.deadline_seconds * 1000 }), idHeader: RECEIPT_ID_HEADER, bodyBlock: true };
 }
 
 /** ACI: the id in X-Receipt-Id; the receipt must name a keyset this daemon established by attestation. */

@@ -35,7 +35,7 @@ export class ExchangeDigest {
   constructor(
     readonly start: ExchangeStart,
     /** `bodyBlock`: true = the `tresor` block, `'request_id'` = a top-level `request_id` (Pinaivu), false = the header only. */
-    private readonly where: { idHeader: string; bodyBlock: boolean | ReceiptIdField } = { idHeader: 'x-tresor-receipt-id', bodyBlock: true },
+    private readonly where: { idHeader: string; bodyBlock: boolean | ReceiptIdField },
   ) {}
 
   get optedOut(): boolean {
