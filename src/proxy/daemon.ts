@@ -72,6 +72,16 @@ function withAttestation(managers: Map<string, AttestationManager>, extra: Daemo
 }
 
 const VERDICTS: ReadonlySet<string> = new Set(FINAL_VERDICTS);
+function receiptStatus(p: ReceiptPipeline, upstream: string): Record<string, number> {
+  const mine = p.verdictsByUpstream.get(upstream);
+  return {
+    ...Object.fromEntries(FINAL_VERDICTS.map((v) => [v, mine?.[v] ?? 0])),
+    pending: p.pending,
+    journaled: p.counters.journaled,
+    dropped: p.counters.dropped,
+  };
+}
+
 const UPSTREAM_PATH = /^\/upstreams\/([^/?#]+)(\/.*)$/;
 
 export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Promise<RunningDaemon> {
@@ -87,8 +97,8 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
   const hooks = withAttestation(managers, {
     ...extra,
     onExchange: (info) => pipeline?.observe(info) ?? extra.onExchange?.(info),
-    // Verdicts are this upstream's; the journal (pending jobs) is shared by all upstreams.
-    status: (name) => ({ ...(pipeline ? { receipts: { ...pipeline.verdictsByUpstream.get(name), journalPending: pipeline.pending } } : {}), ...extra.status?.(name) }),
+    // Verdict counts are this upstream's; `pending`, `journaled` and `dropped` are the shared journal's.
+    status: (name) => ({ ...(pipeline ? { receipts: receiptStatus(pipeline, name) } : {}), ...extra.status?.(name) }),
   });
   const upstreams = new Map<string, Upstream>();
   for (const u of config.upstreams) upstreams.set(u.name, new Upstream(u, hooks, deps.env));
