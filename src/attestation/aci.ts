@@ -4,14 +4,14 @@ import { FetchError, PolicyError } from '../errors/index.js';
 import { readFileSync } from 'node:fs';
 import { snpTeeVerifier, tdxTeeVerifier, teeVerifierByType, verifyAciAttestation, type AciTrustedKeyset, type TeeVerifier } from '../aci/index.js';
 import { ConfigError } from '../errors/index.js';
-import { loadIntelSgxRoots } from '../evidence/tdx/index.js';
+import { tdxPolicy, tdxRoots } from './tdx.js';
 import { parsePemCertificates } from '../x509/certificate.js';
 import type { Clock } from '../types.js';
 import { inbandGet } from './inband.js';
 import type { AttestedIdentity } from './identity.js';
 import type { AttestOverSocket } from './manager.js';
 
-/** The TEE verifiers an `aci` upstream accepts: SEV-SNP (pinned AMD roots, or `aci.amd_ark_file`) and TDX (pinned Intel root). */
+/** The TEE verifiers an `aci` upstream accepts: SEV-SNP (pinned AMD roots, or `aci.amd_ark_file`) and TDX (pinned Intel root, or `tdx.intel_root_file`; `tdx` RTMR and compose-hash policy). */
 export function aciTeeVerifier(u: UpstreamConfig): TeeVerifier {
   let arks;
   if (u.aci.amd_ark_file) {
@@ -24,7 +24,7 @@ export function aciTeeVerifier(u: UpstreamConfig): TeeVerifier {
   const allowDebug = u.attestation.allow_debug;
   return teeVerifierByType({
     sev_snp: snpTeeVerifier({ ...(arks ? { arks } : {}), policy: { allowDebug } }),
-    tdx: tdxTeeVerifier({ roots: loadIntelSgxRoots(), policy: { allowDebug } }),
+    tdx: tdxTeeVerifier({ roots: tdxRoots(u), policy: tdxPolicy(u) }),
   });
 }
 

@@ -63,6 +63,25 @@ export const upstreamSchema = {
         require_upstream_verified: { type: 'boolean', default: false },
       },
     },
+    tdx: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        intel_root_file: { type: ['string', 'null'], default: null },
+        allowed_rtmrs: {
+          type: 'array',
+          default: [],
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            minProperties: 1,
+            properties: { rtmr0: { type: 'string', pattern: '^[0-9a-f]{96}$' }, rtmr1: { type: 'string', pattern: '^[0-9a-f]{96}$' }, rtmr2: { type: 'string', pattern: '^[0-9a-f]{96}$' } },
+          },
+        },
+        allowed_compose_hashes: { type: 'array', items: { type: 'string', pattern: '^[0-9a-f]{64}$' }, default: [] },
+      },
+    },
     pinaivu: {
       type: 'object',
       additionalProperties: false,

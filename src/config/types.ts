@@ -42,6 +42,15 @@ export interface UpstreamConfig {
     /** Receipts must carry an `upstream.verified` event with result "verified" where required. */
     readonly require_upstream_verified: boolean;
   };
+  /** Intel TDX evidence, whichever profile meets it (aci with tee_type tdx). */
+  readonly tdx: {
+    /** Trust this Intel SGX root (PEM) instead of the pinned Intel SGX Root CA (test roots such as the simulator's). */
+    readonly intel_root_file: string | null;
+    /** Alternative allowed RTMR0-2 sets (96 lowercase hex each; absent members unconstrained); empty = not constrained. */
+    readonly allowed_rtmrs: readonly { readonly rtmr0?: string; readonly rtmr1?: string; readonly rtmr2?: string }[];
+    /** Allowed dstack compose hashes (64 hex); non-empty = the evidence must carry the event log, RTMR3 must replay from it. */
+    readonly allowed_compose_hashes: readonly string[];
+  };
   readonly pinaivu: {
     /** PCR0 (96 lowercase hex) of the coordinator enclave images allowed; required for profile pinaivu unless attestation is off. */
     readonly allowed_pcr0: readonly string[];

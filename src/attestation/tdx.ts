@@ -1,0 +1,29 @@
+import { readFileSync } from 'node:fs';
+import type { UpstreamConfig } from '../config/types.js';
+import { ConfigError } from '../errors/index.js';
+import { loadIntelSgxRoots, type TdxPolicy } from '../evidence/tdx/index.js';
+import { parsePemCertificates, type Certificate } from '../x509/certificate.js';
+
+/** Intel roots for an upstream's TDX evidence: the pinned Intel SGX Root CA, or `tdx.intel_root_file` (a test root). */
+export function tdxRoots(u: UpstreamConfig): Certificate[] {
+  const file = u.tdx.intel_root_file;
+  if (!file) return loadIntelSgxRoots();
+  try {
+    return parsePemCertificates(readFileSync(file, 'utf8'), 'tdx.intel_root_file');
+  } catch (e) {
+    throw new ConfigError('ERR_CONFIG_INTEL_ROOT', `upstreams.${u.name}.tdx.intel_root_file: cannot use ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+/**
+ * The TDX policy an upstream's configuration asks for (MRTD is allowlisted by the profile's
+ * `allowed_measurements`): RTMR0-2 sets, the compose-hash pin (which makes the event log
+ * mandatory), and the debug bit.
+ */
+export function tdxPolicy(u: UpstreamConfig): Omit<TdxPolicy, 'expectedReportData' | 'eventLog' | 'appCompose'> {
+  return {
+    allowDebug: u.attestation.allow_debug,
+    ...(u.tdx.allowed_rtmrs.length > 0 ? { allowedMeasurements: u.tdx.allowed_rtmrs.map((s) => ({ ...s })) } : {}),
+    ...(u.tdx.allowed_compose_hashes.length > 0 ? { allowedComposeHashes: u.tdx.allowed_compose_hashes } : {}),
+  };
+}
