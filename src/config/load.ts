@@ -99,6 +99,9 @@ export function resolveConfig(raw: Raw, source: string | null): ResolvedConfig {
     if (u.profile === 'aci' && att.mode !== 'off' && u.aci.allowed_measurements.length === 0) {
       problems.push(`${at}.aci.allowed_measurements: required for profile aci (which TEE measurements may serve), unless attestation.mode is off`);
     }
+    if (u.profile === 'near' && att.mode !== 'off' && u.near.allowed_measurements.length === 0) {
+      problems.push(`${at}.near.allowed_measurements: required for profile near (which TDX MRTDs may serve and sign), unless attestation.mode is off`);
+    }
     if (u.profile === 'pinaivu' && att.mode !== 'off' && u.pinaivu.allowed_pcr0.length === 0) {
       problems.push(`${at}.pinaivu.allowed_pcr0: required for profile pinaivu (which coordinator enclave images may serve), unless attestation.mode is off`);
     }

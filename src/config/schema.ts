@@ -10,7 +10,7 @@ export const upstreamSchema = {
   additionalProperties: false,
   properties: {
     name: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,31}$', default: 'tresor' },
-    profile: { enum: ['tresor', 'aci', 'pinaivu'], default: 'tresor' },
+    profile: { enum: ['tresor', 'aci', 'pinaivu', 'near'], default: 'tresor' },
     url: { type: 'string', minLength: 1, default: 'https://api.tresor.co' },
     listen: { type: 'string', minLength: 1, default: '127.0.0.1:8787' },
     ca_file: { type: ['string', 'null'], default: null },
@@ -61,6 +61,14 @@ export const upstreamSchema = {
         allowed_measurements: { type: 'array', items: { type: 'string', pattern: '^[0-9a-f]{96}$' }, default: [] },
         amd_ark_file: { type: ['string', 'null'], default: null },
         require_upstream_verified: { type: 'boolean', default: false },
+      },
+    },
+    near: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        allowed_measurements: { type: 'array', items: { type: 'string', pattern: '^[0-9a-f]{96}$' }, default: [] },
       },
     },
     tdx: {

@@ -3,7 +3,7 @@ export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' |
 export interface UpstreamConfig {
   readonly name: string;
   /** The router's protocol: `tresor` (envelope, JWS receipts) or `aci` (aci/1 keyset, signed event-log receipts). */
-  readonly profile: 'tresor' | 'aci' | 'pinaivu';
+  readonly profile: 'tresor' | 'aci' | 'pinaivu' | 'near';
   /** Base URL (origin plus an optional path prefix), https, or http only to loopback. */
   readonly url: string;
   readonly listen: { readonly host: string; readonly port: number };
@@ -42,7 +42,11 @@ export interface UpstreamConfig {
     /** Receipts must carry an `upstream.verified` event with result "verified" where required. */
     readonly require_upstream_verified: boolean;
   };
-  /** Intel TDX evidence, whichever profile meets it (aci with tee_type tdx). */
+  readonly near: {
+    /** TDX MRTDs (96 lowercase hex) the gateway and model nodes may run; required for profile near unless attestation is off. */
+    readonly allowed_measurements: readonly string[];
+  };
+  /** Intel TDX evidence, whichever profile meets it (aci with tee_type tdx, near). */
   readonly tdx: {
     /** Trust this Intel SGX root (PEM) instead of the pinned Intel SGX Root CA (test roots such as the simulator's). */
     readonly intel_root_file: string | null;

@@ -15,6 +15,8 @@ import { AttestationManager } from '../attestation/manager.js';
 import { createTresorAttester, type TresorAttester } from '../attestation/tresor.js';
 import { aciTeeVerifier, createAciAttester, type AciAttester } from '../attestation/aci.js';
 import { createPinaivuAttester, pinaivuNitroRoots, type PinaivuAttester } from '../attestation/pinaivu.js';
+import { createNearAttester, type NearAttester } from '../attestation/near.js';
+import { tdxRoots } from '../attestation/tdx.js';
 import type { AttestationEvent, AttestOverSocket } from '../attestation/manager.js';
 import { DaemonMetrics } from '../metrics/metrics.js';
 import { routeLabel } from '../metrics/routes.js';
@@ -92,6 +94,7 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
   const attesters = new Map<string, TresorAttester>();
   const aciAttesters = new Map<string, AciAttester>();
   const pinaivuAttesters = new Map<string, PinaivuAttester>();
+  const nearAttesters = new Map<string, NearAttester>();
   let pipeline: ReceiptPipeline | undefined;
   const extra = deps.hooks ?? {};
   const hooks = withAttestation(managers, {
@@ -146,6 +149,10 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
       const p = createPinaivuAttester(u, { clock, roots: pinaivuNitroRoots(u) });
       pinaivuAttesters.set(u.name, p);
       attest = p.attest;
+    } else if (u.profile === 'near') {
+      const n = createNearAttester(u, { clock, roots: tdxRoots(u) });
+      nearAttesters.set(u.name, n);
+      attest = n.attest;
     } else {
       const attester = await createTresorAttester(u, {
         clock,
@@ -172,7 +179,7 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
       }),
     );
   }
-  pipeline = await openReceiptPipeline(config, { upstreams, managers, attesters, aciAttesters, pinaivuAttesters, clock, logger, metrics });
+  pipeline = await openReceiptPipeline(config, { upstreams, managers, attesters, aciAttesters, pinaivuAttesters, nearAttesters, clock, logger, metrics });
   // Attest at start-up so /readyz turns ready before the first request (in the background).
   for (const m of managers.values()) void m.start();
   const startedAt = Date.now();

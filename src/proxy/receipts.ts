@@ -10,6 +10,8 @@ import { aciFormat } from '../receipts/format-aci.js';
 import { tresorFormat } from '../receipts/format-tresor.js';
 import type { AciAttester } from '../attestation/aci.js';
 import type { PinaivuAttester } from '../attestation/pinaivu.js';
+import type { NearAttester } from '../attestation/near.js';
+import { nearFormat } from '../receipts/format-near.js';
 import { fetchReceipt } from '../receipts/fetch.js';
 import { pinaivuFormat, proofPath } from '../receipts/format-pinaivu.js';
 import { createInferenceCheck } from '../receipts/inference.js';
@@ -93,6 +95,15 @@ function pinaivuReceipts(c: UpstreamConfig, u: Upstream, pinaivu: PinaivuAtteste
   return { format, idHeader: 'x-pinaivu-request-id', bodyBlock: 'request_id' as const };
 }
 
+/**
+ * NEAR (and the aci/1 legacy alias): the id is the completion's own top-level `id` (the chat id),
+ * else `X-Receipt-Id` (an ACI router files legacy signatures under the receipt id too); the
+ * signature must be by a signer this daemon saw attested.
+ */
+function nearReceipts(near: NearAttester | undefined) {
+  return { format: nearFormat({ signer: (a) => near?.signer(a) }), idHeader: 'x-receipt-id', bodyBlock: 'id' as const };
+}
+
 /** The receipt pipeline for every upstream whose receipts are not off (undefined if none). */
 export async function openReceiptPipeline(
   config: ResolvedConfig,
@@ -102,6 +113,7 @@ export async function openReceiptPipeline(
     attesters: ReadonlyMap<string, TresorAttester>;
     aciAttesters: ReadonlyMap<string, AciAttester>;
     pinaivuAttesters?: ReadonlyMap<string, PinaivuAttester>;
+    nearAttesters?: ReadonlyMap<string, NearAttester>;
     clock: Clock;
     logger: Logger;
     metrics?: DaemonMetrics;
@@ -119,7 +131,9 @@ export async function openReceiptPipeline(
         ? aciReceipts(c, deps.aciAttesters.get(c.name))
         : c.profile === 'pinaivu'
           ? pinaivuReceipts(c, u, deps.pinaivuAttesters?.get(c.name), deps.clock)
-          : tresorReceipts(c, u, manager, deps.attesters.get(c.name), deps.clock, inference, deps.metrics);
+          : c.profile === 'near'
+            ? nearReceipts(deps.nearAttesters?.get(c.name))
+            : tresorReceipts(c, u, manager, deps.attesters.get(c.name), deps.clock, inference, deps.metrics);
     list.push({
       name: c.name,
       mode: r.mode,

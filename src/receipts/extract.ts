@@ -29,16 +29,23 @@ export const MAX_JSON_BODY = 8 * 1024 * 1024;
 
 const TRESOR = Buffer.from('"tresor"');
 const REQUEST_ID = Buffer.from('"request_id"');
+const ID = Buffer.from('"id"');
 
-/** Where a router names the receipt in its answer: Tresor's `tresor` block, or a top-level `request_id` (Pinaivu, seed 004). */
-export type ReceiptIdField = 'tresor' | 'request_id';
+/**
+ * Where a router names the receipt in its answer: Tresor's `tresor` block, a top-level `request_id`
+ * (Pinaivu, seed 004), or the completion's own top-level `id` (NEAR: the chat id its signature is filed under).
+ */
+export type ReceiptIdField = 'tresor' | 'request_id' | 'id';
 
-/** Pinaivu: the top-level `request_id` is the receipt id, the answer's `model` the model that served. */
-function pickRequestId(value: unknown): TresorBlock | undefined {
-  const o = value as { request_id?: unknown; model?: unknown } | null;
-  if (typeof o !== 'object' || o === null || typeof o.request_id !== 'string') return undefined;
-  return { receipt_id: o.request_id, ...(typeof o.model === 'string' ? { routed_model: o.model } : {}) };
-}
+/** A top-level string field is the receipt id (Pinaivu `request_id`, NEAR `id`), the answer's `model` the model that served. */
+const pickTopLevel =
+  (field: 'request_id' | 'id') =>
+  (value: unknown): TresorBlock | undefined => {
+    const o = value as Record<string, unknown> | null;
+    const id = typeof o === 'object' && o !== null ? o[field] : undefined;
+    if (typeof id !== 'string') return undefined;
+    return { receipt_id: id, ...(typeof o?.model === 'string' ? { routed_model: o.model } : {}) };
+  };
 
 function pick(value: unknown): TresorBlock | undefined {
   const t = (value as { tresor?: unknown } | null)?.tresor;
@@ -53,7 +60,7 @@ function pick(value: unknown): TresorBlock | undefined {
 }
 
 export function createTresorExtractor(kind: 'json' | 'sse', field: ReceiptIdField = 'tresor'): TresorExtractor {
-  const how = field === 'tresor' ? { needle: TRESOR, pick } : { needle: REQUEST_ID, pick: pickRequestId };
+  const how = field === 'tresor' ? { needle: TRESOR, pick } : { needle: field === 'id' ? ID : REQUEST_ID, pick: pickTopLevel(field) };
   return kind === 'sse' ? sseExtractor(how) : jsonExtractor(how);
 }
 

@@ -34,7 +34,7 @@ export class ExchangeDigest {
 
   constructor(
     readonly start: ExchangeStart,
-    /** `bodyBlock`: true = the `tresor` block, `'request_id'` = a top-level `request_id` (Pinaivu), false = the header only. */
+    /** `bodyBlock`: true = the `tresor` block, `'request_id'` / `'id'` = that top-level field (Pinaivu / NEAR), false = the header only. */
     private readonly where: { idHeader: string; bodyBlock: boolean | ReceiptIdField },
   ) {}
 
@@ -55,7 +55,7 @@ export class ExchangeDigest {
     // The `tresor` block is in JSON bodies and in the SSE finish chunk; other formats (a
     // transcription as text) only carry the id in the X-Tresor-Receipt-Id header.
     if (this.where.bodyBlock && status >= 200 && status < 300 && !this.optedOut && (this.stream || ct.includes('json'))) {
-      this.extractor = createTresorExtractor(this.stream ? 'sse' : 'json', this.where.bodyBlock === 'request_id' ? 'request_id' : 'tresor');
+      this.extractor = createTresorExtractor(this.stream ? 'sse' : 'json', this.where.bodyBlock === true ? 'tresor' : this.where.bodyBlock);
     }
   }
 

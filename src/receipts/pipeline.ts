@@ -28,7 +28,7 @@ export interface UpstreamReceipts {
   /** Response header that carries the receipt id (Tresor: a fallback to the body's `tresor` block; ACI: the only source). */
   idHeader: string;
   /** Look for the id in the body's `tresor` block (Tresor: true) or its top-level `request_id` (Pinaivu). */
-  bodyBlock: boolean | 'request_id';
+  bodyBlock: boolean | 'request_id' | 'id';
   /** Summary of the attestation in force, for the record. */
   attestation(): Record<string, unknown> | undefined;
   fetchPolicy: Partial<ReceiptFetchPolicy>;

@@ -49,7 +49,8 @@ export type Evaluation = Pick<ReceiptRecord, 'verdict' | 'code' | 'detail' | 're
 export interface ReceiptFormat {
   /** Recorded as `receipt_format` (and tells `tresor-verify audit` how to re-check the archive). */
   name: string;
-  path(id: string): string;
+  /** Where to fetch it; `job` gives what the answer said (e.g. the model NEAR's signature endpoint asks for). */
+  path(id: string, job: ReceiptJob): string;
   /** A 200 body → the receipt text to archive and verify (throws MalformedError). */
   parse(body: Uint8Array, id: string): string;
   /** Never throws for a bad receipt: every failure is a verdict with a code. */
@@ -111,7 +112,7 @@ export async function recordFor(job: ReceiptJob, deps: RecordDeps): Promise<{ re
   }
   if (!deps.authorization) return end('missing', 'ERR_RECEIPT_KEY_UNAVAILABLE', 'the key that made the request is not available (an app-supplied key is never written to disk)');
 
-  const fetched = await fetchReceipt(id, new Date(job.ended_at), { ...deps.fetch, authorization: deps.authorization, path: deps.format.path, parse: deps.format.parse });
+  const fetched = await fetchReceipt(id, new Date(job.ended_at), { ...deps.fetch, authorization: deps.authorization, path: (i) => deps.format.path(i, job), parse: deps.format.parse });
   base.fetch_attempts = fetched.attempts;
   base.receipt_format = deps.format.name;
   if (fetched.kind === 'missing') return end('missing', fetched.code, fetched.detail);

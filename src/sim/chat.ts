@@ -62,11 +62,12 @@ export async function handleChat(req: IncomingMessage, res: ServerResponse, ctx:
   const faults = { ...ctx.faults };
   await sleep(faults.latencyMs);
   const optOut = String(req.headers['x-tresor-receipt'] ?? '').toLowerCase() === 'false';
-  const receiptId = optOut ? undefined : ctx.aci ? `rcpt-${ctx.receipts.newId()}` : ctx.pinaivu ? randomUUID() : ctx.receipts.newId();
-  const tresor = { ...(receiptId ? { receipt_id: receiptId } : {}), requested_route: primary.requested, routed_model: served, failover };
-  // Where the answer names its receipt: a `tresor` block (Tresor), X-Receipt-Id only (ACI), a top-level `request_id` (Pinaivu).
-  const block = ctx.aci ? {} : ctx.pinaivu ? (receiptId ? { request_id: receiptId } : {}) : { tresor };
   const id = `chatcmpl-${randomBytes(8).toString('hex')}`;
+  const receiptId = optOut ? undefined : ctx.near ? id : ctx.aci ? `rcpt-${ctx.receipts.newId()}` : ctx.pinaivu ? randomUUID() : ctx.receipts.newId();
+  const tresor = { ...(receiptId ? { receipt_id: receiptId } : {}), requested_route: primary.requested, routed_model: served, failover };
+  // Where the answer names its receipt: a `tresor` block (Tresor), X-Receipt-Id only (ACI), a top-level
+  // `request_id` (Pinaivu), the answer's own `id` (NEAR).
+  const block = ctx.aci || ctx.near ? {} : ctx.pinaivu ? (receiptId ? { request_id: receiptId } : {}) : { tresor };
   const created = Math.floor(Date.now() / 1000);
   const prompt = lastUserText(body.messages);
   const text = ctx.deterministic ? filler(ctx.deterministic.jsonBytes) : `Simulated answer from ${served}: ${prompt.slice(0, 200)}`;
@@ -86,7 +87,7 @@ export async function handleChat(req: IncomingMessage, res: ServerResponse, ctx:
     }, ctx.aci && receiptId ? { 'x-receipt-id': receiptId } : {});
     responseHash.update(bytes);
   } else {
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', ...(receiptId && !ctx.pinaivu ? { [ctx.aci ? 'x-receipt-id' : 'x-tresor-receipt-id']: receiptId } : {}) });
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', ...(receiptId && !ctx.pinaivu && !ctx.near ? { [ctx.aci ? 'x-receipt-id' : 'x-tresor-receipt-id']: receiptId } : {}) });
     res.flushHeaders();
     const pieces = split(text, ctx.deterministic?.streamChunks ?? Math.min(12, Math.max(2, Math.ceil(text.length / 16))));
     const base = { id, object: 'chat.completion.chunk', created, model: served };

@@ -17,6 +17,8 @@ export interface SimContext {
   aci: boolean;
   /** The Pinaivu profile: the coordinator's request UUID as the answer's top-level `request_id`, no `tresor` block. */
   pinaivu: boolean;
+  /** The NEAR profile: the chat id (`id`) names the signature, no `tresor` block. */
+  near: boolean;
   deterministic: DeterministicMode | undefined;
   /** Sign and store a receipt with the standard claims plus `claims`. */
   issueReceipt(id: string, ownerKeySha256: string, faults: FaultState, claims: Record<string, unknown>): Promise<void>;

@@ -11,6 +11,7 @@ import { CHAT_ROUTES, TRANSCRIPTION_ROUTES } from './routes.js';
 import { handleTranscription } from './transcriptions.js';
 import type { RouterEvidence } from './mint/router.js';
 import type { AciDeployment } from './mint/aci.js';
+import type { NearDeployment } from './mint/near.js';
 import type { PinaivuDeployment } from './mint/pinaivu.js';
 
 export type { FaultState } from './faults.js';
@@ -51,6 +52,12 @@ export interface SimOptions {
    * proof at `GET /v1/proofs/{uuid}`.
    */
   pinaivu?: PinaivuDeployment;
+  /**
+   * Speak NEAR AI Cloud's API instead: `GET /v1/attestation/report?nonce=` (a gateway and a model
+   * node, dstack TDX quotes from this deployment's Intel-like test PKI), chat answers whose `id` is
+   * the chat id, and EIP-191 signatures over both bodies' SHA-256 at `GET /v1/signature/{chat id}`.
+   */
+  near?: NearDeployment;
   /** Extra claims for each receipt (router_attestation, inference_attestation, ...). */
   receiptClaims?: (ctx: { receiptId: string }) => Record<string, unknown> | Promise<Record<string, unknown>>;
 }
@@ -103,6 +110,8 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
   const aciReceipts = new Map<string, { owner: string; doc: object }>();
   const pinaivu = opts.pinaivu;
   const pinaivuDocs = new Map<string, { owner: string; receipt: object; proof: object | undefined }>();
+  const near = opts.near;
+  const nearSignatures = new Map<string, { owner: string; signature: object }>();
   const lastAuth = new Map<string, string>();
   const counts = new Map<string, number>();
   let port = 0;
@@ -113,6 +122,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
     receiptsEnabled: opts.receipts !== false,
     aci: aci !== undefined,
     pinaivu: pinaivu !== undefined,
+    near: near !== undefined,
     deterministic: opts.deterministic,
     async issueReceipt(id, owner, requestFaults, claims) {
       if (aci) {
@@ -126,6 +136,12 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
         });
         aciReceipts.set(id, { owner, doc });
         while (aciReceipts.size > 10_000) aciReceipts.delete(aciReceipts.keys().next().value as string);
+        return;
+      }
+      if (near) {
+        const signature = near.signature({ requestSha256: String(claims.request_digest).replace(/^sha256:/, ''), responseSha256: String(claims.response_digest).replace(/^sha256:/, '') });
+        nearSignatures.set(id, { owner, signature });
+        while (nearSignatures.size > 10_000) nearSignatures.delete(nearSignatures.keys().next().value as string);
         return;
       }
       if (pinaivu) {
@@ -192,6 +208,12 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
       // The legacy report carries its old fields (and binds identity ‖ nonce, not the statement).
       return sendJson(res, 200, path === '/v1/aci/attestation' ? report : { ...report, signing_address: `0x${'11'.repeat(20)}` });
     }
+    if (near && req.method === 'GET' && path === '/v1/attestation/report') {
+      // Public, like NEAR's: verifiers fetch it before they send a key.
+      const nonce = new URL(req.url ?? '/', 'https://x').searchParams.get('nonce');
+      if (nonce !== null && !/^[0-9a-f]{64}$/.test(nonce)) return sendJsonError(res, 400, 'invalid_request_error', 'nonce must be 64 lowercase hex');
+      return sendJson(res, 200, near.report(identity.spkiSha256, nonce));
+    }
     if (pinaivu && req.method === 'GET' && path === '/get_attestation') {
       // The coordinator takes no nonce; the simulator honours one only with `echoNonce`.
       const nonce = new URL(req.url ?? '/', 'https://x').searchParams.get('nonce');
@@ -231,6 +253,11 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
       const r = aciReceipts.get(decodeURIComponent(path.slice('/v1/aci/receipts/'.length)));
       if (!r || r.owner !== owner) return sendJsonError(res, 404, 'not_found', 'receipt not found');
       return sendJson(res, 200, r.doc);
+    }
+    if (near && req.method === 'GET' && path.startsWith('/v1/signature/')) {
+      const r = nearSignatures.get(decodeURIComponent(path.slice('/v1/signature/'.length)));
+      if (!r || r.owner !== owner) return sendJsonError(res, 404, 'not_found', 'signature not found');
+      return sendJson(res, 200, r.signature);
     }
     if (pinaivu && req.method === 'GET' && path.startsWith('/v1/receipts/')) {
       const r = pinaivuDocs.get(decodeURIComponent(path.slice('/v1/receipts/'.length)));

@@ -10,6 +10,7 @@ import { createRouterEvidence, type EvidenceKind, type RouterEvidence } from '..
 import { LogSink } from './log-sink.js';
 import type { AciDeployment } from '../../src/sim/mint/aci.js';
 import type { PinaivuDeployment } from '../../src/sim/mint/pinaivu.js';
+import type { NearDeployment } from '../../src/sim/mint/near.js';
 import { toPem } from '../../src/x509/certificate.js';
 
 export const REAL_KEY = `tr-${'5e'.repeat(48)}`;
@@ -49,18 +50,27 @@ export async function startHarness(
     aci?: AciDeployment;
     /** Run the pinaivu profile: the simulator speaks Pinaivu, the daemon's upstream has `profile: pinaivu`. */
     pinaivu?: PinaivuDeployment;
+    /** Run the near profile: the simulator speaks NEAR AI Cloud's API, the daemon's upstream has `profile: near`. */
+    near?: NearDeployment;
   } = {},
 ): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'tresor-test-'));
   const evidence = await createRouterEvidence({ ...(opts.evidenceKind ? { kind: opts.evidenceKind } : {}) });
   Object.assign(evidence.faults, opts.evidenceFaults);
-  const sim = await startSimulator({ evidence, ...(opts.aci ? { aci: opts.aci } : {}), ...(opts.pinaivu ? { pinaivu: opts.pinaivu } : {}), ...opts.sim });
+  const sim = await startSimulator({ evidence, ...(opts.aci ? { aci: opts.aci } : {}), ...(opts.pinaivu ? { pinaivu: opts.pinaivu } : {}), ...(opts.near ? { near: opts.near } : {}), ...opts.sim });
   const caFile = join(dir, 'sim-ca.pem');
   await writeFile(caFile, sim.caPem + (opts.extraCaPem ?? ''));
   await writeFile(join(dir, 'release-root.pub'), evidence.releaseRoot.publicPem);
   if (opts.aci) await writeFile(join(dir, 'aci-ark.pem'), toPem(opts.aci.pki.ark));
   if (opts.pinaivu) await writeFile(join(dir, 'nitro-root.pem'), toPem(opts.pinaivu.nitro.root));
-  const profile = opts.aci
+  if (opts.near) await writeFile(join(dir, 'intel-root.pem'), toPem(opts.near.pki.root));
+  // A test's own `tdx` settings are merged over the Intel test root, not instead of it.
+  const near = opts.near && {
+    profile: 'near',
+    near: { allowed_measurements: [opts.near.mrtd] },
+    tdx: { intel_root_file: join(dir, 'intel-root.pem'), ...(opts.upstream?.tdx as Record<string, unknown> | undefined) },
+  };
+  const profile = near ? near : opts.aci
     ? { profile: 'aci', aci: { allowed_measurements: [opts.aci.measurement], amd_ark_file: join(dir, 'aci-ark.pem') } }
     : opts.pinaivu
       ? { profile: 'pinaivu', pinaivu: { allowed_pcr0: [opts.pinaivu.pcr0], nitro_root_file: join(dir, 'nitro-root.pem') } }
@@ -81,6 +91,7 @@ export async function startHarness(
           attestation: { mode: 'enforce', release_root_file: join(dir, 'release-root.pub'), trust_bundle: evidence.bundleUrl, ...opts.attestation },
           ...profile,
           ...opts.upstream,
+          ...(near ? { tdx: near.tdx } : {}),
         },
       ],
     },

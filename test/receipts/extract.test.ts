@@ -86,3 +86,34 @@ describe('top-level request_id extraction (Pinaivu, seed 004)', () => {
     expect(runField('json', Buffer.from('{"request_id": 7}'), [])).toEqual({});
   });
 });
+
+describe('top-level id extraction (NEAR: the chat id names the signature)', () => {
+  const sse = Buffer.from(
+    [
+      { id: 'chatcmpl-7', model: 'm2', choices: [{ delta: { content: 'a tool said "id": "fake"', tool_calls: [{ id: 'call_1' }] }, finish_reason: null }] },
+      { id: 'chatcmpl-7', model: 'm2', choices: [{ delta: {}, finish_reason: 'stop' }] },
+    ]
+      .map((e) => `data: ${JSON.stringify(e)}\n\n`)
+      .join('') + 'data: [DONE]\n\n',
+  );
+  const body = Buffer.from(JSON.stringify({ id: 'chatcmpl-7', model: 'm2', choices: [{ message: { tool_calls: [{ id: 'call_1' }] } }] }));
+  const runId = (kind: 'json' | 'sse', bytes: Buffer, cuts: number[]) => {
+    const x = createTresorExtractor(kind, 'id');
+    let prev = 0;
+    for (const c of [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b)) {
+      x.push(bytes.subarray(prev, c));
+      prev = c;
+    }
+    x.push(bytes.subarray(prev));
+    return x.end();
+  };
+  test('the completion id and model, never a nested id, at any chunk boundaries', () => {
+    fc.assert(
+      fc.property(fc.array(fc.nat(), { maxLength: 8 }), (cuts) => {
+        expect(runId('json', body, cuts)).toEqual({ tresor: { receipt_id: 'chatcmpl-7', routed_model: 'm2' } });
+        expect(runId('sse', sse, cuts)).toEqual({ tresor: { receipt_id: 'chatcmpl-7', routed_model: 'm2' } });
+      }),
+    );
+    expect(runId('json', Buffer.from('{"id": 7, "choices": [{"id": "x"}]}'), [])).toEqual({});
+  });
+});

@@ -1,0 +1,72 @@
+import { randomBytes } from 'node:crypto';
+import type { UpstreamConfig } from '../config/types.js';
+import { FetchError } from '../errors/index.js';
+import { MAX_NEAR_REPORT_BYTES, parseNearReport, verifyNearReport, type AttestedSigner } from '../near/index.js';
+import type { Clock } from '../types.js';
+import type { Certificate } from '../x509/certificate.js';
+import type { AttestedIdentity } from './identity.js';
+import { inbandGet } from './inband.js';
+import type { AttestOverSocket } from './manager.js';
+import { tdxPolicy } from './tdx.js';
+
+export interface NearAttester {
+  attest: AttestOverSocket;
+  /** A chat-signing address (or Ed25519 key) this daemon saw attested, with what attested it. Bounded. */
+  signer(address: string): (AttestedSigner & { verifiedAt: string }) | undefined;
+}
+
+/** Signing identities kept (a gateway plus its model nodes, across re-attestations). */
+const MAX_SIGNERS = 256;
+
+/**
+ * The `near` profile's attestation step (docs/wire/aci.md §7): over each new connection, before
+ * any API key or application byte, `GET /v1/attestation/report?nonce=<fresh 64 hex>&signing_algo=ecdsa
+ * &include_tls_fingerprint=true`. Every dstack TDX quote in it must verify to the Intel root, bind our
+ * nonce and pass the TDX policy and MRTD allowlist; the gateway's must bind the connection's TLS key.
+ * The signing addresses they attest are kept: per-chat signatures must recover to one of them.
+ */
+export function createNearAttester(u: UpstreamConfig, deps: { clock: Clock; roots: readonly Certificate[] }): NearAttester {
+  const url = new URL(u.url);
+  const base = url.pathname.replace(/\/+$/, '');
+  const timeoutMs = u.timeouts.connect_seconds * 1000 + 10_000;
+  const signers = new Map<string, AttestedSigner & { verifiedAt: string }>();
+  return {
+    signer: (address) => signers.get(address.toLowerCase().replace(/^0x(?=[0-9a-f]{64}$)/, '')),
+    async attest({ socket, spkiSha256 }) {
+      const at = deps.clock();
+      const nonce = randomBytes(32);
+      const path = `${base}/v1/attestation/report?nonce=${nonce.toString('hex')}&signing_algo=ecdsa&include_tls_fingerprint=true`;
+      const res = await inbandGet(socket, { host: url.host, path, maxBodyBytes: MAX_NEAR_REPORT_BYTES, timeoutMs });
+      if (res.status !== 200) throw new FetchError('ERR_ATTEST_FETCH', `GET /v1/attestation/report answered HTTP ${res.status}`);
+      const report = verifyNearReport(parseNearReport(res.body), {
+        nonce,
+        liveSpkiSha256: spkiSha256,
+        at,
+        roots: deps.roots,
+        policy: tdxPolicy(u),
+        allowedMrtd: u.near.allowed_measurements,
+      });
+      for (const s of report.signers) {
+        signers.delete(s.signingAddress);
+        signers.set(s.signingAddress, { ...s, verifiedAt: at.toISOString() });
+        if (signers.size > MAX_SIGNERS) signers.delete(signers.keys().next().value as string);
+      }
+      const gateway = report.signers.find((s) => s.tlsBound) as AttestedSigner;
+      const identity: AttestedIdentity = {
+        spkiSha256,
+        kind: 'tdx',
+        measurement: gateway.mrtd,
+        tag: gateway.signingAddress,
+        verifiedAt: at.toISOString(),
+        expiresAt: new Date(at.getTime() + u.attestation.max_age_seconds * 1000).toISOString(),
+        summary: {
+          profile: 'near',
+          tls_key_bound: true,
+          tcb_status: 'unknown',
+          signers: report.signers.map((s) => ({ role: s.role, ...(s.modelName ? { model: s.modelName } : {}), signing_address: s.signingAddress, mrtd: s.mrtd, ...(s.composeHash ? { compose_hash: s.composeHash } : {}) })),
+        },
+      };
+      return identity;
+    },
+  };
+}
