@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { spawnBin } from '../helpers/spawn.js';
+import { createNearDeployment } from '../../src/sim/mint/near.js';
+import { toPem } from '../../src/x509/certificate.js';
 
 const VECTOR = new URL('../vectors/nearai-chat-signature-example.json', import.meta.url).pathname;
 const vec = JSON.parse(readFileSync(VECTOR, 'utf8'));
@@ -48,5 +50,33 @@ describe('tresor-verify near-signature', () => {
     const c = await run([f('sse')]);
     expect(c.code).toBe(3);
     expect(c.out).toMatch(/^FAIL ERR_NEAR_MALFORMED: /);
+  });
+});
+
+describe('tresor-verify near-signature --attestation: the signer must be attested by the report', () => {
+  test('a simulated deployment: match with the model node; an unattested signer fails (exit 4); flags go together (exit 2)', async () => {
+    const d = await createNearDeployment();
+    const nonce = 'a5'.repeat(32);
+    const spki = '3c'.repeat(32);
+    await writeFile(f('report.json'), JSON.stringify(d.report(spki, nonce)));
+    await writeFile(f('intel-root.pem'), toPem(d.pki.root));
+    const hashes = { requestSha256: '11'.repeat(32), responseSha256: '22'.repeat(32) };
+    await writeFile(f('sig.json'), JSON.stringify(d.signature(hashes)));
+    const att = ['--attestation', f('report.json'), '--nonce', nonce, '--spki', spki, '--intel-root', f('intel-root.pem')];
+    const ok = await run([f('sig.json'), ...att]);
+    expect(ok.out).toMatch(/Attested address:\s+match: the model sim-near\/model \(TDX MRTD [0-9a-f]{96}, TCB unknown\)/);
+    expect(ok.code).toBe(0);
+    const j = await run([f('sig.json'), ...att, '--json']);
+    expect(JSON.parse(j.out)).toMatchObject({ ok: true, signer: d.modelAddress, checked: { attestedAddress: true }, attested: { role: 'model', mrtd: d.mrtd } });
+    d.faults.unattestedSigner = true;
+    await writeFile(f('sig2.json'), JSON.stringify(d.signature(hashes)));
+    const bad = await run([f('sig2.json'), ...att]);
+    expect(bad.code).toBe(4);
+    expect(bad.out).toMatch(/^FAIL ERR_NEAR_ATTESTED_ADDRESS: /);
+    // The pinned Intel root does not anchor the simulator's quotes; another TLS key is not the one bound.
+    expect((await run([f('sig.json'), '--attestation', f('report.json'), '--nonce', nonce])).out).toMatch(/^FAIL ERR_CHAIN_UNTRUSTED: /);
+    expect((await run([f('sig.json'), ...att.slice(0, 4), '--spki', '00'.repeat(32), '--intel-root', f('intel-root.pem')])).out).toMatch(/^FAIL ERR_NEAR_REPORT_DATA: /);
+    const usage = await run([f('sig.json'), '--attestation', f('report.json')]);
+    expect(usage.code).toBe(2);
   });
 });

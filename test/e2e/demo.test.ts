@@ -31,3 +31,13 @@ test('tresor-attest demo --profile pinaivu: the coordinator attested, both recei
   expect(out).toMatch(/^receipt +[0-9a-f]{8}-[0-9a-f]{4}… verified, audit record #\d+$/m);
   expect(out).toMatch(/^result +OK: 2 requests forwarded, 0 errors, 2 of 2 receipts verified$/m);
 });
+
+test('tresor-attest demo --profile near: the TDX gateway attested, both chat signatures verified', async () => {
+  const p = spawnBin('tresor-attest', ['demo', '--profile', 'near']);
+  expect(await p.exited, p.stdout() + p.stderr()).toBe(0);
+  const out = p.stdout();
+  expect(out).toMatch(/^attestation +verified \(near gateway\): TDX MRTD [0-9a-f]{24}…$/m);
+  expect(out).toMatch(/^ +gateway 0x[0-9a-f]{40} \(signing address; quote binds the TLS key\) pinned until /m);
+  expect(out).toMatch(/^receipt +chatcmpl-[0-9a-f]{4}… verified, audit record #\d+$/m);
+  expect(out).toMatch(/^result +OK: 2 requests forwarded, 0 errors, 2 of 2 receipts verified$/m);
+});

@@ -11,12 +11,13 @@ import { startSimulator } from '../../sim/index.js';
 import { createRouterEvidence } from '../../sim/mint/router.js';
 import { createAciDeployment } from '../../sim/mint/aci.js';
 import { createPinaivuDeployment } from '../../sim/mint/pinaivu.js';
+import { createNearDeployment } from '../../sim/mint/near.js';
 import { toPem } from '../../x509/certificate.js';
 import { exitCodeFor } from '../exit-codes.js';
 
 interface DemoArgs {
   verbose: boolean;
-  profile: 'tresor' | 'aci' | 'pinaivu';
+  profile: 'tresor' | 'aci' | 'pinaivu' | 'near';
 }
 
 interface TresorBlock {
@@ -37,7 +38,7 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
   builder: (y: Argv) =>
     y
       .option('verbose', { type: 'boolean', default: false, describe: "Show the daemon's own log lines" })
-      .option('profile', { choices: ['tresor', 'aci', 'pinaivu'] as const, default: 'tresor' as const, describe: "The router's protocol to demonstrate (the simulator speaks it)" }) as Argv<DemoArgs>,
+      .option('profile', { choices: ['tresor', 'aci', 'pinaivu', 'near'] as const, default: 'tresor' as const, describe: "The router's protocol to demonstrate (the simulator speaks it)" }) as Argv<DemoArgs>,
   handler: async (args) => {
     const dir = await mkdtemp(join(tmpdir(), 'tresor-attest-demo-'));
     const out = (label: string, text: string) => process.stdout.write(`${label.padEnd(16)}${text}\n`);
@@ -49,7 +50,8 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
       const evidence = await createRouterEvidence();
       const aci = args.profile === 'aci' ? await createAciDeployment() : undefined;
       const pinaivu = args.profile === 'pinaivu' ? await createPinaivuDeployment() : undefined;
-      sim = await startSimulator({ evidence, ...(aci ? { aci } : {}), ...(pinaivu ? { pinaivu } : {}) });
+      const near = args.profile === 'near' ? await createNearDeployment() : undefined;
+      sim = await startSimulator({ evidence, ...(aci ? { aci } : {}), ...(pinaivu ? { pinaivu } : {}), ...(near ? { near } : {}) });
       const caFile = join(dir, 'sim-ca.pem');
       const rootFile = join(dir, 'release-root.pub');
       const arkFile = join(dir, 'aci-ark.pem');
@@ -58,6 +60,8 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
       if (aci) await writeFile(arkFile, toPem(aci.pki.ark));
       const nitroRootFile = join(dir, 'pinaivu-nitro-root.pem');
       if (pinaivu) await writeFile(nitroRootFile, toPem(pinaivu.nitro.root));
+      const intelRootFile = join(dir, 'near-intel-root.pem');
+      if (near) await writeFile(intelRootFile, toPem(near.pki.root));
       out('router', `${sim.url} (simulated; TLS SPKI SHA-256 ${sim.spkiSha256.slice(0, 16)}…)`);
       const config = resolveConfig(
         {
@@ -75,6 +79,8 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
               ...(aci ? { profile: 'aci', aci: { allowed_measurements: [aci.measurement], amd_ark_file: arkFile } } : {}),
               // Pinaivu: the simulated coordinator's PCR0 is allowed, its test Nitro root trusted (never a default).
               ...(pinaivu ? { profile: 'pinaivu', pinaivu: { allowed_pcr0: [pinaivu.pcr0], nitro_root_file: nitroRootFile } } : {}),
+              // NEAR: the simulated TDs' MRTD is allowed, the test Intel root trusted (never a default).
+              ...(near ? { profile: 'near', near: { allowed_measurements: [near.mrtd] }, tdx: { intel_root_file: intelRootFile } } : {}),
             },
           ],
         },
@@ -92,20 +98,24 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
         .withResponse();
       const verdict = response.headers.get('x-tresor-attestation');
       if (pinaivu) out('attestation', `${verdict} (pinaivu coordinator): Nitro PCR0 ${response.headers.get('x-tresor-pcr0')?.slice(0, 24)}…`);
+      else if (near) out('attestation', `${verdict} (near gateway): TDX MRTD ${response.headers.get('x-tresor-measurement')?.slice(0, 24)}…`);
       else out('attestation', `${verdict}${aci ? ' (aci/1)' : ''}: SNP MEASUREMENT ${response.headers.get('x-tresor-measurement')?.slice(0, 24)}…`);
       type Status = { upstreams: { attestation?: { identities?: { tag: string; bundleVersion: number; bundleValidUntil: string; expiresAt: string }[] } }[] };
       const status = (await (await fetch(`${daemon.listeners[0]?.url}/status`)).json()) as Status;
       const pinned = status.upstreams[0]?.attestation?.identities?.[0];
-      if (pinned && pinaivu) out('', `coordinator key ${pinned.tag.slice(0, 24)}… pinned (the TLS key is the gateway's, not bound by the evidence) until ${pinned.expiresAt}`);
+      if (pinned && near) out('', `gateway ${pinned.tag} (signing address; quote binds the TLS key) pinned until ${pinned.expiresAt}`);
+      else if (pinned && pinaivu) out('', `coordinator key ${pinned.tag.slice(0, 24)}… pinned (the TLS key is the gateway's, not bound by the evidence) until ${pinned.expiresAt}`);
       else if (pinned && aci) out('', `keyset ${pinned.tag.slice(0, 31)}…, TLS key pinned until ${pinned.expiresAt}`);
       else if (pinned) {
         out('', `workload identity tag ${pinned.tag.slice(0, 24)}…, trust bundle v${pinned.bundleVersion} (valid until ${pinned.bundleValidUntil}), TLS key pinned until ${pinned.expiresAt}`);
       }
       // Tresor puts the receipt id in the body's `tresor` block; aci/1 in the X-Receipt-Id header; Pinaivu in the body's `request_id`.
-      const t1 = pinaivu
-        ? { receipt_id: (json as unknown as { request_id?: string }).request_id }
-        : ((json as unknown as { tresor?: TresorBlock }).tresor ?? { receipt_id: response.headers.get('x-receipt-id') ?? undefined });
-      const brief = aci || pinaivu;
+      const t1 = near
+        ? { receipt_id: json.id }
+        : pinaivu
+          ? { receipt_id: (json as unknown as { request_id?: string }).request_id }
+          : ((json as unknown as { tresor?: TresorBlock }).tresor ?? { receipt_id: response.headers.get('x-receipt-id') ?? undefined });
+      const brief = aci || pinaivu || near;
       out('chat (JSON)', `"${json.choices[0]?.message.content ?? ''}"`);
       out('', brief ? `receipt ${t1.receipt_id}` : `route ${t1.requested_route} → ${t1.routed_model}, failover ${t1.failover}, receipt ${t1.receipt_id}`);
 
@@ -126,6 +136,7 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
         if (block) t2 = block;
         const rid = (chunk as unknown as { request_id?: string }).request_id;
         if (pinaivu && rid) t2 = { receipt_id: rid };
+        if (near) t2 = { receipt_id: chunk.id };
       }
       out('chat (stream)', `${chunks} chunks: "${text}"`);
       out('', brief ? `receipt ${t2.receipt_id}` : `route ${t2.requested_route} → ${t2.routed_model}, failover ${t2.failover}, receipt ${t2.receipt_id}`);
@@ -134,7 +145,7 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
       for (const id of [t1.receipt_id, t2.receipt_id]) {
         if (!id) continue;
         const v = (await (await fetch(`${daemon.listeners[0]?.url}/receipts/${id}?wait=15`)).json()) as { verdict?: string; code?: string; seq?: number };
-        out('receipt', `${id.slice(0, aci || pinaivu ? 13 : 8)}… ${v.verdict ?? 'pending'}${v.code ? ` (${v.code})` : ''}${v.seq ? `, audit record #${v.seq}` : ''}`);
+        out('receipt', `${id.slice(0, brief ? 13 : 8)}… ${v.verdict ?? 'pending'}${v.code ? ` (${v.code})` : ''}${v.seq ? `, audit record #${v.seq}` : ''}`);
         if (v.verdict === 'verified') verified++;
       }
       const counters = daemon.upstreams.get('tresor')?.counters;

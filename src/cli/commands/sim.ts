@@ -6,6 +6,7 @@ import { startSimulator } from '../../sim/index.js';
 import { ATTESTATION_FAULTS, SNP_ONLY_FAULTS, createRouterEvidence, type AttestationFaultName, type EvidenceKind } from '../../sim/mint/router.js';
 import { createAciDeployment } from '../../sim/mint/aci.js';
 import { PINAIVU_FAULTS, createPinaivuDeployment, type PinaivuFaultName } from '../../sim/mint/pinaivu.js';
+import { NEAR_FAULTS, createNearDeployment, type NearFaultName } from '../../sim/mint/near.js';
 import { toPem } from '../../x509/certificate.js';
 
 type EvidenceChoice = EvidenceKind | 'none';
@@ -23,8 +24,9 @@ interface SimArgs {
   'no-receipts': boolean;
   'unavailable-route': string[];
   evidence: EvidenceChoice;
-  profile: 'tresor' | 'aci' | 'pinaivu';
+  profile: 'tresor' | 'aci' | 'pinaivu' | 'near';
   'pinaivu-fault': PinaivuFaultName[];
+  'near-fault': NearFaultName[];
   'attestation-fault': AttestationFaultName[];
   'write-dir'?: string;
 }
@@ -68,11 +70,12 @@ export const simCommand: CommandModule<object, SimArgs> = {
       })
       .option('write-dir', { type: 'string', describe: 'Write sim-ca.pem and release-root.pub (the test release-root key), and nitro-root.pem with --evidence nitro, into this directory' })
       .option('profile', {
-        choices: ['tresor', 'aci', 'pinaivu'] as const,
+        choices: ['tresor', 'aci', 'pinaivu', 'near'] as const,
         default: 'tresor' as const,
         describe:
           "The router's protocol: tresor, aci (aci/1: /v1/aci/attestation with SEV-SNP evidence from test roots, X-Receipt-Id, /v1/aci/receipts/{id}; with --write-dir also aci-ark.pem), " +
-          'or pinaivu (the coordinator\'s Nitro attestation at /get_attestation from a test Nitro PKI, request_id in answers, /v1/receipts/{id} and signed proofs at /v1/proofs/{uuid}; with --write-dir also pinaivu-nitro-root.pem); prints the measurement to allow',
+          'or pinaivu (the coordinator\'s Nitro attestation at /get_attestation from a test Nitro PKI, request_id in answers, /v1/receipts/{id} and signed proofs at /v1/proofs/{uuid}; with --write-dir also pinaivu-nitro-root.pem), ' +
+          'or near (NEAR AI Cloud: /v1/attestation/report with dstack TDX quotes from a test Intel PKI, EIP-191 signatures at /v1/signature/{chat id}; with --write-dir also near-intel-root.pem); prints the measurement to allow',
       })
       .option('pinaivu-fault', {
         type: 'string',
@@ -80,6 +83,13 @@ export const simCommand: CommandModule<object, SimArgs> = {
         default: [],
         choices: PINAIVU_FAULTS,
         describe: 'With --profile pinaivu: make one check fail (repeatable); echoNonce instead makes the coordinator sign the nonce it is asked with',
+      })
+      .option('near-fault', {
+        type: 'string',
+        array: true,
+        default: [],
+        choices: NEAR_FAULTS,
+        describe: 'With --profile near: make one check fail (repeatable)',
       })
       .option('unavailable-route', { type: 'string', array: true, default: [], describe: 'Fault: route that fails (forces failover); repeatable' })
       .epilog(
@@ -100,10 +110,14 @@ export const simCommand: CommandModule<object, SimArgs> = {
     if (args['pinaivu-fault'].length > 0 && args.profile !== 'pinaivu') throw new UsageError('ERR_USAGE_BAD_FLAG', '--pinaivu-fault needs --profile pinaivu');
     const pinaivu = args.profile === 'pinaivu' ? await createPinaivuDeployment() : undefined;
     for (const f of args['pinaivu-fault']) if (pinaivu) pinaivu.faults[f] = true;
+    if (args['near-fault'].length > 0 && args.profile !== 'near') throw new UsageError('ERR_USAGE_BAD_FLAG', '--near-fault needs --profile near');
+    const near = args.profile === 'near' ? await createNearDeployment() : undefined;
+    for (const f of args['near-fault']) if (near) near.faults[f] = true;
     const sim = await startSimulator({
       ...(evidence ? { evidence } : {}),
       ...(aci ? { aci } : {}),
       ...(pinaivu ? { pinaivu } : {}),
+      ...(near ? { near } : {}),
       host: args.host,
       port: args.port,
       receipts: !args['no-receipts'],
@@ -131,6 +145,10 @@ export const simCommand: CommandModule<object, SimArgs> = {
         await writeFile(join(dir, 'pinaivu-nitro-root.pem'), toPem(pinaivu.nitro.root));
         written.push('pinaivu-nitro-root.pem');
       }
+      if (near) {
+        await writeFile(join(dir, 'near-intel-root.pem'), toPem(near.pki.root));
+        written.push('near-intel-root.pem');
+      }
       if (evidence?.nitroPki) {
         await writeFile(join(dir, 'nitro-root.pem'), toPem(evidence.nitroPki.root));
         written.push('nitro-root.pem');
@@ -145,6 +163,8 @@ export const simCommand: CommandModule<object, SimArgs> = {
         (aci ? `profile:                  aci (SEV-SNP MEASUREMENT ${aci.measurement}; test ARK in aci-ark.pem)\n` : '') +
         (pinaivu ? `profile:                  pinaivu (coordinator PCR0 ${pinaivu.pcr0}; key ${pinaivu.coordinatorKey}; test Nitro root in pinaivu-nitro-root.pem)\n` : '') +
         (pinaivu && args['pinaivu-fault'].length ? `pinaivu faults:           ${args['pinaivu-fault'].join(', ')}\n` : '') +
+        (near ? `profile:                  near (TDX MRTD ${near.mrtd}; test Intel root in near-intel-root.pem)\n` : '') +
+        (near && args['near-fault'].length ? `near faults:              ${args['near-fault'].join(', ')}\n` : '') +
         (faults.length ? `attestation faults:       ${faults.join(', ')}\n` : '') +
         (evidence ? `trust bundle:             ${evidence.bundleUrl} (release-root key: the simulator's own test key)\n` : '') +
         (written.length ? `wrote ${written.join(', ')} to ${args['write-dir']}\n` : ''),

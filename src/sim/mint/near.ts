@@ -24,6 +24,9 @@ export interface NearFaults {
   rtmr3Mismatch?: boolean;
 }
 
+export const NEAR_FAULTS = ['unattestedSigner', 'requestHashMismatch', 'responseHashMismatch', 'wrongNonce', 'tlsUnbound', 'wrongMeasurement', 'badQuote', 'rtmr3Mismatch'] as const satisfies readonly (keyof NearFaults)[];
+export type NearFaultName = (typeof NEAR_FAULTS)[number];
+
 export interface NearDeployment {
   pki: TdxTestPki;
   /** The MRTD (96 hex) the daemon should allow. */
