@@ -3,6 +3,7 @@ import type { UpstreamConfig } from '../config/types.js';
 import { FetchError } from '../errors/index.js';
 import { MAX_NEAR_REPORT_BYTES, parseNearReport, verifyNearReport, type AttestedSigner } from '../near/index.js';
 import type { Clock } from '../types.js';
+import type { UpstreamGet } from '../receipts/fetch.js';
 import type { Certificate } from '../x509/certificate.js';
 import type { AttestedIdentity } from './identity.js';
 import { inbandGet } from './inband.js';
@@ -13,7 +14,16 @@ export interface NearAttester {
   attest: AttestOverSocket;
   /** A chat-signing address (or Ed25519 key) this daemon saw attested, with what attested it. Bounded. */
   signer(address: string): (AttestedSigner & { verifiedAt: string }) | undefined;
+  /**
+   * A signer the connection's report did not name (NEAR lists a model's nodes only when asked for
+   * that model): fetch `/v1/attestation/report?model=&signing_address=` with a fresh nonce over the
+   * upstream's attested pool and keep the model attestations that verify. Single flight per
+   * address, at most once per 10 s for it.
+   */
+  lookupSigner(address: string, model: string | undefined, get: UpstreamGet): Promise<void>;
 }
+
+const LOOKUP_COOLDOWN_MS = 10_000;
 
 /** Signing identities kept (a gateway plus its model nodes, across re-attestations). */
 const MAX_SIGNERS = 256;
@@ -30,8 +40,37 @@ export function createNearAttester(u: UpstreamConfig, deps: { clock: Clock; root
   const base = url.pathname.replace(/\/+$/, '');
   const timeoutMs = u.timeouts.connect_seconds * 1000 + 10_000;
   const signers = new Map<string, AttestedSigner & { verifiedAt: string }>();
+  const keep = (list: readonly AttestedSigner[], at: Date) => {
+    for (const s of list) {
+      signers.delete(s.signingAddress);
+      signers.set(s.signingAddress, { ...s, verifiedAt: at.toISOString() });
+      if (signers.size > MAX_SIGNERS) signers.delete(signers.keys().next().value as string);
+    }
+  };
+  const lookups = new Map<string, { at: number; running?: Promise<void> }>();
   return {
     signer: (address) => signers.get(address.toLowerCase().replace(/^0x(?=[0-9a-f]{64}$)/, '')),
+    lookupSigner(address, model, get) {
+      const key = address.toLowerCase();
+      const now = deps.clock().getTime();
+      const last = lookups.get(key);
+      if (last?.running) return last.running;
+      if (last && now - last.at < LOOKUP_COOLDOWN_MS) return Promise.resolve();
+      const running = (async () => {
+        const nonce = randomBytes(32);
+        const query = `nonce=${nonce.toString('hex')}&signing_algo=ecdsa&signing_address=${encodeURIComponent(address)}${model !== undefined ? `&model=${encodeURIComponent(model)}` : ''}`;
+        const res = await get(`/v1/attestation/report?${query}`, { headers: { accept: 'application/json' }, timeoutMs, maxBytes: MAX_NEAR_REPORT_BYTES });
+        if (res.status !== 200) throw new FetchError('ERR_ATTEST_FETCH', `GET /v1/attestation/report answered HTTP ${res.status}`);
+        const at = deps.clock();
+        // Only model nodes: a gateway entry's TLS binding was checked when its connection was attested.
+        const models = parseNearReport(res.body).attestations.filter((a) => a.role === 'model');
+        const { signers: found } = verifyNearReport({ attestations: models }, { nonce, at, roots: deps.roots, policy: tdxPolicy(u), allowedMrtd: u.near.allowed_measurements });
+        keep(found, at);
+      })().finally(() => lookups.set(key, { at: now }));
+      lookups.set(key, { at: now, running });
+      if (lookups.size > MAX_SIGNERS) lookups.delete(lookups.keys().next().value as string);
+      return running;
+    },
     async attest({ socket, spkiSha256 }) {
       const at = deps.clock();
       const nonce = randomBytes(32);
@@ -46,11 +85,7 @@ export function createNearAttester(u: UpstreamConfig, deps: { clock: Clock; root
         policy: tdxPolicy(u),
         allowedMrtd: u.near.allowed_measurements,
       });
-      for (const s of report.signers) {
-        signers.delete(s.signingAddress);
-        signers.set(s.signingAddress, { ...s, verifiedAt: at.toISOString() });
-        if (signers.size > MAX_SIGNERS) signers.delete(signers.keys().next().value as string);
-      }
+      keep(report.signers, at);
       const gateway = report.signers.find((s) => s.tlsBound) as AttestedSigner;
       const identity: AttestedIdentity = {
         spkiSha256,

@@ -100,8 +100,9 @@ function pinaivuReceipts(c: UpstreamConfig, u: Upstream, pinaivu: PinaivuAtteste
  * else `X-Receipt-Id` (an ACI router files legacy signatures under the receipt id too); the
  * signature must be by a signer this daemon saw attested.
  */
-function nearReceipts(near: NearAttester | undefined) {
-  return { format: nearFormat({ signer: (a) => near?.signer(a) }), idHeader: 'x-receipt-id', bodyBlock: 'id' as const };
+function nearReceipts(u: Upstream, near: NearAttester | undefined) {
+  const format = nearFormat({ signer: (a) => near?.signer(a), ...(near ? { lookupSigner: (a: string, model: string | undefined) => near.lookupSigner(a, model, (path, init) => u.get(path, init)) } : {}) });
+  return { format, idHeader: 'x-receipt-id', bodyBlock: 'id' as const };
 }
 
 /** The receipt pipeline for every upstream whose receipts are not off (undefined if none). */
@@ -132,7 +133,7 @@ export async function openReceiptPipeline(
         : c.profile === 'pinaivu'
           ? pinaivuReceipts(c, u, deps.pinaivuAttesters?.get(c.name), deps.clock)
           : c.profile === 'near'
-            ? nearReceipts(deps.nearAttesters?.get(c.name))
+            ? nearReceipts(u, deps.nearAttesters?.get(c.name))
             : tresorReceipts(c, u, manager, deps.attesters.get(c.name), deps.clock, inference, deps.metrics);
     list.push({
       name: c.name,

@@ -16,7 +16,11 @@ export const MAX_NEAR_SIGNATURE_BYTES = 256 * 1024;
  * model node whose TDX quote bound it with our nonce), and both hashes must be of the bytes that
  * flowed (the whole raw SSE stream for streams).
  */
-export function nearFormat(deps: { signer(address: string): AttestedSigner | undefined }): ReceiptFormat {
+export function nearFormat(deps: {
+  signer(address: string): AttestedSigner | undefined;
+  /** Look an unknown signer up (a model node the connection's report did not list); rate-limited by the attester. */
+  lookupSigner?(address: string, model: string | undefined): Promise<void>;
+}): ReceiptFormat {
   return {
     name: 'near',
     path: (id, job) => {
@@ -43,9 +47,16 @@ export function nearFormat(deps: { signer(address: string): AttestedSigner | und
       }
       const expected = { request: `sha256:${sig.requestSha256}`, response: `sha256:${sig.responseSha256}` };
       checks.push({ name: 'signature', result: 'pass', detail: `EIP-191 ${sig.signingAlgo} signature recovers to ${sig.signer}` });
-      const attested = deps.signer(sig.signer);
+      let attested = deps.signer(sig.signer);
+      let why = '';
+      if (!attested && deps.lookupSigner) {
+        await deps.lookupSigner(sig.signer, job.tresor?.routed_model).catch((e: unknown) => {
+          why = ` (looking it up failed: ${toTresorError(e).code})`;
+        });
+        attested = deps.signer(sig.signer);
+      }
       const out = (e: Evaluation): Evaluation => ({ ...e, kid: sig.signer, expected });
-      if (!attested) return out(fail('attested_signer', 'ERR_NEAR_ATTESTED_ADDRESS', `the signature is by ${sig.signer}, a signing address no attestation report verified by this daemon names`));
+      if (!attested) return out(fail('attested_signer', 'ERR_NEAR_ATTESTED_ADDRESS', `the signature is by ${sig.signer}, a signing address no attestation report verified by this daemon names${why}`));
       checks.push({ name: 'attested_signer', result: 'pass', detail: `${attested.role}${attested.modelName ? ` ${attested.modelName}` : ''}, MRTD ${attested.mrtd}` });
       if (sig.requestSha256 !== job.request_sha256) {
         return out(fail('request_body_hash', 'ERR_NEAR_REQUEST_HASH', `expected the request hash in text to be ${job.request_sha256} (our bytes), got ${sig.requestSha256}`));

@@ -212,7 +212,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
       // Public, like NEAR's: verifiers fetch it before they send a key.
       const nonce = new URL(req.url ?? '/', 'https://x').searchParams.get('nonce');
       if (nonce !== null && !/^[0-9a-f]{64}$/.test(nonce)) return sendJsonError(res, 400, 'invalid_request_error', 'nonce must be 64 lowercase hex');
-      return sendJson(res, 200, near.report(identity.spkiSha256, nonce));
+      return sendJson(res, 200, near.report(identity.spkiSha256, nonce, new URL(req.url ?? '/', 'https://x').searchParams.get('model')));
     }
     if (pinaivu && req.method === 'GET' && path === '/get_attestation') {
       // The coordinator takes no nonce; the simulator honours one only with `echoNonce`.

@@ -58,7 +58,7 @@ describe('tresor-verify near-signature --attestation: the signer must be atteste
     const d = await createNearDeployment();
     const nonce = 'a5'.repeat(32);
     const spki = '3c'.repeat(32);
-    await writeFile(f('report.json'), JSON.stringify(d.report(spki, nonce)));
+    await writeFile(f('report.json'), JSON.stringify(d.report(spki, nonce, 'sim-near/model')));
     await writeFile(f('intel-root.pem'), toPem(d.pki.root));
     const hashes = { requestSha256: '11'.repeat(32), responseSha256: '22'.repeat(32) };
     await writeFile(f('sig.json'), JSON.stringify(d.signature(hashes)));

@@ -36,6 +36,8 @@ describe('profile near end to end through the openai SDK', () => {
     const v = await verdictOf(response.headers.get('x-request-id') as string);
     expect(v, JSON.stringify(v)).toMatchObject({ status: 'done', verdict: 'verified', receipt_id: data.id });
     for (const name of ['signature', 'attested_signer', 'request_body_hash', 'response_body_hash']) expect(check(v, name), name).toMatchObject({ result: 'pass' });
+    // The connection's report names the gateway only; the model node was looked up by model and verified.
+    expect(check(v, 'attested_signer')?.detail).toMatch(new RegExp(`^model ${data.model}, MRTD ${n.mrtd}$`));
 
     const { data: stream, response: sres } = await client.chat.completions.create({ model: MODEL, stream: true, messages: [{ role: 'user', content: 'stream near' }] }).withResponse();
     let text = '';

@@ -13,7 +13,7 @@ beforeAll(async () => {
 const spki = 'ab'.repeat(32);
 const nonce = randomBytes(32);
 const opts = (o: Partial<NearReportOptions> = {}): NearReportOptions => ({ nonce, liveSpkiSha256: spki, at: new Date(), roots: [d.pki.root], allowedMrtd: [d.mrtd], ...o });
-const report = () => parseNearReport(JSON.stringify(d.report(spki, toHex(nonce))));
+const report = () => parseNearReport(JSON.stringify(d.report(spki, toHex(nonce), 'sim-near/model')));
 const withFault = <T>(f: keyof NearDeployment['faults'], run: () => T): T => {
   d.faults[f] = true;
   try {
@@ -35,7 +35,7 @@ describe('NEAR / legacy attestation report', () => {
   });
 
   test('the flat legacy shape is one gateway attestation', () => {
-    const flat = (d.report(spki, toHex(nonce)) as { gateway_attestation: object }).gateway_attestation;
+    const flat = (d.report(spki, toHex(nonce), null) as { gateway_attestation: object }).gateway_attestation;
     const { signers } = verifyNearReport(parseNearReport(flat), opts());
     expect(signers.map((s) => s.role)).toEqual(['gateway']);
   });

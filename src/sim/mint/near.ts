@@ -36,8 +36,11 @@ export interface NearDeployment {
   gatewayAddress: string;
   modelAddress: string;
   faults: NearFaults;
-  /** `GET /v1/attestation/report?nonce=` in NEAR's shape (gateway + model attestations). */
-  report(spkiSha256: string, nonceHex: string | null): object;
+  /**
+   * `GET /v1/attestation/report?nonce=[&model=]` in NEAR's shape: the gateway attestation, and the
+   * model's node attestations only when a model is asked for (as NEAR serves them).
+   */
+  report(spkiSha256: string, nonceHex: string | null, model?: string | null): object;
   /** `GET /v1/signature/{chat_id}`: EIP-191 over `<request sha256>:<response sha256>` by the model node's key. */
   signature(o: { requestSha256: string; responseSha256: string }): object;
 }
@@ -51,8 +54,8 @@ function personalSign(text: string, secret: Uint8Array): string {
 
 /**
  * A NEAR AI Cloud-like deployment from the simulator's own test roots: a gateway whose dstack TDX
- * quote binds SHA-256(address ‖ TLS SPKI SHA-256) ‖ nonce, one model node whose quote binds its
- * padded address ‖ nonce, both with an event log and `app_compose`, and chat signatures by the
+ * quote binds SHA-256(address ‖ TLS SPKI SHA-256) ‖ nonce, one model node (listed when a model is
+ * asked for) whose quote binds its padded address ‖ nonce, both with an event log and `app_compose`, and chat signatures by the
  * model node's secp256k1 key (docs/wire/aci.md §7).
  */
 export async function createNearDeployment(): Promise<NearDeployment> {
@@ -87,13 +90,13 @@ export async function createNearDeployment(): Promise<NearDeployment> {
     gatewayAddress,
     modelAddress,
     faults,
-    report(spki, nonceHex) {
+    report(spki, nonceHex, model) {
       // Like dstack: an absent nonce gets a random one.
       const nonce = nonceHex ? fromHex(nonceHex) : randomBytes(32);
       const gatewayId = fromHex(gatewayAddress.slice(2));
       return {
         gateway_attestation: { ...attest(gatewayAddress, faults.tlsUnbound ? paddedIdentity(gatewayId) : gatewayBinding(gatewayId, spki), nonce), request_nonce: toHex(nonce) },
-        model_attestations: [{ model_name: 'sim-near/model', ...attest(modelAddress, paddedIdentity(fromHex(modelAddress.slice(2))), nonce), nvidia_payload: '' }],
+        model_attestations: model ? [{ model_name: model, ...attest(modelAddress, paddedIdentity(fromHex(modelAddress.slice(2))), nonce), nvidia_payload: '' }] : [],
       };
     },
     signature(o) {
