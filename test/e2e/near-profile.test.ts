@@ -7,7 +7,7 @@ import { startHarness, type Harness } from '../helpers/harness.js';
 
 const MODEL = 'eu/tresor/gpt-oss-120b';
 
-type Verdict = { status: string; verdict: string; code?: string; receipt_id?: string; kid?: string; checks?: { name: string; result: string; code?: string }[] } & Record<string, unknown>;
+type Verdict = { status: string; verdict: string; code?: string; receipt_id?: string; kid?: string; checks?: { name: string; result: string; code?: string; detail?: string }[] } & Record<string, unknown>;
 const ask = (h: Harness, content = 'x') =>
   fetch(`${h.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content }] }) });
 

@@ -63,13 +63,11 @@ export async function startHarness(
   await writeFile(join(dir, 'release-root.pub'), evidence.releaseRoot.publicPem);
   if (opts.aci) await writeFile(join(dir, 'aci-ark.pem'), toPem(opts.aci.pki.ark));
   if (opts.pinaivu) await writeFile(join(dir, 'nitro-root.pem'), toPem(opts.pinaivu.nitro.root));
-  if (opts.near) await writeFile(join(dir, 'intel-root.pem'), toPem(opts.near.pki.root));
-  // A test's own `tdx` settings are merged over the Intel test root, not instead of it.
-  const near = opts.near && {
-    profile: 'near',
-    near: { allowed_measurements: [opts.near.mrtd] },
-    tdx: { intel_root_file: join(dir, 'intel-root.pem'), ...(opts.upstream?.tdx as Record<string, unknown> | undefined) },
-  };
+  // NEAR and TDX aci deployments: their Intel test root; a test's own `tdx` settings are merged over it, not instead of it.
+  const intelRoot = opts.near?.pki.root ?? opts.aci?.intelRoot;
+  if (intelRoot) await writeFile(join(dir, 'intel-root.pem'), toPem(intelRoot));
+  const tdx = intelRoot ? { tdx: { intel_root_file: join(dir, 'intel-root.pem'), ...(opts.upstream?.tdx as Record<string, unknown> | undefined) } } : {};
+  const near = opts.near && { profile: 'near', near: { allowed_measurements: [opts.near.mrtd] } };
   const profile = near ? near : opts.aci
     ? { profile: 'aci', aci: { allowed_measurements: [opts.aci.measurement], amd_ark_file: join(dir, 'aci-ark.pem') } }
     : opts.pinaivu
@@ -91,7 +89,7 @@ export async function startHarness(
           attestation: { mode: 'enforce', release_root_file: join(dir, 'release-root.pub'), trust_bundle: evidence.bundleUrl, ...opts.attestation },
           ...profile,
           ...opts.upstream,
-          ...(near ? { tdx: near.tdx } : {}),
+          ...tdx,
         },
       ],
     },

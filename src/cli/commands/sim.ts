@@ -4,7 +4,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { UsageError } from '../../errors/index.js';
 import { startSimulator } from '../../sim/index.js';
 import { ATTESTATION_FAULTS, SNP_ONLY_FAULTS, createRouterEvidence, type AttestationFaultName, type EvidenceKind } from '../../sim/mint/router.js';
-import { createAciDeployment } from '../../sim/mint/aci.js';
+import { createAciDeployment, type AciTee } from '../../sim/mint/aci.js';
 import { PINAIVU_FAULTS, createPinaivuDeployment, type PinaivuFaultName } from '../../sim/mint/pinaivu.js';
 import { NEAR_FAULTS, createNearDeployment, type NearFaultName } from '../../sim/mint/near.js';
 import { toPem } from '../../x509/certificate.js';
@@ -25,6 +25,7 @@ interface SimArgs {
   'unavailable-route': string[];
   evidence: EvidenceChoice;
   profile: 'tresor' | 'aci' | 'pinaivu' | 'near';
+  'aci-tee'?: AciTee;
   'pinaivu-fault': PinaivuFaultName[];
   'near-fault': NearFaultName[];
   'attestation-fault': AttestationFaultName[];
@@ -73,9 +74,15 @@ export const simCommand: CommandModule<object, SimArgs> = {
         choices: ['tresor', 'aci', 'pinaivu', 'near'] as const,
         default: 'tresor' as const,
         describe:
-          "The router's protocol: tresor, aci (aci/1: /v1/aci/attestation with SEV-SNP evidence from test roots, X-Receipt-Id, /v1/aci/receipts/{id}; with --write-dir also aci-ark.pem), " +
+          "The router's protocol: tresor, aci (aci/1: /v1/aci/attestation with SEV-SNP evidence from test roots, or TDX with --aci-tee tdx, X-Receipt-Id, /v1/aci/receipts/{id}; with --write-dir also aci-ark.pem, or intel-root.pem), " +
           'or pinaivu (the coordinator\'s Nitro attestation at /get_attestation from a test Nitro PKI, request_id in answers, /v1/receipts/{id} and signed proofs at /v1/proofs/{uuid}; with --write-dir also pinaivu-nitro-root.pem), ' +
           'or near (NEAR AI Cloud: /v1/attestation/report with dstack TDX quotes from a test Intel PKI, EIP-191 signatures at /v1/signature/{chat id}; with --write-dir also near-intel-root.pem); prints the measurement to allow',
+      })
+      .option('aci-tee', {
+        choices: ['sev_snp', 'tdx'] as const,
+        describe:
+          'With --profile aci: the TEE evidence, sev_snp (the default) or tdx (a TDX quote v4 from a test Intel-like PKI with a dstack event log and app compose; ' +
+          'prints MRTD, RTMR0-2 and the compose hash; with --write-dir also intel-root.pem, for tdx.intel_root_file)',
       })
       .option('pinaivu-fault', {
         type: 'string',
@@ -106,7 +113,8 @@ export const simCommand: CommandModule<object, SimArgs> = {
     if (kind === 'nitro' && snpOnly.length > 0) throw new UsageError('ERR_USAGE_BAD_FLAG', `--attestation-fault ${snpOnly.join(', ')}: SNP-only, not available with --evidence nitro`);
     const evidence = kind === 'none' ? undefined : await createRouterEvidence({ kind });
     for (const f of faults) if (evidence) evidence.faults[f] = true;
-    const aci = args.profile === 'aci' ? await createAciDeployment() : undefined;
+    if (args['aci-tee'] !== undefined && args.profile !== 'aci') throw new UsageError('ERR_USAGE_BAD_FLAG', '--aci-tee needs --profile aci');
+    const aci = args.profile === 'aci' ? await createAciDeployment({ tee: args['aci-tee'] ?? 'sev_snp' }) : undefined;
     if (args['pinaivu-fault'].length > 0 && args.profile !== 'pinaivu') throw new UsageError('ERR_USAGE_BAD_FLAG', '--pinaivu-fault needs --profile pinaivu');
     const pinaivu = args.profile === 'pinaivu' ? await createPinaivuDeployment() : undefined;
     for (const f of args['pinaivu-fault']) if (pinaivu) pinaivu.faults[f] = true;
@@ -137,9 +145,13 @@ export const simCommand: CommandModule<object, SimArgs> = {
         await writeFile(join(dir, 'release-root.pub'), evidence.releaseRoot.publicPem);
         written.push('release-root.pub');
       }
-      if (aci) {
+      if (aci?.tee === 'sev_snp') {
         await writeFile(join(dir, 'aci-ark.pem'), toPem(aci.pki.ark));
         written.push('aci-ark.pem');
+      }
+      if (aci?.intelRoot) {
+        await writeFile(join(dir, 'intel-root.pem'), toPem(aci.intelRoot));
+        written.push('intel-root.pem');
       }
       if (pinaivu) {
         await writeFile(join(dir, 'pinaivu-nitro-root.pem'), toPem(pinaivu.nitro.root));
@@ -160,7 +172,12 @@ export const simCommand: CommandModule<object, SimArgs> = {
         `TLS SPKI SHA-256:         ${sim.spkiSha256}\n` +
         (args['cert-out'] ? `certificate written to:   ${args['cert-out']}\n` : '') +
         (evidence ? `evidence:                 ${evidence.kind} (${evidence.kind === 'snp' ? 'MEASUREMENT' : 'PCR0'} ${evidence.measurement})\n` : 'evidence:                 none (GET /attestation answers 503)\n') +
-        (aci ? `profile:                  aci (SEV-SNP MEASUREMENT ${aci.measurement}; test ARK in aci-ark.pem)\n` : '') +
+        (aci?.tee === 'sev_snp' ? `profile:                  aci (SEV-SNP MEASUREMENT ${aci.measurement}; test ARK in aci-ark.pem)\n` : '') +
+        (aci?.tee === 'tdx'
+          ? `profile:                  aci (TDX MRTD ${aci.mrtd}; test Intel root in intel-root.pem)\n` +
+            `tdx RTMR0-2:              ${aci.rtmrs?.rtmr0} ${aci.rtmrs?.rtmr1} ${aci.rtmrs?.rtmr2}\n` +
+            `tdx compose hash:         ${aci.composeHash}\n`
+          : '') +
         (pinaivu ? `profile:                  pinaivu (coordinator PCR0 ${pinaivu.pcr0}; key ${pinaivu.coordinatorKey}; test Nitro root in pinaivu-nitro-root.pem)\n` : '') +
         (pinaivu && args['pinaivu-fault'].length ? `pinaivu faults:           ${args['pinaivu-fault'].join(', ')}\n` : '') +
         (near ? `profile:                  near (TDX MRTD ${near.mrtd}; test Intel root in near-intel-root.pem)\n` : '') +

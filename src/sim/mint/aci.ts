@@ -4,10 +4,15 @@ import { keysetDigest, reportDataFor, type JsonObject } from '../../aci/index.js
 import { canonicalBytes } from '../../jcs/index.js';
 import { toHex } from '../../util/bytes.js';
 import { toPem } from '../../x509/certificate.js';
+import type { Certificate } from '../../x509/certificate.js';
+import { createAciTdxEvidence, type AciTdxFaults } from './aci-tdx.js';
 import { createSnpTestPki, mintSnpReport, type SnpTestPki } from './snp.js';
 
-/** Switches that make one ACI check fail (simulator fault knobs). */
-export interface AciFaults {
+/** The TEE whose evidence the deployment serves (`attestation.tee_type`). */
+export type AciTee = 'sev_snp' | 'tdx';
+
+/** Switches that make one ACI check fail (simulator fault knobs); the TDX ones apply to `tee: 'tdx'`. */
+export interface AciFaults extends AciTdxFaults {
   /** Sign receipts with a key id the keyset does not list. */
   unknownKeyId?: boolean;
   /** Sign receipts with a key that is not the listed one (same key id). */
@@ -25,18 +30,25 @@ export interface AciFaults {
   wrongNonce?: boolean;
   /** The keyset lists a TLS key other than the live one. */
   foreignTlsKey?: boolean;
-  /** A different TEE measurement (not the one the operator allows). */
+  /** A different TEE measurement, SNP MEASUREMENT or TDX MRTD (not the one the operator allows). */
   wrongMeasurement?: boolean;
 }
 
 export interface AciDeployment {
+  tee: AciTee;
+  /** The AMD-like test PKI (its ARK is `aci.amd_ark_file`); it signs the evidence when `tee` is `sev_snp`. */
   pki: SnpTestPki;
-  /** The TEE measurement the daemon should allow (96 hex). */
+  /** The TEE measurement the daemon should allow (96 hex): SNP MEASUREMENT, or TDX MRTD. */
   measurement: string;
+  /** TDX only: the Intel-like test root (`tdx.intel_root_file`), MRTD, RTMR0-2 and the compose hash the quote and event log carry. */
+  intelRoot?: Certificate;
+  mrtd?: string;
+  rtmrs?: { rtmr0: string; rtmr1: string; rtmr2: string };
+  composeHash?: string;
   faults: AciFaults;
   /** The keyset for the live TLS key (its digest is what receipts name). */
   keyset(spkiSha256: string): JsonObject;
-  /** `GET /v1/aci/attestation?nonce=` (generation C, SEV-SNP evidence binding report_data ‖ 0^32). */
+  /** `GET /v1/aci/attestation?nonce=` (generation C, SEV-SNP or TDX evidence binding report_data ‖ 0^32). */
   attestation(spkiSha256: string, nonce: string | null): JsonObject;
   /** A signed generation-C receipt for one exchange (`sha256:` digests of the exact bytes). */
   receipt(o: { spkiSha256: string; receiptId: string; chatId: string; model: string; requestDigest: string; responseDigest: string }): JsonObject;
@@ -46,11 +58,13 @@ const digestOf = (b: Uint8Array | string) => `sha256:${createHash('sha256').upda
 
 /**
  * A whole aci/1 deployment from the simulator's own test roots: an Ed25519 receipt key, a keyset
- * naming the live TLS key, attestation reports whose SEV-SNP evidence (the AMD-like test PKI)
- * binds the statement with the caller's nonce, and generation-C receipts with an event log.
+ * naming the live TLS key, attestation reports whose TEE evidence binds the statement with the
+ * caller's nonce — SEV-SNP (the AMD-like test PKI, the default) or TDX (a quote v4 from the
+ * Intel-like test PKI with a dstack event log and app compose) — and generation-C receipts.
  */
-export async function createAciDeployment(): Promise<AciDeployment> {
-  const pki = await createSnpTestPki();
+export async function createAciDeployment(opts: { tee?: AciTee } = {}): Promise<AciDeployment> {
+  const tee = opts.tee ?? 'sev_snp';
+  const [pki, tdx] = await Promise.all([createSnpTestPki(), tee === 'tdx' ? createAciTdxEvidence() : undefined]);
   const measurement = randomBytes(48);
   const receiptSecret = randomBytes(32);
   const receiptPublic = toHex(ed25519.getPublicKey(receiptSecret));
@@ -63,25 +77,31 @@ export async function createAciDeployment(): Promise<AciDeployment> {
     e2ee_public_keys: [],
     tls_public_keys: [{ spki_sha256: faults.foreignTlsKey ? 'c0'.repeat(32) : spki }],
   });
+  const evidence = (reportData: Uint8Array): JsonObject => {
+    if (tdx) return tdx.evidence(reportData, faults);
+    const report = mintSnpReport(pki, { measurement: faults.wrongMeasurement ? randomBytes(48) : measurement, reportData });
+    return { snp_report_b64: Buffer.from(report).toString('base64'), vcek_chain_pem: `${toPem(pki.vcek)}${toPem(pki.ask)}` };
+  };
   return {
+    tee,
     pki,
-    measurement: toHex(measurement),
+    measurement: tdx ? tdx.mrtd : toHex(measurement),
+    ...(tdx ? { intelRoot: tdx.intelRoot, mrtd: tdx.mrtd, rtmrs: tdx.rtmrs, composeHash: tdx.composeHash } : {}),
     faults,
     keyset,
     attestation(spki, nonce) {
       const ks = keyset(spki);
       const digest = keysetDigest(ks);
       const bound = reportDataFor(digest, faults.wrongNonce ? 'ff'.repeat(32) : nonce, 'C');
-      const report = mintSnpReport(pki, { measurement: faults.wrongMeasurement ? randomBytes(48) : measurement, reportData: Buffer.concat([bound, Buffer.alloc(32)]) });
       return {
         api_version: 'aci/1',
         workload_keyset_digest: digest,
         attestation: {
-          tee_type: 'sev_snp',
+          tee_type: tee,
           workload_keyset: ks,
           report_data: toHex(bound),
           source_provenance: { repo_url: 'https://example.invalid/tresor-sim', repo_commit: '0'.repeat(40), image_digest: `sha256:${'0'.repeat(64)}`, image_provenance: null },
-          evidence: { snp_report_b64: Buffer.from(report).toString('base64'), vcek_chain_pem: `${toPem(pki.vcek)}${toPem(pki.ask)}` },
+          evidence: evidence(Buffer.concat([bound, Buffer.alloc(32)])),
         },
         service_capabilities: { supported_e2ee_versions: ['2'], serving: 'direct' },
       };

@@ -1,0 +1,81 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { spawnBin, waitFor, type Spawned } from '../helpers/spawn.js';
+
+let dir: string;
+const running: Spawned[] = [];
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'tresor-sim-tdx-'));
+});
+afterAll(async () => {
+  for (const p of running) {
+    p.child.kill('SIGTERM');
+    await p.exited;
+  }
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** `tresor-attest serve` as a real process with one `aci` upstream (extra YAML lines), then one chat completion through it. */
+async function serveAci(name: string, url: string, section: string[]) {
+  const config = join(dir, `${name}.yaml`);
+  const lines = [`state_dir: ${join(dir, name, 'state')}`, 'upstreams:', '  - name: aci', `    url: ${url}`, '    listen: 127.0.0.1:0', '    profile: aci', `    ca_file: ${join(dir, 'sim-ca.pem')}`, ...section.map((l) => `    ${l}`), ''];
+  await writeFile(config, lines.join('\n'));
+  const d = spawnBin('tresor-attest', ['serve', '--config', config], { TRESOR_API_KEY: `tr-${'6'.repeat(96)}` });
+  running.push(d);
+  await waitFor(d, (o) => o.includes('serving OPENAI_BASE_URL='), 20_000);
+  const base = /serving OPENAI_BASE_URL=(http:\/\/[^"\s]+)/.exec(d.stdout())?.[1] as string;
+  const res = await request(`${base}/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'eu/tresor/gpt-oss-120b', messages: [{ role: 'user', content: 'over tdx' }] }),
+  });
+  const verdict = async () => (await (await request(`${base.replace(/\/v1$/, '')}/receipts/${res.headers['x-request-id'] as string}?wait=20`)).body.json()) as { verdict: string };
+  return { res, verdict };
+}
+
+describe('tresor-attest sim --profile aci --aci-tee tdx with the daemon as real processes', () => {
+  test('prints MRTD, RTMR0-2 and the compose hash, writes intel-root.pem; serve pinned to them attests, forwards and verifies the receipt; without the test root it refuses', async () => {
+    const s = spawnBin('tresor-attest', ['sim', '--port', '0', '--write-dir', dir, '--profile', 'aci', '--aci-tee', 'tdx']);
+    running.push(s);
+    await waitFor(s, (o) => o.includes('wrote '), 20_000);
+    const out = s.stdout();
+    const url = /listening on (https:\/\/\S+)/.exec(out)?.[1] as string;
+    const mrtd = /profile:\s+aci \(TDX MRTD ([0-9a-f]{96}); test Intel root in intel-root\.pem\)/.exec(out)?.[1] as string;
+    const rtmrs = /tdx RTMR0-2:\s+([0-9a-f]{96}) ([0-9a-f]{96}) ([0-9a-f]{96})$/m.exec(out)?.slice(1) as string[];
+    const compose = /tdx compose hash:\s+([0-9a-f]{64})$/m.exec(out)?.[1] as string;
+    expect(mrtd).toMatch(/^[0-9a-f]{96}$/);
+    expect(rtmrs).toHaveLength(3);
+    expect(compose).toMatch(/^[0-9a-f]{64}$/);
+    expect(out).toMatch(/wrote sim-ca\.pem, release-root\.pub, intel-root\.pem to /);
+
+    const { res, verdict } = await serveAci('pinned', url, [
+      'aci:',
+      `  allowed_measurements: [${mrtd}]`,
+      'tdx:',
+      `  intel_root_file: ${join(dir, 'intel-root.pem')}`,
+      `  allowed_rtmrs: [{rtmr0: ${rtmrs[0]}, rtmr1: ${rtmrs[1]}, rtmr2: ${rtmrs[2]}}]`,
+      `  allowed_compose_hashes: [${compose}]`,
+    ]);
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['x-tresor-attestation']).toBe('verified');
+    expect(res.headers['x-tresor-attestation-kind']).toBe('tdx');
+    expect(res.headers['x-tresor-measurement']).toBe(mrtd);
+    await res.body.text();
+    expect((await verdict()).verdict).toBe('verified');
+
+    const refused = await serveAci('pinned-intel-root', url, ['aci:', `  allowed_measurements: [${mrtd}]`]);
+    expect(refused.res.statusCode).toBe(502);
+    expect(await refused.res.body.json()).toMatchObject({ error: { type: 'attestation_error', code: 'ERR_CHAIN_UNTRUSTED' } });
+  }, 60_000);
+
+  test('--aci-tee needs --profile aci; only sev_snp and tdx', async () => {
+    const runs = [['--aci-tee', 'tdx'], ['--profile', 'aci', '--aci-tee', 'sgx']].map((args) => spawnBin('tresor-attest', ['sim', '--port', '0', ...args]));
+    for (const p of runs) {
+      expect(await p.exited).toBe(2);
+      expect(p.stderr()).toMatch(/^error: /);
+    }
+  }, 60_000);
+});
