@@ -1,8 +1,8 @@
 import OpenAI from 'openai';
-import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { createNearDeployment, type NearDeployment } from '../../src/sim/mint/near.js';
+import { readAuditRecords } from '../helpers/audit.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 
 const MODEL = 'eu/tresor/gpt-oss-120b';
@@ -53,13 +53,7 @@ describe('profile near end to end through the openai SDK', () => {
   test('the audit record names the format, the signer and the attested gateway', async () => {
     const { data, response } = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'audit me' }] }).withResponse();
     await verdictOf(response.headers.get('x-request-id') as string);
-    const auditDir = join(h.dir, 'state', 'audit');
-    const files = (await readdir(auditDir)).filter((f) => f.endsWith('.jsonl'));
-    const records = (await Promise.all(files.map((f) => readFile(join(auditDir, f), 'utf8'))))
-      .join('\n')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const records = await readAuditRecords(join(h.dir, 'state'));
     const rec = records.find((r) => r.receipt_id === data.id) as Record<string, unknown>;
     expect(rec).toMatchObject({ verdict: 'verified', receipt_format: 'near', receipt_type: 'near/ecdsa', kid: n.modelAddress, route_served: data.model });
     expect(rec.attestation).toMatchObject({ kind: 'tdx', measurement: n.mrtd, tag: n.gatewayAddress });

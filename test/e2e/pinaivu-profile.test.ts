@@ -1,8 +1,8 @@
 import OpenAI from 'openai';
-import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { createPinaivuDeployment, type PinaivuDeployment } from '../../src/sim/mint/pinaivu.js';
+import { readAuditRecords } from '../helpers/audit.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 
 const MODEL = 'eu/tresor/gpt-oss-120b';
@@ -60,13 +60,7 @@ describe('profile pinaivu end to end through the openai SDK', () => {
   test('the audit record names the format and the coordinator key; the archive keeps receipt and proof', async () => {
     const { data, response } = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'audit me' }] }).withResponse();
     await verdictOf(response.headers.get('x-request-id') as string);
-    const auditDir = join(h.dir, 'state', 'audit');
-    const files = (await readdir(auditDir)).filter((f) => f.endsWith('.jsonl'));
-    const records = (await Promise.all(files.map((f) => readFile(join(auditDir, f), 'utf8'))))
-      .join('\n')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const records = await readAuditRecords(join(h.dir, 'state'));
     const rec = records.find((r) => r.receipt_id === (data as unknown as { request_id: string }).request_id) as Record<string, unknown>;
     expect(rec).toMatchObject({ verdict: 'verified', receipt_format: 'pinaivu', receipt_type: 'pinaivu/receipt+proof', kid: p.coordinatorKey, route_served: data.model });
     expect(rec.attestation).toMatchObject({ kind: 'nitro', measurement: p.pcr0, tag: p.coordinatorKey });

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { createTresorExtractor, MAX_SSE_LINE } from '../../src/receipts/extract.js';
+import { createTresorExtractor, MAX_SSE_LINE, type ReceiptIdField } from '../../src/receipts/extract.js';
 
 const tresor = { receipt_id: '7c9e6679-7425-40de-944b-e07fc1f90ae7', requested_route: 'auto/auto/gpt-oss-120b', routed_model: 'eu/tresor/gpt-oss-120b', failover: false };
 const sse = Buffer.from(
@@ -15,8 +15,9 @@ const sse = Buffer.from(
 );
 const json = Buffer.from(JSON.stringify({ id: 'x', choices: [{ message: { content: 'hi' } }], tresor }));
 
-function run(kind: 'json' | 'sse', bytes: Buffer, cuts: number[]) {
-  const x = createTresorExtractor(kind);
+/** Feed `bytes` to an extractor for `field`, cut at the given offsets. */
+function run(kind: 'json' | 'sse', bytes: Buffer, cuts: number[], field: ReceiptIdField = 'tresor') {
+  const x = createTresorExtractor(kind, field);
   let prev = 0;
   for (const c of [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b)) {
     x.push(bytes.subarray(prev, c));
@@ -63,16 +64,7 @@ describe('top-level request_id extraction (Pinaivu, seed 004)', () => {
       .join('') + 'data: [DONE]\n\n',
   );
   const pinJson = Buffer.from(JSON.stringify({ id: 'chatcmpl-1', model: 'm1', choices: [], request_id: id }));
-  const runField = (kind: 'json' | 'sse', bytes: Buffer, cuts: number[]) => {
-    const x = createTresorExtractor(kind, 'request_id');
-    let prev = 0;
-    for (const c of [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b)) {
-      x.push(bytes.subarray(prev, c));
-      prev = c;
-    }
-    x.push(bytes.subarray(prev));
-    return x.end();
-  };
+  const runField = (kind: 'json' | 'sse', bytes: Buffer, cuts: number[]) => run(kind, bytes, cuts, 'request_id');
 
   test('JSON body and SSE finish chunk, at any chunk boundaries; the tresor extractor ignores it', () => {
     fc.assert(
@@ -97,16 +89,7 @@ describe('top-level id extraction (NEAR: the chat id names the signature)', () =
       .join('') + 'data: [DONE]\n\n',
   );
   const body = Buffer.from(JSON.stringify({ id: 'chatcmpl-7', model: 'm2', choices: [{ message: { tool_calls: [{ id: 'call_1' }] } }] }));
-  const runId = (kind: 'json' | 'sse', bytes: Buffer, cuts: number[]) => {
-    const x = createTresorExtractor(kind, 'id');
-    let prev = 0;
-    for (const c of [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b)) {
-      x.push(bytes.subarray(prev, c));
-      prev = c;
-    }
-    x.push(bytes.subarray(prev));
-    return x.end();
-  };
+  const runId = (kind: 'json' | 'sse', bytes: Buffer, cuts: number[]) => run(kind, bytes, cuts, 'id');
   test('the completion id and model, never a nested id, at any chunk boundaries', () => {
     fc.assert(
       fc.property(fc.array(fc.nat(), { maxLength: 8 }), (cuts) => {
