@@ -148,6 +148,8 @@ export class AttestationManager {
         bundleValidUntil: p.bundleValidUntil,
         verifiedAt: p.verifiedAt,
         expiresAt: p.expiresAt,
+        // What the evidence said beyond the pin (TDX RTMRs and compose hash, ACI keyset, Nitro PCRs, NEAR signers): non-secret.
+        summary: p.summary,
       })),
       lastError: this.lastError,
       circuit: this.circuit.state,

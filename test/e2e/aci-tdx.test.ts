@@ -63,6 +63,8 @@ describe('profile aci with TDX evidence end to end through the openai SDK', () =
         const status = await statusOf(h);
         expect(status?.ready).toBe(true);
         expect(status?.identities[0]).toMatchObject({ kind: 'tdx', measurement: aci.mrtd });
+        // The TEE summary kept with the pin is visible to operators.
+        expect(JSON.stringify(status?.identities[0])).toContain('"tcb_status":"unknown"');
       });
     });
   }
