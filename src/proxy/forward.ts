@@ -23,6 +23,8 @@ export interface ForwardContext {
   upstream: Upstream;
   hooks: DaemonHooks;
   logger: Logger;
+  /** Where the one access line per request goes (unredacted: its fields are the daemon's own; see accessLogger). */
+  accessLog?: Logger;
   requestId: string;
   /** Path and query to forward (already stripped of any /upstreams/<name> prefix). */
   path: string;
@@ -62,8 +64,9 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
     if (error) upstream.counters.errors++;
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
     ctx.metrics?.observeRequest({ upstream: upstream.name, method: req.method, path: ctx.path, status, seconds: ms / 1000, requestBytes, responseBytes, error });
-    logger.info(
+    (ctx.accessLog ?? logger).info(
       {
+        reqId: ctx.requestId,
         upstream: upstream.name,
         method: req.method,
         path: ctx.path.split('?')[0],
@@ -153,14 +156,14 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
     if (clientGone) {
       status = 499;
       finished('client_closed');
-      await endObserver(obs, logger, { ok: false, status, error: 'client_closed', requestBytes, responseBytes });
+      await endObserver(obs, logger, ctx.requestId, { ok: false, status, error: 'client_closed', requestBytes, responseBytes });
       return;
     }
     const extra: Record<string, string> = { ...hooks.responseHeaders?.(upstream.name) };
     if (err.code === 'ERR_REQUEST_TOO_LARGE') extra.connection = 'close';
     status = sendError(res, err, extra).status;
     finished(err.code);
-    await endObserver(obs, logger, { ok: false, status, error: err.code, requestBytes, responseBytes });
+    await endObserver(obs, logger, ctx.requestId, { ok: false, status, error: err.code, requestBytes, responseBytes });
     if (err.code === 'ERR_REQUEST_TOO_LARGE') req.resume();
     return;
   }
@@ -212,7 +215,7 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
       } else write(doneHolder ? doneHolder.push(chunk) : chunk);
     });
     upBody.once('end', () => {
-      void endObserver(obs, logger, { ok: true, status, requestBytes, responseBytes }).then((decision) => {
+      void endObserver(obs, logger, ctx.requestId, { ok: true, status, requestBytes, responseBytes }).then((decision) => {
         if (holdBody) {
           if (decision?.reject) status = sendError(res, decision.reject, hooks.responseHeaders?.(upstream.name)).status;
           else {
@@ -247,7 +250,7 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
         res.destroy();
         finished(err.code);
       }
-      void endObserver(obs, logger, { ok: false, status, error: clientGone ? 'client_closed' : err.code, requestBytes, responseBytes });
+      void endObserver(obs, logger, ctx.requestId, { ok: false, status, error: clientGone ? 'client_closed' : err.code, requestBytes, responseBytes });
       resolve();
     });
   });
@@ -259,12 +262,12 @@ function sseError(message: string, code: string): string {
   return `event: error\ndata: ${JSON.stringify({ error: { message, type, code } })}\n\n`;
 }
 
-async function endObserver(obs: ExchangeObserver | undefined, logger: Logger, outcome: ExchangeOutcome): Promise<ExchangeDecision | undefined> {
+async function endObserver(obs: ExchangeObserver | undefined, logger: Logger, reqId: string, outcome: ExchangeOutcome): Promise<ExchangeDecision | undefined> {
   if (!obs?.onEnd) return undefined;
   try {
     return (await obs.onEnd(outcome)) ?? undefined;
   } catch (e) {
-    logger.error({ err: { message: (e as Error).message, code: (e as TresorError).code } }, 'exchange observer failed');
+    logger.error({ reqId, err: { message: (e as Error).message, code: (e as TresorError).code } }, 'exchange observer failed');
     // A held answer must not be released on an internal failure (strict mode fails closed).
     return obs.hold ? { reject: new TresorError('internal', 'ERR_RECEIPT_INTERNAL', 'the receipt could not be checked') } : undefined;
   }

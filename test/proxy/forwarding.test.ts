@@ -94,6 +94,21 @@ describe('forwarding', () => {
     expect(logs.text).not.toContain('tr-from-file');
   });
 
+  test('one access line per request, with the request id, the path without its query, status, bytes and time; no header, query or body in it', async () => {
+    const up = await echo();
+    const { base, logs } = await daemonFor(up);
+    const res = await request(`${base}/v1/things?api_key=sk-in-query`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer app-secret', 'x-request-id': 'acc-1', 'content-type': 'application/json' },
+      body: '{"secret":"body-secret"}',
+    });
+    await res.body.dump();
+    const line = logs.records.find((r) => r.msg === 'request' && r.reqId === 'acc-1');
+    expect(line).toMatchObject({ service: 'tresor-attest', reqId: 'acc-1', upstream: 'tresor', method: 'POST', path: '/v1/things', status: 200, requestBytes: 24, responseBytes: 11 });
+    expect(typeof line?.ms).toBe('number');
+    for (const secret of ['sk-in-query', 'app-secret', 'body-secret']) expect(logs.text).not.toContain(secret);
+  });
+
   test('413 for a declared or streamed body over the limit, without contacting the upstream', async () => {
     const up = await echo();
     const { base } = await daemonFor(up, { max_body_bytes: 1000 });
