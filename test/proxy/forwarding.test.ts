@@ -109,6 +109,28 @@ describe('forwarding', () => {
     for (const secret of ['sk-in-query', 'app-secret', 'body-secret']) expect(logs.text).not.toContain(secret);
   });
 
+  test('request bodies reach the upstream byte for byte, with a declared length and chunked, and are counted', async () => {
+    const up = await echo();
+    const { base, logs } = await daemonFor(up);
+    const big = Buffer.alloc(3 * 1024 * 1024 + 17);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 31) & 0xff;
+    const declared = await request(`${base}/v1/audio/transcriptions`, { method: 'POST', headers: { 'x-request-id': 'body-declared', 'content-length': String(big.length) }, body: big });
+    await declared.body.dump();
+    const chunked = await request(`${base}/v1/audio/transcriptions`, {
+      method: 'POST',
+      headers: { 'x-request-id': 'body-chunked' },
+      body: (async function* () {
+        for (let i = 0; i < big.length; i += 100_000) yield big.subarray(i, i + 100_000);
+      })() as unknown as string,
+    });
+    await chunked.body.dump();
+    expect([declared.statusCode, chunked.statusCode]).toEqual([200, 200]);
+    expect(up.received.map((r) => r.body.equals(big))).toEqual([true, true]);
+    expect(up.received[0]?.headers['content-length']).toBe(String(big.length));
+    const counted = (id: string) => logs.records.find((r) => r.msg === 'request' && r.reqId === id)?.requestBytes;
+    expect([counted('body-declared'), counted('body-chunked')]).toEqual([big.length, big.length]);
+  });
+
   test('413 for a declared or streamed body over the limit, without contacting the upstream', async () => {
     const up = await echo();
     const { base } = await daemonFor(up, { max_body_bytes: 1000 });
