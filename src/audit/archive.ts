@@ -21,8 +21,8 @@ export class ReceiptArchive {
 
   constructor(private readonly dir: string) {}
 
-  /** Durably archive `jws`; returns its hash. */
-  async put(jws: string, at: Date): Promise<string> {
+  /** Durably archive `jws`; returns its hash (`sha256`: the caller's jwsSha256(jws), not computed twice). */
+  async put(jws: string, at: Date, sha256 = jwsSha256(jws)): Promise<string> {
     const day = dayOf(at);
     if (day !== this.day || !this.appender) {
       const old = this.appender;
@@ -30,7 +30,6 @@ export class ReceiptArchive {
       this.appender = new GroupAppender(join(this.dir, `receipts-${day}.jsonl`));
       await old?.close();
     }
-    const sha256 = jwsSha256(jws);
     await this.appender.append(JSON.stringify({ sha256, jws }));
     return sha256;
   }

@@ -205,7 +205,7 @@ export class ReceiptPipeline {
     let archived: Promise<unknown> = Promise.resolve();
     if (jws !== undefined && this.archive) {
       record.receipt_jws_sha256 = jwsSha256(jws);
-      archived = this.archive.put(jws, this.o.clock());
+      archived = this.archive.put(jws, this.o.clock(), record.receipt_jws_sha256);
     }
     const [{ seq }] = await Promise.all([this.audit.append(record as unknown as Record<string, unknown>), archived]);
     this.counters.recorded++;
