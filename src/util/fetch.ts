@@ -20,6 +20,8 @@ export function checkFetchUrl(url: string, what: string): URL {
   return u;
 }
 
+const ignore = () => undefined;
+
 /**
  * Read a response body whole, but never more than `maxBytes` (then the body is destroyed).
  * Event-based: an async iterator over the stream cost more than the rest of a receipt GET's body
@@ -58,6 +60,8 @@ export function readBounded(body: NodeJS.ReadableStream & { destroy(error?: Erro
       body.off('end', onEnd);
       body.off('error', onError);
       body.off('close', onClose);
+      // An error emitted later (undici's body emits one when destroyed) must not go unhandled.
+      body.on('error', ignore);
     };
     body.on('data', onData);
     body.once('end', onEnd);
