@@ -159,6 +159,22 @@ describe('forwarding', () => {
     const res = await request(`${base}/v1/models`);
     expect(res.statusCode).toBe(502);
     expect(await res.body.json()).toMatchObject({ error: { code: 'upstream_unreachable', type: 'upstream_error' } });
+    // With a request body (declared length or chunked) the app still gets the 502, not a reset connection.
+    const declared = await request(`${base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"m","messages":[]}' });
+    expect(declared.statusCode).toBe(502);
+    expect(await declared.body.json()).toMatchObject({ error: { code: 'upstream_unreachable' } });
+    const chunked = await request(`${base}/v1/chat/completions`, {
+      method: 'POST',
+      body: (async function* () {
+        yield Buffer.from('{"model":"m",');
+        yield Buffer.from('"messages":[]}');
+      })() as unknown as string,
+    });
+    expect(chunked.statusCode).toBe(502);
+    await chunked.body.dump();
+    const large = await request(`${base}/v1/audio/transcriptions`, { method: 'POST', body: Buffer.alloc(4 * 1024 * 1024) });
+    expect(large.statusCode).toBe(502);
+    await large.body.dump();
   });
 
   test('502 upstream_tls_failed for an untrusted certificate', async () => {
