@@ -207,13 +207,13 @@ function receiptsSupported(sim, dir, mode) {
 }
 
 /** Start the daemon from a config file; `ready: false` returns as soon as it listens (cold attestation). */
-export async function startDaemonProcess(sim, dir, { receipts, ready = true, tag = 'tresor', caFile = false } = {}) {
+export async function startDaemonProcess(sim, dir, { receipts, ready = true, tag = 'tresor', caFile = false, root = ROOT } = {}) {
   const d = join(dir, `${tag}-${Date.now()}-${Math.random().toString(16).slice(2, 6)}`);
   mkdirSync(d, { recursive: true });
   const cfg = join(d, 'config.json');
   const port = await freePort();
   writeFileSync(cfg, JSON.stringify(daemonConfig(sim, d, receipts, caFile, `127.0.0.1:${port}`)));
-  const args = [...profArgs(tag), join(ROOT, 'bin/tresor-attest.js'), 'serve', '--config', cfg];
+  const args = [...profArgs(tag), join(root, 'bin/tresor-attest.js'), 'serve', '--config', cfg];
   const origin = `http://127.0.0.1:${port}`;
   const answers = (path) => async () => {
     const res = await request(`${origin}${path}`).catch(() => undefined);
@@ -242,20 +242,20 @@ export async function startDaemonProcess(sim, dir, { receipts, ready = true, tag
   return { origin, pid: p.child.pid, dir: d, readyMs: ready ? Date.now() - t0 : undefined, settle, stop: () => stopChild(p) };
 }
 
-function tresor(name, mode, { caFile = false, only } = {}) {
+function tresor(name, mode, { caFile = false, only, root = ROOT } = {}) {
   let supported;
   return {
     name,
     ...(only ? { only } : {}),
-    note: `tresor-attest, attestation enforced, receipts ${mode}${mode === 'audit' ? ' (when the build has them)' : ''}${caFile ? ', simulator CA via ca_file' : ''}`,
+    note: `tresor-attest${root === ROOT ? '' : ` built in ${root}`}, attestation enforced, receipts ${mode}${mode === 'audit' ? ' (when the build has them)' : ''}${caFile ? ', simulator CA via ca_file' : ''}`,
     available(sim, dir) {
       supported ??= receiptsSupported(sim, dir, mode);
       if (mode !== 'audit' && !supported) return { ok: false, why: 'this build has no receipts.mode (issue 4 not merged yet); skipped' };
       return { ok: true, ...(supported ? {} : { why: 'receipts not in this build: attestation only' }) };
     },
-    start: (sim, dir) => startDaemonProcess(sim, dir, { receipts: supported ? mode : undefined, tag: name, caFile }),
+    start: (sim, dir) => startDaemonProcess(sim, dir, { receipts: supported ? mode : undefined, tag: name, caFile, root }),
     /** Returns as soon as it listens, before its start-up attestation is done. */
-    startCold: (sim, dir) => startDaemonProcess(sim, dir, { receipts: supported ? mode : undefined, tag: `${name}-cold`, ready: false, caFile }),
+    startCold: (sim, dir) => startDaemonProcess(sim, dir, { receipts: supported ? mode : undefined, tag: `${name}-cold`, ready: false, caFile, root }),
   };
 }
 
@@ -270,4 +270,12 @@ export const CONTENDERS = [
   tresor('tresor-attest-receipts-off', 'off', { only: ['json-c1', 'json-c16', 'json-c64', 'sse-c100'] }),
   // With the simulator's CA as `ca_file` (a private CA): what a new upstream connection costs then.
   tresor('tresor-attest-ca-file', 'audit', { caFile: true, only: ['connection'] }),
+  // BENCH_BASELINE_ROOT=DIR (another checkout, built): the same daemon rows from that tree, in the same
+  // run, for before/after figures on a shared machine (select them with --contenders).
+  ...(process.env.BENCH_BASELINE_ROOT
+    ? [
+        tresor('baseline-tresor-attest', 'audit', { root: process.env.BENCH_BASELINE_ROOT }),
+        tresor('baseline-tresor-attest-receipts-off', 'off', { root: process.env.BENCH_BASELINE_ROOT, only: ['json-c1', 'json-c16', 'json-c64', 'sse-c100'] }),
+      ]
+    : []),
 ];

@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [--only SCENARIO[,SCENARIO]] [--contenders NAME[,NAME]] [--out FILE]
+// npm run bench [-- --quick] [--only SCENARIO[,SCENARIO]] [--contenders NAME[,NAME]] [--rounds N] [--out FILE]
 // Every forwarding scenario runs the contenders in turn (A B C D, A B C D, ...) and reports the
 // medians over the rounds with the ratio to the references (direct for latency, the bare passthrough
 // for CPU and throughput). Output: a table on stdout and bench/results/latest.json.
@@ -16,6 +16,7 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     only: { type: 'string' },
     contenders: { type: 'string' },
+    rounds: { type: 'string' },
     out: { type: 'string', default: new URL('results/latest.json', import.meta.url).pathname },
     'chunk-interval-ms': { type: 'string', default: '5' },
   },
@@ -54,7 +55,8 @@ async function main() {
       results.push({ name: s.name, title: s.title, metrics: s.metrics, rows: { library: s.run({ quick }) } });
       continue;
     }
-    const rounds = s.rounds(quick);
+    // --rounds N overrides the scenario's own count (more rounds: steadier medians on a noisy machine).
+    const rounds = args.rounds ? Math.max(1, Number(args.rounds)) : s.rounds(quick);
     // A scenario with its own simulator gets its own contender processes, stopped at its end.
     const scenarioSim = s.own ? await startSim(mkdtempSync(join(dir, 'sim-')), s.own.chunkIntervalMs) : sim;
     const scoped = new Map();

@@ -78,15 +78,17 @@ export async function createTresorAttester(
     attest,
     async checkReceiptBlock(block, at, known) {
       try {
-        const bytes = Buffer.from(JSON.stringify(block ?? null));
-        const key = createHash('sha256').update(bytes).digest('hex');
+        // The cache key is the hash of the block's JSON text (hashed as a string: no Buffer copy
+        // per receipt); the bytes are only built when the block is new and must be parsed.
+        const text = JSON.stringify(block ?? null);
+        const key = createHash('sha256').update(text, 'utf8').digest('hex');
         const hit = verifiedBlocks.get(key);
         const t = at.getTime();
         let a: RouterAttestation;
         // A byte-identical envelope verified before: only the bundle in force and the time window can differ.
         if (hit && t >= hit.from && t <= hit.until && (await bundles.get(hit.bundleUrl)).version === hit.bundleVersion) a = hit.a;
         else {
-          const env = parseEnvelope(bytes);
+          const env = parseEnvelope(Buffer.from(text, 'utf8'));
           const bundle = await bundles.get(env.trustBundleUrl);
           a = verifyRouterEnvelope(env, { liveSpkiSha256: env.tlsSpkiSha256, bundle, at, nitroRoots: pinnedNitroRoots(), policy });
           verifiedBlocks.delete(key);

@@ -19,19 +19,25 @@ export class ReceiptArchive {
   private day = '';
   private appender: GroupAppender | undefined;
 
-  constructor(private readonly dir: string) {}
+  /** `commitWindowMs`: how long a non-urgent put may wait for others to share its fdatasync (default 0). */
+  constructor(
+    private readonly dir: string,
+    private readonly o: { commitWindowMs?: number } = {},
+  ) {}
 
-  /** Durably archive `jws`; returns its hash. */
-  async put(jws: string, at: Date): Promise<string> {
+  /**
+   * Durably archive `jws`; returns its hash (`sha256`: the caller's jwsSha256(jws), not computed
+   * twice). `urgent: false` lets it wait up to the commit window.
+   */
+  async put(jws: string, at: Date, sha256 = jwsSha256(jws), opts: { urgent?: boolean } = {}): Promise<string> {
     const day = dayOf(at);
     if (day !== this.day || !this.appender) {
       const old = this.appender;
       this.day = day;
-      this.appender = new GroupAppender(join(this.dir, `receipts-${day}.jsonl`));
+      this.appender = new GroupAppender(join(this.dir, `receipts-${day}.jsonl`), this.o);
       await old?.close();
     }
-    const sha256 = jwsSha256(jws);
-    await this.appender.append(JSON.stringify({ sha256, jws }));
+    await this.appender.append(JSON.stringify({ sha256, jws }), opts);
     return sha256;
   }
 

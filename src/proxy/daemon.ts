@@ -4,7 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from '../config/types.js';
 import { TresorError } from '../errors/index.js';
-import { requestIdFrom } from '../log/logger.js';
+import { accessLogger, requestIdFrom } from '../log/logger.js';
 import { VERSION } from '../version.js';
 import { sendError } from './errors-to-http.js';
 import { forward } from './forward.js';
@@ -88,6 +88,7 @@ const UPSTREAM_PATH = /^\/upstreams\/([^/?#]+)(\/.*)$/;
 
 export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Promise<RunningDaemon> {
   const { logger } = deps;
+  const accessLog = accessLogger(logger);
   const clock = deps.clock ?? (() => new Date());
   await mkdir(config.state_dir, { recursive: true, mode: 0o700 });
   const managers = new Map<string, AttestationManager>();
@@ -298,9 +299,8 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
       req.resume();
       return sendError(res, new TresorError('usage', 'ERR_SHUTTING_DOWN', 'tresor-attest is shutting down'), { connection: 'close' });
     }
-    const log = logger.child({ reqId: requestId });
-    forward(req, res, { upstream, hooks, logger: log, requestId, path: forwardPath, shuttingDown: () => shuttingDown, metrics: observer }).catch((e: unknown) => {
-      log.error({ err: { message: (e as Error).message } }, 'unexpected error while forwarding');
+    forward(req, res, { upstream, hooks, logger, accessLog, requestId, path: forwardPath, shuttingDown: () => shuttingDown, metrics: observer }).catch((e: unknown) => {
+      logger.error({ reqId: requestId, err: { message: (e as Error).message } }, 'unexpected error while forwarding');
       sendError(res, e);
     });
   };

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { TresorError, UpstreamError } from '../errors/index.js';
+import { AbortFlag } from './abort-flag.js';
 import { sendError } from './errors-to-http.js';
 import { downstreamResponseHeaders, isEventStream, requestBudgetSeconds, upstreamRequestHeaders } from './headers.js';
 import type { DaemonHooks, ExchangeDecision, ExchangeObserver, ExchangeOutcome } from './hooks.js';
@@ -23,6 +24,8 @@ export interface ForwardContext {
   upstream: Upstream;
   hooks: DaemonHooks;
   logger: Logger;
+  /** Where the one access line per request goes (unredacted: its fields are the daemon's own; see accessLogger). */
+  accessLog?: Logger;
   requestId: string;
   /** Path and query to forward (already stripped of any /upstreams/<name> prefix). */
   path: string;
@@ -62,8 +65,9 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
     if (error) upstream.counters.errors++;
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
     ctx.metrics?.observeRequest({ upstream: upstream.name, method: req.method, path: ctx.path, status, seconds: ms / 1000, requestBytes, responseBytes, error });
-    logger.info(
+    (ctx.accessLog ?? logger).info(
       {
+        reqId: ctx.requestId,
         upstream: upstream.name,
         method: req.method,
         path: ctx.path.split('?')[0],
@@ -84,7 +88,7 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
     return;
   }
 
-  const abort = new AbortController();
+  const abort = new AbortFlag();
   let clientGone = false;
   res.on('close', () => {
     if (!res.writableFinished) {
@@ -121,16 +125,31 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
   const hasBody = req.headers['content-length'] !== undefined ? declared > 0 : req.headers['transfer-encoding'] !== undefined;
   const limit = cfg.max_body_bytes;
   const obs = observer;
-  const body = hasBody
-    ? (async function* () {
-        for await (const chunk of req as AsyncIterable<Buffer>) {
-          requestBytes += chunk.length;
-          if (requestBytes > limit) throw new RequestTooLarge(limit);
-          obs?.onRequestChunk?.(chunk);
-          yield chunk;
-        }
-      })()
-    : undefined;
+  const onRequestChunk = obs?.onRequestChunk?.bind(obs);
+  let body: IncomingMessage | AsyncGenerator<Buffer> | undefined;
+  if (hasBody && req.headers['content-length'] !== undefined) {
+    // A declared length was checked against the limit above, and Node's parser delivers exactly
+    // that many bytes. undici reads the request stream itself ('data' events, pausing it for
+    // backpressure); this listener, registered first, sees every chunk before undici writes it
+    // (count, digest) without another stream layer or a promise per chunk. The stream is paused
+    // first so that no chunk flows before undici listens.
+    req.pause();
+    req.on('data', (chunk: Buffer) => {
+      requestBytes += chunk.length;
+      onRequestChunk?.(chunk);
+    });
+    body = req;
+  } else if (hasBody) {
+    // Chunked: the limit is enforced per chunk, before the chunk that crosses it is forwarded.
+    body = (async function* () {
+      for await (const chunk of req as AsyncIterable<Buffer>) {
+        requestBytes += chunk.length;
+        if (requestBytes > limit) throw new RequestTooLarge(limit);
+        onRequestChunk?.(chunk);
+        yield chunk;
+      }
+    })();
+  }
 
   const budget = requestBudgetSeconds(req.headers['x-tresor-timeout-seconds'], cfg.timeouts.request_seconds, cfg.timeouts.max_request_seconds);
   let up: Dispatcher.ResponseData;
@@ -142,9 +161,9 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
         authorization: upstream.authorization,
         requestId: ctx.requestId,
       }),
-      // undici streams async iterables (its typings only list Readable): no extra stream layer per chunk.
-      body: body as unknown as Dispatcher.DispatchOptions['body'],
-      signal: abort.signal,
+      // undici streams async iterables too (its typings only list Readable).
+      body: body as Dispatcher.DispatchOptions['body'],
+      signal: abort,
       headersTimeout: budgetWithGraceMs(budget),
       bodyTimeout: cfg.timeouts.stream_idle_seconds * 1000,
     });
@@ -153,14 +172,14 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
     if (clientGone) {
       status = 499;
       finished('client_closed');
-      await endObserver(obs, logger, { ok: false, status, error: 'client_closed', requestBytes, responseBytes });
+      await endObserver(obs, logger, ctx.requestId, { ok: false, status, error: 'client_closed', requestBytes, responseBytes });
       return;
     }
     const extra: Record<string, string> = { ...hooks.responseHeaders?.(upstream.name) };
     if (err.code === 'ERR_REQUEST_TOO_LARGE') extra.connection = 'close';
     status = sendError(res, err, extra).status;
     finished(err.code);
-    await endObserver(obs, logger, { ok: false, status, error: err.code, requestBytes, responseBytes });
+    await endObserver(obs, logger, ctx.requestId, { ok: false, status, error: err.code, requestBytes, responseBytes });
     if (err.code === 'ERR_REQUEST_TOO_LARGE') req.resume();
     return;
   }
@@ -212,7 +231,7 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
       } else write(doneHolder ? doneHolder.push(chunk) : chunk);
     });
     upBody.once('end', () => {
-      void endObserver(obs, logger, { ok: true, status, requestBytes, responseBytes }).then((decision) => {
+      void endObserver(obs, logger, ctx.requestId, { ok: true, status, requestBytes, responseBytes }).then((decision) => {
         if (holdBody) {
           if (decision?.reject) status = sendError(res, decision.reject, hooks.responseHeaders?.(upstream.name)).status;
           else {
@@ -247,7 +266,7 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
         res.destroy();
         finished(err.code);
       }
-      void endObserver(obs, logger, { ok: false, status, error: clientGone ? 'client_closed' : err.code, requestBytes, responseBytes });
+      void endObserver(obs, logger, ctx.requestId, { ok: false, status, error: clientGone ? 'client_closed' : err.code, requestBytes, responseBytes });
       resolve();
     });
   });
@@ -259,12 +278,12 @@ function sseError(message: string, code: string): string {
   return `event: error\ndata: ${JSON.stringify({ error: { message, type, code } })}\n\n`;
 }
 
-async function endObserver(obs: ExchangeObserver | undefined, logger: Logger, outcome: ExchangeOutcome): Promise<ExchangeDecision | undefined> {
+async function endObserver(obs: ExchangeObserver | undefined, logger: Logger, reqId: string, outcome: ExchangeOutcome): Promise<ExchangeDecision | undefined> {
   if (!obs?.onEnd) return undefined;
   try {
     return (await obs.onEnd(outcome)) ?? undefined;
   } catch (e) {
-    logger.error({ err: { message: (e as Error).message, code: (e as TresorError).code } }, 'exchange observer failed');
+    logger.error({ reqId, err: { message: (e as Error).message, code: (e as TresorError).code } }, 'exchange observer failed');
     // A held answer must not be released on an internal failure (strict mode fails closed).
     return obs.hold ? { reject: new TresorError('internal', 'ERR_RECEIPT_INTERNAL', 'the receipt could not be checked') } : undefined;
   }

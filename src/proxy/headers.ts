@@ -14,7 +14,13 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 
-function connectionNominated(value: string | string[] | undefined): Set<string> {
+const NONE: ReadonlySet<string> = new Set();
+const CLOSE: ReadonlySet<string> = new Set(['close']);
+
+function connectionNominated(value: string | string[] | undefined): ReadonlySet<string> {
+  // Most messages carry no Connection field, or only keep-alive (already hop-by-hop) or close: no set to build.
+  if (value === undefined || value === 'keep-alive') return NONE;
+  if (value === 'close') return CLOSE;
   const out = new Set<string>();
   for (const v of Array.isArray(value) ? value : value ? [value] : []) {
     for (const t of v.split(',')) {
@@ -55,7 +61,8 @@ export function upstreamRequestHeaders(
 export function downstreamResponseHeaders(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): Record<string, string | string[]> {
   const nominated = connectionNominated(headers.connection);
   const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name in headers) {
+    const value = headers[name];
     if (value === undefined) continue;
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower) || nominated.has(lower)) continue;

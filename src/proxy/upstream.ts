@@ -4,6 +4,7 @@ import { Pool } from 'undici';
 import type { UpstreamConfig } from '../config/types.js';
 import { ConfigError, UpstreamError } from '../errors/index.js';
 import { readBounded } from '../util/fetch.js';
+import { AbortFlag } from './abort-flag.js';
 import { createConnector, openTlsSocket, proxyFor, type ConnectorOptions } from './connector.js';
 import type { DaemonHooks } from './hooks.js';
 
@@ -11,6 +12,8 @@ import type { DaemonHooks } from './hooks.js';
 export class Upstream {
   readonly name: string;
   readonly origin: string;
+  /** The Host header for requests the daemon makes itself (receipts, JWKS). */
+  private readonly host: string;
   /** Path prefix of the configured URL (no trailing slash), prepended to forwarded paths. */
   readonly prefix: string;
   readonly hostname: string;
@@ -30,6 +33,7 @@ export class Upstream {
     this.name = config.name;
     const url = new URL(config.url);
     this.origin = url.origin;
+    this.host = url.host;
     this.prefix = url.pathname.replace(/\/+$/, '');
     this.hostname = url.hostname.replace(/^\[|\]$/g, '');
     this.port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
@@ -90,15 +94,21 @@ export class Upstream {
    * pin, same CA as the app's traffic. Never follows redirects.
    */
   async get(path: string, init: { headers: Record<string, string>; timeoutMs: number; maxBytes: number }) {
-    const res = await this.pool.request({
-      path: this.prefix + path,
-      method: 'GET',
-      headers: { ...init.headers, host: new URL(this.origin).host },
-      signal: AbortSignal.timeout(init.timeoutMs),
-      headersTimeout: init.timeoutMs,
-      bodyTimeout: init.timeoutMs,
-    });
-    return { status: res.statusCode, headers: res.headers, body: await readBounded(res.body, init.maxBytes, `GET ${path}`) };
+    // The whole exchange is bounded by timeoutMs (the timer is cleared when it ends, not left to fire).
+    const deadline = AbortFlag.timeout(init.timeoutMs);
+    try {
+      const res = await this.pool.request({
+        path: this.prefix + path,
+        method: 'GET',
+        headers: { ...init.headers, host: this.host },
+        signal: deadline,
+        headersTimeout: init.timeoutMs,
+        bodyTimeout: init.timeoutMs,
+      });
+      return { status: res.statusCode, headers: res.headers, body: await readBounded(res.body, init.maxBytes, `GET ${path}`) };
+    } finally {
+      deadline.clear();
+    }
   }
 
   /** Drop every pooled connection (e.g. its attestation lapsed); new requests reconnect and re-verify. */

@@ -126,6 +126,10 @@ function sseExtractor({ needle, pick }: Picker): TresorExtractor {
   return {
     push(chunk) {
       const buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      // Most chunks are whole events without the needle: with no partial line pending and the
+      // chunk ending at a line end, no line of it can contain the needle (which has no newline),
+      // and the splitter would end where it started. One search instead of a pass per line.
+      if (line.length === 0 && lineSize === 0 && !skipping && buf.length > 0 && buf[buf.length - 1] === 0x0a && buf.indexOf(needle) < 0) return;
       let start = 0;
       for (;;) {
         const nl = buf.indexOf(0x0a, start);

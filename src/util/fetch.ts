@@ -20,19 +20,54 @@ export function checkFetchUrl(url: string, what: string): URL {
   return u;
 }
 
-/** Read a response body whole, but never more than `maxBytes` (then the body is destroyed). */
-export async function readBounded(body: AsyncIterable<Buffer> & { destroy(): unknown }, maxBytes: number, what: string): Promise<Uint8Array> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of body) {
-    total += chunk.length;
-    if (total > maxBytes) {
-      body.destroy();
-      throw new FetchError('ERR_FETCH_TOO_LARGE', `${what} answered more than ${maxBytes} bytes`);
-    }
-    chunks.push(chunk);
-  }
-  return new Uint8Array(Buffer.concat(chunks));
+const ignore = () => undefined;
+
+/**
+ * Read a response body whole, but never more than `maxBytes` (then the body is destroyed).
+ * Event-based: an async iterator over the stream cost more than the rest of a receipt GET's body
+ * handling (about 80 µs per call in the daemon's profile).
+ */
+export function readBounded(body: NodeJS.ReadableStream & { destroy(error?: Error): unknown }, maxBytes: number, what: string): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const onData = (chunk: Buffer) => {
+      total += chunk.length;
+      if (total > maxBytes) {
+        cleanup();
+        body.destroy();
+        reject(new FetchError('ERR_FETCH_TOO_LARGE', `${what} answered more than ${maxBytes} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(new Uint8Array(Buffer.concat(chunks)));
+    };
+    const onError = (e: Error) => {
+      cleanup();
+      reject(e);
+    };
+    // A body destroyed without an error (aborted) ends neither way: fail rather than hang (a plain
+    // error, as the stream's own premature close was: callers give it their fetch code).
+    const onClose = () => {
+      cleanup();
+      reject(new Error(`${what}: the body was closed before its end`));
+    };
+    const cleanup = () => {
+      body.off('data', onData);
+      body.off('end', onEnd);
+      body.off('error', onError);
+      body.off('close', onClose);
+      // An error emitted later (undici's body emits one when destroyed) must not go unhandled.
+      body.on('error', ignore);
+    };
+    body.on('data', onData);
+    body.once('end', onEnd);
+    body.once('error', onError);
+    body.once('close', onClose);
+  });
 }
 
 /**

@@ -94,6 +94,43 @@ describe('forwarding', () => {
     expect(logs.text).not.toContain('tr-from-file');
   });
 
+  test('one access line per request, with the request id, the path without its query, status, bytes and time; no header, query or body in it', async () => {
+    const up = await echo();
+    const { base, logs } = await daemonFor(up);
+    const res = await request(`${base}/v1/things?api_key=sk-in-query`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer app-secret', 'x-request-id': 'acc-1', 'content-type': 'application/json' },
+      body: '{"secret":"body-secret"}',
+    });
+    await res.body.dump();
+    const line = logs.records.find((r) => r.msg === 'request' && r.reqId === 'acc-1');
+    expect(line).toMatchObject({ service: 'tresor-attest', reqId: 'acc-1', upstream: 'tresor', method: 'POST', path: '/v1/things', status: 200, requestBytes: 24, responseBytes: 11 });
+    expect(typeof line?.ms).toBe('number');
+    for (const secret of ['sk-in-query', 'app-secret', 'body-secret']) expect(logs.text).not.toContain(secret);
+  });
+
+  test('request bodies reach the upstream byte for byte, with a declared length and chunked, and are counted', async () => {
+    const up = await echo();
+    const { base, logs } = await daemonFor(up);
+    const big = Buffer.alloc(3 * 1024 * 1024 + 17);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 31) & 0xff;
+    const declared = await request(`${base}/v1/audio/transcriptions`, { method: 'POST', headers: { 'x-request-id': 'body-declared', 'content-length': String(big.length) }, body: big });
+    await declared.body.dump();
+    const chunked = await request(`${base}/v1/audio/transcriptions`, {
+      method: 'POST',
+      headers: { 'x-request-id': 'body-chunked' },
+      body: (async function* () {
+        for (let i = 0; i < big.length; i += 100_000) yield big.subarray(i, i + 100_000);
+      })() as unknown as string,
+    });
+    await chunked.body.dump();
+    expect([declared.statusCode, chunked.statusCode]).toEqual([200, 200]);
+    expect(up.received.map((r) => r.body.equals(big))).toEqual([true, true]);
+    expect(up.received[0]?.headers['content-length']).toBe(String(big.length));
+    const counted = (id: string) => logs.records.find((r) => r.msg === 'request' && r.reqId === id)?.requestBytes;
+    expect([counted('body-declared'), counted('body-chunked')]).toEqual([big.length, big.length]);
+  });
+
   test('413 for a declared or streamed body over the limit, without contacting the upstream', async () => {
     const up = await echo();
     const { base } = await daemonFor(up, { max_body_bytes: 1000 });
@@ -122,6 +159,22 @@ describe('forwarding', () => {
     const res = await request(`${base}/v1/models`);
     expect(res.statusCode).toBe(502);
     expect(await res.body.json()).toMatchObject({ error: { code: 'upstream_unreachable', type: 'upstream_error' } });
+    // With a request body (declared length or chunked) the app still gets the 502, not a reset connection.
+    const declared = await request(`${base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"m","messages":[]}' });
+    expect(declared.statusCode).toBe(502);
+    expect(await declared.body.json()).toMatchObject({ error: { code: 'upstream_unreachable' } });
+    const chunked = await request(`${base}/v1/chat/completions`, {
+      method: 'POST',
+      body: (async function* () {
+        yield Buffer.from('{"model":"m",');
+        yield Buffer.from('"messages":[]}');
+      })() as unknown as string,
+    });
+    expect(chunked.statusCode).toBe(502);
+    await chunked.body.dump();
+    const large = await request(`${base}/v1/audio/transcriptions`, { method: 'POST', body: Buffer.alloc(4 * 1024 * 1024) });
+    expect(large.statusCode).toBe(502);
+    await large.body.dump();
   });
 
   test('502 upstream_tls_failed for an untrusted certificate', async () => {

@@ -1,0 +1,52 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Pool } from 'undici';
+import { afterEach, describe, expect, test } from 'vitest';
+import { AbortFlag } from '../../src/proxy/abort-flag.js';
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()?.();
+});
+
+/** A real server whose /stall never answers and whose /ok answers at once; counts closed requests. */
+async function server() {
+  const state = { closed: 0 };
+  const s = http.createServer((req, res) => {
+    if (req.url === '/ok') res.end('ok');
+    else req.socket.once('close', () => state.closed++);
+  });
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const pool = new Pool(`http://127.0.0.1:${(s.address() as AddressInfo).port}`);
+  cleanups.push(async () => {
+    await pool.destroy();
+    s.closeAllConnections();
+    await new Promise((r) => s.close(r));
+  });
+  return { pool, state };
+}
+
+describe('AbortFlag as an undici signal', () => {
+  test('abort() ends an in-flight request (the server sees the connection close)', async () => {
+    const { pool, state } = await server();
+    const flag = new AbortFlag();
+    const pending = pool.request({ path: '/stall', method: 'GET', signal: flag });
+    setTimeout(() => flag.abort(), 50);
+    await expect(pending).rejects.toMatchObject({ name: 'AbortError' });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(state.closed).toBe(1);
+  });
+
+  test('timeout(ms) fails a stalled request with a TimeoutError, like AbortSignal.timeout; a cleared one never fires', async () => {
+    const { pool } = await server();
+    const t0 = Date.now();
+    await expect(pool.request({ path: '/stall', method: 'GET', signal: AbortFlag.timeout(100) })).rejects.toMatchObject({ name: 'TimeoutError' });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(90);
+    const flag = AbortFlag.timeout(30);
+    const res = await pool.request({ path: '/ok', method: 'GET', signal: flag });
+    expect(await res.body.text()).toBe('ok');
+    flag.clear();
+    await new Promise((r) => setTimeout(r, 60));
+    expect(flag.aborted).toBe(false);
+  });
+});
