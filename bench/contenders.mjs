@@ -10,7 +10,14 @@ import { API_KEY } from './load.mjs';
 const ROOT = new URL('../', import.meta.url).pathname;
 
 /** BENCH_CPU_PROF_DIR=DIR runs the Node contenders under `node --cpu-prof` (one DIR/<name>/ each). */
-const profArgs = (name) => (process.env.BENCH_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${join(process.env.BENCH_CPU_PROF_DIR, name)}`] : []);
+/** BENCH_HEAP_SNAPSHOT_DIR=DIR: a Node contender writes a heap snapshot into DIR/<name>/ on SIGUSR2 (sse-c1000 sends it at peak). */
+const profArgs = (name) => {
+  if (process.env.BENCH_HEAP_SNAPSHOT_DIR) mkdirSync(join(process.env.BENCH_HEAP_SNAPSHOT_DIR, name), { recursive: true });
+  return [
+    ...(process.env.BENCH_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${join(process.env.BENCH_CPU_PROF_DIR, name)}`] : []),
+    ...(process.env.BENCH_HEAP_SNAPSHOT_DIR ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${join(process.env.BENCH_HEAP_SNAPSHOT_DIR, name)}`] : []),
+  ];
+};
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**

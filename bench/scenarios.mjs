@@ -1,4 +1,5 @@
 // The scenarios of issue 7. A forwarding scenario runs once per contender per round (A B C D, A B
+import { request } from 'undici';
 // C D, ...) and returns one metrics object per run; a micro scenario runs once (one core).
 import { spawnSync } from 'node:child_process';
 import { measureProcess, rssKb } from './procfs.mjs';
@@ -72,6 +73,23 @@ const RECEIPT_METRICS = [
   { key: 'receiptsNotVerified', label: 'receipts not', digits: 0 },
 ];
 
+/** The daemon's V8 heap and Buffer ("external") bytes, from its /metrics (prom-client's process metrics). */
+async function nodeMemory(origin) {
+  try {
+    const res = await request(`${origin}/metrics`);
+    const text = await res.body.text();
+    const get = (name) => Number(new RegExp(`^tresor_attest_${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+    return { heap: get('nodejs_heap_size_used_bytes'), external: get('nodejs_external_memory_bytes') };
+  } catch {
+    return undefined;
+  }
+}
+
+async function memoryPerStream(idle, peak, open) {
+  if (!idle || !peak || !(open > 0)) return {};
+  return { heapKbPerStream: (peak.heap - idle.heap) / 1024 / open, externalKbPerStream: (peak.external - idle.external) / 1024 / open };
+}
+
 /**
  * SSE streams. With `own`, the scenario runs on its own simulator (slower chunks, so that every
  * stream is open at once) with contender processes started for it: RSS per open stream is counted
@@ -89,7 +107,15 @@ function sse(concurrency, count, { own, memory = false } = {}) {
       { key: 'ttfbP50Ms', label: 'TTFB p50 ms', digits: 2, ref: 'direct' },
       { key: 'chunkGapMs', label: 'chunk gap ms', digits: 3, ref: 'direct' },
       { key: 'streamsPerSec', label: 'streams/s', digits: 1 },
-      ...(memory ? [{ key: 'maxOpen', label: 'max open', digits: 0 }, { key: 'rssKbPerStream', label: 'RSS KB/stream', digits: 1, ref: 'passthrough' }] : []),
+      ...(memory
+        ? [
+            { key: 'maxOpen', label: 'max open', digits: 0 },
+            { key: 'rssKbPerStream', label: 'RSS KB/stream', digits: 1, ref: 'passthrough' },
+            // tresor-attest only (its /metrics): which part of the RSS per stream is V8 heap, and which Buffers.
+            { key: 'heapKbPerStream', label: 'of it V8 heap KB', digits: 1 },
+            { key: 'externalKbPerStream', label: 'of it Buffers KB', digits: 1 },
+          ]
+        : []),
       { key: 'errors', label: 'errors', digits: 0 },
       { key: 'warmErrors', label: 'warm-up errors', digits: 0 },
       ...RECEIPT_METRICS,
@@ -98,8 +124,35 @@ function sse(concurrency, count, { own, memory = false } = {}) {
       const conc = Math.min(concurrency, count);
       state.client ??= clientFor(target, conc);
       state.idleRss ??= memory && target.pid ? rssKb(target.pid) : null;
+      const daemonMemory = memory && target.settle !== undefined;
+      state.idleMem ??= daemonMemory ? await nodeMemory(target.origin) : null;
+      if (memory && process.env.BENCH_HEAP_SNAPSHOT_DIR && target.pid && !state.idleSnapshot) {
+        // The baseline heap snapshot, before any stream (written synchronously by the contender).
+        state.idleSnapshot = true;
+        process.kill(target.pid, 'SIGUSR2');
+        await new Promise((r) => setTimeout(r, 3_000));
+      }
+      let peakMem;
       await warm(state, conc);
-      const m = await measureProcess(target.pid, (rss) => runStreams(state.client, { count, concurrency: conc, maxMs: quick ? 5_000 : 60_000, onOpen: (n) => n === conc && rss?.sample() }), target.settle);
+      const m = await measureProcess(
+        target.pid,
+        (rss) =>
+          runStreams(state.client, {
+            count,
+            concurrency: conc,
+            maxMs: quick ? 5_000 : 60_000,
+            onOpen: (n) => {
+              if (n !== conc) return;
+              rss?.sample();
+              if (daemonMemory) peakMem = nodeMemory(target.origin);
+              if (process.env.BENCH_HEAP_SNAPSHOT_DIR && target.pid && !state.snapshotTaken) {
+                state.snapshotTaken = true;
+                process.kill(target.pid, 'SIGUSR2');
+              }
+            },
+          }),
+        target.settle,
+      );
       const r = m.result;
       const done = r.ttfb.length;
       return {
@@ -110,6 +163,7 @@ function sse(concurrency, count, { own, memory = false } = {}) {
         streamsPerSec: done / (r.durationMs / 1000),
         maxOpen: r.maxOpen,
         rssKbPerStream: state.idleRss === null || state.idleRss === undefined ? null : (m.rssPeakKb - state.idleRss) / Math.max(1, r.maxOpen),
+        ...(await memoryPerStream(state.idleMem, await peakMem, r.maxOpen)),
         errors: r.errors,
         warmErrors: state.warmErrors,
         ...receiptCounts(m.receipts),
