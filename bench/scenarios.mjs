@@ -44,11 +44,14 @@ function json(concurrency, count, maxMs) {
       { key: 'errors', label: 'errors', digits: 0 },
       { key: 'warmErrors', label: 'warm-up errors', digits: 0 },
       ...RECEIPT_METRICS,
+      { key: 'journalP50Ms', label: 'journal wait p50 ms', digits: 3 },
     ],
     async run({ target, quick, state }) {
       state.client ??= clientFor(target, concurrency);
       if (!state.warmed) await warm(state, concurrency);
+      const before = target.settle ? await journalHistogram(target.origin) : undefined;
       const m = await measureProcess(target.pid, () => runJson(state.client, { count, concurrency, maxMs: quick ? 3_000 : maxMs }), target.settle);
+      const after = before ? await journalHistogram(target.origin) : undefined;
       const r = m.result;
       return {
         requests: r.latencies.length,
@@ -59,10 +62,46 @@ function json(concurrency, count, maxMs) {
         errors: r.errors,
         warmErrors: state.warmErrors,
         ...receiptCounts(m.receipts),
+        journalP50Ms: msOrNull(before && after ? histogramP50(before, after) : null),
       };
     },
     done: (state) => state.client?.close(),
   };
+}
+
+const msOrNull = (seconds) => (typeof seconds === 'number' ? seconds * 1000 : null);
+
+/** The daemon's `tresor_attest_receipt_journal_seconds` buckets (cumulative counts by upper bound), summed over upstreams. */
+async function journalHistogram(origin) {
+  try {
+    const text = await (await request(`${origin}/metrics`)).body.text();
+    const buckets = new Map();
+    for (const m of text.matchAll(/^tresor_attest_receipt_journal_seconds_bucket\{[^}]*le="([^"]+)"[^}]*\} (\S+)$/gm)) {
+      const le = m[1] === '+Inf' ? Infinity : Number(m[1]);
+      buckets.set(le, (buckets.get(le) ?? 0) + Number(m[2]));
+    }
+    return buckets;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The median of what was observed between two scrapes, interpolated inside its bucket (as Prometheus' histogram_quantile). */
+function histogramP50(before, after) {
+  const les = [...after.keys()].sort((a, b) => a - b);
+  const counts = les.map((le) => (after.get(le) ?? 0) - (before.get(le) ?? 0));
+  const total = counts[counts.length - 1] ?? 0;
+  if (!(total > 0)) return null;
+  const rank = total / 2;
+  for (let i = 0; i < les.length; i++) {
+    if (counts[i] >= rank) {
+      const lo = i === 0 ? 0 : les[i - 1];
+      const below = i === 0 ? 0 : counts[i - 1];
+      if (les[i] === Infinity) return lo;
+      return lo + ((les[i] - lo) * (rank - below)) / Math.max(1, counts[i] - below);
+    }
+  }
+  return null;
 }
 
 /** Receipts the daemon recorded during a run: verified, and anything else (failed, missing, ...). */

@@ -199,7 +199,14 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
   // a stream flows except for its final `data: [DONE]`.
   const holding = obs?.hold === true && status >= 200 && status < 300;
   const holdBody = holding && !stream;
-  const doneHolder = holding && stream ? new DoneHolder() : undefined;
+  // Durability (every mode): the app must not see the end of an answer whose end the observer
+  // waits for (the receipt job's journal entry) before that wait is over. A stream's final
+  // `data: [DONE]`, and the chunk that completes a declared Content-Length, go out only after
+  // `onEnd`; a chunked answer's end is its terminator, which `res.end()` writes after it anyway.
+  const waitsForEnd = !holding && obs?.onEnd !== undefined && status >= 200 && status < 300;
+  const doneHolder = (holding || waitsForEnd) && stream ? new DoneHolder() : undefined;
+  const declaredLength = waitsForEnd && !stream && headers['content-length'] !== undefined ? Number(headers['content-length']) : undefined;
+  let tail: Buffer | undefined;
   const heldChunks: Buffer[] = [];
   let heldBytes = 0;
   // Values the observer learns only from the body (the receipt id) go out as HTTP trailers on a
@@ -228,6 +235,8 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
         // A held answer is bounded like everything else: past the limit it fails closed (502).
         if (heldBytes > MAX_HELD_BYTES) upBody.destroy(new UpstreamError('ERR_RESPONSE_TOO_LARGE_TO_HOLD', `receipts.mode strict holds non-stream answers up to ${MAX_HELD_BYTES} bytes; this one is larger`));
         else heldChunks.push(chunk);
+      } else if (declaredLength !== undefined && responseBytes >= declaredLength) {
+        tail = tail ? Buffer.concat([tail, chunk]) : chunk;
       } else write(doneHolder ? doneHolder.push(chunk) : chunk);
     });
     upBody.once('end', () => {
@@ -244,7 +253,7 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
         } else {
           const trailers = trailerNames && decision?.trailers ? Object.fromEntries(Object.entries(decision.trailers).filter(([k]) => trailerNames.includes(k))) : undefined;
           if (trailers && Object.keys(trailers).length > 0) res.addTrailers(trailers);
-          res.end(doneHolder?.release());
+          res.end(doneHolder?.release() ?? tail);
         }
         finished(decision?.reject?.code);
         resolve();

@@ -42,8 +42,9 @@ export interface ExchangeObserver {
   /** Each response body chunk exactly as received (and as written to the app). */
   onResponseChunk?(chunk: Uint8Array): void;
   /**
-   * Awaited before the app's response is ended, so whatever must be durable before the app
-   * sees the end of its response (the receipt journal) is written first. Never throws to the proxy.
+   * Awaited before the app sees the end of its response (for a 2xx answer: the chunk completing a
+   * declared Content-Length, a stream's `data: [DONE]`, the chunked terminator), so whatever must be
+   * durable by then (the receipt journal) is written first. Never throws to the proxy.
    */
   onEnd?(outcome: ExchangeOutcome): Promise<ExchangeDecision | undefined> | ExchangeDecision | undefined;
 }

@@ -160,6 +160,7 @@ export async function openReceiptPipeline(
     clock: deps.clock,
     logger: deps.logger.child({ component: 'receipts' }),
     upstreams: list,
+    ...(deps.metrics ? { onJournaled: (name: string, s: number) => deps.metrics?.journaled(name, s) } : {}),
   });
 }
 

@@ -1,6 +1,7 @@
 /**
- * Strict mode for streams: pass every SSE byte through as it arrives except the final
- * `data: [DONE]` event, which is withheld until the receipt verifies. Only a line start that is
+ * Pass every SSE byte through as it arrives except the final `data: [DONE]` event, which is
+ * withheld until the exchange's observer is done: in strict mode until the receipt verifies, in
+ * every mode until the receipt job is journaled (the app must not see the end before that). Only a line start that is
  * (or may still become) the marker is held; a partial line that turns out to be something else
  * is released with the next chunk.
  */

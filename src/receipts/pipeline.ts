@@ -46,6 +46,8 @@ export interface PipelineOptions {
   logger: Logger;
   upstreams: readonly UpstreamReceipts[];
   sleep?: (ms: number) => Promise<void>;
+  /** How long the end of each answer waited for its job to be journaled (the latency durability adds). */
+  onJournaled?: (upstream: string, seconds: number) => void;
 }
 
 /** A strict-mode refusal: the failing check's code, as a 502 to the app. */
@@ -137,9 +139,11 @@ export class ReceiptPipeline {
       onEnd: async (outcome: ExchangeOutcome) => {
         // Error answers carry no receipt: nothing to record.
         if (d.status < 200 || d.status >= 300) return undefined;
+        const t0 = process.hrtime.bigint();
         const job = d.toJob(outcome, this.o.clock(), u.attestation());
         if (job.app_key && info.authorization) this.appKeys.set(job.job, info.authorization);
         const { verdict } = await this.submit(job);
+        this.o.onJournaled?.(u.name, Number(process.hrtime.bigint() - t0) / 1e9);
         const echo = typeof job.receipt_id === 'string' ? { trailers: { [RECEIPT_ID_HEADER]: job.receipt_id } } : undefined;
         if (!strict || !outcome.ok) {
           void verdict.catch(() => undefined);

@@ -101,6 +101,9 @@ describe('GET /metrics after real traffic through the daemon', () => {
     expect(valueOf(families, 'tresor_attest_receipts_total', { verdict: 'failed' })).toBe(0);
     expect(valueOf(families, 'tresor_attest_receipt_jobs_journaled_total')).toBe(2);
     expect(valueOf(families, 'tresor_attest_receipt_jobs_pending')).toBe(0);
+    // Each completion's wait for its journal entry, in fine buckets below 5 ms.
+    expect(valueOf(families, 'tresor_attest_receipt_journal_seconds_count', u)).toBe(2);
+    expect(valueOf(families, 'tresor_attest_receipt_journal_seconds_sum', u)).toBeGreaterThan(0);
     expect(valueOf(families, 'tresor_attest_jwks_fetches_total', { ...u, result: 'ok' })).toBeGreaterThanOrEqual(1);
     expect(valueOf(families, 'tresor_attest_trust_bundle_fetches_total', { ...u, result: 'ok' })).toBeGreaterThanOrEqual(1);
     expect(families.get('tresor_attest_process_resident_memory_bytes')?.type).toBe('gauge');

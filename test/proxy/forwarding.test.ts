@@ -354,3 +354,38 @@ describe('the receipt id echo', () => {
     expect(res.trailers['x-tresor-receipt-id']).toBe('abc-123');
   });
 });
+
+describe('the end of an answer waits for the observer (the receipt journal)', () => {
+  // An observer whose onEnd takes 400 ms stands for a slow journal fdatasync.
+  const slowEnd = { onExchange: () => ({ onEnd: () => new Promise<undefined>((r) => setTimeout(() => r(undefined), 400)) }) };
+  const body = JSON.stringify({ model: 'eu/tresor/gpt-oss-120b', messages: [{ role: 'user', content: 'hold my end' }] });
+
+  test('a Content-Length answer: its last bytes arrive only after onEnd; the bytes are untouched', async () => {
+    const h = await startHarness({ upstream: { receipts: { mode: 'off' } }, hooks: slowEnd });
+    cleanups.push(() => h.close());
+    const t0 = Date.now();
+    const res = await request(`${h.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    expect(res.headers['content-length']).toBeDefined();
+    const text = await res.body.text();
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(380);
+    expect(Buffer.byteLength(text)).toBe(Number(res.headers['content-length']));
+    expect(JSON.parse(text).choices[0].message.content).toContain('hold my end');
+  });
+
+  test('a stream: every chunk flows at once except the final data: [DONE], which follows onEnd', async () => {
+    const h = await startHarness({ upstream: { receipts: { mode: 'off' } }, hooks: slowEnd });
+    cleanups.push(() => h.close());
+    const res = await request(`${h.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: body.replace('{', '{"stream":true,') });
+    let text = '';
+    let finishAt = 0;
+    let doneAt = 0;
+    for await (const c of res.body) {
+      text += Buffer.from(c).toString('utf8');
+      if (!finishAt && text.includes('"finish_reason":"stop"')) finishAt = Date.now();
+      if (!doneAt && text.includes('data: [DONE]')) doneAt = Date.now();
+    }
+    expect(finishAt).toBeGreaterThan(0);
+    expect(doneAt - finishAt).toBeGreaterThanOrEqual(350);
+    expect(text.endsWith('data: [DONE]\n\n')).toBe(true);
+  });
+});
