@@ -195,7 +195,7 @@ export function daemonConfig(sim, dir, receipts, caFile = false, listen = '127.0
         pool: { connections: 1100, keep_alive_seconds: 60 },
         attestation: { mode: 'enforce', release_root_file: sim.rootFile, trust_bundle: sim.bundleUrl },
         // Every receipt fetched and verified: the default rate limit (50 fetches/s) is far below the bench's load.
-        ...(receipts ? { receipts: { mode: receipts, ...(receipts === 'off' ? {} : { fetches_per_second: 100_000, ...(process.env.EXP_FETCH_DELAY ? { fetch_delay_seconds: Number(process.env.EXP_FETCH_DELAY) } : {}) }) } } : {}),
+        ...(receipts ? { receipts: { mode: receipts, ...(receipts === 'off' ? {} : { fetches_per_second: 100_000 }) } } : {}),
       },
     ],
   };
