@@ -35,8 +35,6 @@ export interface UpstreamReceipts {
   bucket: TokenBucket;
   concurrency: Semaphore;
   maxPending: number;
-  /** Audit mode only: wait this long after an exchange before fetching its receipt (default 0). */
-  firstFetchDelayMs?: number;
 }
 
 export interface PipelineOptions {
@@ -182,13 +180,6 @@ export class ReceiptPipeline {
         const record = recordWithout(job, 'unverifiable', 'ERR_RECEIPT_UPSTREAM_GONE', `upstream ${job.upstream} is no longer configured: the receipt cannot be fetched`);
         await this.finish(job, record, undefined);
         return record;
-      }
-      // Audit mode: start a little after the exchange, so that the fetch, the check and the record do
-      // not compete with the app's next request, which typically follows at once. Nobody waits for
-      // this verdict; strict mode (an answer is held for it) starts at once.
-      if (u.mode !== 'strict' && (u.firstFetchDelayMs ?? 0) > 0) {
-        await (this.o.sleep ?? realSleep)(u.firstFetchDelayMs as number);
-        if (this.closed) throw new PipelineClosed();
       }
       return u.concurrency.run(async () => {
         const key = u.authorization ?? this.appKeys.get(job.job);
