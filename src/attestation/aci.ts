@@ -1,11 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { UpstreamConfig } from '../config/types.js';
 import { FetchError, PolicyError } from '../errors/index.js';
-import { readFileSync } from 'node:fs';
 import { snpTeeVerifier, tdxTeeVerifier, teeVerifierByType, verifyAciAttestation, type AciTrustedKeyset, type TeeVerifier } from '../aci/index.js';
-import { ConfigError } from '../errors/index.js';
+import { rootsFromFile } from './root-file.js';
 import { tdxPolicy, tdxRoots } from './tdx.js';
-import { parsePemCertificates } from '../x509/certificate.js';
 import type { Clock } from '../types.js';
 import { inbandGet } from './inband.js';
 import type { AttestedIdentity } from './identity.js';
@@ -13,14 +11,7 @@ import type { AttestOverSocket } from './manager.js';
 
 /** The TEE verifiers an `aci` upstream accepts: SEV-SNP (pinned AMD roots, or `aci.amd_ark_file`) and TDX (pinned Intel root, or `tdx.intel_root_file`; `tdx` RTMR and compose-hash policy). */
 export function aciTeeVerifier(u: UpstreamConfig): TeeVerifier {
-  let arks;
-  if (u.aci.amd_ark_file) {
-    try {
-      arks = parsePemCertificates(readFileSync(u.aci.amd_ark_file, 'utf8'), 'aci.amd_ark_file');
-    } catch (e) {
-      throw new ConfigError('ERR_CONFIG_AMD_ARK', `upstreams.${u.name}.aci.amd_ark_file: cannot use ${u.aci.amd_ark_file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
-  }
+  const arks = u.aci.amd_ark_file ? rootsFromFile(u, 'aci.amd_ark_file', u.aci.amd_ark_file, 'ERR_CONFIG_AMD_ARK') : undefined;
   const allowDebug = u.attestation.allow_debug;
   return teeVerifierByType({
     sev_snp: snpTeeVerifier({ ...(arks ? { arks } : {}), policy: { allowDebug } }),

@@ -1,26 +1,21 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { UpstreamConfig } from '../config/types.js';
-import { ConfigError, FetchError } from '../errors/index.js';
+import { FetchError } from '../errors/index.js';
 import { loadNitroRoots } from '../evidence/nitro/index.js';
 import { MAX_ATTESTATION_BYTES, verifyCoordinatorAttestation } from '../pinaivu/index.js';
 import type { Clock } from '../types.js';
 import { toHex } from '../util/bytes.js';
-import { parsePemCertificates, type Certificate } from '../x509/certificate.js';
+import type { Certificate } from '../x509/certificate.js';
 import type { AttestedIdentity } from './identity.js';
 import { inbandGet } from './inband.js';
+import { rootsFromFile } from './root-file.js';
 import type { AttestOverSocket } from './manager.js';
 import type { UpstreamGet } from '../receipts/fetch.js';
 
 /** Nitro roots for a `pinaivu` upstream: the pinned AWS root G1, or `pinaivu.nitro_root_file` (a test root). */
 export function pinaivuNitroRoots(u: UpstreamConfig): Certificate[] {
   const file = u.pinaivu.nitro_root_file;
-  if (!file) return loadNitroRoots();
-  try {
-    return parsePemCertificates(readFileSync(file, 'utf8'), 'pinaivu.nitro_root_file');
-  } catch (e) {
-    throw new ConfigError('ERR_CONFIG_NITRO_ROOT', `upstreams.${u.name}.pinaivu.nitro_root_file: cannot use ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  return file ? rootsFromFile(u, 'pinaivu.nitro_root_file', file, 'ERR_CONFIG_NITRO_ROOT') : loadNitroRoots();
 }
 
 /** A coordinator key this daemon verified by Nitro attestation. */

@@ -1,18 +1,12 @@
-import { readFileSync } from 'node:fs';
 import type { UpstreamConfig } from '../config/types.js';
-import { ConfigError } from '../errors/index.js';
 import { loadIntelSgxRoots, type TdxPolicy } from '../evidence/tdx/index.js';
-import { parsePemCertificates, type Certificate } from '../x509/certificate.js';
+import type { Certificate } from '../x509/certificate.js';
+import { rootsFromFile } from './root-file.js';
 
 /** Intel roots for an upstream's TDX evidence: the pinned Intel SGX Root CA, or `tdx.intel_root_file` (a test root). */
 export function tdxRoots(u: UpstreamConfig): Certificate[] {
   const file = u.tdx.intel_root_file;
-  if (!file) return loadIntelSgxRoots();
-  try {
-    return parsePemCertificates(readFileSync(file, 'utf8'), 'tdx.intel_root_file');
-  } catch (e) {
-    throw new ConfigError('ERR_CONFIG_INTEL_ROOT', `upstreams.${u.name}.tdx.intel_root_file: cannot use ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  return file ? rootsFromFile(u, 'tdx.intel_root_file', file, 'ERR_CONFIG_INTEL_ROOT') : loadIntelSgxRoots();
 }
 
 /**
