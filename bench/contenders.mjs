@@ -274,7 +274,7 @@ export const CONTENDERS = [
   tresor('tresor-attest', 'audit'),
   tresor('tresor-attest-strict', 'strict', { only: ['json-c1', 'json-c16', 'sse-c1', 'sse-c100'] }),
   // The same daemon without receipts: what receipts cost, and the baseline for the journal's added latency.
-  tresor('tresor-attest-receipts-off', 'off', { only: ['json-c1', 'json-c16', 'json-c64', 'sse-c100'] }),
+  tresor('tresor-attest-receipts-off', 'off', { only: ['json-c1', 'json-c16', 'json-c64', 'sse-c1', 'sse-c100'] }),
   // With the simulator's CA as `ca_file` (a private CA): what a new upstream connection costs then.
   tresor('tresor-attest-ca-file', 'audit', { caFile: true, only: ['connection'] }),
   // BENCH_BASELINE_ROOT=DIR (another checkout, built): the same daemon rows from that tree, in the same

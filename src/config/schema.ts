@@ -110,6 +110,7 @@ export const upstreamSchema = {
         jwks_max_age_seconds: seconds(600, 1, 86_400),
         jwks_cooldown_seconds: seconds(30, 1, 3600),
         not_found_grace_seconds: seconds(10, 0, 600),
+        fetch_delay_seconds: seconds(0.1, 0, 60),
         deadline_seconds: seconds(120, 1, 3600),
         fetches_per_second: { type: 'number', exclusiveMinimum: 0, maximum: 100_000, default: 50 },
         concurrency: { type: 'integer', minimum: 1, maximum: 1024, default: 16 },

@@ -70,6 +70,8 @@ export interface UpstreamConfig {
     readonly jwks_max_age_seconds: number;
     readonly jwks_cooldown_seconds: number;
     readonly not_found_grace_seconds: number;
+    /** Audit mode: how long after an exchange its receipt fetch starts (off the app's next request); strict mode never waits. */
+    readonly fetch_delay_seconds: number;
     readonly deadline_seconds: number;
     readonly fetches_per_second: number;
     readonly concurrency: number;

@@ -147,6 +147,7 @@ export async function openReceiptPipeline(
         return id ? { kind: id.kind, measurement: id.measurement, tag: id.tag, tls_spki_sha256: id.spkiSha256, bundle_version: id.bundleVersion } : { mode: c.attestation.mode };
       },
       fetchPolicy: { notFoundGraceMs: r.not_found_grace_seconds * 1000, deadlineMs: r.deadline_seconds * 1000 },
+      firstFetchDelayMs: r.fetch_delay_seconds * 1000,
       bucket: new TokenBucket(r.fetches_per_second, Math.max(1, Math.ceil(r.fetches_per_second)), deps.clock, sleep),
       concurrency: new Semaphore(r.concurrency),
       maxPending: r.max_pending,

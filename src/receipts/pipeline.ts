@@ -35,6 +35,8 @@ export interface UpstreamReceipts {
   bucket: TokenBucket;
   concurrency: Semaphore;
   maxPending: number;
+  /** Audit mode only: wait this long after an exchange before fetching its receipt (default 0). */
+  firstFetchDelayMs?: number;
 }
 
 export interface PipelineOptions {
@@ -181,6 +183,13 @@ export class ReceiptPipeline {
         await this.finish(job, record, undefined);
         return record;
       }
+      // Audit mode: start a little after the exchange, so that the fetch, the check and the record do
+      // not compete with the app's next request, which typically follows at once. Nobody waits for
+      // this verdict; strict mode (an answer is held for it) starts at once.
+      if (u.mode !== 'strict' && (u.firstFetchDelayMs ?? 0) > 0) {
+        await (this.o.sleep ?? realSleep)(u.firstFetchDelayMs as number);
+        if (this.closed) throw new PipelineClosed();
+      }
       return u.concurrency.run(async () => {
         const key = u.authorization ?? this.appKeys.get(job.job);
         const { record, jws } = await recordFor(job, this.recordDeps(u, key));
@@ -248,7 +257,10 @@ export class ReceiptPipeline {
   /** Stop: jobs still running stay journaled and resume on the next start. */
   async close(graceMs = 0): Promise<void> {
     const deadline = Date.now() + graceMs;
-    while (this.running.size > 0 && Date.now() < deadline) await Promise.race([...this.running, realSleep(50)]).catch(() => undefined);
+    // A ref'd timer: the wait itself keeps the process alive. With only unref'd timers left (a job
+    // sleeping before its fetch, or between retries) the event loop would empty and the process
+    // exit mid-shutdown, before its last log line.
+    while (this.running.size > 0 && Date.now() < deadline) await Promise.race([...this.running, new Promise((r) => setTimeout(r, 50))]).catch(() => undefined);
     this.closed = true;
     await this.journal.close();
     await this.archive?.close();

@@ -100,4 +100,33 @@ describe('ReceiptPipeline recovery', () => {
     expect((await lines(auditDir)).filter((r) => r.code === 'ERR_RECEIPT_NOT_FOUND')).toHaveLength(2);
     await p.close();
   });
+
+  for (const mode of ['audit', 'strict'] as const) {
+    test(`${mode} mode: the receipt fetch starts ${mode === 'audit' ? 'fetch_delay after the exchange' : 'at once (an answer waits for it)'}`, async () => {
+      const fetchedAt: number[] = [];
+      const p = await ReceiptPipeline.open({
+        stateDir: dir,
+        audit: { dir: join(dir, 'audit'), maxFileBytes: 1 << 20, retentionFiles: 10, archiveReceipts: false },
+        clock,
+        logger: createLogger({ level: 'silent', format: 'json', destination: new LogSink() }),
+        upstreams: [
+          upstream({
+            mode,
+            firstFetchDelayMs: 300,
+            get: async () => (fetchedAt.push(Date.now()), { status: 404, headers: {}, body: new Uint8Array() }),
+            fetchPolicy: { notFoundGraceMs: 0 },
+          }),
+        ],
+      });
+      const o = p.observe({ upstream: 'tresor', requestId: 'r1', method: 'POST', path: '/v1/chat/completions', tresorHeaders: {}, startedAt: new Date() });
+      o?.onResponseStart?.(200, { 'content-type': 'application/json' });
+      o?.onResponseChunk?.(Buffer.from('{"tresor":{"receipt_id":"id-1"}}'));
+      const ended = Date.now();
+      await o?.onEnd?.({ ok: true, status: 200, requestBytes: 0, responseBytes: 10 });
+      await expect.poll(() => fetchedAt.length).toBe(1);
+      if (mode === 'audit') expect(fetchedAt[0]! - ended).toBeGreaterThanOrEqual(290);
+      else expect(fetchedAt[0]! - ended).toBeLessThan(290);
+      await p.close(1000);
+    });
+  }
 });
