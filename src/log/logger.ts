@@ -63,6 +63,26 @@ export function accessLogger(logger: Logger): Logger {
   return logger.child({}, { redact: { paths: [] } });
 }
 
+/**
+ * Wait until what was logged has reached the destination (stdout is written asynchronously), so
+ * that the last lines before an exit are not lost; bounded, so that a stuck destination (a full
+ * pipe nobody reads) cannot hold the exit.
+ */
+export function flushLogger(logger: Logger, timeoutMs = 2000): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    try {
+      logger.flush(done);
+    } catch {
+      done();
+    }
+  });
+}
+
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Honour the app's X-Request-Id when it is sane (charset and length bounded); otherwise mint one. */

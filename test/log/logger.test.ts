@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { accessLogger, createLogger } from '../../src/log/logger.js';
+import { Writable } from 'node:stream';
+import { accessLogger, createLogger, flushLogger } from '../../src/log/logger.js';
 import { LogSink } from '../helpers/log-sink.js';
 
 const flush = () => new Promise((r) => setImmediate(r));
@@ -20,4 +21,18 @@ describe('logger', () => {
     await flush();
     expect(sink.records.at(-1)).toMatchObject({ token: '[redacted]' });
   });
+
+  test('flushLogger waits for the destination to flush (the last lines before an exit), but never longer than its bound', async () => {
+    // A destination that flushes on its own time, and one that never calls back (a stuck pipe).
+    const slow = Object.assign(new Writable({ write: (_c, _e, cb) => cb() }), { flush: (cb: () => void) => setTimeout(cb, 150) });
+    const stuck = Object.assign(new Writable({ write: (_c, _e, cb) => cb() }), { flush: () => undefined });
+    let t = Date.now();
+    await flushLogger(createLogger({ level: 'info', format: 'json', destination: slow }), 5000);
+    expect(Date.now() - t).toBeGreaterThanOrEqual(140);
+    t = Date.now();
+    await flushLogger(createLogger({ level: 'info', format: 'json', destination: stuck }), 200);
+    expect(Date.now() - t).toBeGreaterThanOrEqual(190);
+    expect(Date.now() - t).toBeLessThan(4000);
+  });
 });
+

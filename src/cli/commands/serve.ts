@@ -1,7 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { loadConfig } from '../../config/load.js';
 import { toTresorError } from '../../errors/index.js';
-import { createLogger } from '../../log/logger.js';
+import { createLogger, flushLogger } from '../../log/logger.js';
 import { startDaemon } from '../../proxy/daemon.js';
 import { EXIT, exitCodeFor } from '../exit-codes.js';
 import { openLogFile, type LogFile } from '../../log/file.js';
@@ -68,7 +68,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     }
     const logger = createLogger({ ...config.log, ...(logFile ? { destination: logFile } : {}) });
     const exit = async (code: number) => {
-      logger.flush();
+      await flushLogger(logger);
       await logFile?.close();
       process.exit(code);
     };
