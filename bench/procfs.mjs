@@ -27,6 +27,23 @@ export function statCpuMicros(pid) {
   return (Number(fields[11]) + Number(fields[12])) * TICK_US; // fields 14 and 15 of stat(5)
 }
 
+/**
+ * The whole machine's CPU time from the first line of /proc/stat (ticks, all CPUs): busy (user,
+ * nice, system, irq, softirq), steal (taken by the hypervisor for other guests) and total.
+ */
+export function machineTicks() {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1, 9).map(Number);
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = f;
+  return { busy: user + nice + system + irq + softirq, steal, total: user + nice + system + idle + iowait + irq + softirq + steal };
+}
+
+/** Share of the machine's CPU time (all CPUs) that was busy, and stolen, between two `machineTicks()`, in %. */
+export function machineShare(a, b) {
+  const total = b.total - a.total;
+  if (total <= 0) return { busyPct: null, stealPct: null };
+  return { busyPct: (100 * (b.busy - a.busy)) / total, stealPct: (100 * (b.steal - a.steal)) / total };
+}
+
 function statusKb(pid, key) {
   const m = new RegExp(`${key}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return Number(m?.[1] ?? 0);
@@ -65,14 +82,21 @@ export function sampleRss(pid, everyMs = 25) {
  * counts too; `receipts` is the change of those counters.
  */
 export async function measureProcess(pid, work, settle) {
-  if (pid === undefined) return { result: await work(), cpuUs: null, rssBeforeKb: null, rssPeakKb: null, receipts: null };
+  if (pid === undefined) {
+    const m0 = machineTicks();
+    const result = await work();
+    const machine = machineShare(m0, machineTicks());
+    return { result, cpuUs: null, rssBeforeKb: null, rssPeakKb: null, receipts: null, machineBusyPct: machine.busyPct, machineStealPct: machine.stealPct };
+  }
   const before = settle ? await settle() : null;
   const rssBeforeKb = rssKb(pid);
   const rss = sampleRss(pid);
   const cpu0 = cpuMicros(pid);
+  const m0 = machineTicks();
   const result = await work(rss);
+  const machine = machineShare(m0, machineTicks());
   const after = settle ? await settle() : null;
   const cpuUs = cpuMicros(pid) - cpu0;
   const receipts = before && after ? Object.fromEntries(Object.keys(after).map((k) => [k, after[k] - (before[k] ?? 0)])) : null;
-  return { result, cpuUs, rssBeforeKb, rssPeakKb: rss.stop(), receipts };
+  return { result, cpuUs, rssBeforeKb, rssPeakKb: rss.stop(), receipts, machineBusyPct: machine.busyPct, machineStealPct: machine.stealPct };
 }

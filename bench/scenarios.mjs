@@ -39,6 +39,7 @@ function json(concurrency, count, maxMs) {
     metrics: [
       { key: 'cpuUsPerReq', label: 'own CPU µs/req', digits: 0, ref: 'passthrough' },
       { key: 'reqPerSec', label: 'req/s', digits: 0, ref: 'passthrough' },
+      { key: 'machineBusyPct', label: 'machine busy %', digits: 0 },
       { key: 'p50Ms', label: 'p50 ms', digits: 2, ref: 'direct' },
       { key: 'p99Ms', label: 'p99 ms', digits: 2 },
       { key: 'errors', label: 'errors', digits: 0 },
@@ -57,6 +58,7 @@ function json(concurrency, count, maxMs) {
         requests: r.latencies.length,
         cpuUsPerReq: m.cpuUs === null ? null : m.cpuUs / Math.max(1, r.latencies.length),
         reqPerSec: r.latencies.length / (r.durationMs / 1000),
+        machineBusyPct: m.machineBusyPct,
         p50Ms: median(r.latencies),
         p99Ms: percentile(r.latencies, 99),
         errors: r.errors,
@@ -146,6 +148,7 @@ function sse(concurrency, count, { own, memory = false } = {}) {
       { key: 'ttfbP50Ms', label: 'TTFB p50 ms', digits: 2, ref: 'direct' },
       { key: 'chunkGapMs', label: 'chunk gap ms', digits: 3, ref: 'direct' },
       { key: 'streamsPerSec', label: 'streams/s', digits: 1 },
+      { key: 'machineBusyPct', label: 'machine busy %', digits: 0 },
       ...(memory
         ? [
             { key: 'maxOpen', label: 'max open', digits: 0 },
@@ -200,6 +203,7 @@ function sse(concurrency, count, { own, memory = false } = {}) {
         ttfbP50Ms: median(r.ttfb),
         chunkGapMs: median(r.chunkGap),
         streamsPerSec: done / (r.durationMs / 1000),
+        machineBusyPct: m.machineBusyPct,
         maxOpen: r.maxOpen,
         rssKbPerStream: state.idleRss === null || state.idleRss === undefined ? null : (m.rssPeakKb - state.idleRss) / Math.max(1, r.maxOpen),
         ...(await memoryPerStream(state.idleMem, await peakMem, r.maxOpen)),
