@@ -86,7 +86,7 @@ export async function measureProcess(pid, work, settle) {
     const m0 = machineTicks();
     const result = await work();
     const machine = machineShare(m0, machineTicks());
-    return { result, cpuUs: null, rssBeforeKb: null, rssPeakKb: null, receipts: null, machineBusyPct: machine.busyPct, machineStealPct: machine.stealPct };
+    return { result, cpuUs: null, rssBeforeKb: null, rssPeakKb: null, receipts: null, machineBusyPct: machine.busyPct };
   }
   const before = settle ? await settle() : null;
   const rssBeforeKb = rssKb(pid);
@@ -98,5 +98,5 @@ export async function measureProcess(pid, work, settle) {
   const after = settle ? await settle() : null;
   const cpuUs = cpuMicros(pid) - cpu0;
   const receipts = before && after ? Object.fromEntries(Object.keys(after).map((k) => [k, after[k] - (before[k] ?? 0)])) : null;
-  return { result, cpuUs, rssBeforeKb, rssPeakKb: rss.stop(), receipts, machineBusyPct: machine.busyPct, machineStealPct: machine.stealPct };
+  return { result, cpuUs, rssBeforeKb, rssPeakKb: rss.stop(), receipts, machineBusyPct: machine.busyPct };
 }
