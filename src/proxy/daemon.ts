@@ -5,7 +5,6 @@ import type { Logger } from 'pino';
 import type { ResolvedConfig } from '../config/types.js';
 import { TresorError } from '../errors/index.js';
 import { accessLogger, requestIdFrom } from '../log/logger.js';
-import { VERSION } from '../version.js';
 import { sendError } from './errors-to-http.js';
 import { forward } from './forward.js';
 import { LocalAuthError, readLocalToken, type LocalToken } from './local-auth.js';
@@ -20,12 +19,11 @@ import { tdxRoots } from '../attestation/tdx.js';
 import type { AttestationEvent, AttestOverSocket } from '../attestation/manager.js';
 import { DaemonMetrics } from '../metrics/metrics.js';
 import { routeLabel } from '../metrics/routes.js';
-import { recentReceipts } from '../audit/tail.js';
 import { RecentErrors } from './recent-errors.js';
-import { sendStatusPage } from './status-page.js';
 import type { ReceiptPipeline } from '../receipts/pipeline.js';
 import { FINAL_VERDICTS } from '../receipts/record.js';
-import { openReceiptPipeline, serveVerdict } from './receipts.js';
+import { openReceiptPipeline } from './receipts.js';
+import { sendJson, sendReadiness, serveLocalRead, type LocalState } from './local-endpoints.js';
 import type { Clock } from '../types.js';
 
 export interface RunningDaemon {
@@ -73,7 +71,6 @@ function withAttestation(managers: Map<string, AttestationManager>, extra: Daemo
   };
 }
 
-const VERDICTS: ReadonlySet<string> = new Set(FINAL_VERDICTS);
 function receiptStatus(p: ReceiptPipeline, upstream: string): Record<string, number> {
   const mine = p.verdictsByUpstream.get(upstream);
   return {
@@ -188,44 +185,18 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
   const servers: http.Server[] = [];
   const listeners: { upstream: string; url: string }[] = [];
 
-  const statusBody = () => ({
-    service: 'tresor-attest',
-    version: VERSION,
-    uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
-    shuttingDown,
-    upstreams: [...upstreams.values()].map((u) => ({
-      name: u.name,
-      url: u.config.url,
-      listen: listeners.find((l) => l.upstream === u.name)?.url,
-      apiKeyConfigured: u.authorization !== undefined,
-      localTokenRequired: tokens.has(u.name),
-      counters: { ...u.counters },
-      ready: hooks.readiness?.(u.name) ?? { ready: true },
-      ...hooks.status?.(u.name),
-    })),
-  });
-
-  /** The status page's data: verdict counts, the audit log's newest receipts (optionally one verdict), recent errors. */
-  const recentBody = async (url: string) => {
-    const q = new URL(url, 'http://localhost').searchParams;
-    const verdict = q.get('verdict');
-    if (verdict !== null && verdict !== '' && !VERDICTS.has(verdict)) {
-      throw new TresorError('usage', 'ERR_STATUS_FILTER', `verdict must be one of ${[...VERDICTS].join(', ')}`);
-    }
-    const limit = Math.min(200, Math.max(1, Math.trunc(Number(q.get('limit') ?? 50)) || 50));
-    return {
-      generatedAt: clock().toISOString(),
-      filter: verdict || null,
-      counts: pipeline ? { ...pipeline.counters, pending: pipeline.pending } : null,
-      receipts: pipeline ? await recentReceipts(config.audit.dir, { limit, verdict: verdict || undefined }) : [],
-      errors: recentErrors.list(),
-    };
-  };
-
-  const json = (res: ServerResponse, status: number, body: unknown) => {
-    const text = JSON.stringify(body);
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
-    res.end(text);
+  const local: LocalState = {
+    upstreams,
+    listeners,
+    tokenRequired: (name) => tokens.has(name),
+    hooks,
+    metrics,
+    pipeline: () => pipeline,
+    recentErrors,
+    auditDir: config.audit.dir,
+    clock,
+    startedAt,
+    shuttingDown: () => shuttingDown,
   };
 
   const handler = (defaultUpstream: Upstream) => (req: IncomingMessage, res: ServerResponse) => {
@@ -235,14 +206,8 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
     const path = url.split('?')[0] ?? '/';
     const read = req.method === 'GET' || req.method === 'HEAD';
     // Liveness and readiness stay open (probes); everything else needs the listener's token, if it has one.
-    if (read && path === '/healthz') return json(res, 200, { status: 'ok' });
-    if (read && path === '/readyz') {
-      const reasons: string[] = [];
-      if (shuttingDown) reasons.push('shutting down');
-      const r = hooks.readiness?.(defaultUpstream.name);
-      if (r && !r.ready) reasons.push(r.reason ?? 'not ready');
-      return json(res, reasons.length ? 503 : 200, { ready: reasons.length === 0, upstream: defaultUpstream.name, ...(reasons.length ? { reasons } : {}) });
-    }
+    if (read && path === '/healthz') return sendJson(res, 200, { status: 'ok' });
+    if (read && path === '/readyz') return sendReadiness(res, local, defaultUpstream.name);
     let upstream = defaultUpstream;
     let forwardPath = url;
     const m = UPSTREAM_PATH.exec(url);
@@ -260,33 +225,7 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
       logger.warn({ reqId: requestId, upstream: defaultUpstream.name, method: req.method, path: toV1 ? forwardPath.split('?')[0] : path, event: 'local_auth.refused' }, 'request without the local token refused');
       return sendError(res, new LocalAuthError(), { 'www-authenticate': toV1 ? 'Bearer realm="tresor-attest"' : 'Basic realm="tresor-attest", charset="UTF-8"' });
     }
-    if (read) {
-      if (path === '/') return sendStatusPage(res, req.method === 'HEAD');
-      if (path === '/status') return json(res, 200, statusBody());
-      if (path === '/status/recent') {
-        void recentBody(url).then(
-          (body) => json(res, 200, body),
-          (e: unknown) => sendError(res, e),
-        );
-        return;
-      }
-      if (path === '/metrics') {
-        void metrics.exposition().then(
-          ({ contentType, body }) => {
-            res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
-            res.end(req.method === 'HEAD' ? undefined : body);
-          },
-          (e: unknown) => sendError(res, e),
-        );
-        return;
-      }
-      if (path.startsWith('/receipts/')) {
-        void serveVerdict(req, res, pipeline).then((served) => {
-          if (!served) sendError(res, new TresorError('usage', 'ERR_NOT_FOUND', `${path} is not a receipt verdict path`));
-        });
-        return;
-      }
-    }
+    if (read && serveLocalRead(req, res, local, path, url)) return;
     if (m && !named) {
       req.resume();
       return sendError(res, new TresorError('usage', 'ERR_UNKNOWN_UPSTREAM', `no upstream named ${JSON.stringify(m[1])} is configured`));
