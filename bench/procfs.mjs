@@ -29,19 +29,22 @@ export function statCpuMicros(pid) {
 
 /**
  * The whole machine's CPU time from the first line of /proc/stat (ticks, all CPUs): busy (user,
- * nice, system, irq, softirq), steal (taken by the hypervisor for other guests) and total.
+ * nice, system, irq, softirq) and total (steal, the time the hypervisor gave other guests, counts
+ * in the total only).
  */
-export function machineTicks() {
+function machineTicks() {
   const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1, 9).map(Number);
   const [user, nice, system, idle, iowait, irq, softirq, steal] = f;
-  return { busy: user + nice + system + irq + softirq, steal, total: user + nice + system + idle + iowait + irq + softirq + steal };
+  return { busy: user + nice + system + irq + softirq, total: user + nice + system + idle + iowait + irq + softirq + steal };
 }
 
-/** Share of the machine's CPU time (all CPUs) that was busy, and stolen, between two `machineTicks()`, in %. */
-export function machineShare(a, b) {
+/** Share of the machine's CPU time (all CPUs) that was busy while `work` ran, in %. */
+async function machineBusyAround(work) {
+  const a = machineTicks();
+  const result = await work();
+  const b = machineTicks();
   const total = b.total - a.total;
-  if (total <= 0) return { busyPct: null, stealPct: null };
-  return { busyPct: (100 * (b.busy - a.busy)) / total, stealPct: (100 * (b.steal - a.steal)) / total };
+  return { result, machineBusyPct: total > 0 ? (100 * (b.busy - a.busy)) / total : null };
 }
 
 function statusKb(pid, key) {
@@ -82,21 +85,14 @@ export function sampleRss(pid, everyMs = 25) {
  * counts too; `receipts` is the change of those counters.
  */
 export async function measureProcess(pid, work, settle) {
-  if (pid === undefined) {
-    const m0 = machineTicks();
-    const result = await work();
-    const machine = machineShare(m0, machineTicks());
-    return { result, cpuUs: null, rssBeforeKb: null, rssPeakKb: null, receipts: null, machineBusyPct: machine.busyPct };
-  }
+  if (pid === undefined) return { ...(await machineBusyAround(work)), cpuUs: null, rssBeforeKb: null, rssPeakKb: null, receipts: null };
   const before = settle ? await settle() : null;
   const rssBeforeKb = rssKb(pid);
   const rss = sampleRss(pid);
   const cpu0 = cpuMicros(pid);
-  const m0 = machineTicks();
-  const result = await work(rss);
-  const machine = machineShare(m0, machineTicks());
+  const { result, machineBusyPct } = await machineBusyAround(() => work(rss));
   const after = settle ? await settle() : null;
   const cpuUs = cpuMicros(pid) - cpu0;
   const receipts = before && after ? Object.fromEntries(Object.keys(after).map((k) => [k, after[k] - (before[k] ?? 0)])) : null;
-  return { result, cpuUs, rssBeforeKb, rssPeakKb: rss.stop(), receipts, machineBusyPct: machine.busyPct };
+  return { result, cpuUs, rssBeforeKb, rssPeakKb: rss.stop(), receipts, machineBusyPct };
 }

@@ -47,7 +47,7 @@ export function sendReadiness(res: ServerResponse, s: LocalState, upstream: stri
 }
 
 /** GET /status: every upstream's configuration summary, counters, readiness, attestation and receipts. */
-export function statusBody(s: LocalState): Record<string, unknown> {
+function statusBody(s: LocalState): Record<string, unknown> {
   return {
     service: 'tresor-attest',
     version: VERSION,
