@@ -1,30 +1,18 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { spawnBin, waitFor, type Spawned } from '../helpers/spawn.js';
+import { describe, expect, test } from 'vitest';
+import { processScratch, spawnBin, waitFor } from '../helpers/spawn.js';
 
-let dir: string;
-const running: Spawned[] = [];
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'tresor-sim-tdx-'));
-});
-afterAll(async () => {
-  for (const p of running) {
-    p.child.kill('SIGTERM');
-    await p.exited;
-  }
-  await rm(dir, { recursive: true, force: true });
-});
+const scratch = processScratch('tresor-sim-tdx-');
 
 /** `tresor-attest serve` as a real process with one `aci` upstream (extra YAML lines), then one chat completion through it. */
 async function serveAci(name: string, url: string, section: string[]) {
-  const config = join(dir, `${name}.yaml`);
-  const lines = [`state_dir: ${join(dir, name, 'state')}`, 'upstreams:', '  - name: aci', `    url: ${url}`, '    listen: 127.0.0.1:0', '    profile: aci', `    ca_file: ${join(dir, 'sim-ca.pem')}`, ...section.map((l) => `    ${l}`), ''];
+  const config = join(scratch.dir, `${name}.yaml`);
+  const lines = [`state_dir: ${join(scratch.dir, name, 'state')}`, 'upstreams:', '  - name: aci', `    url: ${url}`, '    listen: 127.0.0.1:0', '    profile: aci', `    ca_file: ${join(scratch.dir, 'sim-ca.pem')}`, ...section.map((l) => `    ${l}`), ''];
   await writeFile(config, lines.join('\n'));
   const d = spawnBin('tresor-attest', ['serve', '--config', config], { TRESOR_API_KEY: `tr-${'6'.repeat(96)}` });
-  running.push(d);
+  scratch.running.push(d);
   await waitFor(d, (o) => o.includes('serving OPENAI_BASE_URL='), 20_000);
   const base = /serving OPENAI_BASE_URL=(http:\/\/[^"\s]+)/.exec(d.stdout())?.[1] as string;
   const res = await request(`${base}/chat/completions`, {
@@ -38,8 +26,8 @@ async function serveAci(name: string, url: string, section: string[]) {
 
 describe('tresor-attest sim --profile aci --aci-tee tdx with the daemon as real processes', () => {
   test('prints MRTD, RTMR0-2 and the compose hash, writes intel-root.pem; serve pinned to them attests, forwards and verifies the receipt; without the test root it refuses', async () => {
-    const s = spawnBin('tresor-attest', ['sim', '--port', '0', '--write-dir', dir, '--profile', 'aci', '--aci-tee', 'tdx']);
-    running.push(s);
+    const s = spawnBin('tresor-attest', ['sim', '--port', '0', '--write-dir', scratch.dir, '--profile', 'aci', '--aci-tee', 'tdx']);
+    scratch.running.push(s);
     await waitFor(s, (o) => o.includes('wrote '), 20_000);
     const out = s.stdout();
     const url = /listening on (https:\/\/\S+)/.exec(out)?.[1] as string;
@@ -55,7 +43,7 @@ describe('tresor-attest sim --profile aci --aci-tee tdx with the daemon as real 
       'aci:',
       `  allowed_measurements: [${mrtd}]`,
       'tdx:',
-      `  intel_root_file: ${join(dir, 'intel-root.pem')}`,
+      `  intel_root_file: ${join(scratch.dir, 'intel-root.pem')}`,
       `  allowed_rtmrs: [{rtmr0: ${rtmrs[0]}, rtmr1: ${rtmrs[1]}, rtmr2: ${rtmrs[2]}}]`,
       `  allowed_compose_hashes: [${compose}]`,
     ]);

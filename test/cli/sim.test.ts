@@ -1,29 +1,16 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { spawnBin, waitFor, type Spawned } from '../helpers/spawn.js';
+import { processScratch, spawnBin, waitFor } from '../helpers/spawn.js';
 
-let dir: string;
-const running: Spawned[] = [];
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'tresor-sim-cli-'));
-});
-afterAll(async () => {
-  for (const p of running) {
-    p.child.kill('SIGTERM');
-    await p.exited;
-  }
-  await rm(dir, { recursive: true, force: true });
-});
+const scratch = processScratch('tresor-sim-cli-');
 
 /** `tresor-attest sim` as a real process; resolves once it has written its CA and release root. */
 async function sim(name: string, ...args: string[]) {
-  const out = join(dir, name);
+  const out = join(scratch.dir, name);
   const p = spawnBin('tresor-attest', ['sim', '--port', '0', '--write-dir', out, ...args]);
-  running.push(p);
+  scratch.running.push(p);
   await waitFor(p, (o) => o.includes('wrote '), 20_000);
   const url = /listening on (https:\/\/\S+)/.exec(p.stdout())?.[1] as string;
   const bundleUrl = /trust bundle:\s+(\S+)/.exec(p.stdout())?.[1] as string;
@@ -75,7 +62,7 @@ describe('tresor-attest sim --attestation-fault', () => {
       TRESOR_ATTEST_RELEASE_ROOT_FILE: join(s.out, 'release-root.pub'),
       TRESOR_ATTEST_TRUST_BUNDLE: s.bundleUrl,
     });
-    running.push(d);
+    scratch.running.push(d);
     await waitFor(d, (o) => o.includes('serving OPENAI_BASE_URL='), 20_000);
     const base = /serving OPENAI_BASE_URL=(http:\/\/[^"\s]+)/.exec(d.stdout())?.[1] as string;
     const res = await request(`${base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"eu/tresor/gpt-oss-120b","messages":[]}' });
@@ -103,7 +90,7 @@ async function serveProfile(s: { url: string; out: string }, profile: 'aci' | 'p
   const lines = [`state_dir: ${join(s.out, 'state')}`, 'upstreams:', `  - name: ${profile}`, `    url: ${s.url}`, '    listen: 127.0.0.1:0', `    profile: ${profile}`, `    ca_file: ${join(s.out, 'sim-ca.pem')}`, ...section.map((l) => `    ${l}`), ''];
   await writeFile(config, lines.join('\n'));
   const d = spawnBin('tresor-attest', ['serve', '--config', config], { TRESOR_API_KEY: `tr-${keyDigit.repeat(96)}` });
-  running.push(d);
+  scratch.running.push(d);
   await waitFor(d, (o) => o.includes('serving OPENAI_BASE_URL='), 20_000);
   const base = /serving OPENAI_BASE_URL=(http:\/\/[^"\s]+)/.exec(d.stdout())?.[1] as string;
   const res = await request(`${base}/chat/completions`, {

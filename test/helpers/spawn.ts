@@ -1,5 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 
 export const ROOT = new URL('../../', import.meta.url).pathname;
 
@@ -39,4 +43,31 @@ export async function waitFor(s: Spawned, predicate: (out: string) => boolean, m
 export function peakRssKb(pid: number): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return Number(m?.[1] ?? 0);
+}
+
+/**
+ * A scratch directory for one test file and the programs its tests start: created before the
+ * file's tests, and after them every program still registered in `running` is stopped (SIGTERM,
+ * awaited) and the directory removed.
+ */
+export function processScratch(prefix: string): { readonly dir: string; running: Spawned[] } {
+  let dir: string | undefined;
+  const running: Spawned[] = [];
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), prefix));
+  });
+  afterAll(async () => {
+    for (const p of running) {
+      p.child.kill('SIGTERM');
+      await p.exited;
+    }
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+  return {
+    get dir() {
+      if (dir === undefined) throw new Error('processScratch: the directory exists only inside the tests');
+      return dir;
+    },
+    running,
+  };
 }
