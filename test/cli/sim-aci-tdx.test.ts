@@ -1,28 +1,12 @@
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { request } from 'undici';
 import { describe, expect, test } from 'vitest';
-import { processScratch, spawnBin, waitFor } from '../helpers/spawn.js';
+import { processScratch, serveOneUpstream, spawnBin, waitFor } from '../helpers/spawn.js';
 
 const scratch = processScratch('tresor-sim-tdx-');
 
-/** `tresor-attest serve` as a real process with one `aci` upstream (extra YAML lines), then one chat completion through it. */
-async function serveAci(name: string, url: string, section: string[]) {
-  const config = join(scratch.dir, `${name}.yaml`);
-  const lines = [`state_dir: ${join(scratch.dir, name, 'state')}`, 'upstreams:', '  - name: aci', `    url: ${url}`, '    listen: 127.0.0.1:0', '    profile: aci', `    ca_file: ${join(scratch.dir, 'sim-ca.pem')}`, ...section.map((l) => `    ${l}`), ''];
-  await writeFile(config, lines.join('\n'));
-  const d = spawnBin('tresor-attest', ['serve', '--config', config], { TRESOR_API_KEY: `tr-${'6'.repeat(96)}` });
-  scratch.running.push(d);
-  await waitFor(d, (o) => o.includes('serving OPENAI_BASE_URL='), 20_000);
-  const base = /serving OPENAI_BASE_URL=(http:\/\/[^"\s]+)/.exec(d.stdout())?.[1] as string;
-  const res = await request(`${base}/chat/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: 'eu/tresor/gpt-oss-120b', messages: [{ role: 'user', content: 'over tdx' }] }),
-  });
-  const verdict = async () => (await (await request(`${base.replace(/\/v1$/, '')}/receipts/${res.headers['x-request-id'] as string}?wait=20`)).body.json()) as { verdict: string };
-  return { res, verdict };
-}
+/** `serve` with one `aci` upstream (extra YAML lines) in front of the simulator, then one chat completion through it. */
+const serveAci = (name: string, url: string, section: string[]) =>
+  serveOneUpstream({ dir: scratch.dir, name, stateDir: join(scratch.dir, name, 'state'), url, profile: 'aci', caFile: join(scratch.dir, 'sim-ca.pem'), section, apiKey: `tr-${'6'.repeat(96)}`, running: scratch.running });
 
 describe('tresor-attest sim --profile aci --aci-tee tdx with the daemon as real processes', () => {
   test('prints MRTD, RTMR0-2 and the compose hash, writes intel-root.pem; serve pinned to them attests, forwards and verifies the receipt; without the test root it refuses', async () => {

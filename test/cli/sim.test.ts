@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { describe, expect, test } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { processScratch, spawnBin, waitFor } from '../helpers/spawn.js';
+import { processScratch, serveOneUpstream, spawnBin, waitFor } from '../helpers/spawn.js';
 
 const scratch = processScratch('tresor-sim-cli-');
 
@@ -83,25 +83,9 @@ describe('tresor-attest sim --attestation-fault', () => {
   }, 60_000);
 });
 
-/** `tresor-attest serve` as a real process with one upstream of `profile` (extra YAML lines for its section). */
-async function serveProfile(s: { url: string; out: string }, profile: 'aci' | 'pinaivu', section: string[], keyDigit: string) {
-  const { writeFile } = await import('node:fs/promises');
-  const config = join(s.out, `${profile}.yaml`);
-  const lines = [`state_dir: ${join(s.out, 'state')}`, 'upstreams:', `  - name: ${profile}`, `    url: ${s.url}`, '    listen: 127.0.0.1:0', `    profile: ${profile}`, `    ca_file: ${join(s.out, 'sim-ca.pem')}`, ...section.map((l) => `    ${l}`), ''];
-  await writeFile(config, lines.join('\n'));
-  const d = spawnBin('tresor-attest', ['serve', '--config', config], { TRESOR_API_KEY: `tr-${keyDigit.repeat(96)}` });
-  scratch.running.push(d);
-  await waitFor(d, (o) => o.includes('serving OPENAI_BASE_URL='), 20_000);
-  const base = /serving OPENAI_BASE_URL=(http:\/\/[^"\s]+)/.exec(d.stdout())?.[1] as string;
-  const res = await request(`${base}/chat/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: 'eu/tresor/gpt-oss-120b', messages: [{ role: 'user', content: `over ${profile}` }] }),
-  });
-  const origin = base.replace(/\/v1$/, '');
-  const verdict = async () => (await (await request(`${origin}/receipts/${res.headers['x-request-id'] as string}?wait=20`)).body.json()) as { verdict: string; receipt_id: string };
-  return { res, verdict };
-}
+/** `serve` with one upstream of `profile` in front of the simulator `s` (its CA and directory). */
+const serveProfile = (s: { url: string; out: string }, profile: 'aci' | 'pinaivu', section: string[], keyDigit: string) =>
+  serveOneUpstream({ dir: s.out, name: profile, stateDir: join(s.out, 'state'), url: s.url, profile, caFile: join(s.out, 'sim-ca.pem'), section, apiKey: `tr-${keyDigit.repeat(96)}`, running: scratch.running });
 
 describe('tresor-attest sim --profile aci with the daemon as real processes', () => {
   test('serve with profile aci attests the simulator, forwards, and verifies the receipt', async () => {

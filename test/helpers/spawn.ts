@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { request } from 'undici';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
@@ -70,4 +71,38 @@ export function processScratch(prefix: string): { readonly dir: string; running:
     },
     running,
   };
+}
+
+/**
+ * `tresor-attest serve` as a real process with one upstream of `profile` (extra YAML lines for its
+ * section, the simulator's CA as `ca_file`), then one chat completion through it. `verdict()`
+ * waits for that completion's receipt verdict.
+ */
+export async function serveOneUpstream(o: {
+  /** Where the config file (`<name>.yaml`) goes. */
+  dir: string;
+  name: string;
+  stateDir: string;
+  url: string;
+  profile: string;
+  caFile: string;
+  section: string[];
+  apiKey: string;
+  running: Spawned[];
+}) {
+  const config = join(o.dir, `${o.name}.yaml`);
+  const lines = [`state_dir: ${o.stateDir}`, 'upstreams:', `  - name: ${o.profile}`, `    url: ${o.url}`, '    listen: 127.0.0.1:0', `    profile: ${o.profile}`, `    ca_file: ${o.caFile}`, ...o.section.map((l) => `    ${l}`), ''];
+  await writeFile(config, lines.join('\n'));
+  const d = spawnBin('tresor-attest', ['serve', '--config', config], { TRESOR_API_KEY: o.apiKey });
+  o.running.push(d);
+  await waitFor(d, (out) => out.includes('serving OPENAI_BASE_URL='), 20_000);
+  const base = /serving OPENAI_BASE_URL=(http:\/\/[^"\s]+)/.exec(d.stdout())?.[1] as string;
+  const res = await request(`${base}/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'eu/tresor/gpt-oss-120b', messages: [{ role: 'user', content: `over ${o.name}` }] }),
+  });
+  const origin = base.replace(/\/v1$/, '');
+  const verdict = async () => (await (await request(`${origin}/receipts/${res.headers['x-request-id'] as string}?wait=20`)).body.json()) as { verdict: string; receipt_id: string };
+  return { res, verdict };
 }
