@@ -26,25 +26,30 @@ const listsKeys = (k: AllowedKeys | undefined): k is AllowedKeys => k !== undefi
 
 /**
  * The receipt-key allowlist never fails open (docs/wire.md §2.1): the keys come from the trust
- * bundle of a fresh identity the daemon verified. Without one, wait up to `waitMs` for one
- * (a refresh or a new connection may pin it), then `unverifiable` (`ERR_RECEIPT_KEY_UNPINNED`):
+ * bundle of a fresh identity the daemon verified. Without one, wait until it has been missing
+ * for `waitMs` (a refresh or a new connection may pin it), then `unverifiable` (`ERR_RECEIPT_KEY_UNPINNED`):
  * never "any key the JWKS serves". A bundle that lists no receipt keys leaves the JWKS of the
  * attested origin in force, recorded as `skip` with that reason.
  */
 export function createReceiptKeyPolicy(deps: ReceiptKeyPolicyDeps): () => Promise<ReceiptKeyPolicy> {
   const unpinned = (detail: string): ReceiptKeyPolicy => ({ check: { result: 'unverifiable', code: 'ERR_RECEIPT_KEY_UNPINNED', detail } });
+  // The wait is measured from when the identity was first found missing, not per receipt: once
+  // it has been missing for `waitMs`, further receipts are recorded at once instead of each
+  // holding a worker for the whole bound (until an identity is pinned again).
+  let missingSince: number | undefined;
   return async () => {
     if (deps.attestationOff) return unpinned('attestation is off: no trust bundle says which keys may sign receipts');
-    const started = deps.clock().getTime();
     for (;;) {
       const id = deps.current();
       if (id) {
+        missingSince = undefined;
         const keys = id.receiptSigningKeys;
         const bundle = `trust bundle v${id.bundleVersion ?? '?'}`;
         if (listsKeys(keys)) return { allowed: keys, check: { result: 'pass', detail: `among the receipt signing keys of ${bundle}` } };
         return { allowed: {}, check: { result: 'skip', detail: `${bundle} lists no receipt signing keys: the JWKS of the attested origin (identity ${id.spkiSha256.slice(0, 16)}…)` } };
       }
-      const waited = deps.clock().getTime() - started;
+      missingSince ??= deps.clock().getTime();
+      const waited = deps.clock().getTime() - missingSince;
       if (waited >= deps.waitMs) return unpinned(`no fresh attested identity within ${Math.round(deps.waitMs / 1000)} s: the trust bundle's receipt keys are unknown, no JWKS key is taken on trust`);
       await deps.sleep(Math.min(deps.pollMs ?? 100, deps.waitMs - waited));
     }

@@ -158,11 +158,20 @@ describe('the receipt-key allowlist never fails open', () => {
     return { policy, sleeps, now: () => t };
   }
 
-  test('no fresh identity: waits the bound, then unverifiable (never "any key")', async () => {
-    const { policy, now } = timed(() => undefined);
+  test('no fresh identity: waits the bound, then unverifiable (never "any key"); later receipts do not wait it again', async () => {
+    let pinned: AttestedIdentity | undefined;
+    const { policy, now } = timed(() => pinned);
     const p = await policy();
     expect(p).toEqual({ check: { result: 'unverifiable', code: 'ERR_RECEIPT_KEY_UNPINNED', detail: expect.stringMatching(/no fresh attested identity within 5 s/) } });
     expect(now()).toBe(5_000);
+    expect((await policy()).check.code).toBe('ERR_RECEIPT_KEY_UNPINNED');
+    expect(now()).toBe(5_000);
+    // Once an identity is pinned again, a later gap gets the whole wait anew.
+    pinned = identity();
+    expect((await policy()).check.result).toBe('skip');
+    pinned = undefined;
+    await policy();
+    expect(now()).toBe(10_000);
   });
 
   test('an identity pinned during the wait: its bundle decides', async () => {
