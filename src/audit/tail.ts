@@ -1,8 +1,9 @@
 import { open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { notPassed, type Check } from '../receipts/verdict.js';
 import { FILE_RE } from './format.js';
 
-/** What the status page shows of one audit record: no digests, no checks, never a key or a body. */
+/** What the status page shows of one audit record: no digests, only the checks that were not `pass`, never a key or a body. */
 export interface RecentReceipt {
   seq: number;
   time: string;
@@ -16,6 +17,8 @@ export interface RecentReceipt {
   detail?: string;
   route_requested?: string;
   route_served?: string;
+  /** Every check that was not `pass`, as `name: result [code] (reason)`. */
+  checks_not_passed: string[];
 }
 
 const CHUNK = 64 * 1024;
@@ -88,5 +91,6 @@ function summarise(line: string): RecentReceipt | undefined {
     ...(detail ? { detail: detail.length > MAX_DETAIL ? `${detail.slice(0, MAX_DETAIL)}…` : detail } : {}),
     ...(str(r.route_requested) ? { route_requested: str(r.route_requested) as string } : {}),
     ...(str(r.route_served) ? { route_served: str(r.route_served) as string } : {}),
+    checks_not_passed: notPassed(Array.isArray(r.checks) ? (r.checks as Check[]) : []).map((c) => (c.length > MAX_DETAIL ? `${c.slice(0, MAX_DETAIL)}…` : c)),
   };
 }

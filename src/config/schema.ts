@@ -115,6 +115,31 @@ export const upstreamSchema = {
         fetches_per_second: { type: 'number', exclusiveMinimum: 0, maximum: 100_000, default: 50 },
         concurrency: { type: 'integer', minimum: 1, maximum: 1024, default: 16 },
         max_pending: { type: 'integer', minimum: 1, maximum: 10_000_000, default: 100_000 },
+        inference_policy: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            snp: {
+              type: 'object',
+              additionalProperties: false,
+              default: {},
+              properties: { allowed_measurements: { type: 'array', items: { type: 'string', pattern: '^[0-9a-f]{96}$' }, default: [] } },
+            },
+            nitro: {
+              type: 'object',
+              additionalProperties: false,
+              default: {},
+              properties: {
+                allowed_pcrs: {
+                  type: 'array',
+                  items: { type: 'object', minProperties: 1, propertyNames: { pattern: '^(?:[0-9]|1[0-5])$' }, additionalProperties: { type: 'string', pattern: '^[0-9a-f]{96}$' } },
+                  default: [],
+                },
+              },
+            },
+          },
+        },
       },
     },
   },

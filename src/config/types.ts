@@ -76,6 +76,14 @@ export interface UpstreamConfig {
     readonly fetches_per_second: number;
     readonly concurrency: number;
     readonly max_pending: number;
+    /**
+     * What the receipt's inference_attestation must show, per evidence kind. Empty: the check is
+     * informational (`skip: no policy`); set: required, and a kind without an entry is refused.
+     */
+    readonly inference_policy: {
+      readonly snp: { readonly allowed_measurements: readonly string[] };
+      readonly nitro: { readonly allowed_pcrs: readonly Readonly<Record<string, string>>[] };
+    };
   };
 }
 

@@ -14,7 +14,8 @@ import type { NearAttester } from '../attestation/near.js';
 import { nearFormat } from '../receipts/format-near.js';
 import { fetchReceipt } from '../receipts/fetch.js';
 import { pinaivuFormat, proofPath } from '../receipts/format-pinaivu.js';
-import { createInferenceCheck } from '../receipts/inference.js';
+import { createInferenceCheck, type InferencePolicy } from '../receipts/inference.js';
+import { createReceiptKeyPolicy } from '../receipts/key-policy.js';
 import { createRemoteJwks, MAX_JWKS_BYTES } from '../receipts/jwks.js';
 import { RECEIPT_ID_HEADER, ReceiptPipeline, type UpstreamReceipts } from '../receipts/pipeline.js';
 import { Semaphore, TokenBucket } from '../receipts/rate.js';
@@ -37,6 +38,14 @@ function poolFetcher(u: Upstream, timeoutMs: number): Fetcher {
   };
 }
 
+/** `receipts.inference_policy` as the check takes it (a kind with an empty list has no entry). */
+function inferencePolicy(p: UpstreamConfig['receipts']['inference_policy']): InferencePolicy {
+  return {
+    ...(p.snp.allowed_measurements.length > 0 ? { snp: { allowedMeasurements: p.snp.allowed_measurements } } : {}),
+    ...(p.nitro.allowed_pcrs.length > 0 ? { nitro: { allowedPcrs: p.nitro.allowed_pcrs } } : {}),
+  };
+}
+
 /** Tresor: the id in the body's `tresor` block (or X-Tresor-Receipt-Id), an ES256 JWS checked with the router's JWKS. */
 function tresorReceipts(
   c: UpstreamConfig,
@@ -44,7 +53,6 @@ function tresorReceipts(
   manager: AttestationManager | undefined,
   attester: TresorAttester | undefined,
   clock: Clock,
-  inference: ReturnType<typeof createInferenceCheck>,
   metrics: DaemonMetrics | undefined,
 ) {
   const r = c.receipts;
@@ -54,15 +62,15 @@ function tresorReceipts(
     clock,
     maxAgeMs: r.jwks_max_age_seconds * 1000,
     cooldownMs: r.jwks_cooldown_seconds * 1000,
-    // The trust bundle in force may list the receipt signing keys.
-    allowed: () => manager?.current()?.receiptSigningKeys,
     ...(metrics ? { onFetch: (result: 'ok' | 'error') => metrics.jwksFetch(c.name, result) } : {}),
   });
   const hooks: ReceiptHooks = {
     ...(attester && manager ? { verifyRouterAttestation: (block, at) => attester.checkReceiptBlock(block, at, () => manager.known()) } : {}),
-    verifyInferenceAttestation: inference,
+    verifyInferenceAttestation: createInferenceCheck(inferencePolicy(r.inference_policy)),
   };
-  return { format: tresorFormat({ resolveKey: jwks.resolve, hooks, clock, sleep, jwksDeadlineMs: r.deadline_seconds * 1000 }), idHeader: RECEIPT_ID_HEADER, bodyBlock: true };
+  // The trust bundle of a fresh identity says which keys may sign; without one, wait, never "any key".
+  const keyPolicy = createReceiptKeyPolicy({ current: () => manager?.current(), attestationOff: !manager || manager.mode === 'off', clock, sleep, waitMs: r.deadline_seconds * 1000 });
+  return { format: tresorFormat({ resolveKey: jwks.resolve, keyPolicy, hooks, clock, sleep, jwksDeadlineMs: r.deadline_seconds * 1000 }), idHeader: RECEIPT_ID_HEADER, bodyBlock: true };
 }
 
 /** ACI: the id in X-Receipt-Id; the receipt must name a keyset this daemon established by attestation. */
@@ -121,7 +129,6 @@ export async function openReceiptPipeline(
   },
 ): Promise<ReceiptPipeline | undefined> {
   const list: UpstreamReceipts[] = [];
-  const inference = createInferenceCheck();
   for (const c of config.upstreams) {
     const r = c.receipts;
     if (r.mode === 'off') continue;
@@ -134,7 +141,7 @@ export async function openReceiptPipeline(
           ? pinaivuReceipts(c, u, deps.pinaivuAttesters?.get(c.name), deps.clock)
           : c.profile === 'near'
             ? nearReceipts(u, deps.nearAttesters?.get(c.name))
-            : tresorReceipts(c, u, manager, deps.attesters.get(c.name), deps.clock, inference, deps.metrics);
+            : tresorReceipts(c, u, manager, deps.attesters.get(c.name), deps.clock, deps.metrics);
     list.push({
       name: c.name,
       mode: r.mode,

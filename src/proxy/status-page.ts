@@ -75,9 +75,10 @@ function renderRecent(recent) {
       el('td', {}, r.route),
       el('td', { class: 'hex', title: r.request_id }, r.receipt_id || '(none)'),
       el('td', {}, badge(r.verdict, r.verdict === 'verified' ? 'ok' : r.verdict === 'opted_out' ? 'neutral' : 'bad')),
-      el('td', { title: r.detail || '' }, r.code || '')));
+      el('td', { title: r.detail || '' }, r.code || ''),
+      el('td', { class: 'checks' }, ...(r.checks_not_passed || []).map((c) => el('div', { 'data-check': c.split(':')[0] }, c)))));
   }
-  if (!(recent.receipts || []).length) rows.append(el('tr', {}, el('td', { colspan: 6, class: 'muted' }, 'no receipts recorded' + (recent.filter ? ' with verdict ' + recent.filter : ''))));
+  if (!(recent.receipts || []).length) rows.append(el('tr', {}, el('td', { colspan: 7, class: 'muted' }, 'no receipts recorded' + (recent.filter ? ' with verdict ' + recent.filter : ''))));
   const errs = $('#errors');
   errs.replaceChildren();
   for (const e of recent.errors || []) errs.append(el('li', { 'data-error-kind': e.kind }, e.at + ' ', el('b', {}, e.upstream), ' ' + e.kind + ' (' + e.where + (e.status ? ', HTTP ' + e.status : '') + '): ', el('code', {}, e.code)));
@@ -120,7 +121,7 @@ dt { color: var(--muted); } dd { margin: 0; overflow-wrap: anywhere; }
 .hex { font-family: ui-monospace, monospace; font-size: 12px; overflow-wrap: anywhere; }
 .badge { display: inline-block; padding: 0 .45rem; border-radius: 999px; font-size: 12px; color: #fff; background: var(--muted); }
 .badge.ok { background: var(--ok); } .badge.bad { background: var(--bad); }
-.muted { color: var(--muted); } .err { color: var(--bad); }
+.checks { font-size: 12px; color: var(--muted); } .muted { color: var(--muted); } .err { color: var(--bad); }
 table { border-collapse: collapse; width: 100%; } th, td { text-align: left; padding: .2rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 #counts { width: auto; } ul { padding-left: 1.2rem; }
 `;
@@ -143,7 +144,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 <h2>Latest receipts <select id="verdict-filter" aria-label="filter by verdict">
 <option value="">all verdicts</option><option>verified</option><option>failed</option><option>missing</option><option>opted_out</option><option>unverifiable</option>
 </select></h2>
-<table id="receipts"><thead><tr><th>time (UTC)</th><th>upstream</th><th>route</th><th>receipt id</th><th>verdict</th><th>code</th></tr></thead><tbody></tbody></table>
+<table id="receipts"><thead><tr><th>time (UTC)</th><th>upstream</th><th>route</th><th>receipt id</th><th>verdict</th><th>code</th><th>checks not passed</th></tr></thead><tbody></tbody></table>
 <h2>Latest errors</h2>
 <ul id="errors"></ul>
 <script>${SCRIPT}</script>

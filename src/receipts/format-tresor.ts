@@ -2,7 +2,9 @@ import { toTresorError } from '../errors/index.js';
 import type { Clock } from '../types.js';
 import { parseReceiptResponse } from './fetch.js';
 import { receiptPath } from './id.js';
+import type { AllowedKeys } from './jwks.js';
 import type { KeyResolver } from './jws.js';
+import type { ReceiptKeyPolicy } from './key-policy.js';
 import type { ReceiptFormat } from './record.js';
 import { evaluateReceipt, type ReceiptHooks } from './verdict.js';
 import { verifyReceiptJws } from './verify.js';
@@ -14,17 +16,30 @@ const JWKS_FETCH_CODES = new Set(['ERR_JWKS_FETCH', 'ERR_JWKS_TIMEOUT', 'ERR_JWK
  * verified with the router's JWKS, then every claim against what the app received. An
  * unreachable JWKS is retried with backoff until `jwksDeadlineMs`, then `unverifiable`.
  */
-export function tresorFormat(deps: { resolveKey: KeyResolver; hooks: ReceiptHooks; clock: Clock; sleep: (ms: number) => Promise<void>; jwksDeadlineMs: number }): ReceiptFormat {
+export function tresorFormat(deps: {
+  resolveKey: (header: Readonly<Record<string, unknown>>, allowed?: AllowedKeys) => ReturnType<KeyResolver>;
+  /** Which keys may sign (the trust bundle of a fresh identity); waits for one, never "any key". */
+  keyPolicy: () => Promise<ReceiptKeyPolicy>;
+  hooks: ReceiptHooks;
+  clock: Clock;
+  sleep: (ms: number) => Promise<void>;
+  jwksDeadlineMs: number;
+}): ReceiptFormat {
   return {
     name: 'jws',
     path: receiptPath,
     parse: parseReceiptResponse,
     async evaluate(jws, job, id) {
+      const key = await deps.keyPolicy();
+      if (key.check.result === 'unverifiable') {
+        return { verdict: 'unverifiable', ...(key.check.code ? { code: key.check.code } : {}), ...(key.check.detail ? { detail: key.check.detail } : {}), checks: [{ name: 'receipt_key', ...key.check }] };
+      }
+      const resolveKey: KeyResolver = (header) => deps.resolveKey(header, key.allowed);
       const started = deps.clock().getTime();
       let bound = 250;
       for (;;) {
         try {
-          const verified = await verifyReceiptJws(jws, { resolveKey: deps.resolveKey });
+          const verified = await verifyReceiptJws(jws, { resolveKey });
           const v = await evaluateReceipt(
             verified,
             {
@@ -33,6 +48,7 @@ export function tresorFormat(deps: { resolveKey: KeyResolver; hooks: ReceiptHook
               requestSha256: Buffer.from(job.request_sha256, 'hex'),
               responseSha256: Buffer.from(job.response_sha256, 'hex'),
               exchangeAt: new Date(job.started_at),
+              receiptKey: key.check,
             },
             deps.hooks,
           );
@@ -56,7 +72,8 @@ export function tresorFormat(deps: { resolveKey: KeyResolver; hooks: ReceiptHook
             }
             return { verdict: 'unverifiable', code: err.code, detail: err.message, checks: [{ name: 'signature', result: 'unverifiable', code: err.code, detail: err.message }] };
           }
-          return { verdict: 'failed', code: err.code, detail: err.message, checks: [{ name: 'signature', result: 'fail', code: err.code, detail: err.message }] };
+          const name = err.code === 'ERR_RECEIPT_KEY_NOT_IN_BUNDLE' ? 'receipt_key' : 'signature';
+          return { verdict: 'failed', code: err.code, detail: err.message, checks: [{ name, result: 'fail', code: err.code, detail: err.message }] };
         }
       }
     },

@@ -84,7 +84,8 @@ export interface RemoteJwksOptions {
 }
 
 export interface RemoteJwks {
-  resolve: KeyResolver;
+  /** `allowed`, when given, replaces the `allowed` option for this call. */
+  resolve: (header: Readonly<Record<string, unknown>>, allowed?: AllowedKeys) => Promise<KeyObject[]>;
   refresh(): Promise<void>;
   /** Number of fetches made (metrics, tests). */
   readonly fetches: number;
@@ -143,10 +144,10 @@ export function createRemoteJwks(opts: RemoteJwksOptions): RemoteJwks {
       return fetches;
     },
     refresh: fetchNow,
-    async resolve(header) {
+    async resolve(header, given) {
       const now = opts.clock().getTime();
       if (!entries || now - fetchedAt > maxAge) await fetchNow();
-      const allowed = typeof opts.allowed === 'function' ? opts.allowed() : opts.allowed;
+      const allowed = given ?? (typeof opts.allowed === 'function' ? opts.allowed() : opts.allowed);
       const found = select(entries ?? [], header, allowed);
       if (found) return found;
       // Unknown kid: the router may have rotated. One refetch, rate limited.

@@ -41,13 +41,24 @@ export interface ReceiptExpectations {
   exchangeAt?: Date;
   /** Allowed distance between `iat` and the exchange (default 10 minutes). */
   iatSkewSeconds?: number;
+  /**
+   * What the key resolver established about the signing key against the trust bundle of the
+   * identity in force (the daemon); absent: no trust bundle was consulted (the CLI, given a JWKS).
+   */
+  receiptKey?: Omit<Check, 'name'>;
 }
 
 /** Hooks for the evidence embedded in a receipt (filled by the attestation modules). */
 export interface ReceiptHooks {
-  /** `at` is the receipt's `iat` (evidence is checked as of issuance), or now when absent. */
+  /** `at` is the receipt's `iat` (evidence is checked as of issuance), or now when absent. The inference hook is also called when the block is absent (a policy may require it). */
   verifyRouterAttestation?(block: unknown, at: Date): Promise<Omit<Check, 'name'>>;
   verifyInferenceAttestation?(block: unknown, at: Date): Promise<Omit<Check, 'name'>>;
+}
+
+/** The evidence kind an attestation block names (`kind`, else `type`), or `unknown`. */
+export function evidenceKind(block: unknown): string {
+  const b = (typeof block === 'object' && block !== null ? block : {}) as { kind?: unknown; type?: unknown };
+  return typeof b.kind === 'string' ? b.kind : typeof b.type === 'string' ? b.type : 'unknown';
 }
 
 function digestCheck(name: 'request_digest' | 'response_digest', claim: unknown, computed: Uint8Array | undefined): Check {
@@ -62,16 +73,36 @@ function digestCheck(name: 'request_digest' | 'response_digest', claim: unknown,
 }
 
 function equalCheck(name: string, code: string, claim: unknown, expected: unknown): Check {
-  if (expected === undefined) return { name, result: 'skip' };
+  if (expected === undefined) return { name, result: 'skip', detail: 'nothing to compare: the app received no such value' };
   return claim === expected
     ? { name, result: 'pass' }
     : { name, result: 'fail', code, detail: `expected ${JSON.stringify(expected)}, the receipt says ${JSON.stringify(claim)}` };
 }
 
 /**
+ * The one rule that turns checks into a receipt verdict (docs/wire.md §2.1): `failed` if any
+ * check fails (its code), else `unverifiable` if any check could not run (its code), else
+ * `verified`. A `skip` never counts: checks skip only when there is nothing to compare (the app
+ * saw no such value, the block is absent, the trust bundle lists no receipt keys) or when they
+ * are informational (`receipt_signature`, `inference_attestation` without a policy). A check
+ * that could not run is `unverifiable`, never `skip` or `pass`.
+ */
+export function verdictFromChecks(checks: readonly Check[]): { verdict: Verdict; code?: string } {
+  const failed = checks.find((k) => k.result === 'fail');
+  if (failed) return { verdict: 'failed', code: failed.code ?? 'ERR_RECEIPT_CHECK_FAILED' };
+  const open = checks.find((k) => k.result === 'unverifiable');
+  if (open) return { verdict: 'unverifiable', code: open.code ?? 'ERR_RECEIPT_CHECK_UNVERIFIABLE' };
+  return { verdict: 'verified' };
+}
+
+/** Checks that are not `pass`, for the status page and `tresor-verify audit`: `name: result (detail)`. */
+export function notPassed(checks: readonly Check[] | undefined): string[] {
+  return (checks ?? []).filter((k) => k.result !== 'pass').map((k) => `${k.name}: ${k.result}${k.code ? ` ${k.code}` : ''}${k.detail ? ` (${k.detail})` : ''}`);
+}
+
+/**
  * Policy over a verified receipt: every claim the app can check against what it saw. Collects
- * every check; the verdict is `failed` if any fails, `verified` if all applicable ones pass,
- * `unverifiable` otherwise.
+ * every check; the verdict follows `verdictFromChecks`.
  */
 export async function evaluateReceipt(
   receipt: Verified<VerifiedReceiptJws>,
@@ -80,6 +111,7 @@ export async function evaluateReceipt(
 ): Promise<ReceiptVerdict> {
   const c = receipt.payload;
   const checks: Check[] = [{ name: 'signature', result: 'pass', detail: `ES256 (${receipt.signatureEncoding === 'der' ? 'DER-encoded: non-standard' : 'raw r||s'})` }];
+  checks.push({ name: 'receipt_key', ...(expect.receiptKey ?? { result: 'skip', detail: 'no trust bundle consulted: the key is from the JWKS given' }) });
   checks.push(equalCheck('jti', 'ERR_RECEIPT_JTI_MISMATCH', c.jti, expect.receiptId));
   checks.push(equalCheck('requested_route', 'ERR_RECEIPT_ROUTE_MISMATCH', c.requested_route, expect.tresor?.requested_route));
   checks.push(equalCheck('routed_model', 'ERR_RECEIPT_MODEL_MISMATCH', c.routed_model, expect.tresor?.routed_model));
@@ -93,31 +125,25 @@ export async function evaluateReceipt(
         ? { name: 'iat', result: 'pass' }
         : { name: 'iat', result: 'fail', code: 'ERR_RECEIPT_IAT', detail: `expected iat within ${skew} s of ${at}, got ${JSON.stringify(iat)}` },
     );
-  }
+  } else checks.push({ name: 'iat', result: 'skip', detail: 'nothing to compare: no exchange time' });
   checks.push(digestCheck('request_digest', c.request_digest, expect.requestSha256));
   checks.push(digestCheck('response_digest', c.response_digest, expect.responseSha256));
   const issuedAt = typeof c.iat === 'number' && Number.isFinite(c.iat) ? new Date(c.iat * 1000) : (expect.exchangeAt ?? new Date(0));
   const router = c.router_attestation;
   if (router === undefined) checks.push({ name: 'router_attestation', result: 'skip', detail: 'absent' });
   else if (hooks.verifyRouterAttestation) checks.push({ name: 'router_attestation', ...(await hooks.verifyRouterAttestation(router, issuedAt)) });
-  else checks.push({ name: 'router_attestation', result: 'unverifiable', detail: 'no verifier configured' });
+  else checks.push({ name: 'router_attestation', result: 'unverifiable', code: 'ERR_RECEIPT_ATTESTATION_UNCHECKED', detail: 'no verifier for the router evidence here (no trust bundle)' });
   const inference = c.inference_attestation ?? c.provider_attestation;
-  if (inference === undefined) checks.push({ name: 'inference_attestation', result: 'skip', detail: 'absent' });
-  else if (hooks.verifyInferenceAttestation) checks.push({ name: 'inference_attestation', ...(await hooks.verifyInferenceAttestation(inference, issuedAt)) });
-  else {
-    const kind = (inference as { kind?: unknown; type?: unknown })?.kind ?? (inference as { type?: unknown })?.type ?? 'unknown';
-    checks.push({ name: 'inference_attestation', result: 'unverifiable', detail: `unverifiable: ${String(kind)}` });
-  }
-  checks.push({ name: 'receipt_signature', result: c.receipt_signature === undefined ? 'skip' : 'pass', detail: c.receipt_signature === undefined ? 'absent' : 'recorded' });
+  if (hooks.verifyInferenceAttestation) checks.push({ name: 'inference_attestation', ...(await hooks.verifyInferenceAttestation(inference, issuedAt)) });
+  else checks.push({ name: 'inference_attestation', result: 'skip', detail: inference === undefined ? 'absent' : `no policy (${evidenceKind(inference)} evidence not checked)` });
+  // Context only: the key that counts is the JWS header's, checked above.
+  checks.push({ name: 'receipt_signature', result: 'skip', detail: c.receipt_signature === undefined ? 'absent' : 'recorded, not checked (context; the key is the JWS header\'s)' });
 
-  const failed = checks.find((k) => k.result === 'fail');
-  const required = ['jti', 'requested_route', 'routed_model', 'failover', 'request_digest', 'response_digest'];
-  const unverifiable = checks.some((k) => k.result === 'unverifiable' && required.includes(k.name));
-  const verdict: Verdict = failed ? 'failed' : unverifiable ? 'unverifiable' : 'verified';
+  const { verdict, code } = verdictFromChecks(checks);
   const hex = (b?: Uint8Array) => (b ? `sha256:${toHex(b)}` : undefined);
   return {
     verdict,
-    ...(failed?.code ? { code: failed.code } : {}),
+    ...(code ? { code } : {}),
     ...(typeof c.receipt_type === 'string' ? { receipt_type: c.receipt_type } : {}),
     ...(receipt.kid ? { kid: receipt.kid } : {}),
     signature_encoding: receipt.signatureEncoding,

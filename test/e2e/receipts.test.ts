@@ -2,6 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { lineHash } from '../../src/audit/format.js';
 import { verifyAuditFiles } from '../../src/audit/verify.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { spawnBin } from '../helpers/spawn.js';
@@ -118,6 +119,52 @@ describe('receipts end to end through the openai SDK (audit mode)', () => {
     expect(await edited.exited).toBe(4);
     expect(edited.stdout()).toContain('ERR_AUDIT_RECEIPT_MISSING');
     await writeFile(join(auditDir, archive), text);
+  });
+
+  test('tresor-verify audit --jwks-file: a record flipped to verified without an archived receipt is a break, even re-chained; every check not passed is listed', async () => {
+    const auditDir = join(h.dir, 'state', 'audit');
+    const jwks = join(h.dir, 'jwks.json');
+    await writeFile(jwks, JSON.stringify(h.sim.receipts.jwks(h.sim.faults)));
+    const files = (await readdir(auditDir)).filter((f) => /^audit-.*\.jsonl$/.test(f)).sort();
+    expect(files).toHaveLength(1);
+    const file = join(auditDir, files[0] as string);
+    const original = await readFile(file, 'utf8');
+    const head = await readFile(join(auditDir, 'audit.head'), 'utf8').catch(() => undefined);
+    // Someone with write access turns a record that has no receipt into a verified one and
+    // recomputes the chain and the head, so the chain check alone passes.
+    let prev = '0'.repeat(64);
+    let flipped = 0;
+    const lines = original.split('\n').filter(Boolean).map((line) => {
+      const rec = JSON.parse(line) as Record<string, unknown>;
+      if (rec.verdict === 'opted_out' && flipped++ === 0) {
+        rec.verdict = 'verified';
+        delete rec.receipt_jws_sha256;
+      }
+      rec.prev = prev;
+      const out = JSON.stringify(rec);
+      prev = lineHash(out);
+      return { out, seq: rec.seq as number };
+    });
+    expect(flipped).toBe(1);
+    try {
+      await writeFile(file, lines.map((l) => l.out).join('\n') + '\n');
+      await writeFile(join(auditDir, 'audit.head'), JSON.stringify({ seq: lines.at(-1)?.seq, hash: prev, file: files[0] }));
+      const chainOnly = spawnBin('tresor-verify', ['audit', auditDir]);
+      expect(await chainOnly.exited, chainOnly.stdout()).toBe(0);
+      const r = spawnBin('tresor-verify', ['audit', '--jwks-file', jwks, auditDir]);
+      expect(await r.exited, r.stdout()).toBe(4);
+      expect(r.stdout()).toMatch(/^FAIL ERR_AUDIT_RECEIPT_MISSING: 1 break\(s\)/);
+      expect(r.stdout()).toMatch(/break: audit-\S+:\d+ ERR_AUDIT_RECEIPT_MISSING: recorded verified, but the record names no archived receipt/);
+      // The non-pass checks of the verified records are shown, with their reasons.
+      expect(r.stdout()).toMatch(/Checks not passed:\n(?:  .*\n)*  inference_attestation: skip in \d+ record\(s\) \(e\.g\. absent\)/);
+      expect(r.stdout()).toMatch(/  receipt_signature: skip in \d+ record\(s\) \(e\.g\. recorded, not checked/);
+      const json = spawnBin('tresor-verify', ['audit', '--json', auditDir]);
+      expect(await json.exited).toBe(0);
+      expect((JSON.parse(json.stdout()) as { checks_not_passed: { name: string }[] }).checks_not_passed.map((c) => c.name)).toContain('receipt_key');
+    } finally {
+      await writeFile(file, original);
+      if (head !== undefined) await writeFile(join(auditDir, 'audit.head'), head);
+    }
   });
 
   test('the verdict endpoint: unknown ids are 404, bad ids are not routed', async () => {

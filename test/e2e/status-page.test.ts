@@ -101,6 +101,13 @@ describe.skipIf(!haveChromium)('the status page in headless Chromium, during rea
     expect(await first.textContent()).toContain(failedId);
     expect(await first.textContent()).toMatch(/ERR_[A-Z_]+/);
     expect(await page.textContent('#errors')).toContain('ERR_REQUEST_TOO_LARGE');
+    // Every check that was not pass is shown with its reason: the failing one, and the skipped,
+    // informational ones a verified receipt rests on.
+    expect(await first.locator('[data-check="signature"]').textContent()).toMatch(/^signature: fail ERR_RECEIPT_SIGNATURE/);
+    const verifiedRow = page.locator('#receipts tbody tr[data-verdict="verified"]').first();
+    expect(await verifiedRow.locator('[data-check="receipt_signature"]').textContent()).toMatch(/^receipt_signature: skip \(recorded, not checked/);
+    expect(await verifiedRow.locator('[data-check="inference_attestation"]').textContent()).toBe('inference_attestation: skip (absent)');
+    expect(await verifiedRow.locator('[data-check]').count()).toBeGreaterThan(0);
 
     // Filter by verdict.
     await page.selectOption('#verdict-filter', 'verified');

@@ -19,7 +19,7 @@ function upstream(over: Partial<UpstreamReceipts> = {}): UpstreamReceipts {
     mode: 'audit',
     authorization: 'Bearer tr-x',
     get: () => Promise.reject(new Error('not used')),
-    format: tresorFormat({ resolveKey: () => Promise.reject(new Error('not used')), hooks: {}, clock, sleep: async () => undefined, jwksDeadlineMs: 0 }),
+    format: tresorFormat({ resolveKey: () => Promise.reject(new Error('not used')), keyPolicy: () => Promise.reject(new Error('not used')), hooks: {}, clock, sleep: async () => undefined, jwksDeadlineMs: 0 }),
     idHeader: 'x-tresor-receipt-id',
     bodyBlock: true,
     attestation: () => undefined,

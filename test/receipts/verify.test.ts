@@ -154,10 +154,11 @@ describe('receipt JWS verification', () => {
     expect(odd.checks.find((c) => c.name === 'response_digest')).toMatchObject({ result: 'unverifiable', code: 'ERR_RECEIPT_DIGEST_FORM' });
   });
 
-  test('embedded attestation blocks without a verifier are unverifiable, not passes', async () => {
+  test('embedded attestation blocks without a verifier are never passes: router evidence unverifiable, inference evidence skip: no policy', async () => {
     const v = await verdictOf(await sign(claims({ router_attestation: { schema: 'tresor.attestation/v1' }, inference_attestation: { kind: 'tdx' } })));
     expect(v.checks.find((c) => c.name === 'router_attestation')?.result).toBe('unverifiable');
-    expect(v.checks.find((c) => c.name === 'inference_attestation')).toMatchObject({ result: 'unverifiable', detail: 'unverifiable: tdx' });
+    expect(v.checks.find((c) => c.name === 'inference_attestation')).toMatchObject({ result: 'skip', detail: 'no policy (tdx evidence not checked)' });
+    expect(v.verdict).toBe('unverifiable');
   });
 });
 

@@ -1,6 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { readFile } from 'node:fs/promises';
 import { TresorError, UsageError, VerificationError } from '../../errors/index.js';
+import { formatNotPassed, reviewVerdicts } from '../../audit/checks.js';
 import { recheckArchivedReceipts, type RecheckReport } from '../../audit/recheck.js';
 import { createStaticJwks } from '../../receipts/jwks.js';
 import { verifyAuditFiles, type AuditReport } from '../../audit/verify.js';
@@ -26,11 +27,12 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
   builder: (y: Argv) =>
     y
       .positional('files', { type: 'string', array: true, demandOption: true, describe: 'Audit files or the audit directory' })
-      .option('jwks-file', { type: 'string', describe: "The router's JWKS (saved to a file): also re-verify every archived receipt offline" })
+      .option('jwks-file', { type: 'string', describe: "The router's JWKS (saved to a file): also re-verify every archived receipt offline; a verified record without an archived receipt is a break" })
       .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' }) as Argv<AuditArgs>,
   handler: async (args) => {
     let report: AuditReport;
     let receipts: RecheckReport | undefined;
+    let review: Awaited<ReturnType<typeof reviewVerdicts>>;
     try {
       report = await verifyAuditFiles(args.files);
       if (report.files.length === 0) throw new UsageError('ERR_USAGE_NO_AUDIT_FILES', 'no audit files found');
@@ -39,6 +41,8 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
         receipts = await recheckArchivedReceipts(report.files, jwks.resolve);
         report.breaks.push(...receipts.breaks);
       }
+      review = await reviewVerdicts(report.files, { requireArchivedReceipt: args['jwks-file'] !== undefined });
+      report.breaks.push(...review.breaks);
     } catch (e) {
       const err = e instanceof TresorError && e.phase !== 'internal' ? e : new UsageError('ERR_USAGE_INPUT_UNREADABLE', `cannot read ${args.files.join(', ')}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
       process.stdout.write(args.json ? `${JSON.stringify({ ok: false, error: { code: err.code, phase: err.phase, message: err.message } })}\n` : `FAIL ${err.code}: ${err.message}\n`);
@@ -47,13 +51,13 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
     }
     const ok = report.breaks.length === 0;
     if (args.json) {
-      process.stdout.write(`${JSON.stringify({ ok, ...report, ...(receipts ? { receipts: { checked: receipts.checked, confirmed: receipts.confirmed } } : {}), ...(ok ? {} : { error: { code: report.breaks[0]?.code, phase: 'verify', message: report.breaks[0]?.message } }) })}\n`);
+      process.stdout.write(`${JSON.stringify({ ok, ...report, ...(receipts ? { receipts: { checked: receipts.checked, confirmed: receipts.confirmed } } : {}), checks_not_passed: review.notPassed, ...(ok ? {} : { error: { code: report.breaks[0]?.code, phase: 'verify', message: report.breaks[0]?.message } }) })}\n`);
     } else {
       process.stdout.write(`${ok ? 'PASS' : `FAIL ${report.breaks[0]?.code}: ${report.breaks.length} break(s) in the chain`}\n`);
       process.stdout.write(`Files:    ${report.files.length}\nRecords:  ${report.records} (last seq ${report.lastSeq})\n`);
       if (receipts) process.stdout.write(`Receipts: ${receipts.checked} archived, ${receipts.confirmed} verified records re-verified offline\n`);
       process.stdout.write('\n');
-      process.stdout.write(`${table('route', report.byRoute)}\n\n${table('day', report.byDay)}\n`);
+      process.stdout.write(`${table('route', report.byRoute)}\n\n${table('day', report.byDay)}\n\n${formatNotPassed(review.notPassed)}`);
       for (const b of report.breaks) process.stdout.write(`break: ${b.file}:${b.line} ${b.code}: ${b.message}\n`);
     }
     process.exitCode = ok ? EXIT.ok : exitCodeFor(new VerificationError('ERR_AUDIT_CHAIN_BROKEN', '').phase);
