@@ -202,3 +202,53 @@ export function normalizeTarget(url: string): Target {
 export function isV1(path: string): boolean {
   return path === '/v1' || path.startsWith('/v1/');
 }
+
+const UPSTREAM_PATH = /^\/upstreams\/([^/]+)(\/.*)$/;
+
+/** A request let in, and where it goes. */
+export interface Admission<U> {
+  readonly target: Target;
+  /** The upstream reached: the one named by `/upstreams/<name>/`, else the listener's own. */
+  readonly upstream: U;
+  /** Set when `/upstreams/<name>/` names no configured upstream. */
+  readonly unknownUpstream?: string;
+  /** Path under the upstream (no `/upstreams/<name>` prefix), without the query. */
+  readonly forwardPath: string;
+  readonly toV1: boolean;
+  /** An allowed browser origin, to be answered with CORS. */
+  readonly corsOrigin?: string;
+}
+
+/** A request refused before anything was forwarded (`reason` is a metric label). */
+export interface Refusal {
+  readonly reason: 'host' | 'path' | 'origin';
+  readonly error: TresorError;
+  /** What to log about it (the refused Host or Origin, truncated; never other headers). */
+  readonly detail: Readonly<Record<string, string>>;
+}
+
+/** Host, then the path (normalised and routed), then the Origin: the checks above, in that order. */
+export function admit<U>(req: IncomingMessage, door: ListenerDoor, listener: U, upstreams: ReadonlyMap<string, U>): Admission<U> | Refusal {
+  if (!hostAllowed(req, door)) return { reason: 'host', error: new HostNotAllowedError(), detail: { host: String(req.headers.host ?? '').slice(0, 200) } };
+  let target: Target;
+  try {
+    target = normalizeTarget(req.url ?? '/');
+  } catch (e) {
+    return { reason: 'path', error: e as TresorError, detail: {} };
+  }
+  const m = UPSTREAM_PATH.exec(target.path);
+  const named = m ? upstreams.get(m[1] as string) : undefined;
+  const forwardPath = m && named ? (m[2] as string) : target.path;
+  const toV1 = isV1(forwardPath);
+  if (target.dotSegments && !toV1) return { reason: 'path', error: new RequestPathError('leaves /v1 once its dot segments are removed'), detail: {} };
+  const origin = originVerdict(req, door, !m && !toV1);
+  if (origin.kind === 'refused') return { reason: 'origin', error: new OriginNotAllowedError(), detail: { origin: origin.origin } };
+  return {
+    target,
+    upstream: named ?? listener,
+    ...(m && !named ? { unknownUpstream: m[1] as string } : {}),
+    forwardPath,
+    toV1,
+    ...(origin.kind === 'allowed' ? { corsOrigin: origin.origin } : {}),
+  };
+}

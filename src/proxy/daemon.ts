@@ -24,21 +24,7 @@ import type { ReceiptPipeline } from '../receipts/pipeline.js';
 import { FINAL_VERDICTS } from '../receipts/record.js';
 import { openReceiptPipeline } from './receipts.js';
 import { sendJson, sendReadiness, serveLocalRead, type LocalState } from './local-endpoints.js';
-import {
-  corsHeaders,
-  hostAllowed,
-  HostNotAllowedError,
-  isPreflight,
-  isV1,
-  listenerDoor,
-  normalizeTarget,
-  originVerdict,
-  OriginNotAllowedError,
-  RequestPathError,
-  sendPreflight,
-  type ListenerDoor,
-  type Target,
-} from './admission.js';
+import { admit, corsHeaders, isPreflight, listenerDoor, sendPreflight, type ListenerDoor } from './admission.js';
 import type { Clock } from '../types.js';
 
 export interface RunningDaemon {
@@ -95,8 +81,6 @@ function receiptStatus(p: ReceiptPipeline, upstream: string): Record<string, num
     dropped: p.counters.dropped,
   };
 }
-
-const UPSTREAM_PATH = /^\/upstreams\/([^/]+)(\/.*)$/;
 
 export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Promise<RunningDaemon> {
   const { logger } = deps;
@@ -233,30 +217,17 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
     if (read && rawPath === '/healthz') return sendJson(res, 200, { status: 'ok' });
     if (read && rawPath === '/readyz') return sendReadiness(res, local, listener.name);
     // Admission (admission.ts): Host, path, Origin, then every token on the way; nothing is forwarded before.
-    const refuse = (reason: 'host' | 'path' | 'origin', err: TresorError, detail: Record<string, string>) => {
+    const a = admit(req, door, listener, upstreams);
+    if ('reason' in a) {
       req.resume();
-      metrics.requestRefused(listener.name, reason);
-      logger.warn({ reqId: requestId, upstream: listener.name, method: req.method, event: `admission.${reason}`, code: err.code, ...detail }, 'request refused before forwarding');
-      sendError(res, err);
-    };
-    if (!hostAllowed(req, door)) return refuse('host', new HostNotAllowedError(), { host: String(req.headers.host ?? '').slice(0, 200) });
-    let target: Target;
-    try {
-      target = normalizeTarget(url);
-    } catch (e) {
-      return refuse('path', e as TresorError, {});
+      metrics.requestRefused(listener.name, a.reason);
+      logger.warn({ reqId: requestId, upstream: listener.name, method: req.method, event: `admission.${a.reason}`, code: a.error.code, ...a.detail }, 'request refused before forwarding');
+      return sendError(res, a.error);
     }
-    const m = UPSTREAM_PATH.exec(target.path);
-    const named = m ? upstreams.get(m[1] as string) : undefined;
-    const upstream = named ?? listener;
-    const forwardPath = m && named ? (m[2] as string) : target.path;
-    const toV1 = isV1(forwardPath);
-    if (target.dotSegments && !toV1) return refuse('path', new RequestPathError('leaves /v1 once its dot segments are removed'), {});
-    const origin = originVerdict(req, door, !m && !toV1);
-    if (origin.kind === 'refused') return refuse('origin', new OriginNotAllowedError(), { origin: origin.origin });
-    if (origin.kind === 'allowed') {
-      if (isPreflight(req)) return sendPreflight(req, res, origin.origin);
-      for (const [k, v] of Object.entries(corsHeaders(origin.origin))) res.setHeader(k, v);
+    const { target, upstream, toV1 } = a;
+    if (a.corsOrigin !== undefined) {
+      if (isPreflight(req)) return sendPreflight(req, res, a.corsOrigin);
+      for (const [k, v] of Object.entries(corsHeaders(a.corsOrigin))) res.setHeader(k, v);
     }
     // Every listener keeps its own door: the token of the listener the request arrived on, and the
     // token of the upstream it reaches (through /upstreams/<name>/), if each has one.
@@ -271,9 +242,9 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
       }
     }
     if (read && serveLocalRead(req, res, local, target.path, target.path + target.query)) return;
-    if (m && !named) {
+    if (a.unknownUpstream !== undefined) {
       req.resume();
-      return sendError(res, new TresorError('usage', 'ERR_UNKNOWN_UPSTREAM', `no upstream named ${JSON.stringify(m[1])} is configured`));
+      return sendError(res, new TresorError('usage', 'ERR_UNKNOWN_UPSTREAM', `no upstream named ${JSON.stringify(a.unknownUpstream)} is configured`));
     }
     if (!toV1) {
       req.resume();
@@ -283,7 +254,7 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
       req.resume();
       return sendError(res, new TresorError('usage', 'ERR_SHUTTING_DOWN', 'tresor-attest is shutting down'), { connection: 'close' });
     }
-    forward(req, res, { upstream, hooks, logger, accessLog, requestId, path: forwardPath + target.query, shuttingDown: () => shuttingDown, metrics: observer }).catch((e: unknown) => {
+    forward(req, res, { upstream, hooks, logger, accessLog, requestId, path: a.forwardPath + target.query, shuttingDown: () => shuttingDown, metrics: observer }).catch((e: unknown) => {
       logger.error({ reqId: requestId, err: { message: (e as Error).message } }, 'unexpected error while forwarding');
       sendError(res, e);
     });
