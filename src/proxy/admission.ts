@@ -27,16 +27,19 @@ export interface ListenerDoor {
   readonly hosts: ReadonlySet<string>;
   /** Browser origins allowed to call it (lower-case `scheme://host[:port]`). */
   readonly origins: ReadonlySet<string>;
-  /** The configured listen host, when it is a name or a specific address (not a wildcard). */
-  readonly listenHost: string | undefined;
+  /**
+   * The configured listen host, as written: a name, a specific address, or the wildcard the daemon
+   * itself advertises (`http://0.0.0.0:8787/v1`; an address literal cannot be rebound to another
+   * site, and a page at that origin would be the daemon's own).
+   */
+  readonly listenHost: string;
 }
 
 export function listenerDoor(u: Pick<UpstreamConfig, 'listen' | 'allowed_hosts' | 'allowed_origins'>): ListenerDoor {
-  const listen = bareHost(u.listen.host);
   return {
     hosts: new Set(u.allowed_hosts.map(bareHost)),
     origins: new Set(u.allowed_origins.map((o) => o.toLowerCase())),
-    listenHost: listen === '0.0.0.0' || listen === '::' || listen === '' ? undefined : listen,
+    listenHost: bareHost(u.listen.host),
   };
 }
 

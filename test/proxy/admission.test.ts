@@ -109,8 +109,9 @@ describe('Host names', () => {
   });
 
   test('loopback names, the address the connection reached and allowed_hosts pass; other names, none or two do not', () => {
-    for (const ok of ['localhost:8787', '127.0.0.1', '127.1.2.3:9', '[::1]:8787', 'tresor-attest:8787', 'TRESOR-ATTEST', 'sidecar.svc.cluster.local:1']) expect(hostAllowed(req([ok]), door), ok).toBe(true);
-    for (const no of ['evil.example:8787', 'localhost.evil.example', '10.0.0.7:8787', '0.0.0.0:8787', '']) expect(hostAllowed(req([no]), door), no).toBe(false);
+    // 0.0.0.0: the listen address as the daemon advertises it (http://0.0.0.0:8787/v1).
+    for (const ok of ['localhost:8787', '127.0.0.1', '127.1.2.3:9', '[::1]:8787', 'tresor-attest:8787', 'TRESOR-ATTEST', 'sidecar.svc.cluster.local:1', '0.0.0.0:8787']) expect(hostAllowed(req([ok]), door), ok).toBe(true);
+    for (const no of ['evil.example:8787', 'localhost.evil.example', '10.0.0.7:8787', '[::]:8787', '']) expect(hostAllowed(req([no]), door), no).toBe(false);
     expect(hostAllowed(req([]), door)).toBe(false);
     expect(hostAllowed(req(['localhost', 'evil.example']), door)).toBe(false);
     // A pod's own IP (a kubelet probe, a peer in the pod network): the address the connection reached.
