@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { verdictHeaderFamily } from '../src/proxy/headers.js';
 
 const root = new URL('..', import.meta.url).pathname;
 
@@ -37,6 +38,20 @@ describe('source invariants', () => {
   test('no placeholder command is left registered', () => {
     const offenders = sources.filter((f) => f.text.includes('PLACEHOLDER: replaced by')).map((f) => f.path);
     expect(offenders).toEqual([]);
+  });
+
+  test("every X-Tresor-* header the daemon reports a check in is a verdict header (so the router's copies are dropped)", () => {
+    // The X-Tresor-* names the daemon uses that are not verdicts: the router's data or the app's requests.
+    const notVerdicts = new Set(['x-tresor-receipt-id', 'x-tresor-receipt', 'x-tresor-local-token', 'x-tresor-timeout-seconds', 'x-tresor-nonce']);
+    for (const n of notVerdicts) expect(verdictHeaderFamily(n), n).toBeUndefined();
+    const unclassified: string[] = [];
+    for (const f of sources.filter((s) => /^src\/(attestation|receipts|proxy)\//.test(s.path))) {
+      for (const m of f.text.matchAll(/['"`](x-tresor-[a-z0-9-]+)['"`]/gi)) {
+        const name = (m[1] as string).toLowerCase();
+        if (!notVerdicts.has(name) && verdictHeaderFamily(name) === undefined) unclassified.push(`${f.path}: ${name}`);
+      }
+    }
+    expect(unclassified).toEqual([]);
   });
 
   test('error codes follow ERR_<AREA>_<WHAT>', () => {

@@ -23,6 +23,8 @@ export const ENV_VARS = {
   TRESOR_ATTEST_CA_FILE: 'upstreams[0].ca_file',
   TRESOR_ATTEST_API_KEY_FILE: 'upstreams[0].api_key_file',
   TRESOR_ATTEST_LOCAL_TOKEN_FILE: 'upstreams[0].local_token_file',
+  TRESOR_ATTEST_ALLOWED_HOSTS: 'upstreams[0].allowed_hosts (comma-separated)',
+  TRESOR_ATTEST_ALLOWED_ORIGINS: 'upstreams[0].allowed_origins (comma-separated)',
   TRESOR_ATTEST_MAX_BODY_BYTES: 'upstreams[0].max_body_bytes',
   TRESOR_ATTEST_ATTESTATION_MODE: 'upstreams[0].attestation.mode',
   TRESOR_ATTEST_RELEASE_ROOT_FILE: 'upstreams[0].attestation.release_root_file',
@@ -95,6 +97,10 @@ export function resolveConfig(raw: Raw, source: string | null): ResolvedConfig {
         );
       }
     }
+    for (const o of u.allowed_origins) {
+      const p = checkOrigin(o);
+      if (p) problems.push(`${at}.allowed_origins: ${p}`);
+    }
     const att = u.attestation;
     if (u.profile === 'aci' && att.mode !== 'off' && u.aci.allowed_measurements.length === 0) {
       problems.push(`${at}.aci.allowed_measurements: required for profile aci (which TEE measurements may serve), unless attestation.mode is off`);
@@ -123,6 +129,7 @@ export function resolveConfig(raw: Raw, source: string | null): ResolvedConfig {
       ca_file: u.ca_file === null ? null : resolvePath(u.ca_file, base),
       api_key_file: u.api_key_file === null ? null : resolvePath(u.api_key_file, base),
       local_token_file: u.local_token_file === null ? null : resolvePath(u.local_token_file, base),
+      allowed_origins: u.allowed_origins.map((o) => o.toLowerCase()),
       aci: { ...u.aci, amd_ark_file: u.aci.amd_ark_file === null ? null : resolvePath(u.aci.amd_ark_file, base) },
       tdx: { ...u.tdx, intel_root_file: u.tdx.intel_root_file === null ? null : resolvePath(u.tdx.intel_root_file, base) },
       pinaivu: { ...u.pinaivu, nitro_root_file: u.pinaivu.nitro_root_file === null ? null : resolvePath(u.pinaivu.nitro_root_file, base) },
@@ -188,6 +195,10 @@ function numberFrom(name: string, value: string): number {
   return n;
 }
 
+function listFrom(value: string): string[] {
+  return value.split(',').map((v) => v.trim()).filter((v) => v !== '');
+}
+
 function applyEnv(raw: Raw, env: Record<string, string | undefined>): void {
   const get = (k: string) => {
     const v = env[k];
@@ -207,6 +218,8 @@ function applyEnv(raw: Raw, env: Record<string, string | undefined>): void {
   set('TRESOR_ATTEST_CA_FILE', (v) => (firstUpstream(raw).ca_file = v));
   set('TRESOR_ATTEST_API_KEY_FILE', (v) => (firstUpstream(raw).api_key_file = v));
   set('TRESOR_ATTEST_LOCAL_TOKEN_FILE', (v) => (firstUpstream(raw).local_token_file = v));
+  set('TRESOR_ATTEST_ALLOWED_HOSTS', (v) => (firstUpstream(raw).allowed_hosts = listFrom(v)));
+  set('TRESOR_ATTEST_ALLOWED_ORIGINS', (v) => (firstUpstream(raw).allowed_origins = listFrom(v)));
   set('TRESOR_ATTEST_MAX_BODY_BYTES', (v) => (firstUpstream(raw).max_body_bytes = numberFrom('TRESOR_ATTEST_MAX_BODY_BYTES', v)));
   set('TRESOR_ATTEST_ATTESTATION_MODE', (v) => (section(firstUpstream(raw), 'attestation').mode = v));
   set('TRESOR_ATTEST_RELEASE_ROOT_FILE', (v) => (section(firstUpstream(raw), 'attestation').release_root_file = v));
@@ -245,6 +258,17 @@ export function checkUpstreamUrl(value: string): string | undefined {
   if (u.username || u.password) return 'must not contain credentials (use api_key_env or api_key_file)';
   if (u.search || u.hash) return 'must not contain a query or fragment';
   return undefined;
+}
+
+/** A browser origin as browsers send it: scheme, host, port only when not the default. */
+function checkOrigin(value: string): string | undefined {
+  let origin: string;
+  try {
+    origin = new URL(value).origin;
+  } catch {
+    origin = 'null';
+  }
+  return origin === value.toLowerCase() ? undefined : `expected an origin such as http://localhost:3000 (scheme, host, a port only when not the default, no path), got ${JSON.stringify(value)}`;
 }
 
 export function parseListen(value: string): { host: string; port: number } | string {

@@ -18,6 +18,13 @@ export const upstreamSchema = {
     api_key_file: { type: ['string', 'null'], default: null },
     local_token_file: { type: ['string', 'null'], default: null },
     allow_unauthenticated_listen: { type: 'boolean', default: false },
+    allowed_hosts: {
+      type: 'array',
+      maxItems: 256,
+      items: { type: 'string', maxLength: 253, pattern: '^(?:[A-Za-z0-9_-]+(?:\\.[A-Za-z0-9_-]+)*\\.?|\\[?[0-9A-Fa-f:.]+\\]?)$' },
+      default: [],
+    },
+    allowed_origins: { type: 'array', maxItems: 256, items: { type: 'string', maxLength: 300, pattern: '^https?://[^/?#\\s]+$' }, default: [] },
     max_body_bytes: { type: 'integer', minimum: 1, maximum: 4 * 1024 ** 3, default: 50 * 1024 * 1024 },
     timeouts: {
       type: 'object',

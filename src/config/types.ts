@@ -14,6 +14,10 @@ export interface UpstreamConfig {
   readonly local_token_file: string | null;
   /** Listen on a non-loopback address without a local token (explicit opt-out). */
   readonly allow_unauthenticated_listen: boolean;
+  /** Host names this listener answers to besides localhost, loopback addresses and its own address (e.g. a sidecar's service name); no port. */
+  readonly allowed_hosts: readonly string[];
+  /** Browser origins (`scheme://host[:port]`, lower-case) that may call this listener, with CORS; any other Origin gets 403. */
+  readonly allowed_origins: readonly string[];
   readonly max_body_bytes: number;
   readonly timeouts: {
     readonly connect_seconds: number;

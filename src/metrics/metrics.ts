@@ -46,6 +46,8 @@ export class DaemonMetrics {
   private readonly jwks: Counter<'upstream' | 'result'>;
   private readonly bundles: Counter<'upstream' | 'result'>;
   private readonly localAuth: Counter<'upstream'>;
+  private readonly refused: Counter<'upstream' | 'reason'>;
+  private readonly verdictHeaders: Counter<'upstream' | 'family'>;
 
   constructor(sources: MetricSources, opts: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -82,6 +84,18 @@ export class DaemonMetrics {
     this.jwks = new Counter({ name: 'tresor_attest_jwks_fetches_total', help: "Fetches of the router's receipt JWKS, by result.", labelNames: ['upstream', 'result'], registers });
     this.bundles = new Counter({ name: 'tresor_attest_trust_bundle_fetches_total', help: 'Trust bundle fetches and verifications, by result.', labelNames: ['upstream', 'result'], registers });
     this.localAuth = new Counter({ name: 'tresor_attest_local_auth_failures_total', help: 'Requests refused for a missing or wrong local token.', labelNames: ['upstream'], registers });
+    this.refused = new Counter({
+      name: 'tresor_attest_requests_refused_total',
+      help: 'Requests refused before anything was forwarded: a Host not naming the listener (host), a browser origin not allowed (origin), an ambiguous path (path).',
+      labelNames: ['upstream', 'reason'],
+      registers,
+    });
+    this.verdictHeaders = new Counter({
+      name: 'tresor_attest_router_verdict_headers_dropped_total',
+      help: "The router's copies of the daemon's verdict headers (X-Tresor-Attestation*, X-Tresor-Receipt-Verdict, ...), dropped, by header family.",
+      labelNames: ['upstream', 'family'],
+      registers,
+    });
     new Gauge({
       name: 'tresor_attest_http_requests_in_flight',
       help: 'Requests being forwarded now.',
@@ -173,6 +187,16 @@ export class DaemonMetrics {
 
   localAuthFailure(upstream: string): void {
     this.localAuth.inc({ upstream });
+  }
+
+  /** `reason` is one of a fixed few (`host`, `origin`, `path`). */
+  requestRefused(upstream: string, reason: 'host' | 'origin' | 'path'): void {
+    this.refused.inc({ upstream, reason });
+  }
+
+  /** `family` is one of VERDICT_HEADER_FAMILIES (a fixed list), never the router's header name. */
+  verdictHeaderDropped(upstream: string, family: string): void {
+    this.verdictHeaders.inc({ upstream, family });
   }
 
   async exposition(): Promise<{ contentType: string; body: string }> {

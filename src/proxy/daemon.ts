@@ -24,6 +24,7 @@ import type { ReceiptPipeline } from '../receipts/pipeline.js';
 import { FINAL_VERDICTS } from '../receipts/record.js';
 import { openReceiptPipeline } from './receipts.js';
 import { sendJson, sendReadiness, serveLocalRead, type LocalState } from './local-endpoints.js';
+import { admit, corsHeaders, isPreflight, listenerDoor, sendPreflight, type ListenerDoor } from './admission.js';
 import type { Clock } from '../types.js';
 
 export interface RunningDaemon {
@@ -81,8 +82,6 @@ function receiptStatus(p: ReceiptPipeline, upstream: string): Record<string, num
   };
 }
 
-const UPSTREAM_PATH = /^\/upstreams\/([^/?#]+)(\/.*)$/;
-
 export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Promise<RunningDaemon> {
   const { logger } = deps;
   const accessLog = accessLogger(logger);
@@ -126,10 +125,18 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
     metrics.attestation(e);
     if (e.result === 'failed') recentErrors.add({ at: clock().toISOString(), upstream: e.upstream, kind: 'attestation', code: e.code ?? 'ERR_UNKNOWN', where: e.reason });
   };
-  const observer: Pick<DaemonMetrics, 'observeRequest'> = {
+  const forgedLogged = new Set<string>();
+  const observer: Pick<DaemonMetrics, 'observeRequest' | 'verdictHeaderDropped'> = {
     observeRequest(o) {
       metrics.observeRequest(o);
       if (o.error && o.error !== 'client_closed') recentErrors.add({ at: clock().toISOString(), upstream: o.upstream, kind: 'request', code: o.error, where: routeLabel(o.path), status: o.status });
+    },
+    verdictHeaderDropped(upstream, family) {
+      metrics.verdictHeaderDropped(upstream, family);
+      // Logged once per upstream and family (the metric counts them all): a router sending these is misconfigured or hostile.
+      if (forgedLogged.has(`${upstream} ${family}`)) return;
+      forgedLogged.add(`${upstream} ${family}`);
+      logger.warn({ upstream, family, event: 'router_verdict_header.dropped' }, "the router sent one of the daemon's verdict headers: dropped (only the daemon reports what it verified)");
     },
   };
   for (const u of config.upstreams) {
@@ -199,53 +206,62 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
     shuttingDown: () => shuttingDown,
   };
 
-  const handler = (defaultUpstream: Upstream) => (req: IncomingMessage, res: ServerResponse) => {
+  const handler = (listener: Upstream, door: ListenerDoor) => (req: IncomingMessage, res: ServerResponse) => {
     const requestId = requestIdFrom(req.headers['x-request-id']);
     res.setHeader('x-request-id', requestId);
     const url = req.url ?? '/';
-    const path = url.split('?')[0] ?? '/';
     const read = req.method === 'GET' || req.method === 'HEAD';
-    // Liveness and readiness stay open (probes); everything else needs the listener's token, if it has one.
-    if (read && path === '/healthz') return sendJson(res, 200, { status: 'ok' });
-    if (read && path === '/readyz') return sendReadiness(res, local, defaultUpstream.name);
-    let upstream = defaultUpstream;
-    let forwardPath = url;
-    const m = UPSTREAM_PATH.exec(url);
-    const named = m ? upstreams.get(decodeURIComponent(m[1] as string)) : undefined;
-    if (m && named) {
-      upstream = named;
-      forwardPath = m[2] as string;
-    }
-    const toV1 = forwardPath === '/v1' || forwardPath.startsWith('/v1/') || forwardPath.startsWith('/v1?');
-    const token = tokens.get(defaultUpstream.name);
-    // On /v1 the app's Authorization carries the token only when the daemon injects the real key.
-    if (token && !token.allows(req.headers, { local: !toV1, authorizationCarriesToken: !toV1 || upstream.authorization !== undefined })) {
+    // Liveness and readiness answer any Host, Origin and token: probes (a kubelet's httpGet sends
+    // Host = pod IP:port, a load balancer its own name); they forward nothing and show no secret.
+    const rawPath = url.split('?')[0] ?? '/';
+    if (read && rawPath === '/healthz') return sendJson(res, 200, { status: 'ok' });
+    if (read && rawPath === '/readyz') return sendReadiness(res, local, listener.name);
+    // Admission (admission.ts): Host, path, Origin, then every token on the way; nothing is forwarded before.
+    const a = admit(req, door, listener, upstreams);
+    if ('reason' in a) {
       req.resume();
-      metrics.localAuthFailure(defaultUpstream.name);
-      logger.warn({ reqId: requestId, upstream: defaultUpstream.name, method: req.method, path: toV1 ? forwardPath.split('?')[0] : path, event: 'local_auth.refused' }, 'request without the local token refused');
-      return sendError(res, new LocalAuthError(), { 'www-authenticate': toV1 ? 'Bearer realm="tresor-attest"' : 'Basic realm="tresor-attest", charset="UTF-8"' });
+      metrics.requestRefused(listener.name, a.reason);
+      logger.warn({ reqId: requestId, upstream: listener.name, method: req.method, event: `admission.${a.reason}`, code: a.error.code, ...a.detail }, 'request refused before forwarding');
+      return sendError(res, a.error);
     }
-    if (read && serveLocalRead(req, res, local, path, url)) return;
-    if (m && !named) {
+    const { target, upstream, toV1 } = a;
+    if (a.corsOrigin !== undefined) {
+      if (isPreflight(req)) return sendPreflight(req, res, a.corsOrigin);
+      for (const [k, v] of Object.entries(corsHeaders(a.corsOrigin))) res.setHeader(k, v);
+    }
+    // Every listener keeps its own door: the token of the listener the request arrived on, and the
+    // token of the upstream it reaches (through /upstreams/<name>/), if each has one.
+    // On /v1 the app's Authorization carries a token only when the daemon injects the real key.
+    for (const u of new Set([listener, upstream])) {
+      const token = tokens.get(u.name);
+      if (token && !token.allows(req.headers, { local: !toV1, authorizationCarriesToken: !toV1 || upstream.authorization !== undefined })) {
+        req.resume();
+        metrics.localAuthFailure(listener.name);
+        logger.warn({ reqId: requestId, upstream: listener.name, door: u.name, method: req.method, path: target.path, event: 'local_auth.refused' }, 'request without the local token refused');
+        return sendError(res, new LocalAuthError(), { 'www-authenticate': toV1 ? 'Bearer realm="tresor-attest"' : 'Basic realm="tresor-attest", charset="UTF-8"' });
+      }
+    }
+    if (read && serveLocalRead(req, res, local, target.path, target.path + target.query)) return;
+    if (a.unknownUpstream !== undefined) {
       req.resume();
-      return sendError(res, new TresorError('usage', 'ERR_UNKNOWN_UPSTREAM', `no upstream named ${JSON.stringify(m[1])} is configured`));
+      return sendError(res, new TresorError('usage', 'ERR_UNKNOWN_UPSTREAM', `no upstream named ${JSON.stringify(a.unknownUpstream)} is configured`));
     }
     if (!toV1) {
       req.resume();
-      return sendError(res, new TresorError('usage', 'ERR_NOT_FOUND', `${path} is not served here: the OpenAI API is under /v1`));
+      return sendError(res, new TresorError('usage', 'ERR_NOT_FOUND', `${target.path} is not served here: the OpenAI API is under /v1`));
     }
     if (shuttingDown) {
       req.resume();
       return sendError(res, new TresorError('usage', 'ERR_SHUTTING_DOWN', 'tresor-attest is shutting down'), { connection: 'close' });
     }
-    forward(req, res, { upstream, hooks, logger, accessLog, requestId, path: forwardPath, shuttingDown: () => shuttingDown, metrics: observer }).catch((e: unknown) => {
+    forward(req, res, { upstream, hooks, logger, accessLog, requestId, path: a.forwardPath + target.query, shuttingDown: () => shuttingDown, metrics: observer }).catch((e: unknown) => {
       logger.error({ reqId: requestId, err: { message: (e as Error).message } }, 'unexpected error while forwarding');
       sendError(res, e);
     });
   };
 
   for (const u of upstreams.values()) {
-    const server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000, noDelay: true }, handler(u));
+    const server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000, noDelay: true }, handler(u, listenerDoor(u.config)));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(u.config.listen.port, u.config.listen.host, () => {

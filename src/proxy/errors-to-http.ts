@@ -25,6 +25,9 @@ const BY_CODE: Record<string, { status: number; type: string; code?: string }> =
   ERR_UNKNOWN_UPSTREAM: { status: 404, type: 'invalid_request_error', code: 'unknown_upstream' },
   ERR_SHUTTING_DOWN: { status: 503, type: 'service_unavailable', code: 'shutting_down' },
   ERR_LOCAL_AUTH: { status: 401, type: 'invalid_request_error', code: 'local_token_required' },
+  ERR_HOST_NOT_ALLOWED: { status: 421, type: 'invalid_request_error', code: 'host_not_allowed' },
+  ERR_ORIGIN_NOT_ALLOWED: { status: 403, type: 'invalid_request_error', code: 'origin_not_allowed' },
+  ERR_REQUEST_PATH: { status: 400, type: 'invalid_request_error', code: 'invalid_path' },
 };
 
 export function toHttpError(e: unknown): HttpError {

@@ -30,8 +30,8 @@ export interface ForwardContext {
   /** Path and query to forward (already stripped of any /upstreams/<name> prefix). */
   path: string;
   shuttingDown: () => boolean;
-  /** Told once per exchange, when it ends (Prometheus metrics). */
-  metrics?: Pick<DaemonMetrics, 'observeRequest'> | undefined;
+  /** Told once per exchange, when it ends, and of each verdict header the router sent (Prometheus metrics). */
+  metrics?: (Pick<DaemonMetrics, 'observeRequest'> & Partial<Pick<DaemonMetrics, 'verdictHeaderDropped'>>) | undefined;
 }
 
 /** Largest non-stream answer strict mode holds until its receipt verifies (the receipt extractor's JSON bound). */
@@ -185,7 +185,8 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
   }
 
   status = up.statusCode;
-  const headers = downstreamResponseHeaders(up.headers);
+  // The daemon alone reports what it verified: the router's verdict headers never reach the app.
+  const headers = downstreamResponseHeaders(up.headers, (family) => ctx.metrics?.verdictHeaderDropped?.(upstream.name, family));
   const stream = isEventStream(headers);
   Object.assign(headers, hooks.responseHeaders?.(upstream.name));
   headers['x-request-id'] = ctx.requestId;

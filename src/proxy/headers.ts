@@ -57,15 +57,50 @@ export function upstreamRequestHeaders(
   return out;
 }
 
-/** Response headers for the app: hop-by-hop fields dropped; everything else kept. */
-export function downstreamResponseHeaders(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+/**
+ * The response headers in which the daemon reports what it verified (the router's attestation,
+ * its TLS key, the receipt's verdict), by family: a header whose name starts with one of these is
+ * the daemon's alone. The router's copies are dropped in every attestation mode (docs/wire.md
+ * §8.3). Tresor's other X-Tresor-* headers (X-Tresor-Receipt-Id, X-Tresor-Receipt, ...) are the
+ * router's data and pass through.
+ */
+export const VERDICT_HEADER_FAMILIES = [
+  'x-tresor-attestation',
+  'x-tresor-measurement',
+  'x-tresor-pcr',
+  'x-tresor-workload-tag',
+  'x-tresor-tls-spki',
+  'x-tresor-trust-bundle',
+  'x-tresor-receipt-verdict',
+] as const;
+
+/** The verdict family a (lower-case) header name belongs to, if any. */
+export function verdictHeaderFamily(lower: string): string | undefined {
+  if (!lower.startsWith('x-tresor-')) return undefined;
+  return VERDICT_HEADER_FAMILIES.find((f) => lower.startsWith(f));
+}
+
+/**
+ * Response headers for the app: hop-by-hop fields dropped; the daemon's verdict headers (above)
+ * dropped and reported by family to `onVerdictHeader`; the router's CORS headers dropped (the
+ * daemon answers for its own origin, §8.2); everything else kept.
+ */
+export function downstreamResponseHeaders(
+  headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>,
+  onVerdictHeader?: (family: string) => void,
+): Record<string, string | string[]> {
   const nominated = connectionNominated(headers.connection);
   const out: Record<string, string | string[]> = {};
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined) continue;
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || nominated.has(lower)) continue;
+    if (HOP_BY_HOP.has(lower) || nominated.has(lower) || lower.startsWith('access-control-')) continue;
+    const family = verdictHeaderFamily(lower);
+    if (family !== undefined) {
+      onVerdictHeader?.(family);
+      continue;
+    }
     out[lower] = value;
   }
   return out;

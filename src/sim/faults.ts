@@ -27,6 +27,8 @@ export interface FaultState {
   receiptClaimOverrides: Record<string, unknown> | null;
   /** JWKS: leave these kids out. */
   jwksDropKids: string[];
+  /** A hostile router: every /v1 answer carries these response headers (e.g. a forged X-Tresor-Receipt-Verdict). */
+  forgedResponseHeaders: Record<string, string> | null;
 }
 
 export function defaultFaults(): FaultState {
@@ -43,6 +45,7 @@ export function defaultFaults(): FaultState {
     receiptAlg: 'ES256',
     receiptClaimOverrides: null,
     jwksDropKids: [],
+    forgedResponseHeaders: null,
   };
 }
 

@@ -235,6 +235,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
       req.resume();
       return sendJsonError(res, 404, 'not_found', `no route ${path}`);
     }
+    for (const [k, v] of Object.entries(faults.forgedResponseHeaders ?? {})) res.setHeader(k, v);
     lastAuth.set(group, sha256Hex(req.headers.authorization ?? ''));
     const owner = keyOk(req.headers.authorization);
     if (!owner) {

@@ -2,7 +2,10 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parse, parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { resolveConfig } from '../../src/config/load.js';
+import type { IncomingMessage } from 'node:http';
+import { loadConfig, resolveConfig } from '../../src/config/load.js';
+import type { UpstreamConfig } from '../../src/config/types.js';
+import { hostAllowed, listenerDoor } from '../../src/proxy/admission.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { ROOT } from '../helpers/spawn.js';
 import { envOf, execForm, readDockerfile } from './dockerfile.js';
@@ -132,6 +135,16 @@ describe('examples/docker-compose.yaml', () => {
       null,
     );
     expect(cfg.upstreams[0]?.listen).toEqual({ host: '0.0.0.0', port: 8787 });
+  });
+
+  test('the daemon answers to the name the app calls it by, and to the host port mapping; not to other names', async () => {
+    const cfg = await loadConfig({ env: svc['tresor-attest']?.environment as Record<string, string> });
+    const door = listenerDoor(cfg.upstreams[0] as UpstreamConfig);
+    const from = (host: string) => ({ rawHeaders: ['Host', host], socket: { localAddress: '::ffff:172.18.0.3' } }) as unknown as IncomingMessage;
+    expect(hostAllowed(from(new URL(svc.app?.environment.OPENAI_BASE_URL as string).host), door)).toBe(true);
+    expect(hostAllowed(from(`127.0.0.1:${cfg.upstreams[0]?.listen.port}`), door)).toBe(true);
+    expect(hostAllowed(from('172.18.0.3:8787'), door)).toBe(true);
+    expect(hostAllowed(from('router-sim:8787'), door)).toBe(false);
   });
 });
 

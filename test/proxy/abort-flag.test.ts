@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Pool } from 'undici';
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
 import { AbortFlag } from '../../src/proxy/abort-flag.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -33,8 +33,7 @@ describe('AbortFlag as an undici signal', () => {
     const pending = pool.request({ path: '/stall', method: 'GET', signal: flag });
     setTimeout(() => flag.abort(), 50);
     await expect(pending).rejects.toMatchObject({ name: 'AbortError' });
-    await new Promise((r) => setTimeout(r, 50));
-    expect(state.closed).toBe(1);
+    await vi.waitFor(() => expect(state.closed).toBe(1), { timeout: 5_000, interval: 10 });
   });
 
   test('timeout(ms) fails a stalled request with a TimeoutError, like AbortSignal.timeout; a cleared one never fires', async () => {
@@ -42,11 +41,21 @@ describe('AbortFlag as an undici signal', () => {
     const t0 = Date.now();
     await expect(pool.request({ path: '/stall', method: 'GET', signal: AbortFlag.timeout(100) })).rejects.toMatchObject({ name: 'TimeoutError' });
     expect(Date.now() - t0).toBeGreaterThanOrEqual(90);
-    const flag = AbortFlag.timeout(30);
+    const flag = AbortFlag.timeout(5_000);
     const res = await pool.request({ path: '/ok', method: 'GET', signal: flag });
     expect(await res.body.text()).toBe('ok');
     flag.clear();
-    await new Promise((r) => setTimeout(r, 60));
-    expect(flag.aborted).toBe(false);
+    // On an injected clock (a busy machine must not decide it): a cleared timeout never fires, an uncleared one does.
+    vi.useFakeTimers();
+    try {
+      const cleared = AbortFlag.timeout(30);
+      const running = AbortFlag.timeout(30);
+      cleared.clear();
+      vi.advanceTimersByTime(60);
+      expect(cleared.aborted).toBe(false);
+      expect(running.aborted).toBe(true);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

@@ -53,7 +53,7 @@ describe('forwarding', () => {
       const { port } = new URL(base);
       const s = net.connect(Number(port), '127.0.0.1', () => {
         s.write(
-          'POST /v1/things?a=1&b=2 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer app-own-key\r\nConnection: close, x-custom-hop\r\n' +
+          'POST /v1/things?a=1&b=2 HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer app-own-key\r\nConnection: close, x-custom-hop\r\n' +
             'X-Custom-Hop: 1\r\nProxy-Authorization: Basic zzz\r\nTE: trailers\r\nX-Tresor-Receipt: false\r\nX-Other: yes\r\n' +
             'X-Request-Id: app-req-1\r\nContent-Length: 7\r\n\r\npayload',
         );

@@ -162,6 +162,28 @@ describe('local token when the app brings its own key', () => {
     await expect(startDaemon(missing, { logger: createLogger({ level: 'silent', format: 'json' }), env: {}, processMetrics: false })).rejects.toMatchObject({ code: 'ERR_CONFIG_LOCAL_TOKEN_FILE' });
   });
 
+  test('config check and serve refuse the same token files, with the same code, message and exit code', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tresor-token-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    for (const [name, token, problem] of [
+      ['six', 'abc123', /expected one token of at least 16 characters/],
+      ['absent', null, /cannot read .*absent: ENOENT/],
+    ] as const) {
+      if (token !== null) await writeFile(join(dir, name), `${token}\n`);
+      const cfg = join(dir, `${name}.yaml`);
+      await writeFile(cfg, `state_dir: ${join(dir, 'state')}\nupstreams:\n  - url: https://127.0.0.1:9\n    listen: 127.0.0.1:0\n    local_token_file: ${join(dir, name)}\n    attestation: { mode: off }\n`);
+      const check = spawnBin('tresor-attest', ['config', 'check', cfg]);
+      const serve = spawnBin('tresor-attest', ['serve', '--config', cfg]);
+      expect(await check.exited, name).toBe(2);
+      expect(await serve.exited, name).toBe(2);
+      const line = `upstreams.tresor.local_token_file: `;
+      expect(check.stderr()).toContain(line);
+      expect(check.stderr()).toMatch(problem);
+      expect(check.stdout()).not.toContain('configuration is valid');
+      expect(serve.stderr()).toContain(check.stderr().trim().replace(/^tresor-attest: /, ''));
+    }
+  });
+
   test('the comparison: exact match only, any length', () => {
     const t = new LocalToken(TOKEN);
     expect(t.matches(TOKEN)).toBe(true);

@@ -2,6 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { stringify } from 'yaml';
 import { describeConfig, loadConfig } from '../../config/load.js';
 import { toTresorError } from '../../errors/index.js';
+import { readLocalToken } from '../../proxy/local-auth.js';
 import { exitCodeFor } from '../exit-codes.js';
 
 export const configCommand: CommandModule = {
@@ -15,6 +16,8 @@ export const configCommand: CommandModule = {
       handler: async (args) => {
         try {
           const cfg = await loadConfig({ file: args.file as string | undefined });
+          // The local token rules are serve's own (the same function reads and checks each token file).
+          for (const u of cfg.upstreams) readLocalToken(u);
           process.stdout.write(`# configuration is valid${cfg.source ? `: ${cfg.source}` : ' (defaults and environment)'}\n`);
           process.stdout.write(stringify(describeConfig(cfg)));
         } catch (e) {
