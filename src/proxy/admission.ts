@@ -153,9 +153,14 @@ export interface Target {
 
 const UNRESERVED = /^[A-Za-z0-9._~-]$/;
 /** Characters whose meaning in a path differs between servers, raw or percent-encoded. */
-const AMBIGUOUS = new Set(['/', '\\', '%', '?', '#', ';', '\0']);
+const AMBIGUOUS = new Set(['\\', '%', '?', '#', ';', '\0']);
 
-/** Percent-decode the unreserved characters; refuse ambiguous ones (encoded `/`, `%`, ...) and malformed escapes. */
+/**
+ * Percent-decode the unreserved characters; refuse ambiguous ones (encoded `\`, `%`, ...) and
+ * malformed escapes. An encoded `/` stays encoded (`%2F`): SDKs send one inside a slashed model
+ * id (`/v1/models/eu%2Ftresor%2Fgpt-oss-120b`); `checkEncodedSlashes` refuses it where a router
+ * that decodes it would see an empty or dot segment.
+ */
 function decodeUnreserved(p: string): string {
   let out = '';
   for (let i = 0; i < p.length; i++) {
@@ -169,11 +174,25 @@ function decodeUnreserved(p: string): string {
     if (!/^[0-9A-Fa-f]{2}$/.test(hex)) throw new RequestPathError('has a malformed percent-encoding');
     const ch = String.fromCharCode(parseInt(hex, 16));
     if (UNRESERVED.test(ch)) out += ch;
+    else if (ch === '/') out += '%2F';
     else if (AMBIGUOUS.has(ch)) throw new RequestPathError(`contains an encoded ${JSON.stringify(ch)} (%${hex})`);
     else out += `%${hex.toUpperCase()}`;
     i += 2;
   }
   return out;
+}
+
+/**
+ * A segment holding `%2F` must read the same whether or not the router decodes it: none of its
+ * `%2F`-separated parts may be empty, `.` or `..`.
+ */
+function checkEncodedSlashes(segment: string): void {
+  if (!segment.includes('%2F')) return;
+  for (const part of segment.split('%2F')) {
+    if (part === '' || part === '.' || part === '..') {
+      throw new RequestPathError(`contains an encoded "/" (%2F) that would make an empty or dot segment if decoded`);
+    }
+  }
 }
 
 /**
@@ -197,6 +216,7 @@ export function normalizeTarget(url: string): Target {
       return;
     }
     if (s === '' && !last) throw new RequestPathError('has an empty segment (//)');
+    checkEncodedSlashes(s);
     out.push(s);
   });
   return { path: `/${out.join('/')}`, query: q < 0 ? '' : url.slice(q), dotSegments };

@@ -244,11 +244,12 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
     }
     if (req.method === 'POST' && path === '/v1/chat/completions') return handleChat(req, res, ctx, owner);
     if (req.method === 'POST' && path === '/v1/audio/transcriptions') return handleTranscription(req, res, ctx, owner);
-    if (req.method === 'GET' && path === '/v1/models') {
-      return sendJson(res, 200, {
-        object: 'list',
-        data: [...CHAT_ROUTES, ...TRANSCRIPTION_ROUTES].map((id) => ({ id, object: 'model', created: 1_750_000_000, owned_by: id.split('/')[1] })),
-      });
+    const models = [...CHAT_ROUTES, ...TRANSCRIPTION_ROUTES].map((id) => ({ id, object: 'model', created: 1_750_000_000, owned_by: id.split('/')[1] }));
+    if (req.method === 'GET' && path === '/v1/models') return sendJson(res, 200, { object: 'list', data: models });
+    if (req.method === 'GET' && path.startsWith('/v1/models/')) {
+      // SDKs send a slashed model id percent-encoded: /v1/models/eu%2Ftresor%2Fgpt-oss-120b.
+      const model = models.find((m) => m.id === decodeURIComponent(path.slice('/v1/models/'.length)));
+      return model ? sendJson(res, 200, model) : sendJsonError(res, 404, 'not_found', 'model not found');
     }
     if (aci && req.method === 'GET' && path.startsWith('/v1/aci/receipts/')) {
       const r = aciReceipts.get(decodeURIComponent(path.slice('/v1/aci/receipts/'.length)));

@@ -34,6 +34,11 @@ describe('the official OpenAI SDK through the daemon to the simulated router', (
     expect(h.sim.lastAuthorizationSha256.get('/v1/chat/completions')).toBe(sha256(`Bearer ${REAL_KEY}`));
   });
 
+  test('a slashed model id, which the SDK percent-encodes (%2F), is retrieved through the daemon', async () => {
+    const model = await client.models.retrieve('eu/tresor/gpt-oss-120b');
+    expect(model).toMatchObject({ id: 'eu/tresor/gpt-oss-120b', object: 'model' });
+  });
+
   test('chat stream: the bytes the app receives are exactly the bytes the router sent', async () => {
     const body = JSON.stringify({ model: 'eu/tresor/gpt-oss-120b', stream: true, messages: [{ role: 'user', content: 'Stream me something longer than one chunk, please.' }] });
     const res = await request(`${h.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });

@@ -88,8 +88,15 @@ describe('path normalisation (RFC 3986 §6.2.2.2 and §5.2.4)', () => {
     expect(normalizeTarget('/')).toMatchObject({ path: '/' });
   });
 
+  test('an encoded slash inside a segment (a slashed model id, as SDKs send it) stays encoded', () => {
+    expect(normalizeTarget('/v1/models/eu%2ftresor%2Fgpt-oss-120b')).toMatchObject({ path: '/v1/models/eu%2Ftresor%2Fgpt-oss-120b', dotSegments: false });
+    for (const bad of ['/v1/models%2F..%2Fattestation', '/v1/models/%2F', '/v1/a%2F%2Fb', '/v1/%2E%2E%2Fx', '/v1/x%2F.']) {
+      expect(() => normalizeTarget(bad), bad).toThrowError(expect.objectContaining({ code: 'ERR_REQUEST_PATH' }) as Error);
+    }
+  });
+
   test('what cannot be normalised unambiguously is refused', () => {
-    for (const bad of ['/v1//chat/completions', '//v1/models', '/v1/models%2fx', '/v1/..%2Fattestation', '/v1/%252e%252e/attestation', '/v1/..;/attestation', '/v1\\..\\attestation', '/v1/%5c..', '/v1/%3fx', '/v1/%zz', '/v1/%4', '/..', '/v1/../../trust/router.json', 'http://evil.example/v1/models', '*', '/v1/models#x']) {
+    for (const bad of ['/v1//chat/completions', '//v1/models', '/v1/..%2Fattestation', '/v1/%252e%252e/attestation', '/v1/..;/attestation', '/v1\\..\\attestation', '/v1/%5c..', '/v1/%3fx', '/v1/%zz', '/v1/%4', '/..', '/v1/../../trust/router.json', 'http://evil.example/v1/models', '*', '/v1/models#x']) {
       expect(() => normalizeTarget(bad), bad).toThrowError(expect.objectContaining({ code: 'ERR_REQUEST_PATH' }) as Error);
     }
   });
