@@ -37,6 +37,15 @@ export const liveAgents = new Set<AttestedAgent>();
  * attested once, repeated failures opening a circuit), through HTTPS_PROXY when the environment
  * says so. Requests to any other origin are refused. With receipts on, each completion's receipt
  * is fetched and verified by the daemon's receipt pipeline.
+ *
+ * @example
+ * ```ts
+ * import { request, setGlobalDispatcher } from 'undici'
+ * import { AttestedAgent } from 'tresor-attest'
+ * const agent = new AttestedAgent({ baseURL: 'https://api.tresor.co/v1', releaseRootFile: 'release-root.pub' })
+ * const res = await request('https://api.tresor.co/v1/models', { dispatcher: agent, headers: { authorization: `Bearer ${key}` } })
+ * // or, for every undici request in the process: setGlobalDispatcher(agent)
+ * ```
  */
 export class AttestedAgent extends Dispatcher {
   private readonly started: Promise<Running>;

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
+import { toAttestationError } from '../errors/attestation.js';
 import { endObserver } from '../proxy/forward.js';
 import { isEventStream } from '../proxy/headers.js';
 import type { ExchangeObserver } from '../proxy/hooks.js';
@@ -87,7 +88,7 @@ export function observeExchange(
     },
     onResponseEnd(c, trailers) {
       void end(true).then((decision) => {
-        if (decision?.reject) return handler.onResponseError?.(c, decision.reject);
+        if (decision?.reject) return handler.onResponseError?.(c, toAttestationError(decision.reject));
         const held = holder?.release();
         if (held && held.length > 0) handler.onResponseData?.(c, held);
         handler.onResponseEnd?.(c, trailers);

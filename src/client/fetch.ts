@@ -26,6 +26,16 @@ export interface ResponseLike {
  * A `fetch` whose every request goes to the attested router through an `AttestedAgent`. An
  * attestation failure rejects with the named `AttestationError` subclass itself (not wrapped in
  * undici's `TypeError: fetch failed`), before any application byte leaves the process.
+ *
+ * @example
+ * ```ts
+ * import OpenAI from 'openai'
+ * import { attestedFetch } from 'tresor-attest'
+ * const fetch = attestedFetch({ baseURL: 'https://api.tresor.co/v1', releaseRootFile: 'release-root.pub', receipts: 'audit' })
+ * const client = new OpenAI({ baseURL: 'https://api.tresor.co/v1', apiKey: process.env.TRESOR_API_KEY, fetch })
+ * const { data, response } = await client.chat.completions.create({ model: 'gpt-oss-120b', messages }).withResponse()
+ * console.log((await fetch.verdictFor(response)).verdict) // 'verified'
+ * ```
  */
 export function attestedFetch(options: AttestedOptions | AttestedAgent): AttestedFetch {
   const agent = options instanceof AttestedAgent ? options : new AttestedAgent(options);
@@ -52,6 +62,14 @@ export function attestedFetch(options: AttestedOptions | AttestedAgent): Atteste
  * on): waits until the receipt is fetched, verified and recorded, or `timeoutMs` passed (default:
  * the receipt deadline plus 5 s; then `status` is still `pending`). An answer that carries no
  * receipt (an error status, a failed exchange) resolves with verdict `none`.
+ *
+ * @example
+ * ```ts
+ * import { verdictFor } from 'tresor-attest'
+ * const res = await fetch(`${baseURL}/chat/completions`, { method: 'POST', headers, body }) // an attestedFetch
+ * await res.json()
+ * const { verdict, code, checks } = await verdictFor(res)
+ * ```
  */
 export async function verdictFor(response: ResponseLike | string, options: { timeoutMs?: number } = {}): Promise<VerdictSummary> {
   const id = typeof response === 'string' ? response : headerOf(response, REQUEST_ID_HEADER);
