@@ -27,6 +27,14 @@ interface Running {
   dispatch: Dispatcher['dispatch'];
 }
 
+/**
+ * A failed attestation opens the circuit at once, for 5 s (doubling per further failure, at most
+ * 60 s): an SDK's retries of the failed request (openai: 2 within about 1.5 s) get the same typed
+ * error without a new connection being attested. The daemon waits for 3 failures (its clients
+ * do not retry on their own).
+ */
+const LIBRARY_CIRCUIT = { threshold: 1, baseMs: 5_000, maxMs: 60_000 };
+
 /** Agents alive in this process, so that `verdictFor(response)` finds the exchange by its id. */
 export const liveAgents = new Set<AttestedAgent>();
 
@@ -78,8 +86,7 @@ export class AttestedAgent extends Dispatcher {
       // The connector hook: the manager decides; its refusal reaches the app as the named typed error.
       const upstream = new Upstream(u, { verifyConnection: (_name, socket) => (manager as AttestationManager).verifyConnection(socket).catch((e: unknown) => Promise.reject(toAttestationError(e))) }, env);
       const registry = emptyAttesterRegistry();
-      // A failed attestation opens the circuit at once: an SDK's retry of the failed request gets the same error without a new attestation.
-      manager = await createUpstreamAttestation(u, upstream, { clock, stateDir: config.state_dir, logger, env, circuit: { threshold: 1, baseMs: 1_000, maxMs: 60_000 } }, registry);
+      manager = await createUpstreamAttestation(u, upstream, { clock, stateDir: config.state_dir, logger, env, circuit: LIBRARY_CIRCUIT }, registry);
       const onVerdict = o.onVerdict;
       const pipeline = await openReceiptPipeline(config, {
         upstreams: new Map([[u.name, upstream]]),
