@@ -83,4 +83,17 @@ describe('the package as installed from its tarball', () => {
     const demo = await sh(join(app, 'node_modules/.bin/tresor-attest'), ['demo'], app);
     expect(demo.stdout).toMatch(/verified/);
   });
+
+  test('without the openai package the demo fails clearly (exit 2, ERR_DEMO_NEEDS_OPENAI); the library still loads', async () => {
+    await rm(join(app, 'node_modules/openai'), { recursive: true, force: true });
+    const demo = await sh(join(app, 'node_modules/.bin/tresor-attest'), ['demo'], app).then(
+      () => ({ code: 0, out: '' }),
+      (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, out: e.stdout + e.stderr }),
+    );
+    expect(demo.code).toBe(2);
+    expect(demo.out).toContain('ERR_DEMO_NEEDS_OPENAI');
+    expect(demo.out).toContain('npm install openai');
+    const { stdout } = await sh(process.execPath, ['--input-type=module', '-e', "import('tresor-attest').then((m) => console.log(typeof m.attestedFetch))"], app);
+    expect(stdout.trim()).toBe('function');
+  });
 });
