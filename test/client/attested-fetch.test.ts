@@ -1,6 +1,7 @@
 import net from 'node:net';
 import { join } from 'node:path';
 import OpenAI from 'openai';
+import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { attestedFetch, verdictFor, type AttestedFetch } from '../../src/client/fetch.js';
 import {
@@ -83,6 +84,25 @@ describe('plain fetch: each attestation fault is its named error, before any app
     expect(err).toBeInstanceOf(AttestationError);
     expect(err).toMatchObject({ code });
     expect(count('/v1/chat/completions')).toBe(chats);
+  });
+
+  test('a TLS key rotation: the same agent attests the new key on its next connection before using it', async () => {
+    const f = open();
+    const ask = async (content: string) => {
+      // reset: the connection closes after the answer, so the next request opens a new one.
+      const res = await request(`${s.baseURL}/chat/completions`, { dispatcher: f.agent, method: 'POST', reset: true, headers: { authorization: 'Bearer tr-test', 'content-type': 'application/json' }, body: chat(content) });
+      expect(res.statusCode).toBe(200);
+      await res.body.text();
+    };
+    await ask('before');
+    const old = s.sim.spkiSha256;
+    await s.sim.rotateTlsKey();
+    expect(s.sim.spkiSha256).not.toBe(old);
+    const attestations = count('/attestation');
+    await ask('after');
+    expect(count('/attestation')).toBe(attestations + 1);
+    const pinned = ((await f.agent.status()).identities as { spkiSha256: string }[]).map((i) => i.spkiSha256);
+    expect(pinned).toEqual([old, s.sim.spkiSha256]);
   });
 
   test('requests to another origin are refused, not sent', async () => {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterEach, describe, expect, test } from 'vitest';
 import { attestedFetch, type AttestedFetch } from '../../src/client/fetch.js';
+import type { AttestedOptions } from '../../src/client/options.js';
 import { CertificateChainError } from '../../src/errors/attestation.js';
 import { startSimulator, type RunningSimulator } from '../../src/sim/index.js';
 import { createAciDeployment } from '../../src/sim/mint/aci.js';
@@ -19,7 +20,7 @@ afterEach(async () => {
 });
 
 /** The simulator speaking one profile, and attestedFetch options for it with its test root passed explicitly. */
-async function profileSim(profile: 'aci' | 'near' | 'pinaivu'): Promise<{ sim: RunningSimulator; options: Parameters<typeof attestedFetch>[0] & object; root: string }> {
+async function profileSim(profile: 'aci' | 'near' | 'pinaivu'): Promise<{ sim: RunningSimulator; options: AttestedOptions; root: string }> {
   const dir = scratch.dir;
   const evidence = await createRouterEvidence({});
   let measurement: string;
