@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { join } from 'node:path';
 import OpenAI from 'openai';
-import { request } from 'undici';
+import { fetch as undiciFetch, getGlobalDispatcher, request, setGlobalDispatcher } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { attestedFetch, verdictFor, type AttestedFetch } from '../../src/client/fetch.js';
 import {
@@ -103,6 +103,19 @@ describe('plain fetch: each attestation fault is its named error, before any app
     expect(count('/attestation')).toBe(attestations + 1);
     const pinned = ((await f.agent.status()).identities as { spkiSha256: string }[]).map((i) => i.spkiSha256);
     expect(pinned).toEqual([old, s.sim.spkiSha256]);
+  });
+
+  test('setGlobalDispatcher: undici.fetch without a dispatcher option goes through the attested agent', async () => {
+    const previous = getGlobalDispatcher();
+    const f = open({ receipts: 'audit' });
+    setGlobalDispatcher(f.agent);
+    try {
+      const res = await undiciFetch(`${s.baseURL}/chat/completions`, { method: 'POST', headers: { authorization: 'Bearer tr-test', 'content-type': 'application/json' }, body: chat('global') });
+      await res.text();
+      expect(await verdictFor(res)).toMatchObject({ verdict: 'verified' });
+    } finally {
+      setGlobalDispatcher(previous);
+    }
   });
 
   test('requests to another origin are refused, not sent', async () => {
