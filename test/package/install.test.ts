@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -72,6 +72,30 @@ describe('the package as installed from its tarball', () => {
     expect(out.content).toContain('from the tarball');
   });
 
+  test('types ship: a strict TypeScript app type-checks against dist/index.d.ts (with openai and undici types)', async () => {
+    await writeFile(
+      join(app, 'check.ts'),
+      `import OpenAI from 'openai';
+      import { attestedFetch, AttestedAgent, verdictFor, MeasurementNotAllowedError, verifyNitroDocument, type AttestedOptions, type VerdictSummary } from 'tresor-attest';
+      const options: AttestedOptions = { baseURL: 'https://api.tresor.co/v1', releaseRootFile: 'r.pub', receipts: 'audit' };
+      const fetch = attestedFetch(options);
+      const client = new OpenAI({ baseURL: options.baseURL, apiKey: 'x', fetch });
+      const agent: AttestedAgent = fetch.agent;
+      export async function f(): Promise<VerdictSummary> {
+        const { response } = await client.chat.completions.create({ model: 'm', messages: [] }).withResponse();
+        try { verifyNitroDocument(new Uint8Array(), { at: new Date() }); } catch (e) { if (e instanceof MeasurementNotAllowedError) console.log(e.code, e.violations.length); }
+        void agent;
+        return verdictFor(response);
+      }
+      // @ts-expect-error: baseURL is required
+      attestedFetch({ receipts: 'audit' });
+      `,
+    );
+    await symlink(join(ROOT, 'node_modules/@types'), join(app, 'node_modules/@types'));
+    const tsc = join(ROOT, 'node_modules/typescript/bin/tsc');
+    await expect(sh(process.execPath, [tsc, '--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--types', 'node', 'check.ts'], app)).resolves.toBeDefined();
+  }, 120_000);
+
   test('CJS: require() loads the same library (Node >= 20.19 loads ES modules from require)', async () => {
     const { stdout } = await sh(process.execPath, ['-e', "const m = require('tresor-attest'); console.log(typeof m.attestedFetch, typeof m.AttestedAgent, m.SPKIMismatchError.name)"], app);
     expect(stdout.trim()).toBe('function function SPKIMismatchError');
@@ -82,7 +106,7 @@ describe('the package as installed from its tarball', () => {
     expect((await sh(join(app, 'node_modules/.bin/tresor-verify'), ['--help'], app)).stdout).toContain('receipt');
     const demo = await sh(join(app, 'node_modules/.bin/tresor-attest'), ['demo'], app);
     expect(demo.stdout).toMatch(/verified/);
-  });
+  }, 120_000);
 
   test('without the openai package the demo fails clearly (exit 2, ERR_DEMO_NEEDS_OPENAI); the library still loads', async () => {
     await rm(join(app, 'node_modules/openai'), { recursive: true, force: true });
