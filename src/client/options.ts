@@ -21,7 +21,8 @@ export interface AttestedOptions {
   /**
    * A PEM file of TEST hardware roots (e.g. the simulator's) trusted INSTEAD of the pinned AMD,
    * AWS Nitro and Intel roots: `aci.amd_ark_file`, `pinaivu.nitro_root_file` and
-   * `tdx.intel_root_file` of the daemon. Never set in production; there is no default.
+   * `tdx.intel_root_file` of the daemon (profiles aci, near, pinaivu; the tresor profile's AMD
+   * roots come from its signed trust bundle). Never set in production; there is no default.
    */
   testRoots?: string;
   /** Receipts (opt-in, default `off`): `audit` records each completion's verdict, `strict` also fails the response body when it does not verify. */
