@@ -25,6 +25,16 @@ export interface ErrorOptions {
   detail?: Record<string, unknown>;
 }
 
+/**
+ * Every failure of the project: a stable `code`, the `phase` (layer) that refused, non-secret
+ * `detail`. The library's `AttestationError` classes extend it.
+ *
+ * @example
+ * ```ts
+ * import { TresorError } from 'tresor-attest'
+ * if (e instanceof TresorError) console.error(e.code, e.phase, e.message)
+ * ```
+ */
 export class TresorError extends Error {
   readonly code: string;
   readonly phase: Phase;

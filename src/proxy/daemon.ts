@@ -11,12 +11,8 @@ import { LocalAuthError, readLocalToken, type LocalToken } from './local-auth.js
 import type { DaemonHooks } from './hooks.js';
 import { Upstream } from './upstream.js';
 import { AttestationManager } from '../attestation/manager.js';
-import { createTresorAttester, type TresorAttester } from '../attestation/tresor.js';
-import { aciTeeVerifier, createAciAttester, type AciAttester } from '../attestation/aci.js';
-import { createPinaivuAttester, pinaivuNitroRoots, type PinaivuAttester } from '../attestation/pinaivu.js';
-import { createNearAttester, type NearAttester } from '../attestation/near.js';
-import { tdxRoots } from '../attestation/tdx.js';
-import type { AttestationEvent, AttestOverSocket } from '../attestation/manager.js';
+import { createUpstreamAttestation, emptyAttesterRegistry } from '../attestation/profile.js';
+import type { AttestationEvent } from '../attestation/manager.js';
 import { DaemonMetrics } from '../metrics/metrics.js';
 import { routeLabel } from '../metrics/routes.js';
 import { RecentErrors } from './recent-errors.js';
@@ -88,10 +84,6 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
   const clock = deps.clock ?? (() => new Date());
   await mkdir(config.state_dir, { recursive: true, mode: 0o700 });
   const managers = new Map<string, AttestationManager>();
-  const attesters = new Map<string, TresorAttester>();
-  const aciAttesters = new Map<string, AciAttester>();
-  const pinaivuAttesters = new Map<string, PinaivuAttester>();
-  const nearAttesters = new Map<string, NearAttester>();
   let pipeline: ReceiptPipeline | undefined;
   const extra = deps.hooks ?? {};
   const hooks = withAttestation(managers, {
@@ -139,52 +131,13 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
       logger.warn({ upstream, family, event: 'router_verdict_header.dropped' }, "the router sent one of the daemon's verdict headers: dropped (only the daemon reports what it verified)");
     },
   };
+  const registry = emptyAttesterRegistry();
   for (const u of config.upstreams) {
     const upstream = upstreams.get(u.name) as Upstream;
-    if (u.attestation.mode === 'off') {
-      managers.set(u.name, new AttestationManager({ upstream: u.name, mode: 'off', attest: () => Promise.reject(new Error('attestation is off')), clock, logger: logger.child({ upstream: u.name }), refreshAheadMs: 0 }));
-      continue;
-    }
-    let attest: AttestOverSocket;
-    if (u.profile === 'aci') {
-      const aci = createAciAttester(u, { clock, teeVerifier: aciTeeVerifier(u) });
-      aciAttesters.set(u.name, aci);
-      attest = aci.attest;
-    } else if (u.profile === 'pinaivu') {
-      const p = createPinaivuAttester(u, { clock, roots: pinaivuNitroRoots(u) });
-      pinaivuAttesters.set(u.name, p);
-      attest = p.attest;
-    } else if (u.profile === 'near') {
-      const n = createNearAttester(u, { clock, roots: tdxRoots(u) });
-      nearAttesters.set(u.name, n);
-      attest = n.attest;
-    } else {
-      const attester = await createTresorAttester(u, {
-        clock,
-        stateDir: config.state_dir,
-        caPem: upstream.caPem,
-        ...(deps.env ? { env: deps.env } : {}),
-        onBundleFetch: (result) => metrics.bundleFetch(u.name, result),
-      });
-      attesters.set(u.name, attester);
-      attest = attester.attest;
-    }
-    managers.set(
-      u.name,
-      new AttestationManager({
-        upstream: u.name,
-        mode: u.attestation.mode,
-        attest,
-        openSocket: () => upstream.openSocket(),
-        clock,
-        logger: logger.child({ upstream: u.name }),
-        refreshAheadMs: u.attestation.refresh_ahead_seconds * 1000,
-        onRevoke: () => void upstream.resetConnections(),
-        onEvent,
-      }),
-    );
+    const attestationDeps = { clock, stateDir: config.state_dir, logger, env: deps.env, onEvent, onBundleFetch: (result: 'ok' | 'error') => metrics.bundleFetch(u.name, result) };
+    managers.set(u.name, await createUpstreamAttestation(u, upstream, attestationDeps, registry));
   }
-  pipeline = await openReceiptPipeline(config, { upstreams, managers, attesters, aciAttesters, pinaivuAttesters, nearAttesters, clock, logger, metrics });
+  pipeline = await openReceiptPipeline(config, { upstreams, managers, ...registry, clock, logger, metrics });
   // Attest at start-up so /readyz turns ready before the first request (in the background).
   for (const m of managers.values()) void m.start();
   const startedAt = Date.now();

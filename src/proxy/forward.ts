@@ -288,7 +288,7 @@ function sseError(message: string, code: string): string {
   return `event: error\ndata: ${JSON.stringify({ error: { message, type, code } })}\n\n`;
 }
 
-async function endObserver(obs: ExchangeObserver | undefined, logger: Logger, reqId: string, outcome: ExchangeOutcome): Promise<ExchangeDecision | undefined> {
+export async function endObserver(obs: ExchangeObserver | undefined, logger: Logger, reqId: string, outcome: ExchangeOutcome): Promise<ExchangeDecision | undefined> {
   if (!obs?.onEnd) return undefined;
   try {
     return (await obs.onEnd(outcome)) ?? undefined;

@@ -19,6 +19,7 @@ import { createReceiptKeyPolicy } from '../receipts/key-policy.js';
 import { createRemoteJwks, MAX_JWKS_BYTES } from '../receipts/jwks.js';
 import { RECEIPT_ID_HEADER, ReceiptPipeline, type UpstreamReceipts } from '../receipts/pipeline.js';
 import { Semaphore, TokenBucket } from '../receipts/rate.js';
+import type { VerdictSummary } from '../receipts/verdicts.js';
 import type { Upstream } from './upstream.js';
 import type { DaemonMetrics } from '../metrics/metrics.js';
 
@@ -126,6 +127,9 @@ export async function openReceiptPipeline(
     clock: Clock;
     logger: Logger;
     metrics?: DaemonMetrics;
+    /** Keep the journal and the audit log in memory (the library without a state dir). */
+    inMemory?: boolean;
+    onVerdict?: (v: VerdictSummary) => void;
   },
 ): Promise<ReceiptPipeline | undefined> {
   const list: UpstreamReceipts[] = [];
@@ -162,7 +166,8 @@ export async function openReceiptPipeline(
   }
   if (list.length === 0) return undefined;
   return ReceiptPipeline.open({
-    stateDir: config.state_dir,
+    stateDir: deps.inMemory ? undefined : config.state_dir,
+    ...(deps.onVerdict ? { onVerdict: deps.onVerdict } : {}),
     audit: { dir: config.audit.dir, maxFileBytes: config.audit.max_file_bytes, retentionFiles: config.audit.retention_files, archiveReceipts: config.audit.archive_receipts },
     clock: deps.clock,
     logger: deps.logger.child({ component: 'receipts' }),

@@ -9,6 +9,7 @@ import type { ExchangeInfo, ExchangeObserver, ExchangeOutcome } from '../proxy/h
 import type { Clock } from '../types.js';
 import type { ReceiptFetchPolicy, UpstreamGet } from './fetch.js';
 import { ReceiptJournal, type ReceiptJob } from './journal.js';
+import { MemoryAuditLog, MemoryJournal } from './memory.js';
 import { carriesReceipt, ExchangeDigest } from './observer.js';
 import type { Semaphore, TokenBucket } from './rate.js';
 import { recordFor, recordWithout, type FinalVerdict, type ReceiptFormat, type ReceiptRecord, type RecordDeps } from './record.js';
@@ -40,7 +41,8 @@ export interface UpstreamReceipts {
 }
 
 export interface PipelineOptions {
-  stateDir: string;
+  /** Where the journal lives; undefined keeps the journal and the audit log in memory (library without a state dir). */
+  stateDir: string | undefined;
   audit: { dir: string; maxFileBytes: number; retentionFiles: number; archiveReceipts: boolean; commitWindowMs?: number };
   clock: Clock;
   logger: Logger;
@@ -48,7 +50,12 @@ export interface PipelineOptions {
   sleep?: (ms: number) => Promise<void>;
   /** How long the end of each answer waited for its job to be journaled (the latency durability adds). */
   onJournaled?: (upstream: string, seconds: number) => void;
+  /** Told each final verdict, once it is recorded. */
+  onVerdict?: (v: VerdictSummary) => void;
 }
+
+type Journal = Pick<ReceiptJournal, 'size' | 'add' | 'done' | 'close'>;
+type Audit = { append(record: Record<string, unknown>, o?: { urgent?: boolean }): Promise<{ seq: number }>; close(): Promise<void> };
 
 /** A strict-mode refusal: the failing check's code, as a 502 to the app. */
 export class ReceiptRejected extends VerificationError {
@@ -97,14 +104,15 @@ export class ReceiptPipeline {
 
   private constructor(
     private readonly o: PipelineOptions,
-    private readonly journal: ReceiptJournal,
-    private readonly audit: AuditLog,
+    private readonly journal: Journal,
+    private readonly audit: Audit,
     private readonly archive: ReceiptArchive | undefined,
   ) {
     for (const u of o.upstreams) this.upstreams.set(u.name, u);
   }
 
   static async open(o: PipelineOptions): Promise<ReceiptPipeline> {
+    if (o.stateDir === undefined) return new ReceiptPipeline(o, new MemoryJournal(), new MemoryAuditLog(), undefined);
     // Records nobody waits for (audit mode) share fdatasyncs over a short window; strict-mode ones commit at once.
     const commitWindowMs = o.audit.commitWindowMs ?? AUDIT_COMMIT_WINDOW_MS;
     const audit = await AuditLog.open({ dir: o.audit.dir, clock: o.clock, maxFileBytes: o.audit.maxFileBytes, retentionFiles: o.audit.retentionFiles, commitWindowMs });
@@ -249,6 +257,7 @@ export class ReceiptPipeline {
       seq,
     };
     this.verdicts.set(summary);
+    this.o.onVerdict?.(summary);
     // Every verdict is in the audit log; the operator's log gets the ones that need a look.
     const level = record.verdict === 'verified' || record.verdict === 'opted_out' ? 'debug' : 'warn';
     this.o.logger[level]({ upstream: record.upstream, reqId: record.request_id, receiptId: record.receipt_id, verdict: record.verdict, code: record.code, seq }, 'receipt');

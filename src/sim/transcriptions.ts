@@ -1,11 +1,18 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import busboy from 'busboy';
+import type busboyModule from 'busboy';
 import { sendJson, sendJsonError, sleep } from './http.js';
 import { resolveRoute } from './routes.js';
 import type { SimContext } from './context.js';
 
 const MAX_UPLOAD = 200 * 1024 * 1024;
+
+/**
+ * busboy is a development dependency (only this simulator route parses multipart): loaded on the
+ * first upload, so the installed library and the rest of the simulator run without it.
+ */
+let busboyLoad: Promise<typeof busboyModule | undefined> | undefined;
+const loadBusboy = () => (busboyLoad ??= import('busboy').then((m) => m.default, () => undefined));
 
 /** Multipart transcription, streamed: the file is hashed and counted, never held in memory. */
 export async function handleTranscription(req: IncomingMessage, res: ServerResponse, ctx: SimContext, ownerKeySha256: string): Promise<void> {
@@ -14,8 +21,13 @@ export async function handleTranscription(req: IncomingMessage, res: ServerRespo
   let fileBytes = 0;
   let fileSeen = false;
   let tooLarge = false;
+  const busboy = await loadBusboy();
+  if (!busboy) {
+    req.resume();
+    return sendJsonError(res, 501, 'simulator_dependency_missing', "the simulator's transcription route needs the busboy package: npm install busboy");
+  }
   const parsed = await new Promise<boolean>((resolve) => {
-    let bb: busboy.Busboy;
+    let bb: busboyModule.Busboy;
     try {
       bb = busboy({ headers: req.headers, limits: { fileSize: MAX_UPLOAD, fields: 32, fieldSize: 64 * 1024, files: 1 } });
     } catch {

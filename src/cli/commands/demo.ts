@@ -1,10 +1,9 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import OpenAI from 'openai';
 import type { Argv, CommandModule } from 'yargs';
 import { resolveConfig } from '../../config/load.js';
-import { toTresorError } from '../../errors/index.js';
+import { toTresorError, UsageError } from '../../errors/index.js';
 import { createLogger } from '../../log/logger.js';
 import { startDaemon } from '../../proxy/daemon.js';
 import { startSimulator } from '../../sim/index.js';
@@ -14,6 +13,15 @@ import { createPinaivuDeployment } from '../../sim/mint/pinaivu.js';
 import { createNearDeployment } from '../../sim/mint/near.js';
 import { toPem } from '../../x509/certificate.js';
 import { exitCodeFor } from '../exit-codes.js';
+
+/** The openai SDK is not a run-time dependency of the package (only the demo drives it): loaded here, with a clear error when absent. */
+async function loadOpenAI() {
+  try {
+    return (await import('openai')).default;
+  } catch {
+    throw new UsageError('ERR_DEMO_NEEDS_OPENAI', 'tresor-attest demo drives the official OpenAI SDK, which is not installed here: npm install openai');
+  }
+}
 
 interface DemoArgs {
   verbose: boolean;
@@ -45,6 +53,7 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
     let sim: Awaited<ReturnType<typeof startSimulator>> | undefined;
     let daemon: Awaited<ReturnType<typeof startDaemon>> | undefined;
     try {
+      const OpenAI = await loadOpenAI();
       // The simulated router proves what it runs with evidence from its own test roots; the daemon
       // pins the simulator's release-root key exactly as it would pin the real one.
       const evidence = await createRouterEvidence();

@@ -1,0 +1,81 @@
+import type { Logger } from 'pino';
+import type { UpstreamConfig } from '../config/types.js';
+import type { Upstream } from '../proxy/upstream.js';
+import type { Clock } from '../types.js';
+import { aciTeeVerifier, createAciAttester, type AciAttester } from './aci.js';
+import { AttestationManager, type AttestationEvent, type AttestOverSocket } from './manager.js';
+import { createNearAttester, type NearAttester } from './near.js';
+import { createPinaivuAttester, pinaivuNitroRoots, type PinaivuAttester } from './pinaivu.js';
+import { tdxRoots } from './tdx.js';
+import { createTresorAttester, type TresorAttester } from './tresor.js';
+
+/** Each upstream's profile attester, by upstream name (the receipt formats need them). */
+export interface AttesterRegistry {
+  attesters: Map<string, TresorAttester>;
+  aciAttesters: Map<string, AciAttester>;
+  pinaivuAttesters: Map<string, PinaivuAttester>;
+  nearAttesters: Map<string, NearAttester>;
+}
+
+export function emptyAttesterRegistry(): AttesterRegistry {
+  return { attesters: new Map(), aciAttesters: new Map(), pinaivuAttesters: new Map(), nearAttesters: new Map() };
+}
+
+export interface UpstreamAttestationDeps {
+  clock: Clock;
+  stateDir: string;
+  logger: Logger;
+  env?: Record<string, string | undefined> | undefined;
+  onEvent?: ((e: AttestationEvent) => void) | undefined;
+  onBundleFetch?: ((result: 'ok' | 'error') => void) | undefined;
+  circuit?: { threshold: number; baseMs: number; maxMs: number } | undefined;
+}
+
+/**
+ * The pinning manager for one upstream, with its profile's attester (tresor, aci, pinaivu, near)
+ * registered in `registry`: what the daemon runs per upstream, and what the library's
+ * `AttestedAgent` runs for its one upstream.
+ */
+export async function createUpstreamAttestation(u: UpstreamConfig, upstream: Upstream, deps: UpstreamAttestationDeps, registry: AttesterRegistry): Promise<AttestationManager> {
+  const { clock } = deps;
+  const logger = deps.logger.child({ upstream: u.name });
+  if (u.attestation.mode === 'off') {
+    return new AttestationManager({ upstream: u.name, mode: 'off', attest: () => Promise.reject(new Error('attestation is off')), clock, logger, refreshAheadMs: 0 });
+  }
+  let attest: AttestOverSocket;
+  if (u.profile === 'aci') {
+    const aci = createAciAttester(u, { clock, teeVerifier: aciTeeVerifier(u) });
+    registry.aciAttesters.set(u.name, aci);
+    attest = aci.attest;
+  } else if (u.profile === 'pinaivu') {
+    const p = createPinaivuAttester(u, { clock, roots: pinaivuNitroRoots(u) });
+    registry.pinaivuAttesters.set(u.name, p);
+    attest = p.attest;
+  } else if (u.profile === 'near') {
+    const n = createNearAttester(u, { clock, roots: tdxRoots(u) });
+    registry.nearAttesters.set(u.name, n);
+    attest = n.attest;
+  } else {
+    const attester = await createTresorAttester(u, {
+      clock,
+      stateDir: deps.stateDir,
+      caPem: upstream.caPem,
+      ...(deps.env ? { env: deps.env } : {}),
+      ...(deps.onBundleFetch ? { onBundleFetch: deps.onBundleFetch } : {}),
+    });
+    registry.attesters.set(u.name, attester);
+    attest = attester.attest;
+  }
+  return new AttestationManager({
+    upstream: u.name,
+    mode: u.attestation.mode,
+    attest,
+    openSocket: () => upstream.openSocket(),
+    clock,
+    logger,
+    refreshAheadMs: u.attestation.refresh_ahead_seconds * 1000,
+    onRevoke: () => void upstream.resetConnections(),
+    ...(deps.onEvent ? { onEvent: deps.onEvent } : {}),
+    ...(deps.circuit ? { circuit: deps.circuit } : {}),
+  });
+}

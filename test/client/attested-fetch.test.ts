@@ -1,0 +1,205 @@
+import net from 'node:net';
+import { join } from 'node:path';
+import OpenAI from 'openai';
+import { fetch as undiciFetch, getGlobalDispatcher, request, setGlobalDispatcher } from 'undici';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { attestedFetch, verdictFor, type AttestedFetch } from '../../src/client/fetch.js';
+import {
+  AttestationError,
+  BundleSignatureInvalid,
+  IdentityTagNotAllowedError,
+  MeasurementNotAllowedError,
+  ReceiptRejectedError,
+  ReportDataMismatchError,
+  SPKIMismatchError,
+  TCBBelowFloorError,
+} from '../../src/errors/attestation.js';
+import type { VerdictSummary } from '../../src/receipts/verdicts.js';
+import type { RouterEvidenceFaults } from '../../src/sim/mint/router.js';
+import { verifyAuditLog, verifyReceipt } from '../../src/index.js';
+import { startLibrarySim, type LibrarySim } from '../helpers/library.js';
+
+let s: LibrarySim;
+const opened: AttestedFetch[] = [];
+beforeAll(async () => {
+  s = await startLibrarySim();
+});
+afterEach(async () => {
+  for (const f of opened.splice(0)) await f.close();
+  for (const k of Object.keys(s.evidence.faults)) delete (s.evidence.faults as Record<string, unknown>)[k];
+  Object.assign(s.sim.faults, { receiptTamper: false });
+});
+afterAll(() => s.close());
+
+const open = (extra = {}) => {
+  const f = attestedFetch(s.options(extra));
+  opened.push(f);
+  return f;
+};
+const chat = (content: string, stream = false) => JSON.stringify({ model: 'gpt-oss-120b', stream, messages: [{ role: 'user', content }] });
+const post = (f: AttestedFetch, body: string) => f(`${s.baseURL}/chat/completions`, { method: 'POST', headers: { authorization: 'Bearer tr-test', 'content-type': 'application/json' }, body });
+const count = (path: string) => s.sim.requestCounts.get(path) ?? 0;
+
+describe('attestedFetch with the official OpenAI SDK', () => {
+  test('JSON and streamed completions through the attested transport, each receipt verified in-process', async () => {
+    const fetch = open({ receipts: 'audit' });
+    const client = new OpenAI({ baseURL: s.baseURL, apiKey: 'tr-test', fetch });
+    const { data, response } = await client.chat.completions.create({ model: 'gpt-oss-120b', messages: [{ role: 'user', content: 'Hello!' }] }).withResponse();
+    expect(data.choices[0]?.message.content).toContain('Hello!');
+    expect(await fetch.verdictFor(response)).toMatchObject({ status: 'done', verdict: 'verified' });
+    const { data: stream, response: streamed } = await client.chat.completions.create({ model: 'gpt-oss-120b', stream: true, messages: [{ role: 'user', content: 'abc' }] }).withResponse();
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+    expect(text).toContain('abc');
+    expect(await verdictFor(streamed)).toMatchObject({ status: 'done', verdict: 'verified' });
+  });
+
+  test('an attestation failure reaches openai as the MeasurementNotAllowedError itself (its cause); its retries do not attest again; no application byte sent', async () => {
+    s.evidence.faults.wrongMeasurement = true;
+    const [chats, attestations] = [count('/v1/chat/completions'), count('/attestation')];
+    const client = new OpenAI({ baseURL: s.baseURL, apiKey: 'tr-test', fetch: open() });
+    const err = await client.chat.completions.create({ model: 'gpt-oss-120b', messages: [{ role: 'user', content: 'x' }] }).catch((e: unknown) => e);
+    // openai wraps every fetch rejection in APIConnectionError and keeps it as `cause`, unchanged.
+    expect(err).toBeInstanceOf(OpenAI.APIConnectionError);
+    expect((err as Error).cause).toBeInstanceOf(MeasurementNotAllowedError);
+    expect((err as Error).cause).toMatchObject({ code: 'ERR_ATTEST_MEASUREMENT_NOT_ALLOWED', phase: 'verify' });
+    expect(count('/attestation') - attestations).toBe(1);
+    expect(count('/v1/chat/completions')).toBe(chats);
+  });
+});
+
+describe('plain fetch: each attestation fault is its named error, before any application byte', () => {
+  test.each([
+    ['wrongMeasurement', MeasurementNotAllowedError, 'ERR_ATTEST_MEASUREMENT_NOT_ALLOWED'],
+    ['tagNotAllowed', IdentityTagNotAllowedError, 'ERR_ATTEST_TAG_NOT_ALLOWED'],
+    ['lowTcb', TCBBelowFloorError, 'ERR_ATTEST_TCB_BELOW_FLOOR'],
+    ['wrongReportData', ReportDataMismatchError, 'ERR_ATTEST_REPORT_DATA_MISMATCH'],
+    ['claimSpki', SPKIMismatchError, 'ERR_ATTEST_SPKI_MISMATCH'],
+    ['badBundleSignature', BundleSignatureInvalid, 'ERR_BUNDLE_SIGNATURE_INVALID'],
+  ] as const)('%s is refused with its named error', async (fault, Named, code) => {
+    Object.assign(s.evidence.faults, { [fault]: fault === 'claimSpki' ? 'ab'.repeat(32) : true } satisfies RouterEvidenceFaults);
+    const chats = count('/v1/chat/completions');
+    const err = await post(open(), chat('secret')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Named);
+    expect(err).toBeInstanceOf(AttestationError);
+    expect(err).toMatchObject({ code });
+    expect(count('/v1/chat/completions')).toBe(chats);
+  });
+
+  test('a TLS key rotation: the same agent attests the new key on its next connection before using it', async () => {
+    const f = open();
+    const ask = async (content: string) => {
+      // reset: the connection closes after the answer, so the next request opens a new one.
+      const res = await request(`${s.baseURL}/chat/completions`, { dispatcher: f.agent, method: 'POST', reset: true, headers: { authorization: 'Bearer tr-test', 'content-type': 'application/json' }, body: chat(content) });
+      expect(res.statusCode).toBe(200);
+      await res.body.text();
+    };
+    await ask('before');
+    const old = s.sim.spkiSha256;
+    await s.sim.rotateTlsKey();
+    expect(s.sim.spkiSha256).not.toBe(old);
+    const attestations = count('/attestation');
+    await ask('after');
+    expect(count('/attestation')).toBe(attestations + 1);
+    const pinned = ((await f.agent.status()).identities as { spkiSha256: string }[]).map((i) => i.spkiSha256);
+    expect(pinned).toEqual([old, s.sim.spkiSha256]);
+  });
+
+  test('setGlobalDispatcher: undici.fetch without a dispatcher option goes through the attested agent', async () => {
+    const previous = getGlobalDispatcher();
+    const f = open({ receipts: 'audit' });
+    setGlobalDispatcher(f.agent);
+    try {
+      const res = await undiciFetch(`${s.baseURL}/chat/completions`, { method: 'POST', headers: { authorization: 'Bearer tr-test', 'content-type': 'application/json' }, body: chat('global') });
+      await res.text();
+      expect(await verdictFor(res)).toMatchObject({ verdict: 'verified' });
+    } finally {
+      setGlobalDispatcher(previous);
+    }
+  });
+
+  test('requests to another origin are refused, not sent', async () => {
+    const err = await open()('https://example.invalid/v1/models').catch((e: unknown) => e);
+    expect((err as Error).cause).toMatchObject({ code: 'ERR_ORIGIN_NOT_ATTESTED' });
+  });
+
+  test('HTTPS_PROXY: the connection is tunnelled through the proxy and still attested', async () => {
+    const connects: string[] = [];
+    const proxy = net.createServer((client) => {
+      client.once('data', (head: Buffer) => {
+        const m = /^CONNECT (\S+):(\d+) /.exec(head.toString());
+        if (!m) return client.destroy();
+        connects.push(`${m[1]}:${m[2]}`);
+        const up = net.connect(Number(m[2]), m[1] as string, () => {
+          client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+          client.pipe(up).pipe(client);
+        });
+        up.on('error', () => client.destroy());
+      });
+      client.on('error', () => client.destroy());
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`;
+      const res = await post(open({ env: { HTTPS_PROXY: url } }), chat('through a proxy'));
+      expect(res.status).toBe(200);
+      await res.text();
+      expect(connects).toContain(`127.0.0.1:${s.sim.port}`);
+    } finally {
+      proxy.close();
+    }
+  });
+});
+
+describe('receipts in-process', () => {
+  test('in memory: the verdict callback and verdictFor agree; the receipt re-verifies with verifyReceipt', async () => {
+    const seen: VerdictSummary[] = [];
+    const f = open({ receipts: 'audit', onVerdict: (v: VerdictSummary) => seen.push(v) });
+    const body = chat('count me');
+    const res = await post(f, body);
+    const text = await res.text();
+    const v = await f.verdictFor(res);
+    expect(v).toMatchObject({ status: 'done', verdict: 'verified' });
+    await new Promise((r) => setTimeout(r, 10));
+    expect(seen.map((x) => x.request_id)).toContain(v.request_id);
+    const id = (JSON.parse(text) as { tresor: { receipt_id: string } }).tresor.receipt_id;
+    const jwks = await (await f(`${s.sim.url}/.well-known/jwks.json`)).text();
+    const { createHash } = await import('node:crypto');
+    const sha = (b: string) => new Uint8Array(createHash('sha256').update(b).digest());
+    const again = await verifyReceipt(s.sim.receipts.peek(id) as string, { jwks, expect: { receiptId: id, requestSha256: sha(body), responseSha256: sha(text) } });
+    expect(again.verdict).toBe('verified');
+    const noKey = await verifyReceipt(s.sim.receipts.peek(id) as string, { jwks: '{"keys":[]}' }).catch((e: unknown) => e);
+    expect(noKey).toBeInstanceOf(AttestationError);
+    expect(noKey).toMatchObject({ code: expect.stringMatching(/^ERR_JWKS_/) });
+  });
+
+  test('with a state dir: journal and hash-chained audit log on disk, which verifyAuditLog accepts', async () => {
+    const stateDir = join(s.dir, 'state');
+    const f = open({ receipts: 'audit', stateDir });
+    const res = await post(f, chat('record me'));
+    await res.text();
+    expect(await f.verdictFor(res)).toMatchObject({ verdict: 'verified', seq: 1 });
+    await f.close();
+    const report = await verifyAuditLog(join(stateDir, 'audit'));
+    expect(report.records).toBe(1);
+    expect(report.breaks).toEqual([]);
+  });
+
+  test('strict: a tampered receipt fails the response body (undici: "terminated") with ReceiptRejectedError as its cause', async () => {
+    s.sim.faults.receiptTamper = true;
+    const res = await post(open({ receipts: 'strict' }), chat('tamper'));
+    expect(res.status).toBe(200);
+    const err = await res.text().catch((e: unknown) => e);
+    expect((err as Error).cause).toBeInstanceOf(ReceiptRejectedError);
+    expect((err as Error).cause).toMatchObject({ code: expect.stringMatching(/^ERR_RECEIPT_/) });
+  });
+
+  test('an answer without a receipt (an error status) resolves verdict none; a response from elsewhere is a usage error', async () => {
+    const f = open({ receipts: 'audit' });
+    const res = await post(f, '{"model":');
+    expect(res.status).toBe(400);
+    await res.text();
+    expect(await f.verdictFor(res)).toMatchObject({ verdict: 'none', code: 'ERR_RECEIPT_NOT_EXPECTED' });
+    await expect(verdictFor(new Response('x'))).rejects.toMatchObject({ code: 'ERR_RECEIPT_NO_EXCHANGE' });
+  });
+});

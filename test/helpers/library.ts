@@ -1,0 +1,42 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startSimulator, type RunningSimulator } from '../../src/sim/index.js';
+import { createRouterEvidence, type RouterEvidence } from '../../src/sim/mint/router.js';
+import type { AttestedOptions } from '../../src/client/options.js';
+
+/** The simulator with real SNP evidence from its test roots, and the library options that attest it. */
+export interface LibrarySim {
+  sim: RunningSimulator;
+  evidence: RouterEvidence;
+  dir: string;
+  /** The SDK's base URL (`…/v1`). */
+  baseURL: string;
+  /** Files written for the options: the simulator's CA and its release-root key. */
+  files: { caFile: string; releaseRootFile: string };
+  /** attestedFetch / AttestedAgent options for the simulator (attestation enforced), HTTPS_PROXY cleared. */
+  options(extra?: Partial<AttestedOptions>): AttestedOptions;
+  close(): Promise<void>;
+}
+
+export async function startLibrarySim(): Promise<LibrarySim> {
+  const dir = await mkdtemp(join(tmpdir(), 'tresor-lib-test-'));
+  const evidence = await createRouterEvidence({});
+  const sim = await startSimulator({ evidence });
+  const files = { caFile: join(dir, 'sim-ca.pem'), releaseRootFile: join(dir, 'release-root.pub') };
+  await writeFile(files.caFile, sim.caPem);
+  await writeFile(files.releaseRootFile, evidence.releaseRoot.publicPem);
+  const baseURL = `${sim.url}/v1`;
+  return {
+    sim,
+    evidence,
+    dir,
+    baseURL,
+    files,
+    options: (extra = {}) => ({ baseURL, ...files, trustBundle: evidence.bundleUrl, env: {}, ...extra }),
+    async close() {
+      await sim.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
