@@ -56,6 +56,9 @@ function withAttestation(managers: Map<string, AttestationManager>, extra: Daemo
       await managers.get(upstream)?.verifyConnection(socket);
       await extra.verifyConnection?.(upstream, socket);
     },
+    connectionUsable(upstream, socket) {
+      return (managers.get(upstream)?.usable(socket) ?? true) && (extra.connectionUsable?.(upstream, socket) ?? true);
+    },
     readiness(upstream) {
       const m = managers.get(upstream)?.readiness();
       if (m && !m.ready) return m;
@@ -172,7 +175,7 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
         clock,
         logger: logger.child({ upstream: u.name }),
         refreshAheadMs: u.attestation.refresh_ahead_seconds * 1000,
-        onRevoke: () => void upstream.resetConnections(),
+        onRevoke: () => upstream.closeUnusable(),
         onEvent,
       }),
     );
