@@ -90,10 +90,16 @@ export async function createRouterEvidence(opts: { kind?: EvidenceKind; now?: ()
   const faults: RouterEvidenceFaults = {};
   let bundleVersion = 17;
   // A published bundle is stable: the same version always has the same bytes (a verifier with a
-  // rollback store refuses two different bundles claiming one version).
+  // rollback store refuses two different bundles claiming one version). When faults change what
+  // the bundle says (a revocation: tagNotAllowed, lowTcb, ...), the change is published under the
+  // next version, as a release team would, unless a test set the version itself.
   const published = new Map<string, string>();
+  let last: { version: number; content: string } | undefined;
   const bundle = () => {
-    const key = JSON.stringify([bundleVersion, faults.badBundleSignature, faults.expiredBundle, faults.tagNotAllowed, faults.lowTcb]);
+    const content = JSON.stringify([faults.badBundleSignature, faults.expiredBundle, faults.tagNotAllowed, faults.lowTcb]);
+    if (last && last.content !== content && last.version === bundleVersion) bundleVersion++;
+    last = { version: bundleVersion, content };
+    const key = JSON.stringify([bundleVersion, content]);
     const hit = published.get(key);
     if (hit) return hit;
     const jws = signBundle();
