@@ -113,6 +113,8 @@ export class AttestationManager {
     }
     if (this.pins.isFresh(spki)) {
       this.socketKeys.set(socket, spki);
+      // A connection presenting a freshly pinned key verifies again: readiness recovers.
+      if (this.lastError) this.recovered();
       return;
     }
     try {
@@ -229,10 +231,7 @@ export class AttestationManager {
   private accept(identity: AttestedIdentity, reason: AttestationEvent['reason']): void {
     const known = this.pins.get(identity.spkiSha256);
     this.pins.set(identity);
-    this.circuit.success();
-    this.lastError = undefined;
-    this.retries = 0;
-    this.clearTimer('retry');
+    this.recovered();
     this.opts.onEvent?.({ upstream: this.opts.upstream, result: 'verified', reason, spkiSha256: identity.spkiSha256 });
     this.opts.logger.info(
       {
@@ -250,6 +249,13 @@ export class AttestationManager {
       'attestation verified',
     );
     this.schedule(identity);
+  }
+
+  private recovered(): void {
+    this.circuit.success();
+    this.lastError = undefined;
+    this.retries = 0;
+    this.clearTimer('retry');
   }
 
   private fail(err: TresorError, reason: AttestationEvent['reason'], spki?: string, count = true): void {

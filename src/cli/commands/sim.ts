@@ -112,6 +112,7 @@ export const simCommand: CommandModule<object, SimArgs> = {
         'Accepts any API key that starts with tr-. Its CA, certificates and keys are test material: never trust them outside tests.\n' +
           'Attestation faults: wrongMeasurement (MEASUREMENT / PCR0 not allowed), tagNotAllowed, expiredBundle, badBundleSignature, ' +
           'wrongReportData (REPORT_DATA / user_data binding), ignoreNonce, noNonceSupport, staleIssuedAt, debugPolicy (debug guest / all-zero PCRs), ' +
+          'bundleEndsSoon (a new bundle version valid for 5 s), ' +
           'lowTcb, emptyVcekChain.',
       ) as Argv<SimArgs>,
   handler: async (args) => {
