@@ -1,9 +1,14 @@
+import net from 'node:net';
+import tls from 'node:tls';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { resolveConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log/logger.js';
 import { startDaemon, type RunningDaemon } from '../../src/proxy/daemon.js';
+import { generateTlsIdentity } from '../../src/x509/selfsigned.js';
+import { readAuditRecords } from '../helpers/audit.js';
 import { LogSink } from '../helpers/log-sink.js';
 import { processScratch, spawnBin, waitFor, type Spawned } from '../helpers/spawn.js';
 
@@ -260,5 +265,97 @@ describe('a pin that lapses stops traffic at once (simulator process, live keep-
     });
     expect(lapse?.code).toBe('ERR_ATTEST_KEY_CHANGED');
     await expectStopped(run, lapse as Lapse, 'rotated');
+  }, 40_000);
+});
+
+describe('an exchange in flight when its pin lapses', () => {
+  test('finishes (its request went out while the pin was good) and its audit record says the pin lapsed', async () => {
+    const slow = await startSim('--deterministic', '--stream-chunks', '40', '--chunk-interval-ms', '100');
+    const d = await startServe(slow, { refresh_ahead_seconds: 9 }, { receipts: { deadline_seconds: 1, not_found_grace_seconds: 0 } });
+    const key = (await attStatus(d.origin)).identities[0]?.spkiSha256 as string;
+    const res = await request(`${d.origin}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chat(true) });
+    expect(res.statusCode).toBe(200);
+    const requestId = String(res.headers['x-request-id']);
+    let text = '';
+    let switched: Promise<unknown> | undefined;
+    for await (const chunk of res.body) {
+      text += (chunk as Buffer).toString();
+      switched ??= ctl.faults(slow, { attestation: ['wrongMeasurement'] });
+    }
+    await switched;
+    expect(text.trimEnd().endsWith('data: [DONE]')).toBe(true);
+    const lapse = (await attStatus(d.origin)).lapses.find((l) => l.spkiSha256 === key);
+    expect(lapse?.code).toBe('ERR_ATTEST_MEASUREMENT_NOT_ALLOWED');
+    // After the lapse, a new request is refused with the failing check.
+    const next = await request(`${d.origin}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chat() });
+    expect(next.statusCode).toBe(502);
+    expect(await next.body.json()).toMatchObject({ error: { code: 'ERR_ATTEST_MEASUREMENT_NOT_ALLOWED' } });
+    let record: Record<string, unknown> | undefined;
+    await until(async () => {
+      record = (await readAuditRecords(d.stateDir).catch(() => [])).find((r) => r.request_id === requestId);
+      return record !== undefined;
+    }, 15_000);
+    expect(record?.attestation).toMatchObject({ tls_spki_sha256: key, pin_lapsed_in_flight: { at: lapse?.at, code: 'ERR_ATTEST_MEASUREMENT_NOT_ALLOWED' } });
+  }, 60_000);
+});
+
+describe('readiness tells the truth within seconds', () => {
+  test('a man in the middle appears: /readyz turns 503 at the first refused connection (the old pin is still fresh), and recovers without traffic once a connection verifies again', async () => {
+    // A TCP relay in front of the simulator that can switch new connections to a TLS-terminating
+    // man in the middle (its certificate trusted through ca_file), and cut the current ones.
+    const mitmId = await generateTlsIdentity(['localhost', '127.0.0.1'], { commonName: 'mitm' });
+    const simPort = Number(new URL(sim.url).port);
+    const caPem = await readFile(join(sim.out, 'sim-ca.pem'), 'utf8');
+    const all = new Set<net.Socket>();
+    const mitm = tls.createServer({ cert: mitmId.certPem, key: mitmId.keyPem }, (client) => {
+      all.add(client);
+      const up = tls.connect({ host: '127.0.0.1', port: simPort, ca: caPem, servername: 'localhost' });
+      client.pipe(up).pipe(client);
+      up.on('error', () => client.destroy());
+      client.on('error', () => up.destroy());
+    });
+    await new Promise<void>((r) => mitm.listen(0, '127.0.0.1', r));
+    let target = simPort;
+    const open = new Set<net.Socket>();
+    const relay = net.createServer((client) => {
+      const up = net.connect({ host: '127.0.0.1', port: target });
+      open.add(client);
+      all.add(up);
+      client.on('close', () => open.delete(client));
+      client.pipe(up).pipe(client);
+      up.on('error', () => client.destroy());
+      client.on('error', () => up.destroy());
+    });
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+    const closeServers = () => {
+      for (const s of [...open, ...all]) s.destroy();
+      return Promise.all([relay, mitm].map((s) => new Promise((r) => s.close(r))));
+    };
+    try {
+      const caFile = join(sim.out, 'sim-and-mitm.pem');
+      await writeFile(caFile, caPem + mitmId.certPem);
+      // Default pin lifetime (600 s) and refresh ahead (60 s): no refresh happens during this test.
+      const d = await startServe({ ...sim, url: `https://127.0.0.1:${(relay.address() as net.AddressInfo).port}` }, { max_age_seconds: 600 }, { ca_file: caFile });
+      const ok = await request(`${d.origin}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chat() });
+      expect(ok.statusCode).toBe(200);
+      await ok.body.dump();
+
+      target = (mitm.address() as net.AddressInfo).port;
+      for (const s of open) s.destroy();
+      const refused = await request(`${d.origin}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chat() });
+      expect(refused.statusCode).toBe(502);
+      expect(await refused.body.json()).toMatchObject({ error: { code: 'ERR_ATTEST_SPKI_MISMATCH' } });
+      expect((await attStatus(d.origin)).identities).toHaveLength(1);
+      expect(await readyz(d.origin)).toMatchObject({ ready: false, reasons: [expect.stringContaining('ERR_ATTEST_SPKI_MISMATCH')] });
+
+      // The man in the middle goes away: the daemon's own retry verifies a connection; no app request needed.
+      target = simPort;
+      await until(async () => (await readyz(d.origin)).ready, 10_000);
+      const again = await request(`${d.origin}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chat() });
+      expect(again.statusCode).toBe(200);
+      await again.body.dump();
+    } finally {
+      await closeServers();
+    }
   }, 40_000);
 });
