@@ -280,13 +280,16 @@ export class AttestationManager {
     const expires = Date.parse(identity.expiresAt);
     const refreshAt = Math.max(now + 1_000, expires - this.opts.refreshAheadMs);
     if (refreshAt < expires) this.setTimer(key, refreshAt - now, () => void this.refresh('refresh', key));
-    this.setTimer(`${key}:lapse`, expires - now, () => {
-      if (this.pins.isFresh(key)) return;
+    const atExpiry = (): void => {
+      // A timer may fire a little early; a renewal re-arms this timer itself (accept → schedule).
+      const left = expires - this.opts.clock().getTime();
+      if (left > 0 && this.pins.isFresh(key)) return this.setTimer(`${key}:lapse`, left + 1, atExpiry);
       const bundleEnded = identity.bundleValidUntil !== undefined && Date.parse(identity.bundleValidUntil) <= expires;
       this.lapse(key, bundleEnded
         ? new VerificationError('ERR_BUNDLE_EXPIRED', `the trust bundle v${identity.bundleVersion} that allowed this key was valid until ${identity.bundleValidUntil}`)
         : new VerificationError('ERR_ATTEST_PIN_EXPIRED', `the attestation of TLS key ${key} expired at ${identity.expiresAt} without a successful refresh`));
-    });
+    };
+    this.setTimer(`${key}:lapse`, expires - now, atExpiry);
   }
 
   private setTimer(name: string, ms: number, run: () => void): void {
