@@ -9,8 +9,20 @@ import { PinCache } from './pins.js';
 
 export type AttestationMode = 'enforce' | 'warn' | 'off';
 
-/** Obtains and verifies evidence over `socket` (the connection about to be trusted). */
-export type AttestOverSocket = (ctx: { socket: TLSSocket; spkiSha256: string }) => Promise<AttestedIdentity>;
+/**
+ * Obtains and verifies evidence over `socket` (the connection about to be trusted). `refresh` is
+ * set when a pin is being renewed: the attester then re-reads its trust material (a new trust
+ * bundle may have revoked the pinned release) instead of using a cached copy.
+ */
+export type AttestOverSocket = (ctx: { socket: TLSSocket; spkiSha256: string; refresh?: boolean }) => Promise<AttestedIdentity>;
+
+/** Why a pin stopped being trusted, and when: kept (bounded) for `/status` and audit records of exchanges that were in flight. */
+export interface PinLapse {
+  spkiSha256: string;
+  at: string;
+  code: string;
+  message: string;
+}
 
 export interface AttestationEvent {
   upstream: string;
@@ -32,7 +44,7 @@ export interface AttestationManagerOptions {
   refreshAheadMs: number;
   circuit?: { threshold: number; baseMs: number; maxMs: number };
   onEvent?: (e: AttestationEvent) => void;
-  /** A pin lapsed without a successful refresh: drop pooled connections to that key. */
+  /** A pin lapsed (expired, failed or yielded another key on refresh): close idle pooled connections to that key. */
   onRevoke?: (spkiSha256: string) => void;
 }
 
@@ -41,6 +53,13 @@ export interface AttestationManagerOptions {
  * use it: its leaf SPKI must be bound to a fresh verified attestation, obtained over that very
  * connection unless the same key is already pinned. Verified pins are refreshed ahead of expiry;
  * a new key (rotation, another pod) triggers one attestation; repeated failures open a circuit.
+ *
+ * A pin lapses at once when it expires (evidence max age or the bundle's `valid_until`), when its
+ * refresh fails (including a new bundle that no longer allows the pinned release), or when the
+ * refresh finds the router proving another key. From then on `usable()` refuses every request on
+ * connections to that key, and idle ones are closed (`onRevoke`). While the most recent attestation
+ * failed, or no pin is fresh, the upstream is not ready; a background retry (with the circuit's
+ * backoff) makes it ready again as soon as a connection verifies.
  */
 export class AttestationManager {
   private readonly pins: PinCache;
@@ -48,6 +67,10 @@ export class AttestationManager {
   private readonly inflight = new Map<string, Promise<AttestedIdentity>>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private lastError: { code: string; message: string; at: string } | undefined;
+  /** Which key each verified socket presented (for the per-request gate). */
+  private readonly socketKeys = new WeakMap<TLSSocket, string>();
+  private readonly lapses: PinLapse[] = [];
+  private retries = 0;
   private stopped = false;
 
   constructor(private readonly opts: AttestationManagerOptions) {
@@ -88,7 +111,12 @@ export class AttestationManager {
     } catch (e) {
       return this.fail(toTresorError(e), 'connection');
     }
-    if (this.pins.get(spki)) return;
+    if (this.pins.isFresh(spki)) {
+      this.socketKeys.set(socket, spki);
+      // A connection presenting a freshly pinned key verifies again: readiness recovers.
+      if (this.lastError) this.recovered();
+      return;
+    }
     try {
       this.circuit.check();
     } catch (e) {
@@ -97,16 +125,38 @@ export class AttestationManager {
     try {
       const identity = await this.attestOnce(spki, socket);
       this.accept(identity, 'connection');
+      this.socketKeys.set(socket, spki);
     } catch (e) {
       return this.fail(toTresorError(e), 'connection', spki);
     }
   }
 
+  /**
+   * The per-request dispatch gate: may a request be written on this pooled socket now? A lookup
+   * (the socket's key, that key's pin expiry), never a verification. In enforce mode, a socket
+   * whose key has no fresh pin (lapsed, or never verified) is refused.
+   */
+  usable(socket: TLSSocket): boolean {
+    if (this.opts.mode !== 'enforce') return true;
+    const spki = this.socketKeys.get(socket);
+    return spki !== undefined && this.pins.isFresh(spki);
+  }
+
+  /** Pins that lapsed after `since` (newest last): an exchange in flight then says so in its audit record. */
+  lapsesSince(since: Date): PinLapse[] {
+    const t = since.getTime();
+    return this.lapses.filter((l) => Date.parse(l.at) >= t);
+  }
+
   /** Whether requests may be forwarded now (for /readyz and the dispatch gate). */
   readiness(): { ready: boolean; reason?: string } {
     if (this.opts.mode !== 'enforce') return { ready: true, reason: `attestation ${this.opts.mode}` };
+    // The most recent attestation failed (e.g. a man in the middle now answers new connections):
+    // not ready, even while an older pin is still fresh, until a connection verifies again.
+    if (this.lastError) return { ready: false, reason: `attestation failed: ${this.lastError.code}` };
     if (this.pins.fresh().length > 0) return { ready: true };
-    return { ready: false, reason: this.lastError ? `attestation failed: ${this.lastError.code}` : 'no verified attestation yet' };
+    const lapse = this.lapses[this.lapses.length - 1];
+    return { ready: false, reason: lapse ? `attestation lapsed: ${lapse.code}` : 'no verified attestation yet' };
   }
 
   /** The most recently verified fresh identity, if any. */
@@ -152,16 +202,18 @@ export class AttestationManager {
         summary: p.summary,
       })),
       lastError: this.lastError,
+      // The most recent pin lapses (expiry, failed or changed refresh), newest last.
+      lapses: this.lapses.slice(-5),
       circuit: this.circuit.state,
     };
   }
 
   /** Single flight per SPKI: concurrent new connections to the same key share one attestation. */
-  private attestOnce(spki: string, socket: TLSSocket): Promise<AttestedIdentity> {
+  private attestOnce(spki: string, socket: TLSSocket, refresh = false): Promise<AttestedIdentity> {
     const running = this.inflight.get(spki);
     if (running) return running;
     const p = this.opts
-      .attest({ socket, spkiSha256: spki })
+      .attest({ socket, spkiSha256: spki, ...(refresh ? { refresh } : {}) })
       .then((identity) => {
         if (identity.spkiSha256 !== spki) {
           throw new VerificationError(
@@ -179,8 +231,7 @@ export class AttestationManager {
   private accept(identity: AttestedIdentity, reason: AttestationEvent['reason']): void {
     const known = this.pins.get(identity.spkiSha256);
     this.pins.set(identity);
-    this.circuit.success();
-    this.lastError = undefined;
+    this.recovered();
     this.opts.onEvent?.({ upstream: this.opts.upstream, result: 'verified', reason, spkiSha256: identity.spkiSha256 });
     this.opts.logger.info(
       {
@@ -200,10 +251,18 @@ export class AttestationManager {
     this.schedule(identity);
   }
 
+  private recovered(): void {
+    this.circuit.success();
+    this.lastError = undefined;
+    this.retries = 0;
+    this.clearTimer('retry');
+  }
+
   private fail(err: TresorError, reason: AttestationEvent['reason'], spki?: string, count = true): void {
     if (count) this.circuit.failure(err);
     this.lastError = { code: err.code, message: err.message, at: this.opts.clock().toISOString() };
     this.opts.onEvent?.({ upstream: this.opts.upstream, result: 'failed', code: err.code, reason, ...(spki ? { spkiSha256: spki } : {}) });
+    if (this.opts.mode === 'enforce') this.scheduleRetry();
     const entry = { event: 'attestation.failed', upstream: this.opts.upstream, reason, code: err.code, phase: err.phase, spkiSha256: spki };
     if (this.opts.mode === 'warn') {
       this.opts.logger.warn(entry, `attestation failed (warn mode, forwarding anyway): ${err.message}`);
@@ -213,52 +272,88 @@ export class AttestationManager {
     throw err;
   }
 
-  /** Refresh ahead of expiry, and revoke the pin if it lapses without a successful refresh. */
+  /** Refresh ahead of expiry, and lapse the pin at its expiry unless a refresh renewed it. */
   private schedule(identity: AttestedIdentity): void {
     if (this.stopped) return;
     const key = identity.spkiSha256;
-    const prior = this.timers.get(key);
-    if (prior) clearTimeout(prior);
     const now = this.opts.clock().getTime();
     const expires = Date.parse(identity.expiresAt);
     const refreshAt = Math.max(now + 1_000, expires - this.opts.refreshAheadMs);
-    const timer = setTimeout(() => {
-      this.timers.delete(key);
-      void this.refresh('refresh').finally(() => {
-        if (!this.pins.get(key)) {
-          const lapse = Math.max(0, Date.parse(identity.expiresAt) - this.opts.clock().getTime());
-          const t = setTimeout(() => {
-            this.timers.delete(`${key}:lapse`);
-            if (!this.pins.get(key)) this.revoke(key);
-          }, lapse);
-          t.unref();
-          this.timers.set(`${key}:lapse`, t);
-        }
-      });
-    }, refreshAt - now);
-    timer.unref();
-    this.timers.set(key, timer);
+    if (refreshAt < expires) this.setTimer(key, refreshAt - now, () => void this.refresh('refresh', key));
+    const atExpiry = (): void => {
+      // A timer may fire a little early; a renewal re-arms this timer itself (accept → schedule).
+      const left = expires - this.opts.clock().getTime();
+      if (left > 0 && this.pins.isFresh(key)) return this.setTimer(`${key}:lapse`, left + 1, atExpiry);
+      const bundleEnded = identity.bundleValidUntil !== undefined && Date.parse(identity.bundleValidUntil) <= expires;
+      this.lapse(key, bundleEnded
+        ? new VerificationError('ERR_BUNDLE_EXPIRED', `the trust bundle v${identity.bundleVersion} that allowed this key was valid until ${identity.bundleValidUntil}`)
+        : new VerificationError('ERR_ATTEST_PIN_EXPIRED', `the attestation of TLS key ${key} expired at ${identity.expiresAt} without a successful refresh`));
+    };
+    this.setTimer(`${key}:lapse`, expires - now, atExpiry);
   }
 
-  private revoke(spki: string): void {
-    this.pins.delete(spki);
-    this.opts.logger.warn({ event: 'attestation.expired', upstream: this.opts.upstream, spkiSha256: spki }, 'attestation pin expired without a successful refresh');
+  private setTimer(name: string, ms: number, run: () => void): void {
+    this.clearTimer(name);
+    const t = setTimeout(() => {
+      this.timers.delete(name);
+      if (!this.stopped) run();
+    }, Math.max(0, ms));
+    t.unref();
+    this.timers.set(name, t);
+  }
+
+  private clearTimer(name: string): void {
+    const t = this.timers.get(name);
+    if (t) clearTimeout(t);
+    this.timers.delete(name);
+  }
+
+  /** After a failure, attest again in the background (circuit backoff) so readiness recovers without traffic. */
+  private scheduleRetry(): void {
+    if (!this.opts.openSocket || this.stopped || this.timers.has('retry')) return;
+    const c = this.opts.circuit ?? { baseMs: 1_000, maxMs: 60_000 };
+    const delay = Math.min(c.maxMs, c.baseMs * 2 ** Math.min(this.retries++, 20));
+    this.setTimer('retry', delay, () => void this.refresh('refresh'));
+  }
+
+  /** The pin of `spki` is no longer trusted: refuse its connections from now on and close the idle ones. */
+  private lapse(spki: string, err: TresorError): void {
+    this.pins.withdraw(spki);
+    this.clearTimer(spki);
+    this.clearTimer(`${spki}:lapse`);
+    this.lapses.push({ spkiSha256: spki, at: this.opts.clock().toISOString(), code: err.code, message: err.message });
+    if (this.lapses.length > 64) this.lapses.shift();
+    this.opts.logger.warn(
+      { event: 'attestation.lapsed', upstream: this.opts.upstream, spkiSha256: spki, code: err.code },
+      `attestation pin lapsed: ${err.message}; no further request goes out on connections to this key`,
+    );
     this.opts.onRevoke?.(spki);
+    if (this.opts.mode === 'enforce' && this.pins.fresh().length === 0) this.scheduleRetry();
   }
 
-  private async refresh(reason: AttestationEvent['reason']): Promise<void> {
+  /**
+   * Attest over a new connection. With `key` (a pin's refresh), that pin lapses at once unless the
+   * refresh proves the same key again: on failure, and when the router now proves another key.
+   */
+  private async refresh(reason: AttestationEvent['reason'], key?: string): Promise<void> {
     if (!this.opts.openSocket || this.stopped) return;
     let socket: TLSSocket | undefined;
+    let spki: string | undefined;
     try {
       socket = await this.opts.openSocket();
       const cert = peerCertificate(socket);
       if (!cert) throw new UpstreamError('ERR_ATTEST_NO_PEER_CERTIFICATE', 'the upstream presented no TLS certificate');
-      const spki = spkiSha256(cert);
-      const identity = await this.attestOnce(spki, socket);
+      spki = spkiSha256(cert);
+      const identity = await this.attestOnce(spki, socket, key !== undefined);
       this.accept(identity, reason);
+      if (key !== undefined && spki !== key && this.pins.isFresh(key)) {
+        this.lapse(key, new VerificationError('ERR_ATTEST_KEY_CHANGED', `the refresh found the router proving TLS key ${spki} instead of the pinned ${key}`));
+      }
     } catch (e) {
+      const err = toTresorError(e);
+      if (key !== undefined && this.pins.isFresh(key)) this.lapse(key, err);
       try {
-        this.fail(toTresorError(e), reason);
+        this.fail(err, reason, spki);
       } catch {
         // enforce mode: already logged and counted; a background refresh has no caller to throw to.
       }

@@ -10,31 +10,43 @@ export class PinCache {
     private readonly maxEntries = 64,
   ) {}
 
+  /** Expiry instants (ms) of the pins, for the per-request check: a lookup and a comparison. */
+  private readonly expiries = new Map<string, number>();
+
   /** The identity pinned for this SPKI, only while fresh. */
   get(spkiSha256: string): AttestedIdentity | undefined {
-    const p = this.pins.get(spkiSha256);
-    if (!p) return undefined;
-    if (Date.parse(p.expiresAt) <= this.clock().getTime()) return undefined;
-    return p;
+    return this.isFresh(spkiSha256) ? this.pins.get(spkiSha256) : undefined;
+  }
+
+  /** Whether this SPKI has a fresh pin now (no date parsing: cheap enough for every request). */
+  isFresh(spkiSha256: string): boolean {
+    const until = this.expiries.get(spkiSha256);
+    return until !== undefined && until > this.clock().getTime();
   }
 
   set(identity: AttestedIdentity): void {
     this.pins.delete(identity.spkiSha256);
     this.pins.set(identity.spkiSha256, identity);
+    this.expiries.set(identity.spkiSha256, Date.parse(identity.expiresAt));
     while (this.pins.size > this.maxEntries) {
       const oldest = this.pins.keys().next().value as string;
-      this.pins.delete(oldest);
+      this.delete(oldest);
     }
+  }
+
+  /** Withdraw the pin now (it lapsed); the identity is kept for matching receipts issued before. */
+  withdraw(spkiSha256: string): void {
+    this.expiries.delete(spkiSha256);
   }
 
   delete(spkiSha256: string): void {
     this.pins.delete(spkiSha256);
+    this.expiries.delete(spkiSha256);
   }
 
   /** Fresh pins, most recently verified last. */
   fresh(): AttestedIdentity[] {
-    const now = this.clock().getTime();
-    return [...this.pins.values()].filter((p) => Date.parse(p.expiresAt) > now);
+    return [...this.pins.values()].filter((p) => this.isFresh(p.spkiSha256));
   }
 
   all(): AttestedIdentity[] {

@@ -74,7 +74,7 @@ export async function createUpstreamAttestation(u: UpstreamConfig, upstream: Ups
     clock,
     logger,
     refreshAheadMs: u.attestation.refresh_ahead_seconds * 1000,
-    onRevoke: () => void upstream.resetConnections(),
+    onRevoke: () => upstream.closeUnusable(),
     ...(deps.onEvent ? { onEvent: deps.onEvent } : {}),
     ...(deps.circuit ? { circuit: deps.circuit } : {}),
   });

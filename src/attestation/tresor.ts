@@ -46,12 +46,13 @@ export async function createTresorAttester(
   const bundles = createBundleSource({ locations: [att.trust_bundle], rootKey, caPem: deps.caPem, rollback, clock: deps.clock, timeoutMs, proxy: (h) => proxyFor(h, deps.env), onFetch: deps.onBundleFetch });
   const url = new URL(u.url);
   const policy = { allowDebug: att.allow_debug, maxAgeCapSeconds: att.max_age_seconds };
-  const attest: AttestOverSocket = async ({ socket }) => {
+  const attest: AttestOverSocket = async ({ socket, refresh }) => {
     const at = deps.clock();
     const { attestation: a } = await attestOverSocket(socket, {
       host: url.host,
       basePath: url.pathname,
       bundles,
+      freshBundle: refresh === true,
       at,
       policy: { ...policy, requireNonce: att.require_nonce },
       timeoutMs,

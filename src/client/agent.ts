@@ -84,7 +84,15 @@ export class AttestedAgent extends Dispatcher {
       const env = o.env ?? process.env;
       let manager: AttestationManager | undefined;
       // The connector hook: the manager decides; its refusal reaches the app as the named typed error.
-      const upstream = new Upstream(u, { verifyConnection: (_name, socket) => (manager as AttestationManager).verifyConnection(socket).catch((e: unknown) => Promise.reject(toAttestationError(e))) }, env);
+      // The per-request gate: a pooled connection whose pin lapsed is closed before a request is written on it.
+      const upstream = new Upstream(
+        u,
+        {
+          verifyConnection: (_name, socket) => (manager as AttestationManager).verifyConnection(socket).catch((e: unknown) => Promise.reject(toAttestationError(e))),
+          connectionUsable: (_name, socket) => (manager as AttestationManager).usable(socket),
+        },
+        env,
+      );
       const registry = emptyAttesterRegistry();
       manager = await createUpstreamAttestation(u, upstream, { clock, stateDir: config.state_dir, logger, env, circuit: LIBRARY_CIRCUIT }, registry);
       const onVerdict = o.onVerdict;

@@ -25,8 +25,11 @@ let awsNitroRoots: Certificate[] | undefined;
 export const pinnedNitroRoots = () => (awsNitroRoots ??= loadNitroRoots());
 
 export interface BundleSource {
-  /** The verified bundle for an envelope that names `envelopeUrl`, fetched only from an allowed location. */
-  get(envelopeUrl: string): Promise<Verified<TrustBundle>>;
+  /**
+   * The verified bundle for an envelope that names `envelopeUrl`, fetched only from an allowed
+   * location. `fresh` skips the cache (a pin's refresh: a newer bundle may revoke the release).
+   */
+  get(envelopeUrl: string, opts?: { fresh?: boolean }): Promise<Verified<TrustBundle>>;
 }
 
 /**
@@ -68,14 +71,14 @@ export function createBundleSource(o: {
     return bundle;
   };
   return {
-    async get(envelopeUrl) {
+    async get(envelopeUrl, opts = {}) {
       const file = o.locations.find((l) => !isUrl(l));
       const source = file ?? envelopeUrl;
       if (!file && !o.locations.includes(envelopeUrl)) {
         throw new VerificationError('ERR_BUNDLE_URL_NOT_ALLOWED', `the envelope's trust_bundle_url ${envelopeUrl} is not an allowed bundle location`);
       }
       const now = o.clock();
-      if (cached && cached.source === source && now.getTime() - cached.at < BUNDLE_CACHE_MS && now.getTime() <= cached.bundle.validUntil.getTime()) return cached.bundle;
+      if (!opts.fresh && cached && cached.source === source && now.getTime() - cached.at < BUNDLE_CACHE_MS && now.getTime() <= cached.bundle.validUntil.getTime()) return cached.bundle;
       const bundle = await fetchAndVerify(file, source, now).then(
         (b) => {
           o.onFetch?.('ok');
@@ -97,6 +100,8 @@ export interface AttestSocketOptions {
   host: string;
   basePath: string;
   bundles: BundleSource;
+  /** Re-read the trust bundle instead of using the cached copy (a pin's refresh). */
+  freshBundle?: boolean;
   /** A fresh random nonce by default; `false` for none. */
   nonce?: string | false;
   at: Date;
@@ -117,7 +122,7 @@ export async function attestOverSocket(socket: TLSSocket, o: AttestSocketOptions
   const res = await inbandGet(socket, { host: o.host, path, maxBodyBytes: MAX_ENVELOPE_BYTES, timeoutMs: o.timeoutMs });
   if (res.status !== 200) throw new FetchError('ERR_ATTEST_FETCH', `GET /attestation answered HTTP ${res.status}`);
   const envelope = parseEnvelope(res.body);
-  const bundle = await o.bundles.get(envelope.trustBundleUrl);
+  const bundle = await o.bundles.get(envelope.trustBundleUrl, { fresh: o.freshBundle === true });
   const attestation = verifyRouterEnvelope(envelope, {
     liveSpkiSha256: live,
     bundle,

@@ -53,6 +53,9 @@ function withAttestation(managers: Map<string, AttestationManager>, extra: Daemo
       await managers.get(upstream)?.verifyConnection(socket);
       await extra.verifyConnection?.(upstream, socket);
     },
+    connectionUsable(upstream, socket) {
+      return (managers.get(upstream)?.usable(socket) ?? true) && (extra.connectionUsable?.(upstream, socket) ?? true);
+    },
     readiness(upstream) {
       const m = managers.get(upstream)?.readiness();
       if (m && !m.ready) return m;

@@ -61,6 +61,12 @@ export interface ExchangeOutcome {
 export interface DaemonHooks {
   /** Check a freshly established upstream TLS socket before the pool may use it (attestation pin). */
   verifyConnection?(upstream: string, socket: TLSSocket): Promise<void>;
+  /**
+   * The per-request pin check: called just before a request is written on a pooled TLS socket
+   * (already accepted by `verifyConnection`); false closes that socket so the request goes out on a
+   * new, verified connection. Must be a cheap lookup: it runs for every request.
+   */
+  connectionUsable?(upstream: string, socket: TLSSocket): boolean;
   /** Gate called before every upstream request; throw a TresorError to refuse it. */
   beforeDispatch?(upstream: string): Promise<void> | void;
   readiness?(upstream: string): { ready: boolean; reason?: string };

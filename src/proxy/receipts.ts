@@ -153,9 +153,12 @@ export async function openReceiptPipeline(
       // Receipt paths are absolute on the router (`/v1/receipts/{id}`); the pool adds the URL prefix.
       get: (path, init) => u.get(path, init),
       ...where,
-      attestation: () => {
-        const id = manager?.current();
-        return id ? { kind: id.kind, measurement: id.measurement, tag: id.tag, tls_spki_sha256: id.spkiSha256, bundle_version: id.bundleVersion } : { mode: c.attestation.mode };
+      attestation: (since) => {
+        // An exchange in flight when its pin lapsed finished (its request went out while the pin was good): say so.
+        const lapse = since && manager?.lapsesSince(since)[0];
+        const id = lapse ? manager?.known().find((k) => k.spkiSha256 === lapse.spkiSha256) : manager?.current();
+        const base = id ? { kind: id.kind, measurement: id.measurement, tag: id.tag, tls_spki_sha256: id.spkiSha256, bundle_version: id.bundleVersion } : { mode: c.attestation.mode };
+        return lapse ? { ...base, tls_spki_sha256: lapse.spkiSha256, pin_lapsed_in_flight: { at: lapse.at, code: lapse.code } } : base;
       },
       fetchPolicy: { notFoundGraceMs: r.not_found_grace_seconds * 1000, deadlineMs: r.deadline_seconds * 1000 },
       firstFetchDelayMs: r.fetch_delay_seconds * 1000,

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { Pool } from 'undici';
 import type { UpstreamConfig } from '../config/types.js';
@@ -7,6 +8,7 @@ import { readBounded } from '../util/fetch.js';
 import { AbortFlag } from './abort-flag.js';
 import { createConnector, openTlsSocket, proxyFor, type ConnectorOptions } from './connector.js';
 import type { DaemonHooks } from './hooks.js';
+import { PinnedClient } from './pinned-client.js';
 
 /** One upstream: its undici pool (keep-alive), API key, counters. */
 export class Upstream {
@@ -21,6 +23,10 @@ export class Upstream {
   readonly authorization: string | undefined;
   private pool: Pool;
   private readonly connectorOptions: ConnectorOptions;
+  /** The per-request pin check (attestation): may a request be written on this socket now? */
+  private readonly usable: ((socket: TLSSocket) => boolean) | undefined;
+  /** The pool's connection slots, when each request is gated on its socket's pin. */
+  private readonly clients = new Set<PinnedClient>();
   /** The extra CA the operator configured (also trusted for the trust bundle fetch). */
   readonly caPem: string | undefined;
   readonly counters = { requests: 0, errors: 0, inFlight: 0, bytesIn: 0, bytesOut: 0 };
@@ -46,13 +52,28 @@ export class Upstream {
       proxy: url.protocol === 'https:' ? proxyFor(this.hostname, env) : undefined,
       verifyConnection: verify ? (socket) => verify(config.name, socket) : undefined,
     };
+    const usable = hooks.connectionUsable;
+    this.usable = usable && url.protocol === 'https:' ? (socket) => usable(config.name, socket) : undefined;
     this.pool = this.createPool();
   }
 
   private createPool(): Pool {
     const tlsConnect = createConnector(this.connectorOptions);
     const connectTimeoutMs = this.connectorOptions.connectTimeoutMs;
+    const usable = this.usable;
+    const clients = this.clients;
+    clients.clear();
     return new Pool(this.origin, {
+      // Every request is checked against its connection's pin just before it is written (a lookup).
+      ...(usable
+        ? {
+            factory: (origin: URL, opts: object) => {
+              const client = new PinnedClient(origin, opts, usable);
+              clients.add(client);
+              return client;
+            },
+          }
+        : {}),
       connections: this.config.pool.connections,
       pipelining: 1,
       keepAliveTimeout: this.config.pool.keep_alive_seconds * 1000,
@@ -111,7 +132,15 @@ export class Upstream {
     }
   }
 
-  /** Drop every pooled connection (e.g. its attestation lapsed); new requests reconnect and re-verify. */
+  /**
+   * A pin lapsed: close the idle pooled connections whose key may no longer be used. Busy ones
+   * finish the exchange in flight (sent while the pin was good) and are closed before their next request.
+   */
+  closeUnusable(): void {
+    for (const c of this.clients) c.closeIfIdleAndUnusable();
+  }
+
+  /** Drop every pooled connection; new requests reconnect and re-verify. */
   async resetConnections(): Promise<void> {
     const old = this.pool;
     this.pool = this.createPool();

@@ -30,8 +30,11 @@ export interface UpstreamReceipts {
   idHeader: string;
   /** Look for the id in the body's `tresor` block (Tresor: true) or its top-level `request_id` (Pinaivu). */
   bodyBlock: boolean | 'request_id' | 'id';
-  /** Summary of the attestation in force, for the record. */
-  attestation(): Record<string, unknown> | undefined;
+  /**
+   * Summary of the attestation in force, for the record. With `since` (when the exchange started):
+   * if the pin lapsed while the exchange was in flight, the lapsed pin, and when and why it lapsed.
+   */
+  attestation(since?: Date): Record<string, unknown> | undefined;
   fetchPolicy: Partial<ReceiptFetchPolicy>;
   bucket: TokenBucket;
   concurrency: Semaphore;
@@ -148,7 +151,7 @@ export class ReceiptPipeline {
         // Error answers carry no receipt: nothing to record.
         if (d.status < 200 || d.status >= 300) return undefined;
         const t0 = process.hrtime.bigint();
-        const job = d.toJob(outcome, this.o.clock(), u.attestation());
+        const job = d.toJob(outcome, this.o.clock(), u.attestation(info.startedAt));
         if (job.app_key && info.authorization) this.appKeys.set(job.job, info.authorization);
         const { verdict } = await this.submit(job);
         this.o.onJournaled?.(u.name, Number(process.hrtime.bigint() - t0) / 1e9);

@@ -78,6 +78,10 @@ export interface RunningSimulator {
   lastAuthorizationSha256: Map<string, string>;
   /** Count of requests per path group. */
   requestCounts: Map<string, number>;
+  /** Count of application requests (`/v1/...`) per TLS key (SPKI SHA-256) of the connection they came over. */
+  requestsByTlsKey: Map<string, number>;
+  /** The last 1000 application requests: their `X-Request-Id` and the TLS key they came over (what reached the router). */
+  recentRequests: { request_id: string; tls_spki_sha256: string; path: string }[];
   /**
    * A new TLS key and certificate from the same CA (a router rotating its key; idle connections
    * on the old key are closed); with `foreignCa`, issued by a throwaway CA that `caPem` clients
@@ -114,6 +118,10 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
   const nearSignatures = new Map<string, { owner: string; signature: object }>();
   const lastAuth = new Map<string, string>();
   const counts = new Map<string, number>();
+  const byKey = new Map<string, number>();
+  /** The key each connection was handshaken with (a rotation changes it for new connections only). */
+  const socketKeys = new WeakMap<object, string>();
+  const recent: RunningSimulator['recentRequests'] = [];
   let port = 0;
 
   const ctx: SimContext = {
@@ -187,6 +195,12 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     const group = path.startsWith('/v1/receipts') ? '/v1/receipts' : path;
     counts.set(group, (counts.get(group) ?? 0) + 1);
+    if (path.startsWith('/v1/')) {
+      const key = socketKeys.get(req.socket) ?? 'unknown';
+      byKey.set(key, (byKey.get(key) ?? 0) + 1);
+      recent.push({ request_id: String(req.headers['x-request-id'] ?? ''), tls_spki_sha256: key, path });
+      if (recent.length > 1000) recent.shift();
+    }
     const storm = takeStorm(faults, path);
     if (storm) {
       req.resume();
@@ -284,6 +298,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
     });
   });
   server.keepAliveTimeout = 65_000;
+  server.on('secureConnection', (s) => socketKeys.set(s, identity.spkiSha256));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port ?? 0, host, () => resolve());
@@ -306,6 +321,8 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
     receipts,
     lastAuthorizationSha256: lastAuth,
     requestCounts: counts,
+    requestsByTlsKey: byKey,
+    recentRequests: recent,
     async rotateTlsKey(o = {}) {
       const issuer = o.foreignCa ? await generateTestCa({ commonName: 'tresor-sim foreign CA' }) : ca;
       identity = await generateTlsIdentity(hosts, { commonName: `tresor-sim-${Date.now()}`, issuer });

@@ -182,6 +182,28 @@ describe('AttestationManager connection pinning', () => {
     expect(m.status()).toMatchObject({ circuit: { open: true } });
   });
 
+  test('the per-request gate is a lookup: a socket is usable only while its own key has a fresh pin (injected clock)', async () => {
+    const router = await startRouter();
+    let now = Date.now();
+    const m = new AttestationManager({ upstream: 'test', mode: 'enforce', attest: attestOverSocket, clock: () => new Date(now), logger: silent, refreshAheadMs: 5_000 });
+    closers.push(() => m.stop());
+    const connect = async () => {
+      const socket = tls.connect({ host: '127.0.0.1', port: router.port, servername: 'localhost', ca: router.ca });
+      closers.push(() => { socket.destroy(); });
+      await new Promise((r) => socket.once('secureConnect', r));
+      return socket;
+    };
+    const verified = await connect();
+    const unverified = await connect();
+    await m.verifyConnection(verified);
+    expect(m.usable(verified)).toBe(true);
+    expect(m.usable(unverified)).toBe(false);
+    now += 61_000;
+    expect(m.usable(verified)).toBe(false);
+    expect(m.readiness().ready).toBe(false);
+    expect(manager('warn').usable(unverified)).toBe(true);
+  });
+
   test('warn mode forwards despite a failure and says so in the headers', async () => {
     const router = await startRouter();
     const m = manager('warn', async () => {

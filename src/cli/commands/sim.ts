@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { UsageError } from '../../errors/index.js';
 import { startSimulator } from '../../sim/index.js';
+import { startSimControl } from '../../sim/control.js';
 import { ATTESTATION_FAULTS, SNP_ONLY_FAULTS, createRouterEvidence, type AttestationFaultName, type EvidenceKind } from '../../sim/mint/router.js';
 import { createAciDeployment, type AciTee } from '../../sim/mint/aci.js';
 import { PINAIVU_FAULTS, createPinaivuDeployment, type PinaivuFaultName } from '../../sim/mint/pinaivu.js';
@@ -30,6 +31,7 @@ interface SimArgs {
   'near-fault': NearFaultName[];
   'attestation-fault': AttestationFaultName[];
   'write-dir'?: string;
+  'control-port'?: number;
 }
 
 /** `--evidence` alone means snp; `--no-evidence` means none. */
@@ -98,11 +100,19 @@ export const simCommand: CommandModule<object, SimArgs> = {
         choices: NEAR_FAULTS,
         describe: 'With --profile near: make one check fail (repeatable)',
       })
+      .option('control-port', {
+        type: 'number',
+        describe:
+          'Serve a control API on 127.0.0.1:N (0 picks a free one; loopback only): PUT /faults {"attestation": [...], "pinaivu": [...], "near": [...]} ' +
+          'sets each listed family to exactly those fault names (an empty list clears them), POST /rotate-tls-key, POST /rotate-receipt-key; 204, or 400 naming an unknown fault; ' +
+          'GET /requests says what reached the router (counts per path and, for application requests, per TLS key; the last 1000 request ids with their TLS key)',
+      })
       .option('unavailable-route', { type: 'string', array: true, default: [], describe: 'Fault: route that fails (forces failover); repeatable' })
       .epilog(
         'Accepts any API key that starts with tr-. Its CA, certificates and keys are test material: never trust them outside tests.\n' +
           'Attestation faults: wrongMeasurement (MEASUREMENT / PCR0 not allowed), tagNotAllowed, expiredBundle, badBundleSignature, ' +
           'wrongReportData (REPORT_DATA / user_data binding), ignoreNonce, noNonceSupport, staleIssuedAt, debugPolicy (debug guest / all-zero PCRs), ' +
+          'bundleEndsSoon (a new bundle version valid for 5 s), ' +
           'lowTcb, emptyVcekChain.',
       ) as Argv<SimArgs>,
   handler: async (args) => {
@@ -134,6 +144,16 @@ export const simCommand: CommandModule<object, SimArgs> = {
         ? { deterministic: { jsonBytes: args['json-bytes'], streamChunks: args['stream-chunks'], chunkIntervalMs: args['chunk-interval-ms'] } }
         : {}),
     });
+    const control =
+      args['control-port'] === undefined
+        ? undefined
+        : await startSimControl(args['control-port'], {
+            faults: { ...(evidence ? { attestation: evidence.faults } : {}), ...(pinaivu ? { pinaivu: pinaivu.faults } : {}), ...(near ? { near: near.faults } : {}) },
+            ...(evidence ? { evidenceKind: evidence.kind } : {}),
+            rotateTlsKey: () => sim.rotateTlsKey(),
+            rotateReceiptKey: () => sim.rotateReceiptKey(),
+            requests: () => ({ by_path: Object.fromEntries(sim.requestCounts), by_tls_key: Object.fromEntries(sim.requestsByTlsKey), recent: sim.recentRequests }),
+          });
     if (args['cert-out']) await writeFile(args['cert-out'], sim.caPem);
     const written: string[] = [];
     if (args['write-dir']) {
@@ -184,9 +204,10 @@ export const simCommand: CommandModule<object, SimArgs> = {
         (near && args['near-fault'].length ? `near faults:              ${args['near-fault'].join(', ')}\n` : '') +
         (faults.length ? `attestation faults:       ${faults.join(', ')}\n` : '') +
         (evidence ? `trust bundle:             ${evidence.bundleUrl} (release-root key: the simulator's own test key)\n` : '') +
+        (control ? `control port:             http://127.0.0.1:${control.port} (PUT /faults, POST /rotate-tls-key, POST /rotate-receipt-key)\n` : '') +
         (written.length ? `wrote ${written.join(', ')} to ${args['write-dir']}\n` : ''),
     );
-    const stop = () => void sim.close().then(() => process.exit(0));
+    const stop = () => void Promise.all([sim.close(), control?.close()]).then(() => process.exit(0));
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   },

@@ -23,6 +23,8 @@ export interface RouterEvidenceFaults {
   noNonceSupport?: boolean;
   staleIssuedAt?: boolean;
   debugPolicy?: boolean;
+  /** Publish (as a new version) a bundle whose `valid_until` is 5 s after it is signed: it expires while a daemon runs. */
+  bundleEndsSoon?: boolean;
   /** Claim this SPKI instead of the live one (a router behind someone else's TLS). */
   claimSpki?: string;
   lowTcb?: boolean;
@@ -40,6 +42,7 @@ export const ATTESTATION_FAULTS = [
   'noNonceSupport',
   'staleIssuedAt',
   'debugPolicy',
+  'bundleEndsSoon',
   'lowTcb',
   'emptyVcekChain',
 ] as const satisfies readonly (keyof RouterEvidenceFaults)[];
@@ -90,10 +93,16 @@ export async function createRouterEvidence(opts: { kind?: EvidenceKind; now?: ()
   const faults: RouterEvidenceFaults = {};
   let bundleVersion = 17;
   // A published bundle is stable: the same version always has the same bytes (a verifier with a
-  // rollback store refuses two different bundles claiming one version).
+  // rollback store refuses two different bundles claiming one version). When faults change what
+  // the bundle says (a revocation: tagNotAllowed, lowTcb, ...), the change is published under the
+  // next version, as a release team would, unless a test set the version itself.
   const published = new Map<string, string>();
+  let last: { version: number; content: string } | undefined;
   const bundle = () => {
-    const key = JSON.stringify([bundleVersion, faults.badBundleSignature, faults.expiredBundle, faults.tagNotAllowed, faults.lowTcb]);
+    const content = JSON.stringify([faults.badBundleSignature, faults.expiredBundle, faults.tagNotAllowed, faults.lowTcb, faults.bundleEndsSoon]);
+    if (last && last.content !== content && last.version === bundleVersion) bundleVersion++;
+    last = { version: bundleVersion, content };
+    const key = JSON.stringify([bundleVersion, content]);
     const hit = published.get(key);
     if (hit) return hit;
     const jws = signBundle();
@@ -106,7 +115,7 @@ export async function createRouterEvidence(opts: { kind?: EvidenceKind; now?: ()
     return signTrustBundle(signer, {
       version: bundleVersion,
       issued_at: new Date(t - 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z'),
-      valid_until: new Date(faults.expiredBundle ? t - 1000 : t + 30 * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z'),
+      valid_until: new Date(faults.expiredBundle ? t - 1000 : faults.bundleEndsSoon ? t + 5000 : t + 30 * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z'),
       allowed_hw_measurements: pki ? [measurement.toString('hex')] : [],
       allowed_workload_identity_tags: faults.tagNotAllowed ? ['00'.repeat(32)] : [tag],
       ...(pki
