@@ -40,7 +40,7 @@ export { verifyNitroDocument, verifySnpReport, verifyTdxQuote, verifyReceipt, ve
 export type { NitroPolicy, VerifiedNitro, PcrSet } from './evidence/nitro/index.js';
 export type { SnpPolicy, VerifiedSnp, SnpReport, TcbVersion, Product } from './evidence/snp/index.js';
 export type { TdxPolicy, TdxMeasurements, TdxPolicyReport, VerifiedTdxQuote } from './evidence/tdx/index.js';
-export type { ReceiptExpectations, ReceiptVerdict, Check, CheckResult } from './receipts/verdict.js';
+export type { ReceiptExpectations, ReceiptHooks, ReceiptVerdict, Check, CheckResult } from './receipts/verdict.js';
 export type { AuditReport, AuditBreak } from './audit/verify.js';
 export type { TrustBundle } from './trust/verify-bundle.js';
 export type { Verified } from './types.js';

@@ -4,7 +4,7 @@ import { evaluateNitroPolicy, loadNitroRoots, parseNitroDocument, verifyNitroDoc
 import { evaluateSnpPolicy, parseSnpReport, verifySnpReport as verifyParsedSnp, type Product, type SnpPolicy, type VerifiedSnp } from './evidence/snp/index.js';
 import { evaluateTdxPolicy, loadIntelSgxRoots, parseTdxQuote, verifyTdxQuote as verifyParsedTdx, type TdxPolicy, type TdxPolicyReport, type VerifiedTdxQuote } from './evidence/tdx/index.js';
 import { createStaticJwks } from './receipts/jwks.js';
-import { evaluateReceipt, type ReceiptExpectations, type ReceiptVerdict } from './receipts/verdict.js';
+import { evaluateReceipt, type ReceiptExpectations, type ReceiptHooks, type ReceiptVerdict } from './receipts/verdict.js';
 import { verifyReceiptJws } from './receipts/verify.js';
 import { loadReleaseRootKey } from './trust/release-root.js';
 import { verifyTrustBundle as verifyBundleJws, type TrustBundle } from './trust/verify-bundle.js';
@@ -98,7 +98,9 @@ export const verifyTdxQuote = mapped(
 /**
  * A Tresor receipt (compact JWS, ES256 only) against a JWKS given as data, then every claim the
  * caller can check (`expect`: receipt id, request and response body digests, route, `iat`).
- * Resolves with the verdict and its checks; a bad signature or algorithm throws.
+ * Resolves with the verdict and its checks; a bad signature or algorithm throws. The verdict
+ * follows docs/wire.md §2.1: a receipt that embeds router evidence is `unverifiable`
+ * (`ERR_RECEIPT_ATTESTATION_UNCHECKED`) unless `hooks.verifyRouterAttestation` checks it.
  *
  * @example
  * ```ts
@@ -108,9 +110,9 @@ export const verifyTdxQuote = mapped(
  * ```
  */
 export const verifyReceipt = mapped(
-  async (jws: string, opts: { jwks: string | Uint8Array; expect?: ReceiptExpectations }): Promise<ReceiptVerdict> => {
+  async (jws: string, opts: { jwks: string | Uint8Array; expect?: ReceiptExpectations; hooks?: ReceiptHooks }): Promise<ReceiptVerdict> => {
     const { resolve } = await createStaticJwks(opts.jwks);
-    return evaluateReceipt(await verifyReceiptJws(jws.trim(), { resolveKey: resolve }), opts.expect ?? {});
+    return evaluateReceipt(await verifyReceiptJws(jws.trim(), { resolveKey: resolve }), opts.expect ?? {}, opts.hooks);
   },
 );
 

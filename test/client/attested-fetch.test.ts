@@ -167,7 +167,15 @@ describe('receipts in-process', () => {
     const { createHash } = await import('node:crypto');
     const sha = (b: string) => new Uint8Array(createHash('sha256').update(b).digest());
     const again = await verifyReceipt(s.sim.receipts.peek(id) as string, { jwks, expect: { receiptId: id, requestSha256: sha(body), responseSha256: sha(text) } });
-    expect(again.verdict).toBe('verified');
+    // Given only the JWKS, the router evidence the receipt embeds is not checked: never `verified` (docs/wire.md §2.1).
+    expect(again).toMatchObject({ verdict: 'unverifiable', code: 'ERR_RECEIPT_ATTESTATION_UNCHECKED' });
+    expect(again.checks.filter((c) => c.result === 'fail')).toEqual([]);
+    const checked = await verifyReceipt(s.sim.receipts.peek(id) as string, {
+      jwks,
+      expect: { receiptId: id, requestSha256: sha(body), responseSha256: sha(text) },
+      hooks: { verifyRouterAttestation: () => Promise.resolve({ result: 'pass' as const }) },
+    });
+    expect(checked.verdict).toBe('verified');
     const noKey = await verifyReceipt(s.sim.receipts.peek(id) as string, { jwks: '{"keys":[]}' }).catch((e: unknown) => e);
     expect(noKey).toBeInstanceOf(AttestationError);
     expect(noKey).toMatchObject({ code: expect.stringMatching(/^ERR_JWKS_/) });
