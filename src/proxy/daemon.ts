@@ -16,6 +16,8 @@ import { aciTeeVerifier, createAciAttester, type AciAttester } from '../attestat
 import { createPinaivuAttester, pinaivuNitroRoots, type PinaivuAttester } from '../attestation/pinaivu.js';
 import { createNearAttester, type NearAttester } from '../attestation/near.js';
 import { tdxRoots } from '../attestation/tdx.js';
+import { loadTestRoots } from '../attestation/test-roots.js';
+import { warnTrustExceptions } from '../attestation/exceptions.js';
 import type { AttestationEvent, AttestOverSocket } from '../attestation/manager.js';
 import { DaemonMetrics } from '../metrics/metrics.js';
 import { routeLabel } from '../metrics/routes.js';
@@ -138,17 +140,19 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
       managers.set(u.name, new AttestationManager({ upstream: u.name, mode: 'off', attest: () => Promise.reject(new Error('attestation is off')), clock, logger: logger.child({ upstream: u.name }), refreshAheadMs: 0 }));
       continue;
     }
+    const testRoots = loadTestRoots(u);
+    warnTrustExceptions(u, testRoots, logger.child({ upstream: u.name }));
     let attest: AttestOverSocket;
     if (u.profile === 'aci') {
-      const aci = createAciAttester(u, { clock, teeVerifier: aciTeeVerifier(u) });
+      const aci = createAciAttester(u, { clock, teeVerifier: aciTeeVerifier(u, testRoots) });
       aciAttesters.set(u.name, aci);
       attest = aci.attest;
     } else if (u.profile === 'pinaivu') {
-      const p = createPinaivuAttester(u, { clock, roots: pinaivuNitroRoots(u) });
+      const p = createPinaivuAttester(u, { clock, roots: pinaivuNitroRoots(testRoots) });
       pinaivuAttesters.set(u.name, p);
       attest = p.attest;
     } else if (u.profile === 'near') {
-      const n = createNearAttester(u, { clock, roots: tdxRoots(u) });
+      const n = createNearAttester(u, { clock, roots: tdxRoots(testRoots) });
       nearAttesters.set(u.name, n);
       attest = n.attest;
     } else {
@@ -158,6 +162,7 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
         caPem: upstream.caPem,
         ...(deps.env ? { env: deps.env } : {}),
         onBundleFetch: (result) => metrics.bundleFetch(u.name, result),
+        testRoots: testRoots.certs,
       });
       attesters.set(u.name, attester);
       attest = attester.attest;
@@ -174,6 +179,7 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
         refreshAheadMs: u.attestation.refresh_ahead_seconds * 1000,
         onRevoke: () => void upstream.resetConnections(),
         onEvent,
+        testRootsFiles: testRoots.files,
       }),
     );
   }

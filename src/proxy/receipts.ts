@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { AttestationManager } from '../attestation/manager.js';
+import { auditAttestation } from '../attestation/identity.js';
 import type { TresorAttester } from '../attestation/tresor.js';
 import type { ResolvedConfig, UpstreamConfig } from '../config/types.js';
 import type { ReceiptHooks } from '../receipts/verdict.js';
@@ -142,10 +143,7 @@ export async function openReceiptPipeline(
       // Receipt paths are absolute on the router (`/v1/receipts/{id}`); the pool adds the URL prefix.
       get: (path, init) => u.get(path, init),
       ...where,
-      attestation: () => {
-        const id = manager?.current();
-        return id ? { kind: id.kind, measurement: id.measurement, tag: id.tag, tls_spki_sha256: id.spkiSha256, bundle_version: id.bundleVersion } : { mode: c.attestation.mode };
-      },
+      attestation: () => auditAttestation(manager?.current(), { mode: c.attestation.mode, testRoots: manager?.testRoots ?? false }),
       fetchPolicy: { notFoundGraceMs: r.not_found_grace_seconds * 1000, deadlineMs: r.deadline_seconds * 1000 },
       firstFetchDelayMs: r.fetch_delay_seconds * 1000,
       bucket: new TokenBucket(r.fetches_per_second, Math.max(1, Math.ceil(r.fetches_per_second)), deps.clock, sleep),
