@@ -27,6 +27,8 @@ describe('configuration', () => {
       trust_bundle: 'https://trust.tresor.co/api/router.json',
       require_nonce: false,
       allow_debug: false,
+      test_roots_file: null,
+      allow_unbound_channel: false,
       max_age_seconds: 600,
       refresh_ahead_seconds: 60,
     });

@@ -35,7 +35,7 @@ describe('the daemon enforces router attestation', () => {
     const res = await request(`${h.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chat });
     expect(res.statusCode).toBe(200);
     await res.body.dump();
-    expect(res.headers['x-tresor-attestation']).toBe('verified');
+    expect(res.headers['x-tresor-attestation']).toBe('verified; nonce-bound; channel: bound; test roots');
     expect(res.headers['x-tresor-measurement']).toBe(h.evidence.measurement);
     expect(res.headers['x-tresor-workload-tag']).toBe(h.evidence.tag);
     expect(res.headers['x-tresor-tls-spki-sha256']).toBe(h.sim.spkiSha256);

@@ -97,7 +97,7 @@ describe('HTTPS_PROXY with attestation enforced', () => {
     const res = await request(`${h.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chat });
     expect(res.statusCode).toBe(200);
     expect(await res.body.text()).toContain('Simulated answer');
-    expect(res.headers['x-tresor-attestation']).toBe('verified');
+    expect(res.headers['x-tresor-attestation']).toBe('verified; nonce-bound; channel: bound; test roots');
     expect(res.headers['x-tresor-attestation-kind']).toBe(kind);
     expect(res.headers['x-tresor-tls-spki-sha256']).toBe(h.sim.spkiSha256);
     // Every router connection went through the tunnel (nothing listens on the configured port),
