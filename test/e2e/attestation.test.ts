@@ -61,7 +61,7 @@ describe('the daemon enforces router attestation', () => {
       upstream: {
         url: `https://127.0.0.1:${(relay.address() as AddressInfo).port}`,
         ca_file: join(h.dir, 'both.pem'),
-        attestation: { mode: 'enforce', release_root_file: join(h.dir, 'release-root.pub'), trust_bundle: h.evidence.bundleUrl },
+        attestation: { mode: 'enforce', release_root_file: join(h.dir, 'release-root.pub'), trust_bundle: h.evidence.bundleUrl, test_roots_file: join(h.dir, 'test-roots.pem') },
       },
     });
     // The relay forwards to h.sim (whose evidence the release root above verifies), not m.sim.

@@ -173,7 +173,7 @@ describe('profile pinaivu: attestation failures refuse the upstream before any a
     try {
       const res = await fetch(`${h.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'nonce' }] }) });
       expect(res.status).toBe(200);
-      expect(res.headers.get('x-tresor-attestation')).toBe('verified; not freshness-bound; channel: unbound; test roots');
+      expect(res.headers.get('x-tresor-attestation')).toBe('verified; nonce-bound; channel: unbound; test roots');
       await res.arrayBuffer();
     } finally {
       await h.close();

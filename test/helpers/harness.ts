@@ -69,38 +69,47 @@ export async function startHarness(
     : opts.pinaivu
       ? { profile: 'pinaivu', pinaivu: { allowed_pcr0: [opts.pinaivu.pcr0] } }
       : {};
-  const config = resolveConfig(
-    {
-      log: { level: 'trace' },
-      state_dir: join(dir, 'state'),
-      shutdown_grace_seconds: 5,
-      ...opts.config,
-      upstreams: [
-        {
-          name: 'tresor',
-          url: sim.url,
-          listen: '127.0.0.1:0',
-          ca_file: caFile,
-          api_key_env: 'TEST_TRESOR_KEY',
-          attestation: {
-            mode: 'enforce',
-            release_root_file: join(dir, 'release-root.pub'),
-            trust_bundle: evidence.bundleUrl,
-            test_roots_file: join(dir, TEST_ROOTS_FILE),
-            // Pinaivu binds no TLS key: its tests accept that explicitly, as an operator must.
-            ...(opts.pinaivu ? { allow_unbound_channel: true } : {}),
-            ...opts.attestation,
+  // A configuration the daemon refuses (a test of that) must not leave the simulator running.
+  const start = async () => {
+    const config = resolveConfig(
+      {
+        log: { level: 'trace' },
+        state_dir: join(dir, 'state'),
+        shutdown_grace_seconds: 5,
+        ...opts.config,
+        upstreams: [
+          {
+            name: 'tresor',
+            url: sim.url,
+            listen: '127.0.0.1:0',
+            ca_file: caFile,
+            api_key_env: 'TEST_TRESOR_KEY',
+            attestation: {
+              mode: 'enforce',
+              release_root_file: join(dir, 'release-root.pub'),
+              trust_bundle: evidence.bundleUrl,
+              test_roots_file: join(dir, TEST_ROOTS_FILE),
+              // Pinaivu binds no TLS key: its tests accept that explicitly, as an operator must.
+              ...(opts.pinaivu ? { allow_unbound_channel: true } : {}),
+              ...opts.attestation,
+            },
+            ...profile,
+            ...opts.upstream,
           },
-          ...profile,
-          ...opts.upstream,
-        },
-      ],
-    },
-    null,
-  );
-  const logs = new LogSink();
-  const env = { ...process.env, HTTPS_PROXY: undefined, https_proxy: undefined, ...(opts.withKey === false ? {} : { TEST_TRESOR_KEY: REAL_KEY }), ...opts.env };
-  const daemon = await startDaemon(config, { logger: createLogger({ ...config.log, destination: logs }), env, ...(opts.hooks ? { hooks: opts.hooks } : {}) });
+        ],
+      },
+      null,
+    );
+    const logs = new LogSink();
+    const env = { ...process.env, HTTPS_PROXY: undefined, https_proxy: undefined, ...(opts.withKey === false ? {} : { TEST_TRESOR_KEY: REAL_KEY }), ...opts.env };
+    const daemon = await startDaemon(config, { logger: createLogger({ ...config.log, destination: logs }), env, ...(opts.hooks ? { hooks: opts.hooks } : {}) });
+    return { logs, daemon };
+  };
+  const { logs, daemon } = await start().catch(async (e: unknown) => {
+    await sim.close();
+    await rm(dir, { recursive: true, force: true });
+    throw e;
+  });
   const origin = daemon.listeners[0]?.url as string;
   return {
     sim,
