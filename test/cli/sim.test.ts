@@ -109,7 +109,7 @@ describe('tresor-attest sim --profile aci with the daemon as real processes', ()
     expect(res.headers['x-tresor-attestation']).toBe('verified; nonce-bound; channel: bound; test roots');
     await res.body.text();
     expect((await verdict()).verdict).toBe('verified');
-  });
+  }, 60_000);
 });
 
 describe('tresor-attest sim --profile pinaivu with the daemon as real processes', () => {
@@ -149,7 +149,7 @@ describe('tresor-attest sim --profile pinaivu with the daemon as real processes'
     expect(await own.exited, own.stdout() + own.stderr()).toBe(0);
     expect(own.stdout()).toMatch(/^PASS/);
     expect(await aws.exited).toBe(4);
-  });
+  }, 60_000);
 
   test('--pinaivu-fault needs --profile pinaivu', async () => {
     const p = spawnBin('tresor-attest', ['sim', '--port', '0', '--pinaivu-fault', 'noProof']);
