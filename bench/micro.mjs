@@ -60,8 +60,10 @@ async function snp() {
   const bytes = Buffer.from(JSON.stringify(await evidence.envelope({ spkiSha256: spki, nonce })));
   const bundle = verifyTrustBundle(evidence.bundle(), { rootKey: loadReleaseRootKey(Buffer.from(evidence.releaseRoot.publicPem)), at: new Date() });
   const nitroRoots = loadNitroRoots();
+  // The simulator's ARK is a test root: allowed explicitly, as attestation.test_roots_file does in the daemon.
+  const testRoots = [evidence.pki.ark];
   return async () => {
-    const a = verifyRouterEnvelope(parseEnvelope(bytes), { liveSpkiSha256: spki, bundle, nonce, at: new Date(), nitroRoots });
+    const a = verifyRouterEnvelope(parseEnvelope(bytes), { liveSpkiSha256: spki, bundle, nonce, at: new Date(), nitroRoots, testRoots });
     if (a.kind !== 'snp') throw new Error('not snp');
   };
 }

@@ -2,20 +2,25 @@ import { randomBytes } from 'node:crypto';
 import type { UpstreamConfig } from '../config/types.js';
 import { FetchError, PolicyError } from '../errors/index.js';
 import { snpTeeVerifier, tdxTeeVerifier, teeVerifierByType, verifyAciAttestation, type AciTrustedKeyset, type TeeVerifier } from '../aci/index.js';
-import { rootsFromFile } from './root-file.js';
+import { pinnedAmdArks } from '../evidence/snp/roots.js';
+import { withTestRoots, type TestRoots } from './test-roots.js';
 import { tdxPolicy, tdxRoots } from './tdx.js';
 import type { Clock } from '../types.js';
 import { inbandGet } from './inband.js';
 import type { AttestedIdentity } from './identity.js';
 import type { AttestOverSocket } from './manager.js';
 
-/** The TEE verifiers an `aci` upstream accepts: SEV-SNP (pinned AMD roots, or `aci.amd_ark_file`) and TDX (pinned Intel root, or `tdx.intel_root_file`; `tdx` RTMR and compose-hash policy). */
-export function aciTeeVerifier(u: UpstreamConfig): TeeVerifier {
-  const arks = u.aci.amd_ark_file ? rootsFromFile(u, 'aci.amd_ark_file', u.aci.amd_ark_file, 'ERR_CONFIG_AMD_ARK') : undefined;
+/**
+ * The TEE verifiers an `aci` upstream accepts: SEV-SNP (the pinned AMD roots) and TDX (the pinned
+ * Intel root; `tdx` RTMR and compose-hash policy), each also to the operator's test roots if any.
+ */
+export function aciTeeVerifier(u: UpstreamConfig, testRoots: TestRoots): TeeVerifier {
+  // Without test roots the SNP verifier uses the pinned ASK and ARK of the report's product line.
+  const arks = testRoots.certs.length > 0 ? withTestRoots(pinnedAmdArks(), testRoots) : undefined;
   const allowDebug = u.attestation.allow_debug;
   return teeVerifierByType({
     sev_snp: snpTeeVerifier({ ...(arks ? { arks } : {}), policy: { allowDebug } }),
-    tdx: tdxTeeVerifier({ roots: tdxRoots(u), policy: tdxPolicy(u) }),
+    tdx: tdxTeeVerifier({ roots: tdxRoots(testRoots), policy: tdxPolicy(u) }),
   });
 }
 
@@ -65,6 +70,9 @@ export function createAciAttester(u: UpstreamConfig, deps: { clock: Clock; teeVe
         tag: id.keysetDigest,
         verifiedAt: at.toISOString(),
         expiresAt: new Date(expires).toISOString(),
+        // verifyAciAttestation requires our nonce in report_data and the connection's key in tls_public_keys.
+        freshness: 'nonce-bound',
+        channel: 'bound',
         summary: { profile: 'aci', tee_type: id.teeType, keyset_digest: id.keysetDigest, generation: id.generation, not_after: id.notAfter, tee: id.tee },
       };
       return identity;

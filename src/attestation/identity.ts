@@ -1,3 +1,9 @@
+/** Whether the evidence signs the nonce we sent over this connection (else it could be a replay until it expires). */
+export type Freshness = 'nonce-bound' | 'not freshness-bound';
+
+/** Whether the evidence binds this connection's TLS key (else a TLS man in the middle with a trusted certificate is not excluded). */
+export type ChannelBinding = 'bound' | 'unbound';
+
 /**
  * What the daemon keeps about an upstream TLS key after its attestation verified.
  * Profile-neutral: the `tresor` profile fills it from the router envelope, other profiles
@@ -19,6 +25,35 @@ export interface AttestedIdentity {
   readonly expiresAt: string;
   /** Receipt signing keys the verified trust bundle allows (RFC 7638 thumbprints and/or kids). */
   readonly receiptSigningKeys?: { readonly thumbprints?: readonly string[]; readonly kids?: readonly string[] };
+  /** Whether the evidence signed our nonce. */
+  readonly freshness: Freshness;
+  /** Whether the evidence bound this connection's TLS key. */
+  readonly channel: ChannelBinding;
   /** Non-secret summary for the audit log and /status. */
   readonly summary: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * The `X-Tresor-Attestation` value (docs/wire.md §3.1): the state first (`verified`, ...), then,
+ * when an identity is pinned, its freshness and channel binding, and `test roots` when the
+ * operator allowed test roots: `verified; nonce-bound; channel: bound`.
+ */
+export function attestationHeaderValue(state: string, id: AttestedIdentity | undefined, testRoots: boolean): string {
+  if (!id) return state;
+  return `${state}; ${id.freshness}; channel: ${id.channel}${testRoots ? '; test roots' : ''}`;
+}
+
+/** The `attestation` block of an audit record (docs/wire.md §7): the pinned identity and how far it is proven. */
+export function auditAttestation(id: AttestedIdentity | undefined, o: { mode: string; testRoots: boolean }): Record<string, unknown> {
+  if (!id) return { mode: o.mode, test_roots: o.testRoots };
+  return {
+    kind: id.kind,
+    measurement: id.measurement,
+    tag: id.tag,
+    tls_spki_sha256: id.spkiSha256,
+    bundle_version: id.bundleVersion,
+    freshness: id.freshness,
+    channel: id.channel,
+    test_roots: o.testRoots,
+  };
 }

@@ -4,7 +4,7 @@ import { UpstreamError, VerificationError, toTresorError, type TresorError } fro
 import { peerCertificate, spkiSha256 } from '../x509/certificate.js';
 import type { Clock } from '../types.js';
 import { CircuitBreaker } from './circuit.js';
-import type { AttestedIdentity } from './identity.js';
+import { attestationHeaderValue, type AttestedIdentity } from './identity.js';
 import { PinCache } from './pins.js';
 
 export type AttestationMode = 'enforce' | 'warn' | 'off';
@@ -46,6 +46,8 @@ export interface AttestationManagerOptions {
   onEvent?: (e: AttestationEvent) => void;
   /** A pin lapsed (expired, failed or yielded another key on refresh): close idle pooled connections to that key. */
   onRevoke?: (spkiSha256: string) => void;
+  /** The operator's test-root files (`attestation.test_roots_file`), if any: shown on /status and in headers. */
+  testRootsFiles?: readonly string[];
 }
 
 /**
@@ -176,7 +178,7 @@ export class AttestationManager {
     const id = this.current();
     if (!id) return { 'x-tresor-attestation': this.opts.mode === 'warn' ? 'unverified-warn-mode' : 'unverified' };
     const h: Record<string, string> = {
-      'x-tresor-attestation': this.opts.mode === 'warn' ? 'verified-warn-mode' : 'verified',
+      'x-tresor-attestation': attestationHeaderValue(this.opts.mode === 'warn' ? 'verified-warn-mode' : 'verified', id, this.testRoots),
       'x-tresor-attestation-kind': id.kind,
       'x-tresor-tls-spki-sha256': id.spkiSha256,
     };
@@ -185,10 +187,17 @@ export class AttestationManager {
     return h;
   }
 
+  /** Whether the operator allowed test roots for this upstream. */
+  get testRoots(): boolean {
+    return (this.opts.testRootsFiles?.length ?? 0) > 0;
+  }
+
   status(): Record<string, unknown> {
     return {
       mode: this.opts.mode,
       ready: this.readiness().ready,
+      // Test roots trusted besides the pinned vendor roots (null: vendor roots only).
+      testRoots: this.testRoots ? this.opts.testRootsFiles : null,
       identities: this.pins.fresh().map((p) => ({
         kind: p.kind,
         spkiSha256: p.spkiSha256,
@@ -198,6 +207,8 @@ export class AttestationManager {
         bundleValidUntil: p.bundleValidUntil,
         verifiedAt: p.verifiedAt,
         expiresAt: p.expiresAt,
+        freshness: p.freshness,
+        channel: p.channel,
         // What the evidence said beyond the pin (TDX RTMRs and compose hash, ACI keyset, Nitro PCRs, NEAR signers): non-secret.
         summary: p.summary,
       })),

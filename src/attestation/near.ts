@@ -94,6 +94,9 @@ export function createNearAttester(u: UpstreamConfig, deps: { clock: Clock; root
         tag: gateway.signingAddress,
         verifiedAt: at.toISOString(),
         expiresAt: new Date(at.getTime() + u.attestation.max_age_seconds * 1000).toISOString(),
+        // verifyNearReport requires our nonce in every quote and the gateway's binding of this TLS key.
+        freshness: 'nonce-bound',
+        channel: 'bound',
         summary: {
           profile: 'near',
           tls_key_bound: true,

@@ -8,14 +8,13 @@ import { toHex } from '../util/bytes.js';
 import type { Certificate } from '../x509/certificate.js';
 import type { AttestedIdentity } from './identity.js';
 import { inbandGet } from './inband.js';
-import { rootsFromFile } from './root-file.js';
+import { withTestRoots, type TestRoots } from './test-roots.js';
 import type { AttestOverSocket } from './manager.js';
 import type { UpstreamGet } from '../receipts/fetch.js';
 
-/** Nitro roots for a `pinaivu` upstream: the pinned AWS root G1, or `pinaivu.nitro_root_file` (a test root). */
-export function pinaivuNitroRoots(u: UpstreamConfig): Certificate[] {
-  const file = u.pinaivu.nitro_root_file;
-  return file ? rootsFromFile(u, 'pinaivu.nitro_root_file', file, 'ERR_CONFIG_NITRO_ROOT') : loadNitroRoots();
+/** Nitro roots for a `pinaivu` upstream: the pinned AWS root G1, plus the operator's test roots if any. */
+export function pinaivuNitroRoots(testRoots: TestRoots): Certificate[] {
+  return withTestRoots(loadNitroRoots(), testRoots);
 }
 
 /** A coordinator key this daemon verified by Nitro attestation. */
@@ -121,6 +120,9 @@ export function createPinaivuAttester(u: UpstreamConfig, deps: { clock: Clock; r
         tag: pubkey,
         verifiedAt: at.toISOString(),
         expiresAt: new Date(at.getTime() + u.attestation.max_age_seconds * 1000).toISOString(),
+        freshness: id.freshness === 'nonce' ? 'nonce-bound' : 'not freshness-bound',
+        // The document binds the coordinator's signing key, never the TLS key (allow_unbound_channel).
+        channel: 'unbound',
         summary,
       };
       return identity;

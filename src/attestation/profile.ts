@@ -8,6 +8,8 @@ import { createNearAttester, type NearAttester } from './near.js';
 import { createPinaivuAttester, pinaivuNitroRoots, type PinaivuAttester } from './pinaivu.js';
 import { tdxRoots } from './tdx.js';
 import { createTresorAttester, type TresorAttester } from './tresor.js';
+import { loadTestRoots } from './test-roots.js';
+import { warnTrustExceptions } from './exceptions.js';
 
 /** Each upstream's profile attester, by upstream name (the receipt formats need them). */
 export interface AttesterRegistry {
@@ -42,17 +44,20 @@ export async function createUpstreamAttestation(u: UpstreamConfig, upstream: Ups
   if (u.attestation.mode === 'off') {
     return new AttestationManager({ upstream: u.name, mode: 'off', attest: () => Promise.reject(new Error('attestation is off')), clock, logger, refreshAheadMs: 0 });
   }
+  // Test roots only when the operator named them (attestation.test_roots_file, or a deprecated per-profile key): warned, shown, recorded.
+  const testRoots = loadTestRoots(u);
+  warnTrustExceptions(u, testRoots, logger);
   let attest: AttestOverSocket;
   if (u.profile === 'aci') {
-    const aci = createAciAttester(u, { clock, teeVerifier: aciTeeVerifier(u) });
+    const aci = createAciAttester(u, { clock, teeVerifier: aciTeeVerifier(u, testRoots) });
     registry.aciAttesters.set(u.name, aci);
     attest = aci.attest;
   } else if (u.profile === 'pinaivu') {
-    const p = createPinaivuAttester(u, { clock, roots: pinaivuNitroRoots(u) });
+    const p = createPinaivuAttester(u, { clock, roots: pinaivuNitroRoots(testRoots) });
     registry.pinaivuAttesters.set(u.name, p);
     attest = p.attest;
   } else if (u.profile === 'near') {
-    const n = createNearAttester(u, { clock, roots: tdxRoots(u) });
+    const n = createNearAttester(u, { clock, roots: tdxRoots(testRoots) });
     registry.nearAttesters.set(u.name, n);
     attest = n.attest;
   } else {
@@ -62,6 +67,7 @@ export async function createUpstreamAttestation(u: UpstreamConfig, upstream: Ups
       caPem: upstream.caPem,
       ...(deps.env ? { env: deps.env } : {}),
       ...(deps.onBundleFetch ? { onBundleFetch: deps.onBundleFetch } : {}),
+      testRoots: testRoots.certs,
     });
     registry.attesters.set(u.name, attester);
     attest = attester.attest;
@@ -77,5 +83,6 @@ export async function createUpstreamAttestation(u: UpstreamConfig, upstream: Ups
     onRevoke: () => upstream.closeUnusable(),
     ...(deps.onEvent ? { onEvent: deps.onEvent } : {}),
     ...(deps.circuit ? { circuit: deps.circuit } : {}),
+    testRootsFiles: testRoots.files,
   });
 }

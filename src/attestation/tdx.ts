@@ -1,12 +1,11 @@
 import type { UpstreamConfig } from '../config/types.js';
 import { loadIntelSgxRoots, type TdxPolicy } from '../evidence/tdx/index.js';
 import type { Certificate } from '../x509/certificate.js';
-import { rootsFromFile } from './root-file.js';
+import { withTestRoots, type TestRoots } from './test-roots.js';
 
-/** Intel roots for an upstream's TDX evidence: the pinned Intel SGX Root CA, or `tdx.intel_root_file` (a test root). */
-export function tdxRoots(u: UpstreamConfig): Certificate[] {
-  const file = u.tdx.intel_root_file;
-  return file ? rootsFromFile(u, 'tdx.intel_root_file', file, 'ERR_CONFIG_INTEL_ROOT') : loadIntelSgxRoots();
+/** Intel roots for an upstream's TDX evidence: the pinned Intel SGX Root CA, plus the operator's test roots if any. */
+export function tdxRoots(testRoots: TestRoots): Certificate[] {
+  return withTestRoots(loadIntelSgxRoots(), testRoots);
 }
 
 /**

@@ -11,6 +11,7 @@ import { proxyFor } from '../proxy/connector.js';
 import { loadReleaseRootKey } from '../trust/release-root.js';
 import { RollbackStore } from '../trust/rollback.js';
 import type { Clock } from '../types.js';
+import type { Certificate } from '../x509/certificate.js';
 import type { AttestedIdentity } from './identity.js';
 import type { AttestOverSocket } from './manager.js';
 
@@ -31,7 +32,15 @@ export interface TresorAttester {
 
 export async function createTresorAttester(
   u: UpstreamConfig,
-  deps: { clock: Clock; stateDir: string; caPem?: string | undefined; env?: Record<string, string | undefined>; onBundleFetch?: (result: 'ok' | 'error') => void },
+  deps: {
+    clock: Clock;
+    stateDir: string;
+    caPem?: string | undefined;
+    env?: Record<string, string | undefined>;
+    onBundleFetch?: (result: 'ok' | 'error') => void;
+    /** The operator's test roots (`attestation.test_roots_file`): roots the bundle may name besides the pinned ones. */
+    testRoots?: readonly Certificate[];
+  },
 ): Promise<TresorAttester> {
   const att = u.attestation;
   const file = att.release_root_file as string;
@@ -55,6 +64,7 @@ export async function createTresorAttester(
       freshBundle: refresh === true,
       at,
       policy: { ...policy, requireNonce: att.require_nonce },
+      ...(deps.testRoots ? { testRoots: deps.testRoots } : {}),
       timeoutMs,
     });
     const identity: AttestedIdentity = {
@@ -66,6 +76,8 @@ export async function createTresorAttester(
       bundleValidUntil: a.bundle.validUntil,
       verifiedAt: at.toISOString(),
       expiresAt: a.expiresAt,
+      freshness: a.nonceBound ? 'nonce-bound' : 'not freshness-bound',
+      channel: 'bound',
       ...(a.bundle.receiptSigningKeys ? { receiptSigningKeys: a.bundle.receiptSigningKeys } : {}),
       summary: { kind: a.kind, measurement: a.measurement, tag: a.tag, manifest: a.manifest, bundle: a.bundle, issuedAt: a.issuedAt },
     };
@@ -91,7 +103,7 @@ export async function createTresorAttester(
         else {
           const env = parseEnvelope(Buffer.from(text, 'utf8'));
           const bundle = await bundles.get(env.trustBundleUrl);
-          a = verifyRouterEnvelope(env, { liveSpkiSha256: env.tlsSpkiSha256, bundle, at, nitroRoots: pinnedNitroRoots(), policy });
+          a = verifyRouterEnvelope(env, { liveSpkiSha256: env.tlsSpkiSha256, bundle, at, nitroRoots: pinnedNitroRoots(), ...(deps.testRoots ? { testRoots: deps.testRoots } : {}), policy });
           verifiedBlocks.delete(key);
           verifiedBlocks.set(key, { a, from: Date.parse(a.issuedAt) - SKEW_MS, until: Date.parse(a.expiresAt), bundleVersion: bundle.version, bundleUrl: env.trustBundleUrl });
           if (verifiedBlocks.size > 256) verifiedBlocks.delete(verifiedBlocks.keys().next().value as string);

@@ -19,12 +19,17 @@ export interface AttestedOptions {
   /** `aci`, `near`: allowed TEE measurements (96 hex); `pinaivu`: allowed coordinator PCR0 values. */
   allowedMeasurements?: readonly string[];
   /**
-   * A PEM file of TEST hardware roots (e.g. the simulator's) trusted INSTEAD of the pinned AMD,
-   * AWS Nitro and Intel roots: `aci.amd_ark_file`, `pinaivu.nitro_root_file` and
-   * `tdx.intel_root_file` of the daemon (profiles aci, near, pinaivu; the tresor profile's AMD
-   * roots come from its signed trust bundle). Never set in production; there is no default.
+   * A PEM file of TEST hardware roots (e.g. the simulator's `test-roots.pem`) trusted besides the
+   * pinned AMD, AWS Nitro and Intel roots: the daemon's `attestation.test_roots_file` (a trust
+   * bundle's roots must otherwise be byte-identical to a pinned one). Never set in production;
+   * there is no default.
    */
   testRoots?: string;
+  /**
+   * `pinaivu` only: accept a channel the evidence does not bind (the coordinator's document binds
+   * its signing key, not the TLS key). Required to use that profile; pins then say `channel: unbound`.
+   */
+  allowUnboundChannel?: boolean;
   /** Receipts (opt-in, default `off`): `audit` records each completion's verdict, `strict` also fails the response body when it does not verify. */
   receipts?: 'audit' | 'strict' | 'off';
   /** Journal, audit log and trust-bundle rollback state go here (as the daemon's `state_dir`); without it receipts are kept in memory. */
@@ -61,11 +66,12 @@ export function toConfig(o: AttestedOptions, stateDir: string): ResolvedConfig {
       mode: 'enforce',
       ...(o.releaseRootFile ? { release_root_file: o.releaseRootFile } : {}),
       ...(o.trustBundle ? { trust_bundle: o.trustBundle } : {}),
+      ...(o.testRoots ? { test_roots_file: o.testRoots } : {}),
+      ...(o.allowUnboundChannel ? { allow_unbound_channel: true } : {}),
     },
-    aci: { ...(measurements ? { allowed_measurements: measurements } : {}), ...(o.testRoots ? { amd_ark_file: o.testRoots } : {}) },
+    aci: measurements ? { allowed_measurements: measurements } : {},
     near: measurements ? { allowed_measurements: measurements } : {},
-    pinaivu: { ...(measurements ? { allowed_pcr0: measurements } : {}), ...(o.testRoots ? { nitro_root_file: o.testRoots } : {}) },
-    tdx: o.testRoots ? { intel_root_file: o.testRoots } : {},
+    pinaivu: measurements ? { allowed_pcr0: measurements } : {},
     receipts: { mode: o.receipts ?? 'off' },
   };
   return resolveConfig({ log: { level: 'silent' }, state_dir: stateDir, upstreams: [mergeDeep(upstream, o.upstream ?? {})] }, null);

@@ -29,9 +29,13 @@ export const ENV_VARS = {
   TRESOR_ATTEST_ATTESTATION_MODE: 'upstreams[0].attestation.mode',
   TRESOR_ATTEST_RELEASE_ROOT_FILE: 'upstreams[0].attestation.release_root_file',
   TRESOR_ATTEST_TRUST_BUNDLE: 'upstreams[0].attestation.trust_bundle',
+  TRESOR_ATTEST_TEST_ROOTS_FILE: 'upstreams[0].attestation.test_roots_file',
   TRESOR_ATTEST_RECEIPTS_MODE: 'upstreams[0].receipts.mode',
   TRESOR_ATTEST_AUDIT_DIR: 'audit.dir',
 } as const;
+
+/** Whether a profile's evidence binds the connection's TLS key (README's profile table says the same). */
+export const PROFILE_BINDS_CHANNEL: Record<UpstreamConfig['profile'], boolean> = { tresor: true, aci: true, near: true, pinaivu: false };
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true });
 const validate = ajv.compile(configSchema);
@@ -111,6 +115,11 @@ export function resolveConfig(raw: Raw, source: string | null): ResolvedConfig {
     if (u.profile === 'pinaivu' && att.mode !== 'off' && u.pinaivu.allowed_pcr0.length === 0) {
       problems.push(`${at}.pinaivu.allowed_pcr0: required for profile pinaivu (which coordinator enclave images may serve), unless attestation.mode is off`);
     }
+    if (!PROFILE_BINDS_CHANNEL[u.profile] && att.mode !== 'off' && !att.allow_unbound_channel) {
+      problems.push(
+        `${at}.attestation.allow_unbound_channel: profile ${u.profile} cannot bind the TLS channel (its evidence binds no TLS key, so a TLS man in the middle with a trusted certificate would see prompts and the API key); set allow_unbound_channel: true to accept that explicitly`,
+      );
+    }
     if (u.profile === 'tresor' && att.mode !== 'off' && att.release_root_file === null) {
       problems.push(`${at}.attestation.release_root_file: required when attestation.mode is ${att.mode} (to forward without attestation, set attestation.mode: off explicitly)`);
     }
@@ -136,6 +145,7 @@ export function resolveConfig(raw: Raw, source: string | null): ResolvedConfig {
       attestation: {
         ...u.attestation,
         release_root_file: u.attestation.release_root_file === null ? null : resolvePath(u.attestation.release_root_file, base),
+        test_roots_file: u.attestation.test_roots_file === null ? null : resolvePath(u.attestation.test_roots_file, base),
         trust_bundle: /^https?:/i.test(u.attestation.trust_bundle) ? u.attestation.trust_bundle : resolvePath(u.attestation.trust_bundle, base),
       },
     };
@@ -224,6 +234,7 @@ function applyEnv(raw: Raw, env: Record<string, string | undefined>): void {
   set('TRESOR_ATTEST_ATTESTATION_MODE', (v) => (section(firstUpstream(raw), 'attestation').mode = v));
   set('TRESOR_ATTEST_RELEASE_ROOT_FILE', (v) => (section(firstUpstream(raw), 'attestation').release_root_file = v));
   set('TRESOR_ATTEST_TRUST_BUNDLE', (v) => (section(firstUpstream(raw), 'attestation').trust_bundle = v));
+  set('TRESOR_ATTEST_TEST_ROOTS_FILE', (v) => (section(firstUpstream(raw), 'attestation').test_roots_file = v));
   set('TRESOR_ATTEST_RECEIPTS_MODE', (v) => (section(firstUpstream(raw), 'receipts').mode = v));
   set('TRESOR_ATTEST_AUDIT_DIR', (v) => (section(raw, 'audit').dir = v));
 }

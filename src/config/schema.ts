@@ -56,6 +56,8 @@ export const upstreamSchema = {
         trust_bundle: { type: 'string', minLength: 1, default: 'https://trust.tresor.co/api/router.json' },
         require_nonce: { type: 'boolean', default: false },
         allow_debug: { type: 'boolean', default: false },
+        test_roots_file: { type: ['string', 'null'], default: null },
+        allow_unbound_channel: { type: 'boolean', default: false },
         max_age_seconds: seconds(600, 10, 86_400),
         refresh_ahead_seconds: seconds(60, 0, 3600),
       },

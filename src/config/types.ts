@@ -32,8 +32,19 @@ export interface UpstreamConfig {
     readonly release_root_file: string | null;
     /** Where the trust bundle may come from: an https URL (the envelope must name it) or a file. */
     readonly trust_bundle: string;
+    /**
+     * Refuse evidence that does not sign our nonce even where the protocol leaves it optional (the
+     * Tresor SNP envelope's REPORT_DATA[32:64]); aci, near and the Nitro envelope require it anyway.
+     */
     readonly require_nonce: boolean;
     readonly allow_debug: boolean;
+    /**
+     * PEM file of test roots (the simulator's) trusted besides the pinned vendor roots in `certs/`;
+     * the file must exist. Logged as a warning, shown on /status and in every audit record.
+     */
+    readonly test_roots_file: string | null;
+    /** Start a profile whose evidence cannot bind the TLS channel (pinaivu); its pins say `channel: unbound`. */
+    readonly allow_unbound_channel: boolean;
     /** Cap on how long a verified TLS key stays pinned (the envelope's max_age_seconds may be shorter). */
     readonly max_age_seconds: number;
     readonly refresh_ahead_seconds: number;
@@ -41,7 +52,7 @@ export interface UpstreamConfig {
   readonly aci: {
     /** SEV-SNP MEASUREMENT or TDX MRTD (96 lowercase hex) the router's TEE must report; required for profile aci unless attestation is off. */
     readonly allowed_measurements: readonly string[];
-    /** Trust this AMD ARK (PEM) instead of the pinned ones (test roots such as the simulator's). */
+    /** Deprecated: an AMD ARK (PEM) counted as a test root, as if listed in attestation.test_roots_file. */
     readonly amd_ark_file: string | null;
     /** Receipts must carry an `upstream.verified` event with result "verified" where required. */
     readonly require_upstream_verified: boolean;
@@ -52,7 +63,7 @@ export interface UpstreamConfig {
   };
   /** Intel TDX evidence, whichever profile meets it (aci with tee_type tdx, near). */
   readonly tdx: {
-    /** Trust this Intel SGX root (PEM) instead of the pinned Intel SGX Root CA (test roots such as the simulator's). */
+    /** Deprecated: an Intel root (PEM) counted as a test root, as if listed in attestation.test_roots_file. */
     readonly intel_root_file: string | null;
     /** Alternative allowed RTMR0-2 sets (96 lowercase hex each; absent members unconstrained); empty = not constrained. */
     readonly allowed_rtmrs: readonly { readonly rtmr0?: string; readonly rtmr1?: string; readonly rtmr2?: string }[];
@@ -62,7 +73,7 @@ export interface UpstreamConfig {
   readonly pinaivu: {
     /** PCR0 (96 lowercase hex) of the coordinator enclave images allowed; required for profile pinaivu unless attestation is off. */
     readonly allowed_pcr0: readonly string[];
-    /** Trust this Nitro root (PEM) instead of the pinned AWS root G1 (test roots such as the simulator's). */
+    /** Deprecated: a Nitro root (PEM) counted as a test root, as if listed in attestation.test_roots_file. */
     readonly nitro_root_file: string | null;
     /** The coordinator takes no nonce: its attestation document may be at most this old. */
     readonly max_document_age_seconds: number;

@@ -106,6 +106,8 @@ export interface AttestSocketOptions {
   nonce?: string | false;
   at: Date;
   policy?: EnvelopePolicy;
+  /** The operator's test roots, which a bundle may name besides the pinned vendor roots. */
+  testRoots?: readonly Certificate[];
   timeoutMs: number;
 }
 
@@ -128,6 +130,7 @@ export async function attestOverSocket(socket: TLSSocket, o: AttestSocketOptions
     bundle,
     at: o.at,
     nitroRoots: pinnedNitroRoots(),
+    ...(o.testRoots ? { testRoots: o.testRoots } : {}),
     ...(nonce ? { nonce } : {}),
     ...(o.policy ? { policy: o.policy } : {}),
   });
@@ -144,6 +147,7 @@ export interface AttestRouterOptions {
   nonce?: string | false;
   at: Date;
   policy?: EnvelopePolicy;
+  testRoots?: readonly Certificate[];
   timeoutMs?: number;
 }
 
@@ -171,6 +175,7 @@ export async function attestRouter(o: AttestRouterOptions): Promise<{ attestatio
       ...(o.nonce !== undefined ? { nonce: o.nonce } : {}),
       at: o.at,
       ...(o.policy ? { policy: o.policy } : {}),
+      ...(o.testRoots ? { testRoots: o.testRoots } : {}),
       timeoutMs,
     });
   } finally {

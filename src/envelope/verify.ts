@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import { VerificationError } from '../errors/index.js';
 import { evaluateNitroPolicy, parseNitroDocument, verifyNitroDocument } from '../evidence/nitro/index.js';
 import { evaluateSnpPolicy, formatTcb, parseSnpReport, verifySnpReport } from '../evidence/snp/index.js';
+import { pinnedAmdArks } from '../evidence/snp/roots.js';
+import { checkBundleRoots } from '../trust/bundle-roots.js';
 import { asVerified, type Verified } from '../types.js';
 import { bytesEqual, hexEqual, toHex } from '../util/bytes.js';
 import { parsePemCertificates, type Certificate } from '../x509/certificate.js';
@@ -22,6 +24,8 @@ export interface RouterAttestation {
   readonly issuedAt: string;
   /** min(issued_at + max_age_seconds, bundle valid_until, our cap). */
   readonly expiresAt: string;
+  /** The signed evidence carries the nonce we sent (SNP REPORT_DATA[32:64], Nitro `nonce`): it is fresh, not a replay. */
+  readonly nonceBound: boolean;
 }
 
 export interface EnvelopePolicy {
@@ -42,6 +46,8 @@ export interface EnvelopeContext {
   at: Date;
   /** Nitro roots to use when the bundle carries none (`nitro.root_pem`): the pinned AWS Nitro root. */
   nitroRoots: readonly Certificate[];
+  /** The operator's test roots (`attestation.test_roots_file`): roots a bundle may name besides the pinned ones. */
+  testRoots?: readonly Certificate[];
   policy?: EnvelopePolicy;
 }
 
@@ -63,6 +69,9 @@ export function verifyRouterEnvelope(env: RouterEnvelope, ctx: EnvelopeContext):
     throw fail('ERR_ATTEST_NONCE_MISMATCH', 'the envelope echoes a different nonce than the one sent');
   }
   const echoedNonce = nonceBytes !== undefined && env.nonce !== undefined;
+  // The bundle may name roots, never add one: each must be a pinned vendor root or an operator's test root.
+  checkBundleRoots(bundle, { amdArks: pinnedAmdArks(), nitroRoots: ctx.nitroRoots, testRoots: ctx.testRoots });
+  let nonceBound = false;
 
   let measurement: string;
   let pcrs: Record<string, string> | undefined;
@@ -81,9 +90,11 @@ export function verifyRouterEnvelope(env: RouterEnvelope, ctx: EnvelopeContext):
     if (!bytesEqual(report.REPORT_DATA.subarray(0, 32), binding)) {
       throw fail('ERR_ATTEST_REPORT_DATA_MISMATCH', 'REPORT_DATA[0:32] is not SHA-256(tls_spki_sha256 ‖ workload_identity_tag)');
     }
-    // The docs do not define REPORT_DATA[32:64]. A router that echoes our nonce must carry it there;
-    // one that does not is refused only when policy requires a nonce.
-    if (nonceBytes && (echoedNonce || p.requireNonce) && !bytesEqual(report.REPORT_DATA.subarray(32, 64), nonceBytes)) {
+    // The docs do not define REPORT_DATA[32:64]. Evidence carrying our nonce there is nonce-bound; a
+    // router that echoes the nonce must carry it; one that does not is refused only when policy
+    // requires a nonce, else accepted as not freshness-bound (the pin says so).
+    nonceBound = nonceBytes !== undefined && bytesEqual(report.REPORT_DATA.subarray(32, 64), nonceBytes);
+    if (nonceBytes && !nonceBound && (echoedNonce || p.requireNonce)) {
       throw fail('ERR_ATTEST_NONCE_MISMATCH', 'REPORT_DATA[32:64] does not carry the nonce sent');
     }
   } else {
@@ -94,9 +105,11 @@ export function verifyRouterEnvelope(env: RouterEnvelope, ctx: EnvelopeContext):
     const allowed = bundle.nitroAllowedPcrs.some((set) => Object.entries(set).every(([i, h]) => pcrs?.[i] === h));
     if (!allowed) throw fail('ERR_ATTEST_MEASUREMENT_NOT_ALLOWED', `Nitro PCRs (PCR0 ${measurement}) match none of the trust bundle's allowed PCR sets`);
     if (!doc.userData || !bytesEqual(doc.userData, binding)) throw fail('ERR_ATTEST_REPORT_DATA_MISMATCH', 'Nitro user_data is not SHA-256(tls_spki_sha256 ‖ workload_identity_tag)');
-    if (nonceBytes && (echoedNonce || p.requireNonce) && (!doc.nonce || !bytesEqual(doc.nonce, nonceBytes))) {
-      throw fail('ERR_ATTEST_NONCE_MISMATCH', 'the Nitro document does not carry the nonce sent');
+    // The Nitro document has a signed `nonce` field: a nonce we sent is required in it, always.
+    if (nonceBytes && (!doc.nonce || !bytesEqual(doc.nonce, nonceBytes))) {
+      throw fail('ERR_ATTEST_NONCE_MISMATCH', doc.nonce ? 'the Nitro document signs another nonce than the one sent' : 'the Nitro document signs no nonce, but one was sent (a replayed or unchallenged document)');
     }
+    nonceBound = nonceBytes !== undefined;
   }
 
   if (!bundle.allowedTags.includes(env.workloadIdentityTag)) throw fail('ERR_ATTEST_TAG_NOT_ALLOWED', `workload identity tag ${env.workloadIdentityTag} is not in the trust bundle's allowed_workload_identity_tags`);
@@ -121,5 +134,6 @@ export function verifyRouterEnvelope(env: RouterEnvelope, ctx: EnvelopeContext):
     bundle: { version: bundle.version, validUntil: bundle.validUntil.toISOString(), ...(bundle.receiptSigningKeys ? { receiptSigningKeys: bundle.receiptSigningKeys } : {}) },
     issuedAt: env.issuedAt.toISOString(),
     expiresAt: new Date(expires).toISOString(),
+    nonceBound,
   });
 }

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { AttestationManager } from '../attestation/manager.js';
+import { auditAttestation } from '../attestation/identity.js';
 import type { TresorAttester } from '../attestation/tresor.js';
 import type { ResolvedConfig, UpstreamConfig } from '../config/types.js';
 import type { ReceiptHooks } from '../receipts/verdict.js';
@@ -157,7 +158,7 @@ export async function openReceiptPipeline(
         // An exchange in flight when its pin lapsed finished (its request went out while the pin was good): say so.
         const lapse = since && manager?.lapsesSince(since)[0];
         const id = lapse ? manager?.known().find((k) => k.spkiSha256 === lapse.spkiSha256) : manager?.current();
-        const base = id ? { kind: id.kind, measurement: id.measurement, tag: id.tag, tls_spki_sha256: id.spkiSha256, bundle_version: id.bundleVersion } : { mode: c.attestation.mode };
+        const base = auditAttestation(id, { mode: c.attestation.mode, testRoots: manager?.testRoots ?? false });
         return lapse ? { ...base, tls_spki_sha256: lapse.spkiSha256, pin_lapsed_in_flight: { at: lapse.at, code: lapse.code } } : base;
       },
       fetchPolicy: { notFoundGraceMs: r.not_found_grace_seconds * 1000, deadlineMs: r.deadline_seconds * 1000 },

@@ -52,7 +52,11 @@ function renderUpstreams(status) {
         el('dt', {}, 'TLS key'), el('dd', { class: 'hex' }, id.spkiSha256),
         el('dt', {}, 'verified'), el('dd', {}, id.verifiedAt + ' (' + ago(id.verifiedAt) + ')'),
         el('dt', {}, 'expires'), el('dd', { 'data-field': 'expires' }, id.expiresAt + ' (' + ago(id.expiresAt) + ')')));
+      // How far the pin is proven (#13): our nonce signed or not, the TLS channel bound or not.
+      const weak = id.freshness !== 'nonce-bound' || id.channel !== 'bound';
+      card.append(el('p', { class: weak ? 'err' : 'muted', 'data-field': 'proof' }, id.freshness + '; channel: ' + id.channel));
     }
+    if (att.testRoots) card.append(el('p', { class: 'err', 'data-field': 'test-roots' }, 'test roots trusted besides the vendors\' (attestation.test_roots_file): ' + att.testRoots.join(', ')));
     if (att.lastError) card.append(el('p', { class: 'err', 'data-field': 'last-error' }, 'last attestation error: ', el('code', {}, att.lastError.code), ' ', ago(att.lastError.at)));
     const c = u.counters || {};
     card.append(el('p', { class: 'muted' }, 'requests ' + (c.requests ?? 0) + ', errors ' + (c.errors ?? 0) + ', in flight ' + (c.inFlight ?? 0)));

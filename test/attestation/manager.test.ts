@@ -76,6 +76,8 @@ function identityFor(spki: string, ttlMs = 60_000): AttestedIdentity {
     tag: 'cd'.repeat(32),
     verifiedAt: new Date(now).toISOString(),
     expiresAt: new Date(now + ttlMs).toISOString(),
+    freshness: 'nonce-bound',
+    channel: 'bound',
     summary: {},
   };
 }
@@ -123,7 +125,7 @@ describe('AttestationManager connection pinning', () => {
     expect(router.attestationsServed).toBe(1);
     expect(router.bodiesSeen).toEqual(['secret-0', 'secret-1', 'secret-2']);
     expect(m.readiness()).toEqual({ ready: true });
-    expect(m.responseHeaders()['x-tresor-attestation']).toBe('verified');
+    expect(m.responseHeaders()['x-tresor-attestation']).toBe('verified; nonce-bound; channel: bound');
     expect(m.responseHeaders()['x-tresor-tls-spki-sha256']).toBe(router.id.spkiSha256);
   });
 

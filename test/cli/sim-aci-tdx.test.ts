@@ -21,18 +21,19 @@ describe('tresor-attest sim --profile aci --aci-tee tdx with the daemon as real 
     expect(mrtd).toMatch(/^[0-9a-f]{96}$/);
     expect(rtmrs).toHaveLength(3);
     expect(compose).toMatch(/^[0-9a-f]{64}$/);
-    expect(out).toMatch(/wrote sim-ca\.pem, release-root\.pub, intel-root\.pem to /);
+    expect(out).toMatch(/wrote sim-ca\.pem, release-root\.pub, test-roots\.pem, intel-root\.pem to /);
 
     const { res, verdict } = await serveAci('pinned', url, [
       'aci:',
       `  allowed_measurements: [${mrtd}]`,
+      'attestation:',
+      `  test_roots_file: ${join(scratch.dir, 'test-roots.pem')}`,
       'tdx:',
-      `  intel_root_file: ${join(scratch.dir, 'intel-root.pem')}`,
       `  allowed_rtmrs: [{rtmr0: ${rtmrs[0]}, rtmr1: ${rtmrs[1]}, rtmr2: ${rtmrs[2]}}]`,
       `  allowed_compose_hashes: [${compose}]`,
     ]);
     expect(res.statusCode).toBe(200);
-    expect(res.headers['x-tresor-attestation']).toBe('verified');
+    expect(res.headers['x-tresor-attestation']).toBe('verified; nonce-bound; channel: bound; test roots');
     expect(res.headers['x-tresor-attestation-kind']).toBe('tdx');
     expect(res.headers['x-tresor-measurement']).toBe(mrtd);
     await res.body.text();

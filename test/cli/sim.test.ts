@@ -22,7 +22,11 @@ describe('tresor-attest sim --evidence nitro', () => {
   test('tresor-verify attest passes against it and prints the Nitro PCR0; the document verifies offline only with the simulator root', async () => {
     const s = await sim('nitro', '--evidence', 'nitro');
     expect(s.p.stdout()).toContain('evidence:                 nitro (PCR0 ');
-    const args = ['attest', '--url', s.url, '--release-root', join(s.out, 'release-root.pub'), '--ca', join(s.out, 'sim-ca.pem'), '--bundle', s.bundleUrl];
+    const args = ['attest', '--url', s.url, '--release-root', join(s.out, 'release-root.pub'), '--ca', join(s.out, 'sim-ca.pem'), '--bundle', s.bundleUrl, '--test-roots', join(s.out, 'test-roots.pem')];
+    // Without the simulator's test roots its bundle's Nitro root is refused (not the AWS root pinned in certs/).
+    const pinnedOnly = spawnBin('tresor-verify', args.slice(0, -2));
+    expect(await pinnedOnly.exited).toBe(4);
+    expect(pinnedOnly.stdout()).toMatch(/^FAIL ERR_BUNDLE_NITRO_ROOT_NOT_PINNED: .*attestation\.test_roots_file/);
     const v = spawnBin('tresor-verify', args);
     const j = spawnBin('tresor-verify', [...args, '--json']);
     expect(await v.exited).toBe(0);
@@ -50,24 +54,32 @@ describe('tresor-attest sim --evidence nitro', () => {
   }, 60_000);
 });
 
-describe('tresor-attest sim --attestation-fault', () => {
+describe('tresor-attest sim --attestation-fault, and a daemon without the test roots', () => {
   test.each([
-    ['nitro', 'wrongMeasurement', 'ERR_ATTEST_MEASUREMENT_NOT_ALLOWED'],
-    ['snp', 'tagNotAllowed', 'ERR_ATTEST_TAG_NOT_ALLOWED'],
-  ])('a daemon refuses a %s simulator started with %s (%s) and stays not ready', async (kind, fault, code) => {
-    const s = await sim(`${kind}-${fault}`, '--evidence', kind, '--attestation-fault', fault);
-    expect(s.p.stdout()).toContain(`attestation faults:       ${fault}`);
+    ['nitro', ['--attestation-fault', 'wrongMeasurement'], true, 'ERR_ATTEST_MEASUREMENT_NOT_ALLOWED'],
+    ['snp', ['--attestation-fault', 'tagNotAllowed'], true, 'ERR_ATTEST_TAG_NOT_ALLOWED'],
+    ['snp', [], false, 'ERR_BUNDLE_AMD_ARK_NOT_PINNED'],
+    ['nitro', [], false, 'ERR_BUNDLE_NITRO_ROOT_NOT_PINNED'],
+  ])('a daemon refuses a %s simulator started with %j (test roots allowed: %s): %s, and stays not ready', async (kind, flags, allowTestRoots, code) => {
+    const s = await sim(`${kind}-${flags.join('') || 'plain'}-${allowTestRoots}`, '--evidence', kind, ...flags);
+    if (flags.length) expect(s.p.stdout()).toContain(`attestation faults:       ${flags[1]}`);
+    expect(s.p.stdout()).toContain(`test roots:               ${join(s.out, 'test-roots.pem')} (attestation.test_roots_file`);
     const d = spawnBin('tresor-attest', ['serve', '--upstream', s.url, '--ca-file', join(s.out, 'sim-ca.pem'), '--listen', '127.0.0.1:0', '--state-dir', join(s.out, 'state')], {
       TRESOR_API_KEY: `tr-${'2'.repeat(96)}`,
       TRESOR_ATTEST_RELEASE_ROOT_FILE: join(s.out, 'release-root.pub'),
       TRESOR_ATTEST_TRUST_BUNDLE: s.bundleUrl,
+      ...(allowTestRoots ? { TRESOR_ATTEST_TEST_ROOTS_FILE: join(s.out, 'test-roots.pem') } : {}),
     });
     scratch.running.push(d);
     await waitFor(d, (o) => o.includes('serving OPENAI_BASE_URL='), 20_000);
+    // Test roots are said loudly at start, and only when allowed.
+    expect(d.stdout().includes('TEST ROOTS ARE TRUSTED')).toBe(allowTestRoots);
     const base = /serving OPENAI_BASE_URL=(http:\/\/[^"\s]+)/.exec(d.stdout())?.[1] as string;
     const res = await request(`${base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"eu/tresor/gpt-oss-120b","messages":[]}' });
     expect(res.statusCode).toBe(502);
-    expect(await res.body.json()).toMatchObject({ error: { type: 'attestation_error', code } });
+    const body = (await res.body.json()) as { error: { type: string; code: string; message: string } };
+    expect(body.error).toMatchObject({ type: 'attestation_error', code });
+    if (!allowTestRoots) expect(body.error.message).toContain('attestation.test_roots_file');
     const ready = (await (await request(`${base.replace(/\/v1$/, '')}/readyz`)).body.json()) as { ready: boolean };
     expect(ready.ready).toBe(false);
   }, 60_000);
@@ -92,12 +104,12 @@ describe('tresor-attest sim --profile aci with the daemon as real processes', ()
     const s = await sim('aci', '--profile', 'aci');
     const m = /profile:\s+aci \(SEV-SNP MEASUREMENT ([0-9a-f]{96});/.exec(s.p.stdout())?.[1] as string;
     expect(m).toMatch(/^[0-9a-f]{96}$/);
-    const { res, verdict } = await serveProfile(s, 'aci', ['aci:', `  allowed_measurements: [${m}]`, `  amd_ark_file: ${join(s.out, 'aci-ark.pem')}`], '3');
+    const { res, verdict } = await serveProfile(s, 'aci', ['aci:', `  allowed_measurements: [${m}]`, 'attestation:', `  test_roots_file: ${join(s.out, 'test-roots.pem')}`], '3');
     expect(res.statusCode).toBe(200);
-    expect(res.headers['x-tresor-attestation']).toBe('verified');
+    expect(res.headers['x-tresor-attestation']).toBe('verified; nonce-bound; channel: bound; test roots');
     await res.body.text();
     expect((await verdict()).verdict).toBe('verified');
-  });
+  }, 60_000);
 });
 
 describe('tresor-attest sim --profile pinaivu with the daemon as real processes', () => {
@@ -107,9 +119,16 @@ describe('tresor-attest sim --profile pinaivu with the daemon as real processes'
     const [pcr0, key] = [m?.[1] as string, m?.[2] as string];
     expect(pcr0).toMatch(/^[0-9a-f]{96}$/);
     const { readdir, writeFile } = await import('node:fs/promises');
-    const { res, verdict } = await serveProfile(s, 'pinaivu', ['pinaivu:', `  allowed_pcr0: [${pcr0}]`, `  nitro_root_file: ${join(s.out, 'pinaivu-nitro-root.pem')}`], '4');
+    const section = ['pinaivu:', `  allowed_pcr0: [${pcr0}]`, 'attestation:', `  test_roots_file: ${join(s.out, 'test-roots.pem')}`];
+    // Pinaivu's evidence binds no TLS key: serve refuses to start until the operator accepts that.
+    const config = join(s.out, 'unbound.yaml');
+    await writeFile(config, ['upstreams:', '  - profile: pinaivu', `    url: ${s.url}`, ...section.map((l) => `    ${l}`), ''].join('\n'));
+    const refused = spawnBin('tresor-attest', ['serve', '--config', config]);
+    expect(await refused.exited).toBe(2);
+    expect(refused.stderr()).toMatch(/attestation\.allow_unbound_channel: profile pinaivu cannot bind the TLS channel/);
+    const { res, verdict } = await serveProfile(s, 'pinaivu', [...section, '  allow_unbound_channel: true'], '4');
     expect(res.statusCode).toBe(200);
-    expect(res.headers['x-tresor-attestation']).toBe('verified');
+    expect(res.headers['x-tresor-attestation']).toBe('verified; not freshness-bound; channel: unbound; test roots');
     expect(res.headers['x-tresor-workload-tag']).toBe(key);
     const answer = (await res.body.json()) as { request_id: string };
     const v = await verdict();
@@ -130,7 +149,7 @@ describe('tresor-attest sim --profile pinaivu with the daemon as real processes'
     expect(await own.exited, own.stdout() + own.stderr()).toBe(0);
     expect(own.stdout()).toMatch(/^PASS/);
     expect(await aws.exited).toBe(4);
-  });
+  }, 60_000);
 
   test('--pinaivu-fault needs --profile pinaivu', async () => {
     const p = spawnBin('tresor-attest', ['sim', '--port', '0', '--pinaivu-fault', 'noProof']);

@@ -8,6 +8,7 @@ import { startSimulator, type RunningSimulator } from '../../src/sim/index.js';
 import { createRouterEvidence, type RouterEvidence } from '../../src/sim/mint/router.js';
 import { createEd25519Signer } from '../../src/sim/mint/trust.js';
 import { generateTlsIdentity } from '../../src/x509/selfsigned.js';
+import { TEST_ROOTS_FILE, simTestRootsPem } from '../../src/sim/mint/test-roots.js';
 import { spawnBin } from '../helpers/spawn.js';
 
 let sim: RunningSimulator;
@@ -22,6 +23,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tresor-attest-cli-'));
   await writeFile(join(dir, 'release-root.pub'), evidence.releaseRoot.publicPem);
   await writeFile(join(dir, 'other-root.pub'), createEd25519Signer('other').publicPem);
+  await writeFile(join(dir, TEST_ROOTS_FILE), simTestRootsPem({ evidence }));
   // A TLS-terminating relay with its own key in front of the simulator (trusted by the client).
   const id = await generateTlsIdentity(['localhost', '127.0.0.1'], { commonName: 'mitm' });
   await writeFile(join(dir, 'ca.pem'), sim.caPem + id.certPem);
@@ -40,8 +42,10 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const attest = (...extra: string[]) =>
+const attestWithout = (...extra: string[]) =>
   spawnBin('tresor-verify', ['attest', '--url', sim.url, '--release-root', join(dir, 'release-root.pub'), '--ca', join(dir, 'ca.pem'), '--bundle', evidence.bundleUrl, ...extra]);
+/** The simulator's roots are test roots: allowed explicitly. */
+const attest = (...extra: string[]) => attestWithout('--test-roots', join(dir, TEST_ROOTS_FILE), ...extra);
 
 describe('tresor-verify attest', () => {
   test('PASS and the docs lines, against a router whose key is bound to its evidence', async () => {
@@ -53,13 +57,35 @@ describe('tresor-verify attest', () => {
     expect(lines[2]).toBe(`SNP MEASUREMENT:       ${evidence.measurement}`);
     expect(lines[3]).toBe(`Workload identity tag: ${evidence.tag}`);
     expect(lines[4]).toMatch(/^Trust bundle version:  17 \(valid until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)$/);
+    expect(lines[5]).toBe('Freshness:             nonce-bound');
+    expect(lines[6]).toBe(`Trust roots:           pinned vendor roots and test roots from ${join(dir, TEST_ROOTS_FILE)}`);
     const j = attest('--json');
     expect(await j.exited).toBe(0);
-    expect(JSON.parse(j.stdout())).toMatchObject({ ok: true, kind: 'snp', tls_spki_sha256: sim.spkiSha256, trust_bundle: { version: 17 } });
+    expect(JSON.parse(j.stdout())).toMatchObject({ ok: true, kind: 'snp', tls_spki_sha256: sim.spkiSha256, trust_bundle: { version: 17 }, freshness: 'nonce-bound', test_roots: true });
+  });
+
+  test("the simulator's bundle names its own ARK: refused without --test-roots, naming the root and how to allow it", async () => {
+    const p = attestWithout();
+    expect(await p.exited).toBe(4);
+    expect(p.stdout()).toMatch(/^FAIL ERR_BUNDLE_AMD_ARK_NOT_PINNED: the trust bundle's amd_ark_pem carries .*DER SHA-256 [0-9a-f]{64}.*not an AMD ARK pinned in certs\/.*attestation\.test_roots_file/);
+  });
+
+  test('a router that does not sign the nonce: not freshness-bound by default, refused with --require-nonce', async () => {
+    evidence.faults.noNonceSupport = true;
+    try {
+      const p = attest();
+      expect(await p.exited).toBe(0);
+      expect(p.stdout()).toContain('Freshness:             not freshness-bound\n');
+      const strict = attest('--require-nonce');
+      expect(await strict.exited).toBe(4);
+      expect(strict.stdout()).toMatch(/^FAIL ERR_ATTEST_NONCE_MISMATCH/);
+    } finally {
+      evidence.faults.noNonceSupport = false;
+    }
   });
 
   test('a man in the middle with its own TLS key relaying the genuine envelope is refused', async () => {
-    const p = spawnBin('tresor-verify', ['attest', '--url', mitmUrl, '--release-root', join(dir, 'release-root.pub'), '--ca', join(dir, 'ca.pem'), '--bundle', evidence.bundleUrl]);
+    const p = spawnBin('tresor-verify', ['attest', '--url', mitmUrl, '--release-root', join(dir, 'release-root.pub'), '--ca', join(dir, 'ca.pem'), '--bundle', evidence.bundleUrl, '--test-roots', join(dir, TEST_ROOTS_FILE)]);
     expect(await p.exited).toBe(4);
     expect(p.stdout()).toMatch(/^FAIL ERR_ATTEST_SPKI_MISMATCH/);
   });

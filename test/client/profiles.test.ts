@@ -44,7 +44,7 @@ async function profileSim(profile: 'aci' | 'near' | 'pinaivu'): Promise<{ sim: R
   const testRoots = join(dir, `${profile}-root.pem`);
   await writeFile(caFile, sim.caPem);
   await writeFile(testRoots, toPem(root));
-  return { sim, root: testRoots, options: { baseURL: `${sim.url}/v1`, profile, caFile, allowedMeasurements: [measurement], testRoots, receipts: 'audit', env: {} } };
+  return { sim, root: testRoots, options: { baseURL: `${sim.url}/v1`, profile, caFile, allowedMeasurements: [measurement], testRoots, receipts: 'audit', env: {}, ...(profile === 'pinaivu' ? { allowUnboundChannel: true } : {}) } };
 }
 
 describe('attestedFetch speaks every profile, with test roots only when passed explicitly', () => {

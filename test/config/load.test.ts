@@ -27,6 +27,8 @@ describe('configuration', () => {
       trust_bundle: 'https://trust.tresor.co/api/router.json',
       require_nonce: false,
       allow_debug: false,
+      test_roots_file: null,
+      allow_unbound_channel: false,
       max_age_seconds: 600,
       refresh_ahead_seconds: 60,
     });
@@ -53,6 +55,21 @@ describe('configuration', () => {
     expect(off.upstreams[0]?.attestation.mode).toBe('off');
     expect(() => resolveConfig({ upstreams: [{ url: 'http://127.0.0.1:9', attestation: { release_root_file: 'k' } }] }, null)).toThrowError(/needs an https upstream url/);
     expect(() => resolveConfig({ upstreams: [{ attestation: { mode: 'off', trust_bundle: 'http://evil.example/b' } }] }, null)).toThrowError(/trust_bundle: must be an https URL/);
+  });
+
+  test('test roots: attestation.test_roots_file (env TRESOR_ATTEST_TEST_ROOTS_FILE) resolves against the file; a profile that cannot bind the channel needs allow_unbound_channel', async () => {
+    const file = await write('roots.yaml', 'upstreams:\n  - attestation: { release_root_file: ./root.pub, test_roots_file: sim/test-roots.pem }\n');
+    expect((await loadConfig({ file, env: {} })).upstreams[0]?.attestation.test_roots_file).toBe(join(dir, 'sim', 'test-roots.pem'));
+    const fromEnv = await loadConfig({ env: { TRESOR_ATTEST_RELEASE_ROOT_FILE: '/k.pub', TRESOR_ATTEST_TEST_ROOTS_FILE: '/sim/test-roots.pem' } });
+    expect(fromEnv.upstreams[0]?.attestation.test_roots_file).toBe('/sim/test-roots.pem');
+    const pinaivu = { profile: 'pinaivu', pinaivu: { allowed_pcr0: ['ab'.repeat(48)] } };
+    expect(() => resolveConfig({ upstreams: [pinaivu] }, null)).toThrowError(
+      /upstreams\[0\]\.attestation\.allow_unbound_channel: profile pinaivu cannot bind the TLS channel .* set allow_unbound_channel: true/,
+    );
+    expect(resolveConfig({ upstreams: [{ ...pinaivu, attestation: { allow_unbound_channel: true } }] }, null).upstreams[0]?.attestation.allow_unbound_channel).toBe(true);
+    expect(() => resolveConfig({ upstreams: [{ ...pinaivu, attestation: { mode: 'off' } }] }, null)).not.toThrow();
+    // The profiles that bind the channel need no such setting.
+    expect(() => resolveConfig({ upstreams: [{ profile: 'near', near: { allowed_measurements: ['ab'.repeat(48)] } }] }, null)).not.toThrow();
   });
 
   test('precedence: flags > environment > file > defaults', async () => {

@@ -107,6 +107,12 @@ describe('examples/docker-compose.yaml', () => {
     expect(d.environment.TRESOR_ATTEST_RELEASE_ROOT_FILE).toBe(`${mount}/release-root.pub`);
     expect(d.environment.TRESOR_ATTEST_UPSTREAM_URL).toBe('https://router-sim:8443');
     expect(d.environment.TRESOR_ATTEST_TRUST_BUNDLE).toBe('https://router-sim:8443/trust/router.json');
+    // The simulator's roots are test roots: allowed explicitly, from the file `sim --write-dir` writes.
+    expect(d.environment.TRESOR_ATTEST_TEST_ROOTS_FILE).toBe(`${mount}/test-roots.pem`);
+    // Every simulator-only variable is marked, so that a real deployment can drop them all.
+    const text = readFileSync(new URL('../../examples/docker-compose.yaml', import.meta.url), 'utf8');
+    expect(text.match(/# _SIM$/gm)).toHaveLength(5);
+    expect(text).toContain('remove the five *_SIM-marked variables');
     expect(doc.volumes).toHaveProperty(shared);
   });
 
@@ -130,7 +136,7 @@ describe('examples/docker-compose.yaml', () => {
     const cfg = resolveConfig(
       {
         state_dir: e.TRESOR_ATTEST_STATE_DIR,
-        upstreams: [{ listen: e.TRESOR_ATTEST_LISTEN, url: e.TRESOR_ATTEST_UPSTREAM_URL, ca_file: e.TRESOR_ATTEST_CA_FILE, api_key_file: e.TRESOR_ATTEST_API_KEY_FILE, local_token_file: e.TRESOR_ATTEST_LOCAL_TOKEN_FILE, attestation: { release_root_file: e.TRESOR_ATTEST_RELEASE_ROOT_FILE, trust_bundle: e.TRESOR_ATTEST_TRUST_BUNDLE } }],
+        upstreams: [{ listen: e.TRESOR_ATTEST_LISTEN, url: e.TRESOR_ATTEST_UPSTREAM_URL, ca_file: e.TRESOR_ATTEST_CA_FILE, api_key_file: e.TRESOR_ATTEST_API_KEY_FILE, local_token_file: e.TRESOR_ATTEST_LOCAL_TOKEN_FILE, attestation: { release_root_file: e.TRESOR_ATTEST_RELEASE_ROOT_FILE, trust_bundle: e.TRESOR_ATTEST_TRUST_BUNDLE, test_roots_file: e.TRESOR_ATTEST_TEST_ROOTS_FILE } }],
       },
       null,
     );

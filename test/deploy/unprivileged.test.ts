@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startSimulator, type RunningSimulator } from '../../src/sim/index.js';
 import { createRouterEvidence, type RouterEvidence } from '../../src/sim/mint/router.js';
+import { TEST_ROOTS_FILE, simTestRootsPem } from '../../src/sim/mint/test-roots.js';
 import { ROOT } from '../helpers/spawn.js';
 import { envOf, execForm, readDockerfile } from './dockerfile.js';
 
@@ -50,6 +51,7 @@ describe.skipIf(!canRun)('the image entrypoint as an unprivileged user on a read
     await mkdir(trust, { mode: 0o755 });
     await writeFile(join(trust, 'ca.pem'), sim.caPem, { mode: 0o644 });
     await writeFile(join(trust, 'release-root.pub'), evidence.releaseRoot.publicPem, { mode: 0o644 });
+    await writeFile(join(trust, TEST_ROOTS_FILE), simTestRootsPem({ evidence }), { mode: 0o644 });
     // The volume: an empty directory the unprivileged user owns; the daemon creates its state below.
     const volume = join(base, 'volume');
     await mkdir(volume, { mode: 0o755 });
@@ -67,6 +69,7 @@ describe.skipIf(!canRun)('the image entrypoint as an unprivileged user on a read
       TRESOR_ATTEST_CA_FILE: join(trust, 'ca.pem'),
       TRESOR_ATTEST_RELEASE_ROOT_FILE: join(trust, 'release-root.pub'),
       TRESOR_ATTEST_TRUST_BUNDLE: evidence.bundleUrl,
+      TRESOR_ATTEST_TEST_ROOTS_FILE: join(trust, TEST_ROOTS_FILE),
       TRESOR_ATTEST_SHUTDOWN_GRACE_SECONDS: '20',
       TRESOR_API_KEY: `tr-${'7'.repeat(64)}`,
     };

@@ -24,7 +24,7 @@ describe('profile aci end to end through the openai SDK', () => {
   test('JSON and stream: the keyset attested over the connection, every receipt verified against the bytes', async () => {
     const { data, response } = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi aci' }] }).withResponse();
     expect(data.choices[0]?.message.content).toContain('hi aci');
-    expect(response.headers.get('x-tresor-attestation')).toBe('verified');
+    expect(response.headers.get('x-tresor-attestation')).toBe('verified; nonce-bound; channel: bound; test roots');
     expect(response.headers.get('x-tresor-measurement')).toBe(aci.measurement);
     expect(response.headers.get('x-tresor-workload-tag')).toMatch(/^sha256:[0-9a-f]{64}$/);
     const receiptId = response.headers.get('x-receipt-id') as string;

@@ -46,7 +46,7 @@ describe('profile aci with TDX evidence end to end through the openai SDK', () =
       test('JSON and stream: MRTD allowed, the keyset attested over the connection, every receipt verified against the bytes', async () => {
         const { data, response } = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi tdx' }] }).withResponse();
         expect(data.choices[0]?.message.content).toContain('hi tdx');
-        expect(response.headers.get('x-tresor-attestation')).toBe('verified');
+        expect(response.headers.get('x-tresor-attestation')).toBe('verified; nonce-bound; channel: bound; test roots');
         expect(response.headers.get('x-tresor-attestation-kind')).toBe('tdx');
         expect(response.headers.get('x-tresor-measurement')).toBe(aci.mrtd);
         expect(response.headers.get('x-tresor-workload-tag')).toMatch(/^sha256:[0-9a-f]{64}$/);
@@ -71,7 +71,7 @@ describe('profile aci with TDX evidence end to end through the openai SDK', () =
 });
 
 describe('profile aci with TDX evidence: each failed check refuses the router before any application byte', () => {
-  type Case = { fault?: keyof AciFaults; tdx?: (aci: AciDeployment) => Record<string, unknown>; code: string };
+  type Case = { fault?: keyof AciFaults; tdx?: (aci: AciDeployment) => Record<string, unknown>; attestation?: Record<string, unknown>; code: string };
   const cases: Record<string, Case> = {
     'a debug TD': { fault: 'debugTd', code: 'ERR_POLICY_TDX_DEBUG' },
     'a bad quote signature': { fault: 'badQuoteSignature', code: 'ERR_TDX_QUOTE_SIGNATURE' },
@@ -82,13 +82,13 @@ describe('profile aci with TDX evidence: each failed check refuses the router be
     'an MRTD not in aci.allowed_measurements': { fault: 'wrongMeasurement', code: 'ERR_ATTEST_MEASUREMENT_NOT_ALLOWED' },
     'RTMR0-2 in no allowed_rtmrs set': { fault: 'wrongRtmrs', tdx: (a) => pins(a).rtmrs, code: 'ERR_POLICY_TDX_MEASUREMENT' },
     'no event log while a compose hash is pinned': { fault: 'noEventLog', tdx: (a) => pins(a).compose, code: 'ERR_POLICY_TDX_COMPOSE_EVENT' },
-    'the simulator root not configured (the pinned Intel root only)': { tdx: () => ({ intel_root_file: null }), code: 'ERR_CHAIN_UNTRUSTED' },
+    'no test roots (the pinned Intel root only)': { attestation: { test_roots_file: null }, code: 'ERR_CHAIN_UNTRUSTED' },
   };
   for (const [name, c] of Object.entries(cases)) {
     test(`${name}: 502 ${c.code}, visible in /status and /readyz, nothing forwarded`, async () => {
       const aci = await createAciDeployment({ tee: 'tdx' });
       if (c.fault) aci.faults[c.fault] = true;
-      const h = await startHarness({ aci, ...(c.tdx ? { upstream: { tdx: c.tdx(aci) } } : {}) });
+      const h = await startHarness({ aci, ...(c.tdx ? { upstream: { tdx: c.tdx(aci) } } : {}), ...(c.attestation ? { attestation: c.attestation } : {}) });
       try {
         const res = await fetch(`${h.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'secret' }] }) });
         expect(res.status).toBe(502);
@@ -113,7 +113,7 @@ describe('profile aci with TDX evidence: each failed check refuses the router be
     try {
       const client = new OpenAI({ baseURL: h.base, apiKey: 'placeholder', maxRetries: 0 });
       const { response } = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'x' }] }).withResponse();
-      expect(response.headers.get('x-tresor-attestation')).toBe('verified');
+      expect(response.headers.get('x-tresor-attestation')).toBe('verified; nonce-bound; channel: bound; test roots');
     } finally {
       await h.close();
     }
@@ -123,7 +123,7 @@ describe('profile aci with TDX evidence: each failed check refuses the router be
     try {
       const res = await fetch(`${h2.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'x' }] }) });
       expect(res.status).toBe(200);
-      expect(res.headers.get('x-tresor-attestation')).toBe('verified');
+      expect(res.headers.get('x-tresor-attestation')).toBe('verified; nonce-bound; channel: bound; test roots');
       await res.text();
     } finally {
       await h2.close();

@@ -35,7 +35,7 @@ describe('the daemon enforces router attestation', () => {
     const res = await request(`${h.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chat });
     expect(res.statusCode).toBe(200);
     await res.body.dump();
-    expect(res.headers['x-tresor-attestation']).toBe('verified');
+    expect(res.headers['x-tresor-attestation']).toBe('verified; nonce-bound; channel: bound; test roots');
     expect(res.headers['x-tresor-measurement']).toBe(h.evidence.measurement);
     expect(res.headers['x-tresor-workload-tag']).toBe(h.evidence.tag);
     expect(res.headers['x-tresor-tls-spki-sha256']).toBe(h.sim.spkiSha256);
@@ -61,7 +61,7 @@ describe('the daemon enforces router attestation', () => {
       upstream: {
         url: `https://127.0.0.1:${(relay.address() as AddressInfo).port}`,
         ca_file: join(h.dir, 'both.pem'),
-        attestation: { mode: 'enforce', release_root_file: join(h.dir, 'release-root.pub'), trust_bundle: h.evidence.bundleUrl },
+        attestation: { mode: 'enforce', release_root_file: join(h.dir, 'release-root.pub'), trust_bundle: h.evidence.bundleUrl, test_roots_file: join(h.dir, 'test-roots.pem') },
       },
     });
     // The relay forwards to h.sim (whose evidence the release root above verifies), not m.sim.

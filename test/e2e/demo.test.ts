@@ -6,6 +6,7 @@ test('tresor-attest demo: attestation verified, JSON and streaming chat through 
   expect(await p.exited).toBe(0);
   const out = p.stdout();
   expect(out).toMatch(/^attestation +verified: SNP MEASUREMENT [0-9a-f]{24}…$/m);
+  expect(out).toMatch(/^ +nonce-bound; channel: bound; test roots \(the simulator's roots, trusted by attestation\.test_roots_file\)$/m);
   expect(out).toMatch(/^chat \(JSON\) +"Simulated answer/m);
   expect(out).toMatch(/^chat \(stream\) +\d+ chunks:/m);
   expect(out).toMatch(/^receipt +[0-9a-f]{8}… verified, audit record #\d+$/m);
@@ -27,6 +28,7 @@ test('tresor-attest demo --profile pinaivu: the coordinator attested, both recei
   expect(await p.exited, p.stdout() + p.stderr()).toBe(0);
   const out = p.stdout();
   expect(out).toMatch(/^attestation +verified \(pinaivu coordinator\): Nitro PCR0 [0-9a-f]{24}…$/m);
+  expect(out).toMatch(/^ +not freshness-bound; channel: unbound; test roots /m);
   expect(out).toMatch(/^ +coordinator key [0-9a-f]{24}… pinned \(the TLS key is the gateway's, not bound by the evidence\) until /m);
   expect(out).toMatch(/^receipt +[0-9a-f]{8}-[0-9a-f]{4}… verified, audit record #\d+$/m);
   expect(out).toMatch(/^result +OK: 2 requests forwarded, 0 errors, 2 of 2 receipts verified$/m);

@@ -97,7 +97,7 @@ describe('HTTPS_PROXY with attestation enforced', () => {
     const res = await request(`${h.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chat });
     expect(res.statusCode).toBe(200);
     expect(await res.body.text()).toContain('Simulated answer');
-    expect(res.headers['x-tresor-attestation']).toBe('verified');
+    expect(res.headers['x-tresor-attestation']).toBe('verified; nonce-bound; channel: bound; test roots');
     expect(res.headers['x-tresor-attestation-kind']).toBe(kind);
     expect(res.headers['x-tresor-tls-spki-sha256']).toBe(h.sim.spkiSha256);
     // Every router connection went through the tunnel (nothing listens on the configured port),
@@ -115,7 +115,7 @@ describe('HTTPS_PROXY with attestation enforced', () => {
     const res = await request(`${h.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chat });
     expect(res.statusCode).toBe(502);
     expect(await res.body.json()).toMatchObject({ error: { type: 'attestation_error', code: 'ERR_ATTEST_SPKI_MISMATCH' } });
-    expect(res.headers['x-tresor-attestation']).not.toBe('verified');
+    expect(res.headers['x-tresor-attestation']).not.toMatch(/^verified/);
     // The proxy relayed the genuine envelope (it asked /attestation) but saw no application byte.
     expect(proxy.connects.length).toBeGreaterThan(0);
     expect(proxy.readable()).toContain('GET /attestation');

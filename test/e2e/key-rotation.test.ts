@@ -40,7 +40,7 @@ describe.each(['snp', 'nitro'] as const)('the router rotates its TLS key while t
     });
     expect(next.statusCode).toBe(200);
     await next.body.dump();
-    expect(next.headers['x-tresor-attestation']).toBe('verified');
+    expect(next.headers['x-tresor-attestation']).toBe('verified; nonce-bound; channel: bound; test roots');
     expect(next.headers['x-tresor-tls-spki-sha256']).toBe(newKey);
     expect(h.sim.requestCounts.get('/attestation') ?? 0).toBe(before + 1);
     expect(verifiedKeys(h)).toContain(newKey);

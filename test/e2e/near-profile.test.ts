@@ -31,7 +31,7 @@ describe('profile near end to end through the openai SDK', () => {
   test('JSON and stream: TDX-attested gateway pinned, chat signature by the attested model node over our bytes', async () => {
     const { data, response } = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi near' }] }).withResponse();
     expect(data.choices[0]?.message.content).toContain('hi near');
-    expect(response.headers.get('x-tresor-attestation')).toBe('verified');
+    expect(response.headers.get('x-tresor-attestation')).toBe('verified; nonce-bound; channel: bound; test roots');
     expect(response.headers.get('x-tresor-attestation-kind')).toBe('tdx');
     const v = await verdictOf(response.headers.get('x-request-id') as string);
     expect(v, JSON.stringify(v)).toMatchObject({ status: 'done', verdict: 'verified', receipt_id: data.id });

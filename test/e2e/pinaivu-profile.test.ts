@@ -33,7 +33,7 @@ describe('profile pinaivu end to end through the openai SDK', () => {
     expect(data.choices[0]?.message.content).toContain('hi pinaivu');
     const requestId = (data as unknown as { request_id: string }).request_id;
     expect(requestId).toMatch(UUID);
-    expect(response.headers.get('x-tresor-attestation')).toBe('verified');
+    expect(response.headers.get('x-tresor-attestation')).toBe('verified; not freshness-bound; channel: unbound; test roots');
     expect(response.headers.get('x-tresor-attestation-kind')).toBe('nitro');
     expect(response.headers.get('x-tresor-pcr0')).toBe(p.pcr0);
     expect(response.headers.get('x-tresor-workload-tag')).toBe(p.coordinatorKey);
@@ -173,7 +173,7 @@ describe('profile pinaivu: attestation failures refuse the upstream before any a
     try {
       const res = await fetch(`${h.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'nonce' }] }) });
       expect(res.status).toBe(200);
-      expect(res.headers.get('x-tresor-attestation')).toBe('verified');
+      expect(res.headers.get('x-tresor-attestation')).toBe('verified; nonce-bound; channel: unbound; test roots');
       await res.arrayBuffer();
     } finally {
       await h.close();

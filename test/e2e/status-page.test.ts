@@ -88,6 +88,9 @@ describe.skipIf(!haveChromium)('the status page in headless Chromium, during rea
     expect(await card.locator('[data-field="tag"]').first().textContent()).toBe(id?.tag);
     expect(await card.locator('[data-field="bundle"]').first().textContent()).toContain(`v${id?.bundleVersion}`);
     expect(await card.locator('[data-field="expires"]').first().textContent()).toMatch(new RegExp(`^${id?.expiresAt.replace(/[.]/g, '\\.')} \\(in \\d+ (s|min)\\)$`));
+    // How far the pin is proven, and the operator's test roots, each on a line of its own.
+    expect(await card.locator('[data-field="proof"]').first().textContent()).toBe('nonce-bound; channel: bound');
+    expect(await card.locator('[data-field="test-roots"]').textContent()).toBe(`test roots trusted besides the vendors' (attestation.test_roots_file): ${join(h.dir, 'test-roots.pem')}`);
     expect(await page.textContent('[data-verdict-count="verified"]')).toBe('2');
     expect(await page.textContent('[data-verdict-count="opted_out"]')).toBe('1');
     expect(await page.textContent('[data-verdict-count="pending"]')).toBe('0');

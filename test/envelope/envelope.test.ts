@@ -7,6 +7,9 @@ import { parseEnvelope } from '../../src/envelope/parse.js';
 import { verifyRouterEnvelope, type EnvelopePolicy } from '../../src/envelope/verify.js';
 import { createRouterEvidence, type RouterEvidence } from '../../src/sim/mint/router.js';
 import { verifyTrustBundle } from '../../src/trust/verify-bundle.js';
+import { pinnedAmdArks } from '../../src/evidence/snp/roots.js';
+import { signTrustBundle } from '../../src/sim/mint/trust.js';
+import { toPem, type Certificate } from '../../src/x509/certificate.js';
 
 const SPKI = 'a1'.repeat(32);
 const nitroRoots = loadNitroRoots();
@@ -18,11 +21,15 @@ beforeEach(() => {
   for (const k of Object.keys(ev.faults)) delete (ev.faults as Record<string, unknown>)[k];
 });
 
-async function check(opts: { nonce?: string; live?: string; policy?: EnvelopePolicy; at?: Date } = {}) {
+/** The simulator's ARK is a test root: allowed here unless a test passes `testRoots: []`. */
+const simRoots = () => [ev.pki?.ark as Certificate];
+
+async function check(opts: { nonce?: string; live?: string; policy?: EnvelopePolicy; at?: Date; testRoots?: Certificate[]; bundleJws?: string } = {}) {
   const at = opts.at ?? new Date();
   const env = parseEnvelope(Buffer.from(JSON.stringify(await ev.envelope({ spkiSha256: SPKI, ...(opts.nonce ? { nonce: opts.nonce } : {}) }))));
-  const bundle = verifyTrustBundle(ev.bundle(), { rootKey: ev.releaseRoot.publicKey, at });
-  return verifyRouterEnvelope(env, { liveSpkiSha256: opts.live ?? SPKI, bundle, at, nitroRoots, ...(opts.nonce ? { nonce: opts.nonce } : {}), ...(opts.policy ? { policy: opts.policy } : {}) });
+  const bundle = verifyTrustBundle(opts.bundleJws ?? ev.bundle(), { rootKey: ev.releaseRoot.publicKey, at });
+  const testRoots = opts.testRoots ?? simRoots();
+  return verifyRouterEnvelope(env, { liveSpkiSha256: opts.live ?? SPKI, bundle, at, nitroRoots, testRoots, ...(opts.nonce ? { nonce: opts.nonce } : {}), ...(opts.policy ? { policy: opts.policy } : {}) });
 }
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
@@ -38,7 +45,7 @@ describe('router envelope (tresor.attestation/v1, SNP form)', () => {
   test('a genuine envelope verifies and says what it proves', async () => {
     const nonce = randomBytes(32).toString('hex');
     const a = await check({ nonce, policy: { requireNonce: true } });
-    expect(a).toMatchObject({ kind: 'snp', measurement: ev.measurement, tag: ev.tag, spkiSha256: SPKI, bundle: { version: 17 }, manifest: { workload: 'router', version: 'v1.42.3' } });
+    expect(a).toMatchObject({ kind: 'snp', measurement: ev.measurement, tag: ev.tag, spkiSha256: SPKI, bundle: { version: 17 }, manifest: { workload: 'router', version: 'v1.42.3' }, nonceBound: true });
     expect(Date.parse(a.expiresAt) - Date.now()).toBeLessThanOrEqual(600_000);
   });
 
@@ -71,10 +78,27 @@ describe('router envelope (tresor.attestation/v1, SNP form)', () => {
     expect(await codeOf(check({ nonce: randomBytes(32).toString('hex'), policy: { requireNonce: true } }))).toBe('ERR_ATTEST_NONCE_MISMATCH');
     ev.faults.ignoreNonce = false;
     expect(await codeOf(check({ policy: { requireNonce: true } }))).toBe('ERR_ATTEST_NONCE_MISMATCH');
-    // A router without nonce support: accepted by default, refused when policy requires a nonce.
+    // A router without nonce support: accepted by default but said to be not freshness-bound, refused when policy requires a nonce.
     ev.faults.noNonceSupport = true;
-    expect(await codeOf(check({ nonce: randomBytes(32).toString('hex') }))).toBe('pass');
+    expect(await check({ nonce: randomBytes(32).toString('hex') })).toMatchObject({ nonceBound: false });
     expect(await codeOf(check({ nonce: randomBytes(32).toString('hex'), policy: { requireNonce: true } }))).toBe('ERR_ATTEST_NONCE_MISMATCH');
+    // No nonce sent (a receipt's embedded envelope checked offline): never nonce-bound.
+    ev.faults.noNonceSupport = false;
+    expect(await check()).toMatchObject({ nonceBound: false });
+  });
+
+  test("hardware roots are AMD's: a bundle's amd_ark_pem must be a pinned ARK or an operator's test root", async () => {
+    // The simulator's bundle names its software ARK: refused unless the operator allowed it as a test root.
+    const refused = check({ nonce: randomBytes(32).toString('hex'), testRoots: [] });
+    await expect(refused).rejects.toMatchObject({ code: 'ERR_BUNDLE_AMD_ARK_NOT_PINNED', detail: { field: 'amd_ark_pem', sha256: ev.pki?.ark.sha256 } });
+    await expect(refused).rejects.toThrow(/not an AMD ARK pinned in certs\/; .*attestation\.test_roots_file/);
+    // Another test root allowed does not make this one acceptable.
+    const other = await createRouterEvidence();
+    await expect(check({ testRoots: [other.pki?.ark as Certificate] })).rejects.toMatchObject({ code: 'ERR_BUNDLE_AMD_ARK_NOT_PINNED' });
+    // A bundle naming AMD's real Milan ARK byte for byte passes the root check; the simulator's VCEK then does not chain to it.
+    const p = JSON.parse(Buffer.from(ev.bundle().split('.')[1] as string, 'base64url').toString()) as Record<string, unknown>;
+    const realArk = signTrustBundle(ev.releaseRoot, { ...p, version: 30, amd_ark_pem: toPem(pinnedAmdArks()[0] as Certificate) });
+    await expect(check({ bundleJws: realArk, testRoots: [] })).rejects.toMatchObject({ code: 'ERR_CHAIN_UNTRUSTED' });
   });
 
   test('the manifest must hash to the tag', async () => {
@@ -82,7 +106,7 @@ describe('router envelope (tresor.attestation/v1, SNP form)', () => {
     const other = await createRouterEvidence();
     const parsed = parseEnvelope(Buffer.from(JSON.stringify({ ...env, workload_identity_manifest_jws: other.manifestJws })));
     const bundle = verifyTrustBundle(ev.bundle(), { rootKey: ev.releaseRoot.publicKey, at: new Date() });
-    expect(await codeOf(Promise.resolve().then(() => verifyRouterEnvelope(parsed, { liveSpkiSha256: SPKI, bundle, at: new Date(), nitroRoots })))).toBe('ERR_ATTEST_MANIFEST_INVALID');
+    expect(await codeOf(Promise.resolve().then(() => verifyRouterEnvelope(parsed, { liveSpkiSha256: SPKI, bundle, at: new Date(), nitroRoots, testRoots: simRoots() })))).toBe('ERR_ATTEST_MANIFEST_INVALID');
   });
 
   test('schema violations are malformed; random input only raises MalformedError', async () => {

@@ -7,7 +7,7 @@ import { verifyRouterEnvelope, type EnvelopePolicy } from '../../src/envelope/ve
 import { createRouterEvidence, type RouterEvidence } from '../../src/sim/mint/router.js';
 import { signTrustBundle } from '../../src/sim/mint/trust.js';
 import { verifyTrustBundle } from '../../src/trust/verify-bundle.js';
-import { toPem } from '../../src/x509/certificate.js';
+import { toPem, type Certificate } from '../../src/x509/certificate.js';
 
 const SPKI = 'c3'.repeat(32);
 const awsRoots = loadNitroRoots();
@@ -26,12 +26,14 @@ const rootPem = (e: RouterEvidence) => {
 };
 const payloadOf = (jws: string) => JSON.parse(Buffer.from(jws.split('.')[1] as string, 'base64url').toString()) as Record<string, unknown>;
 
-async function check(opts: { nonce?: string; live?: string; policy?: EnvelopePolicy; bundleJws?: string; envelope?: Record<string, unknown> } = {}) {
+async function check(opts: { nonce?: string; live?: string; policy?: EnvelopePolicy; bundleJws?: string; envelope?: Record<string, unknown>; testRoots?: Certificate[] } = {}) {
   const at = new Date();
   const raw = opts.envelope ?? (await ev.envelope({ spkiSha256: SPKI, ...(opts.nonce ? { nonce: opts.nonce } : {}) }));
   const env = parseEnvelope(Buffer.from(JSON.stringify(raw)));
   const bundle = verifyTrustBundle(opts.bundleJws ?? ev.bundle(), { rootKey: ev.releaseRoot.publicKey, at });
-  return verifyRouterEnvelope(env, { liveSpkiSha256: opts.live ?? SPKI, bundle, at, nitroRoots: awsRoots, ...(opts.nonce ? { nonce: opts.nonce } : {}), ...(opts.policy ? { policy: opts.policy } : {}) });
+  // The simulator's Nitro root is a test root: allowed here unless a test says otherwise.
+  const testRoots = opts.testRoots ?? [ev.nitroPki?.root as Certificate];
+  return verifyRouterEnvelope(env, { liveSpkiSha256: opts.live ?? SPKI, bundle, at, nitroRoots: awsRoots, testRoots, ...(opts.nonce ? { nonce: opts.nonce } : {}), ...(opts.policy ? { policy: opts.policy } : {}) });
 }
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
@@ -53,7 +55,7 @@ describe('router envelope, Nitro form (nitro_attestation_b64)', () => {
     expect(Buffer.from(doc.nonce as Uint8Array).toString('hex')).toBe(nonce);
     expect(doc.userData).toHaveLength(32);
     const a = await check({ envelope: raw, nonce, policy: { requireNonce: true } });
-    expect(a).toMatchObject({ kind: 'nitro', measurement: ev.measurement, tag: ev.tag, spkiSha256: SPKI, bundle: { version: 17 } });
+    expect(a).toMatchObject({ kind: 'nitro', measurement: ev.measurement, tag: ev.tag, spkiSha256: SPKI, bundle: { version: 17 }, nonceBound: true });
     expect(a.pcrs).toMatchObject(ev.pcrs as Record<string, string>);
     expect(Object.keys(a.pcrs ?? {})).toHaveLength(16);
     expect(payloadOf(ev.bundle()).nitro).toMatchObject({ root_pem: rootPem(ev), allowed_pcrs: [ev.pcrs] });
@@ -77,16 +79,20 @@ describe('router envelope, Nitro form (nitro_attestation_b64)', () => {
     expect(await codeOf(check({ policy: { allowDebug: true } }))).toBe('ERR_ATTEST_MEASUREMENT_NOT_ALLOWED');
   });
 
-  test('nonce: an echoed nonce must be the document nonce; a router without nonce support passes unless one is required', async () => {
+  test('nonce: the document must sign the nonce sent, by default (a router without nonce support is refused)', async () => {
     ev.faults.ignoreNonce = true;
     expect(await codeOf(check({ nonce: randomBytes(32).toString('hex') }))).toBe('ERR_ATTEST_NONCE_MISMATCH');
     ev.faults.ignoreNonce = false;
     const nonce = randomBytes(32).toString('hex');
     const raw = await ev.envelope({ spkiSha256: SPKI, nonce });
     expect(await codeOf(check({ envelope: raw, nonce: randomBytes(32).toString('hex') }))).toBe('ERR_ATTEST_NONCE_MISMATCH');
+    // The Nitro document has a signed nonce field: a document without our nonce is a replay candidate, refused without any setting.
     ev.faults.noNonceSupport = true;
-    expect(await codeOf(check({ nonce: randomBytes(32).toString('hex') }))).toBe('pass');
+    await expect(check({ nonce: randomBytes(32).toString('hex') })).rejects.toThrow(/ERR_ATTEST_NONCE_MISMATCH|signs no nonce/);
+    expect(await codeOf(check({ nonce: randomBytes(32).toString('hex') }))).toBe('ERR_ATTEST_NONCE_MISMATCH');
     expect(await codeOf(check({ nonce: randomBytes(32).toString('hex'), policy: { requireNonce: true } }))).toBe('ERR_ATTEST_NONCE_MISMATCH');
+    // No nonce sent (a receipt's embedded envelope checked offline): verified, never nonce-bound.
+    expect(await check()).toMatchObject({ nonceBound: false });
   });
 
   test('user_data binds the live TLS key: a relay with its own key, or evidence bound to another key, is refused', async () => {
@@ -102,7 +108,14 @@ describe('router envelope, Nitro form (nitro_attestation_b64)', () => {
     const withoutRoot = signTrustBundle(ev.releaseRoot, { ...p, version: 18, nitro });
     expect(await codeOf(check({ bundleJws: withoutRoot }))).toBe('ERR_CHAIN_UNTRUSTED');
     const foreignRoot = signTrustBundle(ev.releaseRoot, { ...p, version: 19, nitro: { ...nitro, root_pem: rootPem(other) } });
-    expect(await codeOf(check({ bundleJws: foreignRoot }))).toBe('ERR_CHAIN_UNTRUSTED');
+    // A root the operator did not allow is refused before any chain is built; allowed, it still does not chain.
+    expect(await codeOf(check({ bundleJws: foreignRoot }))).toBe('ERR_BUNDLE_NITRO_ROOT_NOT_PINNED');
+    expect(await codeOf(check({ bundleJws: foreignRoot, testRoots: [other.nitroPki?.root as Certificate] }))).toBe('ERR_CHAIN_UNTRUSTED');
+    // The simulator's own bundle without its root among the test roots: refused, naming the root.
+    await expect(check({ testRoots: [] })).rejects.toMatchObject({ code: 'ERR_BUNDLE_NITRO_ROOT_NOT_PINNED', detail: { field: 'nitro.root_pem', sha256: ev.nitroPki?.root.sha256 } });
+    // The AWS root itself, byte for byte, is always acceptable to name.
+    const awsNamed = signTrustBundle(ev.releaseRoot, { ...p, version: 21, nitro: { ...nitro, root_pem: toPem(awsRoots[0] as Certificate) } });
+    expect(await codeOf(check({ bundleJws: awsNamed, testRoots: [] }))).toBe('ERR_CHAIN_UNTRUSTED');
     // The same root in a bundle the release root did not sign is never reached.
     expect(await codeOf(check({ bundleJws: other.bundle() }))).toBe('ERR_BUNDLE_SIGNATURE_INVALID');
     const badType = signTrustBundle(ev.releaseRoot, { ...p, version: 20, nitro: { ...nitro, root_pem: 42 } });

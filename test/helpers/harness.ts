@@ -11,7 +11,7 @@ import { LogSink } from './log-sink.js';
 import type { AciDeployment } from '../../src/sim/mint/aci.js';
 import type { PinaivuDeployment } from '../../src/sim/mint/pinaivu.js';
 import type { NearDeployment } from '../../src/sim/mint/near.js';
-import { toPem } from '../../src/x509/certificate.js';
+import { TEST_ROOTS_FILE, simTestRootsPem } from '../../src/sim/mint/test-roots.js';
 
 export const REAL_KEY = `tr-${'5e'.repeat(48)}`;
 
@@ -61,43 +61,55 @@ export async function startHarness(
   const caFile = join(dir, 'sim-ca.pem');
   await writeFile(caFile, sim.caPem + (opts.extraCaPem ?? ''));
   await writeFile(join(dir, 'release-root.pub'), evidence.releaseRoot.publicPem);
-  if (opts.aci) await writeFile(join(dir, 'aci-ark.pem'), toPem(opts.aci.pki.ark));
-  if (opts.pinaivu) await writeFile(join(dir, 'nitro-root.pem'), toPem(opts.pinaivu.nitro.root));
-  // NEAR and TDX aci deployments: their Intel test root; a test's own `tdx` settings are merged over it, not instead of it.
-  const intelRoot = opts.near?.pki.root ?? opts.aci?.intelRoot;
-  if (intelRoot) await writeFile(join(dir, 'intel-root.pem'), toPem(intelRoot));
-  const tdx = intelRoot ? { tdx: { intel_root_file: join(dir, 'intel-root.pem'), ...(opts.upstream?.tdx as Record<string, unknown> | undefined) } } : {};
+  // The simulator's roots are software CAs: the daemon trusts them only through attestation.test_roots_file.
+  await writeFile(join(dir, TEST_ROOTS_FILE), simTestRootsPem({ evidence, aci: opts.aci, pinaivu: opts.pinaivu, near: opts.near }));
   const near = opts.near && { profile: 'near', near: { allowed_measurements: [opts.near.mrtd] } };
   const profile = near ? near : opts.aci
-    ? { profile: 'aci', aci: { allowed_measurements: [opts.aci.measurement], amd_ark_file: join(dir, 'aci-ark.pem') } }
+    ? { profile: 'aci', aci: { allowed_measurements: [opts.aci.measurement] } }
     : opts.pinaivu
-      ? { profile: 'pinaivu', pinaivu: { allowed_pcr0: [opts.pinaivu.pcr0], nitro_root_file: join(dir, 'nitro-root.pem') } }
+      ? { profile: 'pinaivu', pinaivu: { allowed_pcr0: [opts.pinaivu.pcr0] } }
       : {};
-  const config = resolveConfig(
-    {
-      log: { level: 'trace' },
-      state_dir: join(dir, 'state'),
-      shutdown_grace_seconds: 5,
-      ...opts.config,
-      upstreams: [
-        {
-          name: 'tresor',
-          url: sim.url,
-          listen: '127.0.0.1:0',
-          ca_file: caFile,
-          api_key_env: 'TEST_TRESOR_KEY',
-          attestation: { mode: 'enforce', release_root_file: join(dir, 'release-root.pub'), trust_bundle: evidence.bundleUrl, ...opts.attestation },
-          ...profile,
-          ...opts.upstream,
-          ...tdx,
-        },
-      ],
-    },
-    null,
-  );
-  const logs = new LogSink();
-  const env = { ...process.env, HTTPS_PROXY: undefined, https_proxy: undefined, ...(opts.withKey === false ? {} : { TEST_TRESOR_KEY: REAL_KEY }), ...opts.env };
-  const daemon = await startDaemon(config, { logger: createLogger({ ...config.log, destination: logs }), env, ...(opts.hooks ? { hooks: opts.hooks } : {}) });
+  // A configuration the daemon refuses (a test of that) must not leave the simulator running.
+  const start = async () => {
+    const config = resolveConfig(
+      {
+        log: { level: 'trace' },
+        state_dir: join(dir, 'state'),
+        shutdown_grace_seconds: 5,
+        ...opts.config,
+        upstreams: [
+          {
+            name: 'tresor',
+            url: sim.url,
+            listen: '127.0.0.1:0',
+            ca_file: caFile,
+            api_key_env: 'TEST_TRESOR_KEY',
+            attestation: {
+              mode: 'enforce',
+              release_root_file: join(dir, 'release-root.pub'),
+              trust_bundle: evidence.bundleUrl,
+              test_roots_file: join(dir, TEST_ROOTS_FILE),
+              // Pinaivu binds no TLS key: its tests accept that explicitly, as an operator must.
+              ...(opts.pinaivu ? { allow_unbound_channel: true } : {}),
+              ...opts.attestation,
+            },
+            ...profile,
+            ...opts.upstream,
+          },
+        ],
+      },
+      null,
+    );
+    const logs = new LogSink();
+    const env = { ...process.env, HTTPS_PROXY: undefined, https_proxy: undefined, ...(opts.withKey === false ? {} : { TEST_TRESOR_KEY: REAL_KEY }), ...opts.env };
+    const daemon = await startDaemon(config, { logger: createLogger({ ...config.log, destination: logs }), env, ...(opts.hooks ? { hooks: opts.hooks } : {}) });
+    return { logs, daemon };
+  };
+  const { logs, daemon } = await start().catch(async (e: unknown) => {
+    await sim.close();
+    await rm(dir, { recursive: true, force: true });
+    throw e;
+  });
   const origin = daemon.listeners[0]?.url as string;
   return {
     sim,

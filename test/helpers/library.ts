@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { startSimulator, type RunningSimulator } from '../../src/sim/index.js';
 import { createRouterEvidence, type RouterEvidence } from '../../src/sim/mint/router.js';
 import type { AttestedOptions } from '../../src/client/options.js';
+import { TEST_ROOTS_FILE, simTestRootsPem } from '../../src/sim/mint/test-roots.js';
 
 /** The simulator with real SNP evidence from its test roots, and the library options that attest it. */
 export interface LibrarySim {
@@ -12,8 +13,8 @@ export interface LibrarySim {
   dir: string;
   /** The SDK's base URL (`…/v1`). */
   baseURL: string;
-  /** Files written for the options: the simulator's CA and its release-root key. */
-  files: { caFile: string; releaseRootFile: string };
+  /** Files written for the options: the simulator's CA, its release-root key and its test roots (passed explicitly). */
+  files: { caFile: string; releaseRootFile: string; testRoots: string };
   /** attestedFetch / AttestedAgent options for the simulator (attestation enforced), HTTPS_PROXY cleared. */
   options(extra?: Partial<AttestedOptions>): AttestedOptions;
   close(): Promise<void>;
@@ -23,9 +24,10 @@ export async function startLibrarySim(): Promise<LibrarySim> {
   const dir = await mkdtemp(join(tmpdir(), 'tresor-lib-test-'));
   const evidence = await createRouterEvidence({});
   const sim = await startSimulator({ evidence });
-  const files = { caFile: join(dir, 'sim-ca.pem'), releaseRootFile: join(dir, 'release-root.pub') };
+  const files = { caFile: join(dir, 'sim-ca.pem'), releaseRootFile: join(dir, 'release-root.pub'), testRoots: join(dir, TEST_ROOTS_FILE) };
   await writeFile(files.caFile, sim.caPem);
   await writeFile(files.releaseRootFile, evidence.releaseRoot.publicPem);
+  await writeFile(files.testRoots, simTestRootsPem({ evidence }));
   const baseURL = `${sim.url}/v1`;
   return {
     sim,

@@ -3,12 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSimulator, type RunningSimulator } from '../../src/sim/index.js';
 import { createRouterEvidence, type RouterEvidence } from '../../src/sim/mint/router.js';
+import { TEST_ROOTS_FILE, simTestRootsPem } from '../../src/sim/mint/test-roots.js';
 import { spawnBin, waitFor, type Spawned } from './spawn.js';
 
 export interface ProcessSetup {
   sim: RunningSimulator;
   evidence: RouterEvidence;
-  /** Holds ca.pem, release-root.pub and the daemon's state/. */
+  /** Holds ca.pem, release-root.pub, test-roots.pem and the daemon's state/. */
   dir: string;
   /** `tresor-attest serve` as a real process against the simulator (attestation enforced). */
   serve(extraEnv?: Record<string, string>): Promise<{ p: Spawned; base: string }>;
@@ -22,6 +23,7 @@ export async function processSetup(prefix: string): Promise<ProcessSetup> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
   await writeFile(join(dir, 'ca.pem'), sim.caPem);
   await writeFile(join(dir, 'release-root.pub'), evidence.releaseRoot.publicPem);
+  await writeFile(join(dir, TEST_ROOTS_FILE), simTestRootsPem({ evidence }));
   return {
     sim,
     evidence,
@@ -31,6 +33,7 @@ export async function processSetup(prefix: string): Promise<ProcessSetup> {
         TRESOR_API_KEY: `tr-${'1'.repeat(96)}`,
         TRESOR_ATTEST_RELEASE_ROOT_FILE: join(dir, 'release-root.pub'),
         TRESOR_ATTEST_TRUST_BUNDLE: evidence.bundleUrl,
+        TRESOR_ATTEST_TEST_ROOTS_FILE: join(dir, TEST_ROOTS_FILE),
         ...extraEnv,
       });
       await waitFor(p, (o) => o.includes('serving OPENAI_BASE_URL='));

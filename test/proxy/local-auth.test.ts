@@ -94,6 +94,8 @@ describe('local token on a non-loopback listener, the daemon injecting the real 
     expect(await withToken.exited, withToken.stderr()).toBe(0);
     expect(withToken.stdout()).toMatch(/upstream tresor: https:\/\/127\.0\.0\.1:\d+/);
     expect(withToken.stdout()).toMatch(/attestation: enforce/);
+    expect(withToken.stdout()).toMatch(/^ {4}snp [0-9a-f]{96} tag [0-9a-f]{64} expires \S+; nonce-bound; channel: bound$/m);
+    expect(withToken.stdout()).toContain(`    test roots:  ${join(h.dir, 'test-roots.pem')}\n`);
     const without = spawnBin('tresor-attest', ['status', '--url', origin], { TRESOR_ATTEST_LOCAL_TOKEN_FILE: '' });
     expect(await without.exited).toBe(7);
     expect(without.stderr()).toMatch(/401: this listener requires its local token/);

@@ -136,6 +136,8 @@ describe('the receipt-key allowlist never fails open', () => {
     spkiSha256: 'ab'.repeat(32),
     kind: 'snp',
     bundleVersion: 17,
+    freshness: 'nonce-bound',
+    channel: 'bound',
     verifiedAt: new Date().toISOString(),
     expiresAt: new Date().toISOString(),
     ...(keys ? { receiptSigningKeys: keys } : {}),

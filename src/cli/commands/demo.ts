@@ -11,7 +11,7 @@ import { createRouterEvidence } from '../../sim/mint/router.js';
 import { createAciDeployment } from '../../sim/mint/aci.js';
 import { createPinaivuDeployment } from '../../sim/mint/pinaivu.js';
 import { createNearDeployment } from '../../sim/mint/near.js';
-import { toPem } from '../../x509/certificate.js';
+import { TEST_ROOTS_FILE, simTestRootsPem } from '../../sim/mint/test-roots.js';
 import { exitCodeFor } from '../exit-codes.js';
 
 /** The openai SDK is not a run-time dependency of the package (only the demo drives it): loaded here, with a clear error when absent. */
@@ -63,14 +63,11 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
       sim = await startSimulator({ evidence, ...(aci ? { aci } : {}), ...(pinaivu ? { pinaivu } : {}), ...(near ? { near } : {}) });
       const caFile = join(dir, 'sim-ca.pem');
       const rootFile = join(dir, 'release-root.pub');
-      const arkFile = join(dir, 'aci-ark.pem');
+      // The simulator's roots are software CAs: trusted only because this demo names them explicitly.
+      const testRootsFile = join(dir, TEST_ROOTS_FILE);
       await writeFile(caFile, sim.caPem);
       await writeFile(rootFile, evidence.releaseRoot.publicPem);
-      if (aci) await writeFile(arkFile, toPem(aci.pki.ark));
-      const nitroRootFile = join(dir, 'pinaivu-nitro-root.pem');
-      if (pinaivu) await writeFile(nitroRootFile, toPem(pinaivu.nitro.root));
-      const intelRootFile = join(dir, 'near-intel-root.pem');
-      if (near) await writeFile(intelRootFile, toPem(near.pki.root));
+      await writeFile(testRootsFile, simTestRootsPem({ evidence, aci, pinaivu, near }));
       out('router', `${sim.url} (simulated; TLS SPKI SHA-256 ${sim.spkiSha256.slice(0, 16)}…)`);
       const config = resolveConfig(
         {
@@ -83,13 +80,20 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
               listen: '127.0.0.1:0',
               ca_file: caFile,
               api_key_env: 'TRESOR_DEMO_API_KEY',
-              attestation: { mode: 'enforce', release_root_file: rootFile, trust_bundle: evidence.bundleUrl },
-              // aci/1: the simulator's TEE measurement is allowed, its test AMD root trusted (never a default).
-              ...(aci ? { profile: 'aci', aci: { allowed_measurements: [aci.measurement], amd_ark_file: arkFile } } : {}),
-              // Pinaivu: the simulated coordinator's PCR0 is allowed, its test Nitro root trusted (never a default).
-              ...(pinaivu ? { profile: 'pinaivu', pinaivu: { allowed_pcr0: [pinaivu.pcr0], nitro_root_file: nitroRootFile } } : {}),
-              // NEAR: the simulated TDs' MRTD is allowed, the test Intel root trusted (never a default).
-              ...(near ? { profile: 'near', near: { allowed_measurements: [near.mrtd] }, tdx: { intel_root_file: intelRootFile } } : {}),
+              attestation: {
+                mode: 'enforce',
+                release_root_file: rootFile,
+                trust_bundle: evidence.bundleUrl,
+                test_roots_file: testRootsFile,
+                // Pinaivu's evidence binds no TLS key: the demo accepts that explicitly, and says so.
+                ...(pinaivu ? { allow_unbound_channel: true } : {}),
+              },
+              // aci/1: the simulator's TEE measurement is allowed.
+              ...(aci ? { profile: 'aci', aci: { allowed_measurements: [aci.measurement] } } : {}),
+              // Pinaivu: the simulated coordinator's PCR0 is allowed.
+              ...(pinaivu ? { profile: 'pinaivu', pinaivu: { allowed_pcr0: [pinaivu.pcr0] } } : {}),
+              // NEAR: the simulated TDs' MRTD is allowed.
+              ...(near ? { profile: 'near', near: { allowed_measurements: [near.mrtd] } } : {}),
             },
           ],
         },
@@ -105,10 +109,12 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
       const { data: json, response } = await client.chat.completions
         .create({ model: 'gpt-oss-120b', messages: [{ role: 'user', content: 'Hello from the tresor-attest demo!' }] })
         .withResponse();
-      const verdict = response.headers.get('x-tresor-attestation');
+      // `verified; nonce-bound; channel: bound; test roots`: the state, then how far it is proven.
+      const [verdict, ...proven] = (response.headers.get('x-tresor-attestation') ?? '').split('; ');
       if (pinaivu) out('attestation', `${verdict} (pinaivu coordinator): Nitro PCR0 ${response.headers.get('x-tresor-pcr0')?.slice(0, 24)}…`);
       else if (near) out('attestation', `${verdict} (near gateway): TDX MRTD ${response.headers.get('x-tresor-measurement')?.slice(0, 24)}…`);
       else out('attestation', `${verdict}${aci ? ' (aci/1)' : ''}: SNP MEASUREMENT ${response.headers.get('x-tresor-measurement')?.slice(0, 24)}…`);
+      out('', `${proven.join('; ')}${proven.includes('test roots') ? " (the simulator's roots, trusted by attestation.test_roots_file)" : ''}`);
       type Status = { upstreams: { attestation?: { identities?: { tag: string; bundleVersion: number; bundleValidUntil: string; expiresAt: string }[] } }[] };
       const status = (await (await fetch(`${daemon.listeners[0]?.url}/status`)).json()) as Status;
       const pinned = status.upstreams[0]?.attestation?.identities?.[0];

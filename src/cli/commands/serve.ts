@@ -34,6 +34,9 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
         'The API key is never a flag: set $TRESOR_API_KEY (or the upstream\'s api_key_env) or api_key_file.\n' +
           'Attestation is enforced by default: pin the release-root key with $TRESOR_ATTEST_RELEASE_ROOT_FILE (or\n' +
           'attestation.release_root_file); forwarding without it needs attestation.mode: off, chosen explicitly.\n' +
+          'Hardware roots are the vendors\' (certs/); test roots such as the simulator\'s test-roots.pem need\n' +
+          '$TRESOR_ATTEST_TEST_ROOTS_FILE (attestation.test_roots_file). attestation.require_nonce: true refuses evidence\n' +
+          'that is not nonce-bound; profile pinaivu (no TLS channel binding) needs attestation.allow_unbound_channel: true.\n' +
           'A non-loopback --listen needs a local token file (local_token_file, $TRESOR_ATTEST_LOCAL_TOKEN_FILE) that apps\n' +
           'present, unless allow_unauthenticated_listen: true. Every listener serves /healthz, /readyz, /status,\n' +
           '/metrics and the status page (/).\n' +

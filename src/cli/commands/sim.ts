@@ -9,6 +9,7 @@ import { createAciDeployment, type AciTee } from '../../sim/mint/aci.js';
 import { PINAIVU_FAULTS, createPinaivuDeployment, type PinaivuFaultName } from '../../sim/mint/pinaivu.js';
 import { NEAR_FAULTS, createNearDeployment, type NearFaultName } from '../../sim/mint/near.js';
 import { toPem } from '../../x509/certificate.js';
+import { TEST_ROOTS_FILE, simTestRootsPem } from '../../sim/mint/test-roots.js';
 
 type EvidenceChoice = EvidenceKind | 'none';
 
@@ -71,7 +72,11 @@ export const simCommand: CommandModule<object, SimArgs> = {
         choices: ATTESTATION_FAULTS,
         describe: 'Fault: make one attestation check fail (repeatable); lowTcb and emptyVcekChain are SNP-only',
       })
-      .option('write-dir', { type: 'string', describe: 'Write sim-ca.pem and release-root.pub (the test release-root key), and nitro-root.pem with --evidence nitro, into this directory' })
+      .option('write-dir', {
+        type: 'string',
+        describe:
+          'Write sim-ca.pem, release-root.pub (the test release-root key) and test-roots.pem (every test root its evidence chains to, for the daemon\'s attestation.test_roots_file), and nitro-root.pem with --evidence nitro, into this directory',
+      })
       .option('profile', {
         choices: ['tresor', 'aci', 'pinaivu', 'near'] as const,
         default: 'tresor' as const,
@@ -84,7 +89,7 @@ export const simCommand: CommandModule<object, SimArgs> = {
         choices: ['sev_snp', 'tdx'] as const,
         describe:
           'With --profile aci: the TEE evidence, sev_snp (the default) or tdx (a TDX quote v4 from a test Intel-like PKI with a dstack event log and app compose; ' +
-          'prints MRTD, RTMR0-2 and the compose hash; with --write-dir also intel-root.pem, for tdx.intel_root_file)',
+          'prints MRTD, RTMR0-2 and the compose hash; with --write-dir also intel-root.pem, which test-roots.pem includes)',
       })
       .option('pinaivu-fault', {
         type: 'string',
@@ -165,6 +170,11 @@ export const simCommand: CommandModule<object, SimArgs> = {
         await writeFile(join(dir, 'release-root.pub'), evidence.releaseRoot.publicPem);
         written.push('release-root.pub');
       }
+      const testRoots = simTestRootsPem({ evidence, aci, pinaivu, near });
+      if (testRoots) {
+        await writeFile(join(dir, TEST_ROOTS_FILE), testRoots);
+        written.push(TEST_ROOTS_FILE);
+      }
       if (aci?.tee === 'sev_snp') {
         await writeFile(join(dir, 'aci-ark.pem'), toPem(aci.pki.ark));
         written.push('aci-ark.pem');
@@ -205,7 +215,8 @@ export const simCommand: CommandModule<object, SimArgs> = {
         (faults.length ? `attestation faults:       ${faults.join(', ')}\n` : '') +
         (evidence ? `trust bundle:             ${evidence.bundleUrl} (release-root key: the simulator's own test key)\n` : '') +
         (control ? `control port:             http://127.0.0.1:${control.port} (PUT /faults, POST /rotate-tls-key, POST /rotate-receipt-key)\n` : '') +
-        (written.length ? `wrote ${written.join(', ')} to ${args['write-dir']}\n` : ''),
+        (written.length ? `wrote ${written.join(', ')} to ${args['write-dir']}\n` : '') +
+        (written.includes(TEST_ROOTS_FILE) ? `test roots:               ${join(args['write-dir'] as string, TEST_ROOTS_FILE)} (attestation.test_roots_file: the daemon refuses these roots without it)\n` : ''),
     );
     const stop = () => void Promise.all([sim.close(), control?.close()]).then(() => process.exit(0));
     process.on('SIGINT', stop);

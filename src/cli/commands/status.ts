@@ -21,7 +21,12 @@ interface StatusBody {
     listen?: string;
     ready: { ready: boolean; reason?: string };
     counters: Record<string, number>;
-    attestation?: { mode: string; identities?: { kind: string; measurement?: string; tag?: string; expiresAt: string }[]; lastError?: { code: string } };
+    attestation?: {
+      mode: string;
+      testRoots?: string[] | null;
+      identities?: { kind: string; measurement?: string; tag?: string; expiresAt: string; freshness?: string; channel?: string }[];
+      lastError?: { code: string };
+    };
   }[];
 }
 
@@ -62,8 +67,9 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
         if (u.attestation) {
           process.stdout.write(`  attestation: ${u.attestation.mode}\n`);
           for (const id of u.attestation.identities ?? []) {
-            process.stdout.write(`    ${id.kind} ${id.measurement ?? ''} tag ${id.tag ?? '-'} expires ${id.expiresAt}\n`);
+            process.stdout.write(`    ${id.kind} ${id.measurement ?? ''} tag ${id.tag ?? '-'} expires ${id.expiresAt}; ${id.freshness}; channel: ${id.channel}\n`);
           }
+          if (u.attestation.testRoots) process.stdout.write(`    test roots:  ${u.attestation.testRoots.join(', ')}\n`);
           if (u.attestation.lastError) process.stdout.write(`    last error: ${u.attestation.lastError.code}\n`);
         }
         const c = u.counters;

@@ -3,6 +3,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { UsageError } from '../../errors/index.js';
 import { attestRouter } from '../../envelope/attest.js';
 import { loadReleaseRootKey } from '../../trust/release-root.js';
+import { parsePemCertificates } from '../../x509/certificate.js';
 import { parseAt } from '../input.js';
 import { runCommand } from '../output.js';
 
@@ -15,6 +16,8 @@ interface AttestArgs {
   'no-nonce': boolean;
   at?: string;
   'allow-debug': boolean;
+  'require-nonce': boolean;
+  'test-roots'?: string;
   json: boolean;
 }
 
@@ -36,11 +39,17 @@ export const attestCommand: CommandModule<object, AttestArgs> = {
       .option('no-nonce', { type: 'boolean', default: false, describe: 'Send no nonce' })
       .option('at', { type: 'string', describe: 'Verification time (ISO 8601, default now)' })
       .option('allow-debug', { type: 'boolean', default: false, describe: 'Accept debug guests (never in production)' })
+      .option('require-nonce', { type: 'boolean', default: false, describe: 'Refuse SNP evidence that does not carry our nonce in REPORT_DATA[32:64] (the Nitro form always must)' })
+      .option('test-roots', {
+        type: 'string',
+        describe: "PEM test roots (the simulator's test-roots.pem) the bundle may name besides the pinned vendor roots; never for a real router",
+      })
       .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' }) as Argv<AttestArgs>,
   handler: (args) =>
     runCommand(args.json, async () => {
       const releaseRootKey = loadReleaseRootKey(await read(args['release-root'], '--release-root'));
       const caPem = args.ca ? (await read(args.ca, '--ca')).toString('utf8') : undefined;
+      const testRoots = args['test-roots'] ? parsePemCertificates((await read(args['test-roots'], '--test-roots')).toString('utf8'), '--test-roots') : undefined;
       if (args.nonce !== undefined && !/^[0-9a-f]{64}$/.test(args.nonce)) throw new UsageError('ERR_USAGE_BAD_NONCE', '--nonce: expected 64 lowercase hex digits');
       const { attestation: a, nonce } = await attestRouter({
         url: args.url,
@@ -49,7 +58,8 @@ export const attestCommand: CommandModule<object, AttestArgs> = {
         ...(args.bundle ? { bundleLocations: [args.bundle] } : {}),
         nonce: args['no-nonce'] ? false : (args.nonce ?? undefined),
         at: parseAt(args.at) ?? new Date(),
-        policy: { allowDebug: args['allow-debug'] },
+        policy: { allowDebug: args['allow-debug'], requireNonce: args['require-nonce'] },
+        ...(testRoots ? { testRoots } : {}),
       });
       return {
         gap: 1,
@@ -58,8 +68,10 @@ export const attestCommand: CommandModule<object, AttestArgs> = {
           [a.kind === 'snp' ? 'SNP MEASUREMENT' : 'Nitro PCR0', a.measurement],
           ['Workload identity tag', a.tag],
           ['Trust bundle version', `${a.bundle.version} (valid until ${a.bundle.validUntil.replace(/\.000Z$/, 'Z')})`],
+          ['Freshness', a.nonceBound ? 'nonce-bound' : 'not freshness-bound'],
+          ...(testRoots ? [['Trust roots', `pinned vendor roots and test roots from ${args['test-roots']}`] as [string, string]] : []),
         ],
-        fields: { tls_spki_sha256: a.spkiSha256, kind: a.kind, measurement: a.measurement, ...(a.pcrs ? { pcrs: a.pcrs } : {}), workload_identity_tag: a.tag, manifest: a.manifest, trust_bundle: a.bundle, issued_at: a.issuedAt, expires_at: a.expiresAt, ...(nonce ? { nonce } : {}) },
+        fields: { tls_spki_sha256: a.spkiSha256, kind: a.kind, measurement: a.measurement, ...(a.pcrs ? { pcrs: a.pcrs } : {}), workload_identity_tag: a.tag, manifest: a.manifest, trust_bundle: a.bundle, issued_at: a.issuedAt, expires_at: a.expiresAt, ...(nonce ? { nonce } : {}), freshness: a.nonceBound ? 'nonce-bound' : 'not freshness-bound', test_roots: testRoots !== undefined },
       };
     }),
 };

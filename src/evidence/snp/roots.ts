@@ -41,3 +41,8 @@ export function productFromCpuid(cpuid: { family: number; model: number } | unde
   if (cpuid.family === 0x1a) return 'turin';
   return undefined;
 }
+
+/** Every pinned AMD ARK (Milan, Genoa, Turin) from certs/: the roots a trust bundle's `amd_ark_pem` may name. */
+export function pinnedAmdArks(): Certificate[] {
+  return (['milan', 'genoa', 'turin'] as const).map((p) => loadAmdRoots(p).ark);
+}
