@@ -94,6 +94,7 @@ export class AuditLog {
     await mkdir(opts.dir, { recursive: true, mode: 0o700 });
     await log.recover();
     if (opts.signer) {
+      await log.atomicWrite(join(opts.dir, 'audit.pub'), opts.signer.publicPem);
       log.checkpointTimer = setInterval(() => void log.checkpoint().catch(() => undefined), log.o.checkpointIntervalMs);
       log.checkpointTimer.unref();
     }
@@ -102,6 +103,11 @@ export class AuditLog {
 
   get head(): { seq: number; hash: string; file: string } {
     return { seq: this.seq, hash: this.prev, file: this.file };
+  }
+
+  /** Seq of the record the newest checkpoint vouches for (written this run or found at open). */
+  get lastCheckpointSeq(): number {
+    return this.checkpointedSeq;
   }
 
   /** Records appended and not yet durable (held while writing fails). */
