@@ -91,7 +91,8 @@ export class AuditLog {
 
   static async open(opts: AuditLogOptions): Promise<AuditLog> {
     const log = new AuditLog({ maxFileBytes: 16 * 1024 * 1024, retentionFiles: 30, commitWindowMs: 0, retryMs: DEFAULT_RETRY_MS, checkpointIntervalMs: 300_000, repair: false, ...opts });
-    await mkdir(opts.dir, { recursive: true, mode: 0o700 });
+    const created = await mkdir(opts.dir, { recursive: true, mode: 0o700 });
+    if (created !== undefined) opts.logger?.info({ dir: opts.dir, event: 'audit.dir_created' }, `audit directory ${opts.dir} did not exist: created (0700)`);
     await log.recover();
     if (opts.signer) {
       await log.atomicWrite(join(opts.dir, 'audit.pub'), opts.signer.publicPem);
@@ -242,7 +243,7 @@ export class AuditLog {
     }
     this.queue = [...rest, ...this.queue];
     if (e instanceof FileRemovedError) {
-      await this.recreate().catch((err: unknown) => this.o.health?.fail('audit', err, this.queue.length));
+      await this.recreate(e.how).catch((err: unknown) => this.o.health?.fail('audit', err, this.queue.length));
       return;
     }
     this.o.health?.fail('audit', e, this.queue.length);
@@ -250,22 +251,22 @@ export class AuditLog {
   }
 
   /**
-   * The current file (or the whole directory) was removed while the daemon ran: recreate the
-   * directory, continue the chain from the newest record that survives, and put a gap record for
-   * the lost ones ahead of the held records.
+   * The current file (or the whole directory) was removed, or the file cut short, while the daemon
+   * ran: recreate the directory, continue the chain from the newest record that survives (in a new
+   * file), and put a gap record for the lost ones ahead of the held records.
    */
-  private async recreate(): Promise<void> {
+  private async recreate(how: 'removed' | 'truncated'): Promise<void> {
     await mkdir(this.o.dir, { recursive: true, mode: 0o700 });
     const tail = await chainTail(this.o.dir);
     const files = await auditFiles(this.o.dir);
     const lost = tail.seq < this.seq ? { from_seq: tail.seq + 1, to_seq: this.seq } : undefined;
-    const detail = `${this.file} was removed while the daemon ran${files.length === 0 ? ' (with the whole audit directory)' : ''}: ${lost ? `records ${lost.from_seq}..${lost.to_seq} are gone` : 'no record was lost'}`;
-    this.o.logger?.error({ dir: this.o.dir, lost, event: 'audit.recreated' }, `audit log removed while running: recreated; ${detail}`);
+    const detail = `${this.file} was ${how} while the daemon ran${files.length === 0 ? ' (with the whole audit directory)' : ''}: ${lost ? `records ${lost.from_seq}..${lost.to_seq} are gone` : 'no record was lost'}`;
+    this.o.logger?.error({ dir: this.o.dir, lost, event: 'audit.recreated' }, `audit log ${how} while running: continued in a new file; ${detail}`);
     // The next record goes to a new file after every surviving one, chained to the newest surviving record.
     this.prev = tail.hash;
     this.index = Math.max(this.index, ...files.map((f) => FILE_RE.exec(f) as RegExpExecArray).filter((m) => m[1] === this.day).map((m) => Number(m[2])));
     this.file = '';
-    const gap: Pending = { record: { type: 'gap', reason: 'files_removed', detail, ...(lost ? { lost } : {}), found: { seq: tail.seq, hash: tail.hash } }, urgent: true, resolve: () => undefined, reject: () => undefined };
+    const gap: Pending = { record: { type: 'gap', reason: how === 'removed' ? 'files_removed' : 'truncated', detail, ...(lost ? { lost } : {}), found: { seq: tail.seq, hash: tail.hash } }, urgent: true, resolve: () => undefined, reject: () => undefined };
     this.queue.unshift(gap);
     if (this.o.signer) {
       const signer = this.o.signer;

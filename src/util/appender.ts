@@ -16,11 +16,14 @@ export function appendSync(fh: FileHandle, text: string): number {
   return bytes.length;
 }
 
-/** The file an open handle wrote to is no longer at its path (removed or replaced while open). */
+/** The file an open handle wrote to is no longer at its path (removed or replaced while open), or was cut shorter than what was committed to it. */
 export class FileRemovedError extends Error {
   readonly code = 'ERR_FILE_REMOVED';
-  constructor(readonly path: string) {
-    super(`${path} was removed while open`);
+  constructor(
+    readonly path: string,
+    readonly how: 'removed' | 'truncated' = 'removed',
+  ) {
+    super(`${path} was ${how} while open`);
   }
 }
 
@@ -29,10 +32,13 @@ export class FileRemovedError extends Error {
  * that the file is still the one at `path` (a removed file would swallow every later write). Any
  * failure, a short write included, cuts the file back to `size` before it is thrown: no fragment is
  * left for the next record to be appended to. A file found longer than `size` (a fragment an earlier
- * cut could not remove) is cut first. Returns the bytes written.
+ * cut could not remove) is cut first; one found shorter was cut by someone else (FileRemovedError,
+ * 'truncated': committed lines are gone). Returns the bytes written.
  */
 export async function commitAppend(fh: FileHandle, path: string, size: number, text: string, durable = true): Promise<number> {
-  if (fstatSync(fh.fd).size !== size) ftruncateSync(fh.fd, size);
+  const now = fstatSync(fh.fd).size;
+  if (now < size) throw new FileRemovedError(path, 'truncated');
+  if (now > size) ftruncateSync(fh.fd, size);
   try {
     const n = appendSync(fh, text);
     if (durable) await fh.datasync();

@@ -114,6 +114,22 @@ describe('audit log at start: checked against audit.head, repaired only with an 
   });
 });
 
+describe('the log cut short while open', () => {
+  test('the next commit notices (never pads the file), continues in a new file and records the lost seqs as a gap', async () => {
+    const { dir } = await tmp();
+    const log = await AuditLog.open({ dir, clock });
+    for (let i = 1; i <= 5; i++) await log.append(rec(i));
+    await writeFile(await logFile(dir), `${(await lines(dir)).slice(0, 2).join('\n')}\n`);
+    expect(await log.append(rec(6))).toMatchObject({ seq: 7 });
+    await log.close();
+    const recs = (await lines(dir)).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(recs.map((r) => r.seq)).toEqual([1, 2, 6, 7]);
+    expect(recs[2]).toMatchObject({ type: 'gap', reason: 'truncated', lost: { from_seq: 3, to_seq: 5 } });
+    expect((await verifyAuditFiles([dir])).breaks).toEqual([]);
+    expect((await logFiles(dir)).length).toBe(2);
+  });
+});
+
 describe('signed checkpoints', () => {
   let keyDir: string;
   let signer: CheckpointSigner;

@@ -7,7 +7,7 @@ import { verifyAuditFiles } from '../../src/audit/verify.js';
 import { readAuditRecords } from '../helpers/audit.js';
 import { startHarness } from '../helpers/harness.js';
 import { processSetup, type ProcessSetup } from '../helpers/process-daemon.js';
-import { spawnBin } from '../helpers/spawn.js';
+import { spawnBin, type Spawned } from '../helpers/spawn.js';
 
 async function chat(base: string, n: number): Promise<string> {
   const res = await request(`${base}/chat/completions`, {
@@ -33,7 +33,7 @@ describe('one writer per state dir, stale locks, and the start-up check, with th
 
   test('a second daemon exits 2 naming the holder; after kill -9 the stale lock is taken over; a missing audit.head stops the start until audit repair records the gap', { timeout: 120_000 }, async () => {
     const auditDir = join(setup.dir, 'state', 'audit');
-    const stop = async (p: { child: { kill(s: string): boolean }; exited: Promise<number | null> }) => {
+    const stop = async (p: Spawned) => {
       p.child.kill('SIGTERM');
       return p.exited;
     };
