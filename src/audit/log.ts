@@ -75,7 +75,9 @@ export class AuditLog {
   private checkpointTimer: NodeJS.Timeout | undefined;
   private headWrite: Promise<void> = Promise.resolve();
   private closing = false;
+  /** Seq of the newest checkpoint record (or, from the start, the tail found at open): nothing new to sign while the chain ends there. */
   private checkpointedSeq = 0;
+  private signedSeq: number | null = null;
   /** This run of the daemon (named in its checkpoints). */
   readonly instance = randomUUID();
   /** What was moved aside at open: torn or malformed last lines (`<file>.torn`). */
@@ -106,9 +108,9 @@ export class AuditLog {
     return { seq: this.seq, hash: this.prev, file: this.file };
   }
 
-  /** Seq of the record the newest checkpoint vouches for (written this run or found at open). */
-  get lastCheckpointSeq(): number {
-    return this.checkpointedSeq;
+  /** Seq of the record the newest checkpoint of this run vouches for (null before the first). */
+  get lastCheckpointSeq(): number | null {
+    return this.signedSeq;
   }
 
   /** Records appended and not yet durable (held while writing fails). */
@@ -129,7 +131,12 @@ export class AuditLog {
   async checkpoint(): Promise<void> {
     const signer = this.o.signer;
     if (!signer || this.seq === this.checkpointedSeq) return;
-    await this.append(({ seq, prev, time }) => signer.record({ seq: seq - 1, hash: prev, time: time.toISOString(), instance: this.instance }));
+    await this.append(this.checkpointOf(signer));
+  }
+
+  /** A checkpoint record, signed at commit over the record it lands after. */
+  private checkpointOf(signer: CheckpointSigner): RecordSource {
+    return ({ seq, prev, time }) => signer.record({ seq: seq - 1, hash: prev, time: time.toISOString(), instance: this.instance });
   }
 
   async close(): Promise<void> {
@@ -223,7 +230,10 @@ export class AuditLog {
           this.seq += 1;
           this.prev = hash;
           (batch[done++] as Pending).resolve({ seq: this.seq, hash });
-          if (typeof (batch[done - 1] as Pending).record === 'function') this.checkpointedSeq = this.seq;
+          if (typeof (batch[done - 1] as Pending).record === 'function') {
+            this.checkpointedSeq = this.seq;
+            this.signedSeq = this.seq - 1;
+          }
         }
       }
       this.o.health?.ok('audit', batch.length);
@@ -268,10 +278,7 @@ export class AuditLog {
     this.file = '';
     const gap: Pending = { record: { type: 'gap', reason: how === 'removed' ? 'files_removed' : 'truncated', detail, ...(lost ? { lost } : {}), found: { seq: tail.seq, hash: tail.hash } }, urgent: true, resolve: () => undefined, reject: () => undefined };
     this.queue.unshift(gap);
-    if (this.o.signer) {
-      const signer = this.o.signer;
-      this.queue.splice(1, 0, { ...gap, record: ({ seq, prev, time }) => signer.record({ seq: seq - 1, hash: prev, time: time.toISOString(), instance: this.instance }) });
-    }
+    if (this.o.signer) this.queue.splice(1, 0, { ...gap, record: this.checkpointOf(this.o.signer) });
   }
 
   private async rotate(day: string): Promise<void> {
