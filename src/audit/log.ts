@@ -75,6 +75,8 @@ export class AuditLog {
   private checkpointTimer: NodeJS.Timeout | undefined;
   private headWrite: Promise<void> = Promise.resolve();
   private closing = false;
+  /** The current file was found removed or cut short: recreate before the next write. */
+  private lost: 'removed' | 'truncated' | undefined;
   /** Seq of the newest checkpoint record (or, from the start, the tail found at open): nothing new to sign while the chain ends there. */
   private checkpointedSeq = 0;
   private signedSeq: number | null = null;
@@ -194,6 +196,8 @@ export class AuditLog {
   }
 
   private async flush(): Promise<void> {
+    if (this.lost && !(await this.retry(() => this.recreate(this.lost as 'removed' | 'truncated')))) return;
+    this.lost = undefined;
     const batch = this.queue;
     this.queue = [];
     let done = 0;
@@ -252,12 +256,25 @@ export class AuditLog {
       return;
     }
     this.queue = [...rest, ...this.queue];
-    if (e instanceof FileRemovedError) {
-      await this.recreate(e.how).catch((err: unknown) => this.o.health?.fail('audit', err, this.queue.length));
-      return;
+    // A lost file is dealt with first thing in the next commit, at once (retried like a write if that fails).
+    if (e instanceof FileRemovedError) this.lost = e.how;
+    else await this.retry(() => Promise.reject(e));
+  }
+
+  /** Run `f`; if it fails, report it and wait the retry interval. True when it worked. */
+  private async retry(f: () => Promise<void>): Promise<boolean> {
+    try {
+      await f();
+      return true;
+    } catch (e) {
+      if (this.closing) {
+        for (const p of this.queue.splice(0)) p.reject(e);
+        return false;
+      }
+      this.o.health?.fail('audit', e, this.queue.length);
+      await new Promise((r) => setTimeout(r, this.o.retryMs));
+      return false;
     }
-    this.o.health?.fail('audit', e, this.queue.length);
-    await new Promise((r) => setTimeout(r, this.o.retryMs));
   }
 
   /**
