@@ -32,6 +32,7 @@ export const ENV_VARS = {
   TRESOR_ATTEST_TEST_ROOTS_FILE: 'upstreams[0].attestation.test_roots_file',
   TRESOR_ATTEST_RECEIPTS_MODE: 'upstreams[0].receipts.mode',
   TRESOR_ATTEST_AUDIT_DIR: 'audit.dir',
+  TRESOR_ATTEST_AUDIT_SIGNING_KEY_FILE: 'audit.signing_key_file',
 } as const;
 
 /** Whether a profile's evidence binds the connection's TLS key (README's profile table says the same). */
@@ -155,7 +156,11 @@ export function resolveConfig(raw: Raw, source: string | null): ResolvedConfig {
   return deepFreeze({
     log: { ...cfg.log, file: cfg.log.file === null ? null : resolvePath(cfg.log.file, base) },
     state_dir: stateDir,
-    audit: { ...cfg.audit, dir: cfg.audit.dir === null ? join(stateDir, 'audit') : resolvePath(cfg.audit.dir, base) },
+    audit: {
+      ...cfg.audit,
+      dir: cfg.audit.dir === null ? join(stateDir, 'audit') : resolvePath(cfg.audit.dir, base),
+      signing_key_file: cfg.audit.signing_key_file === null ? null : resolvePath(cfg.audit.signing_key_file, base),
+    },
     shutdown_grace_seconds: cfg.shutdown_grace_seconds,
     upstreams,
     source,
@@ -237,6 +242,7 @@ function applyEnv(raw: Raw, env: Record<string, string | undefined>): void {
   set('TRESOR_ATTEST_TEST_ROOTS_FILE', (v) => (section(firstUpstream(raw), 'attestation').test_roots_file = v));
   set('TRESOR_ATTEST_RECEIPTS_MODE', (v) => (section(firstUpstream(raw), 'receipts').mode = v));
   set('TRESOR_ATTEST_AUDIT_DIR', (v) => (section(raw, 'audit').dir = v));
+  set('TRESOR_ATTEST_AUDIT_SIGNING_KEY_FILE', (v) => (section(raw, 'audit').signing_key_file = v));
 }
 
 function applyOverrides(raw: Raw, o: ConfigOverrides): void {

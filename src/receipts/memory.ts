@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { ReceiptJob } from './journal.js';
 
 /**
@@ -11,6 +12,9 @@ export class MemoryJournal {
   get size(): number {
     return this.jobs.size;
   }
+
+  /** Nothing waits for a disk here. */
+  readonly held = 0;
 
   async add(job: ReceiptJob): Promise<void> {
     this.jobs.set(job.job, job);
@@ -26,15 +30,28 @@ export class MemoryJournal {
 /** The last `max` records, numbered like the audit log's `seq`. */
 export class MemoryAuditLog {
   private seq = 0;
+  private hash = '0'.repeat(64);
   readonly records: Record<string, unknown>[] = [];
+
+  /** Nothing waits for a disk, nothing was recovered, nothing is signed: memory only. */
+  readonly held = 0;
+  readonly recovered: { tornBytes: number; movedAside: never[] } = { tornBytes: 0, movedAside: [] };
+  readonly lastCheckpointSeq = null;
 
   constructor(private readonly max = 1_000) {}
 
-  async append(record: Record<string, unknown>, _opts?: { urgent?: boolean }): Promise<{ seq: number }> {
+  get head(): { seq: number; hash: string; file: string } {
+    return { seq: this.seq, hash: this.hash, file: '' };
+  }
+
+  async append(record: Record<string, unknown>, _opts?: { urgent?: boolean }): Promise<{ seq: number; hash: string }> {
     this.seq += 1;
-    this.records.push({ seq: this.seq, ...record });
+    const entry = { seq: this.seq, prev: this.hash, ...record };
+    // Chained like the log's lines, so a record's hash names it; nothing here outlives the process.
+    this.hash = createHash('sha256').update(JSON.stringify(entry)).digest('hex');
+    this.records.push(entry);
     if (this.records.length > this.max) this.records.shift();
-    return { seq: this.seq };
+    return { seq: this.seq, hash: this.hash };
   }
 
   async close(): Promise<void> {}
