@@ -1,5 +1,7 @@
+import { readFileSync, statSync } from 'node:fs';
 import type { UpstreamConfig } from '../config/types.js';
-import { loadIntelSgxRoots, type TdxPolicy } from '../evidence/tdx/index.js';
+import { FetchError } from '../errors/index.js';
+import { loadIntelSgxRoots, parseTdxCollateral, type TdxCollateral, type TdxPolicy } from '../evidence/tdx/index.js';
 import type { Certificate } from '../x509/certificate.js';
 import { rootsFromFile } from './root-file.js';
 
@@ -19,5 +21,39 @@ export function tdxPolicy(u: UpstreamConfig): Omit<TdxPolicy, 'expectedReportDat
     allowDebug: u.attestation.allow_debug,
     ...(u.tdx.allowed_rtmrs.length > 0 ? { allowedMeasurements: u.tdx.allowed_rtmrs.map((s) => ({ ...s })) } : {}),
     ...(u.tdx.allowed_compose_hashes.length > 0 ? { allowedComposeHashes: u.tdx.allowed_compose_hashes } : {}),
+    allowSeptVe: u.tdx.allow_sept_ve,
+    allowedTcbStatuses: u.tdx.allowed_tcb_statuses,
+    minTcbEvaluationDataNumber: u.tdx.min_tcb_evaluation_data_number,
+    blockedAdvisories: u.tdx.blocked_advisories,
+  };
+}
+
+/**
+ * Intel DCAP collateral from a file (`QuoteCollateralV3` JSON), re-read when the file changes so
+ * an operator's refresh (before nextUpdate) is picked up without a restart. Undefined without
+ * `tdx.collateral_file`; an unreadable file fails the attestation (fetch phase), a malformed one
+ * is a parse error, a stale one fails verification with ERR_TDX_COLLATERAL_STALE.
+ */
+export function tdxCollateralSource(u: UpstreamConfig): (() => TdxCollateral) | undefined {
+  const file = u.tdx.collateral_file;
+  if (!file) return undefined;
+  return fileCollateral(file, `upstreams.${u.name}.tdx.collateral_file`);
+}
+
+export function fileCollateral(file: string, key: string): () => TdxCollateral {
+  let cached: { stamp: string; value: TdxCollateral } | undefined;
+  return () => {
+    let stamp: string;
+    try {
+      const st = statSync(file);
+      stamp = `${st.mtimeMs}:${st.size}`;
+      if (cached?.stamp === stamp) return cached.value;
+      const value = parseTdxCollateral(readFileSync(file, 'utf8'));
+      cached = { stamp, value };
+      return value;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === undefined) throw e;
+      throw new FetchError('ERR_TDX_COLLATERAL_UNAVAILABLE', `${key}: cannot read ${file}: ${(e as NodeJS.ErrnoException).code}`);
+    }
   };
 }

@@ -124,7 +124,11 @@ export function resolveConfig(raw: Raw, source: string | null): ResolvedConfig {
       api_key_file: u.api_key_file === null ? null : resolvePath(u.api_key_file, base),
       local_token_file: u.local_token_file === null ? null : resolvePath(u.local_token_file, base),
       aci: { ...u.aci, amd_ark_file: u.aci.amd_ark_file === null ? null : resolvePath(u.aci.amd_ark_file, base) },
-      tdx: { ...u.tdx, intel_root_file: u.tdx.intel_root_file === null ? null : resolvePath(u.tdx.intel_root_file, base) },
+      tdx: {
+        ...u.tdx,
+        intel_root_file: u.tdx.intel_root_file === null ? null : resolvePath(u.tdx.intel_root_file, base),
+        collateral_file: u.tdx.collateral_file === null ? null : resolvePath(u.tdx.collateral_file, base),
+      },
       pinaivu: { ...u.pinaivu, nitro_root_file: u.pinaivu.nitro_root_file === null ? null : resolvePath(u.pinaivu.nitro_root_file, base) },
       attestation: {
         ...u.attestation,

@@ -88,6 +88,17 @@ export const upstreamSchema = {
           },
         },
         allowed_compose_hashes: { type: 'array', items: { type: 'string', pattern: '^[0-9a-f]{64}$' }, default: [] },
+        collateral_file: { type: ['string', 'null'], default: null },
+        allowed_tcb_statuses: {
+          type: 'array',
+          minItems: 1,
+          uniqueItems: true,
+          items: { enum: ['UpToDate', 'SWHardeningNeeded', 'ConfigurationNeeded', 'ConfigurationAndSWHardeningNeeded', 'OutOfDate', 'OutOfDateConfigurationNeeded'] },
+          default: ['UpToDate'],
+        },
+        min_tcb_evaluation_data_number: { type: 'integer', minimum: 0, maximum: 0xffffffff, default: 0 },
+        blocked_advisories: { type: 'array', items: { type: 'string', pattern: '^INTEL-SA-[0-9]{5}$' }, default: [] },
+        allow_sept_ve: { type: 'boolean', default: false },
       },
     },
     pinaivu: {

@@ -1,3 +1,5 @@
+import type { TcbStatus } from '../evidence/tdx/collateral.js';
+
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
 export interface UpstreamConfig {
@@ -54,6 +56,16 @@ export interface UpstreamConfig {
     readonly allowed_rtmrs: readonly { readonly rtmr0?: string; readonly rtmr1?: string; readonly rtmr2?: string }[];
     /** Allowed dstack compose hashes (64 hex); non-empty = the evidence must carry the event log, RTMR3 must replay from it. */
     readonly allowed_compose_hashes: readonly string[];
+    /** Intel DCAP collateral (QuoteCollateralV3 JSON) for the platform's FMSPC; null = TCB status unknown. */
+    readonly collateral_file: string | null;
+    /** TCB statuses accepted when collateral is configured (never Revoked). */
+    readonly allowed_tcb_statuses: readonly TcbStatus[];
+    /** Minimum tcbEvaluationDataNumber of the collateral. */
+    readonly min_tcb_evaluation_data_number: number;
+    /** INTEL-SA-nnnnn advisories that refuse a platform whatever its status. */
+    readonly blocked_advisories: readonly string[];
+    /** Accept TDs without TDATTRIBUTES.SEPT_VE_DISABLE. */
+    readonly allow_sept_ve: boolean;
   };
   readonly pinaivu: {
     /** PCR0 (96 lowercase hex) of the coordinator enclave images allowed; required for profile pinaivu unless attestation is off. */

@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { TresorError } from '../../../src/errors/index.js';
 import { parseTdxCollateral } from '../../../src/evidence/tdx/collateral.js';
-import { parseTdxQuote, verifyTdxQuote } from '../../../src/evidence/tdx/index.js';
+import { evaluateTdxPolicy, parseTdxQuote, verifyTdxQuote } from '../../../src/evidence/tdx/index.js';
 import { convergeStatus } from '../../../src/evidence/tdx/tcb.js';
 import { mintTdxCollateral, type MintCollateralOptions } from '../../../src/sim/mint/tdx-collateral.js';
 import { createTdxTestPki, mintTdxQuote, type MintTdxOptions, type TdxTestPki } from '../../../src/sim/mint/tdx.js';
@@ -116,5 +116,40 @@ describe('beyond dcap-qvl (Intel QVL rules it does not implement)', () => {
     expect(err(() => verifyTdxQuote(parseTdxQuote(quote({ qe: { isvProdId: 1 } })), { at: NOW, roots: [pki.root] })).message).toContain('ISVPRODID');
     expect(err(() => verifyTdxQuote(parseTdxQuote(quote({ qe: { attributes: new Uint8Array(16).fill(0x13) } })), { at: NOW, roots: [pki.root] })).message).toContain('ATTRIBUTES');
     expect(err(() => verifyTdxQuote(parseTdxQuote(quote({ qe: { miscSelect: 1 } })), { at: NOW, roots: [pki.root] })).message).toContain('MISCSELECT');
+  });
+});
+
+describe('policy over the evaluated TCB and the TD attributes', () => {
+  const codes = (f: () => unknown) => {
+    const e = err(f) as TresorError & { violations?: { code: string; message: string }[] };
+    return (e.violations ?? []).map((v) => v.code);
+  };
+  test('an OutOfDate platform is refused by default, accepted when listed; a blocked advisory refuses it anyway', async () => {
+    const c = await mintTdxCollateral(pki, { now: NOW, ...levels((l) => void ((l[0] as Levels[number]).tcb.pcesvn = 99)) });
+    const v = ours(quote(), c);
+    expect(v.tcb?.advisoryIds).toEqual(['INTEL-SA-00106', 'INTEL-SA-00837']);
+    const e = err(() => evaluateTdxPolicy(v, {}));
+    expect(e.code).toBe('ERR_POLICY_TDX_TCB_STATUS');
+    expect(e.message).toBe('expected TCB status UpToDate, got OutOfDate (advisories INTEL-SA-00106, INTEL-SA-00837)');
+    expect(evaluateTdxPolicy(v, { allowedTcbStatuses: ['UpToDate', 'OutOfDate'] })).toMatchObject({ tcbStatus: 'OutOfDate', advisoryIds: ['INTEL-SA-00106', 'INTEL-SA-00837'], tcbEvaluationDataNumber: 17 });
+    expect(codes(() => evaluateTdxPolicy(v, { allowedTcbStatuses: ['OutOfDate'], blockedAdvisories: ['intel-sa-00837'], minTcbEvaluationDataNumber: 18 }))).toEqual([
+      'ERR_POLICY_TDX_TCB_EVAL_NUMBER',
+      'ERR_POLICY_TDX_ADVISORY',
+    ]);
+  });
+  test('Revoked is never accepted, even when listed', async () => {
+    const c = await mintTdxCollateral(pki, { now: NOW, ...levels((l) => void ((l[0] as Levels[number]).tcbStatus = 'Revoked')) });
+    expect(err(() => evaluateTdxPolicy(ours(quote(), c), { allowedTcbStatuses: ['Revoked' as 'UpToDate'] })).code).toBe('ERR_POLICY_TDX_TCB_STATUS');
+  });
+  test('TD attributes: reserved bits, SEPT_VE_DISABLE (relaxable), debug (relaxable), MRSERVICETD', () => {
+    const at = (bytes: number[]) => verifyTdxQuote(parseTdxQuote(quote({ tdAttributes: Uint8Array.from(bytes) })), { at: NOW, roots: [pki.root] });
+    expect(codes(() => evaluateTdxPolicy(at([0, 0, 0, 0x10, 0, 0, 0x01, 0]), {}))).toEqual(['ERR_POLICY_TDX_ATTRIBUTES']);
+    expect(codes(() => evaluateTdxPolicy(at([0x02, 0, 0, 0x30, 0, 0, 0, 0]), {}))).toEqual(['ERR_POLICY_TDX_ATTRIBUTES']);
+    expect(codes(() => evaluateTdxPolicy(at([0, 0, 0, 0, 0, 0, 0, 0]), {}))).toEqual(['ERR_POLICY_TDX_SEPT_VE']);
+    expect(evaluateTdxPolicy(at([0, 0, 0, 0, 0, 0, 0, 0x80]), { allowSeptVe: true }).tcbStatus).toBe('unknown'); // PERFMON is not reserved
+    expect(codes(() => evaluateTdxPolicy(at([1, 0, 0, 0x10, 0, 0, 0, 0]), {}))).toEqual(['ERR_POLICY_TDX_DEBUG']);
+    expect(evaluateTdxPolicy(at([1, 0, 0, 0xd0, 0, 0, 0, 0]), { allowDebug: true }).tcbStatus).toBe('unknown'); // PKS and KL are not reserved
+    const service = verifyTdxQuote(parseTdxQuote(quote({ version: 5, mrServiceTd: new Uint8Array(48).fill(1) })), { at: NOW, roots: [pki.root] });
+    expect(codes(() => evaluateTdxPolicy(service, {}))).toEqual(['ERR_POLICY_TDX_MRSERVICETD']);
   });
 });
