@@ -3,7 +3,7 @@ import { VerificationError } from '../../errors/index.js';
 import { asVerified, type Verified } from '../../types.js';
 import { bytesEqual, toHex } from '../../util/bytes.js';
 import type { Certificate } from '../../x509/certificate.js';
-import { verifyChain } from '../../x509/chain.js';
+import { CHAIN_ALGORITHMS, verifyChain } from '../../x509/chain.js';
 import { decodeTcb, SIGNED_LENGTH, type Product, type SnpReport, type TcbVersion } from './abi.js';
 import { loadAmdRoots, productFromCpuid } from './roots.js';
 import { readVcekExtensions } from './vcek.js';
@@ -44,7 +44,7 @@ export function verifySnpReport(report: SnpReport, opts: SnpVerifyOptions): Veri
   // The ASK comes from the supplied chain when given (a VLEK's ASVK must be supplied), else the pinned one.
   const supplied = (opts.chain ?? []).filter((c) => c.sha256 !== opts.vcek.sha256);
   const intermediates = supplied.length > 0 ? supplied : [pinned.ask];
-  const chain = verifyChain(opts.vcek, intermediates, { at: opts.at, anchors, label: report.SIGNING_KEY === 'vlek' ? 'VLEK' : 'VCEK' });
+  const chain = verifyChain(opts.vcek, intermediates, { at: opts.at, anchors, label: report.SIGNING_KEY === 'vlek' ? 'VLEK' : 'VCEK', signatureAlgorithms: CHAIN_ALGORITHMS.amd });
 
   const reportedTcb = decodeTcb(report.REPORTED_TCB, product);
   for (const k of ['bootloader', 'tee', 'snp', 'microcode', 'fmc'] as const) {

@@ -4,7 +4,7 @@ import { ConfigError, VerificationError } from '../../errors/index.js';
 import { asVerified, type Verified } from '../../types.js';
 import { bytesEqual, isAllZero, sha256, toBase64Url, toHex } from '../../util/bytes.js';
 import { parsePemCertificates, type Certificate } from '../../x509/certificate.js';
-import { verifyChain } from '../../x509/chain.js';
+import { CHAIN_ALGORITHMS, verifyChain } from '../../x509/chain.js';
 import { checkNotRevoked, verifyCrl } from '../../x509/crl.js';
 import type { TcbStatus, TdxCollateral } from './collateral.js';
 import { INTEL_QE_VENDOR_ID, INTEL_SGX_ROOT_SHA256, INTEL_TD_QE_IDENTITY, QE_REPORT_DATA_OFFSET } from './constants.js';
@@ -58,7 +58,7 @@ export function verifyTdxCollateral(c: TdxCollateral, o: { at: Date; roots: read
   verifyCrl(c.rootCaCrl, root, o.at, { field: 'root CA CRL', staleCode: 'ERR_TDX_COLLATERAL_STALE' });
   const signed = (what: string, chainCerts: readonly Certificate[], text: string, sig: Uint8Array) => {
     const [leaf, ...rest] = chainCerts as [Certificate, ...Certificate[]];
-    const chain = verifyChain(leaf, rest, { at: o.at, anchors: o.roots, label: what });
+    const chain = verifyChain(leaf, rest, { at: o.at, anchors: o.roots, label: what, signatureAlgorithms: CHAIN_ALGORITHMS.intel });
     for (const cert of chain.path.slice(0, -1)) if (cert.issuer === root.subject) checkNotRevoked(cert, c.rootCaCrl, what);
     if (!es256(Buffer.from(text, 'utf8'), leaf.node.publicKey, sig)) {
       throw new VerificationError('ERR_TDX_COLLATERAL_SIGNATURE', `${what} signature does not verify with its signing certificate (${leaf.subject})`);
@@ -69,7 +69,7 @@ export function verifyTdxCollateral(c: TdxCollateral, o: { at: Date; roots: read
   signed('QE identity', c.qeIdentityChain, c.qeIdentityText, c.qeIdentitySignature);
   stale('QE identity', c.qeIdentity.issueDate, c.qeIdentity.nextUpdate, o.at);
   const [crlSigner, ...crlRest] = c.pckCrlChain as [Certificate, ...Certificate[]];
-  verifyChain(crlSigner, crlRest, { at: o.at, anchors: o.roots, label: 'PCK CRL issuer', leafMustNotBeCa: false });
+  verifyChain(crlSigner, crlRest, { at: o.at, anchors: o.roots, label: 'PCK CRL issuer', leafMustNotBeCa: false, signatureAlgorithms: CHAIN_ALGORITHMS.intel });
   verifyCrl(c.pckCrl, crlSigner, o.at, { field: 'PCK CRL', staleCode: 'ERR_TDX_COLLATERAL_STALE' });
   // The PCK CA is revoked (or not) by the root's CRL, the PCK leaf by its CA's CRL.
   const [pck, pckCa] = o.pckChain as [Certificate, Certificate];
@@ -105,7 +105,7 @@ export function verifyTdxQuote(quote: TdxQuote, opts: { at: Date; roots: readonl
   const [leaf, ...rest] = certs;
   if (!leaf) throw new VerificationError('ERR_TDX_PCK_CHAIN', 'expected a PCK certificate chain in the quote, got none');
   // Intel's PCK Platform/Processor CA and Root CA carry keyUsage keyCertSign|cRLSign, so the default CA key-usage check applies.
-  const chain = verifyChain(leaf, rest, { at: opts.at, anchors: opts.roots, label: 'PCK' });
+  const chain = verifyChain(leaf, rest, { at: opts.at, anchors: opts.roots, label: 'PCK', signatureAlgorithms: CHAIN_ALGORITHMS.intel });
   const pckKey = leaf.node.publicKey;
   if (pckKey.asymmetricKeyType !== 'ec' || pckKey.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
     // Unreachable for a chain Intel issued; kept so a wrong key type can never be "verified".
