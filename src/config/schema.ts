@@ -101,6 +101,18 @@ export const upstreamSchema = {
         allow_sept_ve: { type: 'boolean', default: false },
       },
     },
+    snp: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        allow_migrate_ma: { type: 'boolean', default: false },
+        allow_smt: { type: 'boolean', default: true },
+        require_tsme: { type: 'boolean', default: false },
+        allow_provisional_firmware: { type: 'boolean', default: false },
+        min_launch_tcb: { type: ['string', 'null'], pattern: '^([0-9a-fA-F]{16}|(bl|tee|snp|ucode|fmc)=[0-9]{1,3}(,(bl|tee|snp|ucode|fmc)=[0-9]{1,3}){3,4})$', default: null },
+      },
+    },
     pinaivu: {
       type: 'object',
       additionalProperties: false,

@@ -67,6 +67,19 @@ export interface UpstreamConfig {
     /** Accept TDs without TDATTRIBUTES.SEPT_VE_DISABLE. */
     readonly allow_sept_ve: boolean;
   };
+  /** AMD SEV-SNP guest and platform policy, whichever profile meets SNP evidence (tresor, aci with tee_type sev_snp). */
+  readonly snp: {
+    /** Accept POLICY.MIGRATE_MA (a migration agent may move the guest). */
+    readonly allow_migrate_ma: boolean;
+    /** Accept SMT (POLICY.SMT, PLATFORM_INFO.SMT_EN). */
+    readonly allow_smt: boolean;
+    /** Require PLATFORM_INFO.TSME_EN. */
+    readonly require_tsme: boolean;
+    /** Accept CURRENT_TCB ≠ COMMITTED_TCB (provisional firmware). */
+    readonly allow_provisional_firmware: boolean;
+    /** LAUNCH_TCB floor (`bl=N,tee=N,snp=N,ucode=N[,fmc=N]` or 16 hex digits), or null. */
+    readonly min_launch_tcb: string | null;
+  };
   readonly pinaivu: {
     /** PCR0 (96 lowercase hex) of the coordinator enclave images allowed; required for profile pinaivu unless attestation is off. */
     readonly allowed_pcr0: readonly string[];

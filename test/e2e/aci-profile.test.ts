@@ -77,3 +77,18 @@ describe('profile aci: attestation failures refuse the router before any applica
     });
   }
 });
+
+describe('profile aci: SEV-SNP guest and platform policy from the upstream snp section', () => {
+  test('snp.allow_smt false refuses the simulated host (POLICY.SMT, PLATFORM_INFO.SMT_EN): 502 ERR_POLICY_SNP_SMT, nothing forwarded', async () => {
+    const aci = await createAciDeployment();
+    const h = await startHarness({ aci, upstream: { snp: { allow_smt: false } } });
+    try {
+      const res = await fetch(`${h.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'secret' }] }) });
+      expect(res.status).toBe(502);
+      expect(((await res.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: 'ERR_POLICY_SNP_SMT', message: expect.stringContaining('PLATFORM_INFO.SMT_EN 1') });
+      expect(h.sim.requestCounts.get('/v1/chat/completions') ?? 0).toBe(0);
+    } finally {
+      await h.close();
+    }
+  });
+});

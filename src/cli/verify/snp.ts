@@ -17,6 +17,11 @@ interface SnpArgs {
   'report-data'?: string;
   'min-tcb'?: string;
   'allow-debug': boolean;
+  'allow-migrate-ma': boolean;
+  'allow-smt': boolean;
+  'require-tsme': boolean;
+  'allow-provisional-firmware': boolean;
+  'min-launch-tcb'?: string;
   json: boolean;
 }
 
@@ -67,6 +72,11 @@ export const snpCommand: CommandModule<object, SnpArgs> = {
       .option('report-data', { type: 'string', describe: 'Expected REPORT_DATA: 64 bytes, or 32 bytes for [0:32] (hex)' })
       .option('min-tcb', { type: 'string', describe: 'Minimum REPORTED_TCB: bl=2,tee=0,snp=5,ucode=68 or 16 hex digits' })
       .option('allow-debug', { type: 'boolean', default: false, describe: 'Accept POLICY.DEBUG guests' })
+      .option('allow-migrate-ma', { type: 'boolean', default: false, describe: 'Accept POLICY.MIGRATE_MA guests (snp.allow_migrate_ma)' })
+      .option('allow-smt', { type: 'boolean', default: true, describe: 'Accept SMT: POLICY.SMT, PLATFORM_INFO.SMT_EN (snp.allow_smt; --no-allow-smt refuses it)' })
+      .option('require-tsme', { type: 'boolean', default: false, describe: 'Require PLATFORM_INFO.TSME_EN (snp.require_tsme)' })
+      .option('allow-provisional-firmware', { type: 'boolean', default: false, describe: 'Accept CURRENT_TCB ≠ COMMITTED_TCB (snp.allow_provisional_firmware)' })
+      .option('min-launch-tcb', { type: 'string', describe: 'Minimum LAUNCH_TCB: bl=2,tee=0,snp=5,ucode=68 or 16 hex digits (snp.min_launch_tcb)' })
       .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' }) as Argv<SnpArgs>,
   handler: (args) => {
     let decoded: ReturnType<typeof fields> | undefined;
@@ -87,6 +97,11 @@ export const snpCommand: CommandModule<object, SnpArgs> = {
           ...(rd?.length === 64 ? { reportData: rd } : rd ? { reportDataPrefix: rd } : {}),
           ...(args['min-tcb'] ? { minTcb: parseTcbSpec(args['min-tcb'], verified.product) } : {}),
           allowDebug: args['allow-debug'],
+          allowMigrateMa: args['allow-migrate-ma'],
+          allowSmt: args['allow-smt'],
+          requireTsme: args['require-tsme'],
+          allowProvisionalFirmware: args['allow-provisional-firmware'],
+          ...(args['min-launch-tcb'] ? { minLaunchTcb: parseTcbSpec(args['min-launch-tcb'], verified.product) } : {}),
         });
         return {
           fields: { ...decoded, product: verified.product },
@@ -94,7 +109,8 @@ export const snpCommand: CommandModule<object, SnpArgs> = {
             ['SNP MEASUREMENT', decoded.measurement],
             ['REPORT_DATA', decoded.report_data],
             ['REPORTED_TCB', `${decoded.reported_tcb} (${formatTcb(verified.reportedTcb)})`],
-            ['POLICY', `${decoded.policy}${report.policy.debug ? ' (DEBUG)' : ''}`],
+            ['POLICY', `${decoded.policy}${report.policy.debug ? ' (DEBUG)' : ''}${report.policy.smt ? ' (SMT allowed)' : ''}${report.policy.migrateMa ? ' (MIGRATE_MA)' : ''}`],
+            ['PLATFORM_INFO', `SMT ${report.platformInfo.smtEnabled ? 'enabled' : 'off'}, TSME ${report.platformInfo.tsmeEnabled ? 'enabled' : 'off'}`],
             ['VMPL', String(report.VMPL)],
             ['CHIP_ID', decoded.chip_id],
             ['Product', verified.product],

@@ -46,6 +46,13 @@ export function verifySnpReport(report: SnpReport, opts: SnpVerifyOptions): Veri
   const intermediates = supplied.length > 0 ? supplied : [pinned.ask];
   const chain = verifyChain(opts.vcek, intermediates, { at: opts.at, anchors, label: report.SIGNING_KEY === 'vlek' ? 'VLEK' : 'VCEK', signatureAlgorithms: CHAIN_ALGORITHMS.amd });
 
+  const cpuProduct = productFromCpuid(report.CPUID);
+  if (cpuProduct && cpuProduct !== product) {
+    throw new VerificationError('ERR_SNP_PRODUCT_MISMATCH', `expected a ${product} report (from ${ext.productName ? `the VCEK's productName ${ext.productName}` : 'the caller'}), CPUID says ${cpuProduct}`);
+  }
+  // Every SPL the product's TCB layout has must be on the certificate (go-sev-guest kds): a VCEK without one cannot vouch for it.
+  const missing = (['bootloader', 'tee', 'snp', 'microcode', ...(product === 'turin' ? (['fmc'] as const) : [])] as const).filter((k) => ext.tcb[k] === undefined);
+  if (missing.length > 0) throw new VerificationError('ERR_SNP_VCEK_EXTENSION', `expected the ${report.SIGNING_KEY.toUpperCase()} to carry every SPL extension of a ${product} TCB, missing ${missing.join(', ')}`);
   const reportedTcb = decodeTcb(report.REPORTED_TCB, product);
   for (const k of ['bootloader', 'tee', 'snp', 'microcode', 'fmc'] as const) {
     const want = ext.tcb[k];
