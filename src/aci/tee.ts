@@ -1,7 +1,7 @@
 import { MalformedError, VerificationError } from '../errors/index.js';
 import { fromHex, toHex } from '../util/bytes.js';
 import type { Certificate } from '../x509/certificate.js';
-import { evaluateTdxPolicy, parseDstackEventLog, parseTdxQuote, verifyTdxQuote, type TdxCollateral, type TdxPolicy } from '../evidence/tdx/index.js';
+import { evaluateTdxPolicy, parseDstackEventLog, parseTdxQuote, quoteFmspc, verifyTdxQuote, type TdxCollateralSource, type TdxPolicy } from '../evidence/tdx/index.js';
 import type { JsonObject } from './parse.js';
 
 /**
@@ -25,15 +25,16 @@ export type TeeVerifier = (input: {
 export function tdxTeeVerifier(opts: {
   roots: readonly Certificate[];
   policy?: Omit<TdxPolicy, 'expectedReportData' | 'eventLog' | 'appCompose'>;
-  /** Intel DCAP collateral, read at each verification (absent: TCB status unknown). */
-  collateral?: (() => TdxCollateral) | undefined;
+  /** Intel DCAP collateral for the quote's FMSPC, read at each verification (absent: TCB status unknown). */
+  collateral?: TdxCollateralSource | undefined;
 }): TeeVerifier {
   return async ({ teeType, evidence, expectedReportData, at }) => {
     if (teeType !== 'tdx') throw new VerificationError('ERR_ACI_TEE_UNSUPPORTED', `expected attestation.tee_type "tdx" for this verifier, got ${JSON.stringify(teeType)}`);
     const quoteHex = evidence.quote;
     if (typeof quoteHex !== 'string') throw new MalformedError('ERR_ACI_REPORT_MALFORMED', 'expected attestation.evidence.quote to be a hex TDX quote');
-    const collateral = opts.collateral?.();
-    const quote = verifyTdxQuote(parseTdxQuote(fromHex(quoteHex, { field: 'attestation.evidence.quote', code: 'ERR_ACI_REPORT_MALFORMED', allow0x: true })), {
+    const parsed = parseTdxQuote(fromHex(quoteHex, { field: 'attestation.evidence.quote', code: 'ERR_ACI_REPORT_MALFORMED', allow0x: true }));
+    const collateral = opts.collateral?.(quoteFmspc(parsed.pckChainPem));
+    const quote = verifyTdxQuote(parsed, {
       at,
       roots: opts.roots,
       ...(collateral ? { collateral } : {}),

@@ -65,8 +65,7 @@ export function createNearAttester(u: UpstreamConfig, deps: { clock: Clock; root
         const at = deps.clock();
         // Only model nodes: a gateway entry's TLS binding was checked when its connection was attested.
         const models = parseNearReport(res.body).attestations.filter((a) => a.role === 'model');
-        const c = collateral?.();
-        const { signers: found } = verifyNearReport({ attestations: models }, { nonce, at, roots: deps.roots, policy: tdxPolicy(u), allowedMrtd: u.near.allowed_measurements, ...(c ? { collateral: c } : {}) });
+        const { signers: found } = verifyNearReport({ attestations: models }, { nonce, at, roots: deps.roots, policy: tdxPolicy(u), allowedMrtd: u.near.allowed_measurements, collateral });
         keep(found, at);
       })().finally(() => lookups.set(key, { at: now }));
       lookups.set(key, { at: now, running });
@@ -76,7 +75,6 @@ export function createNearAttester(u: UpstreamConfig, deps: { clock: Clock; root
     async attest({ socket, spkiSha256 }) {
       const at = deps.clock();
       const nonce = randomBytes(32);
-      const gatewayCollateral = collateral?.();
       const path = `${base}/v1/attestation/report?nonce=${nonce.toString('hex')}&signing_algo=ecdsa&include_tls_fingerprint=true`;
       const res = await inbandGet(socket, { host: url.host, path, maxBodyBytes: MAX_NEAR_REPORT_BYTES, timeoutMs });
       if (res.status !== 200) throw new FetchError('ERR_ATTEST_FETCH', `GET /v1/attestation/report answered HTTP ${res.status}`);
@@ -87,7 +85,7 @@ export function createNearAttester(u: UpstreamConfig, deps: { clock: Clock; root
         roots: deps.roots,
         policy: tdxPolicy(u),
         allowedMrtd: u.near.allowed_measurements,
-        ...(gatewayCollateral ? { collateral: gatewayCollateral } : {}),
+        collateral,
       });
       keep(report.signers, at);
       const gateway = report.signers.find((s) => s.tlsBound) as AttestedSigner;

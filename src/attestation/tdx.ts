@@ -1,7 +1,8 @@
 import { readFileSync, statSync } from 'node:fs';
 import type { UpstreamConfig } from '../config/types.js';
 import { FetchError } from '../errors/index.js';
-import { loadIntelSgxRoots, parseTdxCollateral, type TdxCollateral, type TdxPolicy } from '../evidence/tdx/index.js';
+import { join } from 'node:path';
+import { loadIntelSgxRoots, parseTdxCollateral, type TdxCollateral, type TdxCollateralSource, type TdxPolicy } from '../evidence/tdx/index.js';
 import type { Certificate } from '../x509/certificate.js';
 import { rootsFromFile } from './root-file.js';
 
@@ -29,15 +30,31 @@ export function tdxPolicy(u: UpstreamConfig): Omit<TdxPolicy, 'expectedReportDat
 }
 
 /**
- * Intel DCAP collateral from a file (`QuoteCollateralV3` JSON), re-read when the file changes so
- * an operator's refresh (before nextUpdate) is picked up without a restart. Undefined without
- * `tdx.collateral_file`; an unreadable file fails the attestation (fetch phase), a malformed one
- * is a parse error, a stale one fails verification with ERR_TDX_COLLATERAL_STALE.
+ * Intel DCAP collateral (`QuoteCollateralV3` JSON) from `tdx.collateral_file` (one platform), or
+ * from `tdx.collateral_dir` (a cache of `<fmspc>.json` files, lowercase FMSPC, e.g. filled from a
+ * PCCS): the file for the quote's FMSPC. Files are re-read when they change, so a refresh before
+ * nextUpdate is picked up without a restart. Undefined when neither is configured; a missing or
+ * unreadable file fails the attestation (ERR_TDX_COLLATERAL_UNAVAILABLE), a malformed one is a
+ * parse error, a stale one fails verification with ERR_TDX_COLLATERAL_STALE.
  */
-export function tdxCollateralSource(u: UpstreamConfig): (() => TdxCollateral) | undefined {
-  const file = u.tdx.collateral_file;
-  if (!file) return undefined;
-  return fileCollateral(file, `upstreams.${u.name}.tdx.collateral_file`);
+export function tdxCollateralSource(u: UpstreamConfig): TdxCollateralSource | undefined {
+  const { collateral_file: file, collateral_dir: dir } = u.tdx;
+  if (file) {
+    const read = fileCollateral(file, `upstreams.${u.name}.tdx.collateral_file`);
+    return () => read();
+  }
+  if (!dir) return undefined;
+  const readers = new Map<string, () => TdxCollateral>();
+  return (fmspc) => {
+    if (!/^[0-9a-f]{12}$/.test(fmspc)) throw new FetchError('ERR_TDX_COLLATERAL_UNAVAILABLE', `expected a 12-hex-digit FMSPC, got ${JSON.stringify(fmspc)}`);
+    let read = readers.get(fmspc);
+    if (!read) {
+      read = fileCollateral(join(dir, `${fmspc}.json`), `upstreams.${u.name}.tdx.collateral_dir (FMSPC ${fmspc})`);
+      if (readers.size >= 256) readers.clear();
+      readers.set(fmspc, read);
+    }
+    return read();
+  };
 }
 
 export function fileCollateral(file: string, key: string): () => TdxCollateral {

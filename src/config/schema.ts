@@ -89,6 +89,7 @@ export const upstreamSchema = {
         },
         allowed_compose_hashes: { type: 'array', items: { type: 'string', pattern: '^[0-9a-f]{64}$' }, default: [] },
         collateral_file: { type: ['string', 'null'], default: null },
+        collateral_dir: { type: ['string', 'null'], default: null },
         allowed_tcb_statuses: {
           type: 'array',
           minItems: 1,

@@ -58,6 +58,8 @@ export interface UpstreamConfig {
     readonly allowed_compose_hashes: readonly string[];
     /** Intel DCAP collateral (QuoteCollateralV3 JSON) for the platform's FMSPC; null = TCB status unknown. */
     readonly collateral_file: string | null;
+    /** A directory of `<fmspc>.json` collateral files (lowercase FMSPC): the one for each quote's platform is used. */
+    readonly collateral_dir: string | null;
     /** TCB statuses accepted when collateral is configured (never Revoked). */
     readonly allowed_tcb_statuses: readonly TcbStatus[];
     /** Minimum tcbEvaluationDataNumber of the collateral. */

@@ -1,5 +1,5 @@
 import { PolicyError, VerificationError } from '../errors/index.js';
-import { evaluateTdxPolicy, parseDstackEventLog, parseTdxQuote, verifyTdxQuote, type TdxCollateral, type TdxPolicy, type TdxPolicyReport } from '../evidence/tdx/index.js';
+import { evaluateTdxPolicy, parseDstackEventLog, parseTdxQuote, verifyTdxQuote, quoteFmspc, type TdxCollateralSource, type TdxPolicy, type TdxPolicyReport } from '../evidence/tdx/index.js';
 import { asVerified, type Verified } from '../types.js';
 import { bytesEqual, fromHex, sha256, toHex } from '../util/bytes.js';
 import type { Certificate } from '../x509/certificate.js';
@@ -27,8 +27,8 @@ export interface NearReportOptions {
   roots: readonly Certificate[];
   /** TDX policy for every quote (debug bit, RTMR sets, compose-hash pin); REPORTDATA and the event log come from here. */
   policy?: Omit<TdxPolicy, 'expectedReportData' | 'eventLog' | 'appCompose'>;
-  /** Intel DCAP collateral for every quote (absent: TCB status unknown). */
-  collateral?: TdxCollateral;
+  /** Intel DCAP collateral for each quote's FMSPC (absent: TCB status unknown). */
+  collateral?: TdxCollateralSource | undefined;
   /** MRTDs (96 hex) allowed for every quote; empty or absent = not constrained here. */
   allowedMrtd?: readonly string[];
 }
@@ -79,7 +79,9 @@ export function verifyNearReport(report: NearReport, o: NearReportOptions): Veri
   }
   const signers = report.attestations.map((a, i): AttestedSigner => {
     const where = a.role === 'gateway' ? 'the gateway attestation' : `model_attestations[${i}]${a.modelName ? ` (${a.modelName})` : ''}`;
-    const quote = verifyTdxQuote(parseTdxQuote(a.quote), { at: o.at, roots: o.roots, ...(o.collateral ? { collateral: o.collateral } : {}) });
+    const parsed = parseTdxQuote(a.quote);
+    const collateral = o.collateral?.(quoteFmspc(parsed.pckChainPem));
+    const quote = verifyTdxQuote(parsed, { at: o.at, roots: o.roots, ...(collateral ? { collateral } : {}) });
     const tlsBound = checkBinding(a, quote.body.reportData, o, where);
     const eventLog = a.eventLog === undefined ? undefined : parseDstackEventLog(a.eventLog);
     const tdx = evaluateTdxPolicy(quote, { ...o.policy, ...(eventLog ? { eventLog } : {}), ...(a.appCompose !== undefined ? { appCompose: a.appCompose } : {}) });

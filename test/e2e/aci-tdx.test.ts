@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
@@ -180,6 +180,29 @@ describe('profile aci with TDX evidence and Intel DCAP collateral (tdx.collatera
       }
     });
   }
+  test('tdx.collateral_dir: the file named by the quote\'s FMSPC is used; without one the router is refused', async () => {
+    const { aci, file } = await withCollateral('by-fmspc.json', { now: new Date() });
+    const cache = await mkdtemp(join(dir, 'cache-'));
+    await writeFile(join(cache, `${(aci.tdxPki as TdxTestPki).platform.fmspc}.json`), await readFile(file));
+    const h = await startHarness({ aci, upstream: { tdx: { collateral_dir: cache } } });
+    try {
+      const res = await chat(h);
+      expect(res.status).toBe(200);
+      await res.text();
+      expect(JSON.stringify((await statusOf(h))?.identities[0])).toContain('"tcb_status":"UpToDate"');
+    } finally {
+      await h.close();
+    }
+    const empty = await mkdtemp(join(dir, 'empty-'));
+    const h2 = await startHarness({ aci, upstream: { tdx: { collateral_dir: empty } } });
+    try {
+      const res = await chat(h2);
+      expect(res.status).toBe(502);
+      expect(await res.json()).toMatchObject({ error: { type: 'attestation_error', code: 'ERR_TDX_COLLATERAL_UNAVAILABLE' } });
+    } finally {
+      await h2.close();
+    }
+  });
   test('an OutOfDate platform is accepted when tdx.allowed_tcb_statuses lists OutOfDate', async () => {
     const { aci, file } = await withCollateral('allowed.json', { now: new Date(), editTcbInfo: (i) => void ((i.tcbLevels as { tcb: { pcesvn: number } }[])[0] as { tcb: { pcesvn: number } }).tcb.pcesvn++ });
     const h = await startHarness({ aci, upstream: { tdx: { collateral_file: file, allowed_tcb_statuses: ['UpToDate', 'OutOfDate'] } } });

@@ -8,7 +8,10 @@ import { verifyTdxQuote, type VerifiedTdxQuote } from './verify.js';
 export { parseTdxQuote, type TdxQuote, type TdReportBody } from './parse.js';
 export { verifyTdxQuote, verifyTdxCollateral, loadIntelSgxRoots, type VerifiedTdxQuote } from './verify.js';
 export { parseTdxCollateral, TCB_STATUSES, type TcbStatus, type TdxCollateral } from './collateral.js';
-export { type TcbEvaluation } from './tcb.js';
+export { quoteFmspc, type TcbEvaluation } from './tcb.js';
+
+/** Collateral for a platform, by the FMSPC (lowercase hex) of the quote's PCK certificate. */
+export type TdxCollateralSource = (fmspc: string) => TdxCollateral;
 export { evaluateTdxPolicy, type TdxPolicy, type TdxPolicyReport, type TdxMeasurements } from './policy.js';
 export { parseDstackEventLog, replayRtmr, eventDigest, type DstackEvent, DSTACK_RUNTIME_EVENT_TYPE } from './eventlog.js';
 

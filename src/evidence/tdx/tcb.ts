@@ -1,6 +1,6 @@
 import { MalformedError, VerificationError } from '../../errors/index.js';
 import { fromHex, toHex } from '../../util/bytes.js';
-import type { Certificate } from '../../x509/certificate.js';
+import { parsePemCertificates, type Certificate } from '../../x509/certificate.js';
 import { children, oidText, readTlv, smallInt } from '../../x509/der.js';
 import type { IsvLevel, QeIdentityInfo, TcbInfo, TcbStatus, TdxModuleIdentity } from './collateral.js';
 import type { QeReportBody, TdReportBody } from './parse.js';
@@ -51,6 +51,13 @@ export function readPckTcb(pck: Certificate): PckTcb {
     fmspc: octets(SGX('4'), 'FMSPC', 6),
     pceId: octets(SGX('3'), 'PCE-ID', 2),
   };
+}
+
+/** The FMSPC (lowercase hex) of a quote's PCK certificate: which platform's collateral it needs. */
+export function quoteFmspc(pckChainPem: string): string {
+  const [leaf] = parsePemCertificates(pckChainPem, 'PCK chain');
+  if (!leaf) throw new MalformedError('ERR_TDX_PCK_CHAIN', 'expected a PCK certificate chain in the quote, got none');
+  return readPckTcb(leaf).fmspc;
 }
 
 /** The identity a QE report must match: Intel's signed QE identity, or its pinned production values. */
