@@ -3,7 +3,7 @@ import type { UpstreamConfig } from '../config/types.js';
 import { FetchError, PolicyError } from '../errors/index.js';
 import { snpTeeVerifier, tdxTeeVerifier, teeVerifierByType, verifyAciAttestation, type AciTrustedKeyset, type TeeVerifier } from '../aci/index.js';
 import { rootsFromFile } from './root-file.js';
-import { snpPolicy } from './snp.js';
+import { snpCrlSource, snpPolicy } from './snp.js';
 import { tdxCollateralSource, tdxPolicy, tdxRoots } from './tdx.js';
 import type { Clock } from '../types.js';
 import { inbandGet } from './inband.js';
@@ -15,7 +15,7 @@ export function aciTeeVerifier(u: UpstreamConfig): TeeVerifier {
   const arks = u.aci.amd_ark_file ? rootsFromFile(u, 'aci.amd_ark_file', u.aci.amd_ark_file, 'ERR_CONFIG_AMD_ARK') : undefined;
   const allowDebug = u.attestation.allow_debug;
   return teeVerifierByType({
-    sev_snp: snpTeeVerifier({ ...(arks ? { arks } : {}), policy: { ...snpPolicy(u), allowDebug } }),
+    sev_snp: snpTeeVerifier({ ...(arks ? { arks } : {}), policy: { ...snpPolicy(u), allowDebug }, crl: snpCrlSource(u) }),
     tdx: tdxTeeVerifier({ roots: tdxRoots(u), policy: tdxPolicy(u), collateral: tdxCollateralSource(u) }),
   });
 }

@@ -1,6 +1,6 @@
-import { readFileSync, statSync } from 'node:fs';
 import type { UpstreamConfig } from '../config/types.js';
 import { FetchError } from '../errors/index.js';
+import { watchedFile } from './watched-file.js';
 import { join } from 'node:path';
 import { loadIntelSgxRoots, parseTdxCollateral, type TdxCollateral, type TdxCollateralSource, type TdxPolicy } from '../evidence/tdx/index.js';
 import type { Certificate } from '../x509/certificate.js';
@@ -58,19 +58,5 @@ export function tdxCollateralSource(u: UpstreamConfig): TdxCollateralSource | un
 }
 
 export function fileCollateral(file: string, key: string): () => TdxCollateral {
-  let cached: { stamp: string; value: TdxCollateral } | undefined;
-  return () => {
-    let stamp: string;
-    try {
-      const st = statSync(file);
-      stamp = `${st.mtimeMs}:${st.size}`;
-      if (cached?.stamp === stamp) return cached.value;
-      const value = parseTdxCollateral(readFileSync(file, 'utf8'));
-      cached = { stamp, value };
-      return value;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === undefined) throw e;
-      throw new FetchError('ERR_TDX_COLLATERAL_UNAVAILABLE', `${key}: cannot read ${file}: ${(e as NodeJS.ErrnoException).code}`);
-    }
-  };
+  return watchedFile(file, key, 'ERR_TDX_COLLATERAL_UNAVAILABLE', (data) => parseTdxCollateral(data.toString('utf8')));
 }

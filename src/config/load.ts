@@ -133,6 +133,7 @@ export function resolveConfig(raw: Raw, source: string | null): ResolvedConfig {
         collateral_file: u.tdx.collateral_file === null ? null : resolvePath(u.tdx.collateral_file, base),
         collateral_dir: u.tdx.collateral_dir === null ? null : resolvePath(u.tdx.collateral_dir, base),
       },
+      snp: { ...u.snp, crl_file: u.snp.crl_file === null ? null : resolvePath(u.snp.crl_file, base) },
       pinaivu: { ...u.pinaivu, nitro_root_file: u.pinaivu.nitro_root_file === null ? null : resolvePath(u.pinaivu.nitro_root_file, base) },
       attestation: {
         ...u.attestation,

@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { verify as cryptoVerify } from 'node:crypto';
+import { constants, verify as cryptoVerify } from 'node:crypto';
 import * as px from '@peculiar/x509';
 import { MalformedError, VerificationError } from '../errors/index.js';
 import type { Certificate } from './certificate.js';
@@ -18,8 +18,12 @@ export interface Crl {
 }
 
 export const MAX_CRL_BYTES = 1024 * 1024;
-/** Signature algorithms a CRL may use, by OID: ECDSA with SHA-256 / SHA-384 (Intel signs with P-256/SHA-256). */
-const CRL_SIGNATURE_HASH: Record<string, string> = { '1.2.840.10045.4.3.2': 'sha256', '1.2.840.10045.4.3.3': 'sha384' };
+/**
+ * Signature algorithms a CRL may use, by OID: ECDSA with SHA-256 / SHA-384 (Intel signs with
+ * P-256/SHA-256) and RSASSA-PSS, verified as SHA-384 with a 48-byte salt only (AMD's ARK).
+ */
+const CRL_SIGNATURE_HASH: Record<string, string> = { '1.2.840.10045.4.3.2': 'sha256', '1.2.840.10045.4.3.3': 'sha384', '1.2.840.113549.1.1.10': 'sha384' };
+const RSA_PSS_OID = '1.2.840.113549.1.1.10';
 
 export const normalizeSerial = (hex: string) => hex.toLowerCase().replace(/^0+(?=.)/, '');
 
@@ -58,10 +62,11 @@ export function verifyCrl(crl: Crl, issuer: Certificate, at: Date, o: { field: s
     throw new VerificationError('ERR_CRL_ISSUER', `expected ${o.field} issued by "${issuer.subject}", got issuer "${crl.issuer}"`);
   }
   const hash = CRL_SIGNATURE_HASH[crl.signatureOid];
-  if (!hash) throw new VerificationError('ERR_CRL_SIGNATURE', `expected ${o.field} signed with ECDSA-SHA256/384, got algorithm ${crl.signatureOid}`);
+  if (!hash) throw new VerificationError('ERR_CRL_SIGNATURE', `expected ${o.field} signed with ECDSA-SHA256/384 or RSA-PSS-SHA384, got algorithm ${crl.signatureOid}`);
   let ok = false;
   try {
-    ok = cryptoVerify(hash, crl.tbs, issuer.node.publicKey, crl.signature);
+    const key = crl.signatureOid === RSA_PSS_OID ? { key: issuer.node.publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 48 } : issuer.node.publicKey;
+    ok = cryptoVerify(hash, crl.tbs, key, crl.signature);
   } catch {
     ok = false;
   }

@@ -1,9 +1,12 @@
+import 'reflect-metadata';
+import * as px from '@peculiar/x509';
 import { describe, expect, test } from 'vitest';
 import { MalformedError, PolicyError, TresorError } from '../../../src/errors/index.js';
 import { evaluateSnpPolicy, parseSnpReport, verifySnpReport, type VerifiedSnp } from '../../../src/evidence/snp/index.js';
 import { createSnpTestPki, mintSnpReport } from '../../../src/sim/mint/snp.js';
 import { asVerified, type Verified } from '../../../src/types.js';
 import { parseCertificate } from '../../../src/x509/certificate.js';
+import { parseCrl } from '../../../src/x509/crl.js';
 import { vector } from '../../helpers/vectors.js';
 
 const REPORT = vector('snp-go-sev-guest-milan-attestation.bin');
@@ -86,5 +89,41 @@ describe('VCEK extensions and product', () => {
     expect(verifySnpReport(parseSnpReport(bytes), { vcek: pki.vcek, chain: [pki.ask], arks: [pki.ark], at: new Date() }).product).toBe('genoa');
     bytes.set([0x19, 0x01, 0x01], 0x188); // Milan's CPUID (the signature is checked after the product)
     expect(err(() => verifySnpReport(parseSnpReport(bytes), { vcek: pki.vcek, chain: [pki.ask], arks: [pki.ark], at: new Date() })).code).toBe('ERR_SNP_PRODUCT_MISMATCH');
+  });
+});
+
+describe("AMD's CRL (issued by the ARK, RSA-PSS SHA-384), checked when given", () => {
+  const crlFor = async (pki: Awaited<ReturnType<typeof createSnpTestPki>>, o: { serials?: string[]; thisUpdate?: Date; nextUpdate?: Date }) =>
+    parseCrl(
+      new Uint8Array(
+        (
+          await px.X509CrlGenerator.create({
+            issuer: pki.ark.subject,
+            thisUpdate: o.thisUpdate ?? new Date(Date.now() - 86_400_000),
+            nextUpdate: o.nextUpdate ?? new Date(Date.now() + 86_400_000),
+            entries: (o.serials ?? []).map((serialNumber) => ({ serialNumber, revocationDate: new Date(Date.now() - 3_600_000) })),
+            signingKey: pki.arkSigningKey,
+            signingAlgorithm: { name: 'RSA-PSS', hash: 'SHA-384', saltLength: 48 } as px.X509CrlCreateParams['signingAlgorithm'],
+          })
+        ).rawData,
+      ),
+      'AMD CRL',
+      'ERR_SNP_CRL_MALFORMED',
+    );
+  test('a current CRL without the ASK passes; one listing the ASK revokes it; a stale one and a foreign one are refused', async () => {
+    const pki = await createSnpTestPki();
+    const report = parseSnpReport(mintSnpReport(pki, { measurement: new Uint8Array(48), reportData: new Uint8Array(64) }));
+    const verify = (crl: ReturnType<typeof parseCrl>) => verifySnpReport(report, { vcek: pki.vcek, chain: [pki.ask], arks: [pki.ark], at: new Date(), crl });
+    expect(verify(await crlFor(pki, { serials: ['0abc'] })).product).toBe('milan');
+    const revokedCrl = await crlFor(pki, { serials: [pki.ask.parsed.serialNumber] });
+    const revoked = err(() => verify(revokedCrl));
+    expect(revoked.code).toBe('ERR_CHAIN_REVOKED');
+    expect(revoked.message).toContain('ASK');
+    const staleCrl = await crlFor(pki, { thisUpdate: new Date(Date.now() - 10 * 86_400_000), nextUpdate: new Date(Date.now() - 86_400_000) });
+    expect(err(() => verify(staleCrl)).code).toBe('ERR_SNP_CRL_STALE');
+    const other = await createSnpTestPki();
+    const foreignCrl = await crlFor(other, {});
+    // Same subject name (both simulated ARK-Milan), another key: the signature fails.
+    expect(err(() => verify(foreignCrl)).code).toBe('ERR_CRL_SIGNATURE');
   });
 });
