@@ -1,7 +1,7 @@
 import { MalformedError, VerificationError } from '../errors/index.js';
 import { fromHex, toHex } from '../util/bytes.js';
 import type { Certificate } from '../x509/certificate.js';
-import { evaluateTdxPolicy, parseDstackEventLog, parseTdxQuote, verifyTdxQuote, type TdxPolicy } from '../evidence/tdx/index.js';
+import { evaluateTdxPolicy, parseDstackEventLog, parseTdxQuote, quoteFmspc, verifyTdxQuote, type TdxCollateralSource, type TdxPolicy } from '../evidence/tdx/index.js';
 import type { JsonObject } from './parse.js';
 
 /**
@@ -22,12 +22,23 @@ export type TeeVerifier = (input: {
  * policy with REPORTDATA = expectation and, when `evidence.event_log` is present, the RTMR3
  * replay and compose-hash pin (`evidence.app_compose` must hash to the compose-hash event).
  */
-export function tdxTeeVerifier(opts: { roots: readonly Certificate[]; policy?: Omit<TdxPolicy, 'expectedReportData' | 'eventLog' | 'appCompose'> }): TeeVerifier {
+export function tdxTeeVerifier(opts: {
+  roots: readonly Certificate[];
+  policy?: Omit<TdxPolicy, 'expectedReportData' | 'eventLog' | 'appCompose'>;
+  /** Intel DCAP collateral for the quote's FMSPC, read at each verification (absent: TCB status unknown). */
+  collateral?: TdxCollateralSource | undefined;
+}): TeeVerifier {
   return async ({ teeType, evidence, expectedReportData, at }) => {
     if (teeType !== 'tdx') throw new VerificationError('ERR_ACI_TEE_UNSUPPORTED', `expected attestation.tee_type "tdx" for this verifier, got ${JSON.stringify(teeType)}`);
     const quoteHex = evidence.quote;
     if (typeof quoteHex !== 'string') throw new MalformedError('ERR_ACI_REPORT_MALFORMED', 'expected attestation.evidence.quote to be a hex TDX quote');
-    const quote = verifyTdxQuote(parseTdxQuote(fromHex(quoteHex, { field: 'attestation.evidence.quote', code: 'ERR_ACI_REPORT_MALFORMED', allow0x: true })), { at, roots: opts.roots });
+    const parsed = parseTdxQuote(fromHex(quoteHex, { field: 'attestation.evidence.quote', code: 'ERR_ACI_REPORT_MALFORMED', allow0x: true }));
+    const collateral = opts.collateral?.(quoteFmspc(parsed.pckChainPem));
+    const quote = verifyTdxQuote(parsed, {
+      at,
+      roots: opts.roots,
+      ...(collateral ? { collateral } : {}),
+    });
     const eventLog = evidence.event_log === undefined ? undefined : parseDstackEventLog(evidence.event_log);
     const appCompose = typeof evidence.app_compose === 'string' ? evidence.app_compose : undefined;
     const report = evaluateTdxPolicy(quote, {
@@ -36,6 +47,6 @@ export function tdxTeeVerifier(opts: { roots: readonly Certificate[]; policy?: O
       ...(eventLog ? { eventLog } : {}),
       ...(appCompose !== undefined ? { appCompose } : {}),
     });
-    return { reportData: quote.body.reportData, summary: { tee_type: 'tdx', mrtd: report.mrtd, rtmr: report.rtmr, tcb_status: report.tcbStatus, ...(report.composeHash ? { compose_hash: report.composeHash } : {}), report_data: toHex(quote.body.reportData) } };
+    return { reportData: quote.body.reportData, summary: { tee_type: 'tdx', mrtd: report.mrtd, rtmr: report.rtmr, tcb_status: report.tcbStatus, ...(report.advisoryIds ? { advisory_ids: report.advisoryIds } : {}), ...(report.composeHash ? { compose_hash: report.composeHash } : {}), report_data: toHex(quote.body.reportData) } };
   };
 }

@@ -4,7 +4,8 @@ import { FetchError, PolicyError } from '../errors/index.js';
 import { snpTeeVerifier, tdxTeeVerifier, teeVerifierByType, verifyAciAttestation, type AciTrustedKeyset, type TeeVerifier } from '../aci/index.js';
 import { pinnedAmdArks } from '../evidence/snp/roots.js';
 import { withTestRoots, type TestRoots } from './test-roots.js';
-import { tdxPolicy, tdxRoots } from './tdx.js';
+import { snpCrlSource, snpPolicy } from './snp.js';
+import { tdxCollateralSource, tdxPolicy, tdxRoots } from './tdx.js';
 import type { Clock } from '../types.js';
 import { inbandGet } from './inband.js';
 import type { AttestedIdentity } from './identity.js';
@@ -19,8 +20,8 @@ export function aciTeeVerifier(u: UpstreamConfig, testRoots: TestRoots): TeeVeri
   const arks = testRoots.certs.length > 0 ? withTestRoots(pinnedAmdArks(), testRoots) : undefined;
   const allowDebug = u.attestation.allow_debug;
   return teeVerifierByType({
-    sev_snp: snpTeeVerifier({ ...(arks ? { arks } : {}), policy: { allowDebug } }),
-    tdx: tdxTeeVerifier({ roots: tdxRoots(testRoots), policy: tdxPolicy(u) }),
+    sev_snp: snpTeeVerifier({ ...(arks ? { arks } : {}), policy: { ...snpPolicy(u), allowDebug }, crl: snpCrlSource(u) }),
+    tdx: tdxTeeVerifier({ roots: tdxRoots(testRoots), policy: tdxPolicy(u), collateral: tdxCollateralSource(u) }),
   });
 }
 

@@ -8,7 +8,7 @@ import type { Certificate } from '../x509/certificate.js';
 import type { AttestedIdentity } from './identity.js';
 import { inbandGet } from './inband.js';
 import type { AttestOverSocket } from './manager.js';
-import { tdxPolicy } from './tdx.js';
+import { tdxCollateralSource, tdxPolicy } from './tdx.js';
 
 export interface NearAttester {
   attest: AttestOverSocket;
@@ -39,6 +39,7 @@ export function createNearAttester(u: UpstreamConfig, deps: { clock: Clock; root
   const url = new URL(u.url);
   const base = url.pathname.replace(/\/+$/, '');
   const timeoutMs = u.timeouts.connect_seconds * 1000 + 10_000;
+  const collateral = tdxCollateralSource(u);
   const signers = new Map<string, AttestedSigner & { verifiedAt: string }>();
   const keep = (list: readonly AttestedSigner[], at: Date) => {
     for (const s of list) {
@@ -64,7 +65,7 @@ export function createNearAttester(u: UpstreamConfig, deps: { clock: Clock; root
         const at = deps.clock();
         // Only model nodes: a gateway entry's TLS binding was checked when its connection was attested.
         const models = parseNearReport(res.body).attestations.filter((a) => a.role === 'model');
-        const { signers: found } = verifyNearReport({ attestations: models }, { nonce, at, roots: deps.roots, policy: tdxPolicy(u), allowedMrtd: u.near.allowed_measurements });
+        const { signers: found } = verifyNearReport({ attestations: models }, { nonce, at, roots: deps.roots, policy: tdxPolicy(u), allowedMrtd: u.near.allowed_measurements, collateral });
         keep(found, at);
       })().finally(() => lookups.set(key, { at: now }));
       lookups.set(key, { at: now, running });
@@ -84,6 +85,7 @@ export function createNearAttester(u: UpstreamConfig, deps: { clock: Clock; root
         roots: deps.roots,
         policy: tdxPolicy(u),
         allowedMrtd: u.near.allowed_measurements,
+        collateral,
       });
       keep(report.signers, at);
       const gateway = report.signers.find((s) => s.tlsBound) as AttestedSigner;
@@ -100,7 +102,7 @@ export function createNearAttester(u: UpstreamConfig, deps: { clock: Clock; root
         summary: {
           profile: 'near',
           tls_key_bound: true,
-          tcb_status: 'unknown',
+          tcb_status: gateway.tcbStatus,
           signers: report.signers.map((s) => ({ role: s.role, ...(s.modelName ? { model: s.modelName } : {}), signing_address: s.signingAddress, mrtd: s.mrtd, ...(s.composeHash ? { compose_hash: s.composeHash } : {}) })),
         },
       };

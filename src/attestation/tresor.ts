@@ -8,6 +8,7 @@ import { verifyRouterEnvelope, type RouterAttestation } from '../envelope/verify
 import type { Check } from '../receipts/verdict.js';
 import { attestOverSocket, createBundleSource, pinnedNitroRoots } from '../envelope/attest.js';
 import { proxyFor } from '../proxy/connector.js';
+import { snpCrlSource, snpPolicy } from './snp.js';
 import { loadReleaseRootKey } from '../trust/release-root.js';
 import { RollbackStore } from '../trust/rollback.js';
 import type { Clock } from '../types.js';
@@ -54,7 +55,7 @@ export async function createTresorAttester(
   // The bundle is fetched the way the router is reached: through HTTPS_PROXY unless NO_PROXY says otherwise.
   const bundles = createBundleSource({ locations: [att.trust_bundle], rootKey, caPem: deps.caPem, rollback, clock: deps.clock, timeoutMs, proxy: (h) => proxyFor(h, deps.env), onFetch: deps.onBundleFetch });
   const url = new URL(u.url);
-  const policy = { allowDebug: att.allow_debug, maxAgeCapSeconds: att.max_age_seconds };
+  const policy = { allowDebug: att.allow_debug, maxAgeCapSeconds: att.max_age_seconds, snp: snpPolicy(u), snpCrl: snpCrlSource(u) };
   const attest: AttestOverSocket = async ({ socket, refresh }) => {
     const at = deps.clock();
     const { attestation: a } = await attestOverSocket(socket, {

@@ -129,6 +129,9 @@ export function resolveConfig(raw: Raw, source: string | null): ResolvedConfig {
       const p = checkUpstreamUrl(att.trust_bundle);
       if (p) problems.push(`${at}.attestation.trust_bundle: ${p}`);
     }
+    if (u.tdx.collateral_file !== null && u.tdx.collateral_dir !== null) {
+      problems.push(`${at}.tdx.collateral_dir: set either tdx.collateral_file (one platform) or tdx.collateral_dir (by FMSPC), not both`);
+    }
     if (u.timeouts.request_seconds > u.timeouts.max_request_seconds) {
       problems.push(`${at}.timeouts.request_seconds: must not exceed max_request_seconds (${u.timeouts.max_request_seconds})`);
     }
@@ -141,7 +144,13 @@ export function resolveConfig(raw: Raw, source: string | null): ResolvedConfig {
       local_token_file: u.local_token_file === null ? null : resolvePath(u.local_token_file, base),
       allowed_origins: u.allowed_origins.map((o) => o.toLowerCase()),
       aci: { ...u.aci, amd_ark_file: u.aci.amd_ark_file === null ? null : resolvePath(u.aci.amd_ark_file, base) },
-      tdx: { ...u.tdx, intel_root_file: u.tdx.intel_root_file === null ? null : resolvePath(u.tdx.intel_root_file, base) },
+      tdx: {
+        ...u.tdx,
+        intel_root_file: u.tdx.intel_root_file === null ? null : resolvePath(u.tdx.intel_root_file, base),
+        collateral_file: u.tdx.collateral_file === null ? null : resolvePath(u.tdx.collateral_file, base),
+        collateral_dir: u.tdx.collateral_dir === null ? null : resolvePath(u.tdx.collateral_dir, base),
+      },
+      snp: { ...u.snp, crl_file: u.snp.crl_file === null ? null : resolvePath(u.snp.crl_file, base) },
       pinaivu: { ...u.pinaivu, nitro_root_file: u.pinaivu.nitro_root_file === null ? null : resolvePath(u.pinaivu.nitro_root_file, base) },
       attestation: {
         ...u.attestation,

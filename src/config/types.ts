@@ -1,3 +1,5 @@
+import type { TcbStatus } from '../evidence/tdx/collateral.js';
+
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
 export interface UpstreamConfig {
@@ -69,6 +71,33 @@ export interface UpstreamConfig {
     readonly allowed_rtmrs: readonly { readonly rtmr0?: string; readonly rtmr1?: string; readonly rtmr2?: string }[];
     /** Allowed dstack compose hashes (64 hex); non-empty = the evidence must carry the event log, RTMR3 must replay from it. */
     readonly allowed_compose_hashes: readonly string[];
+    /** Intel DCAP collateral (QuoteCollateralV3 JSON) for the platform's FMSPC; null = TCB status unknown. */
+    readonly collateral_file: string | null;
+    /** A directory of `<fmspc>.json` collateral files (lowercase FMSPC): the one for each quote's platform is used. */
+    readonly collateral_dir: string | null;
+    /** TCB statuses accepted when collateral is configured (never Revoked). */
+    readonly allowed_tcb_statuses: readonly TcbStatus[];
+    /** Minimum tcbEvaluationDataNumber of the collateral. */
+    readonly min_tcb_evaluation_data_number: number;
+    /** INTEL-SA-nnnnn advisories that refuse a platform whatever its status. */
+    readonly blocked_advisories: readonly string[];
+    /** Accept TDs without TDATTRIBUTES.SEPT_VE_DISABLE. */
+    readonly allow_sept_ve: boolean;
+  };
+  /** AMD SEV-SNP guest and platform policy, whichever profile meets SNP evidence (tresor, aci with tee_type sev_snp). */
+  readonly snp: {
+    /** Accept POLICY.MIGRATE_MA (a migration agent may move the guest). */
+    readonly allow_migrate_ma: boolean;
+    /** Accept SMT (POLICY.SMT, PLATFORM_INFO.SMT_EN). */
+    readonly allow_smt: boolean;
+    /** Require PLATFORM_INFO.TSME_EN. */
+    readonly require_tsme: boolean;
+    /** Accept CURRENT_TCB ≠ COMMITTED_TCB (provisional firmware). */
+    readonly allow_provisional_firmware: boolean;
+    /** LAUNCH_TCB floor (`bl=N,tee=N,snp=N,ucode=N[,fmc=N]` or 16 hex digits), or null. */
+    readonly min_launch_tcb: string | null;
+    /** AMD's CRL for the product (DER, from KDS), checked when set: the ASK/ASVK must not be revoked. */
+    readonly crl_file: string | null;
   };
   readonly pinaivu: {
     /** PCR0 (96 lowercase hex) of the coordinator enclave images allowed; required for profile pinaivu unless attestation is off. */

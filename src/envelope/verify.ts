@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { VerificationError } from '../errors/index.js';
 import { evaluateNitroPolicy, parseNitroDocument, verifyNitroDocument } from '../evidence/nitro/index.js';
-import { evaluateSnpPolicy, formatTcb, parseSnpReport, verifySnpReport } from '../evidence/snp/index.js';
+import type { Crl } from '../x509/crl.js';
+import { evaluateSnpPolicy, formatTcb, parseSnpReport, verifySnpReport, type SnpPolicy } from '../evidence/snp/index.js';
 import { pinnedAmdArks } from '../evidence/snp/roots.js';
 import { checkBundleRoots } from '../trust/bundle-roots.js';
 import { asVerified, type Verified } from '../types.js';
@@ -30,6 +31,10 @@ export interface RouterAttestation {
 
 export interface EnvelopePolicy {
   allowDebug?: boolean;
+  /** SEV-SNP guest and platform policy (MIGRATE_MA, SMT, TSME, provisional firmware, launch TCB). */
+  snp?: Omit<SnpPolicy, 'allowDebug' | 'measurements' | 'reportData' | 'reportDataPrefix' | 'reportDataSuffix'>;
+  /** AMD's CRL, when configured (`snp.crl_file`). */
+  snpCrl?: (() => Crl) | undefined;
   requireNonce?: boolean;
   /** Our own cap on max_age_seconds. */
   maxAgeCapSeconds?: number;
@@ -79,9 +84,16 @@ export function verifyRouterEnvelope(env: RouterEnvelope, ctx: EnvelopeContext):
     const certs = parsePemCertificates(env.evidence.vcekChainPem, 'vcek_chain_pem');
     const [vcek, ...rest] = certs;
     if (!vcek) throw fail('ERR_ATTEST_NO_VCEK', 'vcek_chain_pem is empty (dev mode?): the report cannot be verified without its VCEK');
-    const report = verifySnpReport(parseSnpReport(env.evidence.report), { vcek, chain: rest.filter((c) => !bundle.amdArks.some((a) => a.sha256 === c.sha256)), ...(bundle.amdArks.length ? { arks: bundle.amdArks } : {}), at: ctx.at });
+    const crl = p.snpCrl?.();
+    const report = verifySnpReport(parseSnpReport(env.evidence.report), {
+      vcek,
+      chain: rest.filter((c) => !bundle.amdArks.some((a) => a.sha256 === c.sha256)),
+      ...(bundle.amdArks.length ? { arks: bundle.amdArks } : {}),
+      ...(crl ? { crl } : {}),
+      at: ctx.at,
+    });
     measurement = toHex(report.MEASUREMENT);
-    evaluateSnpPolicy(report, { allowDebug: p.allowDebug ?? false });
+    evaluateSnpPolicy(report, { ...p.snp, allowDebug: p.allowDebug ?? false });
     if (!bundle.allowedMeasurements.includes(measurement)) throw fail('ERR_ATTEST_MEASUREMENT_NOT_ALLOWED', `SNP MEASUREMENT ${measurement} is not in the trust bundle's allowed_hw_measurements`);
     if (bundle.minTcb) {
       const low = (['bootloader', 'tee', 'snp', 'microcode', 'fmc'] as const).filter((k) => bundle.minTcb?.[k] !== undefined && (report.reportedTcb[k] ?? -1) < (bundle.minTcb[k] as number));

@@ -1,5 +1,5 @@
 import { PolicyError, VerificationError } from '../errors/index.js';
-import { evaluateTdxPolicy, parseDstackEventLog, parseTdxQuote, verifyTdxQuote, type TdxPolicy } from '../evidence/tdx/index.js';
+import { evaluateTdxPolicy, parseDstackEventLog, parseTdxQuote, verifyTdxQuote, quoteFmspc, type TdxCollateralSource, type TdxPolicy, type TdxPolicyReport } from '../evidence/tdx/index.js';
 import { asVerified, type Verified } from '../types.js';
 import { bytesEqual, fromHex, sha256, toHex } from '../util/bytes.js';
 import type { Certificate } from '../x509/certificate.js';
@@ -15,7 +15,7 @@ export interface AttestedSigner {
   rtmr: [string, string, string, string];
   composeHash?: string;
   tlsBound: boolean;
-  tcbStatus: 'unknown';
+  tcbStatus: TdxPolicyReport['tcbStatus'];
 }
 
 export interface NearReportOptions {
@@ -27,6 +27,8 @@ export interface NearReportOptions {
   roots: readonly Certificate[];
   /** TDX policy for every quote (debug bit, RTMR sets, compose-hash pin); REPORTDATA and the event log come from here. */
   policy?: Omit<TdxPolicy, 'expectedReportData' | 'eventLog' | 'appCompose'>;
+  /** Intel DCAP collateral for each quote's FMSPC (absent: TCB status unknown). */
+  collateral?: TdxCollateralSource | undefined;
   /** MRTDs (96 hex) allowed for every quote; empty or absent = not constrained here. */
   allowedMrtd?: readonly string[];
 }
@@ -77,7 +79,9 @@ export function verifyNearReport(report: NearReport, o: NearReportOptions): Veri
   }
   const signers = report.attestations.map((a, i): AttestedSigner => {
     const where = a.role === 'gateway' ? 'the gateway attestation' : `model_attestations[${i}]${a.modelName ? ` (${a.modelName})` : ''}`;
-    const quote = verifyTdxQuote(parseTdxQuote(a.quote), { at: o.at, roots: o.roots });
+    const parsed = parseTdxQuote(a.quote);
+    const collateral = o.collateral?.(quoteFmspc(parsed.pckChainPem));
+    const quote = verifyTdxQuote(parsed, { at: o.at, roots: o.roots, ...(collateral ? { collateral } : {}) });
     const tlsBound = checkBinding(a, quote.body.reportData, o, where);
     const eventLog = a.eventLog === undefined ? undefined : parseDstackEventLog(a.eventLog);
     const tdx = evaluateTdxPolicy(quote, { ...o.policy, ...(eventLog ? { eventLog } : {}), ...(a.appCompose !== undefined ? { appCompose: a.appCompose } : {}) });

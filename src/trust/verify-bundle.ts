@@ -62,6 +62,9 @@ function toBundle(p: Readonly<Record<string, unknown>>, raw: string): TrustBundl
   if (!Array.isArray(pcrs) || !pcrs.every((s) => typeof s === 'object' && s !== null && Object.entries(s).every(([i, h]) => /^\d{1,2}$/.test(i) && typeof h === 'string' && /^[0-9a-f]{64,128}$/.test(h)))) {
     throw fail('nitro.allowed_pcrs must be a list of {index: hex} sets');
   }
+  // An empty set would match every document: refused here, and never matched by the policy either.
+  const empty = pcrs.findIndex((s) => Object.keys(s as object).length === 0);
+  if (empty >= 0) throw fail(`nitro.allowed_pcrs[${empty}] is empty: a PCR set must name at least one PCR (an empty set would allow any enclave)`);
   const rsk = p.receipt_signing_keys as { thumbprints?: unknown; kids?: unknown } | undefined;
   return {
     version: p.version,

@@ -27,6 +27,66 @@ export interface ChainOptions {
   requireCaKeyUsage?: boolean;
   /** Label used in messages, e.g. `Nitro`, `VCEK`, `PCK`. */
   label?: string;
+  /**
+   * Signature algorithms every certificate of the path may be signed with (`SIGNATURE_ALGORITHMS`
+   * names, e.g. `ECDSA-SHA384`). Absent: any algorithm node:crypto verifies.
+   */
+  signatureAlgorithms?: readonly SignatureAlgorithm[];
+}
+
+/** The signature algorithms attestation chains use, as @peculiar/x509 names them (RSA-PSS with its hash and salt). */
+export const SIGNATURE_ALGORITHMS = {
+  'ECDSA-SHA256': { name: 'ECDSA', hash: 'SHA-256' },
+  'ECDSA-SHA384': { name: 'ECDSA', hash: 'SHA-384' },
+  'RSA-PSS-SHA384': { name: 'RSA-PSS', hash: 'SHA-384', saltLength: 48 },
+} as const;
+export type SignatureAlgorithm = keyof typeof SIGNATURE_ALGORITHMS;
+
+/** Per chain (the issue's allowlist): AMD signs with RSA-PSS SHA-384, AWS with ECDSA P-384/SHA-384, Intel with ECDSA P-256/SHA-256. */
+export const CHAIN_ALGORITHMS = {
+  amd: ['RSA-PSS-SHA384'],
+  aws: ['ECDSA-SHA384'],
+  intel: ['ECDSA-SHA256'],
+} as const satisfies Record<string, readonly SignatureAlgorithm[]>;
+
+/**
+ * Critical extensions this validator processes (RFC 5280 §4.2: a certificate with a critical
+ * extension the validator does not recognise must be rejected): basicConstraints, keyUsage.
+ */
+export const PROCESSED_CRITICAL_EXTENSIONS: ReadonlySet<string> = new Set(['2.5.29.19', '2.5.29.15']);
+
+function algorithmName(cert: Certificate): string {
+  const a = cert.parsed.signatureAlgorithm as { name?: string; hash?: { name?: string }; saltLength?: number };
+  return `${a.name ?? '?'}${a.hash?.name ? `-${a.hash.name.replace('-', '')}` : ''}${a.saltLength !== undefined ? ` (salt ${a.saltLength})` : ''}`;
+}
+
+function algorithmAllowed(cert: Certificate, allowed: readonly SignatureAlgorithm[]): boolean {
+  const a = cert.parsed.signatureAlgorithm as { name?: string; hash?: { name?: string }; saltLength?: number };
+  return allowed.some((k) => {
+    const want = SIGNATURE_ALGORITHMS[k] as { name: string; hash: string; saltLength?: number };
+    return a.name === want.name && a.hash?.name === want.hash && (want.saltLength === undefined || a.saltLength === want.saltLength);
+  });
+}
+
+/** Unknown critical extensions and signature algorithms outside the allowlist, for one certificate of the path. */
+function checkExtensionsAndAlgorithm(cert: Certificate, i: number, opts: ChainOptions, label: string): void {
+  let unknown: string[];
+  try {
+    unknown = cert.parsed.extensions.filter((e) => e.critical && !PROCESSED_CRITICAL_EXTENSIONS.has(e.type)).map((e) => e.type);
+    void cert.parsed.signatureAlgorithm;
+  } catch (cause) {
+    throw new VerificationError('ERR_CHAIN_CONSTRAINTS', `${label} certificate [${i}] (${cert.subject}) has an unreadable extension or signature algorithm`, { cause });
+  }
+  if (unknown.length > 0) {
+    throw new VerificationError('ERR_CHAIN_CRITICAL_EXTENSION', `${label} certificate [${i}] (${cert.subject}) has critical extension(s) this verifier does not process: ${unknown.join(', ')} (RFC 5280 §4.2)`, {
+      detail: { index: i, subject: cert.subject, extensions: unknown },
+    });
+  }
+  if (opts.signatureAlgorithms && !algorithmAllowed(cert, opts.signatureAlgorithms)) {
+    throw new VerificationError('ERR_CHAIN_ALGORITHM', `${label} certificate [${i}] (${cert.subject}) is signed with ${algorithmName(cert)}, expected ${opts.signatureAlgorithms.join(' or ')}`, {
+      detail: { index: i, subject: cert.subject, algorithm: algorithmName(cert) },
+    });
+  }
 }
 
 export interface VerifiedChain {
@@ -133,6 +193,7 @@ export function verifyChain(leaf: Certificate, intermediates: readonly Certifica
   // The anchor must be self-signed (a real root), checked like every other link.
   for (let i = 0; i < path.length; i++) {
     const cert = path[i] as Certificate;
+    checkExtensionsAndAlgorithm(cert, i, opts, label);
     const issuer = (i + 1 < path.length ? path[i + 1] : cert) as Certificate;
     if (!cert.node.checkIssued(issuer.node)) {
       // OpenSSL's issuer check also refuses an issuer whose keyUsage forbids certificate signing.

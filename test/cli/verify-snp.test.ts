@@ -29,4 +29,20 @@ describe('tresor-verify snp', () => {
     const junk = spawnBin('tresor-verify', ['snp', vcekPem, '--vcek', vcekPem]);
     expect(await junk.exited).toBe(3);
   });
+
+  test('guest and platform policy flags on the real report: SMT refusable, TSME requirable, launch TCB floor', async () => {
+    const base = ['snp', report, '--vcek', vcekPem, '--at', '2022-09-24T01:00:00Z', '--allow-debug'];
+    const ok = spawnBin('tresor-verify', [...base, '--min-launch-tcb', 'bl=2,tee=0,snp=5,ucode=68']);
+    expect(await ok.exited).toBe(0);
+    expect(ok.stdout()).toMatch(/PLATFORM_INFO:\s+SMT enabled, TSME off/);
+    for (const [flags, code] of [
+      [['--no-allow-smt'], 'ERR_POLICY_SNP_SMT'],
+      [['--require-tsme'], 'ERR_POLICY_SNP_TSME'],
+      [['--min-launch-tcb', 'bl=2,tee=0,snp=6,ucode=68'], 'ERR_POLICY_SNP_LAUNCH_TCB'],
+    ] as const) {
+      const p = spawnBin('tresor-verify', [...base, ...flags]);
+      expect(await p.exited).toBe(5);
+      expect(p.stdout()).toMatch(new RegExp(`^FAIL ${code}: `));
+    }
+  });
 });

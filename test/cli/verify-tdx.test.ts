@@ -56,4 +56,25 @@ describe('tresor-verify tdx', () => {
     expect(s.code).toBe(3);
     expect(s.out).toMatch(/^FAIL ERR_TDX_TRUNCATED: /);
   });
+
+  test('--collateral: the real dcap-qvl quote and its PCCS collateral print the TCB status and advisories', async () => {
+    const q = new URL('../vectors/tdx-dcap-qvl-quote-2025-06.bin', import.meta.url).pathname;
+    const c = new URL('../vectors/tdx-dcap-qvl-quote-2025-06.collateral.json', import.meta.url).pathname;
+    const r = await run([q, '--collateral', c, '--at', '2025-07-01T00:00:00Z']);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/TCB status:\s+UpToDate \(FMSPC b0c06f000000, tcbEvaluationDataNumber 17/);
+    expect(r.out).toMatch(/Advisories:\s+none/);
+    expect(r.out).toMatch(/Quoting Enclave:\s+MRSIGNER dc9e2a7c6f948f17474e34a7fc43ed030f7c1563f1babddf6340c82e0e54a8c5, ISVPRODID 2, ISVSVN 6 \(Intel's signed QE identity\)/);
+    const j = JSON.parse((await run([q, '--collateral', c, '--at', '2025-07-01T00:00:00Z', '--json'])).out);
+    expect(j).toMatchObject({ ok: true, tcb_status: 'UpToDate', advisory_ids: [], tcb_evaluation_data_number: 17, qe_tcb_status: 'UpToDate', tdx_module_tcb_status: 'UpToDate' });
+    const stale = await run([q, '--collateral', c, '--at', '2026-01-01T00:00:00Z']);
+    expect(stale.code).toBe(4);
+    expect(stale.out).toMatch(/^FAIL ERR_TDX_COLLATERAL_STALE: /);
+    const evalNumber = await run([q, '--collateral', c, '--at', '2025-07-01T00:00:00Z', '--min-tcb-evaluation-data-number', '18']);
+    expect(evalNumber.code).toBe(5);
+    expect(evalNumber.out).toMatch(/^FAIL ERR_POLICY_TDX_TCB_EVAL_NUMBER: expected tcbEvaluationDataNumber >= 18, got 17/);
+    const status = await run([q, '--collateral', c, '--at', '2025-07-01T00:00:00Z', '--allow-tcb-status', 'SWHardeningNeeded']);
+    expect(status.code).toBe(5);
+    expect(status.out).toMatch(/^FAIL ERR_POLICY_TDX_TCB_STATUS: expected TCB status SWHardeningNeeded, got UpToDate/);
+  });
 });

@@ -109,6 +109,9 @@ describe('configuration', () => {
     ['shared listen', { upstreams: [{ name: 'a' }, { name: 'b' }] }, 'upstreams[1].listen: 127.0.0.1:8787 is already used'],
     ['budget over the cap', { upstreams: [{ timeouts: { request_seconds: 700 } }] }, 'upstreams[0].timeouts.request_seconds: must not exceed max_request_seconds'],
     ['unknown upstream key', { upstreams: [{ api_key: 'tr-secret' }] }, 'upstreams[0].api_key: unknown key'],
+    ['both collateral sources', { upstreams: [{ tdx: { collateral_file: 'c.json', collateral_dir: 'cache' } }] }, 'upstreams[0].tdx.collateral_dir: set either tdx.collateral_file'],
+    ['a Revoked TCB status', { upstreams: [{ tdx: { allowed_tcb_statuses: ['UpToDate', 'Revoked'] } }] }, 'upstreams[0].tdx.allowed_tcb_statuses[1]: must be one of'],
+    ['a bad launch TCB spec', { upstreams: [{ snp: { min_launch_tcb: 'snp=5' } }] }, 'upstreams[0].snp.min_launch_tcb: must match pattern'],
   ])('rejects %s with a message naming the key', (_name, doc, message) => {
     expect(() => resolveConfig(doc as Record<string, unknown>, null)).toThrowError(expect.objectContaining({ code: 'ERR_CONFIG_INVALID', message: expect.stringContaining(message) }));
   });

@@ -1,3 +1,8 @@
+import 'reflect-metadata';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as px from '@peculiar/x509';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { createAciDeployment, type AciDeployment } from '../../src/sim/mint/aci.js';
@@ -76,4 +81,42 @@ describe('profile aci: attestation failures refuse the router before any applica
       }
     });
   }
+});
+
+describe('profile aci: SEV-SNP guest and platform policy from the upstream snp section', () => {
+  test('snp.allow_smt false refuses the simulated host (POLICY.SMT, PLATFORM_INFO.SMT_EN): 502 ERR_POLICY_SNP_SMT, nothing forwarded', async () => {
+    const aci = await createAciDeployment();
+    const h = await startHarness({ aci, upstream: { snp: { allow_smt: false } } });
+    try {
+      const res = await fetch(`${h.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'secret' }] }) });
+      expect(res.status).toBe(502);
+      expect(((await res.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: 'ERR_POLICY_SNP_SMT', message: expect.stringContaining('PLATFORM_INFO.SMT_EN 1') });
+      expect(h.sim.requestCounts.get('/v1/chat/completions') ?? 0).toBe(0);
+    } finally {
+      await h.close();
+    }
+  });
+  test('snp.crl_file: an AMD CRL (signed by the ARK) listing the ASK refuses the router: 502 ERR_CHAIN_REVOKED', async () => {
+    const aci = await createAciDeployment();
+    const crl = await px.X509CrlGenerator.create({
+      issuer: aci.pki.ark.subject,
+      thisUpdate: new Date(Date.now() - 86_400_000),
+      nextUpdate: new Date(Date.now() + 86_400_000),
+      entries: [{ serialNumber: aci.pki.ask.parsed.serialNumber, revocationDate: new Date(Date.now() - 3_600_000) }],
+      signingKey: aci.pki.arkSigningKey,
+      signingAlgorithm: { name: 'RSA-PSS', hash: 'SHA-384', saltLength: 48 } as px.X509CrlCreateParams['signingAlgorithm'],
+    });
+    const dir = await mkdtemp(join(tmpdir(), 'tresor-amd-crl-'));
+    await writeFile(join(dir, 'milan.crl'), new Uint8Array(crl.rawData));
+    const h = await startHarness({ aci, upstream: { snp: { crl_file: join(dir, 'milan.crl') } } });
+    try {
+      const res = await fetch(`${h.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'secret' }] }) });
+      expect(res.status).toBe(502);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('ERR_CHAIN_REVOKED');
+      expect(h.sim.requestCounts.get('/v1/chat/completions') ?? 0).toBe(0);
+    } finally {
+      await h.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -1,6 +1,11 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createAciDeployment, type AciDeployment, type AciFaults } from '../../src/sim/mint/aci.js';
+import { mintTdxCollateral } from '../../src/sim/mint/tdx-collateral.js';
+import type { TdxTestPki } from '../../src/sim/mint/tdx.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 
 const MODEL = 'eu/tresor/gpt-oss-120b';
@@ -127,6 +132,87 @@ describe('profile aci with TDX evidence: each failed check refuses the router be
       await res.text();
     } finally {
       await h2.close();
+    }
+  });
+});
+
+describe('profile aci with TDX evidence and Intel DCAP collateral (tdx.collateral_file)', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'tresor-tdx-collateral-'));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+  const withCollateral = async (name: string, o: { now: Date; editTcbInfo?: (i: Record<string, unknown>) => void }) => {
+    const aci = await createAciDeployment({ tee: 'tdx' });
+    const file = join(dir, name);
+    await writeFile(file, JSON.stringify(await mintTdxCollateral(aci.tdxPki as TdxTestPki, o)));
+    return { aci, file };
+  };
+  const chat = (h: Harness) => fetch(`${h.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'tcb' }] }) });
+
+  test('current collateral: the TCB status is evaluated (UpToDate) and shown in /status', async () => {
+    const { aci, file } = await withCollateral('fresh.json', { now: new Date() });
+    const h = await startHarness({ aci, upstream: { tdx: { collateral_file: file } } });
+    try {
+      const res = await chat(h);
+      expect(res.status).toBe(200);
+      await res.text();
+      const status = await statusOf(h);
+      expect(JSON.stringify(status?.identities[0])).toContain('"tcb_status":"UpToDate"');
+    } finally {
+      await h.close();
+    }
+  });
+  for (const [name, o, tdx, code] of [
+    ['stale collateral', { now: new Date(Date.now() - 60 * 86_400_000) }, {}, 'ERR_TDX_COLLATERAL_STALE'],
+    ['an OutOfDate platform', { now: new Date(), editTcbInfo: (i: Record<string, unknown>) => void ((i.tcbLevels as { tcb: { pcesvn: number } }[])[0] as { tcb: { pcesvn: number } }).tcb.pcesvn++ }, {}, 'ERR_POLICY_TDX_TCB_STATUS'],
+  ] as const) {
+    test(`${name}: 502 ${code}, nothing forwarded`, async () => {
+      const { aci, file } = await withCollateral(`${code}.json`, o);
+      const h = await startHarness({ aci, upstream: { tdx: { collateral_file: file, ...tdx } } });
+      try {
+        const res = await chat(h);
+        expect(res.status).toBe(502);
+        expect(await res.json()).toMatchObject({ error: { type: 'attestation_error', code } });
+        expect(h.sim.requestCounts.get('/v1/chat/completions') ?? 0).toBe(0);
+      } finally {
+        await h.close();
+      }
+    });
+  }
+  test('tdx.collateral_dir: the file named by the quote\'s FMSPC is used; without one the router is refused', async () => {
+    const { aci, file } = await withCollateral('by-fmspc.json', { now: new Date() });
+    const cache = await mkdtemp(join(dir, 'cache-'));
+    await writeFile(join(cache, `${(aci.tdxPki as TdxTestPki).platform.fmspc}.json`), await readFile(file));
+    const h = await startHarness({ aci, upstream: { tdx: { collateral_dir: cache } } });
+    try {
+      const res = await chat(h);
+      expect(res.status).toBe(200);
+      await res.text();
+      expect(JSON.stringify((await statusOf(h))?.identities[0])).toContain('"tcb_status":"UpToDate"');
+    } finally {
+      await h.close();
+    }
+    const empty = await mkdtemp(join(dir, 'empty-'));
+    const h2 = await startHarness({ aci, upstream: { tdx: { collateral_dir: empty } } });
+    try {
+      const res = await chat(h2);
+      expect(res.status).toBe(502);
+      expect(await res.json()).toMatchObject({ error: { type: 'attestation_error', code: 'ERR_TDX_COLLATERAL_UNAVAILABLE' } });
+    } finally {
+      await h2.close();
+    }
+  });
+  test('an OutOfDate platform is accepted when tdx.allowed_tcb_statuses lists OutOfDate', async () => {
+    const { aci, file } = await withCollateral('allowed.json', { now: new Date(), editTcbInfo: (i) => void ((i.tcbLevels as { tcb: { pcesvn: number } }[])[0] as { tcb: { pcesvn: number } }).tcb.pcesvn++ });
+    const h = await startHarness({ aci, upstream: { tdx: { collateral_file: file, allowed_tcb_statuses: ['UpToDate', 'OutOfDate'] } } });
+    try {
+      const res = await chat(h);
+      expect(res.status).toBe(200);
+      await res.text();
+      expect(JSON.stringify((await statusOf(h))?.identities[0])).toContain('"advisory_ids":["INTEL-SA-00106","INTEL-SA-00837"]');
+    } finally {
+      await h.close();
     }
   });
 });

@@ -71,6 +71,10 @@ describe('trust bundle', () => {
     expect(code(() => verifyTrustBundle(forged, { rootKey: root.publicKey, at: NOW }))).toBe('ERR_BUNDLE_SIGNATURE_INVALID');
     expect(code(() => verifyTrustBundle(signTrustBundle(root, payload({ allowed_hw_measurements: ['AB'.repeat(48)] })), { rootKey: root.publicKey, at: NOW }))).toBe('ERR_BUNDLE_MALFORMED');
     expect(code(() => verifyTrustBundle(signJws(root, { typ: 'JWT' }, payload()), { rootKey: root.publicKey, at: NOW }))).toBe('ERR_BUNDLE_MALFORMED');
+    // An empty PCR set would allow any enclave.
+    expect(() => verifyTrustBundle(signTrustBundle(root, payload({ nitro: { allowed_pcrs: [{}] } })), { rootKey: root.publicKey, at: NOW })).toThrowError(
+      expect.objectContaining({ code: 'ERR_BUNDLE_MALFORMED', message: expect.stringContaining('nitro.allowed_pcrs[0] is empty') }),
+    );
   });
 
   test('rollback: the highest version is persisted (0600) and a lower one is refused, also by a new store', async () => {

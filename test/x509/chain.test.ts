@@ -3,7 +3,9 @@ import { webcrypto } from 'node:crypto';
 import * as px from '@peculiar/x509';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { parseCertificate, type Certificate } from '../../src/x509/certificate.js';
-import { verifyChain } from '../../src/x509/chain.js';
+import { CHAIN_ALGORITHMS, verifyChain } from '../../src/x509/chain.js';
+import { readFileSync } from 'node:fs';
+import { parsePemCertificates } from '../../src/x509/certificate.js';
 
 const ALG = { name: 'ECDSA', namedCurve: 'P-384' } as const;
 const SIGN = { name: 'ECDSA', hash: 'SHA-384' } as const;
@@ -17,6 +19,7 @@ interface Spec {
   ca: boolean;
   pathLength?: number;
   usages?: number;
+  extra?: px.Extension[];
   notBefore?: Date;
   notAfter?: Date;
 }
@@ -25,6 +28,7 @@ async function issue(spec: Spec, subjectKeys: Keys, issuer?: { name: string; key
   const ext: px.Extension[] = [];
   if (spec.ca || spec.pathLength !== undefined) ext.push(new px.BasicConstraintsExtension(spec.ca, spec.pathLength, true));
   if (spec.usages !== undefined) ext.push(new px.KeyUsagesExtension(spec.usages, true));
+  ext.push(...(spec.extra ?? []));
   const common = {
     serialNumber: String(Math.floor(Math.random() * 1e9)),
     notBefore: spec.notBefore ?? new Date(NOW.getTime() - day),
@@ -96,5 +100,33 @@ describe('X.509 path validation on minted chains', () => {
     const i2 = await issue({ name: 'i2', ca: true, pathLength: 0, usages: CA_USAGE }, k2, { name: 'i1', keys: rootKeys });
     const leaf = await issue({ name: 'leaf', ca: false, usages: px.KeyUsageFlags.digitalSignature }, leafKeys, { name: 'i2', keys: k2 });
     expect(() => verifyChain(leaf, [i2, i1, root], { at: NOW, anchors: [root] })).toThrowError(expect.objectContaining({ code: 'ERR_CHAIN_SIGNATURE' }));
+  });
+});
+
+describe('RFC 5280 §4.2 critical extensions and per-chain signature algorithms', () => {
+  test('an unknown critical extension anywhere in the path is refused, naming it; the same extension non-critical passes', async () => {
+    const odd = (critical: boolean) => new px.Extension('1.3.6.1.4.1.99999.1', critical, new Uint8Array([0x05, 0x00]));
+    expect(await code({ leaf: { extra: [odd(true)] } })).toBe('ERR_CHAIN_CRITICAL_EXTENSION');
+    expect(await code({ i1: { extra: [odd(true)] } })).toBe('ERR_CHAIN_CRITICAL_EXTENSION');
+    const c = await chain({ i2: { extra: [odd(true)] } });
+    expect(() => verifyChain(c.leaf, c.intermediates, { at: NOW, anchors: [root] })).toThrowError(expect.objectContaining({ message: expect.stringContaining('1.3.6.1.4.1.99999.1') }));
+    const ok = await chain({ leaf: { extra: [odd(false)] } });
+    expect(verifyChain(ok.leaf, ok.intermediates, { at: NOW, anchors: [root] }).path).toHaveLength(4);
+  });
+  test('signature algorithms come from the chain allowlist: ECDSA-SHA384 passes the AWS list, fails the Intel and AMD ones', async () => {
+    const c = await chain();
+    expect(verifyChain(c.leaf, c.intermediates, { at: NOW, anchors: [root], signatureAlgorithms: CHAIN_ALGORITHMS.aws }).path).toHaveLength(4);
+    for (const list of [CHAIN_ALGORITHMS.intel, CHAIN_ALGORITHMS.amd]) {
+      expect(() => verifyChain(c.leaf, c.intermediates, { at: NOW, anchors: [root], signatureAlgorithms: list })).toThrowError(
+        expect.objectContaining({ code: 'ERR_CHAIN_ALGORITHM', message: expect.stringContaining('signed with ECDSA-SHA384') }),
+      );
+    }
+  });
+  test('the real AMD chain (VCEK → ASK → ARK, RSA-PSS SHA-384 salt 48) passes the AMD list only', () => {
+    const vcek = parsePemCertificates(readFileSync(new URL('../vectors/snp-go-sev-guest-milan-vcek.pem', import.meta.url), 'utf8'))[0] as Certificate;
+    const [ask, ark] = parsePemCertificates(readFileSync(new URL('../../certs/amd-ask-ark-milan.pem', import.meta.url), 'utf8')) as [Certificate, Certificate];
+    const at = new Date('2026-01-01T00:00:00Z');
+    expect(verifyChain(vcek, [ask], { at, anchors: [ark], signatureAlgorithms: CHAIN_ALGORITHMS.amd }).path).toHaveLength(3);
+    expect(() => verifyChain(vcek, [ask], { at, anchors: [ark], signatureAlgorithms: CHAIN_ALGORITHMS.aws })).toThrowError(expect.objectContaining({ code: 'ERR_CHAIN_ALGORITHM' }));
   });
 });

@@ -6,6 +6,7 @@ import { fromHex, toHex } from '../../util/bytes.js';
 import { parseCertificate, parsePemCertificates, type Certificate } from '../../x509/certificate.js';
 import { decodeBinaryInput, parseAt, readInput } from '../input.js';
 import { runCommand } from '../output.js';
+import { parseCrl } from '../../x509/crl.js';
 
 interface SnpArgs {
   report: string;
@@ -17,6 +18,12 @@ interface SnpArgs {
   'report-data'?: string;
   'min-tcb'?: string;
   'allow-debug': boolean;
+  'allow-migrate-ma': boolean;
+  'allow-smt': boolean;
+  'require-tsme': boolean;
+  'allow-provisional-firmware': boolean;
+  'min-launch-tcb'?: string;
+  crl?: string;
   json: boolean;
 }
 
@@ -67,6 +74,12 @@ export const snpCommand: CommandModule<object, SnpArgs> = {
       .option('report-data', { type: 'string', describe: 'Expected REPORT_DATA: 64 bytes, or 32 bytes for [0:32] (hex)' })
       .option('min-tcb', { type: 'string', describe: 'Minimum REPORTED_TCB: bl=2,tee=0,snp=5,ucode=68 or 16 hex digits' })
       .option('allow-debug', { type: 'boolean', default: false, describe: 'Accept POLICY.DEBUG guests' })
+      .option('allow-migrate-ma', { type: 'boolean', default: false, describe: 'Accept POLICY.MIGRATE_MA guests (snp.allow_migrate_ma)' })
+      .option('allow-smt', { type: 'boolean', default: true, describe: 'Accept SMT: POLICY.SMT, PLATFORM_INFO.SMT_EN (snp.allow_smt; --no-allow-smt refuses it)' })
+      .option('require-tsme', { type: 'boolean', default: false, describe: 'Require PLATFORM_INFO.TSME_EN (snp.require_tsme)' })
+      .option('allow-provisional-firmware', { type: 'boolean', default: false, describe: 'Accept CURRENT_TCB ≠ COMMITTED_TCB (snp.allow_provisional_firmware)' })
+      .option('crl', { type: 'string', describe: "AMD's CRL for the product (DER, from KDS): the ASK must not be revoked (snp.crl_file)" })
+      .option('min-launch-tcb', { type: 'string', describe: 'Minimum LAUNCH_TCB: bl=2,tee=0,snp=5,ucode=68 or 16 hex digits (snp.min_launch_tcb)' })
       .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' }) as Argv<SnpArgs>,
   handler: (args) => {
     let decoded: ReturnType<typeof fields> | undefined;
@@ -78,7 +91,8 @@ export const snpCommand: CommandModule<object, SnpArgs> = {
         const chain = args.chain ? parsePemCertificates(readFileSync(args.chain, 'utf8'), args.chain) : undefined;
         const report = parseSnpReport(decodeBinaryInput(await readInput(args.report)));
         decoded = fields(report, args.product);
-        const verified = verifySnpReport(report, { vcek, at, ...(args.product ? { product: args.product } : {}), ...(chain ? { chain, arks: chain.slice(-1) } : {}) });
+        const crl = args.crl ? parseCrl(await readInput(args.crl, 1024 * 1024), '--crl', 'ERR_SNP_CRL_MALFORMED') : undefined;
+        const verified = verifySnpReport(report, { vcek, at, ...(args.product ? { product: args.product } : {}), ...(chain ? { chain, arks: chain.slice(-1) } : {}), ...(crl ? { crl } : {}) });
         decoded = fields(report, verified.product);
         const rd = args['report-data'] ? fromHex(args['report-data'], { field: '--report-data' }) : undefined;
         if (rd && rd.length !== 64 && rd.length !== 32) throw new UsageError('ERR_USAGE_BAD_REPORT_DATA', '--report-data: expected 32 or 64 bytes of hex');
@@ -87,6 +101,11 @@ export const snpCommand: CommandModule<object, SnpArgs> = {
           ...(rd?.length === 64 ? { reportData: rd } : rd ? { reportDataPrefix: rd } : {}),
           ...(args['min-tcb'] ? { minTcb: parseTcbSpec(args['min-tcb'], verified.product) } : {}),
           allowDebug: args['allow-debug'],
+          allowMigrateMa: args['allow-migrate-ma'],
+          allowSmt: args['allow-smt'],
+          requireTsme: args['require-tsme'],
+          allowProvisionalFirmware: args['allow-provisional-firmware'],
+          ...(args['min-launch-tcb'] ? { minLaunchTcb: parseTcbSpec(args['min-launch-tcb'], verified.product) } : {}),
         });
         return {
           fields: { ...decoded, product: verified.product },
@@ -94,7 +113,8 @@ export const snpCommand: CommandModule<object, SnpArgs> = {
             ['SNP MEASUREMENT', decoded.measurement],
             ['REPORT_DATA', decoded.report_data],
             ['REPORTED_TCB', `${decoded.reported_tcb} (${formatTcb(verified.reportedTcb)})`],
-            ['POLICY', `${decoded.policy}${report.policy.debug ? ' (DEBUG)' : ''}`],
+            ['POLICY', `${decoded.policy}${report.policy.debug ? ' (DEBUG)' : ''}${report.policy.smt ? ' (SMT allowed)' : ''}${report.policy.migrateMa ? ' (MIGRATE_MA)' : ''}`],
+            ['PLATFORM_INFO', `SMT ${report.platformInfo.smtEnabled ? 'enabled' : 'off'}, TSME ${report.platformInfo.tsmeEnabled ? 'enabled' : 'off'}`],
             ['VMPL', String(report.VMPL)],
             ['CHIP_ID', decoded.chip_id],
             ['Product', verified.product],

@@ -12,10 +12,12 @@ export const PCR_LENGTHS = [32, 48, 64] as const;
 /** CDDL `cert = bytes .size (1..1024)`, for `certificate` and each `cabundle` entry. */
 export const MAX_CERT_BYTES = 1024;
 /**
- * CDDL `user_data = bytes .size (0..1024)` for public_key, user_data and nonce. §3.2.2.2's prose
- * says 512 for user_data/nonce; the CDDL (and nitrite, Anjuna) say 1024. We accept up to 1024.
+ * public_key, user_data and nonce: at most 512 bytes, as AWS documents them (attestation_process.md
+ * §3.2.2.2; the NSM API's `Attestation` request refuses larger values, so no genuine document has
+ * more). The CDDL's `bytes .size (0..1024)` (followed by nitrite and Anjuna) is looser; like
+ * base/nitro-validator we take the tighter bound. Every real document seen is at most 256 bytes.
  */
-export const MAX_USER_DATA_BYTES = 1024;
+export const MAX_USER_DATA_BYTES = 512;
 /** COSE alg -35 = ES384; its signature is r‖s, 48 bytes each (RFC 8152 §8.1). */
 export const COSE_ALG_ES384 = -35;
 export const ES384_SIGNATURE_BYTES = 96;

@@ -31,11 +31,14 @@ export function evaluateNitroPolicy(doc: Verified<VerifiedNitro>, policy: NitroP
     v.add('ERR_POLICY_DEBUG_ENCLAVE', 'PCR0, PCR1 and PCR2 are all zero: a debug-mode enclave, whose memory the host can read');
   }
   if (policy.allowedPcrs && policy.allowedPcrs.length > 0) {
-    const matches = policy.allowedPcrs.some((set) =>
-      Object.entries(set).every(([i, hex]) => {
+    // An empty set never matches: `every` over no entries would allow any enclave.
+    const matches = policy.allowedPcrs.some(
+      (set) =>
+        Object.keys(set).length > 0 &&
+        Object.entries(set).every(([i, hex]) => {
         const p = pcr(Number(i));
-        return p !== undefined && toHex(p) === hex.toLowerCase();
-      }),
+          return p !== undefined && toHex(p) === hex.toLowerCase();
+        }),
     );
     if (!matches) {
       v.add('ERR_POLICY_PCR_MISMATCH', `the PCRs match none of the ${policy.allowedPcrs.length} allowed set(s) (PCR0 ${pcr(0) ? toHex(pcr(0) as Uint8Array) : 'absent'})`, {

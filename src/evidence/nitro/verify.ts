@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { ConfigError, VerificationError } from '../../errors/index.js';
 import { asVerified, type Verified } from '../../types.js';
 import { parseCertificate, parsePemCertificates, type Certificate } from '../../x509/certificate.js';
-import { verifyChain } from '../../x509/chain.js';
+import { CHAIN_ALGORITHMS, verifyChain } from '../../x509/chain.js';
 import { AWS_NITRO_ROOT_G1_SHA256 } from './constants.js';
 import type { NitroDocument } from './parse.js';
 
@@ -54,7 +54,7 @@ export function sigStructure(doc: Pick<NitroDocument, 'protectedBytes' | 'payloa
 export function verifyNitroDocument(doc: NitroDocument, opts: { at: Date; roots: readonly Certificate[] }): Verified<VerifiedNitro> {
   const leaf = parseCertificate(doc.certificate, 'certificate');
   const intermediates = [...doc.cabundle].reverse().map((der, i) => parseCertificate(der, `cabundle[${doc.cabundle.length - 1 - i}]`));
-  const chain = verifyChain(leaf, intermediates, { at: opts.at, anchors: opts.roots, leafKeyUsage: ['digitalSignature'], label: 'Nitro' });
+  const chain = verifyChain(leaf, intermediates, { at: opts.at, anchors: opts.roots, leafKeyUsage: ['digitalSignature'], label: 'Nitro', signatureAlgorithms: CHAIN_ALGORITHMS.aws });
   const key = leaf.node.publicKey;
   if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'secp384r1') {
     throw new VerificationError('ERR_NITRO_LEAF_KEY', `expected the signing certificate to hold a P-384 key, got ${key.asymmetricKeyType} ${key.asymmetricKeyDetails?.namedCurve ?? ''}`);

@@ -64,6 +64,8 @@ export interface SnpReport {
   readonly SIGNATURE_ALGO: number;
   readonly CURRENT_TCB: Uint8Array;
   readonly PLATFORM_INFO: bigint;
+  /** PLATFORM_INFO bit 0 SMT_EN (SMT is enabled on the host), bit 1 TSME_EN (transparent memory encryption). */
+  readonly platformInfo: { smtEnabled: boolean; tsmeEnabled: boolean };
   readonly SIGNING_KEY: 'vcek' | 'vlek' | 'none';
   readonly MASK_CHIP_KEY: boolean;
   readonly AUTHOR_KEY_EN: boolean;
@@ -117,6 +119,9 @@ export function parseSnpReport(bytes: Uint8Array): SnpReport {
   mbz(b, OFF.SIGNATURE_S + 48, OFF.SIGNATURE_S + 72, 'in the upper 24 bytes of SIGNATURE S');
   mbz(b, 0x330, REPORT_SIZE, 'after the signature (0x330..0x4A0)');
   const policy = dv.getBigUint64(OFF.POLICY, true);
+  // SEV-SNP ABI (56860) Table 9 / go-sev-guest abi.ParseSnpPolicy: bit 17 is reserved and must be 1, bits 63:26 must be zero.
+  if (((policy >> 17n) & 1n) !== 1n) throw new MalformedError('ERR_SNP_POLICY_RESERVED', `expected POLICY bit 17 (reserved, must be one) set, got POLICY 0x${policy.toString(16)}`);
+  if (policy >> 26n !== 0n) throw new MalformedError('ERR_SNP_POLICY_RESERVED', `expected POLICY bits 63:26 zero, got POLICY 0x${policy.toString(16)}`);
   const slice = (off: number, len: number) => b.slice(off, off + len);
   const fw = (off: number) => `${b[off + 2]}.${b[off + 1]}.${b[off]}`;
   return Object.freeze({
@@ -138,6 +143,7 @@ export function parseSnpReport(bytes: Uint8Array): SnpReport {
     SIGNATURE_ALGO: algo,
     CURRENT_TCB: slice(OFF.CURRENT_TCB, 8),
     PLATFORM_INFO: dv.getBigUint64(OFF.PLATFORM_INFO, true),
+    platformInfo: { smtEnabled: (dv.getBigUint64(OFF.PLATFORM_INFO, true) & 1n) === 1n, tsmeEnabled: (dv.getBigUint64(OFF.PLATFORM_INFO, true) & 2n) === 2n },
     SIGNING_KEY: signingKey === 0 ? 'vcek' : signingKey === 1 ? 'vlek' : 'none',
     MASK_CHIP_KEY: (signer & 0x2) !== 0,
     AUTHOR_KEY_EN: (signer & 0x1) !== 0,

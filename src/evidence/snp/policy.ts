@@ -1,7 +1,7 @@
 import { ViolationCollector } from '../../errors/index.js';
 import type { Verified } from '../../types.js';
 import { bytesEqual, toHex } from '../../util/bytes.js';
-import { formatTcb, type TcbVersion } from './abi.js';
+import { decodeTcb, formatTcb, parseTcbSpec, type TcbVersion } from './abi.js';
 import type { VerifiedSnp } from './verify.js';
 
 export interface SnpPolicy {
@@ -19,6 +19,38 @@ export interface SnpPolicy {
   vmpl?: number | null;
   hostData?: Uint8Array;
   idKeyDigest?: Uint8Array;
+  /** Accept POLICY.MIGRATE_MA (a migration agent may move the guest). Default false. */
+  allowMigrateMa?: boolean;
+  /** Accept SMT (POLICY.SMT or PLATFORM_INFO.SMT_EN). Default true: the clouds run with SMT. */
+  allowSmt?: boolean;
+  /** Require PLATFORM_INFO.TSME_EN. Default false. */
+  requireTsme?: boolean;
+  /** Accept CURRENT_TCB/firmware differing from COMMITTED (provisional firmware, can be rolled back). Default false. */
+  allowProvisionalFirmware?: boolean;
+  /** LAUNCH_TCB must be >= this, component by component (a spec string is read for the report's product). */
+  minLaunchTcb?: TcbVersion | string;
+}
+
+const TCB_KEYS = ['bootloader', 'tee', 'snp', 'microcode', 'fmc'] as const;
+/** Components of `tcb` below `floor` (a component the floor leaves out is not constrained). */
+export const tcbBelow = (tcb: TcbVersion, floor: TcbVersion) => TCB_KEYS.filter((k) => floor[k] !== undefined && (tcb[k] ?? -1) < (floor[k] as number));
+
+/** Guest policy bits, PLATFORM_INFO flags, provisional firmware and the launch TCB (go-sev-guest validate). */
+function checkPlatform(r: Verified<VerifiedSnp>, policy: SnpPolicy, v: ViolationCollector): void {
+  if (r.policy.migrateMa && !policy.allowMigrateMa) v.add('ERR_POLICY_SNP_MIGRATE_MA', `expected POLICY.MIGRATE_MA (bit 18) clear, got POLICY 0x${r.POLICY.toString(16)}: a migration agent may move the guest`);
+  if (policy.allowSmt === false && (r.policy.smt || r.platformInfo.smtEnabled)) {
+    v.add('ERR_POLICY_SNP_SMT', `expected no SMT, got POLICY.SMT ${Number(r.policy.smt)} and PLATFORM_INFO.SMT_EN ${Number(r.platformInfo.smtEnabled)}`);
+  }
+  if (policy.requireTsme && !r.platformInfo.tsmeEnabled) v.add('ERR_POLICY_SNP_TSME', `expected PLATFORM_INFO.TSME_EN set, got PLATFORM_INFO 0x${r.PLATFORM_INFO.toString(16)}`);
+  if (!policy.allowProvisionalFirmware && (!bytesEqual(r.CURRENT_TCB, r.COMMITTED_TCB) || r.firmware.current !== r.firmware.committed)) {
+    v.add('ERR_POLICY_SNP_PROVISIONAL', `expected CURRENT_TCB ${toHex(r.CURRENT_TCB)} (firmware ${r.firmware.current}) to equal COMMITTED_TCB ${toHex(r.COMMITTED_TCB)} (firmware ${r.firmware.committed}): provisional firmware can be rolled back`);
+  }
+  if (policy.minLaunchTcb) {
+    const launch = decodeTcb(r.LAUNCH_TCB, r.product);
+    const floor = typeof policy.minLaunchTcb === 'string' ? parseTcbSpec(policy.minLaunchTcb, r.product) : policy.minLaunchTcb;
+    const low = tcbBelow(launch, floor);
+    if (low.length > 0) v.add('ERR_POLICY_SNP_LAUNCH_TCB', `LAUNCH_TCB ${formatTcb(launch)} is below the floor ${formatTcb(floor)} (${low.join(', ')})`);
+  }
 }
 
 /** Policy over a verified report only; every violation is collected (go-sev-guest validate). */
@@ -35,12 +67,13 @@ export function evaluateSnpPolicy(r: Verified<VerifiedSnp>, policy: SnpPolicy): 
   rd(policy.reportDataPrefix, r.REPORT_DATA.subarray(0, 32), 'REPORT_DATA[0:32]');
   rd(policy.reportDataSuffix, r.REPORT_DATA.subarray(32, 64), 'REPORT_DATA[32:64]');
   if (policy.minTcb) {
-    const low = (['bootloader', 'tee', 'snp', 'microcode', 'fmc'] as const).filter((k) => policy.minTcb?.[k] !== undefined && (r.reportedTcb[k] ?? -1) < (policy.minTcb[k] as number));
+    const low = tcbBelow(r.reportedTcb, policy.minTcb);
     if (low.length > 0) v.add('ERR_POLICY_TCB', `REPORTED_TCB ${formatTcb(r.reportedTcb)} is below the floor ${formatTcb(policy.minTcb)} (${low.join(', ')})`);
   }
   const vmpl = policy.vmpl === undefined ? 0 : policy.vmpl;
   if (vmpl !== null && r.VMPL !== vmpl) v.add('ERR_POLICY_VMPL', `expected VMPL ${vmpl}, got ${r.VMPL}`);
   if (policy.hostData && !bytesEqual(policy.hostData, r.HOST_DATA)) v.add('ERR_POLICY_HOST_DATA', `expected HOST_DATA ${toHex(policy.hostData)}, got ${toHex(r.HOST_DATA)}`);
   if (policy.idKeyDigest && !bytesEqual(policy.idKeyDigest, r.ID_KEY_DIGEST)) v.add('ERR_POLICY_ID_KEY', 'ID_KEY_DIGEST differs from the expected one');
+  checkPlatform(r, policy, v);
   v.throwIfAny();
 }

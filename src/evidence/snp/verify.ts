@@ -3,7 +3,8 @@ import { VerificationError } from '../../errors/index.js';
 import { asVerified, type Verified } from '../../types.js';
 import { bytesEqual, toHex } from '../../util/bytes.js';
 import type { Certificate } from '../../x509/certificate.js';
-import { verifyChain } from '../../x509/chain.js';
+import { CHAIN_ALGORITHMS, verifyChain } from '../../x509/chain.js';
+import { checkNotRevoked, verifyCrl, type Crl } from '../../x509/crl.js';
 import { decodeTcb, SIGNED_LENGTH, type Product, type SnpReport, type TcbVersion } from './abi.js';
 import { loadAmdRoots, productFromCpuid } from './roots.js';
 import { readVcekExtensions } from './vcek.js';
@@ -24,6 +25,8 @@ export interface SnpVerifyOptions {
   product?: Product;
   /** ARKs to trust instead of the pinned ones (e.g. carried by a verified trust bundle). */
   arks?: readonly Certificate[];
+  /** AMD's CRL for the product (issued by the ARK, from KDS): checked when given, the ASK/ASVK must not be on it. */
+  crl?: Crl;
   at: Date;
 }
 
@@ -44,8 +47,20 @@ export function verifySnpReport(report: SnpReport, opts: SnpVerifyOptions): Veri
   // The ASK comes from the supplied chain when given (a VLEK's ASVK must be supplied), else the pinned one.
   const supplied = (opts.chain ?? []).filter((c) => c.sha256 !== opts.vcek.sha256);
   const intermediates = supplied.length > 0 ? supplied : [pinned.ask];
-  const chain = verifyChain(opts.vcek, intermediates, { at: opts.at, anchors, label: report.SIGNING_KEY === 'vlek' ? 'VLEK' : 'VCEK' });
+  const chain = verifyChain(opts.vcek, intermediates, { at: opts.at, anchors, label: report.SIGNING_KEY === 'vlek' ? 'VLEK' : 'VCEK', signatureAlgorithms: CHAIN_ALGORITHMS.amd });
 
+  const cpuProduct = productFromCpuid(report.CPUID);
+  if (cpuProduct && cpuProduct !== product) {
+    throw new VerificationError('ERR_SNP_PRODUCT_MISMATCH', `expected a ${product} report (from ${ext.productName ? `the VCEK's productName ${ext.productName}` : 'the caller'}), CPUID says ${cpuProduct}`);
+  }
+  // Every SPL the product's TCB layout has must be on the certificate (go-sev-guest kds): a VCEK without one cannot vouch for it.
+  const missing = (['bootloader', 'tee', 'snp', 'microcode', ...(product === 'turin' ? (['fmc'] as const) : [])] as const).filter((k) => ext.tcb[k] === undefined);
+  if (missing.length > 0) throw new VerificationError('ERR_SNP_VCEK_EXTENSION', `expected the ${report.SIGNING_KEY.toUpperCase()} to carry every SPL extension of a ${product} TCB, missing ${missing.join(', ')}`);
+  if (opts.crl) {
+    const ark = chain.path[chain.path.length - 1] as Certificate;
+    verifyCrl(opts.crl, ark, opts.at, { field: 'AMD CRL', staleCode: 'ERR_SNP_CRL_STALE' });
+    for (const cert of chain.path.slice(0, -1)) if (cert.issuer === ark.subject) checkNotRevoked(cert, opts.crl, cert === opts.vcek ? 'VCEK' : 'ASK');
+  }
   const reportedTcb = decodeTcb(report.REPORTED_TCB, product);
   for (const k of ['bootloader', 'tee', 'snp', 'microcode', 'fmc'] as const) {
     const want = ext.tcb[k];

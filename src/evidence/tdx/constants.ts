@@ -3,6 +3,12 @@
  * summarised in shared/reference/tdx.md). All integers little-endian.
  */
 export const QUOTE_VERSION = 4;
+/** Quote v5 (TDX 1.5): a body descriptor (type u16, size u32) follows the header. */
+export const QUOTE_VERSION_5 = 5;
+/** v5 body types: 2 = TDX 1.0 TD report (584 bytes), 3 = TDX 1.5 TD report (648 bytes). Type 1 (SGX) is refused. */
+export const BODY_TYPE_TD10 = 2;
+export const BODY_TYPE_TD15 = 3;
+export const TD15_REPORT_BYTES = 648;
 export const ATT_KEY_TYPE_ECDSA_P256 = 2;
 export const TEE_TYPE_TDX = 0x81;
 /** Intel's QE vendor ID. */
@@ -44,11 +50,50 @@ export const TD = {
   reportData: [520, 64],
 } as const;
 
+/** Fields a TDX 1.5 TD report (v5 body type 3) adds after the 584-byte TDX 1.0 body. */
+export const TD15 = {
+  teeTcbSvn2: [584, 16],
+  mrServiceTd: [600, 48],
+} as const;
+
+/** SGX REPORT body (the QE report, 384 bytes; Intel SGX SDK `sgx_report_body_t`). */
+export const QE = {
+  cpuSvn: [0, 16],
+  miscSelect: [16, 4],
+  attributes: [48, 16],
+  mrEnclave: [64, 32],
+  mrSigner: [128, 32],
+  isvProdId: [256, 2],
+  isvSvn: [258, 2],
+  reportData: [320, 64],
+} as const;
+
+/**
+ * Intel's production TDX Quoting Enclave (the signed `TD_QE` identity Intel PCS serves, e.g. the
+ * one in test/vectors/tdx-dcap-qvl-quote-2025-06.collateral.json): checked when no collateral is
+ * given, so a host cannot certify its own "QE". ISVSVN needs collateral to be judged.
+ */
+export const INTEL_TD_QE_IDENTITY = {
+  mrsigner: 'dc9e2a7c6f948f17474e34a7fc43ed030f7c1563f1babddf6340c82e0e54a8c5',
+  isvprodid: 2,
+  miscselect: '00000000',
+  miscselectMask: 'ffffffff',
+  attributes: '11000000000000000000000000000000',
+  attributesMask: 'fbffffffffffffff0000000000000000',
+} as const;
+
 /** SGX enclave report (the QE report) REPORTDATA offset: 320, 64 bytes. */
 export const QE_REPORT_DATA_OFFSET = 320;
 
 /** TDATTRIBUTES bit 0: TUD.DEBUG (the host can read and modify TD memory). */
 export const TD_ATTRIBUTES_DEBUG_BIT = 0x01;
+/**
+ * TDATTRIBUTES (8 bytes, little-endian u64; Intel TDX module ABI): bits 0-7 TUD (0 DEBUG, 1-7
+ * reserved), 8-27 reserved, 28 SEPT_VE_DISABLE, 29 reserved, 30 PKS, 31 KL, 32-62 reserved,
+ * 63 PERFMON. Reserved bits must be zero.
+ */
+export const TD_ATTRIBUTES_RESERVED_MASK = 0x7fff_ffff_2fff_fffen;
+export const TD_ATTRIBUTES_SEPT_VE_DISABLE = 1n << 28n;
 
 /** DER SHA-256 of the Intel SGX Root CA (= the colon form in shared/reference/tdx.md; the hex in vectors/README.md transposes two digits). */
 export const INTEL_SGX_ROOT_SHA256 = '44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3';

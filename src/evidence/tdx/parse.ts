@@ -2,6 +2,13 @@ import { MalformedError } from '../../errors/index.js';
 import { toHex } from '../../util/bytes.js';
 import {
   ATT_KEY_TYPE_ECDSA_P256,
+  BODY_TYPE_TD10,
+  BODY_TYPE_TD15,
+  QE,
+  QUOTE_VERSION_5,
+  TD15,
+  TD15_REPORT_BYTES,
+  TD_REPORT_BYTES,
   CERT_TYPE_PCK_CHAIN,
   CERT_TYPE_QE_REPORT,
   ECDSA_KEY_BYTES,
@@ -11,7 +18,6 @@ import {
   MAX_QUOTE_BYTES,
   QE_REPORT_BYTES,
   QUOTE_VERSION,
-  SIGNED_BYTES,
   TD,
   TEE_TYPE_TDX,
 } from './constants.js';
@@ -32,22 +38,43 @@ export interface TdReportBody {
   rtmr2: Uint8Array;
   rtmr3: Uint8Array;
   reportData: Uint8Array;
+  /** TDX 1.5 (quote v5, body type 3) only. */
+  teeTcbSvn2?: Uint8Array;
+  /** TDX 1.5 (quote v5, body type 3) only: the service TD bound to this TD (zero when none). */
+  mrServiceTd?: Uint8Array;
+}
+
+/** The Quoting Enclave's SGX report (384 bytes), the fields its identity is judged by. */
+export interface QeReportBody {
+  cpuSvn: Uint8Array;
+  miscSelect: number;
+  attributes: Uint8Array;
+  mrEnclave: Uint8Array;
+  mrSigner: Uint8Array;
+  isvProdId: number;
+  isvSvn: number;
+  reportData: Uint8Array;
 }
 
 export interface TdxQuote {
+  /** 4, or 5 (TDX 1.5 layout with a body descriptor). */
   version: number;
+  /** v5 body type (2 = TDX 1.0 report, 3 = TDX 1.5 report); 2 for v4 quotes. */
+  bodyType: number;
   attKeyType: number;
   teeType: number;
   qeVendorId: string;
   userData: Uint8Array;
   body: TdReportBody;
-  /** quote[0:632]: the bytes the quote signature covers. */
+  /** The bytes the quote signature covers: quote[0:632] (v4), header ‖ body descriptor ‖ body (v5). */
   signedBytes: Uint8Array;
   /** ECDSA-P256 r‖s over signedBytes. */
   quoteSignature: Uint8Array;
   /** Attestation public key, raw x‖y. */
   attestationKey: Uint8Array;
   qeReport: Uint8Array;
+  /** The QE report's fields (its identity: MRSIGNER, ISVPRODID, ATTRIBUTES, MISCSELECT, ISVSVN). */
+  qeReportBody: QeReportBody;
   qeReportSignature: Uint8Array;
   qeAuthData: Uint8Array;
   /** The PCK certificate chain as PEM text (leaf first). */
@@ -85,9 +112,37 @@ class Reader {
 }
 
 const copy = (b: Uint8Array) => new Uint8Array(b);
+const u16le = (b: Uint8Array, off: number) => (b[off] as number) | ((b[off + 1] as number) << 8);
+
+/** The QE report's identity fields (fixed offsets of the 384-byte SGX report body). */
+export function parseQeReportBody(qe: Uint8Array): QeReportBody {
+  const f = (k: keyof typeof QE) => copy(qe.subarray(QE[k][0], QE[k][0] + QE[k][1]));
+  const misc = f('miscSelect');
+  return {
+    cpuSvn: f('cpuSvn'),
+    miscSelect: new DataView(misc.buffer).getUint32(0, true),
+    attributes: f('attributes'),
+    mrEnclave: f('mrEnclave'),
+    mrSigner: f('mrSigner'),
+    isvProdId: u16le(qe, QE.isvProdId[0]),
+    isvSvn: u16le(qe, QE.isvSvn[0]),
+    reportData: f('reportData'),
+  };
+}
+
+/** v5: the body descriptor; v4: the fixed TDX 1.0 body. Returns the body type and its size. */
+function readBodyDescriptor(r: Reader, version: number): { bodyType: number; size: number } {
+  if (version === QUOTE_VERSION) return { bodyType: BODY_TYPE_TD10, size: TD_REPORT_BYTES };
+  const bodyType = r.u16('body.type');
+  const size = r.u32('body.size');
+  const expected = bodyType === BODY_TYPE_TD10 ? TD_REPORT_BYTES : bodyType === BODY_TYPE_TD15 ? TD15_REPORT_BYTES : undefined;
+  if (expected === undefined) bad('ERR_TDX_BODY_TYPE', `expected body.type ${BODY_TYPE_TD10} (TDX 1.0) or ${BODY_TYPE_TD15} (TDX 1.5), got ${bodyType}`);
+  if (size !== expected) bad('ERR_TDX_LENGTH', `expected body.size ${expected} for body.type ${bodyType}, got ${size}`);
+  return { bodyType, size };
+}
 
 /**
- * Parse a TDX quote v4 (ECDSA-P256 attestation key, QE report certification data wrapping a PCK
+ * Parse a TDX quote v4 or v5 (ECDSA-P256 attestation key, QE report certification data wrapping a PCK
  * chain). Pure; throws only MalformedError (`ERR_TDX_*`). Sizes come from the length fields; bytes
  * after the quote are accepted only if they are all zero (quote files are often padded).
  */
@@ -96,7 +151,7 @@ export function parseTdxQuote(bytes: Uint8Array): TdxQuote {
   if (bytes.length > MAX_QUOTE_BYTES) bad('ERR_TDX_TOO_LARGE', `expected at most ${MAX_QUOTE_BYTES} bytes of quote, got ${bytes.length}`);
   const r = new Reader(bytes);
   const version = r.u16('header.version');
-  if (version !== QUOTE_VERSION) bad('ERR_TDX_VERSION', `expected header.version ${QUOTE_VERSION}, got ${version}`);
+  if (version !== QUOTE_VERSION && version !== QUOTE_VERSION_5) bad('ERR_TDX_VERSION', `expected header.version ${QUOTE_VERSION} or ${QUOTE_VERSION_5}, got ${version}`);
   const attKeyType = r.u16('header.att_key_type');
   if (attKeyType !== ATT_KEY_TYPE_ECDSA_P256) bad('ERR_TDX_KEY_TYPE', `expected header.att_key_type ${ATT_KEY_TYPE_ECDSA_P256} (ECDSA-256 with P-256), got ${attKeyType}`);
   const teeType = r.u32('header.tee_type');
@@ -104,7 +159,8 @@ export function parseTdxQuote(bytes: Uint8Array): TdxQuote {
   r.take(4, 'header.reserved');
   const qeVendorId = toHex(r.take(16, 'header.qe_vendor_id'));
   const userData = copy(r.take(20, 'header.user_data'));
-  const rawBody = r.take(TD.reportData[0] + TD.reportData[1], 'td_report_body');
+  const { bodyType, size } = readBodyDescriptor(r, version);
+  const rawBody = r.take(size, 'td_report_body');
   const field = (k: keyof typeof TD) => copy(rawBody.subarray(TD[k][0], TD[k][0] + TD[k][1]));
   const body: TdReportBody = {
     teeTcbSvn: field('teeTcbSvn'),
@@ -123,7 +179,12 @@ export function parseTdxQuote(bytes: Uint8Array): TdxQuote {
     rtmr3: field('rtmr3'),
     reportData: field('reportData'),
   };
-  // r.pos is SIGNED_BYTES here by construction (48 + 584); the signature data follows its u32 length.
+  if (bodyType === BODY_TYPE_TD15) {
+    body.teeTcbSvn2 = copy(rawBody.subarray(TD15.teeTcbSvn2[0], TD15.teeTcbSvn2[0] + TD15.teeTcbSvn2[1]));
+    body.mrServiceTd = copy(rawBody.subarray(TD15.mrServiceTd[0], TD15.mrServiceTd[0] + TD15.mrServiceTd[1]));
+  }
+  // The quote signature covers header ‖ (v5: body descriptor ‖) body: everything up to here.
+  const signedLength = r.pos;
   const sigDataLen = r.u32('signature_data_len');
   const sigStart = r.pos;
   if (sigStart + sigDataLen > bytes.length) {
@@ -165,15 +226,17 @@ export function parseTdxQuote(bytes: Uint8Array): TdxQuote {
   }
   return {
     version,
+    bodyType,
     attKeyType,
     teeType,
     qeVendorId,
     userData,
     body,
-    signedBytes: copy(bytes.subarray(0, SIGNED_BYTES)),
+    signedBytes: copy(bytes.subarray(0, signedLength)),
     quoteSignature,
     attestationKey,
     qeReport,
+    qeReportBody: parseQeReportBody(qeReport),
     qeReportSignature,
     qeAuthData,
     pckChainPem,

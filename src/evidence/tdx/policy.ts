@@ -1,7 +1,8 @@
 import { ViolationCollector } from '../../errors/index.js';
 import type { Verified } from '../../types.js';
 import { bytesEqual, sha256, toHex } from '../../util/bytes.js';
-import { TD_ATTRIBUTES_DEBUG_BIT } from './constants.js';
+import type { TcbStatus } from './collateral.js';
+import { TD_ATTRIBUTES_DEBUG_BIT, TD_ATTRIBUTES_RESERVED_MASK, TD_ATTRIBUTES_SEPT_VE_DISABLE } from './constants.js';
 import { eventDigest, replayRtmr, type DstackEvent } from './eventlog.js';
 import type { VerifiedTdxQuote } from './verify.js';
 
@@ -16,6 +17,14 @@ export interface TdxMeasurements {
 export interface TdxPolicy {
   /** Accept TDs with TDATTRIBUTES.DEBUG set. Never in production: the host can read TD memory. */
   allowDebug?: boolean;
+  /** Accept TDs without TDATTRIBUTES.SEPT_VE_DISABLE (the host can then inject #VE through EPT). Default false. */
+  allowSeptVe?: boolean;
+  /** TCB statuses accepted when collateral was evaluated. Default `UpToDate` only; `Revoked` never. */
+  allowedTcbStatuses?: readonly TcbStatus[];
+  /** Minimum `tcbEvaluationDataNumber` of the collateral (TCB info and QE identity). Default 0. */
+  minTcbEvaluationDataNumber?: number;
+  /** Advisory ids (INTEL-SA-…) that refuse the platform whatever its status. */
+  blockedAdvisories?: readonly string[];
   /** Alternative allowed measurement sets; empty or absent means no allowlist (only with a binding). */
   allowedMeasurements?: readonly TdxMeasurements[];
   /** REPORTDATA must equal these 64 bytes (the protocol's binding, e.g. ACI `report_data ‖ 0^32`). */
@@ -29,7 +38,11 @@ export interface TdxPolicy {
 }
 
 export interface TdxPolicyReport {
-  tcbStatus: 'unknown';
+  /** From Intel's collateral, or `unknown` when none was given. */
+  tcbStatus: TcbStatus | 'unknown';
+  /** Advisory ids of the matched TCB levels (only with collateral). */
+  advisoryIds?: string[];
+  tcbEvaluationDataNumber?: number;
   mrtd: string;
   rtmr: [string, string, string, string];
   /** Present when an event log was replayed successfully. */
@@ -47,6 +60,8 @@ export function evaluateTdxPolicy(quote: Verified<VerifiedTdxQuote>, policy: Tdx
   if (((b.tdAttributes[0] as number) & TD_ATTRIBUTES_DEBUG_BIT) !== 0 && !policy.allowDebug) {
     v.add('ERR_POLICY_TDX_DEBUG', `expected TDATTRIBUTES.DEBUG clear, got TDATTRIBUTES ${toHex(b.tdAttributes)}: a debug TD, whose memory the host can read`);
   }
+  checkTdAttributes(quote, policy, v);
+  checkTcb(quote, policy, v);
   if (policy.allowedMeasurements && policy.allowedMeasurements.length > 0) {
     const actual: Required<TdxMeasurements> = { mrtd, rtmr0: rtmr[0], rtmr1: rtmr[1], rtmr2: rtmr[2] };
     const ok = policy.allowedMeasurements.some((set) =>
@@ -86,5 +101,49 @@ export function evaluateTdxPolicy(quote: Verified<VerifiedTdxQuote>, policy: Tdx
     v.add('ERR_POLICY_TDX_COMPOSE_EVENT', 'a compose-hash pin is configured but no event log was given to replay RTMR3');
   }
   v.throwIfAny();
-  return { tcbStatus: 'unknown', mrtd, rtmr, ...(composeHash ? { composeHash } : {}) };
+  const tcb = quote.tcb;
+  return {
+    tcbStatus: quote.tcbStatus,
+    ...(tcb ? { advisoryIds: tcb.advisoryIds, tcbEvaluationDataNumber: tcb.tcbEvaluationDataNumber } : {}),
+    mrtd,
+    rtmr,
+    ...(composeHash ? { composeHash } : {}),
+  };
+}
+
+/** TDATTRIBUTES as a little-endian u64. */
+const attributes = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true);
+
+/** Reserved TDATTRIBUTES bits zero, SEPT_VE_DISABLE set (unless allowed), MRSERVICETD zero (no service TD is trusted). */
+function checkTdAttributes(quote: Verified<VerifiedTdxQuote>, policy: TdxPolicy, v: ViolationCollector): void {
+  const b = quote.body;
+  const attrs = attributes(b.tdAttributes);
+  if ((attrs & TD_ATTRIBUTES_RESERVED_MASK) !== 0n) {
+    v.add('ERR_POLICY_TDX_ATTRIBUTES', `expected the reserved TDATTRIBUTES bits zero, got TDATTRIBUTES ${toHex(b.tdAttributes)} (reserved bits 0x${(attrs & TD_ATTRIBUTES_RESERVED_MASK).toString(16)})`);
+  }
+  if ((attrs & TD_ATTRIBUTES_SEPT_VE_DISABLE) === 0n && !policy.allowSeptVe) {
+    v.add('ERR_POLICY_TDX_SEPT_VE', `expected TDATTRIBUTES.SEPT_VE_DISABLE (bit 28) set, got TDATTRIBUTES ${toHex(b.tdAttributes)}: the host could inject #VE through EPT violations`);
+  }
+  if (b.mrServiceTd && !b.mrServiceTd.every((x) => x === 0)) {
+    v.add('ERR_POLICY_TDX_MRSERVICETD', `expected MRSERVICETD zero (no service TD is trusted), got ${toHex(b.mrServiceTd)}`);
+  }
+}
+
+/** Status allowlist, minimum evaluation data number and advisory blocklist (only when collateral was evaluated). */
+function checkTcb(quote: Verified<VerifiedTdxQuote>, policy: TdxPolicy, v: ViolationCollector): void {
+  const tcb = quote.tcb;
+  if (!tcb) return;
+  const allowed: readonly TcbStatus[] = (policy.allowedTcbStatuses ?? ['UpToDate']).filter((s) => s !== 'Revoked');
+  if (!allowed.includes(tcb.status)) {
+    v.add('ERR_POLICY_TDX_TCB_STATUS', `expected TCB status ${allowed.join(' or ')}, got ${tcb.status}${tcb.advisoryIds.length ? ` (advisories ${tcb.advisoryIds.join(', ')})` : ''}`, {
+      tcbStatus: tcb.status,
+      advisoryIds: tcb.advisoryIds,
+    });
+  }
+  const min = policy.minTcbEvaluationDataNumber ?? 0;
+  if (tcb.tcbEvaluationDataNumber < min) {
+    v.add('ERR_POLICY_TDX_TCB_EVAL_NUMBER', `expected tcbEvaluationDataNumber >= ${min}, got ${tcb.tcbEvaluationDataNumber}`);
+  }
+  const blocked = tcb.advisoryIds.filter((a) => (policy.blockedAdvisories ?? []).some((x) => x.toUpperCase() === a.toUpperCase()));
+  if (blocked.length > 0) v.add('ERR_POLICY_TDX_ADVISORY', `expected none of the blocked advisories, got ${blocked.join(', ')}`, { advisoryIds: blocked });
 }

@@ -7,6 +7,7 @@ import { toPem } from '../../x509/certificate.js';
 import type { Certificate } from '../../x509/certificate.js';
 import { createAciTdxEvidence, type AciTdxFaults } from './aci-tdx.js';
 import { createSnpTestPki, mintSnpReport, type SnpTestPki } from './snp.js';
+import type { TdxTestPki } from './tdx.js';
 
 /** The TEE whose evidence the deployment serves (`attestation.tee_type`). */
 export type AciTee = 'sev_snp' | 'tdx';
@@ -42,6 +43,8 @@ export interface AciDeployment {
   measurement: string;
   /** TDX only: the Intel-like test root (`tdx.intel_root_file`), MRTD, RTMR0-2 and the compose hash the quote and event log carry. */
   intelRoot?: Certificate;
+  /** TDX only: the whole Intel-like test PKI (to mint DCAP collateral for it: `mintTdxCollateral`). */
+  tdxPki?: TdxTestPki;
   mrtd?: string;
   rtmrs?: { rtmr0: string; rtmr1: string; rtmr2: string };
   composeHash?: string;
@@ -86,7 +89,7 @@ export async function createAciDeployment(opts: { tee?: AciTee } = {}): Promise<
     tee,
     pki,
     measurement: tdx ? tdx.mrtd : toHex(measurement),
-    ...(tdx ? { intelRoot: tdx.intelRoot, mrtd: tdx.mrtd, rtmrs: tdx.rtmrs, composeHash: tdx.composeHash } : {}),
+    ...(tdx ? { intelRoot: tdx.intelRoot, tdxPki: tdx.pki, mrtd: tdx.mrtd, rtmrs: tdx.rtmrs, composeHash: tdx.composeHash } : {}),
     faults,
     keyset,
     attestation(spki, nonce) {

@@ -15,6 +15,8 @@ export interface SnpTestPki {
   ask: Certificate;
   vcek: Certificate;
   vcekKey: KeyObject;
+  /** The ARK's signing key (to issue a CRL in tests). */
+  arkSigningKey: webcrypto.CryptoKey;
   chipId: Uint8Array;
   tcb: TcbVersion;
 }
@@ -87,6 +89,7 @@ export async function createSnpTestPki(opts: { product?: Product; now?: Date; tc
     ask: parseCertificate(new Uint8Array(ask.rawData)),
     vcek: parseCertificate(new Uint8Array(vcek.rawData)),
     vcekKey: createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }),
+    arkSigningKey: arkKeys.privateKey,
     chipId,
     tcb,
   };
