@@ -135,7 +135,7 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
   for (const u of config.upstreams) {
     const upstream = upstreams.get(u.name) as Upstream;
     if (u.attestation.mode === 'off') {
-      managers.set(u.name, new AttestationManager({ upstream: u.name, mode: 'off', attest: () => Promise.reject(new Error('attestation is off')), clock, logger: logger.child({ upstream: u.name }), refreshAheadMs: 0 }));
+      managers.set(u.name, new AttestationManager({ upstream: u.name, mode: 'off', attest: () => Promise.reject(new Error('attestation is off')), clock, logger, refreshAheadMs: 0 }));
       continue;
     }
     let attest: AttestOverSocket;
@@ -170,7 +170,9 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
         attest,
         openSocket: () => upstream.openSocket(),
         clock,
-        logger: logger.child({ upstream: u.name }),
+        // Not a child bound to { upstream }: every manager line names its upstream itself, and a
+        // binding would write the key twice (invalid for strict JSON readers).
+        logger,
         refreshAheadMs: u.attestation.refresh_ahead_seconds * 1000,
         onRevoke: () => void upstream.resetConnections(),
         onEvent,
