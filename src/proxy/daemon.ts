@@ -23,6 +23,7 @@ import { RecentErrors } from './recent-errors.js';
 import type { ReceiptPipeline } from '../receipts/pipeline.js';
 import { FINAL_VERDICTS } from '../receipts/record.js';
 import { openReceiptPipeline } from './receipts.js';
+import { preflight } from './preflight.js';
 import { sendJson, sendReadiness, serveLocalRead, type LocalState } from './local-endpoints.js';
 import type { Clock } from '../types.js';
 
@@ -87,6 +88,8 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
   const { logger } = deps;
   const accessLog = accessLogger(logger);
   const clock = deps.clock ?? (() => new Date());
+  // The same checks as `config check`: a file serve cannot read stops it here, with the same code.
+  for (const warning of await preflight(config, deps.env ?? process.env)) logger.warn({ event: 'config.warning' }, warning);
   await mkdir(config.state_dir, { recursive: true, mode: 0o700 });
   const managers = new Map<string, AttestationManager>();
   const attesters = new Map<string, TresorAttester>();
