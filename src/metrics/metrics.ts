@@ -141,7 +141,13 @@ export class DaemonMetrics {
         this.set(sources.receipts()?.pending ?? 0);
       },
     });
-    if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'tresor_attest_' });
+    if (opts.processMetrics !== false) {
+      collectDefaultMetrics({ register: this.registry, prefix: 'tresor_attest_' });
+      // prom-client names three gauges with a counter's `_total` suffix, which `promtool check
+      // metrics` (and the naming conventions) reject; each is the sum of the per-`type` gauge kept
+      // beside it (`sum(tresor_attest_nodejs_active_handles)`).
+      for (const name of ['handles', 'requests', 'resources']) this.registry.removeSingleMetric(`tresor_attest_nodejs_active_${name}_total`);
+    }
   }
 
   /** The pipeline's `onJournaled`. */
