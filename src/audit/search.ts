@@ -70,8 +70,11 @@ export async function searchReceipts(dir: string, q: ReceiptQuery): Promise<Rece
       r = undefined; // a torn line: skipped
     }
     if (q.from && typeof r?.time === 'string' && r.time < q.from) return { receipts, next: null, partial: false };
-    if (r?.type === 'receipt' && matches(r, q)) receipts.push(r);
-    if (receipts.length >= q.limit) return { receipts, next: encodeCursor(start), partial: false };
+    if (r?.type === 'receipt' && matches(r, q)) {
+      // One match more than the page: the next page starts with it (so the last page is never empty).
+      if (receipts.length === q.limit) return { receipts, next: encodeCursor({ file: start.file, offset: start.offset + Buffer.byteLength(text) + 1 }), partial: false };
+      receipts.push(r);
+    }
     if (scanned >= MAX_SCAN_BYTES) return { receipts, next: encodeCursor(start), partial: true };
   }
   return { receipts, next: null, partial: false };
