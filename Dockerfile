@@ -2,6 +2,8 @@
 # tresor-attest: the attesting OpenAI-compatible proxy, as a small non-root image.
 #
 #   docker build -t tresor-attest .
+#   buildah build --format docker -t tresor-attest .   # or podman build --format docker: the default OCI
+#                                                       # format drops HEALTHCHECK (npm run test:container)
 #   docker run --init --read-only -v tresor-state:/var/lib/tresor-attest \
 #     -e TRESOR_API_KEY -e TRESOR_ATTEST_RELEASE_ROOT_FILE=/etc/tresor-attest/release-root.pub \
 #     -v ./release-root.pub:/etc/tresor-attest/release-root.pub:ro tresor-attest

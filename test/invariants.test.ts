@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -62,5 +63,24 @@ describe('source invariants', () => {
       }
     }
     expect(bad).toEqual([]);
+  });
+});
+
+describe('tracked tree', () => {
+  test('no file tracked by git holds merge-conflict markers', () => {
+    // Built from parts so this file does not match itself: a line that is exactly a marker, or a marker and a label.
+    const marker = new RegExp(`^(${'<'.repeat(7)}|${'='.repeat(7)}|${'>'.repeat(7)})( .*)?$`, 'm');
+    const files = execFileSync('git', ['ls-files', '-z'], { cwd: root, encoding: 'utf8' }).split('\0').filter((f) => f !== '');
+    expect(files.length).toBeGreaterThan(50);
+    const offenders = files.filter((f) => {
+      let buf: Buffer;
+      try {
+        buf = readFileSync(join(root, f));
+      } catch {
+        return false; // deleted in the work tree but still in the index: nothing to read
+      }
+      return !buf.includes(0) && marker.test(buf.toString('utf8'));
+    });
+    expect(offenders).toEqual([]);
   });
 });

@@ -40,7 +40,9 @@ export interface UpstreamAttestationDeps {
  */
 export async function createUpstreamAttestation(u: UpstreamConfig, upstream: Upstream, deps: UpstreamAttestationDeps, registry: AttesterRegistry): Promise<AttestationManager> {
   const { clock } = deps;
-  const logger = deps.logger.child({ upstream: u.name });
+  // Not a child bound to { upstream }: every manager and warning line names its upstream itself, and
+  // a binding would write the key twice (invalid for strict JSON readers).
+  const logger = deps.logger;
   if (u.attestation.mode === 'off') {
     return new AttestationManager({ upstream: u.name, mode: 'off', attest: () => Promise.reject(new Error('attestation is off')), clock, logger, refreshAheadMs: 0 });
   }

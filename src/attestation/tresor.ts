@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { UpstreamConfig } from '../config/types.js';
@@ -31,6 +31,16 @@ export interface TresorAttester {
   checkReceiptBlock(block: unknown, at: Date, known: () => readonly AttestedIdentity[]): Promise<Omit<Check, 'name'>>;
 }
 
+/** The upstream's pinned release-root key from `attestation.release_root_file` (read at start, and by `config check`). */
+export async function readReleaseRoot(u: UpstreamConfig): Promise<KeyObject> {
+  const file = u.attestation.release_root_file as string;
+  return loadReleaseRootKey(
+    await readFile(file).catch((e: NodeJS.ErrnoException) => {
+      throw new ConfigError('ERR_CONFIG_RELEASE_ROOT', `upstreams.${u.name}.attestation.release_root_file: cannot read ${file}: ${e.code ?? e.message}`);
+    }),
+  );
+}
+
 export async function createTresorAttester(
   u: UpstreamConfig,
   deps: {
@@ -44,12 +54,7 @@ export async function createTresorAttester(
   },
 ): Promise<TresorAttester> {
   const att = u.attestation;
-  const file = att.release_root_file as string;
-  const rootKey = loadReleaseRootKey(
-    await readFile(file).catch((e: NodeJS.ErrnoException) => {
-      throw new ConfigError('ERR_CONFIG_RELEASE_ROOT', `upstreams.${u.name}.attestation.release_root_file: cannot read ${file}: ${e.code ?? e.message}`);
-    }),
-  );
+  const rootKey = await readReleaseRoot(u);
   const rollback = await RollbackStore.open(join(deps.stateDir, `trust-bundles-${u.name}.json`));
   const timeoutMs = u.timeouts.connect_seconds * 1000 + 10_000;
   // The bundle is fetched the way the router is reached: through HTTPS_PROXY unless NO_PROXY says otherwise.

@@ -1,7 +1,5 @@
-import { open, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { notPassed, type Check } from '../receipts/verdict.js';
-import { FILE_RE } from './format.js';
+import { linesNewestFirst } from './read-backwards.js';
 
 /** What the status page shows of one audit record: no digests, only the checks that were not `pass`, never a key or a body. */
 export interface RecentReceipt {
@@ -21,48 +19,21 @@ export interface RecentReceipt {
   checks_not_passed: string[];
 }
 
-const CHUNK = 64 * 1024;
 /** Never read more than this much of the log for one answer (the page asks every few seconds). */
 const MAX_SCAN_BYTES = 8 * 1024 * 1024;
 const MAX_DETAIL = 240;
 
 /**
- * The newest receipt records of the audit log, newest first, optionally only one verdict: the
- * files are read backwards from their ends, in chunks, until `limit` records matched or
- * MAX_SCAN_BYTES were read. A torn or foreign line is skipped.
+ * The newest receipt records of the audit log, newest first, optionally only one verdict: read
+ * backwards until `limit` records matched or MAX_SCAN_BYTES were read. A torn or foreign line is skipped.
  */
 export async function recentReceipts(dir: string, opts: { limit: number; verdict?: string | undefined }): Promise<RecentReceipt[]> {
-  const files = (await readdir(dir).catch(() => [] as string[])).filter((f) => FILE_RE.test(f)).sort().reverse();
   const out: RecentReceipt[] = [];
   let scanned = 0;
-  for (const f of files) {
-    const fh = await open(join(dir, f), 'r').catch(() => undefined);
-    if (!fh) continue;
-    try {
-      let pos = (await fh.stat()).size;
-      let carry = Buffer.alloc(0);
-      while (pos > 0 && out.length < opts.limit && scanned < MAX_SCAN_BYTES) {
-        const len = Math.min(CHUNK, pos);
-        pos -= len;
-        const buf = Buffer.alloc(len);
-        await fh.read(buf, 0, len, pos);
-        scanned += len;
-        const data = Buffer.concat([buf, carry]);
-        // Everything after the first newline is whole lines; the head may continue in the previous chunk.
-        const first = pos > 0 ? data.indexOf(0x0a) : -1;
-        carry = first >= 0 ? data.subarray(0, first) : data;
-        const whole = first >= 0 ? data.subarray(first + 1) : pos === 0 ? data : Buffer.alloc(0);
-        if (pos === 0) carry = Buffer.alloc(0);
-        const lines = whole.toString('utf8').split('\n').filter(Boolean).reverse();
-        for (const line of lines) {
-          const r = summarise(line);
-          if (r && (!opts.verdict || r.verdict === opts.verdict)) out.push(r);
-          if (out.length >= opts.limit) break;
-        }
-      }
-    } finally {
-      await fh.close();
-    }
+  for await (const { text } of linesNewestFirst(dir)) {
+    scanned += text.length + 1;
+    const r = summarise(text);
+    if (r && (!opts.verdict || r.verdict === opts.verdict)) out.push(r);
     if (out.length >= opts.limit || scanned >= MAX_SCAN_BYTES) break;
   }
   return out;

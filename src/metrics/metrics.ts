@@ -158,7 +158,13 @@ export class DaemonMetrics {
       },
     });
     this.auditMetrics(sources, registers);
-    if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'tresor_attest_' });
+    if (opts.processMetrics !== false) {
+      collectDefaultMetrics({ register: this.registry, prefix: 'tresor_attest_' });
+      // prom-client names three gauges with a counter's `_total` suffix, which `promtool check
+      // metrics` (and the naming conventions) reject; each is the sum of the per-`type` gauge kept
+      // beside it (`sum(tresor_attest_nodejs_active_handles)`).
+      for (const name of ['handles', 'requests', 'resources']) this.registry.removeSingleMetric(`tresor_attest_nodejs_active_${name}_total`);
+    }
   }
 
   /** Whether the audit trail is writable, what it holds in memory, its failed commits, what was served unrecorded. */

@@ -21,6 +21,7 @@ import { RecentErrors } from './recent-errors.js';
 import type { ReceiptPipeline } from '../receipts/pipeline.js';
 import { FINAL_VERDICTS } from '../receipts/record.js';
 import { openReceiptPipeline } from './receipts.js';
+import { preflight } from './preflight.js';
 import { sendJson, sendReadiness, serveLocalRead, type LocalState } from './local-endpoints.js';
 import { admit, corsHeaders, isPreflight, listenerDoor, sendPreflight, type ListenerDoor } from './admission.js';
 import type { Clock } from '../types.js';
@@ -86,6 +87,8 @@ function receiptStatus(p: ReceiptPipeline, upstream: string): Record<string, num
 /** Start the daemon; refuses (DirLockedError, exit 2) when another daemon holds the state directory. */
 export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Promise<RunningDaemon> {
   const { logger } = deps;
+  // The same checks as `config check`: a file serve cannot read stops it here, with the same code.
+  for (const warning of await preflight(config, deps.env ?? process.env)) logger.warn({ event: 'config.warning' }, warning);
   await mkdir(config.state_dir, { recursive: true, mode: 0o700 });
   // One writer per state directory (and per audit directory, when it lives elsewhere).
   const locks = [await lockDir(config.state_dir, logger)];

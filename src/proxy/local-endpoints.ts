@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { searchReceipts } from '../audit/search.js';
 import { recentReceipts } from '../audit/tail.js';
 import { TresorError } from '../errors/index.js';
 import type { DaemonMetrics } from '../metrics/metrics.js';
@@ -87,9 +88,36 @@ async function recentBody(s: LocalState, url: string): Promise<Record<string, un
   };
 }
 
+/** GET /status/receipts: one page of the whole audit log's records, filtered (the status page's search). */
+async function receiptsBody(s: LocalState, url: string): Promise<Record<string, unknown>> {
+  const q = new URL(url, 'http://localhost').searchParams;
+  const opt = (k: string) => q.get(k) || undefined;
+  const verdict = opt('verdict');
+  if (verdict !== undefined && !VERDICTS.has(verdict)) throw new TresorError('usage', 'ERR_STATUS_FILTER', `verdict must be one of ${[...VERDICTS].join(', ')}`);
+  const time = (k: 'from' | 'to') => {
+    const v = opt(k);
+    if (v === undefined) return undefined;
+    const t = Date.parse(v);
+    if (!Number.isFinite(t)) throw new TresorError('usage', 'ERR_STATUS_FILTER', `${k} must be a date and time (ISO 8601)`);
+    return new Date(t).toISOString();
+  };
+  const query = {
+    id: opt('id'),
+    verdict,
+    route: opt('route'),
+    upstream: opt('upstream'),
+    from: time('from'),
+    to: time('to'),
+    limit: Math.min(200, Math.max(1, Math.trunc(Number(q.get('limit') ?? 50)) || 50)),
+    cursor: opt('cursor'),
+  };
+  const page = s.pipeline() ? await searchReceipts(s.auditDir, query) : { receipts: [], next: null, partial: false };
+  return { generatedAt: s.clock().toISOString(), query: { ...query, cursor: undefined }, ...page };
+}
+
 /**
  * A GET or HEAD for one of the daemon's own pages (behind the listener's token, if it has one):
- * the status page, /status, /status/recent, /metrics, /receipts/{id}. False when `path` is none
+ * the status page, /status, /status/recent, /status/receipts, /metrics, /receipts/{id}. False when `path` is none
  * of them.
  */
 export function serveLocalRead(req: IncomingMessage, res: ServerResponse, s: LocalState, path: string, url: string): boolean {
@@ -103,6 +131,13 @@ export function serveLocalRead(req: IncomingMessage, res: ServerResponse, s: Loc
   }
   if (path === '/status/recent') {
     void recentBody(s, url).then(
+      (body) => sendJson(res, 200, body),
+      (e: unknown) => sendError(res, e),
+    );
+    return true;
+  }
+  if (path === '/status/receipts') {
+    void receiptsBody(s, url).then(
       (body) => sendJson(res, 200, body),
       (e: unknown) => sendError(res, e),
     );

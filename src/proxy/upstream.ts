@@ -156,7 +156,7 @@ export class Upstream {
   }
 }
 
-function readCa(config: UpstreamConfig): string {
+export function readCa(config: UpstreamConfig): string {
   try {
     return readFileSync(config.ca_file as string, 'utf8');
   } catch (e) {
@@ -165,7 +165,7 @@ function readCa(config: UpstreamConfig): string {
 }
 
 /** The real API key, read once at start from the key file or the named environment variable. */
-function readApiKey(config: UpstreamConfig, env: Record<string, string | undefined>): string | undefined {
+export function readApiKey(config: UpstreamConfig, env: Record<string, string | undefined>): string | undefined {
   let key: string | undefined;
   if (config.api_key_file) {
     try {

@@ -1,7 +1,8 @@
 /**
  * Finds the `tresor` block (receipt id, routes, failover) in a response while its bytes flow to
  * the app, working on the same chunks without delaying or altering them. SSE: a byte-level line
- * splitter with a bounded line buffer; only `data:` lines that contain `"tresor"` are parsed.
+ * splitter with a bounded line and event buffer; only events whose `data:` lines contain `"tresor"`
+ * are parsed (one event may spread its data over several lines).
  * JSON: bounded accumulation, parsed once at the end. Chunk boundaries can fall anywhere.
  */
 export interface TresorBlock {
@@ -22,7 +23,7 @@ export interface TresorExtractor {
   end(): ExtractResult;
 }
 
-/** Longest SSE line we look into; longer lines are skipped, never buffered. */
+/** Longest SSE line, and event (its data lines together), we look into; longer ones are skipped, never buffered. */
 export const MAX_SSE_LINE = 1024 * 1024;
 /** Largest JSON body we parse for its tresor block. */
 export const MAX_JSON_BODY = 8 * 1024 * 1024;
@@ -98,19 +99,45 @@ function jsonExtractor({ needle, pick }: Picker): TresorExtractor {
   };
 }
 
+const DATA = Buffer.from('data');
+const EVENT_END = [Buffer.from('\n\n'), Buffer.from('\r\n\r\n')];
+
+/** The value of a `data` field line (`data:value`, `data: value`, or a bare `data`), or undefined for any other line. */
+function dataValue(line: Buffer): Buffer | undefined {
+  if (line.length < 4 || line.compare(DATA, 0, 4, 0, 4) !== 0) return undefined;
+  if (line.length === 4) return line.subarray(4);
+  if (line[4] !== 0x3a) return undefined;
+  return line.subarray(line[5] === 0x20 ? 6 : 5);
+}
+
+/**
+ * SSE per the event-stream format: an event is its `data` lines joined by "\n", dispatched at the
+ * blank line that ends it, so a router may split one JSON object over several `data:` lines. Only
+ * the current event's data is kept (bounded by MAX_SSE_LINE), never the stream; lines end in LF or
+ * CRLF.
+ */
 function sseExtractor({ needle, pick }: Picker): TresorExtractor {
   let line: Buffer[] = [];
   let lineSize = 0;
   let skipping = false;
+  /** The current event's data lines (views into the chunk being pushed; copied if the event outlives it). */
+  let data: Buffer[] = [];
+  let eventSize = 0;
+  let eventTooLong = false;
+  let eventHasNeedle = false;
   let found: TresorBlock | undefined;
   let foundFinal = false;
-  const onLine = (bytes: Buffer) => {
-    if (bytes.length < 6 || bytes.indexOf(needle) < 0) return;
-    const text = bytes.toString('utf8').replace(/\r$/, '');
-    if (!text.startsWith('data:')) return;
+  const dispatch = () => {
+    const parts = data;
+    const wanted = eventHasNeedle && !eventTooLong;
+    data = [];
+    eventSize = 0;
+    eventTooLong = false;
+    eventHasNeedle = false;
+    if (!wanted) return;
     let value: unknown;
     try {
-      value = JSON.parse(text.slice(5).trimStart());
+      value = JSON.parse(parts.map((b) => b.toString('utf8')).join('\n'));
     } catch {
       return;
     }
@@ -123,13 +150,27 @@ function sseExtractor({ needle, pick }: Picker): TresorExtractor {
       foundFinal = final;
     }
   };
+  const onLine = (raw: Buffer) => {
+    const bytes = raw.length > 0 && raw[raw.length - 1] === 0x0d ? raw.subarray(0, raw.length - 1) : raw;
+    if (bytes.length === 0) return dispatch();
+    const value = dataValue(bytes);
+    if (value === undefined || eventTooLong) return;
+    eventSize += value.length + 1;
+    if (eventSize > MAX_SSE_LINE) {
+      eventTooLong = true;
+      data = [];
+      return;
+    }
+    if (!eventHasNeedle && value.indexOf(needle) >= 0) eventHasNeedle = true;
+    data.push(value);
+  };
   return {
     push(chunk) {
       const buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-      // Most chunks are whole events without the needle: with no partial line pending and the
-      // chunk ending at a line end, no line of it can contain the needle (which has no newline),
-      // and the splitter would end where it started. One search instead of a pass per line.
-      if (line.length === 0 && lineSize === 0 && !skipping && buf.length > 0 && buf[buf.length - 1] === 0x0a && buf.indexOf(needle) < 0) return;
+      // Most chunks are whole events without the needle: with no partial line or event pending and
+      // the chunk ending at an event's end, no event of it can contain the needle (which has no
+      // newline), and the splitter would end where it started. One search instead of a pass per line.
+      if (line.length === 0 && lineSize === 0 && !skipping && eventSize === 0 && !eventTooLong && EVENT_END.some((e) => buf.length >= e.length && buf.subarray(buf.length - e.length).equals(e)) && buf.indexOf(needle) < 0) return;
       let start = 0;
       for (;;) {
         const nl = buf.indexOf(0x0a, start);
@@ -143,16 +184,19 @@ function sseExtractor({ needle, pick }: Picker): TresorExtractor {
         }
         if (nl < 0) break;
         if (!skipping) onLine(line.length === 1 ? (line[0] as Buffer) : Buffer.concat(line));
+        else eventTooLong = true; // an over-long line spoils its event
         line = [];
         lineSize = 0;
         skipping = false;
         start = nl + 1;
       }
-      // Keep copies of a partial line only: the app's chunk buffers are never retained.
+      // Keep copies of a partial line and of a pending event's data only: the app's chunk buffers are never retained.
       if (line.length > 0) line = [Buffer.from(Buffer.concat(line))];
+      if (data.length > 0) data = data.map((b) => Buffer.from(b));
     },
     end() {
       if (!skipping && line.length > 0) onLine(Buffer.concat(line));
+      dispatch(); // a last event without its blank line
       return found ? { tresor: found } : {};
     },
   };

@@ -5,6 +5,11 @@ import { VerificationError } from '../errors/index.js';
 import type { Verified } from '../types.js';
 import type { TrustBundle } from './verify-bundle.js';
 
+/** What an operator can do when the publisher is a test router (the usual cause), said in both errors. */
+const RESET_HINT =
+  'If it is a test router restarted with new keys (tresor-attest sim without --keys-dir), delete that file or use a fresh state_dir; ' +
+  'start the simulator with --keys-dir DIR to keep its keys and publish increasing versions.';
+
 interface Seen {
   version: number;
   sha256: string;
@@ -40,10 +45,20 @@ export class RollbackStore {
     const sha256 = createHash('sha256').update(bundle.raw).digest('hex');
     const prior = this.seen[source];
     if (prior && bundle.version < prior.version) {
-      throw new VerificationError('ERR_BUNDLE_ROLLBACK', `trust bundle version ${bundle.version} is older than version ${prior.version} already seen`);
+      throw new VerificationError(
+        'ERR_BUNDLE_ROLLBACK',
+        `trust bundle version ${bundle.version} from ${source} is older than version ${prior.version} already accepted (recorded in ${this.path}): ` +
+          `refused as a possible rollback to a revoked bundle. ${RESET_HINT}`,
+      );
     }
     if (prior && bundle.version === prior.version) {
-      if (prior.sha256 !== sha256) throw new VerificationError('ERR_BUNDLE_EQUIVOCATION', `two different trust bundles claim version ${bundle.version}`);
+      if (prior.sha256 !== sha256) {
+        throw new VerificationError(
+          'ERR_BUNDLE_EQUIVOCATION',
+          `the trust bundle from ${source} claims version ${bundle.version} but differs from the version ${bundle.version} already accepted (recorded in ${this.path}): ` +
+            `its publisher signed two different bundles under one version, so neither is trusted. A production publisher never does this: report it. ${RESET_HINT}`,
+        );
+      }
       return;
     }
     this.seen[source] = { version: bundle.version, sha256 };

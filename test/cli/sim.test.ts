@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { describe, expect, test } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { processScratch, serveOneUpstream, spawnBin, waitFor } from '../helpers/spawn.js';
 
 const scratch = processScratch('tresor-sim-cli-');
@@ -156,4 +157,63 @@ describe('tresor-attest sim --profile pinaivu with the daemon as real processes'
     expect(await p.exited).toBe(2);
     expect(p.stdout() + p.stderr()).toContain('--pinaivu-fault needs --profile pinaivu');
   });
+});
+
+describe('tresor-attest sim restarted (the README offline commands run twice)', () => {
+  /** A port the OS says is free now; both runs of the simulator listen on it, as the README's fixed port. */
+  const freePort = () =>
+    new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const port = (srv.address() as AddressInfo).port;
+        srv.close(() => resolve(port));
+      });
+    });
+  /** One README round: the simulator on `port`, the daemon on `state`, one chat; both stopped after. */
+  async function round(name: string, port: number, state: string, simArgs: string[]) {
+    const out = join(scratch.dir, name);
+    const s = spawnBin('tresor-attest', ['sim', '--port', String(port), '--write-dir', out, ...simArgs]);
+    scratch.running.push(s);
+    await waitFor(s, (o) => o.includes('wrote '), 20_000);
+    const url = `https://127.0.0.1:${port}`;
+    const d = spawnBin('tresor-attest', ['serve', '--upstream', url, '--ca-file', join(out, 'sim-ca.pem'), '--listen', '127.0.0.1:0', '--state-dir', state], {
+      TRESOR_API_KEY: `tr-${'3'.repeat(96)}`,
+      TRESOR_ATTEST_RELEASE_ROOT_FILE: join(out, 'release-root.pub'),
+      TRESOR_ATTEST_TRUST_BUNDLE: `${url}/trust/router.json`,
+    });
+    scratch.running.push(d);
+    await waitFor(d, (o) => o.includes('serving OPENAI_BASE_URL='), 20_000);
+    const base = /serving OPENAI_BASE_URL=(http:\/\/[^"\s]+)/.exec(d.stdout())?.[1] as string;
+    const res = await request(`${base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"eu/tresor/gpt-oss-120b","messages":[]}' });
+    const body = (await res.body.json()) as { error?: { code: string; message: string } };
+    for (const p of [d, s]) {
+      p.child.kill('SIGTERM');
+      await p.exited;
+    }
+    return { status: res.statusCode, body, simOut: s.stdout(), releaseRoot: readFileSync(join(out, 'release-root.pub'), 'utf8') };
+  }
+
+  test('without --keys-dir the second run is refused with an error that says what it means and what to do', async () => {
+    const port = await freePort();
+    const state = join(scratch.dir, 'fresh-keys-state');
+    expect((await round('fresh-1', port, state, [])).status).toBe(200);
+    const second = await round('fresh-2', port, state, []);
+    expect(second.status).toBe(502);
+    expect(second.body.error?.code).toBe('ERR_BUNDLE_EQUIVOCATION');
+    expect(second.body.error?.message).toContain('claims version 17 but differs from the version 17 already accepted');
+    expect(second.body.error?.message).toContain(`delete that file or use a fresh state_dir; start the simulator with --keys-dir DIR`);
+    expect(second.simOut).toContain('new on every start: use --keys-dir to keep it');
+  }, 90_000);
+
+  test('with --keys-dir the keys are kept: the same release root, the next bundle version, and the daemon attests it again', async () => {
+    const port = await freePort();
+    const state = join(scratch.dir, 'kept-keys-state');
+    const keys = ['--keys-dir', join(scratch.dir, 'sim-keys')];
+    const first = await round('kept-1', port, state, keys);
+    const second = await round('kept-2', port, state, keys);
+    expect([first.status, second.status]).toEqual([200, 200]);
+    expect(second.releaseRoot).toBe(first.releaseRoot);
+    expect(first.simOut).toMatch(/trust bundle: +\S+ version 17 .*kept in /);
+    expect(second.simOut).toMatch(/trust bundle: +\S+ version 18 /);
+    expect(statSync(join(scratch.dir, 'sim-keys', 'release-root.key')).mode & 0o777).toBe(0o600);
+  }, 90_000);
 });

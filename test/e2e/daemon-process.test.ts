@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { RunningSimulator } from '../../src/sim/index.js';
 import { processSetup, type ProcessSetup } from '../helpers/process-daemon.js';
 import { peakRssKb, spawnBin } from '../helpers/spawn.js';
+import { parseStrictJson } from '../helpers/strict-json.js';
+import { createEd25519Signer } from '../../src/sim/mint/trust.js';
 
 let setup: ProcessSetup;
 let sim: RunningSimulator;
@@ -94,5 +96,31 @@ describe('the real daemon process', () => {
     expect(p.stdout()).toContain('configuration is valid');
     expect(p.stdout()).toContain('name: main');
     expect(p.stdout()).not.toContain('supersecretvalue');
+  });
+
+  test('every line of a full run\'s log is one JSON object with unique keys (verified and failed attestation, chats, shutdown)', async () => {
+    const chat = (base: string, stream: boolean) =>
+      request(`${base}/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'eu/tresor/gpt-oss-120b', stream, messages: [{ role: 'user', content: 'hi' }] }),
+      }).then(async (r) => ({ status: r.statusCode, text: await r.body.text() }));
+    const healthy = await serve();
+    expect((await chat(healthy.base, false)).status).toBe(200);
+    expect((await chat(healthy.base, true)).status).toBe(200);
+    healthy.p.child.kill('SIGTERM');
+    expect(await healthy.p.exited).toBe(0);
+    // The same router under a release root it was not signed by: attestation fails, requests are refused.
+    const foreignRoot = join(dir, 'foreign-root.pub');
+    await writeFile(foreignRoot, createEd25519Signer('foreign').publicPem);
+    const failing = await serve({ TRESOR_ATTEST_RELEASE_ROOT_FILE: foreignRoot });
+    expect((await chat(failing.base, false)).status).toBe(502);
+    failing.p.child.kill('SIGTERM');
+    expect(await failing.p.exited).toBe(0);
+
+    const lines = (healthy.p.stdout() + failing.p.stdout()).split('\n').filter((l) => l !== '');
+    const events = lines.map((l) => (parseStrictJson(l) as { event?: string }).event);
+    expect(events).toContain('attestation.verified');
+    expect(events).toContain('attestation.failed');
   });
 });

@@ -53,6 +53,45 @@ describe('tresor block extraction on the flowing bytes', () => {
   });
 });
 
+describe('SSE events whose data spans several data: lines (valid SSE, joined by newlines)', () => {
+  // The finish event pretty-printed, one `data:` line per JSON line, among comments, `event:` and
+  // `id:` fields; the `"tresor"` key sits on a later line than the event's first.
+  const split = (e: unknown, eol: string) =>
+    JSON.stringify(e, null, 2)
+      .split('\n')
+      .map((l, i) => (i % 2 === 0 ? `data: ${l}` : `data:${l}`))
+      .join(eol);
+  const events = (eol: string) =>
+    Buffer.from(
+      [
+        `: keep-alive${eol}event: message${eol}${split({ choices: [{ delta: { content: 'hi' }, finish_reason: null }] }, eol)}${eol}${eol}`,
+        `id: 7${eol}${split({ choices: [{ delta: {}, finish_reason: 'stop' }], tresor }, eol)}${eol}${eol}`,
+        `data: [DONE]${eol}${eol}`,
+      ].join(''),
+    );
+
+  test('the receipt id is found at any chunk boundaries, LF or CRLF', () => {
+    for (const eol of ['\n', '\r\n']) {
+      const bytes = events(eol);
+      expect(run('sse', bytes, [])).toEqual({ tresor });
+      fc.assert(
+        fc.property(fc.array(fc.nat(), { maxLength: 30 }), (cuts) => {
+          expect(run('sse', bytes, cuts)).toEqual({ tresor });
+        }),
+        { numRuns: 300 },
+      );
+    }
+  });
+
+  test('the top-level id (NEAR) split over lines, and an over-long multi-line event skipped', () => {
+    const near = Buffer.from(`data: {"id": "chat-1",\ndata:  "model": "m",\ndata: "choices": [{"finish_reason": "stop"}]}\n\n`);
+    expect(run('sse', near, [9, 30], 'id')).toEqual({ tresor: { receipt_id: 'chat-1', routed_model: 'm' } });
+    const pad = `data: "${'a'.repeat(MAX_SSE_LINE / 4)}",\n`;
+    const long = Buffer.from(`data: {"tresor":{"receipt_id":"evil"},\ndata: "pad": [\n${pad.repeat(5)}data: "b"]}\n\n`);
+    expect(run('sse', Buffer.concat([long, sse]), [50, 4096])).toEqual({ tresor });
+  });
+});
+
 describe('top-level request_id extraction (Pinaivu, seed 004)', () => {
   const id = '0190a5f4-3b7c-7d2e-9a41-5f6e7d8c9b0a';
   const pinSse = Buffer.from(

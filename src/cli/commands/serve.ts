@@ -92,7 +92,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
-      logger.info({ signal }, 'signal received');
+      logger.info({ signal }, signal === 'launcher-exit' ? 'the npm process that started the daemon is gone: stopping' : 'signal received');
       running.close().then(
         () => exit(0),
         (e: unknown) => {
@@ -103,5 +103,24 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
+    stopWithLauncher(process.env, () => stop('launcher-exit'));
   },
 };
+
+/**
+ * Started by npm (`npx tresor-attest serve`, `npm exec`, `npm run`), the daemon runs under
+ * `npm → sh -c → node`: a SIGTERM to npm reaches the shell, which dies without passing it on, and
+ * the daemon would be left running as an orphan. So under npm it watches its parent and stops (as
+ * on SIGTERM: drain, exit 0) once the parent is gone. Anywhere else (a service manager, a
+ * container, `nohup`) nothing changes.
+ */
+export function stopWithLauncher(env: NodeJS.ProcessEnv, stop: () => void, intervalMs = 500): void {
+  if (!env.npm_lifecycle_event) return;
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    stop();
+  }, intervalMs);
+  timer.unref();
+}

@@ -5,6 +5,7 @@ import { UsageError } from '../../errors/index.js';
 import { startSimulator } from '../../sim/index.js';
 import { startSimControl } from '../../sim/control.js';
 import { ATTESTATION_FAULTS, SNP_ONLY_FAULTS, createRouterEvidence, type AttestationFaultName, type EvidenceKind } from '../../sim/mint/router.js';
+import { loadSimKeys } from '../../sim/keys.js';
 import { createAciDeployment, type AciTee } from '../../sim/mint/aci.js';
 import { PINAIVU_FAULTS, createPinaivuDeployment, type PinaivuFaultName } from '../../sim/mint/pinaivu.js';
 import { NEAR_FAULTS, createNearDeployment, type NearFaultName } from '../../sim/mint/near.js';
@@ -33,6 +34,7 @@ interface SimArgs {
   'attestation-fault': AttestationFaultName[];
   'write-dir'?: string;
   'control-port'?: number;
+  'keys-dir'?: string;
 }
 
 /** `--evidence` alone means snp; `--no-evidence` means none. */
@@ -71,6 +73,11 @@ export const simCommand: CommandModule<object, SimArgs> = {
         default: [],
         choices: ATTESTATION_FAULTS,
         describe: 'Fault: make one attestation check fail (repeatable); lowTcb and emptyVcekChain are SNP-only',
+      })
+      .option('keys-dir', {
+        type: 'string',
+        describe:
+          'Keep the release-root and workload identity keys in this directory (created 0700) and reuse them on every start, so a daemon keeps trusting the same release-root.pub; each start publishes the next trust bundle version',
       })
       .option('write-dir', {
         type: 'string',
@@ -126,7 +133,8 @@ export const simCommand: CommandModule<object, SimArgs> = {
     if (kind === 'none' && faults.length > 0) throw new UsageError('ERR_USAGE_BAD_FLAG', '--attestation-fault needs evidence (--evidence snp or nitro)');
     const snpOnly = faults.filter((f) => SNP_ONLY_FAULTS.includes(f));
     if (kind === 'nitro' && snpOnly.length > 0) throw new UsageError('ERR_USAGE_BAD_FLAG', `--attestation-fault ${snpOnly.join(', ')}: SNP-only, not available with --evidence nitro`);
-    const evidence = kind === 'none' ? undefined : await createRouterEvidence({ kind });
+    const keys = args['keys-dir'] && kind !== 'none' ? await loadSimKeys(args['keys-dir']) : undefined;
+    const evidence = kind === 'none' ? undefined : await createRouterEvidence({ kind, ...(keys ? { keys } : {}) });
     for (const f of faults) if (evidence) evidence.faults[f] = true;
     if (args['aci-tee'] !== undefined && args.profile !== 'aci') throw new UsageError('ERR_USAGE_BAD_FLAG', '--aci-tee needs --profile aci');
     const aci = args.profile === 'aci' ? await createAciDeployment({ tee: args['aci-tee'] ?? 'sev_snp' }) : undefined;
@@ -213,7 +221,9 @@ export const simCommand: CommandModule<object, SimArgs> = {
         (near ? `profile:                  near (TDX MRTD ${near.mrtd}; test Intel root in near-intel-root.pem)\n` : '') +
         (near && args['near-fault'].length ? `near faults:              ${args['near-fault'].join(', ')}\n` : '') +
         (faults.length ? `attestation faults:       ${faults.join(', ')}\n` : '') +
-        (evidence ? `trust bundle:             ${evidence.bundleUrl} (release-root key: the simulator's own test key)\n` : '') +
+        (evidence
+          ? `trust bundle:             ${evidence.bundleUrl} version ${evidence.bundleVersion} (release-root key: the simulator's own test key${keys ? `, kept in ${args['keys-dir']}` : ', new on every start: use --keys-dir to keep it'})\n`
+          : '') +
         (control ? `control port:             http://127.0.0.1:${control.port} (PUT /faults, POST /rotate-tls-key, POST /rotate-receipt-key)\n` : '') +
         (written.length ? `wrote ${written.join(', ')} to ${args['write-dir']}\n` : '') +
         (written.includes(TEST_ROOTS_FILE) ? `test roots:               ${join(args['write-dir'] as string, TEST_ROOTS_FILE)} (attestation.test_roots_file: the daemon refuses these roots without it)\n` : ''),

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, type KeyObject } from 'node:crypto';
 import { toPem } from '../../x509/certificate.js';
 import type { TcbVersion } from '../../evidence/snp/abi.js';
 import { createNitroTestPki, mintNitroDocument, renewNitroLeaf, type NitroTestPki } from './nitro.js';
@@ -75,12 +75,26 @@ export interface RouterEvidence {
   bundleUrl: string;
 }
 
+/**
+ * Keys kept across simulator restarts (`tresor-attest sim --keys-dir`): the release root and the
+ * workload identity key, and the bundle version this run publishes (one more than the last run's,
+ * since its bundle carries freshly minted AMD/Nitro test roots: the same version with other bytes
+ * would be an equivocation).
+ */
+export interface SimKeys {
+  releaseRoot: KeyObject;
+  identity: KeyObject;
+  bundleVersion: number;
+}
+
 /** Everything a simulated Tresor router needs to prove what it runs, in the SNP (default) or Nitro form. */
-export async function createRouterEvidence(opts: { kind?: EvidenceKind; now?: () => Date; bundleUrl?: string; tcb?: TcbVersion } = {}): Promise<RouterEvidence> {
+export async function createRouterEvidence(
+  opts: { kind?: EvidenceKind; now?: () => Date; bundleUrl?: string; tcb?: TcbVersion; keys?: SimKeys } = {},
+): Promise<RouterEvidence> {
   const kind = opts.kind ?? 'snp';
   const now = opts.now ?? (() => new Date());
-  const releaseRoot = createEd25519Signer('tresor-release-root-sim');
-  const identity = createEd25519Signer('tresor-workload-identity-sim');
+  const releaseRoot = createEd25519Signer('tresor-release-root-sim', opts.keys?.releaseRoot);
+  const identity = createEd25519Signer('tresor-workload-identity-sim', opts.keys?.identity);
   const pki = kind === 'snp' ? await createSnpTestPki({ product: 'milan', now: now(), ...(opts.tcb ? { tcb: opts.tcb } : {}) }) : undefined;
   const nitroPki = kind === 'nitro' ? await createNitroTestPki({ now: now() }) : undefined;
   const image = 'tresor-router v1.42.3 (simulated)';
@@ -91,7 +105,7 @@ export async function createRouterEvidence(opts: { kind?: EvidenceKind; now?: ()
   const allowedPcrs = { 0: (pcrs.get(0) as Buffer).toString('hex'), 1: (pcrs.get(1) as Buffer).toString('hex'), 2: (pcrs.get(2) as Buffer).toString('hex') };
   const { jws: manifestJws, tag } = signManifest(identity);
   const faults: RouterEvidenceFaults = {};
-  let bundleVersion = 17;
+  let bundleVersion = opts.keys?.bundleVersion ?? 17;
   // A published bundle is stable: the same version always has the same bytes (a verifier with a
   // rollback store refuses two different bundles claiming one version). When faults change what
   // the bundle says (a revocation: tagNotAllowed, lowTcb, ...), the change is published under the

@@ -1,4 +1,4 @@
-import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { BUNDLE_SCHEMA, BUNDLE_TYP } from '../../trust/verify-bundle.js';
 import { MANIFEST_SCHEMA, manifestTag } from '../../trust/verify-manifest.js';
 
@@ -15,8 +15,9 @@ export interface Ed25519Signer {
   publicJwk: { kty: 'OKP'; crv: 'Ed25519'; x: string; kid: string };
 }
 
-export function createEd25519Signer(kid: string): Ed25519Signer {
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+export function createEd25519Signer(kid: string, existing?: KeyObject): Ed25519Signer {
+  const privateKey = existing ?? generateKeyPairSync('ed25519').privateKey;
+  const publicKey = createPublicKey(privateKey);
   const x = publicKey.export({ format: 'jwk' }).x as string;
   return { kid, privateKey, publicKey, publicPem: publicKey.export({ type: 'spki', format: 'pem' }) as string, publicJwk: { kty: 'OKP', crv: 'Ed25519', x, kid } };
 }
