@@ -179,6 +179,7 @@ describe('tresor-attest sim restarted (the README offline commands run twice)', 
       TRESOR_API_KEY: `tr-${'3'.repeat(96)}`,
       TRESOR_ATTEST_RELEASE_ROOT_FILE: join(out, 'release-root.pub'),
       TRESOR_ATTEST_TRUST_BUNDLE: `${url}/trust/router.json`,
+      TRESOR_ATTEST_TEST_ROOTS_FILE: join(out, 'test-roots.pem'),
     });
     scratch.running.push(d);
     await waitFor(d, (o) => o.includes('serving OPENAI_BASE_URL='), 20_000);
