@@ -108,7 +108,7 @@ describe.skipIf(!haveChromium)('a web page cannot use the daemon (headless Chrom
     const context = await browser.newContext();
     const page = await context.newPage();
     await page.goto(`http://app.example:${pagePort}/`);
-    expect(await page.evaluate('window.results')).toMatchObject({ status: 200, attestation: 'verified', content: expect.stringContaining('Simulated answer') as string });
+    expect(await page.evaluate('window.results')).toMatchObject({ status: 200, attestation: 'verified; nonce-bound; channel: bound; test roots', content: expect.stringContaining('Simulated answer') as string });
     expect(forwarded()).toBe(1);
     await context.close();
   });

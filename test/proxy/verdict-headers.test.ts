@@ -63,7 +63,7 @@ describe("the daemon owns its verdict headers: the router's copies never reach t
     const s = await chat(h, true);
     for (const res of [r, s]) {
       noForgedValue(res);
-      expect(tresorHeaders(res)).toMatchObject({ 'x-tresor-attestation': 'verified', 'x-tresor-attestation-kind': 'snp', 'x-tresor-measurement': h.evidence.measurement });
+      expect(tresorHeaders(res)).toMatchObject({ 'x-tresor-attestation': 'verified; nonce-bound; channel: bound; test roots', 'x-tresor-attestation-kind': 'snp', 'x-tresor-measurement': h.evidence.measurement });
       expect(res.headers.get('x-tresor-pcr0')).toBeNull();
       expect(res.headers.get('x-tresor-attestation-expires-at')).toBeNull();
       expect(res.headers.get('x-tresor-trust-bundle-version')).toBeNull();
