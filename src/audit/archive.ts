@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { GroupAppender } from '../util/appender.js';
+import { GroupAppender, type DurabilityOptions } from '../util/appender.js';
 import { dayOf } from './format.js';
 
 /**
@@ -22,7 +22,7 @@ export class ReceiptArchive {
   /** `commitWindowMs`: how long a non-urgent put may wait for others to share its fdatasync (default 0). */
   constructor(
     private readonly dir: string,
-    private readonly o: { commitWindowMs?: number } = {},
+    private readonly o: { commitWindowMs?: number } & DurabilityOptions = {},
   ) {}
 
   /**
@@ -34,11 +34,16 @@ export class ReceiptArchive {
     if (day !== this.day || !this.appender) {
       const old = this.appender;
       this.day = day;
-      this.appender = new GroupAppender(join(this.dir, `receipts-${day}.jsonl`), this.o);
+      this.appender = new GroupAppender(join(this.dir, `receipts-${day}.jsonl`), { ...this.o, source: 'archive' });
       await old?.close();
     }
     await this.appender.append(JSON.stringify({ sha256, jws }), opts);
     return sha256;
+  }
+
+  /** Receipts appended and not yet durable (held while writing fails). */
+  get held(): number {
+    return this.appender?.held ?? 0;
   }
 
   async close(): Promise<void> {

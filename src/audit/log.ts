@@ -1,8 +1,14 @@
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { VerificationError } from '../errors/index.js';
 import type { Clock } from '../types.js';
-import { appendSync, CommitScheduler } from '../util/appender.js';
+import { commitAppend, CommitScheduler, DEFAULT_RETRY_MS, FileRemovedError } from '../util/appender.js';
+import type { CheckpointSigner } from './checkpoint.js';
 import { dayOf, FILE_RE, fileName, GENESIS, lineHash, serialise } from './format.js';
+import type { AuditHealth } from './health.js';
+import { auditFiles, chainTail, headProblem, readChainPoint, type HeadProblem, type MovedAside } from './recover.js';
 
 /** Longest time `audit.head` may trail the records. */
 const HEAD_INTERVAL_MS = 200;
@@ -16,20 +22,44 @@ export interface AuditLogOptions {
   retentionFiles?: number;
   /** How long a non-urgent append may wait for others to share its fdatasync (default 0: the next tick). */
   commitWindowMs?: number;
+  /** Told of every failed commit and of the first one that works again. */
+  health?: AuditHealth | undefined;
+  /** Wait between tries of a commit that failed (default 1000 ms). */
+  retryMs?: number;
+  /** Signs checkpoints every `checkpointIntervalMs` (default 300 s) and at close. */
+  signer?: CheckpointSigner | undefined;
+  checkpointIntervalMs?: number;
+  /** Record a disagreement with `audit.head` as a chained gap record instead of refusing to open (`tresor-attest audit repair`). */
+  repair?: boolean;
+  logger?: Logger | undefined;
 }
 
+/** What a queued append becomes: the record's fields, or built at commit from the chain position it lands on. */
+type RecordSource = Record<string, unknown> | ((at: { seq: number; prev: string; time: Date }) => Record<string, unknown>);
+
 interface Pending {
-  record: Record<string, unknown>;
+  record: RecordSource;
   urgent: boolean;
   resolve: (r: { seq: number; hash: string }) => void;
   reject: (e: unknown) => void;
 }
 
+/** The log disagrees with `audit.head` and was opened without `repair`: the daemon refuses to start. */
+export class AuditHeadMismatchError extends VerificationError {
+  constructor(dir: string, p: HeadProblem) {
+    super('ERR_AUDIT_HEAD_MISMATCH', `the audit log in ${dir} does not match audit.head (${p.reason}): ${p.detail}. Refusing to start; \`tresor-attest audit repair\` records the loss as a gap record in the chain and lets the daemon start`, {
+      detail: { reason: p.reason, ...(p.lost ? { lost: p.lost } : {}) },
+    });
+  }
+}
+
 /**
  * Append-only, hash-chained JSON Lines audit log. Appends made within one tick (or, when not
- * urgent, within the commit window) are written with one write and one fdatasync (group commit); `append` resolves once its record is durable.
- * Files are 0600 in a 0700 directory; `audit.head` holds the last seq and hash so that a
- * truncated tail is detectable.
+ * urgent, within the commit window) are written with one write and one fdatasync (group commit);
+ * `append` resolves once its record is durable. Files are 0600 in a 0700 directory; `audit.head`
+ * holds the last seq and hash so that a truncated tail is detectable, and is checked at open.
+ * The chain (seq, prev) advances only after a commit is durable: a failed or short write is cut
+ * back and its records are held, in order, and written when writing works again.
  */
 export class AuditLog {
   private fh: FileHandle | undefined;
@@ -42,11 +72,16 @@ export class AuditLog {
   private queue: Pending[] = [];
   private readonly scheduler: CommitScheduler;
   private headTimer: NodeJS.Timeout | undefined;
+  private checkpointTimer: NodeJS.Timeout | undefined;
   private headWrite: Promise<void> = Promise.resolve();
-  /** Torn last line found at open (a crash mid-write), moved aside to `<file>.torn`. */
-  readonly recovered: { tornBytes: number } = { tornBytes: 0 };
+  private closing = false;
+  private checkpointedSeq = 0;
+  /** This run of the daemon (named in its checkpoints). */
+  readonly instance = randomUUID();
+  /** What was moved aside at open: torn or malformed last lines (`<file>.torn`). */
+  readonly recovered: { tornBytes: number; movedAside: MovedAside[]; gap?: HeadProblem } = { tornBytes: 0, movedAside: [] };
 
-  private constructor(private readonly o: Required<AuditLogOptions>) {
+  private constructor(private readonly o: Required<Omit<AuditLogOptions, 'health' | 'signer' | 'logger'>> & Pick<AuditLogOptions, 'health' | 'signer' | 'logger'>) {
     this.scheduler = new CommitScheduler(
       o.commitWindowMs,
       () => ({ any: this.queue.length > 0, urgent: this.queue.some((q) => q.urgent) }),
@@ -55,9 +90,15 @@ export class AuditLog {
   }
 
   static async open(opts: AuditLogOptions): Promise<AuditLog> {
-    const log = new AuditLog({ maxFileBytes: 16 * 1024 * 1024, retentionFiles: 30, commitWindowMs: 0, ...opts });
-    await mkdir(opts.dir, { recursive: true, mode: 0o700 });
+    const log = new AuditLog({ maxFileBytes: 16 * 1024 * 1024, retentionFiles: 30, commitWindowMs: 0, retryMs: DEFAULT_RETRY_MS, checkpointIntervalMs: 300_000, repair: false, ...opts });
+    const created = await mkdir(opts.dir, { recursive: true, mode: 0o700 });
+    if (created !== undefined) opts.logger?.info({ dir: opts.dir, event: 'audit.dir_created' }, `audit directory ${opts.dir} did not exist: created (0700)`);
     await log.recover();
+    if (opts.signer) {
+      await log.atomicWrite(join(opts.dir, 'audit.pub'), opts.signer.publicPem);
+      log.checkpointTimer = setInterval(() => void log.checkpoint().catch(() => undefined), log.o.checkpointIntervalMs);
+      log.checkpointTimer.unref();
+    }
     return log;
   }
 
@@ -65,8 +106,18 @@ export class AuditLog {
     return { seq: this.seq, hash: this.prev, file: this.file };
   }
 
+  /** Seq of the record the newest checkpoint vouches for (written this run or found at open). */
+  get lastCheckpointSeq(): number {
+    return this.checkpointedSeq;
+  }
+
+  /** Records appended and not yet durable (held while writing fails). */
+  get held(): number {
+    return this.queue.length;
+  }
+
   /** Resolves once the record is durable; `urgent: false` lets it wait up to the commit window for others. */
-  append(record: Record<string, unknown>, o: { urgent?: boolean } = {}): Promise<{ seq: number; hash: string }> {
+  append(record: RecordSource, o: { urgent?: boolean } = {}): Promise<{ seq: number; hash: string }> {
     return new Promise((resolve, reject) => {
       const urgent = o.urgent !== false;
       this.queue.push({ record, urgent, resolve, reject });
@@ -74,109 +125,162 @@ export class AuditLog {
     });
   }
 
+  /** Append a signed checkpoint of the chain head, if there is a signer and records since the last one. */
+  async checkpoint(): Promise<void> {
+    const signer = this.o.signer;
+    if (!signer || this.seq === this.checkpointedSeq) return;
+    await this.append(({ seq, prev, time }) => signer.record({ seq: seq - 1, hash: prev, time: time.toISOString(), instance: this.instance }));
+  }
+
   async close(): Promise<void> {
+    if (this.checkpointTimer) clearInterval(this.checkpointTimer);
+    // Closing first: a commit that fails from here on rejects (its records stay in the journal) instead of retrying.
+    this.closing = true;
+    await this.checkpoint().catch(() => undefined);
     while (this.scheduler.busy) await this.scheduler.busy;
     if (this.headTimer) {
       clearTimeout(this.headTimer);
       this.headTimer = undefined;
     }
     await this.headWrite;
-    await this.writeHead();
+    await this.writeHead().catch(() => undefined);
     await this.fh?.close();
     this.fh = undefined;
   }
 
-  private async files(): Promise<string[]> {
-    return (await readdir(this.o.dir)).filter((f) => FILE_RE.test(f)).sort();
-  }
-
-  /** Find the chain head in the newest file; move a torn last line aside. */
+  /**
+   * Find the chain head (moving a torn or malformed tail aside) and check it against `audit.head`:
+   * a disagreement refuses to open, or with `repair` is recorded as a gap record.
+   */
   private async recover(): Promise<void> {
-    const files = await this.files();
-    const last = files.at(-1);
-    if (!last) {
-      const anchor = await readFile(join(this.o.dir, 'audit.anchor'), 'utf8').catch(() => undefined);
-      if (anchor) ({ seq: this.seq, hash: this.prev } = JSON.parse(anchor) as { seq: number; hash: string });
+    const tail = await chainTail(this.o.dir);
+    this.recovered.movedAside = tail.movedAside;
+    this.recovered.tornBytes = tail.movedAside.reduce((n, m) => n + m.bytes, 0);
+    this.seq = tail.seq;
+    this.prev = tail.hash;
+    this.checkpointedSeq = tail.seq;
+    if (tail.file) {
+      const m = FILE_RE.exec(tail.file) as RegExpExecArray;
+      this.day = m[1] as string;
+      this.index = Number(m[2]);
+      this.file = join(this.o.dir, tail.file);
+      this.size = tail.size;
+    }
+    const problem = await headProblem(this.o.dir, tail, await readChainPoint(this.o.dir, 'audit.head').catch(() => ({ seq: -1, hash: '' })), await readChainPoint(this.o.dir, 'audit.anchor'));
+    if (!problem) {
+      // A new log gets its head at once: a head missing later, with records present, is then a loss.
+      if (tail.seq === 0) await this.writeHead();
       return;
     }
-    const m = FILE_RE.exec(last) as RegExpExecArray;
-    this.day = m[1] as string;
-    this.index = Number(m[2]);
-    this.file = join(this.o.dir, last);
-    let data = await readFile(this.file);
-    const end = data.lastIndexOf(0x0a) + 1;
-    if (end < data.length) {
-      this.recovered.tornBytes = data.length - end;
-      await writeFile(`${this.file}.torn`, data.subarray(end), { mode: 0o600 });
-      const fh = await open(this.file, 'r+');
-      await fh.truncate(end);
-      await fh.sync();
-      await fh.close();
-      data = data.subarray(0, end);
-    }
-    this.size = data.length;
-    const body = data.toString('utf8').replace(/\n$/, '');
-    const lastLine = body.slice(body.lastIndexOf('\n') + 1);
-    if (lastLine) {
-      this.seq = (JSON.parse(lastLine) as { seq: number }).seq;
-      this.prev = lineHash(lastLine);
-    } else {
-      const previous = files.at(-2);
-      if (previous) {
-        const p = (await readFile(join(this.o.dir, previous), 'utf8')).replace(/\n$/, '');
-        const l = p.slice(p.lastIndexOf('\n') + 1);
-        this.seq = (JSON.parse(l) as { seq: number }).seq;
-        this.prev = lineHash(l);
-      }
-    }
+    if (!this.o.repair) throw new AuditHeadMismatchError(this.o.dir, problem);
+    this.recovered.gap = problem;
+    await this.appendGap(problem);
+  }
+
+  /** A chained gap record (and a signed checkpoint over it when there is a signer), durable before this returns. */
+  private async appendGap(p: HeadProblem): Promise<void> {
+    // Records known lost keep their seqs: the gap record takes the seq after them.
+    if (p.lost) this.seq = p.lost.to_seq;
+    await this.append({ type: 'gap', reason: p.reason, detail: p.detail, ...(p.lost ? { lost: p.lost } : {}), ...(p.expected ? { expected: p.expected } : {}), found: p.found });
+    await this.checkpoint();
+    await this.writeHead();
   }
 
   private async flush(): Promise<void> {
     const batch = this.queue;
     this.queue = [];
+    let done = 0;
     try {
       const now = this.o.clock();
-      const lines: string[] = [];
-      const results: { seq: number; hash: string }[] = [];
-      let bytes = 0;
       const day = dayOf(now);
-      const write = async () => {
-        if (lines.length === 0) return;
-        const text = `${lines.join('\n')}\n`;
-        this.size += appendSync(this.fh as FileHandle, text);
-        lines.length = 0;
-        bytes = 0;
-      };
-      for (const p of batch) {
-        const line = serialise(this.seq + 1, now, this.prev, p.record);
-        const len = Buffer.byteLength(line) + 1;
-        // After a restart, keep appending to today's newest file while it has room.
-        if (!this.fh && this.file && day === this.day && this.size + bytes + len <= this.o.maxFileBytes) this.fh = await open(this.file, 'a', 0o600);
-        if (!this.fh || day !== this.day || (this.size + bytes + len > this.o.maxFileBytes && this.size + bytes > 0)) {
-          await write();
-          await this.rotate(day);
+      while (done < batch.length) {
+        if (!this.fh && this.file && day === this.day && this.size < this.o.maxFileBytes) {
+          // After a restart or a failed commit: keep appending to the current file while it has room.
+          this.fh = await open(this.file, 'a', 0o600);
         }
-        lines.push(line);
-        bytes += len;
-        this.seq += 1;
-        this.prev = lineHash(line);
-        results.push({ seq: this.seq, hash: this.prev });
+        if (!this.fh || day !== this.day) await this.rotate(day);
+        const lines: string[] = [];
+        const hashes: string[] = [];
+        let bytes = 0;
+        for (let i = done; i < batch.length; i++) {
+          const seq = this.seq + lines.length + 1;
+          const prev = hashes.at(-1) ?? this.prev;
+          const p = batch[i] as Pending;
+          const line = serialise(seq, now, prev, typeof p.record === 'function' ? p.record({ seq, prev, time: now }) : p.record);
+          const len = Buffer.byteLength(line) + 1;
+          if (this.size + bytes + len > this.o.maxFileBytes && this.size + bytes > 0) break;
+          lines.push(line);
+          hashes.push(lineHash(line));
+          bytes += len;
+        }
+        if (lines.length === 0) {
+          await this.rotate(day);
+          continue;
+        }
+        this.size += await commitAppend(this.fh as FileHandle, this.file, this.size, `${lines.join('\n')}\n`);
+        // Durable: only now does the chain advance.
+        for (const hash of hashes) {
+          this.seq += 1;
+          this.prev = hash;
+          (batch[done++] as Pending).resolve({ seq: this.seq, hash });
+          if (typeof (batch[done - 1] as Pending).record === 'function') this.checkpointedSeq = this.seq;
+        }
       }
-      await write();
-      await this.fh?.datasync();
+      this.o.health?.ok('audit', batch.length);
       this.scheduleHead();
-      batch.forEach((p, i) => p.resolve(results[i] as { seq: number; hash: string }));
     } catch (e) {
-      for (const p of batch) p.reject(e);
+      await this.failed(e, batch.slice(done));
+    }
+  }
+
+  /** Hold what was not committed (in order, ahead of later appends) and retry; reject it only when closing. */
+  private async failed(e: unknown, rest: Pending[]): Promise<void> {
+    await this.fh?.close().catch(() => undefined);
+    this.fh = undefined;
+    if (this.closing) {
+      for (const p of rest) p.reject(e);
+      return;
+    }
+    this.queue = [...rest, ...this.queue];
+    if (e instanceof FileRemovedError) {
+      await this.recreate(e.how).catch((err: unknown) => this.o.health?.fail('audit', err, this.queue.length));
+      return;
+    }
+    this.o.health?.fail('audit', e, this.queue.length);
+    await new Promise((r) => setTimeout(r, this.o.retryMs));
+  }
+
+  /**
+   * The current file (or the whole directory) was removed, or the file cut short, while the daemon
+   * ran: recreate the directory, continue the chain from the newest record that survives (in a new
+   * file), and put a gap record for the lost ones ahead of the held records.
+   */
+  private async recreate(how: 'removed' | 'truncated'): Promise<void> {
+    await mkdir(this.o.dir, { recursive: true, mode: 0o700 });
+    const tail = await chainTail(this.o.dir);
+    const files = await auditFiles(this.o.dir);
+    const lost = tail.seq < this.seq ? { from_seq: tail.seq + 1, to_seq: this.seq } : undefined;
+    const detail = `${this.file} was ${how} while the daemon ran${files.length === 0 ? ' (with the whole audit directory)' : ''}: ${lost ? `records ${lost.from_seq}..${lost.to_seq} are gone` : 'no record was lost'}`;
+    this.o.logger?.error({ dir: this.o.dir, lost, event: 'audit.recreated' }, `audit log ${how} while running: continued in a new file; ${detail}`);
+    // The next record goes to a new file after every surviving one, chained to the newest surviving record.
+    this.prev = tail.hash;
+    this.index = Math.max(this.index, ...files.map((f) => FILE_RE.exec(f) as RegExpExecArray).filter((m) => m[1] === this.day).map((m) => Number(m[2])));
+    this.file = '';
+    const gap: Pending = { record: { type: 'gap', reason: how === 'removed' ? 'files_removed' : 'truncated', detail, ...(lost ? { lost } : {}), found: { seq: tail.seq, hash: tail.hash } }, urgent: true, resolve: () => undefined, reject: () => undefined };
+    this.queue.unshift(gap);
+    if (this.o.signer) {
+      const signer = this.o.signer;
+      this.queue.splice(1, 0, { ...gap, record: ({ seq, prev, time }) => signer.record({ seq: seq - 1, hash: prev, time: time.toISOString(), instance: this.instance }) });
     }
   }
 
   private async rotate(day: string): Promise<void> {
-    await this.fh?.datasync();
     await this.fh?.close();
+    this.fh = undefined;
     this.index = day === this.day ? this.index + 1 : 1;
     this.day = day;
     this.file = join(this.o.dir, fileName(day, this.index));
+    this.size = 0;
     this.fh = await open(this.file, 'a', 0o600);
     this.size = (await stat(this.file)).size;
     await this.prune();
@@ -184,7 +288,7 @@ export class AuditLog {
 
   /** Retention: drop the oldest files, recording the chain head they end at in `audit.anchor`. */
   private async prune(): Promise<void> {
-    const files = await this.files();
+    const files = await auditFiles(this.o.dir);
     const excess = files.length - this.o.retentionFiles;
     for (let i = 0; i < excess; i++) {
       const f = join(this.o.dir, files[i] as string);
@@ -213,7 +317,7 @@ export class AuditLog {
   }
 
   private writeHead(): Promise<void> {
-    return this.atomicWrite(join(this.o.dir, 'audit.head'), JSON.stringify(this.head));
+    return this.atomicWrite(join(this.o.dir, 'audit.head'), JSON.stringify({ ...this.head, file: this.file ? this.file.slice(this.o.dir.length + 1) : '' }));
   }
 
   private async atomicWrite(path: string, text: string): Promise<void> {

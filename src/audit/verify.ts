@@ -1,5 +1,7 @@
+import type { KeyObject } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { checkpointProblem } from './checkpoint.js';
 import { FILE_RE, GENESIS, lineHash } from './format.js';
 
 export interface AuditBreak {
@@ -17,6 +19,12 @@ export interface AuditReport {
   /** verdict counts by requested route, and by UTC day */
   byRoute: Record<string, Record<string, number>>;
   byDay: Record<string, Record<string, number>>;
+  /** Gap records: losses the daemon (or `tresor-attest audit repair`) recorded in the chain. */
+  gaps: { file: string; line: number; seq: number; reason: string; detail: string; lost?: { from_seq: number; to_seq: number } }[];
+  /** Checkpoint records; `verified` counts good signatures (with an audit key); `uncovered`: records after the last good one. */
+  checkpoints: { count: number; verified: number; lastSeq: number | null; uncovered: number };
+  /** Tails moved aside at a start (`<file>.torn`): writes cut short by a crash, or malformed last lines. */
+  movedAside: { file: string; bytes: number }[];
 }
 
 /** Audit files named by the arguments: files as given, directories expanded to their audit files. */
@@ -35,9 +43,9 @@ export async function collectAuditFiles(paths: readonly string[]): Promise<strin
  * retention anchor), and the last record matches `audit.head` when present. An edited,
  * deleted, truncated or reordered record, a missing file or a torn line is reported as a break.
  */
-export async function verifyAuditFiles(paths: readonly string[]): Promise<AuditReport> {
+export async function verifyAuditFiles(paths: readonly string[], opts: { auditKey?: KeyObject } = {}): Promise<AuditReport> {
   const files = await collectAuditFiles(paths);
-  const report: AuditReport = { files, records: 0, lastSeq: 0, breaks: [], byRoute: {}, byDay: {} };
+  const report: AuditReport = { files, records: 0, lastSeq: 0, breaks: [], byRoute: {}, byDay: {}, gaps: [], checkpoints: { count: 0, verified: 0, lastSeq: null, uncovered: 0 }, movedAside: [] };
   const dir = files[0] ? dirname(files[0]) : undefined;
   const readJson = async (name: string) => (dir ? ((await readFile(join(dir, name), 'utf8').then(JSON.parse).catch(() => undefined)) as { seq: number; hash: string } | undefined) : undefined);
   const anchor = await readJson('audit.anchor');
@@ -46,6 +54,17 @@ export async function verifyAuditFiles(paths: readonly string[]): Promise<AuditR
   let hashAtHead: string | undefined;
   let seq = anchor?.seq ?? 0;
   const brk = (file: string, line: number, code: string, message: string) => report.breaks.push({ file: basename(file), line, code, message });
+  const checkpoint = (rec: Record<string, unknown>, file: string, line: number) => {
+    report.checkpoints.count += 1;
+    const problem = checkpointProblem(rec, opts.auditKey);
+    if (problem) return brk(file, line, problem.code, problem.message);
+    if (!opts.auditKey) return;
+    report.checkpoints.verified += 1;
+    report.checkpoints.lastSeq = rec.seq as number;
+    report.checkpoints.uncovered = 0;
+    unsignedGaps = 0;
+  };
+  let unsignedGaps = 0;
   for (const file of files) {
     const text = await readFile(file, 'utf8');
     if (text.length > 0 && !text.endsWith('\n')) brk(file, text.split('\n').length, 'ERR_AUDIT_TORN_LINE', 'the file ends in a partial line');
@@ -61,11 +80,16 @@ export async function verifyAuditFiles(paths: readonly string[]): Promise<AuditR
         return;
       }
       if (rec.prev !== prev) brk(file, i + 1, 'ERR_AUDIT_CHAIN_BROKEN', `prev does not match the previous record (edited, deleted or reordered before this line)`);
-      if (rec.seq !== seq + 1) brk(file, i + 1, 'ERR_AUDIT_SEQ_GAP', `expected seq ${seq + 1}, found ${String(rec.seq)}`);
+      const lost = rec.type === 'gap' ? gapLost(rec, seq) : undefined;
+      if (rec.seq !== seq + 1 && !(lost && rec.seq === lost.to_seq + 1)) brk(file, i + 1, 'ERR_AUDIT_SEQ_GAP', `expected seq ${seq + 1}, found ${String(rec.seq)}`);
       seq = typeof rec.seq === 'number' ? rec.seq : seq + 1;
       prev = lineHash(line);
+      if (rec.type === 'gap') report.gaps.push({ file: basename(file), line: i + 1, seq, reason: String(rec.reason), detail: String(rec.detail ?? ''), ...(lost ? { lost } : {}) });
+      if (rec.type === 'checkpoint') checkpoint(rec, file, i + 1);
+      else report.checkpoints.uncovered += 1;
       if (head && seq === head.seq) hashAtHead = prev;
       report.records += 1;
+      if (rec.type === 'gap') unsignedGaps += 1;
       const verdict = typeof rec.verdict === 'string' ? rec.verdict : 'unknown';
       const route = typeof rec.route_requested === 'string' ? rec.route_requested : '(none)';
       const day = typeof rec.time === 'string' ? rec.time.slice(0, 10) : '(no time)';
@@ -75,6 +99,8 @@ export async function verifyAuditFiles(paths: readonly string[]): Promise<AuditR
     });
   }
   report.lastSeq = seq;
+  if (opts.auditKey) signatureBreaks(report, unsignedGaps);
+  if (dir) report.movedAside = await movedAside(dir);
   // The head is written after the records it names are durable, so it may lag (a live log, or a
   // crash between the two writes); it may never be ahead of the files or disagree at its own seq.
   if (head && (head.seq > seq || (hashAtHead !== undefined && head.hash !== hashAtHead))) {
@@ -85,4 +111,26 @@ export async function verifyAuditFiles(paths: readonly string[]): Promise<AuditR
     report.breaks.push({ file: 'audit.head', line: 0, code: 'ERR_AUDIT_TRUNCATED', message });
   }
   return report;
+}
+
+/** The seqs a gap record says are lost, when they start right after the previous record. */
+function gapLost(rec: Record<string, unknown>, seq: number): { from_seq: number; to_seq: number } | undefined {
+  const l = rec.lost as { from_seq?: unknown; to_seq?: unknown } | undefined;
+  return l && l.from_seq === seq + 1 && typeof l.to_seq === 'number' && l.to_seq >= seq + 1 ? { from_seq: l.from_seq, to_seq: l.to_seq } : undefined;
+}
+
+/** With an audit key: the log must carry a good checkpoint, and every gap record must be under one. */
+function signatureBreaks(report: AuditReport, unsignedGaps: number): void {
+  if (report.records > 0 && report.checkpoints.verified === 0) {
+    report.breaks.push({ file: '(log)', line: 0, code: 'ERR_AUDIT_NO_CHECKPOINT', message: 'no checkpoint signed by the audit key: nothing in this log is vouched for by the key' });
+  }
+  if (unsignedGaps > 0) {
+    report.breaks.push({ file: '(log)', line: 0, code: 'ERR_AUDIT_GAP_UNSIGNED', message: `${unsignedGaps} gap record(s) after the last checkpoint signed by the audit key: not written by the key's holder` });
+  }
+}
+
+/** `<file>.torn` beside the log and their sizes. */
+async function movedAside(dir: string): Promise<{ file: string; bytes: number }[]> {
+  const torn = (await readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith('.jsonl.torn')).sort();
+  return Promise.all(torn.map(async (f) => ({ file: f, bytes: (await stat(join(dir, f))).size })));
 }

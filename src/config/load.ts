@@ -29,6 +29,7 @@ export const ENV_VARS = {
   TRESOR_ATTEST_TRUST_BUNDLE: 'upstreams[0].attestation.trust_bundle',
   TRESOR_ATTEST_RECEIPTS_MODE: 'upstreams[0].receipts.mode',
   TRESOR_ATTEST_AUDIT_DIR: 'audit.dir',
+  TRESOR_ATTEST_AUDIT_SIGNING_KEY_FILE: 'audit.signing_key_file',
 } as const;
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true });
@@ -138,7 +139,11 @@ export function resolveConfig(raw: Raw, source: string | null): ResolvedConfig {
   return deepFreeze({
     log: { ...cfg.log, file: cfg.log.file === null ? null : resolvePath(cfg.log.file, base) },
     state_dir: stateDir,
-    audit: { ...cfg.audit, dir: cfg.audit.dir === null ? join(stateDir, 'audit') : resolvePath(cfg.audit.dir, base) },
+    audit: {
+      ...cfg.audit,
+      dir: cfg.audit.dir === null ? join(stateDir, 'audit') : resolvePath(cfg.audit.dir, base),
+      signing_key_file: cfg.audit.signing_key_file === null ? null : resolvePath(cfg.audit.signing_key_file, base),
+    },
     shutdown_grace_seconds: cfg.shutdown_grace_seconds,
     upstreams,
     source,
@@ -213,6 +218,7 @@ function applyEnv(raw: Raw, env: Record<string, string | undefined>): void {
   set('TRESOR_ATTEST_TRUST_BUNDLE', (v) => (section(firstUpstream(raw), 'attestation').trust_bundle = v));
   set('TRESOR_ATTEST_RECEIPTS_MODE', (v) => (section(firstUpstream(raw), 'receipts').mode = v));
   set('TRESOR_ATTEST_AUDIT_DIR', (v) => (section(raw, 'audit').dir = v));
+  set('TRESOR_ATTEST_AUDIT_SIGNING_KEY_FILE', (v) => (section(raw, 'audit').signing_key_file = v));
 }
 
 function applyOverrides(raw: Raw, o: ConfigOverrides): void {

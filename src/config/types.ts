@@ -103,6 +103,11 @@ export interface ResolvedConfig {
     readonly max_file_bytes: number;
     readonly retention_files: number;
     readonly archive_receipts: boolean;
+    /** While records cannot be made durable: fail (refuse new exchanges with 503) | serve (answer and count them). Strict upstreams always fail. */
+    readonly disk_full_action: 'fail' | 'serve';
+    /** Resolved path of the Ed25519 private key (PKCS#8 PEM) that signs checkpoints, or null for none. */
+    readonly signing_key_file: string | null;
+    readonly checkpoint_interval_seconds: number;
   };
   readonly shutdown_grace_seconds: number;
   readonly upstreams: readonly UpstreamConfig[];

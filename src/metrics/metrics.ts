@@ -26,6 +26,8 @@ export interface RequestObservation {
 export interface MetricSources {
   upstreams(): Iterable<{ name: string; inFlight: number; ready: boolean; attestationExpiresAt?: string | undefined }>;
   receipts(): { counters: Readonly<Record<string, number>>; pending: number; byUpstream: ReadonlyMap<string, Readonly<Partial<Record<string, number>>>> } | undefined;
+  /** The audit trail's health (undefined when receipts are off everywhere). */
+  audit?(): { writable: boolean; held: number; failures: Readonly<Record<string, number>>; servedUnrecorded: number } | undefined;
 }
 
 export type FetchResult = 'ok' | 'error';
@@ -141,7 +143,53 @@ export class DaemonMetrics {
         this.set(sources.receipts()?.pending ?? 0);
       },
     });
+    this.auditMetrics(sources, registers);
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'tresor_attest_' });
+  }
+
+  /** Whether the audit trail is writable, what it holds in memory, its failed commits, what was served unrecorded. */
+  private auditMetrics(sources: MetricSources, registers: Registry[]): void {
+    const audit = () => sources.audit?.();
+    new Gauge({
+      name: 'tresor_attest_audit_writable',
+      help: '1 while audit records can be made durable, 0 while writing fails (disk full, I/O error).',
+      registers,
+      collect() {
+        const a = audit();
+        if (a) this.set(a.writable ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'tresor_attest_audit_held_entries',
+      help: 'Audit records, archived receipts and journal entries held in memory until they can be written.',
+      registers,
+      collect() {
+        this.set(audit()?.held ?? 0);
+      },
+    });
+    new Counter({
+      name: 'tresor_attest_audit_write_failures_total',
+      help: 'Commits of the audit trail that failed, by cause (ERR_AUDIT_DISK_FULL, ERR_AUDIT_WRITE_FAILED).',
+      labelNames: ['code'],
+      registers,
+      collect() {
+        const a = audit();
+        if (!a) return;
+        this.reset();
+        for (const [code, n] of Object.entries(a.failures)) this.inc({ code }, n);
+      },
+    });
+    new Counter({
+      name: 'tresor_attest_audit_served_unrecorded_total',
+      help: 'Exchanges answered before their record could be made durable (audit.disk_full_action: serve).',
+      registers,
+      collect() {
+        const a = audit();
+        if (!a) return;
+        this.reset();
+        this.inc(a.servedUnrecorded);
+      },
+    });
   }
 
   /** The pipeline's `onJournaled`. */

@@ -1,6 +1,8 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdir } from 'node:fs/promises';
+import { isAbsolute, relative } from 'node:path';
+import { lockDir } from '../util/dir-lock.js';
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from '../config/types.js';
 import { TresorError } from '../errors/index.js';
@@ -83,11 +85,28 @@ function receiptStatus(p: ReceiptPipeline, upstream: string): Record<string, num
 
 const UPSTREAM_PATH = /^\/upstreams\/([^/?#]+)(\/.*)$/;
 
+/** Start the daemon; refuses (DirLockedError, exit 2) when another daemon holds the state directory. */
 export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Promise<RunningDaemon> {
+  const { logger } = deps;
+  await mkdir(config.state_dir, { recursive: true, mode: 0o700 });
+  // One writer per state directory (and per audit directory, when it lives elsewhere).
+  const locks = [await lockDir(config.state_dir, logger)];
+  try {
+    if (relative(config.state_dir, config.audit.dir).startsWith('..') || isAbsolute(relative(config.state_dir, config.audit.dir))) {
+      await mkdir(config.audit.dir, { recursive: true, mode: 0o700 });
+      locks.push(await lockDir(config.audit.dir, logger));
+    }
+    return await runDaemon(config, deps, locks);
+  } catch (e) {
+    for (const l of locks) await l.release();
+    throw e;
+  }
+}
+
+async function runDaemon(config: ResolvedConfig, deps: DaemonDeps, locks: { release(): Promise<void> }[]): Promise<RunningDaemon> {
   const { logger } = deps;
   const accessLog = accessLogger(logger);
   const clock = deps.clock ?? (() => new Date());
-  await mkdir(config.state_dir, { recursive: true, mode: 0o700 });
   const managers = new Map<string, AttestationManager>();
   const attesters = new Map<string, TresorAttester>();
   const aciAttesters = new Map<string, AciAttester>();
@@ -118,6 +137,7 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
           attestationExpiresAt: managers.get(u.name)?.current()?.expiresAt,
         })),
       receipts: () => (pipeline ? { counters: pipeline.counters, pending: pipeline.pending, byUpstream: pipeline.verdictsByUpstream } : undefined),
+      audit: () => (pipeline ? { writable: !pipeline.health.failure, held: pipeline.held, failures: pipeline.health.failures, servedUnrecorded: pipeline.health.servedUnrecorded } : undefined),
     },
     { processMetrics: deps.processMetrics !== false },
   );
@@ -238,6 +258,12 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
       req.resume();
       return sendError(res, new TresorError('usage', 'ERR_SHUTTING_DOWN', 'tresor-attest is shutting down'), { connection: 'close' });
     }
+    const refused = pipeline?.refusal(upstream.name, req.method ?? '', forwardPath);
+    if (refused) {
+      req.resume();
+      logger.warn({ reqId: requestId, upstream: upstream.name, code: refused.code, event: 'audit.refused' }, 'exchange refused: its audit record cannot be made durable');
+      return sendError(res, refused, { 'retry-after': '5' });
+    }
     forward(req, res, { upstream, hooks, logger, accessLog, requestId, path: forwardPath, shuttingDown: () => shuttingDown, metrics: observer }).catch((e: unknown) => {
       logger.error({ reqId: requestId, err: { message: (e as Error).message } }, 'unexpected error while forwarding');
       sendError(res, e);
@@ -288,6 +314,7 @@ export async function startDaemon(config: ResolvedConfig, deps: DaemonDeps): Pro
       // Receipt jobs still running stay journaled and resume at the next start.
       await pipeline?.close(Math.max(0, deadline - Date.now()));
       await Promise.all([...upstreams.values()].map((u) => (inFlight() > 0 ? u.destroy() : u.close())));
+      for (const l of locks) await l.release();
       logger.info('stopped');
     },
   };

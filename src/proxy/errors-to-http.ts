@@ -24,6 +24,8 @@ const BY_CODE: Record<string, { status: number; type: string; code?: string }> =
   ERR_NOT_FOUND: { status: 404, type: 'invalid_request_error', code: 'not_found' },
   ERR_UNKNOWN_UPSTREAM: { status: 404, type: 'invalid_request_error', code: 'unknown_upstream' },
   ERR_SHUTTING_DOWN: { status: 503, type: 'service_unavailable', code: 'shutting_down' },
+  ERR_AUDIT_DISK_FULL: { status: 503, type: 'service_unavailable', code: 'audit_disk_full' },
+  ERR_AUDIT_WRITE_FAILED: { status: 503, type: 'service_unavailable', code: 'audit_write_failed' },
   ERR_LOCAL_AUTH: { status: 401, type: 'invalid_request_error', code: 'local_token_required' },
 };
 

@@ -43,6 +43,8 @@ export function sendReadiness(res: ServerResponse, s: LocalState, upstream: stri
   if (s.shuttingDown()) reasons.push('shutting down');
   const r = s.hooks.readiness?.(upstream);
   if (r && !r.ready) reasons.push(r.reason ?? 'not ready');
+  const audit = s.pipeline()?.refusal(upstream);
+  if (audit) reasons.push(`${audit.code}: ${audit.message}`);
   sendJson(res, reasons.length ? 503 : 200, { ready: reasons.length === 0, upstream, ...(reasons.length ? { reasons } : {}) });
 }
 
@@ -53,6 +55,7 @@ function statusBody(s: LocalState): Record<string, unknown> {
     version: VERSION,
     uptimeSeconds: Math.round((Date.now() - s.startedAt) / 1000),
     shuttingDown: s.shuttingDown(),
+    audit: s.pipeline()?.auditStatus() ?? null,
     upstreams: [...s.upstreams.values()].map((u) => ({
       name: u.name,
       url: u.config.url,

@@ -4,7 +4,9 @@ import type { AttestationManager } from '../attestation/manager.js';
 import type { TresorAttester } from '../attestation/tresor.js';
 import type { ResolvedConfig, UpstreamConfig } from '../config/types.js';
 import type { ReceiptHooks } from '../receipts/verdict.js';
-import { FetchError } from '../errors/index.js';
+import { readFile } from 'node:fs/promises';
+import { CheckpointSigner } from '../audit/checkpoint.js';
+import { ConfigError, FetchError } from '../errors/index.js';
 import type { Clock, Fetcher } from '../types.js';
 import { aciFormat } from '../receipts/format-aci.js';
 import { tresorFormat } from '../receipts/format-tresor.js';
@@ -163,12 +165,30 @@ export async function openReceiptPipeline(
   if (list.length === 0) return undefined;
   return ReceiptPipeline.open({
     stateDir: config.state_dir,
-    audit: { dir: config.audit.dir, maxFileBytes: config.audit.max_file_bytes, retentionFiles: config.audit.retention_files, archiveReceipts: config.audit.archive_receipts },
+    audit: {
+      dir: config.audit.dir,
+      maxFileBytes: config.audit.max_file_bytes,
+      retentionFiles: config.audit.retention_files,
+      archiveReceipts: config.audit.archive_receipts,
+      diskFullAction: config.audit.disk_full_action,
+      signer: await auditSigner(config),
+      checkpointIntervalMs: config.audit.checkpoint_interval_seconds * 1000,
+    },
     clock: deps.clock,
     logger: deps.logger.child({ component: 'receipts' }),
     upstreams: list,
     ...(deps.metrics ? { onJournaled: (name: string, s: number) => deps.metrics?.journaled(name, s) } : {}),
   });
+}
+
+/** The checkpoint signer from audit.signing_key_file (undefined without one). */
+export async function auditSigner(config: ResolvedConfig): Promise<CheckpointSigner | undefined> {
+  const file = config.audit.signing_key_file;
+  if (file === null) return undefined;
+  const pem = await readFile(file).catch((e: unknown) => {
+    throw new ConfigError('ERR_CONFIG_AUDIT_KEY', `audit.signing_key_file: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  });
+  return CheckpointSigner.fromPem(pem, file);
 }
 
 const RECEIPT_PATH = /^\/receipts\/([A-Za-z0-9._:-]{1,128})$/;

@@ -1,6 +1,6 @@
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { GroupAppender } from '../util/appender.js';
+import { GroupAppender, type DurabilityOptions } from '../util/appender.js';
 
 /**
  * What the daemon must remember about one exchange to finish its receipt verdict after a crash.
@@ -55,11 +55,27 @@ export class ReceiptJournal {
   private constructor(
     private readonly dir: string,
     private gen: number,
+    private readonly durability: DurabilityOptions,
   ) {
-    this.appender = new GroupAppender(join(dir, fileOf(gen)));
+    this.appender = this.newAppender();
   }
 
-  static async open(dir: string): Promise<{ journal: ReceiptJournal; pending: ReceiptJob[] }> {
+  /**
+   * A journal file that reports to `durability.health`; removed while open (with its directory),
+   * it is recreated holding every pending job again.
+   */
+  private newAppender(): GroupAppender {
+    return new GroupAppender(join(this.dir, fileOf(this.gen)), {
+      ...this.durability,
+      source: 'journal',
+      onRecreated: (path) => {
+        this.durability.onRecreated?.(path);
+        return [...this.jobs.values()].map((job) => JSON.stringify({ op: 'job', job }));
+      },
+    });
+  }
+
+  static async open(dir: string, durability: DurabilityOptions = {}): Promise<{ journal: ReceiptJournal; pending: ReceiptJob[] }> {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const gens = (await readdir(dir))
       .map((f) => FILE_RE.exec(f))
@@ -81,7 +97,7 @@ export class ReceiptJournal {
         else if (e.op === 'done') jobs.delete(e.job);
       }
     }
-    const journal = new ReceiptJournal(dir, (gens.at(-1) ?? 0) + 1);
+    const journal = new ReceiptJournal(dir, (gens.at(-1) ?? 0) + 1, durability);
     await Promise.all([...jobs.values()].map((j) => journal.add(j)));
     await journal.appender.touch();
     for (const g of gens) await rm(join(dir, fileOf(g)));
@@ -90,6 +106,11 @@ export class ReceiptJournal {
 
   get size(): number {
     return this.jobs.size;
+  }
+
+  /** Entries appended and not yet durable (held while writing fails). */
+  get held(): number {
+    return this.appender.held;
   }
 
   /** Resolves once the job is durable. */
@@ -118,7 +139,7 @@ export class ReceiptJournal {
     try {
       const old = this.appender;
       this.gen += 1;
-      this.appender = new GroupAppender(join(this.dir, fileOf(this.gen)));
+      this.appender = this.newAppender();
       await Promise.all([...this.jobs.values()].map((j) => this.appender.append(JSON.stringify({ op: 'job', job: j }))));
       await this.appender.touch();
       await old.close();

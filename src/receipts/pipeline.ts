@@ -3,7 +3,10 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { jwsSha256, ReceiptArchive } from '../audit/archive.js';
 import { dayOf, FILE_RE } from '../audit/format.js';
+import type { CheckpointSigner } from '../audit/checkpoint.js';
+import { AuditHealth, AuditUnavailableError } from '../audit/health.js';
 import { AuditLog } from '../audit/log.js';
+import { parseRecord } from '../audit/recover.js';
 import { VerificationError } from '../errors/index.js';
 import type { ExchangeInfo, ExchangeObserver, ExchangeOutcome } from '../proxy/hooks.js';
 import type { Clock } from '../types.js';
@@ -41,7 +44,19 @@ export interface UpstreamReceipts {
 
 export interface PipelineOptions {
   stateDir: string;
-  audit: { dir: string; maxFileBytes: number; retentionFiles: number; archiveReceipts: boolean; commitWindowMs?: number };
+  audit: {
+    dir: string;
+    maxFileBytes: number;
+    retentionFiles: number;
+    archiveReceipts: boolean;
+    commitWindowMs?: number;
+    /** While records cannot be made durable: refuse new exchanges (fail, the default) or serve them and count them (serve). Strict mode always refuses. */
+    diskFullAction?: 'fail' | 'serve';
+    /** Wait between tries of a failed commit (default 1000 ms). */
+    retryMs?: number;
+    signer?: CheckpointSigner | undefined;
+    checkpointIntervalMs?: number;
+  };
   clock: Clock;
   logger: Logger;
   upstreams: readonly UpstreamReceipts[];
@@ -98,8 +113,10 @@ export class ReceiptPipeline {
   private constructor(
     private readonly o: PipelineOptions,
     private readonly journal: ReceiptJournal,
-    private readonly audit: AuditLog,
+    readonly audit: AuditLog,
     private readonly archive: ReceiptArchive | undefined,
+    /** Whether records can be made durable now (log, archive, journal). */
+    readonly health: AuditHealth,
   ) {
     for (const u of o.upstreams) this.upstreams.set(u.name, u);
   }
@@ -107,9 +124,27 @@ export class ReceiptPipeline {
   static async open(o: PipelineOptions): Promise<ReceiptPipeline> {
     // Records nobody waits for (audit mode) share fdatasyncs over a short window; strict-mode ones commit at once.
     const commitWindowMs = o.audit.commitWindowMs ?? AUDIT_COMMIT_WINDOW_MS;
-    const audit = await AuditLog.open({ dir: o.audit.dir, clock: o.clock, maxFileBytes: o.audit.maxFileBytes, retentionFiles: o.audit.retentionFiles, commitWindowMs });
-    const { journal, pending } = await ReceiptJournal.open(join(o.stateDir, 'receipts'));
-    const p = new ReceiptPipeline(o, journal, audit, o.audit.archiveReceipts ? new ReceiptArchive(o.audit.dir, { commitWindowMs }) : undefined);
+    const health = new AuditHealth({ clock: o.clock, logger: o.logger });
+    const retry = o.audit.retryMs !== undefined ? { retryMs: o.audit.retryMs } : {};
+    const audit = await AuditLog.open({
+      dir: o.audit.dir,
+      clock: o.clock,
+      maxFileBytes: o.audit.maxFileBytes,
+      retentionFiles: o.audit.retentionFiles,
+      commitWindowMs,
+      health,
+      logger: o.logger,
+      signer: o.audit.signer,
+      ...retry,
+      ...(o.audit.checkpointIntervalMs ? { checkpointIntervalMs: o.audit.checkpointIntervalMs } : {}),
+    });
+    logRecovery(o, audit);
+    const signer = o.audit.signer;
+    if (signer) o.logger.info({ public_key_sha256: signer.keySha256, public_key: signer.publicPem, event: 'audit.signing_key' }, `audit checkpoints are signed with Ed25519 key sha256:${signer.keySha256} (public key in ${join(o.audit.dir, 'audit.pub')})`);
+    const onRecreated = (path: string) => o.logger.error({ path, event: 'audit.recreated' }, `${path} (or its directory) was removed while open: recreated, the held entries written to it`);
+    const durability = { health, onRecreated, ...retry };
+    const { journal, pending } = await ReceiptJournal.open(join(o.stateDir, 'receipts'), durability);
+    const p = new ReceiptPipeline(o, journal, audit, o.audit.archiveReceipts ? new ReceiptArchive(o.audit.dir, { commitWindowMs, ...durability }) : undefined, health);
     const recorded = await recordedJobs(o.audit.dir, pending);
     for (const job of pending) {
       if (recorded.has(job.job)) await journal.done(job.job);
@@ -121,6 +156,43 @@ export class ReceiptPipeline {
 
   get pending(): number {
     return this.journal.size;
+  }
+
+  /** Entries of the audit trail (records, receipts, journal entries) held in memory until they can be made durable. */
+  get held(): number {
+    return this.audit.held + (this.archive?.held ?? 0) + this.journal.held;
+  }
+
+  /** The audit trail's health for /status and metrics: never a record, never a key's secret half. */
+  auditStatus(): Record<string, unknown> {
+    const f = this.health.failure;
+    const signer = this.o.audit.signer;
+    return {
+      dir: this.o.audit.dir,
+      writable: f === undefined,
+      ...(f ? { failure: f } : {}),
+      held: this.held,
+      disk_full_action: this.o.audit.diskFullAction ?? 'fail',
+      served_unrecorded: this.health.servedUnrecorded,
+      write_failures: { ...this.health.failures },
+      head_seq: this.audit.head.seq,
+      moved_aside_at_start: this.audit.recovered.movedAside,
+      ...(this.audit.recovered.gap ? { gap_at_start: this.audit.recovered.gap.reason } : {}),
+      signing: signer ? { public_key_sha256: signer.keySha256, public_key: signer.publicPem, last_checkpoint_seq: this.audit.lastCheckpointSeq } : null,
+    };
+  }
+
+  /**
+   * Why a new exchange of `upstream` must be refused now, if it must: records cannot be made durable
+   * and audit.disk_full_action is fail (or the upstream's receipts are strict). `method`/`path`
+   * narrow it to the exchanges that carry a receipt.
+   */
+  refusal(upstream: string, method?: string, path?: string): AuditUnavailableError | undefined {
+    const f = this.health.failure;
+    const u = this.upstreams.get(upstream);
+    if (!f || !u || u.mode === 'off' || (method !== undefined && !carriesReceipt(method, path ?? ''))) return undefined;
+    if (u.mode !== 'strict' && this.o.audit.diskFullAction === 'serve') return undefined;
+    return new AuditUnavailableError(f);
   }
 
   /** The daemon's onExchange hook. */
@@ -169,7 +241,12 @@ export class ReceiptPipeline {
       await this.write(record, undefined);
       return { verdict: Promise.resolve(record) };
     }
-    await this.journal.add(job);
+    const journaled = this.journal.add(job);
+    if (this.health.failure && u.mode !== 'strict' && this.o.audit.diskFullAction === 'serve') {
+      // disk_full_action: serve — answer now and count it; the entry is written once writing works again.
+      this.health.servedUnrecorded++;
+      void journaled.catch(() => undefined);
+    } else await journaled;
     this.counters.journaled++;
     this.verdicts.set({ status: 'pending', request_id: job.request_id, upstream: job.upstream, ...(typeof job.receipt_id === 'string' ? { receipt_id: job.receipt_id } : {}) });
     return { verdict: this.schedule(job) };
@@ -268,7 +345,18 @@ export class ReceiptPipeline {
   }
 }
 
-/** Job ids of `pending` that already have a record in the audit log (crash after the write). */
+/** Tails moved aside at open are an operator's business: say so, with their sizes. */
+function logRecovery(o: PipelineOptions, audit: AuditLog): void {
+  const r = audit.recovered;
+  if (r.movedAside.length > 0) {
+    o.logger.warn({ movedAside: r.movedAside, bytes: r.tornBytes, event: 'audit.tail_moved_aside' }, `audit log: ${r.tornBytes} bytes at the end (a write cut short by a crash, or a malformed line) moved aside to <file>.torn; their jobs are re-run`);
+  }
+}
+
+/**
+ * Job ids of `pending` that already have a record in the audit log (crash after the write). Only
+ * whole records count: a fragment that names a job does not make it done.
+ */
 async function recordedJobs(dir: string, pending: readonly ReceiptJob[]): Promise<Set<string>> {
   const found = new Set<string>();
   if (pending.length === 0) return found;
@@ -277,8 +365,9 @@ async function recordedJobs(dir: string, pending: readonly ReceiptJob[]): Promis
   const files = (await readdir(dir).catch(() => [] as string[])).filter((f) => FILE_RE.test(f) && (FILE_RE.exec(f) as RegExpExecArray)[1]! >= since);
   for (const f of files) {
     for (const line of (await readFile(join(dir, f), 'utf8')).split('\n')) {
-      const m = /"job":"([0-9a-f-]{36})"/.exec(line);
-      if (m && ids.has(m[1] as string)) found.add(m[1] as string);
+      if (!/"job":"[0-9a-f-]{36}"/.test(line)) continue;
+      const job = parseRecord(line)?.job;
+      if (typeof job === 'string' && ids.has(job)) found.add(job);
     }
   }
   return found;

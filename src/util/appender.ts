@@ -1,5 +1,7 @@
-import { writeSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { fstatSync, ftruncateSync, statSync, writeSync } from 'node:fs';
+import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { AuditHealth } from '../audit/health.js';
 
 /**
  * Write all of `text` at the end of the file now, on the calling thread. A small append to the
@@ -13,6 +15,60 @@ export function appendSync(fh: FileHandle, text: string): number {
   while (off < bytes.length) off += writeSync(fh.fd, bytes, off, bytes.length - off);
   return bytes.length;
 }
+
+/** The file an open handle wrote to is no longer at its path (removed or replaced while open), or was cut shorter than what was committed to it. */
+export class FileRemovedError extends Error {
+  readonly code = 'ERR_FILE_REMOVED';
+  constructor(
+    readonly path: string,
+    readonly how: 'removed' | 'truncated' = 'removed',
+  ) {
+    super(`${path} was ${how} while open`);
+  }
+}
+
+/**
+ * Append `text` to a file whose committed length is `size`, fdatasync it (when `durable`), and check
+ * that the file is still the one at `path` (a removed file would swallow every later write). Any
+ * failure, a short write included, cuts the file back to `size` before it is thrown: no fragment is
+ * left for the next record to be appended to. A file found longer than `size` (a fragment an earlier
+ * cut could not remove) is cut first; one found shorter was cut by someone else (FileRemovedError,
+ * 'truncated': committed lines are gone). Returns the bytes written.
+ */
+export async function commitAppend(fh: FileHandle, path: string, size: number, text: string, durable = true): Promise<number> {
+  const now = fstatSync(fh.fd).size;
+  if (now < size) throw new FileRemovedError(path, 'truncated');
+  if (now > size) ftruncateSync(fh.fd, size);
+  try {
+    const n = appendSync(fh, text);
+    if (durable) await fh.datasync();
+    const [held, named] = [fstatSync(fh.fd), statSync(path, { throwIfNoEntry: false })];
+    if (!named || named.ino !== held.ino || named.dev !== held.dev) throw new FileRemovedError(path);
+    return n;
+  } catch (e) {
+    if (!(e instanceof FileRemovedError)) {
+      try {
+        ftruncateSync(fh.fd, size);
+      } catch {
+        /* cut again before the next write */
+      }
+    }
+    throw e;
+  }
+}
+
+/** Where writers of the audit trail report commits that failed and commits that worked again. */
+export interface DurabilityOptions {
+  health?: AuditHealth | undefined;
+  /** The name `health` knows this file set by (audit, archive, journal). */
+  source?: string;
+  /** How long to wait before retrying a commit that failed (default 1000 ms). */
+  retryMs?: number;
+  /** A removed file (or its directory) was recreated: called before the held lines are written to it. */
+  onRecreated?: (path: string) => void;
+}
+
+export const DEFAULT_RETRY_MS = 1000;
 
 /**
  * When a group commit runs: at the next turn of the event loop or, for appends nobody is waiting
@@ -78,17 +134,25 @@ export class CommitScheduler {
  * Appends lines to one file with group commit: the lines appended before a commit runs (see
  * CommitScheduler) are written with one write (synchronous: see appendSync) and one fdatasync,
  * and each `append` resolves only once its line is durable. The file is created 0600.
+ * A commit that fails (disk full, I/O error) leaves no fragment (commitAppend), keeps its lines
+ * queued in order, reports to `health` and is retried every `retryMs` until it works: an append
+ * never rejects for a failed write, only when the appender is closed while its line is held. A file
+ * removed while open is recreated (its directory too) and the held lines go into the new one.
  */
 export class GroupAppender {
   private fh: FileHandle | undefined;
   private queue: { text: string; durable: boolean; urgent: boolean; resolve: () => void; reject: (e: unknown) => void }[] = [];
   private readonly scheduler: CommitScheduler;
   private bytes = 0;
+  /** Committed length of the file. */
+  private size = 0;
+  private closing = false;
+  private removed = false;
 
   /** `commitWindowMs`: how long a non-urgent append may wait for others to share its fdatasync (default 0: the next tick). */
   constructor(
     readonly path: string,
-    o: { commitWindowMs?: number } = {},
+    private readonly o: { commitWindowMs?: number } & DurabilityOptions = {},
   ) {
     this.scheduler = new CommitScheduler(
       o.commitWindowMs ?? 0,
@@ -100,6 +164,11 @@ export class GroupAppender {
   /** Bytes written through this appender (not counting what the file held before). */
   get written(): number {
     return this.bytes;
+  }
+
+  /** Lines appended and not yet durable (held while writing fails). */
+  get held(): number {
+    return this.queue.length;
   }
 
   /**
@@ -117,29 +186,61 @@ export class GroupAppender {
   /** Create the file (durably) even if nothing was appended. */
   async touch(): Promise<void> {
     while (this.scheduler.busy) await this.scheduler.busy;
-    this.fh ??= await open(this.path, 'a', 0o600);
-    await this.fh.sync();
+    await (await this.openFile()).sync();
   }
 
-  /** Wait for pending appends, then close the file. */
+  /** Wait for pending appends (one more try for held ones, which are rejected if it fails), then close the file. */
   async close(): Promise<void> {
+    this.closing = true;
     while (this.scheduler.busy) await this.scheduler.busy;
     await this.fh?.close();
     this.fh = undefined;
+  }
+
+  private async openFile(): Promise<FileHandle> {
+    if (this.fh) return this.fh;
+    let first: string[] = [];
+    if (this.removed) {
+      await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
+      first = this.o.onRecreated?.(this.path) ?? [];
+      this.removed = false;
+    }
+    this.fh = await open(this.path, 'a', 0o600);
+    this.size = (await this.fh.stat()).size;
+    if (first.length > 0) this.size += await commitAppend(this.fh, this.path, this.size, first.map((l) => `${l}\n`).join(''));
+    return this.fh;
   }
 
   private async flush(): Promise<void> {
     const batch = this.queue;
     this.queue = [];
     try {
-      this.fh ??= await open(this.path, 'a', 0o600);
+      const fh = await this.openFile();
       const text = batch.length === 1 ? (batch[0] as { text: string }).text : batch.map((b) => b.text).join('');
-      const written = appendSync(this.fh, text);
-      if (batch.some((b) => b.durable)) await this.fh.datasync();
+      const written = await commitAppend(fh, this.path, this.size, text, batch.some((b) => b.durable));
+      this.size += written;
       this.bytes += written;
+      this.o.health?.ok(this.o.source ?? this.path, batch.length);
       for (const b of batch) b.resolve();
     } catch (e) {
-      for (const b of batch) b.reject(e);
+      await this.failed(e, batch);
     }
+  }
+
+  /** Keep the batch (in order, ahead of later appends) for the next try; reject it only when closing. */
+  private async failed(e: unknown, batch: typeof this.queue): Promise<void> {
+    if (e instanceof FileRemovedError) {
+      await this.fh?.close().catch(() => undefined);
+      this.fh = undefined;
+      this.removed = true;
+    }
+    if (this.closing) {
+      for (const b of batch) b.reject(e);
+      return;
+    }
+    this.queue = [...batch, ...this.queue];
+    if (e instanceof FileRemovedError) return; // recreated on the next try, at once
+    this.o.health?.fail(this.o.source ?? this.path, e, this.queue.length);
+    await new Promise((r) => setTimeout(r, this.o.retryMs ?? DEFAULT_RETRY_MS));
   }
 }

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
@@ -33,7 +33,7 @@ function upstream(over: Partial<UpstreamReceipts> = {}): UpstreamReceipts {
 
 async function lines(dir: string): Promise<Record<string, unknown>[]> {
   const out: Record<string, unknown>[] = [];
-  for (const f of (await readdir(dir)).filter((x) => x.startsWith('audit-')).sort()) {
+  for (const f of (await readdir(dir)).filter((x) => x.startsWith('audit-') && x.endsWith('.jsonl')).sort()) {
     for (const l of (await readFile(join(dir, f), 'utf8')).split('\n')) if (l) out.push(JSON.parse(l) as Record<string, unknown>);
   }
   return out;
@@ -69,6 +69,53 @@ describe('ReceiptPipeline recovery', () => {
     const recs = await lines(auditDir);
     expect(recs.map((r) => r.request_id)).toEqual(['req-1', 'req-2']);
     expect(p.pending).toBe(0);
+    await p.close();
+  });
+
+  test('a torn or malformed audit tail that names a pending job: moved aside, logged at warn with its bytes, the job re-run (not counted done)', async () => {
+    const auditDir = join(dir, 'audit');
+    const { journal } = await ReceiptJournal.open(join(dir, 'receipts'));
+    await journal.add(job(1, { opted_out: true }));
+    await journal.add(job(2, { opted_out: true }));
+    await journal.add(job(3, { opted_out: true }));
+    await journal.close();
+    const log = await AuditLog.open({ dir: auditDir, clock });
+    await log.append({ type: 'receipt', job: job(1).job, request_id: 'req-1', verdict: 'opted_out' });
+    await log.close();
+    const file = join(auditDir, (await readdir(auditDir)).find((f) => f.startsWith('audit-')) as string);
+    // A complete line that is no record (names job 2), then a partial one (names job 3).
+    const malformed = `{"seq":2,"type":"receipt","job":"${job(2).job}","verd\n`;
+    const torn = `{"seq":3,"type":"receipt","job":"${job(3).job}"`;
+    await appendFile(file, malformed + torn);
+    const sink = new LogSink();
+    const p = await ReceiptPipeline.open({
+      stateDir: dir,
+      audit: { dir: auditDir, maxFileBytes: 1 << 20, retentionFiles: 10, archiveReceipts: true },
+      clock,
+      logger: createLogger({ level: 'info', format: 'json', destination: sink }),
+      upstreams: [upstream()],
+    });
+    await expect.poll(async () => (await lines(auditDir)).length).toBe(3);
+    await p.close();
+    expect((await lines(auditDir)).map((r) => r.request_id).sort()).toEqual(['req-1', 'req-2', 'req-3']);
+    const warn = sink.records.find((r) => r.event === 'audit.tail_moved_aside');
+    expect(warn).toMatchObject({ level: 40, bytes: Buffer.byteLength(malformed + torn) });
+    expect(await readFile(`${file}.torn`, 'utf8')).toBe(malformed + torn);
+  });
+
+  test('strict mode always fails closed: with disk_full_action serve, a strict upstream still refuses while the trail is unwritable', async () => {
+    const p = await ReceiptPipeline.open({
+      stateDir: dir,
+      audit: { dir: join(dir, 'audit'), maxFileBytes: 1 << 20, retentionFiles: 10, archiveReceipts: false, diskFullAction: 'serve' },
+      clock,
+      logger: createLogger({ level: 'silent', format: 'json', destination: new LogSink() }),
+      upstreams: [upstream({ name: 'lenient' }), upstream({ name: 'strict', mode: 'strict' })],
+    });
+    expect(p.refusal('strict', 'POST', '/v1/chat/completions')).toBeUndefined();
+    p.health.fail('journal', Object.assign(new Error('no space'), { code: 'ENOSPC' }), 1);
+    expect(p.refusal('strict', 'POST', '/v1/chat/completions')).toMatchObject({ code: 'ERR_AUDIT_DISK_FULL' });
+    expect(p.refusal('strict', 'GET', '/v1/models')).toBeUndefined();
+    expect(p.refusal('lenient', 'POST', '/v1/chat/completions')).toBeUndefined();
     await p.close();
   });
 

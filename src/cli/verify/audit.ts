@@ -5,11 +5,13 @@ import { formatNotPassed, reviewVerdicts } from '../../audit/checks.js';
 import { recheckArchivedReceipts, type RecheckReport } from '../../audit/recheck.js';
 import { createStaticJwks } from '../../receipts/jwks.js';
 import { verifyAuditFiles, type AuditReport } from '../../audit/verify.js';
+import { auditPublicKey } from '../../audit/checkpoint.js';
 import { EXIT, exitCodeFor } from '../exit-codes.js';
 
 interface AuditArgs {
   files: string[];
   'jwks-file'?: string;
+  'audit-key'?: string;
   json: boolean;
 }
 
@@ -21,6 +23,20 @@ function table(title: string, rows: Record<string, Record<string, number>>): str
   return [head, ...keys.map((k) => `${k.padEnd(w)}  ${verdicts.map((v) => String(rows[k]?.[v] ?? 0).padStart(10)).join(' ')}`)].join('\n');
 }
 
+/** What the chain can and cannot vouch for: signed checkpoints, recorded gaps, tails moved aside at a start. */
+function trustLines(r: AuditReport, keyed: boolean): string {
+  const c = r.checkpoints;
+  const lines = [
+    keyed
+      ? `Signed:   ${c.verified} checkpoint(s) verified with the audit key${c.lastSeq !== null ? `, last at seq ${c.lastSeq}; ${c.uncovered} record(s) after it not yet covered` : ''}`
+      : `Signed:   ${c.count} checkpoint(s), not checked (no --audit-key): the chain alone does not show a rewrite by someone with write access`,
+    `Gaps:     ${r.gaps.length}${r.gaps.length ? ' (records lost, recorded in the chain)' : ''}`,
+    ...r.gaps.map((g) => `gap: ${g.file}:${g.line} seq ${g.seq} ${g.reason}${g.lost ? ` (seq ${g.lost.from_seq}..${g.lost.to_seq} lost)` : ''}: ${g.detail}`),
+    ...r.movedAside.map((m) => `moved aside: ${m.file} (${m.bytes} bytes cut off the end of the log at a start: a write cut short by a crash, or a malformed line)`),
+  ];
+  return lines.join('\n');
+}
+
 export const auditCommand: CommandModule<object, AuditArgs> = {
   command: 'audit <files..>',
   describe: "Re-verify an audit log's hash chain across rotated files (a directory means all its audit files)",
@@ -28,13 +44,15 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
     y
       .positional('files', { type: 'string', array: true, demandOption: true, describe: 'Audit files or the audit directory' })
       .option('jwks-file', { type: 'string', describe: "The router's JWKS (saved to a file): also re-verify every archived receipt offline; a verified record without an archived receipt is a break" })
+      .option('audit-key', { type: 'string', describe: "The daemon's audit public key (PEM, audit.pub beside the log): check every signed checkpoint; the log must carry one" })
       .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' }) as Argv<AuditArgs>,
   handler: async (args) => {
     let report: AuditReport;
     let receipts: RecheckReport | undefined;
     let review: Awaited<ReturnType<typeof reviewVerdicts>>;
     try {
-      report = await verifyAuditFiles(args.files);
+      const auditKey = args['audit-key'] ? auditPublicKey(await readFile(args['audit-key'])) : undefined;
+      report = await verifyAuditFiles(args.files, auditKey ? { auditKey } : {});
       if (report.files.length === 0) throw new UsageError('ERR_USAGE_NO_AUDIT_FILES', 'no audit files found');
       if (args['jwks-file']) {
         const jwks = await createStaticJwks(await readFile(args['jwks-file']));
@@ -56,6 +74,7 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
       process.stdout.write(`${ok ? 'PASS' : `FAIL ${report.breaks[0]?.code}: ${report.breaks.length} break(s) in the chain`}\n`);
       process.stdout.write(`Files:    ${report.files.length}\nRecords:  ${report.records} (last seq ${report.lastSeq})\n`);
       if (receipts) process.stdout.write(`Receipts: ${receipts.checked} archived, ${receipts.confirmed} verified records re-verified offline\n`);
+      process.stdout.write(`${trustLines(report, args['audit-key'] !== undefined)}\n`);
       process.stdout.write('\n');
       process.stdout.write(`${table('route', report.byRoute)}\n\n${table('day', report.byDay)}\n\n${formatNotPassed(review.notPassed)}`);
       for (const b of report.breaks) process.stdout.write(`break: ${b.file}:${b.line} ${b.code}: ${b.message}\n`);
