@@ -1,4 +1,6 @@
-import { appendFile } from 'node:fs/promises';
+import { appendFile, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { auditFiles } from '../../src/audit/recover.js';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import protobuf from 'protobufjs';
@@ -10,6 +12,8 @@ export interface OtlpReceiver {
   url: string;
   /** Requests received, by content type. */
   received: { protobuf: number; json: number };
+  /** The headers of the last request. */
+  lastHeaders: () => http.IncomingHttpHeaders;
   /** Stop accepting connections (the collector is down). */
   down(): Promise<void>;
   /** Listen again on the same port. */
@@ -24,7 +28,9 @@ export interface OtlpReceiver {
  */
 export async function startOtlpReceiver(file: string): Promise<OtlpReceiver> {
   const received = { protobuf: 0, json: 0 };
+  let lastHeaders: http.IncomingHttpHeaders = {};
   const server = http.createServer((req, res) => {
+    lastHeaders = req.headers;
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -58,5 +64,34 @@ export async function startOtlpReceiver(file: string): Promise<OtlpReceiver> {
       server.close(() => resolve());
       server.closeAllConnections();
     });
-  return { url: `http://127.0.0.1:${port}`, received, down: stop, up: () => listen(port), close: stop };
+  return { url: `http://127.0.0.1:${port}`, received, lastHeaders: () => lastHeaders, down: stop, up: () => listen(port), close: stop };
+}
+
+/** Every audit line in `dir`, in order. */
+export async function auditLines(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const f of await auditFiles(dir)) out.push(...(await readFile(join(dir, f), 'utf8')).split('\n').filter(Boolean));
+  return out;
+}
+
+/** The bodies the receiver wrote (OTLP/JSON lines), per instance id. */
+export async function exported(file: string): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
+  const text = await readFile(file, 'utf8').catch(() => '');
+  for (const line of text.split('\n').filter(Boolean)) {
+    const req = JSON.parse(line) as { resourceLogs: { scopeLogs: { logRecords: { body: { stringValue: string }; attributes: { key: string; value: { stringValue?: string } }[] }[] }[] }[] };
+    for (const lr of req.resourceLogs.flatMap((r) => r.scopeLogs).flatMap((s) => s.logRecords)) {
+      const inst = lr.attributes.find((a) => a.key === 'tresor.instance.id')?.value.stringValue as string;
+      out.set(inst, [...(out.get(inst) ?? []), lr.body.stringValue]);
+    }
+  }
+  return out;
+}
+
+export async function until(what: string, cond: () => Promise<boolean> | boolean, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
 }

@@ -6,12 +6,11 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { CheckpointSigner } from '../../src/audit/checkpoint.js';
 import { lineHash } from '../../src/audit/format.js';
 import { AuditLog } from '../../src/audit/log.js';
-import { auditFiles } from '../../src/audit/recover.js';
 import { resolveConfig } from '../../src/config/load.js';
 import { AuditExporter } from '../../src/otlp/exporter.js';
 import { resolveOtlpSettings, type OtlpProtocol } from '../../src/otlp/settings.js';
 import { verifyOtlpJson } from '../../src/otlp/verify.js';
-import { startOtlpReceiver, type OtlpReceiver } from '../helpers/otlp-receiver.js';
+import { auditLines, exported, startOtlpReceiver, until, type OtlpReceiver } from '../helpers/otlp-receiver.js';
 
 const clock = () => new Date();
 let scratch: string;
@@ -19,35 +18,6 @@ beforeAll(async () => {
   scratch = await mkdtemp(join(tmpdir(), 'tresor-otlp-'));
 });
 afterAll(() => rm(scratch, { recursive: true, force: true }));
-
-/** Every audit line in `dir`, in order. */
-async function auditLines(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const f of await auditFiles(dir)) out.push(...(await readFile(join(dir, f), 'utf8')).split('\n').filter(Boolean));
-  return out;
-}
-
-/** The bodies the receiver wrote, per instance. */
-async function exported(file: string): Promise<Map<string, string[]>> {
-  const out = new Map<string, string[]>();
-  const text = await readFile(file, 'utf8').catch(() => '');
-  for (const line of text.split('\n').filter(Boolean)) {
-    const req = JSON.parse(line) as { resourceLogs: { scopeLogs: { logRecords: { body: { stringValue: string }; attributes: { key: string; value: { stringValue?: string } }[] }[] }[] }[] };
-    for (const lr of req.resourceLogs.flatMap((r) => r.scopeLogs).flatMap((s) => s.logRecords)) {
-      const inst = lr.attributes.find((a) => a.key === 'tresor.instance.id')?.value.stringValue as string;
-      out.set(inst, [...(out.get(inst) ?? []), lr.body.stringValue]);
-    }
-  }
-  return out;
-}
-
-async function until(what: string, cond: () => Promise<boolean> | boolean, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 function settings(receiver: OtlpReceiver, protocol: OtlpProtocol) {
   const s = resolveOtlpSettings(resolveConfig({ upstreams: [{ attestation: { mode: 'off' } }], otlp: { endpoint: receiver.url, protocol, interval_ms: 20, retry_max_ms: 200, timeout_seconds: 0.3, batch_records: 7 } }, null).otlp, {});
