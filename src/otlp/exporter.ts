@@ -53,7 +53,7 @@ class Collect implements LogRecordProcessor {
 }
 
 /**
- * Ships the audit trail to an OpenTelemetry collector (docs/wire.md §7.3). It tails the audit files
+ * Ships the audit trail to an OpenTelemetry collector (docs/wire.md §7.1). It tails the audit files
  * from a durable cursor (`otlp.cursor`), sends a batch with the official OTLP/HTTP exporter, and
  * moves the cursor only once the collector accepted the batch: at-least-once, across restarts and
  * kill -9. While the collector is unreachable the backlog stays in the audit files (bounded by

@@ -2,7 +2,7 @@ import { SeverityNumber, type LogRecord } from '@opentelemetry/api-logs';
 import { lineHash } from '../audit/format.js';
 
 /**
- * How an audit record travels as an OpenTelemetry log record (docs/wire.md §7.3): the body is the
+ * How an audit record travels as an OpenTelemetry log record (docs/wire.md §7.1): the body is the
  * record's line exactly as written (a string, so the SHA-256 of the body is the line hash the
  * next record's `prev` names), and these attributes let a central store check completeness and
  * order per instance without parsing the body.

@@ -61,7 +61,7 @@ function attributes(v: unknown): Map<string, string | number | undefined> {
 
 /**
  * Re-verify the audit trails of many instances from a collector's file-exporter output (OTLP/JSON,
- * one ExportLogsServiceRequest per line; docs/wire.md §7.3). Each log record's body must hash to
+ * one ExportLogsServiceRequest per line; docs/wire.md §7.1). Each log record's body must hash to
  * its line-hash attribute and agree with its seq and prev attributes; records are grouped by
  * instance, duplicates (same seq, same bytes) are counted, two different records at one seq are a
  * break, and each instance's chain is walked in seq order with the same checks as the files
