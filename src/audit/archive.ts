@@ -18,6 +18,8 @@ export const jwsSha256 = (jws: string) => createHash('sha256').update(jws, 'utf8
 export class ReceiptArchive {
   private day = '';
   private appender: GroupAppender | undefined;
+  /** Earlier days' files: left open until close, so that receipts held there (disk full) are still written. */
+  private readonly earlier: GroupAppender[] = [];
 
   /** `commitWindowMs`: how long a non-urgent put may wait for others to share its fdatasync (default 0). */
   constructor(
@@ -32,10 +34,9 @@ export class ReceiptArchive {
   async put(jws: string, at: Date, sha256 = jwsSha256(jws), opts: { urgent?: boolean } = {}): Promise<string> {
     const day = dayOf(at);
     if (day !== this.day || !this.appender) {
-      const old = this.appender;
+      if (this.appender) this.earlier.push(this.appender);
       this.day = day;
       this.appender = new GroupAppender(join(this.dir, `receipts-${day}.jsonl`), { ...this.o, source: 'archive' });
-      await old?.close();
     }
     await this.appender.append(JSON.stringify({ sha256, jws }), opts);
     return sha256;
@@ -43,10 +44,11 @@ export class ReceiptArchive {
 
   /** Receipts appended and not yet durable (held while writing fails). */
   get held(): number {
-    return this.appender?.held ?? 0;
+    return [this.appender, ...this.earlier].reduce((n, a) => n + (a?.held ?? 0), 0);
   }
 
   async close(): Promise<void> {
+    for (const a of this.earlier.splice(0)) await a.close();
     await this.appender?.close();
   }
 }

@@ -75,7 +75,11 @@ export class AuditLog {
   private checkpointTimer: NodeJS.Timeout | undefined;
   private headWrite: Promise<void> = Promise.resolve();
   private closing = false;
+  /** The current file was found removed or cut short: recreate before the next write. */
+  private lost: 'removed' | 'truncated' | undefined;
+  /** Seq of the newest checkpoint record (or, from the start, the tail found at open): nothing new to sign while the chain ends there. */
   private checkpointedSeq = 0;
+  private signedSeq: number | null = null;
   /** This run of the daemon (named in its checkpoints). */
   readonly instance = randomUUID();
   /** What was moved aside at open: torn or malformed last lines (`<file>.torn`). */
@@ -106,9 +110,9 @@ export class AuditLog {
     return { seq: this.seq, hash: this.prev, file: this.file };
   }
 
-  /** Seq of the record the newest checkpoint vouches for (written this run or found at open). */
-  get lastCheckpointSeq(): number {
-    return this.checkpointedSeq;
+  /** Seq of the record the newest checkpoint of this run vouches for (null before the first). */
+  get lastCheckpointSeq(): number | null {
+    return this.signedSeq;
   }
 
   /** Records appended and not yet durable (held while writing fails). */
@@ -129,7 +133,12 @@ export class AuditLog {
   async checkpoint(): Promise<void> {
     const signer = this.o.signer;
     if (!signer || this.seq === this.checkpointedSeq) return;
-    await this.append(({ seq, prev, time }) => signer.record({ seq: seq - 1, hash: prev, time: time.toISOString(), instance: this.instance }));
+    await this.append(this.checkpointOf(signer));
+  }
+
+  /** A checkpoint record, signed at commit over the record it lands after. */
+  private checkpointOf(signer: CheckpointSigner): RecordSource {
+    return ({ seq, prev, time }) => signer.record({ seq: seq - 1, hash: prev, time: time.toISOString(), instance: this.instance });
   }
 
   async close(): Promise<void> {
@@ -187,6 +196,8 @@ export class AuditLog {
   }
 
   private async flush(): Promise<void> {
+    if (this.lost && !(await this.retry(() => this.recreate(this.lost as 'removed' | 'truncated')))) return;
+    this.lost = undefined;
     const batch = this.queue;
     this.queue = [];
     let done = 0;
@@ -223,7 +234,10 @@ export class AuditLog {
           this.seq += 1;
           this.prev = hash;
           (batch[done++] as Pending).resolve({ seq: this.seq, hash });
-          if (typeof (batch[done - 1] as Pending).record === 'function') this.checkpointedSeq = this.seq;
+          if (typeof (batch[done - 1] as Pending).record === 'function') {
+            this.checkpointedSeq = this.seq;
+            this.signedSeq = this.seq - 1;
+          }
         }
       }
       this.o.health?.ok('audit', batch.length);
@@ -242,12 +256,25 @@ export class AuditLog {
       return;
     }
     this.queue = [...rest, ...this.queue];
-    if (e instanceof FileRemovedError) {
-      await this.recreate(e.how).catch((err: unknown) => this.o.health?.fail('audit', err, this.queue.length));
-      return;
+    // A lost file is dealt with first thing in the next commit, at once (retried like a write if that fails).
+    if (e instanceof FileRemovedError) this.lost = e.how;
+    else await this.retry(() => Promise.reject(e));
+  }
+
+  /** Run `f`; if it fails, report it and wait the retry interval. True when it worked. */
+  private async retry(f: () => Promise<void>): Promise<boolean> {
+    try {
+      await f();
+      return true;
+    } catch (e) {
+      if (this.closing) {
+        for (const p of this.queue.splice(0)) p.reject(e);
+        return false;
+      }
+      this.o.health?.fail('audit', e, this.queue.length);
+      await new Promise((r) => setTimeout(r, this.o.retryMs));
+      return false;
     }
-    this.o.health?.fail('audit', e, this.queue.length);
-    await new Promise((r) => setTimeout(r, this.o.retryMs));
   }
 
   /**
@@ -268,10 +295,7 @@ export class AuditLog {
     this.file = '';
     const gap: Pending = { record: { type: 'gap', reason: how === 'removed' ? 'files_removed' : 'truncated', detail, ...(lost ? { lost } : {}), found: { seq: tail.seq, hash: tail.hash } }, urgent: true, resolve: () => undefined, reject: () => undefined };
     this.queue.unshift(gap);
-    if (this.o.signer) {
-      const signer = this.o.signer;
-      this.queue.splice(1, 0, { ...gap, record: ({ seq, prev, time }) => signer.record({ seq: seq - 1, hash: prev, time: time.toISOString(), instance: this.instance }) });
-    }
+    if (this.o.signer) this.queue.splice(1, 0, { ...gap, record: this.checkpointOf(this.o.signer) });
   }
 
   private async rotate(day: string): Promise<void> {

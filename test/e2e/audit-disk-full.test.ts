@@ -10,14 +10,15 @@ import { spawnBin } from '../helpers/spawn.js';
 const unavailable = smallFsUnavailable();
 if (unavailable) process.stdout.write(`audit-disk-full: skipped: ${unavailable}\n`);
 
-async function chat(h: Harness, n: number): Promise<{ status: number; reqId: string; code?: string }> {
+async function chat(h: Harness, n: number): Promise<{ status: number; reqId: string; code?: string; retryAfter?: string }> {
   const res = await request(`${h.base}/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ model: 'eu/tresor/gpt-oss-120b', messages: [{ role: 'user', content: `completion ${n}` }] }),
   });
   const body = (await res.body.json()) as { error?: { code?: string } };
-  return { status: res.statusCode, reqId: res.headers['x-request-id'] as string, ...(body.error?.code ? { code: body.error.code } : {}) };
+  const retryAfter = res.headers['retry-after'] as string | undefined;
+  return { status: res.statusCode, reqId: res.headers['x-request-id'] as string, ...(body.error?.code ? { code: body.error.code } : {}), ...(retryAfter ? { retryAfter } : {}) };
 }
 
 const get = async (h: Harness, path: string) => {
@@ -60,7 +61,7 @@ describe.skipIf(unavailable !== undefined)('a full disk under the audit trail (a
       const inFlight = Array.from({ length: 6 }, (_, i) => chat(h, 10 + i));
       await expect.poll(async () => (await get(h, '/readyz')).status, { timeout: 15_000, interval: 100 }).toBe(503);
       expect(JSON.parse((await get(h, '/readyz')).text).reasons.join(' ')).toMatch(/ERR_AUDIT_DISK_FULL: .*ENOSPC/);
-      for (let i = 0; i < 3; i++) expect(await chat(h, 20 + i)).toMatchObject({ status: 503, code: 'audit_disk_full' });
+      for (let i = 0; i < 3; i++) expect(await chat(h, 20 + i)).toMatchObject({ status: 503, code: 'audit_disk_full', retryAfter: '5' });
       expect((await get(h, '/metrics')).text).toMatch(/^tresor_attest_audit_writable 0$/m);
       expect((await get(h, '/metrics')).text).toMatch(/^tresor_attest_audit_write_failures_total\{code="ERR_AUDIT_DISK_FULL"\} [1-9]/m);
       const status = JSON.parse((await get(h, '/status')).text) as { audit: { writable: boolean; failure: { code: string; errno: string } } };

@@ -37,6 +37,8 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
           'A non-loopback --listen needs a local token file (local_token_file, $TRESOR_ATTEST_LOCAL_TOKEN_FILE) that apps\n' +
           'present, unless allow_unauthenticated_listen: true. Every listener serves /healthz, /readyz, /status,\n' +
           '/metrics and the status page (/).\n' +
+          'One daemon per state directory (a lock file; a second one exits 2 naming the first one\'s pid). If the audit log does\n' +
+          'not match audit.head the daemon refuses to start (exit 4): `tresor-attest audit repair` records the loss as a gap.\n' +
           'Precedence: flags > TRESOR_ATTEST_* environment > config file > defaults. See config.example.yaml.',
       ) as Argv<ServeArgs>,
   handler: async (args) => {
