@@ -226,11 +226,11 @@ describe('examples/otel-collector.yaml and the fleet wiring in examples/kubernet
 
   test('the sidecar exports to the collector Service with the standard OTEL_* variables', () => {
     const env = Object.fromEntries((sidecar.env as Obj[]).map((e) => [e.name, e.value]));
-    const port = (service?.spec.ports as Obj[])[0].port as number;
+    const port = (service?.spec.ports as Obj[])[0]?.port as number;
     expect(env.OTEL_EXPORTER_OTLP_ENDPOINT).toBe(`http://${service?.metadata.name}:${port}`);
     expect(['http/protobuf', 'http/json']).toContain(env.OTEL_EXPORTER_OTLP_PROTOCOL);
     expect(env.OTEL_SERVICE_NAME).toBeTruthy();
     expect(service?.spec.selector).toEqual(deploy?.spec.template.metadata.labels);
-    expect(((deploy?.spec.template.spec as Obj).containers as Obj[])[0].ports[0].containerPort).toBe(port);
+    expect(((deploy?.spec.template.spec as Obj).containers as Obj[])[0]?.ports[0].containerPort).toBe(port);
   });
 });
