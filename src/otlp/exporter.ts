@@ -11,7 +11,7 @@ import type { Clock } from '../types.js';
 import { VERSION } from '../version.js';
 import { SCOPE, toLogRecord } from './records.js';
 import type { OtlpSettings } from './settings.js';
-import { readAfter, type Cursor } from './tail.js';
+import { readAfter, type Cursor, type TailBatch } from './tail.js';
 
 /** The exporter's durable position, beside the audit files it reads. */
 export const CURSOR_FILE = 'otlp.cursor';
@@ -125,12 +125,8 @@ export class AuditExporter {
   /** Send one batch; true when there may be more right away. */
   private async pass(): Promise<boolean> {
     const batch = await readAfter(this.o.dir, this.cursor, this.o.settings.batchRecords);
-    if (batch.dropped > 0) {
-      this.stats.dropped += batch.dropped;
-      this.o.logger?.error({ event: 'otlp.dropped', count: batch.dropped, after_seq: this.cursor.seq }, `${batch.dropped} audit record(s) after seq ${this.cursor.seq} were gone before they could be exported`);
-    }
     if (batch.lines.length === 0) {
-      if (batch.next.file !== this.cursor.file) await this.advance(batch.next);
+      if (batch.next.file !== this.cursor.file || batch.next.offset !== this.cursor.offset) await this.advance(batch);
       return false;
     }
     const observed = new Date(this.o.clock().getTime());
@@ -142,14 +138,19 @@ export class AuditExporter {
     this.stats.exported += records.length;
     if (this.stats.failures > 0 && this.retryMs > MIN_RETRY_MS) this.o.logger?.info({ event: 'otlp.recovered', url: this.o.settings.url }, 'OTLP export works again');
     this.retryMs = MIN_RETRY_MS;
-    await this.advance(batch.next);
+    await this.advance(batch);
     return batch.lines.length >= this.o.settings.batchRecords;
   }
 
-  private async advance(next: Cursor): Promise<void> {
-    await writeDurably(join(this.o.dir, CURSOR_FILE), JSON.stringify(next));
-    this.cursor = next;
-    this.stats.cursorSeq = next.seq;
+  /** Move the cursor past a batch the collector accepted (or past files that are gone), and count what was lost. */
+  private async advance(batch: TailBatch): Promise<void> {
+    await writeDurably(join(this.o.dir, CURSOR_FILE), JSON.stringify(batch.next));
+    if (batch.dropped > 0) {
+      this.stats.dropped += batch.dropped;
+      this.o.logger?.error({ event: 'otlp.dropped', count: batch.dropped, after_seq: this.cursor.seq }, `${batch.dropped} audit record(s) after seq ${this.cursor.seq} were gone before they could be exported`);
+    }
+    this.cursor = batch.next;
+    this.stats.cursorSeq = batch.next.seq;
   }
 }
 

@@ -75,10 +75,10 @@ export async function readAfter(dir: string, cursor: Cursor, max: number): Promi
 
 /** Seqs between the last exported record and this one that no gap record accounts for. */
 function skipped(rec: Record<string, unknown>, lastSeq: number): number {
-  const seq = rec.seq as number;
-  const lost = rec.type === 'gap' ? (rec.lost as { to_seq?: unknown } | undefined) : undefined;
-  const upTo = lost && typeof lost.to_seq === 'number' ? lost.to_seq + 1 : seq;
-  return lastSeq > 0 && upTo > lastSeq + 1 ? upTo - lastSeq - 1 : 0;
+  const lost = rec.type === 'gap' ? (rec.lost as { from_seq?: unknown } | undefined) : undefined;
+  // A gap record accounts for the seqs from its `lost.from_seq` on: only those before it are the exporter's loss.
+  const first = lost && typeof lost.from_seq === 'number' ? lost.from_seq : (rec.seq as number);
+  return lastSeq > 0 && first > lastSeq + 1 ? first - lastSeq - 1 : 0;
 }
 
 async function readChunk(path: string, offset: number, length: number): Promise<Buffer> {
