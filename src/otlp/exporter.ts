@@ -33,7 +33,7 @@ export interface AuditExporterOptions {
   dir: string;
   settings: OtlpSettings;
   clock: Clock;
-  /** The audit log's durable head seq, for the lag; without it the lag is the records read and not yet accepted. */
+  /** The audit log's durable head seq: nothing after it is sent (not final yet), and the lag is measured to it. */
   headSeq?: () => number;
   logger?: Logger | undefined;
 }
@@ -124,7 +124,7 @@ export class AuditExporter {
 
   /** Send one batch; true when there may be more right away. */
   private async pass(): Promise<boolean> {
-    const batch = await readAfter(this.o.dir, this.cursor, this.o.settings.batchRecords);
+    const batch = await readAfter(this.o.dir, this.cursor, this.o.settings.batchRecords, this.o.headSeq?.() ?? Infinity);
     if (batch.lines.length === 0) {
       if (batch.next.file !== this.cursor.file || batch.next.offset !== this.cursor.offset) await this.advance(batch);
       return false;

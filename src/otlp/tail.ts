@@ -28,12 +28,15 @@ const MAX_READ_BYTES = 4 * 1024 * 1024;
  * source of truth and nothing is kept in memory between reads. A file pruned by retention (or cut
  * shorter) before it was read moves the cursor to the next file; the seqs skipped are counted as
  * dropped. Gap records written by the audit log carry their own lost seqs and are no drop here.
+ * Nothing after `upToSeq` is read: the audit log's durable head (a write that failed half-way is
+ * cut back and written again, with another time, so bytes past the head are not final yet).
  */
-export async function readAfter(dir: string, cursor: Cursor, max: number): Promise<TailBatch> {
+export async function readAfter(dir: string, cursor: Cursor, max: number, upToSeq = Infinity): Promise<TailBatch> {
   const files = await auditFiles(dir);
   const lines: AuditLine[] = [];
   let at = { ...cursor };
   let dropped = 0;
+  let ahead = false;
   let i = at.file ? files.indexOf(at.file) : 0;
   if (i < 0) {
     // The cursor's file is gone (retention, or removed): continue with the next one by name.
@@ -57,6 +60,10 @@ export async function readAfter(dir: string, cursor: Cursor, max: number): Promi
     for (const raw of chunk.subarray(0, end).toString('utf8').split('\n')) {
       if (lines.length >= max) break;
       const rec = parseRecord(raw);
+      if (rec && (rec.seq as number) > upToSeq) {
+        ahead = true;
+        break;
+      }
       at = { ...at, offset: at.offset + Buffer.byteLength(raw) + 1 };
       if (!rec) {
         dropped += 1;
@@ -67,7 +74,7 @@ export async function readAfter(dir: string, cursor: Cursor, max: number): Promi
       lines.push({ text: raw, seq, prev: rec.prev as string, type: typeof rec.type === 'string' ? rec.type : 'record', time: typeof rec.time === 'string' ? rec.time : '' });
       at = { ...at, seq, hash: '' };
     }
-    if (lines.length >= max || end + 1 < chunk.length) break;
+    if (ahead || lines.length >= max || end + 1 < chunk.length) break;
   }
   if (lines.length > 0) at.hash = lineHash((lines.at(-1) as AuditLine).text);
   return { lines, next: at, dropped };

@@ -10,6 +10,7 @@ import { resolveConfig } from '../../src/config/load.js';
 import { AuditExporter } from '../../src/otlp/exporter.js';
 import { resolveOtlpSettings, type OtlpProtocol } from '../../src/otlp/settings.js';
 import { verifyOtlpJson } from '../../src/otlp/verify.js';
+import { spawnBin } from '../helpers/spawn.js';
 import { auditLines, exported, startOtlpReceiver, until, type OtlpReceiver } from '../helpers/otlp-receiver.js';
 
 const clock = () => new Date();
@@ -147,5 +148,27 @@ describe('tresor-verify audit --otlp-json catches what an export cannot hide', (
     expect(codes(await verifyWith(JSON.stringify(r2)))).toEqual(['ERR_AUDIT_OTLP_START']);
     const other = CheckpointSigner.fromPem(generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), 'other');
     expect(codes(await verifyWith(lines.join('\n'), [other.publicKey]))).toEqual(expect.arrayContaining(['ERR_AUDIT_CHECKPOINT_SIGNATURE', 'ERR_AUDIT_NO_CHECKPOINT']));
+  });
+
+  test('the CLI: --json for the fleet export, several --audit-key, and nothing to check is a usage error (exit 2)', async () => {
+    const f = join(scratch, 'cli.jsonl');
+    await writeFile(f, `${lines.join('\n')}\n`);
+    const other = CheckpointSigner.fromPem(generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), 'other');
+    const keys = [join(scratch, 'k1.pub'), join(scratch, 'k2.pub')];
+    await writeFile(keys[0] as string, other.publicPem);
+    await writeFile(keys[1] as string, signer.publicPem);
+    const ok = spawnBin('tresor-verify', ['audit', '--otlp-json', f, '--audit-key', keys[0] as string, '--audit-key', keys[1] as string, '--json']);
+    expect(await ok.exited, ok.stdout()).toBe(0);
+    const out = JSON.parse(ok.stdout()) as { ok: boolean; instances: { checkpoints: { verified: number } }[] };
+    expect(out.ok).toBe(true);
+    expect(out.instances[0]?.checkpoints.verified).toBeGreaterThan(0);
+    const none = spawnBin('tresor-verify', ['audit']);
+    expect(await none.exited).toBe(2);
+    expect(none.stdout()).toMatch(/^FAIL ERR_USAGE_BAD_FLAG: name the audit files or directory, or --otlp-json FILE/);
+    const empty = join(scratch, 'empty.jsonl');
+    await writeFile(empty, `${JSON.stringify({ resourceLogs: [] })}\n`);
+    const nothing = spawnBin('tresor-verify', ['audit', '--otlp-json', empty]);
+    expect(await nothing.exited).toBe(2);
+    expect(nothing.stdout()).toMatch(/^FAIL ERR_USAGE_NO_AUDIT_FILES: /);
   });
 });

@@ -42,6 +42,10 @@ describe('readAfter: the exporter reads the audit files from its cursor', () => 
     expect((await readAfter(d, b.next, 10)).lines).toEqual([]);
     await appendFile(join(d, 'audit-20261206-0002.jsonl'), `${(lines[6] as string).slice(10)}\n`);
     expect((await readAfter(d, b.next, 10)).lines.map((l) => l.text)).toEqual([lines[6]]);
+    // Nothing past the audit log's durable head is read (a failed write may still be cut back).
+    const c = await readAfter(d, start, 10, 2);
+    expect(c.lines.map((l) => l.seq)).toEqual([1, 2]);
+    expect((await readAfter(d, c.next, 10, 2)).lines).toEqual([]);
   });
 
   test('a file pruned before it was read: the next file, the skipped seqs counted as dropped; a gap record accounts for its own lost seqs', async () => {
