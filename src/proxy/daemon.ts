@@ -27,7 +27,7 @@ import { FINAL_VERDICTS } from '../receipts/record.js';
 import { openReceiptPipeline } from './receipts.js';
 import { sendJson, sendReadiness, serveLocalRead, type LocalState } from './local-endpoints.js';
 import type { Clock } from '../types.js';
-import { AuditExporter } from '../otlp/exporter.js';
+import type { AuditExporter } from '../otlp/exporter.js';
 import { resolveOtlpSettings } from '../otlp/settings.js';
 
 export interface RunningDaemon {
@@ -339,6 +339,8 @@ async function startOtlpExport(config: ResolvedConfig, pipeline: ReceiptPipeline
     return undefined;
   }
   const audit = pipeline.audit;
+  // Loaded only when configured: the OpenTelemetry SDK adds a noticeable share to every start.
+  const { AuditExporter } = await import('../otlp/exporter.js');
   return AuditExporter.start({ dir: config.audit.dir, settings, clock: o.clock, headSeq: () => audit.head.seq, logger: o.logger });
 }
 
