@@ -77,6 +77,7 @@ export function resolveConfig(raw: Raw, source: string | null): ResolvedConfig {
     log: ResolvedConfig['log'];
     state_dir: string;
     audit: Omit<ResolvedConfig['audit'], 'dir'> & { dir: string | null };
+    otlp: ResolvedConfig['otlp'];
     shutdown_grace_seconds: number;
     upstreams: (Omit<UpstreamConfig, 'listen'> & { listen: string })[];
   };
@@ -170,6 +171,7 @@ export function resolveConfig(raw: Raw, source: string | null): ResolvedConfig {
       dir: cfg.audit.dir === null ? join(stateDir, 'audit') : resolvePath(cfg.audit.dir, base),
       signing_key_file: cfg.audit.signing_key_file === null ? null : resolvePath(cfg.audit.signing_key_file, base),
     },
+    otlp: cfg.otlp,
     shutdown_grace_seconds: cfg.shutdown_grace_seconds,
     upstreams,
     source,

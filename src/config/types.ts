@@ -1,4 +1,5 @@
 import type { TcbStatus } from '../evidence/tdx/collateral.js';
+import type { OtlpConfig } from '../otlp/settings.js';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
@@ -153,6 +154,8 @@ export interface ResolvedConfig {
     readonly signing_key_file: string | null;
     readonly checkpoint_interval_seconds: number;
   };
+  /** Export of the audit trail as OpenTelemetry log records (OTEL_EXPORTER_OTLP_* variables win over these). */
+  readonly otlp: OtlpConfig;
   readonly shutdown_grace_seconds: number;
   readonly upstreams: readonly UpstreamConfig[];
   /** Where the file came from, if any (for messages and relative paths). */

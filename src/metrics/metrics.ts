@@ -28,6 +28,8 @@ export interface MetricSources {
   receipts(): { counters: Readonly<Record<string, number>>; pending: number; byUpstream: ReadonlyMap<string, Readonly<Partial<Record<string, number>>>> } | undefined;
   /** The audit trail's health (undefined when receipts are off everywhere). */
   audit?(): { writable: boolean; held: number; failures: Readonly<Record<string, number>>; servedUnrecorded: number } | undefined;
+  /** The OTLP export of the audit trail (undefined when not configured). */
+  otlp?(): { lag: number; exported: number; failures: number; dropped: number } | undefined;
 }
 
 export type FetchResult = 'ok' | 'error';
@@ -158,6 +160,7 @@ export class DaemonMetrics {
       },
     });
     this.auditMetrics(sources, registers);
+    this.otlpMetrics(sources, registers);
     if (opts.processMetrics !== false) {
       collectDefaultMetrics({ register: this.registry, prefix: 'tresor_attest_' });
       // prom-client names three gauges with a counter's `_total` suffix, which `promtool check
@@ -210,6 +213,34 @@ export class DaemonMetrics {
         this.inc(a.servedUnrecorded);
       },
     });
+  }
+
+  /** The audit trail's export to an OpenTelemetry collector: how far behind it is, what it sent, failed and lost. */
+  private otlpMetrics(sources: MetricSources, registers: Registry[]): void {
+    new Gauge({
+      name: 'tresor_attest_otlp_lag_records',
+      help: 'Audit records written and not yet accepted by the OTLP collector (the backlog, kept in the audit files).',
+      registers,
+      collect() {
+        const o = sources.otlp?.();
+        if (o) this.set(o.lag);
+      },
+    });
+    const counter = (name: string, help: string, pick: (o: { exported: number; failures: number; dropped: number }) => number) =>
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          const o = sources.otlp?.();
+          if (!o) return;
+          this.reset();
+          this.inc(pick(o));
+        },
+      });
+    counter('tresor_attest_otlp_exported_records_total', 'Audit records accepted by the OTLP collector (a record sent again after a restart counts again).', (o) => o.exported);
+    counter('tresor_attest_otlp_export_failures_total', 'OTLP export requests that failed (the batch stays in the audit files and is retried).', (o) => o.failures);
+    counter('tresor_attest_otlp_dropped_records_total', 'Audit records never exported: pruned by audit retention (or cut off) before the exporter reached them.', (o) => o.dropped);
   }
 
   /** The pipeline's `onJournaled`. */

@@ -25,6 +25,8 @@ import { preflight } from './preflight.js';
 import { sendJson, sendReadiness, serveLocalRead, type LocalState } from './local-endpoints.js';
 import { admit, corsHeaders, isPreflight, listenerDoor, sendPreflight, type ListenerDoor } from './admission.js';
 import type { Clock } from '../types.js';
+import type { AuditExporter } from '../otlp/exporter.js';
+import { resolveOtlpSettings } from '../otlp/settings.js';
 
 export interface RunningDaemon {
   readonly listeners: readonly { upstream: string; url: string }[];
@@ -110,6 +112,7 @@ async function runDaemon(config: ResolvedConfig, deps: DaemonDeps, locks: { rele
   const clock = deps.clock ?? (() => new Date());
   const managers = new Map<string, AttestationManager>();
   let pipeline: ReceiptPipeline | undefined;
+  let exporter: AuditExporter | undefined;
   const extra = deps.hooks ?? {};
   const hooks = withAttestation(managers, {
     ...extra,
@@ -134,6 +137,7 @@ async function runDaemon(config: ResolvedConfig, deps: DaemonDeps, locks: { rele
           attestationExpiresAt: managers.get(u.name)?.current()?.expiresAt,
         })),
       receipts: () => (pipeline ? { counters: pipeline.counters, pending: pipeline.pending, byUpstream: pipeline.verdictsByUpstream } : undefined),
+      otlp: () => (exporter ? { ...exporter.stats, lag: exporter.lag } : undefined),
       audit: () => (pipeline ? { writable: !pipeline.health.failure, held: pipeline.held, failures: pipeline.health.failures, servedUnrecorded: pipeline.health.servedUnrecorded } : undefined),
     },
     { processMetrics: deps.processMetrics !== false },
@@ -164,6 +168,7 @@ async function runDaemon(config: ResolvedConfig, deps: DaemonDeps, locks: { rele
     managers.set(u.name, await createUpstreamAttestation(u, upstream, attestationDeps, registry));
   }
   pipeline = await openReceiptPipeline(config, { upstreams, managers, ...registry, clock, logger, metrics });
+  exporter = await startOtlpExport(config, pipeline, { env: deps.env ?? process.env, clock, logger });
   // Attest at start-up so /readyz turns ready before the first request (in the background).
   for (const m of managers.values()) void m.start();
   const startedAt = Date.now();
@@ -288,11 +293,30 @@ async function runDaemon(config: ResolvedConfig, deps: DaemonDeps, locks: { rele
       for (const m of managers.values()) m.stop();
       // Receipt jobs still running stay journaled and resume at the next start.
       await pipeline?.close(Math.max(0, deadline - Date.now()));
+      // One last export of what the log holds (bounded); the rest goes at the next start, from the cursor.
+      await exporter?.stop(Math.min(OTLP_STOP_MS, Math.max(0, deadline - Date.now())));
       await Promise.all([...upstreams.values()].map((u) => (inFlight() > 0 ? u.destroy() : u.close())));
       for (const l of locks) await l.release();
       logger.info('stopped');
     },
   };
+}
+
+/** Longest wait at shutdown for a last export. */
+const OTLP_STOP_MS = 2000;
+
+/** The audit trail's OTLP exporter, when an endpoint is configured (config or OTEL_* variables) and there is an audit log. */
+async function startOtlpExport(config: ResolvedConfig, pipeline: ReceiptPipeline | undefined, o: { env: Record<string, string | undefined>; clock: Clock; logger: Logger }): Promise<AuditExporter | undefined> {
+  const settings = resolveOtlpSettings(config.otlp, o.env);
+  if (!settings) return undefined;
+  if (!pipeline) {
+    o.logger.warn({ event: 'otlp.no_audit_log' }, 'an OTLP endpoint is configured but receipts are off on every upstream: there is no audit trail to export');
+    return undefined;
+  }
+  const audit = pipeline.audit;
+  // Loaded only when configured: the OpenTelemetry SDK adds a noticeable share to every start.
+  const { AuditExporter } = await import('../otlp/exporter.js');
+  return AuditExporter.start({ dir: config.audit.dir, settings, clock: o.clock, headSeq: () => audit.head.seq, logger: o.logger });
 }
 
 function isLoopback(address: string): boolean {

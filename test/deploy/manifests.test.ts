@@ -227,3 +227,29 @@ describe('examples/kubernetes', () => {
     expect(notes).toMatch(/tresor-verify audit/);
   });
 });
+
+describe('examples/otel-collector.yaml and the fleet wiring in examples/kubernetes', () => {
+  const collector = parse(read('examples/otel-collector.yaml')) as Obj;
+  const [cm, service, deploy] = k8s('examples/kubernetes/otel-collector.yaml');
+  const [sidecarDeploy] = k8s('examples/kubernetes/deployment.yaml');
+  const sidecar = ((sidecarDeploy?.spec.template.spec as Obj).initContainers as Obj[]).find((c) => c.name === 'tresor-attest') as Obj;
+
+  test('an OTLP/HTTP receiver feeds a logs pipeline whose file exporter writes OTLP/JSON (the --otlp-json input); Kafka and S3 are there, commented', () => {
+    for (const c of [collector, parse(cm?.data['config.yaml']) as Obj]) {
+      expect(c.receivers.otlp.protocols.http.endpoint).toBe('0.0.0.0:4318');
+      expect(c.exporters['file/audit']).toMatchObject({ format: 'json', path: expect.stringMatching(/\.jsonl$/) });
+      expect(c.service.pipelines['logs/audit']).toMatchObject({ receivers: ['otlp'], exporters: ['file/audit'] });
+    }
+    expect(read('examples/otel-collector.yaml')).toMatch(/# kafka\/audit:[\s\S]*encoding: otlp_json[\s\S]*# awss3\/audit:[\s\S]*marshaler: otlp_json/);
+  });
+
+  test('the sidecar exports to the collector Service with the standard OTEL_* variables', () => {
+    const env = Object.fromEntries((sidecar.env as Obj[]).map((e) => [e.name, e.value]));
+    const port = (service?.spec.ports as Obj[])[0]?.port as number;
+    expect(env.OTEL_EXPORTER_OTLP_ENDPOINT).toBe(`http://${service?.metadata.name}:${port}`);
+    expect(['http/protobuf', 'http/json']).toContain(env.OTEL_EXPORTER_OTLP_PROTOCOL);
+    expect(env.OTEL_SERVICE_NAME).toBeTruthy();
+    expect(service?.spec.selector).toEqual(deploy?.spec.template.metadata.labels);
+    expect(((deploy?.spec.template.spec as Obj).containers as Obj[])[0]?.ports[0].containerPort).toBe(port);
+  });
+});

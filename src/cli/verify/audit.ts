@@ -7,11 +7,13 @@ import { createStaticJwks } from '../../receipts/jwks.js';
 import { verifyAuditFiles, type AuditReport } from '../../audit/verify.js';
 import { auditPublicKey } from '../../audit/checkpoint.js';
 import { EXIT, exitCodeFor } from '../exit-codes.js';
+import { keyPaths, otlpAudit } from './audit-otlp.js';
 
 interface AuditArgs {
-  files: string[];
+  files?: string[];
+  'otlp-json'?: string[];
   'jwks-file'?: string;
-  'audit-key'?: string;
+  'audit-key'?: string | string[];
   json: boolean;
 }
 
@@ -38,21 +40,32 @@ function trustLines(r: AuditReport, keyed: boolean): string {
 }
 
 export const auditCommand: CommandModule<object, AuditArgs> = {
-  command: 'audit <files..>',
-  describe: "Re-verify an audit log's hash chain across rotated files (a directory means all its audit files)",
+  command: 'audit [files..]',
+  describe: "Re-verify an audit log's hash chain across rotated files (a directory means all its audit files), or with --otlp-json a collector's export of many daemons' trails",
   builder: (y: Argv) =>
     y
-      .positional('files', { type: 'string', array: true, demandOption: true, describe: 'Audit files or the audit directory' })
+      .positional('files', { type: 'string', array: true, describe: 'Audit files or the audit directory' })
+      .option('otlp-json', { type: 'string', array: true, describe: "An OpenTelemetry Collector's file-exporter output (OTLP/JSON lines): check every instance's chain, gaps, duplicates and checkpoints" })
       .option('jwks-file', { type: 'string', describe: "The router's JWKS (saved to a file): also re-verify every archived receipt offline; a verified record without an archived receipt is a break" })
-      .option('audit-key', { type: 'string', describe: "The daemon's audit public key (PEM, audit.pub beside the log): check every signed checkpoint; the log must carry one" })
+      .option('audit-key', { type: 'string', describe: "The daemon's audit public key (PEM, audit.pub beside the log): check every signed checkpoint; the log must carry one. With --otlp-json, once per key of the fleet" })
       .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' }) as Argv<AuditArgs>,
   handler: async (args) => {
+    const otlp = [...(args['otlp-json'] ?? []), ...(args['otlp-json'] ? (args.files ?? []) : [])];
+    if (otlp.length > 0) return otlpAudit(otlp, args);
+    const files = args.files ?? [];
+    const keys = keyPaths(args['audit-key']);
+    if (files.length === 0 || keys.length > 1) {
+      const err = new UsageError('ERR_USAGE_BAD_FLAG', files.length === 0 ? 'name the audit files or directory, or --otlp-json FILE...' : '--audit-key is given once for one daemon\'s log (several only with --otlp-json)');
+      process.stdout.write(args.json ? `${JSON.stringify({ ok: false, error: { code: err.code, phase: err.phase, message: err.message } })}\n` : `FAIL ${err.code}: ${err.message}\n`);
+      process.exitCode = EXIT.usage;
+      return;
+    }
     let report: AuditReport;
     let receipts: RecheckReport | undefined;
     let review: Awaited<ReturnType<typeof reviewVerdicts>>;
     try {
-      const auditKey = args['audit-key'] ? auditPublicKey(await readFile(args['audit-key'])) : undefined;
-      report = await verifyAuditFiles(args.files, auditKey ? { auditKey } : {});
+      const auditKey = keys[0] ? auditPublicKey(await readFile(keys[0])) : undefined;
+      report = await verifyAuditFiles(files, auditKey ? { auditKey } : {});
       if (report.files.length === 0) throw new UsageError('ERR_USAGE_NO_AUDIT_FILES', 'no audit files found');
       if (args['jwks-file']) {
         const jwks = await createStaticJwks(await readFile(args['jwks-file']));
@@ -62,7 +75,7 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
       review = await reviewVerdicts(report.files, { requireArchivedReceipt: args['jwks-file'] !== undefined });
       report.breaks.push(...review.breaks);
     } catch (e) {
-      const err = e instanceof TresorError && e.phase !== 'internal' ? e : new UsageError('ERR_USAGE_INPUT_UNREADABLE', `cannot read ${args.files.join(', ')}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      const err = e instanceof TresorError && e.phase !== 'internal' ? e : new UsageError('ERR_USAGE_INPUT_UNREADABLE', `cannot read ${files.join(', ')}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
       process.stdout.write(args.json ? `${JSON.stringify({ ok: false, error: { code: err.code, phase: err.phase, message: err.message } })}\n` : `FAIL ${err.code}: ${err.message}\n`);
       process.exitCode = err instanceof UsageError ? EXIT.usage : exitCodeFor(err.phase);
       return;
