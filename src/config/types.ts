@@ -24,6 +24,8 @@ export interface UpstreamConfig {
     readonly request_seconds: number;
     readonly max_request_seconds: number;
     readonly stream_idle_seconds: number;
+    /** Longest gap between two bytes of a request body before the request is refused with 408. */
+    readonly body_idle_seconds: number;
   };
   readonly pool: { readonly connections: number; readonly keep_alive_seconds: number };
   readonly attestation: {

@@ -10,6 +10,7 @@ import { DoneHolder } from './sse-hold.js';
 import { MAX_JSON_BODY } from '../receipts/extract.js';
 import { LOCAL_TOKEN_HEADER } from './local-auth.js';
 import type { Upstream } from './upstream.js';
+import { ClientGone, collectBody, IdleTimer, RequestBodyTimeout, RequestTooLarge, SMALL_BODY_BYTES, type CollectedBody } from './request-body.js';
 import type { DaemonMetrics } from '../metrics/metrics.js';
 
 /**
@@ -37,11 +38,6 @@ export interface ForwardContext {
 /** Largest non-stream answer strict mode holds until its receipt verifies (the receipt extractor's JSON bound). */
 const MAX_HELD_BYTES = MAX_JSON_BODY;
 
-class RequestTooLarge extends TresorError {
-  constructor(limit: number) {
-    super('usage', 'ERR_REQUEST_TOO_LARGE', `request body exceeds the configured limit of ${limit} bytes`);
-  }
-}
 
 /**
  * Forward one request to its upstream and stream the response back byte for byte.
@@ -97,6 +93,28 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
     }
   });
 
+  // A small body is read whole before anything else (no upstream connection is held meanwhile);
+  // a stalled one is refused with 408 after timeouts.body_idle_seconds.
+  const hasBody = req.headers['content-length'] !== undefined ? declared > 0 : req.headers['transfer-encoding'] !== undefined;
+  const limit = cfg.max_body_bytes;
+  const idleSeconds = cfg.timeouts.body_idle_seconds;
+  let collected: CollectedBody | undefined;
+  if (hasBody && !(declared > SMALL_BODY_BYTES)) {
+    try {
+      collected = await collectBody(req, { bound: SMALL_BODY_BYTES, limit, idleSeconds });
+    } catch (e) {
+      if (e instanceof ClientGone) {
+        status = 499;
+        finished('client_closed');
+        return;
+      }
+      status = sendError(res, e, { ...hooks.responseHeaders?.(upstream.name), connection: 'close' }).status;
+      finished((e as TresorError).code ?? 'ERR_INTERNAL');
+      return;
+    }
+    requestBytes = collected.bytes;
+  }
+
   try {
     await hooks.beforeDispatch?.(upstream.name);
   } catch (e) {
@@ -122,33 +140,51 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
     });
   }
 
-  const hasBody = req.headers['content-length'] !== undefined ? declared > 0 : req.headers['transfer-encoding'] !== undefined;
-  const limit = cfg.max_body_bytes;
   const obs = observer;
   const onRequestChunk = obs?.onRequestChunk?.bind(obs);
-  let body: IncomingMessage | AsyncGenerator<Buffer> | undefined;
-  if (hasBody && req.headers['content-length'] !== undefined) {
-    // A declared length was checked against the limit above, and Node's parser delivers exactly
-    // that many bytes. undici reads the request stream itself ('data' events, pausing it for
-    // backpressure); this listener, registered first, sees every chunk before undici writes it
-    // (count, digest) without another stream layer or a promise per chunk. The stream is paused
-    // first so that no chunk flows before undici listens.
-    req.pause();
-    req.on('data', (chunk: Buffer) => {
-      requestBytes += chunk.length;
-      onRequestChunk?.(chunk);
-    });
-    body = req;
+  // What is hashed (onRequestChunk) is exactly what is forwarded, chunk for chunk.
+  let body: Buffer | IncomingMessage | AsyncGenerator<Buffer> | undefined;
+  let idle: IdleTimer | undefined;
+  if (collected?.complete) {
+    for (const chunk of collected.chunks) onRequestChunk?.(chunk);
+    body = collected.chunks.length === 1 ? collected.chunks[0] : Buffer.concat(collected.chunks, collected.bytes);
   } else if (hasBody) {
-    // Chunked: the limit is enforced per chunk, before the chunk that crosses it is forwarded.
-    body = (async function* () {
-      for await (const chunk of req as AsyncIterable<Buffer>) {
+    // A large body streams: the idle limit still holds, enforced by aborting the upstream request.
+    idle = new IdleTimer(idleSeconds * 1000, () => abort.abort(new RequestBodyTimeout(idleSeconds)));
+    const stopIdle = idle;
+    req.once('end', () => stopIdle.clear());
+    res.once('close', () => stopIdle.clear());
+    if (collected) {
+      // Chunked and past the small bound: the chunks read so far, then the rest as it arrives;
+      // the limit is enforced per chunk, before the chunk that crosses it is forwarded.
+      const prefix = collected;
+      body = (async function* () {
+        for (const chunk of prefix.chunks) {
+          onRequestChunk?.(chunk);
+          yield chunk;
+        }
+        for await (const chunk of req as AsyncIterable<Buffer>) {
+          stopIdle.touch();
+          requestBytes += chunk.length;
+          if (requestBytes > limit) throw new RequestTooLarge(limit);
+          onRequestChunk?.(chunk);
+          yield chunk;
+        }
+      })();
+    } else {
+      // A declared length was checked against the limit above, and Node's parser delivers exactly
+      // that many bytes. undici reads the request stream itself ('data' events, pausing it for
+      // backpressure); this listener, registered first, sees every chunk before undici writes it
+      // (count, digest) without another stream layer or a promise per chunk. The stream is paused
+      // first so that no chunk flows before undici listens.
+      req.pause();
+      req.on('data', (chunk: Buffer) => {
+        stopIdle.touch();
         requestBytes += chunk.length;
-        if (requestBytes > limit) throw new RequestTooLarge(limit);
         onRequestChunk?.(chunk);
-        yield chunk;
-      }
-    })();
+      });
+      body = req;
+    }
   }
 
   const budget = requestBudgetSeconds(req.headers['x-tresor-timeout-seconds'], cfg.timeouts.request_seconds, cfg.timeouts.max_request_seconds);
@@ -168,6 +204,7 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
       bodyTimeout: cfg.timeouts.stream_idle_seconds * 1000,
     });
   } catch (e) {
+    idle?.clear();
     const err = classifyUpstreamError(e);
     if (clientGone) {
       status = 499;
@@ -176,11 +213,13 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
       return;
     }
     const extra: Record<string, string> = { ...hooks.responseHeaders?.(upstream.name) };
-    if (err.code === 'ERR_REQUEST_TOO_LARGE') extra.connection = 'close';
+    // The rest of a refused body is not read: the connection closes after the answer.
+    const refusedBody = err.code === 'ERR_REQUEST_TOO_LARGE' || err.code === 'ERR_REQUEST_BODY_TIMEOUT';
+    if (refusedBody) extra.connection = 'close';
     status = sendError(res, err, extra).status;
     finished(err.code);
     await endObserver(obs, logger, ctx.requestId, { ok: false, status, error: err.code, requestBytes, responseBytes });
-    if (err.code === 'ERR_REQUEST_TOO_LARGE') req.resume();
+    if (refusedBody) req.resume();
     return;
   }
 
