@@ -199,6 +199,9 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
       }),
       // undici streams async iterables too (its typings only list Readable).
       body: body as Dispatcher.DispatchOptions['body'],
+      // Lets a request share an HTTP/2 connection with others in flight (undici holds back
+      // non-idempotent ones); nothing here retries a request, on HTTP/1.1 or HTTP/2.
+      idempotent: true,
       signal: abort,
       headersTimeout: budgetWithGraceMs(budget),
       bodyTimeout: cfg.timeouts.stream_idle_seconds * 1000,
