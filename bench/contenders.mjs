@@ -177,7 +177,7 @@ http {
  * The simulator's CA reaches the daemon like a public router's CA would, through the system store
  * (NODE_EXTRA_CA_CERTS), unless `caFile` asks for the `ca_file` setting (private CAs).
  */
-export function daemonConfig(sim, dir, receipts, caFile = false, listen = '127.0.0.1:0') {
+export function daemonConfig(sim, dir, receipts, caFile = false, listen = '127.0.0.1:0', http2 = true) {
   return {
     // The default log level (one line per request); BENCH_DAEMON_LOG_LEVEL=warn measures the daemon without it.
     log: { level: process.env.BENCH_DAEMON_LOG_LEVEL ?? 'info', format: 'json' },
@@ -192,7 +192,8 @@ export function daemonConfig(sim, dir, receipts, caFile = false, listen = '127.0
         api_key_env: 'TRESOR_API_KEY',
         max_body_bytes: 256 * 1024 * 1024,
         // 1,000 concurrent streams need 1,000 upstream connections (the default pool is 128).
-        pool: { connections: 1100, keep_alive_seconds: 60 },
+        // (with HTTP/2 they share a few connections; `http2: false` is the HTTP/1.1 row.)
+        pool: { connections: 1100, keep_alive_seconds: 60, ...(http2 ? {} : { http2: false }) },
         attestation: { mode: 'enforce', release_root_file: sim.rootFile, trust_bundle: sim.bundleUrl, test_roots_file: sim.testRootsFile },
         // Every receipt fetched and verified: the default rate limit (50 fetches/s) is far below the bench's load.
         ...(receipts ? { receipts: { mode: receipts, ...(receipts === 'off' ? {} : { fetches_per_second: 100_000 }) } } : {}),
@@ -214,12 +215,12 @@ function receiptsSupported(sim, dir, mode) {
 }
 
 /** Start the daemon from a config file; `ready: false` returns as soon as it listens (cold attestation). */
-export async function startDaemonProcess(sim, dir, { receipts, ready = true, tag = 'tresor', caFile = false, root = ROOT } = {}) {
+export async function startDaemonProcess(sim, dir, { receipts, ready = true, tag = 'tresor', caFile = false, root = ROOT, http2 = true } = {}) {
   const d = join(dir, `${tag}-${Date.now()}-${Math.random().toString(16).slice(2, 6)}`);
   mkdirSync(d, { recursive: true });
   const cfg = join(d, 'config.json');
   const port = await freePort();
-  writeFileSync(cfg, JSON.stringify(daemonConfig(sim, d, receipts, caFile, `127.0.0.1:${port}`)));
+  writeFileSync(cfg, JSON.stringify(daemonConfig(sim, d, receipts, caFile, `127.0.0.1:${port}`, http2)));
   const args = [...profArgs(tag), join(root, 'bin/tresor-attest.js'), 'serve', '--config', cfg];
   const origin = `http://127.0.0.1:${port}`;
   const answers = (path) => async () => {
@@ -249,20 +250,20 @@ export async function startDaemonProcess(sim, dir, { receipts, ready = true, tag
   return { origin, pid: p.child.pid, dir: d, readyMs: ready ? Date.now() - t0 : undefined, settle, stop: () => stopChild(p) };
 }
 
-function tresor(name, mode, { caFile = false, only, root = ROOT } = {}) {
+function tresor(name, mode, { caFile = false, only, root = ROOT, http2 = true } = {}) {
   let supported;
   return {
     name,
     ...(only ? { only } : {}),
-    note: `tresor-attest${root === ROOT ? '' : ` built in ${root}`}, attestation enforced, receipts ${mode}${mode === 'audit' ? ' (when the build has them)' : ''}${caFile ? ', simulator CA via ca_file' : ''}`,
+    note: `tresor-attest${root === ROOT ? '' : ` built in ${root}`}, attestation enforced, receipts ${mode}${mode === 'audit' ? ' (when the build has them)' : ''}${caFile ? ', simulator CA via ca_file' : ''}, ${http2 ? 'HTTP/2 to the router when offered' : 'HTTP/1.1 to the router (pool.http2: false)'}`,
     available(sim, dir) {
       supported ??= receiptsSupported(sim, dir, mode);
       if (mode !== 'audit' && !supported) return { ok: false, why: 'this build has no receipts.mode (issue 4 not merged yet); skipped' };
       return { ok: true, ...(supported ? {} : { why: 'receipts not in this build: attestation only' }) };
     },
-    start: (sim, dir) => startDaemonProcess(sim, dir, { receipts: supported ? mode : undefined, tag: name, caFile, root }),
+    start: (sim, dir) => startDaemonProcess(sim, dir, { receipts: supported ? mode : undefined, tag: name, caFile, root, http2 }),
     /** Returns as soon as it listens, before its start-up attestation is done. */
-    startCold: (sim, dir) => startDaemonProcess(sim, dir, { receipts: supported ? mode : undefined, tag: `${name}-cold`, ready: false, caFile, root }),
+    startCold: (sim, dir) => startDaemonProcess(sim, dir, { receipts: supported ? mode : undefined, tag: `${name}-cold`, ready: false, caFile, root, http2 }),
   };
 }
 
@@ -275,6 +276,9 @@ export const CONTENDERS = [
   tresor('tresor-attest-strict', 'strict', { only: ['json-c1', 'json-c16', 'sse-c1', 'sse-c100'] }),
   // The same daemon without receipts: what receipts cost, and the baseline for the journal's added latency.
   tresor('tresor-attest-receipts-off', 'off', { only: ['json-c1', 'json-c16', 'json-c64', 'sse-c1', 'sse-c100'] }),
+  // The simulator offers h2 and http/1.1: the rows above speak HTTP/2 to it, this one HTTP/1.1
+  // (the daemon's side of a router that refuses h2, as `tresor-attest sim --http1-only`).
+  tresor('tresor-attest-http1', 'audit', { http2: false, only: ['json-c16', 'json-c64', 'sse-c100', 'sse-c1000', 'upload'] }),
   // With the simulator's CA as `ca_file` (a private CA): what a new upstream connection costs then.
   tresor('tresor-attest-ca-file', 'audit', { caFile: true, only: ['connection'] }),
   // BENCH_BASELINE_ROOT=DIR (another checkout, built): the same daemon rows from that tree, in the same

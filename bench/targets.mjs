@@ -1,4 +1,4 @@
-// The targets of issue 7 for tresor-attest (attestation enforced, receipts audit), checked against a run.
+// The targets of issue 7 and issue 20 for tresor-attest (attestation enforced, receipts audit), checked against a run.
 const row = (result, scenario, contender = 'tresor-attest') => result.scenarios.find((s) => s.name === scenario)?.rows[contender];
 const f = (v, digits, unit) => (typeof v === 'number' ? `${v.toFixed(digits)}${unit}` : undefined);
 
@@ -23,6 +23,56 @@ const reqs = (c) =>
   );
 const cpuPerStream = (c) =>
   target(`sse c${c}: own CPU <= 1.4 ms/stream`, (r) => ({ value: row(r, `sse-c${c}`)?.cpuMsPerStream, text: f(row(r, `sse-c${c}`)?.cpuMsPerStream, 3, ' ms') }), (v) => v <= 1.4);
+
+// The targets of issue 20 (the hot path, second round): ratios to the bare passthrough, side by side in one run.
+const ratio = (label, scenario, key, max, contender = 'tresor-attest', digits = 2) =>
+  target(
+    label,
+    (r) => {
+      const mine = row(r, scenario, contender)?.[key];
+      const ref = row(r, scenario, 'passthrough')?.[key];
+      const v = typeof mine === 'number' && typeof ref === 'number' && ref > 0 ? mine / ref : undefined;
+      return { value: v, text: v === undefined ? undefined : `${v.toFixed(digits)}× (${mine.toFixed(1)} vs ${ref.toFixed(1)})` };
+    },
+    (v) => v <= max,
+  );
+const atLeast = (label, scenario, key, min, contender = 'tresor-attest') =>
+  target(
+    label,
+    (r) => {
+      const mine = row(r, scenario, contender)?.[key];
+      const ref = row(r, scenario, 'passthrough')?.[key];
+      const v = typeof mine === 'number' && typeof ref === 'number' && ref > 0 ? mine / ref : undefined;
+      return { value: v, text: v === undefined ? undefined : `${v.toFixed(2)}× (${mine.toFixed(0)} vs ${ref.toFixed(0)})` };
+    },
+    (v) => v >= min,
+  );
+const h2VsH1 = (scenario, key) =>
+  target(
+    `#20 ${scenario}: ${key}, HTTP/2 vs HTTP/1.1 to the router (reported, no target)`,
+    (r) => {
+      const h2 = row(r, scenario)?.[key];
+      const h1 = row(r, scenario, 'tresor-attest-http1')?.[key];
+      return { value: undefined, text: typeof h2 === 'number' && typeof h1 === 'number' ? `${h2.toFixed(1)} vs ${h1.toFixed(1)}` : 'no tresor-attest-http1 row in this run' };
+    },
+    () => null,
+  );
+
+export const TARGETS_20 = [
+  ratio('#20 json c16 (receipts audit): own CPU <= 2.5× passthrough', 'json-c16', 'cpuUsPerReq', 2.5),
+  ratio('#20 json c64 (receipts audit): own CPU <= 2.5× passthrough', 'json-c64', 'cpuUsPerReq', 2.5),
+  ratio('#20 json c16 (receipts off): own CPU <= 1.2× passthrough', 'json-c16', 'cpuUsPerReq', 1.2, 'tresor-attest-receipts-off'),
+  ratio('#20 json c64 (receipts off): own CPU <= 1.2× passthrough', 'json-c64', 'cpuUsPerReq', 1.2, 'tresor-attest-receipts-off'),
+  ratio('#20 sse c100 (receipts audit): own CPU <= 1.2× passthrough', 'sse-c100', 'cpuMsPerStream', 1.2),
+  ratio('#20 sse c100 (receipts off): own CPU <= 1.0× passthrough', 'sse-c100', 'cpuMsPerStream', 1.0, 'tresor-attest-receipts-off'),
+  ratio('#20 upload: own CPU per MB <= 1.2× passthrough', 'upload', 'cpuMsPerMb', 1.2),
+  atLeast('#20 upload: MB/s >= 0.95× passthrough', 'upload', 'mbPerSec', 0.95),
+  target('#20 sse c1000 (router speaking HTTP/2): <= 60 KB RSS per open stream', (r) => ({ value: row(r, 'sse-c1000')?.rssKbPerStream, text: f(row(r, 'sse-c1000')?.rssKbPerStream, 1, ' KB') }), (v) => v <= 60),
+  h2VsH1('json-c64', 'cpuUsPerReq'),
+  h2VsH1('sse-c100', 'cpuMsPerStream'),
+  h2VsH1('sse-c1000', 'rssKbPerStream'),
+  h2VsH1('upload', 'cpuMsPerMb'),
+];
 
 export const TARGETS = [
   cpuPerReq(1),
@@ -108,4 +158,5 @@ export const TARGETS = [
     },
     () => null,
   ),
+  ...TARGETS_20,
 ];

@@ -1,4 +1,6 @@
+import http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import { FetchError } from '../errors/index.js';
 
 /**
@@ -9,6 +11,10 @@ import { FetchError } from '../errors/index.js';
  *
  * Deliberately minimal: `Connection: keep-alive`, a response framed by Content-Length or
  * chunked encoding, bounded header and body sizes, a deadline. Anything else fails closed.
+ *
+ * On a socket that negotiated HTTP/2 (ALPN `h2`) the GET is one stream of an HTTP/2 session of
+ * its own, which uses the socket up: it is destroyed afterwards, and the connector opens the
+ * pool's connection anew (its key is pinned by then, so that one is verified at once).
  */
 export interface InbandResponse {
   status: number;
@@ -22,6 +28,7 @@ export function inbandGet(
   socket: Duplex,
   opts: { host: string; path: string; headers?: Record<string, string>; maxBodyBytes: number; timeoutMs: number },
 ): Promise<InbandResponse> {
+  if ((socket as TLSSocket).alpnProtocol === 'h2') return inbandGetH2(socket as TLSSocket, opts);
   return new Promise((resolve, reject) => {
     const head =
       `GET ${opts.path} HTTP/1.1\r\nHost: ${opts.host}\r\nAccept: application/json\r\nConnection: keep-alive\r\n` +
@@ -103,6 +110,44 @@ export function inbandGet(
     socket.on('close', onClose);
     socket.write(head);
     socket.resume();
+  });
+}
+
+/** The same GET as one HTTP/2 stream on `socket`; the socket is destroyed when it ends. */
+function inbandGetH2(socket: TLSSocket, opts: { host: string; path: string; headers?: Record<string, string>; maxBodyBytes: number; timeoutMs: number }): Promise<InbandResponse> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(`https://${opts.host}`, { createConnection: () => socket, settings: { enablePush: false } });
+    const chunks: Buffer[] = [];
+    let total = 0;
+    let status = 0;
+    const headers = new Map<string, string>();
+    let settled = false;
+    const finish = (err: Error | null) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      session.destroy();
+      socket.destroy();
+      if (err) reject(err);
+      else resolve({ status, headers, body: new Uint8Array(Buffer.concat(chunks, total)) });
+    };
+    const timer = setTimeout(() => finish(new FetchError('ERR_ATTEST_TIMEOUT', `no complete attestation response within ${opts.timeoutMs} ms`)), opts.timeoutMs);
+    const onError = (e: Error) => finish(new FetchError('ERR_ATTEST_FETCH', `attestation request failed on the new connection: ${e.message}`, { cause: e }));
+    session.once('error', onError);
+    const extra = Object.fromEntries(Object.entries(opts.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
+    const stream = session.request({ ...extra, ':method': 'GET', ':path': opts.path, ':authority': opts.host, accept: 'application/json' }, { endStream: true });
+    stream.once('error', onError);
+    stream.once('response', (h) => {
+      status = Number(h[':status']);
+      for (const [k, v] of Object.entries(h)) if (!k.startsWith(':') && v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : String(v));
+    });
+    stream.on('data', (chunk: Buffer) => {
+      total += chunk.length;
+      if (total > opts.maxBodyBytes) finish(new FetchError('ERR_ATTEST_TOO_LARGE', `attestation response exceeds ${opts.maxBodyBytes} bytes`));
+      else chunks.push(chunk);
+    });
+    stream.once('end', () => finish(status === 0 ? new FetchError('ERR_ATTEST_FETCH', 'the attestation stream ended without a response') : null));
+    stream.once('close', () => finish(new FetchError('ERR_ATTEST_FETCH', 'the attestation stream closed before the response completed')));
   });
 }
 

@@ -35,6 +35,7 @@ export const upstreamSchema = {
         request_seconds: seconds(180, 1, 3600),
         max_request_seconds: seconds(600, 1, 3600),
         stream_idle_seconds: seconds(300, 1, 3600),
+        body_idle_seconds: seconds(30, 0.1, 3600),
       },
     },
     pool: {
@@ -44,6 +45,7 @@ export const upstreamSchema = {
       properties: {
         connections: { type: 'integer', minimum: 1, maximum: 4096, default: 128 },
         keep_alive_seconds: seconds(60, 1, 3600),
+        http2: { type: 'boolean', default: true },
       },
     },
     attestation: {

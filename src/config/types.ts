@@ -27,8 +27,11 @@ export interface UpstreamConfig {
     readonly request_seconds: number;
     readonly max_request_seconds: number;
     readonly stream_idle_seconds: number;
+    /** Longest gap between two bytes of a request body before the request is refused with 408. */
+    readonly body_idle_seconds: number;
   };
-  readonly pool: { readonly connections: number; readonly keep_alive_seconds: number };
+  /** `http2`: speak HTTP/2 to the router when it offers it (ALPN), many streams per pinned connection. */
+  readonly pool: { readonly connections: number; readonly keep_alive_seconds: number; readonly http2: boolean };
   readonly attestation: {
     readonly mode: 'enforce' | 'warn' | 'off';
     /** Pinned Ed25519 release-root key (PEM, JWK or hex); required unless mode is off. */

@@ -17,6 +17,8 @@ export interface ConnectorOptions {
   connectTimeoutMs: number;
   /** An http://host:port forward proxy for CONNECT tunnelling, or undefined for direct. */
   proxy?: URL | undefined;
+  /** ALPN protocols offered, in order of preference (default `['http/1.1']`). */
+  alpn?: readonly string[] | undefined;
   /** Runs on the established TLS socket before it is used; throw to refuse it. */
   verifyConnection?: ((socket: TLSSocket) => Promise<void>) | undefined;
 }
@@ -66,7 +68,7 @@ export async function openTlsSocket(
     ...(raw ? { socket: raw } : { host, port }),
     servername: net.isIP(servername) ? '' : servername,
     ...(opts.caPem ? { secureContext: secureContextFor(opts.caPem) } : {}),
-    ALPNProtocols: ['http/1.1'],
+    ALPNProtocols: [...(opts.alpn ?? ['http/1.1'])],
     // Hostname verification against the URL host, also when connecting by IP.
     checkServerIdentity: (_h: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(servername, cert),
   });
@@ -101,11 +103,26 @@ export function createConnector(opts: ConnectorOptions): buildConnector.connecto
     const host = options.hostname;
     const port = Number(options.port) || 443;
     const servername = options.servername ?? host;
-    openTlsSocket(host, port, servername, opts).then(
+    openPooledSocket(host, port, servername, opts).then(
       (socket) => callback(null, socket),
       (e: Error) => callback(e, null),
     );
   };
+}
+
+/**
+ * A socket for the pool, verified by the hook. An HTTP/2 socket whose key was not pinned yet is
+ * used up by the in-band attestation (its own HTTP/2 session): the key is pinned by then, so the
+ * next socket is opened the same way and verified at once. If that one is used up too (another
+ * key, or attestation failing in warn mode), the last try offers only http/1.1, whose in-band
+ * attestation leaves the socket usable, as for an HTTP/1.1 router.
+ */
+async function openPooledSocket(host: string, port: number, servername: string, opts: ConnectorOptions): Promise<TLSSocket> {
+  for (let attempt = 0; ; attempt++) {
+    const socket = await openTlsSocket(host, port, servername, attempt < 2 ? opts : { ...opts, alpn: ['http/1.1'] });
+    if (!socket.destroyed) return socket;
+    if (attempt >= 2) throw new UpstreamError('ERR_UPSTREAM_CONNECT', `the connection to ${host}:${port} closed right after it was verified`);
+  }
 }
 
 function classify(e: NodeJS.ErrnoException, host: string, port: number): TresorError {

@@ -21,6 +21,7 @@ const BY_CODE: Record<string, { status: number; type: string; code?: string }> =
   ERR_UPSTREAM_TIMEOUT: { status: 504, type: 'upstream_error', code: 'upstream_timeout' },
   ERR_UPSTREAM_FAILED: { status: 502, type: 'upstream_error', code: 'upstream_error' },
   ERR_REQUEST_TOO_LARGE: { status: 413, type: 'invalid_request_error', code: 'request_too_large' },
+  ERR_REQUEST_BODY_TIMEOUT: { status: 408, type: 'invalid_request_error', code: 'request_timeout' },
   ERR_NOT_FOUND: { status: 404, type: 'invalid_request_error', code: 'not_found' },
   ERR_UNKNOWN_UPSTREAM: { status: 404, type: 'invalid_request_error', code: 'unknown_upstream' },
   ERR_SHUTTING_DOWN: { status: 503, type: 'service_unavailable', code: 'shutting_down' },

@@ -10,6 +10,7 @@ import { DoneHolder } from './sse-hold.js';
 import { MAX_JSON_BODY } from '../receipts/extract.js';
 import { LOCAL_TOKEN_HEADER } from './local-auth.js';
 import type { Upstream } from './upstream.js';
+import { ClientGone, collectBody, IdleTimer, RequestBodyTimeout, RequestTooLarge, SMALL_BODY_BYTES, type CollectedBody } from './request-body.js';
 import type { DaemonMetrics } from '../metrics/metrics.js';
 
 /**
@@ -37,124 +38,196 @@ export interface ForwardContext {
 /** Largest non-stream answer strict mode holds until its receipt verifies (the receipt extractor's JSON bound). */
 const MAX_HELD_BYTES = MAX_JSON_BODY;
 
-class RequestTooLarge extends TresorError {
-  constructor(limit: number) {
-    super('usage', 'ERR_REQUEST_TOO_LARGE', `request body exceeds the configured limit of ${limit} bytes`);
-  }
+
+/** One exchange's state, shared by its phases (admit → dispatch → relay → finish). */
+interface Exchange {
+  req: IncomingMessage;
+  res: ServerResponse;
+  ctx: ForwardContext;
+  requestBytes: number;
+  responseBytes: number;
+  status: number;
+  obs: ExchangeObserver | undefined;
+  abort: AbortFlag;
+  clientGone: boolean;
+  /** A streamed request body's idle limit, while it lasts. */
+  idle: IdleTimer | undefined;
+  /** Count and log the exchange (once). */
+  finished(error?: string): void;
 }
+
+type RequestBody = Buffer | IncomingMessage | AsyncGenerator<Buffer> | undefined;
 
 /**
  * Forward one request to its upstream and stream the response back byte for byte.
- * Nothing is re-serialised or buffered whole: each upstream chunk is written to the app as
- * it arrives (with backpressure), and the optional observer sees the same bytes.
+ * Nothing is re-serialised or buffered whole (but a small request body, read before an upstream
+ * connection is taken): each upstream chunk is written to the app as it arrives (with
+ * backpressure), and the optional observer sees the same bytes.
  */
 export async function forward(req: IncomingMessage, res: ServerResponse, ctx: ForwardContext): Promise<void> {
-  const { upstream, hooks, logger } = ctx;
-  const cfg = upstream.config;
+  const x = openExchange(req, res, ctx);
+  const admitted = await admit(x);
+  if (!admitted) return;
+  const up = await dispatch(x, admitted.body);
+  if (up) await relay(x, up);
+}
+
+function openExchange(req: IncomingMessage, res: ServerResponse, ctx: ForwardContext): Exchange {
+  const { upstream, logger } = ctx;
   const started = process.hrtime.bigint();
   upstream.counters.requests++;
   upstream.counters.inFlight++;
-  let requestBytes = 0;
-  let responseBytes = 0;
-  let status = 0;
-  let observer: ExchangeObserver | undefined;
-  const finished = (error?: string) => {
-    upstream.counters.inFlight--;
-    upstream.counters.bytesIn += requestBytes;
-    upstream.counters.bytesOut += responseBytes;
-    if (error) upstream.counters.errors++;
-    const ms = Number(process.hrtime.bigint() - started) / 1e6;
-    ctx.metrics?.observeRequest({ upstream: upstream.name, method: req.method, path: ctx.path, status, seconds: ms / 1000, requestBytes, responseBytes, error });
-    (ctx.accessLog ?? logger).info(
-      {
-        reqId: ctx.requestId,
-        upstream: upstream.name,
-        method: req.method,
-        path: ctx.path.split('?')[0],
-        status,
-        requestBytes,
-        responseBytes,
-        ms,
-        ...(error ? { error } : {}),
-      },
-      'request',
-    );
+  const x: Exchange = {
+    req,
+    res,
+    ctx,
+    requestBytes: 0,
+    responseBytes: 0,
+    status: 0,
+    obs: undefined,
+    abort: new AbortFlag(),
+    clientGone: false,
+    idle: undefined,
+    finished(error?: string) {
+      const { requestBytes, responseBytes, status } = x;
+      upstream.counters.inFlight--;
+      upstream.counters.bytesIn += requestBytes;
+      upstream.counters.bytesOut += responseBytes;
+      if (error) upstream.counters.errors++;
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      ctx.metrics?.observeRequest({ upstream: upstream.name, method: req.method, path: ctx.path, status, seconds: ms / 1000, requestBytes, responseBytes, error });
+      (ctx.accessLog ?? logger).info(
+        { reqId: ctx.requestId, upstream: upstream.name, method: req.method, path: ctx.path.split('?')[0], status, requestBytes, responseBytes, ms, ...(error ? { error } : {}) },
+        'request',
+      );
+    },
   };
+  return x;
+}
 
+/**
+ * Admit: the size limit, a small body read whole (no upstream connection is held meanwhile; a
+ * stalled one is refused with 408 after timeouts.body_idle_seconds), the dispatch gate, the
+ * observer. Answers the app itself and returns undefined when the request goes no further.
+ */
+async function admit(x: Exchange): Promise<{ body: RequestBody } | undefined> {
+  const { req, res, ctx } = x;
+  const { upstream, hooks } = ctx;
+  const cfg = upstream.config;
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > cfg.max_body_bytes) {
-    status = sendError(res, new RequestTooLarge(cfg.max_body_bytes), { connection: 'close' }).status;
-    finished('ERR_REQUEST_TOO_LARGE');
-    return;
+    x.status = sendError(res, new RequestTooLarge(cfg.max_body_bytes), { connection: 'close' }).status;
+    x.finished('ERR_REQUEST_TOO_LARGE');
+    return undefined;
   }
-
-  const abort = new AbortFlag();
-  let clientGone = false;
   res.on('close', () => {
     if (!res.writableFinished) {
-      clientGone = true;
-      abort.abort();
+      x.clientGone = true;
+      x.abort.abort();
     }
   });
+
+  const hasBody = req.headers['content-length'] !== undefined ? declared > 0 : req.headers['transfer-encoding'] !== undefined;
+  let collected: CollectedBody | undefined;
+  if (hasBody && !(declared > SMALL_BODY_BYTES)) {
+    try {
+      collected = await collectBody(req, { bound: SMALL_BODY_BYTES, limit: cfg.max_body_bytes, idleSeconds: cfg.timeouts.body_idle_seconds });
+    } catch (e) {
+      if (e instanceof ClientGone) {
+        x.status = 499;
+        x.finished('client_closed');
+        return undefined;
+      }
+      x.status = sendError(res, e, { ...hooks.responseHeaders?.(upstream.name), connection: 'close' }).status;
+      x.finished((e as TresorError).code ?? 'ERR_INTERNAL');
+      return undefined;
+    }
+    x.requestBytes = collected.bytes;
+  }
 
   try {
     await hooks.beforeDispatch?.(upstream.name);
   } catch (e) {
-    status = sendError(res, e, hooks.responseHeaders?.(upstream.name)).status;
-    finished((e as TresorError).code ?? 'ERR_INTERNAL');
+    x.status = sendError(res, e, hooks.responseHeaders?.(upstream.name)).status;
+    x.finished((e as TresorError).code ?? 'ERR_INTERNAL');
     req.resume();
-    return;
+    return undefined;
   }
+  x.obs = observe(x);
+  return { body: hasBody ? requestBody(x, collected) : undefined };
+}
 
-  if (hooks.onExchange) {
-    const tresorHeaders: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers)) {
-      if (k.startsWith('x-tresor-') && k !== LOCAL_TOKEN_HEADER && typeof v === 'string') tresorHeaders[k] = v;
-    }
-    observer = hooks.onExchange({
-      upstream: upstream.name,
-      requestId: ctx.requestId,
-      method: req.method ?? 'GET',
-      path: ctx.path,
-      tresorHeaders,
-      ...(typeof req.headers.authorization === 'string' ? { authorization: req.headers.authorization } : {}),
-      startedAt: new Date(),
-    });
+function observe(x: Exchange): ExchangeObserver | undefined {
+  const { req, ctx } = x;
+  if (!ctx.hooks.onExchange) return undefined;
+  const tresorHeaders: Record<string, string> = {};
+  for (const [k, v] of Object.entries(req.headers)) {
+    if (k.startsWith('x-tresor-') && k !== LOCAL_TOKEN_HEADER && typeof v === 'string') tresorHeaders[k] = v;
   }
+  return ctx.hooks.onExchange({
+    upstream: ctx.upstream.name,
+    requestId: ctx.requestId,
+    method: req.method ?? 'GET',
+    path: ctx.path,
+    tresorHeaders,
+    ...(typeof req.headers.authorization === 'string' ? { authorization: req.headers.authorization } : {}),
+    startedAt: new Date(),
+  });
+}
 
-  const hasBody = req.headers['content-length'] !== undefined ? declared > 0 : req.headers['transfer-encoding'] !== undefined;
-  const limit = cfg.max_body_bytes;
-  const obs = observer;
-  const onRequestChunk = obs?.onRequestChunk?.bind(obs);
-  let body: IncomingMessage | AsyncGenerator<Buffer> | undefined;
-  if (hasBody && req.headers['content-length'] !== undefined) {
-    // A declared length was checked against the limit above, and Node's parser delivers exactly
-    // that many bytes. undici reads the request stream itself ('data' events, pausing it for
-    // backpressure); this listener, registered first, sees every chunk before undici writes it
-    // (count, digest) without another stream layer or a promise per chunk. The stream is paused
-    // first so that no chunk flows before undici listens.
-    req.pause();
-    req.on('data', (chunk: Buffer) => {
-      requestBytes += chunk.length;
-      onRequestChunk?.(chunk);
-    });
-    body = req;
-  } else if (hasBody) {
-    // Chunked: the limit is enforced per chunk, before the chunk that crosses it is forwarded.
-    body = (async function* () {
+/** The body to forward. What is hashed (onRequestChunk) is exactly what is forwarded, chunk for chunk. */
+function requestBody(x: Exchange, collected: CollectedBody | undefined): RequestBody {
+  const { req, res } = x;
+  const onRequestChunk = x.obs?.onRequestChunk?.bind(x.obs);
+  if (collected?.complete) {
+    for (const chunk of collected.chunks) onRequestChunk?.(chunk);
+    return collected.chunks.length === 1 ? collected.chunks[0] : Buffer.concat(collected.chunks, collected.bytes);
+  }
+  // A large body streams: the idle limit still holds, enforced by aborting the upstream request.
+  const { max_body_bytes: limit, timeouts } = x.ctx.upstream.config;
+  const idle = new IdleTimer(timeouts.body_idle_seconds * 1000, () => x.abort.abort(new RequestBodyTimeout(timeouts.body_idle_seconds)));
+  x.idle = idle;
+  req.once('end', () => idle.clear());
+  res.once('close', () => idle.clear());
+  if (collected) {
+    // Chunked and past the small bound: the chunks read so far, then the rest as it arrives;
+    // the limit is enforced per chunk, before the chunk that crosses it is forwarded.
+    return (async function* () {
+      for (const chunk of collected.chunks) {
+        onRequestChunk?.(chunk);
+        yield chunk;
+      }
       for await (const chunk of req as AsyncIterable<Buffer>) {
-        requestBytes += chunk.length;
-        if (requestBytes > limit) throw new RequestTooLarge(limit);
+        idle.touch();
+        x.requestBytes += chunk.length;
+        if (x.requestBytes > limit) throw new RequestTooLarge(limit);
         onRequestChunk?.(chunk);
         yield chunk;
       }
     })();
   }
+  // A declared length was checked against the limit, and Node's parser delivers exactly that many
+  // bytes. undici reads the request stream itself ('data' events, pausing it for backpressure);
+  // this listener, registered first, sees every chunk before undici writes it (count, digest)
+  // without another stream layer or a promise per chunk. The stream is paused first so that no
+  // chunk flows before undici listens.
+  req.pause();
+  req.on('data', (chunk: Buffer) => {
+    idle.touch();
+    x.requestBytes += chunk.length;
+    onRequestChunk?.(chunk);
+  });
+  return req;
+}
 
+/** Dispatch: the upstream request; its failure is answered here (undefined: nothing to relay). */
+async function dispatch(x: Exchange, body: RequestBody): Promise<Dispatcher.ResponseData | undefined> {
+  const { req, res, ctx, obs } = x;
+  const { upstream, hooks, logger } = ctx;
+  const cfg = upstream.config;
   const budget = requestBudgetSeconds(req.headers['x-tresor-timeout-seconds'], cfg.timeouts.request_seconds, cfg.timeouts.max_request_seconds);
-  let up: Dispatcher.ResponseData;
   try {
-    up = await upstream.dispatcher.request({
+    return await upstream.dispatcher.request({
       path: upstream.prefix + ctx.path,
       method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
       headers: upstreamRequestHeaders(req.rawHeaders, req.headers.connection, {
@@ -163,28 +236,49 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
       }),
       // undici streams async iterables too (its typings only list Readable).
       body: body as Dispatcher.DispatchOptions['body'],
-      signal: abort,
+      // Lets a request share an HTTP/2 connection with others in flight (undici holds back
+      // non-idempotent ones); nothing here retries a request, on HTTP/1.1 or HTTP/2.
+      idempotent: true,
+      signal: x.abort,
       headersTimeout: budgetWithGraceMs(budget),
       bodyTimeout: cfg.timeouts.stream_idle_seconds * 1000,
     });
   } catch (e) {
+    x.idle?.clear();
     const err = classifyUpstreamError(e);
-    if (clientGone) {
-      status = 499;
-      finished('client_closed');
-      await endObserver(obs, logger, ctx.requestId, { ok: false, status, error: 'client_closed', requestBytes, responseBytes });
-      return;
+    const { requestBytes, responseBytes } = x;
+    if (x.clientGone) {
+      x.status = 499;
+      x.finished('client_closed');
+      await endObserver(obs, logger, ctx.requestId, { ok: false, status: x.status, error: 'client_closed', requestBytes, responseBytes });
+      return undefined;
     }
     const extra: Record<string, string> = { ...hooks.responseHeaders?.(upstream.name) };
-    if (err.code === 'ERR_REQUEST_TOO_LARGE') extra.connection = 'close';
-    status = sendError(res, err, extra).status;
-    finished(err.code);
-    await endObserver(obs, logger, ctx.requestId, { ok: false, status, error: err.code, requestBytes, responseBytes });
-    if (err.code === 'ERR_REQUEST_TOO_LARGE') req.resume();
-    return;
+    // The rest of a refused body is not read: the connection closes after the answer.
+    const refusedBody = err.code === 'ERR_REQUEST_TOO_LARGE' || err.code === 'ERR_REQUEST_BODY_TIMEOUT';
+    if (refusedBody) extra.connection = 'close';
+    x.status = sendError(res, err, extra).status;
+    x.finished(err.code);
+    await endObserver(obs, logger, ctx.requestId, { ok: false, status: x.status, error: err.code, requestBytes, responseBytes });
+    if (refusedBody) req.resume();
+    return undefined;
   }
+}
 
-  status = up.statusCode;
+/** How the end of a response is released (see relay). */
+interface Release {
+  headers: Record<string, string | string[]>;
+  stream: boolean;
+  holdBody: boolean;
+  doneHolder: DoneHolder | undefined;
+  trailerNames: string[] | undefined;
+}
+
+/** Relay: the response head, then its body chunk by chunk; resolves when the exchange is over. */
+async function relay(x: Exchange, up: Dispatcher.ResponseData): Promise<void> {
+  const { res, ctx, obs } = x;
+  const { upstream, hooks } = ctx;
+  const status = (x.status = up.statusCode);
   // The daemon alone reports what it verified: the router's verdict headers never reach the app.
   const headers = downstreamResponseHeaders(up.headers, (family) => ctx.metrics?.verdictHeaderDropped?.(upstream.name, family));
   const stream = isEventStream(headers);
@@ -207,9 +301,6 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
   const waitsForEnd = !holding && obs?.onEnd !== undefined && status >= 200 && status < 300;
   const doneHolder = (holding || waitsForEnd) && stream ? new DoneHolder() : undefined;
   const declaredLength = waitsForEnd && !stream && headers['content-length'] !== undefined ? Number(headers['content-length']) : undefined;
-  let tail: Buffer | undefined;
-  const heldChunks: Buffer[] = [];
-  let heldBytes = 0;
   // Values the observer learns only from the body (the receipt id) go out as HTTP trailers on a
   // chunked response; declared up front, as HTTP requires.
   const newTrailers = obs?.trailers?.filter((n) => headers[n] === undefined) ?? [];
@@ -220,6 +311,10 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
     if (stream) res.flushHeaders();
   }
 
+  const release: Release = { headers, stream, holdBody, doneHolder, trailerNames };
+  let tail: Buffer | undefined;
+  const heldChunks: Buffer[] = [];
+  let heldBytes = 0;
   const upBody = up.body;
   await new Promise<void>((resolve) => {
     const write = (chunk: Buffer) => {
@@ -229,57 +324,66 @@ export async function forward(req: IncomingMessage, res: ServerResponse, ctx: Fo
       }
     };
     upBody.on('data', (chunk: Buffer) => {
-      responseBytes += chunk.length;
+      x.responseBytes += chunk.length;
       obs?.onResponseChunk?.(chunk);
       if (holdBody) {
         heldBytes += chunk.length;
         // A held answer is bounded like everything else: past the limit it fails closed (502).
         if (heldBytes > MAX_HELD_BYTES) upBody.destroy(new UpstreamError('ERR_RESPONSE_TOO_LARGE_TO_HOLD', `receipts.mode strict holds non-stream answers up to ${MAX_HELD_BYTES} bytes; this one is larger`));
         else heldChunks.push(chunk);
-      } else if (declaredLength !== undefined && responseBytes >= declaredLength) {
+      } else if (declaredLength !== undefined && x.responseBytes >= declaredLength) {
         tail = tail ? Buffer.concat([tail, chunk]) : chunk;
       } else write(doneHolder ? doneHolder.push(chunk) : chunk);
     });
-    upBody.once('end', () => {
-      void endObserver(obs, logger, ctx.requestId, { ok: true, status, requestBytes, responseBytes }).then((decision) => {
-        if (holdBody) {
-          if (decision?.reject) status = sendError(res, decision.reject, hooks.responseHeaders?.(upstream.name)).status;
-          else {
-            res.writeHead(status, { ...headers, ...decision?.headers });
-            for (const c of heldChunks) res.write(c);
-            res.end();
-          }
-        } else if (doneHolder && decision?.reject) {
-          res.end(sseError(decision.reject.message, decision.reject.code));
-        } else {
-          const trailers = trailerNames && decision?.trailers ? Object.fromEntries(Object.entries(decision.trailers).filter(([k]) => trailerNames.includes(k))) : undefined;
-          if (trailers && Object.keys(trailers).length > 0) res.addTrailers(trailers);
-          res.end(doneHolder?.release() ?? tail);
-        }
-        finished(decision?.reject?.code);
-        resolve();
-      });
-    });
+    upBody.once('end', () => void finish(x, release, heldChunks, tail).then(resolve));
     upBody.once('error', (e: Error) => {
-      const err = classifyUpstreamError(e);
-      if (clientGone) {
-        finished('client_closed');
-      } else if (holdBody) {
-        status = sendError(res, err, hooks.responseHeaders?.(upstream.name)).status;
-        finished(err.code);
-      } else if (stream) {
-        // Headers are out: tell an SSE client in-band (the OpenAI SDKs raise on `event: error`)
-        // and end the stream cleanly rather than leaving it hanging.
-        res.end(sseError('the upstream stream was interrupted', 'upstream_stream_interrupted'));
-        finished(err.code);
-      } else {
-        res.destroy();
-        finished(err.code);
-      }
-      void endObserver(obs, logger, ctx.requestId, { ok: false, status, error: clientGone ? 'client_closed' : err.code, requestBytes, responseBytes });
+      relayFailed(x, release, e);
       resolve();
     });
   });
+}
+
+/** Finish: the observer decides (durability, strict receipts), then the end of the answer goes out. */
+async function finish(x: Exchange, r: Release, heldChunks: Buffer[], tail: Buffer | undefined): Promise<void> {
+  const { res, ctx } = x;
+  const decision = await endObserver(x.obs, ctx.logger, ctx.requestId, { ok: true, status: x.status, requestBytes: x.requestBytes, responseBytes: x.responseBytes });
+  if (r.holdBody) {
+    if (decision?.reject) x.status = sendError(res, decision.reject, ctx.hooks.responseHeaders?.(ctx.upstream.name)).status;
+    else {
+      res.writeHead(x.status, { ...r.headers, ...decision?.headers });
+      for (const c of heldChunks) res.write(c);
+      res.end();
+    }
+  } else if (r.doneHolder && decision?.reject) {
+    res.end(sseError(decision.reject.message, decision.reject.code));
+  } else {
+    const names = r.trailerNames;
+    const trailers = names && decision?.trailers ? Object.fromEntries(Object.entries(decision.trailers).filter(([k]) => names.includes(k))) : undefined;
+    if (trailers && Object.keys(trailers).length > 0) res.addTrailers(trailers);
+    res.end(r.doneHolder?.release() ?? tail);
+  }
+  x.finished(decision?.reject?.code);
+}
+
+/** The upstream body failed midway: tell the app as well as its protocol allows, then the observer. */
+function relayFailed(x: Exchange, r: Release, e: Error): void {
+  const { res, ctx } = x;
+  const err = classifyUpstreamError(e);
+  if (x.clientGone) {
+    x.finished('client_closed');
+  } else if (r.holdBody) {
+    x.status = sendError(res, err, ctx.hooks.responseHeaders?.(ctx.upstream.name)).status;
+    x.finished(err.code);
+  } else if (r.stream) {
+    // Headers are out: tell an SSE client in-band (the OpenAI SDKs raise on `event: error`)
+    // and end the stream cleanly rather than leaving it hanging.
+    res.end(sseError('the upstream stream was interrupted', 'upstream_stream_interrupted'));
+    x.finished(err.code);
+  } else {
+    res.destroy();
+    x.finished(err.code);
+  }
+  void endObserver(x.obs, ctx.logger, ctx.requestId, { ok: false, status: x.status, error: x.clientGone ? 'client_closed' : err.code, requestBytes: x.requestBytes, responseBytes: x.responseBytes });
 }
 
 /** An in-band SSE error event (the OpenAI SDKs raise on `event: error`). */

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { readFileSync } from 'node:fs';
-import { Pool } from 'undici';
+import { Client, Pool, type buildConnector } from 'undici';
 import type { UpstreamConfig } from '../config/types.js';
 import { ConfigError, UpstreamError } from '../errors/index.js';
 import { readBounded } from '../util/fetch.js';
@@ -9,6 +9,9 @@ import { AbortFlag } from './abort-flag.js';
 import { createConnector, openTlsSocket, proxyFor, type ConnectorOptions } from './connector.js';
 import type { DaemonHooks } from './hooks.js';
 import { PinnedClient } from './pinned-client.js';
+
+/** Concurrent streams per HTTP/2 connection to the router (undici's default; a Node h2 server's own limit is 100 too). */
+const H2_STREAMS_PER_CONNECTION = 100;
 
 /** One upstream: its undici pool (keep-alive), API key, counters. */
 export class Upstream {
@@ -30,6 +33,8 @@ export class Upstream {
   /** The extra CA the operator configured (also trusted for the trust bundle fetch). */
   readonly caPem: string | undefined;
   readonly counters = { requests: 0, errors: 0, inFlight: 0, bytesIn: 0, bytesOut: 0 };
+  /** Whether the router's last connection negotiated HTTP/2 (learnt at start-up attestation and on each connection). */
+  private speaksH2 = false;
 
   constructor(
     readonly config: UpstreamConfig,
@@ -49,6 +54,7 @@ export class Upstream {
     this.connectorOptions = {
       caPem: this.caPem,
       connectTimeoutMs: config.timeouts.connect_seconds * 1000,
+      alpn: config.pool.http2 ? ['h2', 'http/1.1'] : ['http/1.1'],
       proxy: url.protocol === 'https:' ? proxyFor(this.hostname, env) : undefined,
       verifyConnection: verify ? (socket) => verify(config.name, socket) : undefined,
     };
@@ -58,44 +64,75 @@ export class Upstream {
   }
 
   private createPool(): Pool {
-    const tlsConnect = createConnector(this.connectorOptions);
-    const connectTimeoutMs = this.connectorOptions.connectTimeoutMs;
+    const connect = this.connectFunction();
     const usable = this.usable;
     const clients = this.clients;
     clients.clear();
     return new Pool(this.origin, {
-      // Every request is checked against its connection's pin just before it is written (a lookup).
-      ...(usable
-        ? {
-            factory: (origin: URL, opts: object) => {
-              const client = new PinnedClient(origin, opts, usable);
-              clients.add(client);
-              return client;
-            },
-          }
-        : {}),
       connections: this.config.pool.connections,
       pipelining: 1,
+      // HTTP/2 when the router offers it (ALPN): one pinned connection carries many streams.
+      allowH2: this.config.pool.http2,
+      maxConcurrentStreams: H2_STREAMS_PER_CONNECTION,
       keepAliveTimeout: this.config.pool.keep_alive_seconds * 1000,
       keepAliveMaxTimeout: this.config.pool.keep_alive_seconds * 1000,
       headersTimeout: this.config.timeouts.request_seconds * 1000,
       bodyTimeout: this.config.timeouts.stream_idle_seconds * 1000,
-      connect: (options, callback) => {
-        if (options.protocol === 'https:') return tlsConnect(options, callback);
-        // Plain http is only ever allowed to loopback (checked by the config loader).
-        const socket = net.connect({ host: options.hostname, port: Number(options.port) || 80 });
-        const timer = setTimeout(() => socket.destroy(new UpstreamError('ERR_UPSTREAM_CONNECT', `connect timed out after ${connectTimeoutMs} ms`)), connectTimeoutMs);
-        socket.once('connect', () => {
-          clearTimeout(timer);
-          socket.setNoDelay(true);
-          callback(null, socket);
+      connect,
+      // undici caps a connection's concurrent requests at `pipelining` whatever the protocol:
+      // 1 on HTTP/1.1 (no pipelining), many streams once a connection turns out to be HTTP/2.
+      // A new connection to a router known to speak HTTP/2 takes many requests while it connects
+      // (else a burst would open one connection each); if it turns out HTTP/1.1, back to one.
+      factory: (origin, opts) => {
+        let h2 = false;
+        const clientOpts = {
+          ...opts,
+          pipelining: this.speaksH2 ? H2_STREAMS_PER_CONNECTION : 1,
+          connect: (o: buildConnector.Options, cb: buildConnector.Callback) =>
+            connect(o, (err, socket) => {
+              if (socket) h2 = this.learnProtocol(socket as TLSSocket);
+              cb(err as Error, socket as never);
+            }),
+        };
+        // Every request, h1 or each h2 stream, is checked against its connection's pin just before it is dispatched (a lookup).
+        const client = usable ? new PinnedClient(origin, clientOpts, usable) : new Client(origin, clientOpts);
+        if (client instanceof PinnedClient) clients.add(client);
+        client.on('connect', () => {
+          client.pipelining = h2 ? H2_STREAMS_PER_CONNECTION : 1;
         });
-        socket.once('error', (e: NodeJS.ErrnoException) => {
-          clearTimeout(timer);
-          callback(e instanceof UpstreamError ? e : new UpstreamError('ERR_UPSTREAM_CONNECT', `cannot connect to ${options.hostname}:${options.port}: ${e.code ?? e.message}`), null);
+        client.on('disconnect', () => {
+          client.pipelining = this.speaksH2 ? H2_STREAMS_PER_CONNECTION : 1;
         });
+        return client;
       },
     });
+  }
+
+  /** The pool's `connect`: attested TLS (every socket verified before use), or plain TCP to loopback. */
+  private connectFunction(): buildConnector.connector {
+    const tlsConnect = createConnector(this.connectorOptions);
+    const connectTimeoutMs = this.connectorOptions.connectTimeoutMs;
+    return (options, callback) => {
+      if (options.protocol === 'https:') return tlsConnect(options, callback);
+      // Plain http is only ever allowed to loopback (checked by the config loader).
+      const socket = net.connect({ host: options.hostname, port: Number(options.port) || 80 });
+      const timer = setTimeout(() => socket.destroy(new UpstreamError('ERR_UPSTREAM_CONNECT', `connect timed out after ${connectTimeoutMs} ms`)), connectTimeoutMs);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        socket.setNoDelay(true);
+        callback(null, socket);
+      });
+      socket.once('error', (e: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        callback(e instanceof UpstreamError ? e : new UpstreamError('ERR_UPSTREAM_CONNECT', `cannot connect to ${options.hostname}:${options.port}: ${e.code ?? e.message}`), null);
+      });
+    };
+  }
+
+  private learnProtocol(socket: TLSSocket | net.Socket): boolean {
+    if (!this.config.pool.http2) return false;
+    this.speaksH2 = (socket as TLSSocket).alpnProtocol === 'h2';
+    return this.speaksH2;
   }
 
   get dispatcher(): Pool {
@@ -107,7 +144,10 @@ export class Upstream {
    * attestation hook and not pooled: the pinning manager attests over it (start-up, refresh).
    */
   openSocket() {
-    return openTlsSocket(this.hostname, this.port, this.hostname, { ...this.connectorOptions, verifyConnection: undefined });
+    return openTlsSocket(this.hostname, this.port, this.hostname, { ...this.connectorOptions, verifyConnection: undefined }).then((socket) => {
+      this.learnProtocol(socket);
+      return socket;
+    });
   }
 
   /**

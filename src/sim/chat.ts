@@ -1,5 +1,6 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { resetResponse, responseGone } from './server.js';
 import { readBody, sendJson, sendJsonError, sleep } from './http.js';
 import { resolveRoute } from './routes.js';
 import type { SimContext } from './context.js';
@@ -106,7 +107,7 @@ export async function handleChat(req: IncomingMessage, res: ServerResponse, ctx:
         ctx.faults.resetStreamAfterChunks = null;
         // Let the chunks already written reach the wire, then reset the connection abruptly.
         await sleep(20);
-        res.socket?.resetAndDestroy();
+        resetResponse(res);
         return;
       }
       const chunk = Buffer.from(`data: ${JSON.stringify(ev)}\n\n`);
@@ -114,7 +115,7 @@ export async function handleChat(req: IncomingMessage, res: ServerResponse, ctx:
       await new Promise<void>((r) => res.write(chunk, () => r()));
       sent++;
       await sleep(delay);
-      if (res.destroyed) return;
+      if (responseGone(res)) return;
     }
     const done = Buffer.from('data: [DONE]\n\n');
     responseHash.update(done);

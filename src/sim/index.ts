@@ -1,4 +1,3 @@
-import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { generateTestCa, generateTlsIdentity, type GeneratedTlsIdentity } from '../x509/selfsigned.js';
@@ -9,6 +8,7 @@ import { sendJson, sendJsonError } from './http.js';
 import { ReceiptService, sha256Hex } from './receipts.js';
 import { CHAT_ROUTES, TRANSCRIPTION_ROUTES } from './routes.js';
 import { handleTranscription } from './transcriptions.js';
+import { createSimServer } from './server.js';
 import type { RouterEvidence } from './mint/router.js';
 import type { AciDeployment } from './mint/aci.js';
 import type { NearDeployment } from './mint/near.js';
@@ -58,6 +58,8 @@ export interface SimOptions {
    * the chat id, and EIP-191 signatures over both bodies' SHA-256 at `GET /v1/signature/{chat id}`.
    */
   near?: NearDeployment;
+  /** Refuse HTTP/2 (ALPN offers only http/1.1); by default both are offered and the client picks. */
+  http1Only?: boolean;
   /** Extra claims for each receipt (router_attestation, inference_attestation, ...). */
   receiptClaims?: (ctx: { receiptId: string }) => Record<string, unknown> | Promise<Record<string, unknown>>;
 }
@@ -82,6 +84,10 @@ export interface RunningSimulator {
   requestsByTlsKey: Map<string, number>;
   /** The last 1000 application requests: their `X-Request-Id` and the TLS key they came over (what reached the router). */
   recentRequests: { request_id: string; tls_spki_sha256: string; path: string }[];
+  /** Of those, the ones that arrived as HTTP/2 streams, per path group. */
+  h2RequestCounts: Map<string, number>;
+  /** TLS connections accepted so far. */
+  connections(): number;
   /**
    * A new TLS key and certificate from the same CA (a router rotating its key; idle connections
    * on the old key are closed); with `foreignCa`, issued by a throwaway CA that `caPem` clients
@@ -119,9 +125,8 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
   const lastAuth = new Map<string, string>();
   const counts = new Map<string, number>();
   const byKey = new Map<string, number>();
-  /** The key each connection was handshaken with (a rotation changes it for new connections only). */
-  const socketKeys = new WeakMap<object, string>();
   const recent: RunningSimulator['recentRequests'] = [];
+  const h2Counts = new Map<string, number>();
   let port = 0;
 
   const ctx: SimContext = {
@@ -196,11 +201,12 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
     const group = path.startsWith('/v1/receipts') ? '/v1/receipts' : path;
     counts.set(group, (counts.get(group) ?? 0) + 1);
     if (path.startsWith('/v1/')) {
-      const key = socketKeys.get(req.socket) ?? 'unknown';
+      const key = tlsKeyOf(req.socket);
       byKey.set(key, (byKey.get(key) ?? 0) + 1);
       recent.push({ request_id: String(req.headers['x-request-id'] ?? ''), tls_spki_sha256: key, path });
       if (recent.length > 1000) recent.shift();
     }
+    if (req.httpVersionMajor === 2) h2Counts.set(group, (h2Counts.get(group) ?? 0) + 1);
     const storm = takeStorm(faults, path);
     if (storm) {
       req.resume();
@@ -291,14 +297,15 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
     return sendJsonError(res, 404, 'not_found', `no route ${req.method} ${path}`);
   };
 
-  const server = https.createServer({ cert: identity.certPem, key: identity.keyPem, noDelay: true }, (req, res) => {
+  const sim = createSimServer({ cert: identity.certPem, key: identity.keyPem }, opts.http1Only === true, (req, res) => {
     handle(req, res).catch(() => {
       if (!res.headersSent) sendJsonError(res, 500, 'internal_error', 'simulator error');
       else res.destroy();
     });
   });
-  server.keepAliveTimeout = 65_000;
-  server.on('secureConnection', (s) => socketKeys.set(s, identity.spkiSha256));
+  const server = sim.server;
+  // The key each connection was handshaken with (a rotation changes it for new connections only).
+  server.on('secureConnection', (s: object) => markTlsKey(s, identity.spkiSha256));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port ?? 0, host, () => resolve());
@@ -323,18 +330,34 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
     requestCounts: counts,
     requestsByTlsKey: byKey,
     recentRequests: recent,
+    h2RequestCounts: h2Counts,
+    connections: () => sim.connections(),
     async rotateTlsKey(o = {}) {
       const issuer = o.foreignCa ? await generateTestCa({ commonName: 'tresor-sim foreign CA' }) : ca;
       identity = await generateTlsIdentity(hosts, { commonName: `tresor-sim-${Date.now()}`, issuer });
-      server.setSecureContext({ cert: identity.certPem, key: identity.keyPem });
+      sim.setSecureContext({ cert: identity.certPem, key: identity.keyPem });
       // Like a router restarting with its new key: idle keep-alive connections (old key) go away.
-      server.closeIdleConnections();
+      sim.closeIdle();
     },
     rotateReceiptKey: () => receipts.rotate(),
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
-        server.closeAllConnections();
+        sim.closeAll();
       }),
   };
+}
+
+/**
+ * The TLS key a connection was handshaken with, kept on the TLS socket itself: an HTTP/2
+ * request's `socket` is a proxy that reads properties through to the session's TLS socket, so
+ * the same lookup serves HTTP/1.1 and HTTP/2 requests.
+ */
+const TLS_KEY = 'tresorSimTlsSpkiSha256';
+function markTlsKey(socket: object, spkiSha256: string): void {
+  (socket as Record<string, unknown>)[TLS_KEY] = spkiSha256;
+}
+function tlsKeyOf(socket: object): string {
+  const key = (socket as Record<string, unknown>)[TLS_KEY];
+  return typeof key === 'string' ? key : 'unknown';
 }

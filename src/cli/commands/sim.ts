@@ -25,6 +25,7 @@ interface SimArgs {
   'latency-ms': number;
   'chunk-delay-ms': number;
   'no-receipts': boolean;
+  'http1-only': boolean;
   'unavailable-route': string[];
   evidence: EvidenceChoice;
   profile: 'tresor' | 'aci' | 'pinaivu' | 'near';
@@ -60,6 +61,7 @@ export const simCommand: CommandModule<object, SimArgs> = {
       .option('latency-ms', { type: 'number', default: 0, describe: 'Fault: delay before response headers' })
       .option('chunk-delay-ms', { type: 'number', default: 0, describe: 'Fault: delay between stream chunks' })
       .option('no-receipts', { type: 'boolean', default: false, describe: 'Do not issue receipts' })
+      .option('http1-only', { type: 'boolean', default: false, describe: 'Refuse HTTP/2: offer only http/1.1 in ALPN (by default both are offered)' })
       .option('evidence', {
         type: 'string',
         default: 'snp',
@@ -151,6 +153,7 @@ export const simCommand: CommandModule<object, SimArgs> = {
       ...(near ? { near } : {}),
       host: args.host,
       port: args.port,
+      http1Only: args['http1-only'],
       receipts: !args['no-receipts'],
       faults: { latencyMs: args['latency-ms'], chunkDelayMs: args['chunk-delay-ms'], unavailableRoutes: args['unavailable-route'] },
       ...(args.deterministic

@@ -1,0 +1,85 @@
+import https from 'node:https';
+import http2 from 'node:http2';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+
+/**
+ * The simulator's TLS listener: HTTP/2 and HTTP/1.1 on one port (ALPN decides, as a router's
+ * edge does), or HTTP/1.1 only. Both hand the same handler Node's request/response API.
+ */
+export interface SimServer {
+  server: https.Server | http2.Http2SecureServer;
+  setSecureContext(ctx: { cert: string; key: string }): void;
+  /** Close idle HTTP/1.1 connections and tell every HTTP/2 session to go away (new streams use a new connection). */
+  closeIdle(): void;
+  closeAll(): void;
+  /** TLS connections accepted so far. */
+  connections(): number;
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+export function createSimServer(tls: { cert: string; key: string }, http1Only: boolean, handler: Handler): SimServer {
+  let accepted = 0;
+  if (http1Only) {
+    const server = https.createServer({ ...tls, noDelay: true, ALPNProtocols: ['http/1.1'] }, handler);
+    server.keepAliveTimeout = 65_000;
+    server.on('secureConnection', () => accepted++);
+    return {
+      connections: () => accepted,
+      server,
+      setSecureContext: (c) => server.setSecureContext(c),
+      closeIdle: () => server.closeIdleConnections(),
+      closeAll: () => server.closeAllConnections(),
+    };
+  }
+  // Busy HTTP/1.1 sockets (a request in progress) and the HTTP/2 sessions, so that a key rotation
+  // closes only what is idle and close() ends everything.
+  const sockets = new Map<TLSSocket, number>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  const server = http2.createSecureServer({ ...tls, allowHTTP1: true, settings: { maxConcurrentStreams: 1000 } }, (req, res) => {
+    if (req.httpVersionMajor === 1) {
+      const s = req.socket as TLSSocket;
+      sockets.set(s, (sockets.get(s) ?? 0) + 1);
+      res.once('close', () => sockets.set(s, Math.max(0, (sockets.get(s) ?? 1) - 1)));
+    }
+    handler(req as unknown as IncomingMessage, res as unknown as ServerResponse);
+  });
+  server.on('secureConnection', (s: TLSSocket) => {
+    accepted++;
+    s.setNoDelay(true);
+    if (s.alpnProtocol === 'h2') return;
+    sockets.set(s, sockets.get(s) ?? 0);
+    s.once('close', () => sockets.delete(s));
+  });
+  server.on('session', (session) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+  });
+  return {
+    server,
+    connections: () => accepted,
+    setSecureContext: (c) => server.setSecureContext(c),
+    closeIdle: () => {
+      for (const [s, busy] of sockets) if (busy === 0) s.destroy();
+      for (const session of sessions) session.close();
+    },
+    closeAll: () => {
+      for (const s of sockets.keys()) s.destroy();
+      for (const session of sessions) session.destroy();
+    },
+  };
+}
+
+/** Reset the response's transport abruptly (a router crashing mid-answer): the TCP connection on HTTP/1.1, the stream on HTTP/2. */
+export function resetResponse(res: ServerResponse): void {
+  const stream = (res as unknown as { stream?: http2.ServerHttp2Stream }).stream;
+  if (stream) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+  else res.socket?.resetAndDestroy();
+}
+
+/** Whether the client is gone (the response can no longer be written). */
+export function responseGone(res: ServerResponse): boolean {
+  const stream = (res as unknown as { stream?: http2.ServerHttp2Stream }).stream;
+  return stream ? stream.destroyed : res.destroyed;
+}

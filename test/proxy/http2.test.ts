@@ -1,0 +1,78 @@
+import OpenAI from 'openai';
+import { afterEach, describe, expect, test } from 'vitest';
+import { startHarness, type Harness } from '../helpers/harness.js';
+
+/**
+ * HTTP/2 to the router when it offers it (the simulator offers h2 and http/1.1 by default,
+ * only http/1.1 with `http1Only`): JSON, SSE, uploads and receipt fetches work either way, the
+ * h2 traffic really is h2, many requests share one pinned connection, and a router whose
+ * attestation fails never sees a stream of application data.
+ */
+const harnesses: Harness[] = [];
+afterEach(async () => {
+  while (harnesses.length) await harnesses.pop()?.close();
+});
+
+async function harness(opts: Parameters<typeof startHarness>[0]) {
+  const h = await startHarness(opts);
+  harnesses.push(h);
+  return h;
+}
+
+const MODEL = 'eu/tresor/gpt-oss-120b';
+
+describe('HTTP/2 to the router', () => {
+  for (const http1Only of [false, true]) {
+    test(`${http1Only ? 'an HTTP/1.1-only router' : 'a router offering h2'}: JSON, SSE and uploads are answered and their receipts fetched and verified`, async () => {
+      const h = await harness({ sim: { http1Only } });
+      const client = new OpenAI({ baseURL: h.base, apiKey: 'placeholder', maxRetries: 0 });
+      const chat = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hello' }] });
+      const stream = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'stream please' }], stream: true });
+      let text = '';
+      let streamId: string | undefined;
+      for await (const chunk of stream) {
+        text += chunk.choices[0]?.delta?.content ?? '';
+        streamId ??= (chunk as unknown as { tresor?: { receipt_id: string } }).tresor?.receipt_id;
+      }
+      expect(text.length).toBeGreaterThan(0);
+      const tr = await client.audio.transcriptions.create({ file: new File([Buffer.alloc(200_000, 7)], 'a.wav', { type: 'audio/wav' }), model: 'whisper-large-v3' });
+      const ids = [(chat as unknown as { tresor: { receipt_id: string } }).tresor.receipt_id, streamId as string, (tr as unknown as { tresor: { receipt_id: string } }).tresor.receipt_id];
+      for (const id of ids) {
+        const v = await fetch(`${h.origin}/receipts/${id}?wait=10`);
+        expect(await v.json()).toMatchObject({ status: 'done', verdict: 'verified', receipt_id: id });
+      }
+      const h2 = Object.fromEntries(h.sim.h2RequestCounts);
+      if (http1Only) expect(h2).toEqual({});
+      else {
+        expect(h2['/v1/chat/completions']).toBe(2);
+        expect(h2['/v1/audio/transcriptions']).toBe(1);
+        // Every receipt fetch rides the pinned h2 connection too.
+        expect(h2['/v1/receipts']).toBe(h.sim.requestCounts.get('/v1/receipts'));
+        expect(h2['/v1/receipts']).toBeGreaterThanOrEqual(3);
+      }
+    });
+  }
+
+  test('many concurrent requests share one pinned h2 connection', async () => {
+    const h = await harness({});
+    const client = new OpenAI({ baseURL: h.base, apiKey: 'placeholder', maxRetries: 0 });
+    // The pool's first connection (a burst while it is still connecting opens one per request, as undici does).
+    await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'warm' }] });
+    const before = h.sim.connections();
+    await Promise.all(Array.from({ length: 24 }, (_, i) => client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: `hello ${i}` }] })));
+    expect(h.sim.h2RequestCounts.get('/v1/chat/completions')).toBe(25);
+    // 24 concurrent requests and their receipt fetches: no new connection.
+    expect(h.sim.connections() - before).toBe(0);
+  });
+
+  test('a router whose attestation fails sees no stream of application data, over h2 or http/1.1', async () => {
+    const h = await harness({ evidenceFaults: { wrongMeasurement: true } });
+    const res = await fetch(`${h.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'x' }] }) });
+    expect(res.status).toBe(502);
+    expect(((await res.json()) as { error: { type: string } }).error.type).toBe('attestation_error');
+    for (const path of h.sim.requestCounts.keys()) expect(path).not.toMatch(/^\/v1\//);
+    // The router was reached over h2 (its attestation was fetched on an h2 stream), and that was all.
+    expect(h.sim.h2RequestCounts.get('/attestation')).toBeGreaterThanOrEqual(1);
+    for (const path of h.sim.h2RequestCounts.keys()) expect(path).toBe('/attestation');
+  });
+});
