@@ -193,7 +193,7 @@ export function daemonConfig(sim, dir, receipts, caFile = false, listen = '127.0
         max_body_bytes: 256 * 1024 * 1024,
         // 1,000 concurrent streams need 1,000 upstream connections (the default pool is 128).
         // (with HTTP/2 they share a few connections; `http2: false` is the HTTP/1.1 row.)
-        pool: { connections: 1100, keep_alive_seconds: 60, ...(http2 ? {} : { http2: false }) },
+        pool: { connections: 1100, keep_alive_seconds: 60, http2: Boolean(http2) },
         attestation: { mode: 'enforce', release_root_file: sim.rootFile, trust_bundle: sim.bundleUrl, test_roots_file: sim.testRootsFile },
         // Every receipt fetched and verified: the default rate limit (50 fetches/s) is far below the bench's load.
         ...(receipts ? { receipts: { mode: receipts, ...(receipts === 'off' ? {} : { fetches_per_second: 100_000 }) } } : {}),

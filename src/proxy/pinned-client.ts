@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { Client, type Dispatcher } from 'undici';
+import { UpstreamError } from '../errors/index.js';
 
 type Connector = (options: object, callback: (err: Error | null, socket: Socket | null) => void) => void;
 
@@ -40,6 +41,10 @@ export class PinnedClient extends Client {
 
   private dropIfUnusable(): void {
     const s = this.slot.socket;
-    if (s && !s.destroyed && !this.usable(s as TLSSocket)) s.destroy();
+    if (!s || s.destroyed || this.usable(s as TLSSocket)) return;
+    // An HTTP/2 session is ended through undici itself: destroying its TLS socket underneath makes
+    // undici's session-close handler throw (an uncaught exception). Its streams end with it.
+    if ((s as TLSSocket).alpnProtocol === 'h2') this.destroy(new UpstreamError('ERR_ATTEST_PIN_LAPSED', 'the attestation pin of this HTTP/2 connection lapsed: the session is closed')).catch(() => undefined);
+    else s.destroy();
   }
 }

@@ -16,8 +16,8 @@ export interface SimControlTargets {
   evidenceKind?: EvidenceKind;
   rotateTlsKey(): Promise<void>;
   rotateReceiptKey(): Promise<unknown>;
-  /** What reached the router: requests per path group, and application requests per TLS key. */
-  requests(): { by_path: Record<string, number>; by_tls_key: Record<string, number>; recent: readonly object[] };
+  /** What reached the router: requests per path group (and those that came as HTTP/2 streams), and application requests per TLS key. */
+  requests(): { by_path: Record<string, number>; h2_by_path: Record<string, number>; by_tls_key: Record<string, number>; recent: readonly object[] };
 }
 
 export interface RunningSimControl {

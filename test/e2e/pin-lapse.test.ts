@@ -2,7 +2,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Agent, request } from 'undici';
+import { Agent, request, type Dispatcher } from 'undici';
 import { afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { resolveConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log/logger.js';
@@ -60,7 +60,7 @@ const ctl = {
   },
   async reached(s: Sim) {
     const res = await request(`${s.control}/requests`);
-    return (await res.body.json()) as { by_tls_key: Record<string, number>; recent: { request_id: string; tls_spki_sha256: string }[] };
+    return (await res.body.json()) as { by_tls_key: Record<string, number>; h2_by_path: Record<string, number>; recent: { request_id: string; tls_spki_sha256: string }[] };
   },
 };
 
@@ -145,7 +145,7 @@ interface Sample {
  * Two app clients keep sending chat completions over keep-alive connections while a sampler
  * reads /readyz and /status; `during` runs meanwhile (switches the simulator, waits).
  */
-async function underLoad(d: Daemon, during: () => Promise<void>): Promise<{ replies: Reply[]; samples: Sample[] }> {
+async function underLoad(d: Daemon, during: () => Promise<void>, o: { cutInFlight?: boolean } = {}): Promise<{ replies: Reply[]; samples: Sample[] }> {
   const agent = new Agent({ keepAliveTimeout: 30_000 });
   const replies: Reply[] = [];
   const samples: Sample[] = [];
@@ -153,8 +153,17 @@ async function underLoad(d: Daemon, during: () => Promise<void>): Promise<{ repl
   const worker = async () => {
     while (!stop) {
       const t0 = Date.now();
-      const res = await request(`${d.origin}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chat(), dispatcher: agent });
-      const body = (await res.body.json()) as { error?: { code: string } };
+      let res: Dispatcher.ResponseData;
+      let body: { error?: { code: string } };
+      try {
+        res = await request(`${d.origin}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chat(), dispatcher: agent });
+        body = (await res.body.json()) as { error?: { code: string } };
+      } catch (e) {
+        // Over HTTP/2 the lapsed session is closed with the streams still on it: an answer in flight is cut (never a new one).
+        if (!o.cutInFlight) throw e;
+        replies.push({ t0, status: 0, attestation: '', requestId: '', code: 'cut' });
+        continue;
+      }
       replies.push({
         t0,
         status: res.statusCode,
@@ -238,6 +247,28 @@ describe('a pin that lapses stops traffic at once (simulator process, live keep-
       lapse = await lapseOf(d, key);
     });
     expect(lapse?.code).toBe(code);
+    await expectStopped(run, lapse as Lapse, { code });
+  }, 40_000);
+
+  test('a failed refresh over HTTP/2: no stream is opened on the lapsed session', async () => {
+    const d = await startServe(sim, { refresh_ahead_seconds: 9 }, { pool: { http2: true } });
+    const key = (await attStatus(d.origin)).identities[0]?.spkiSha256 as string;
+    const h2Before = (await ctl.reached(sim)).h2_by_path['/v1/chat/completions'] ?? 0;
+    let lapse: Lapse | undefined;
+    const run = await underLoad(d, async () => {
+      await sleep(400);
+      expect(await ctl.faults(sim, { attestation: ['wrongMeasurement'] })).toEqual({ status: 204, text: '' });
+      lapse = await lapseOf(d, key);
+    }, { cutInFlight: true });
+    // An answer cut by the closed session was in flight at the lapse, never started after it.
+    for (const r of run.replies.filter((x) => x.status === 0)) expect(r.t0).toBeLessThan(Date.parse((lapse as Lapse).at));
+    run.replies = run.replies.filter((x) => x.status !== 0);
+    // The load before the lapse really went as HTTP/2 streams.
+    expect((await ctl.reached(sim)).h2_by_path['/v1/chat/completions'] ?? 0).toBeGreaterThan(h2Before);
+    expect(lapse?.code).toBe('ERR_ATTEST_MEASUREMENT_NOT_ALLOWED');
+    // Known limit over HTTP/2 (docs/wire.md §3.1): a request dispatched onto the session as it is
+    // closed gets the generic upstream_error rather than the failing check's code.
+    const code = expect.stringMatching(/^(ERR_ATTEST_MEASUREMENT_NOT_ALLOWED|upstream_error)$/) as unknown as string;
     await expectStopped(run, lapse as Lapse, { code });
   }, 40_000);
 

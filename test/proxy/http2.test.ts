@@ -13,8 +13,9 @@ afterEach(async () => {
   while (harnesses.length) await harnesses.pop()?.close();
 });
 
-async function harness(opts: Parameters<typeof startHarness>[0]) {
-  const h = await startHarness(opts);
+/** The daemon with HTTP/2 to the router switched on (`pool.http2`, off by default). */
+async function harness(opts: NonNullable<Parameters<typeof startHarness>[0]>) {
+  const h = await startHarness({ ...opts, upstream: { ...opts.upstream, pool: { http2: true } } });
   harnesses.push(h);
   return h;
 }

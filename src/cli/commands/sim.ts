@@ -168,7 +168,7 @@ export const simCommand: CommandModule<object, SimArgs> = {
             ...(evidence ? { evidenceKind: evidence.kind } : {}),
             rotateTlsKey: () => sim.rotateTlsKey(),
             rotateReceiptKey: () => sim.rotateReceiptKey(),
-            requests: () => ({ by_path: Object.fromEntries(sim.requestCounts), by_tls_key: Object.fromEntries(sim.requestsByTlsKey), recent: sim.recentRequests }),
+            requests: () => ({ by_path: Object.fromEntries(sim.requestCounts), h2_by_path: Object.fromEntries(sim.h2RequestCounts), by_tls_key: Object.fromEntries(sim.requestsByTlsKey), recent: sim.recentRequests }),
           });
     if (args['cert-out']) await writeFile(args['cert-out'], sim.caPem);
     const written: string[] = [];
