@@ -23,7 +23,9 @@ const TYPES = new Set(['counter', 'gauge', 'histogram', 'summary', 'untyped']);
 function parseValue(s: string, line: string): number {
   if (s === '+Inf') return Infinity;
   if (s === '-Inf') return -Infinity;
-  if (s === 'NaN') return NaN;
+  // Prometheus parses floats as Go's strconv does: NaN in any case (prom-client writes `Nan` for
+  // a mean with no sample yet, e.g. the event-loop lag right after start).
+  if (s.toLowerCase() === 'nan') return NaN;
   if (!/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(s)) throw new Error(`bad value ${JSON.stringify(s)} in: ${line}`);
   return Number(s);
 }
