@@ -33,7 +33,9 @@ export function tdxTeeVerifier(opts: {
     const quoteHex = evidence.quote;
     if (typeof quoteHex !== 'string') throw new MalformedError('ERR_ACI_REPORT_MALFORMED', 'expected attestation.evidence.quote to be a hex TDX quote');
     const parsed = parseTdxQuote(fromHex(quoteHex, { field: 'attestation.evidence.quote', code: 'ERR_ACI_REPORT_MALFORMED', allow0x: true }));
-    const collateral = opts.collateral?.(quoteFmspc(parsed.pckChainPem));
+    const fmspc = quoteFmspc(parsed.pckChainPem);
+    await opts.collateral?.prepare?.(fmspc);
+    const collateral = opts.collateral?.(fmspc);
     const quote = verifyTdxQuote(parsed, {
       at,
       roots: opts.roots,

@@ -5,7 +5,7 @@ import { snpTeeVerifier, tdxTeeVerifier, teeVerifierByType, verifyAciAttestation
 import { pinnedAmdArks } from '../evidence/snp/roots.js';
 import { withTestRoots, type TestRoots } from './test-roots.js';
 import { snpCrlSource, snpPolicy } from './snp.js';
-import { tdxCollateralSource, tdxPolicy, tdxRoots } from './tdx.js';
+import { tdxCollateralSource, tdxPolicy, tdxRoots, type TdxCollateralDeps } from './tdx.js';
 import type { Clock } from '../types.js';
 import { inbandGet } from './inband.js';
 import type { AttestedIdentity } from './identity.js';
@@ -15,13 +15,13 @@ import type { AttestOverSocket } from './manager.js';
  * The TEE verifiers an `aci` upstream accepts: SEV-SNP (the pinned AMD roots) and TDX (the pinned
  * Intel root; `tdx` RTMR and compose-hash policy), each also to the operator's test roots if any.
  */
-export function aciTeeVerifier(u: UpstreamConfig, testRoots: TestRoots): TeeVerifier {
+export function aciTeeVerifier(u: UpstreamConfig, testRoots: TestRoots, deps: TdxCollateralDeps): TeeVerifier {
   // Without test roots the SNP verifier uses the pinned ASK and ARK of the report's product line.
   const arks = testRoots.certs.length > 0 ? withTestRoots(pinnedAmdArks(), testRoots) : undefined;
   const allowDebug = u.attestation.allow_debug;
   return teeVerifierByType({
     sev_snp: snpTeeVerifier({ ...(arks ? { arks } : {}), policy: { ...snpPolicy(u), allowDebug }, crl: snpCrlSource(u) }),
-    tdx: tdxTeeVerifier({ roots: tdxRoots(testRoots), policy: tdxPolicy(u), collateral: tdxCollateralSource(u) }),
+    tdx: tdxTeeVerifier({ roots: tdxRoots(testRoots), policy: tdxPolicy(u), collateral: tdxCollateralSource(u, deps) }),
   });
 }
 

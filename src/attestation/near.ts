@@ -8,7 +8,7 @@ import type { Certificate } from '../x509/certificate.js';
 import type { AttestedIdentity } from './identity.js';
 import { inbandGet } from './inband.js';
 import type { AttestOverSocket } from './manager.js';
-import { tdxCollateralSource, tdxPolicy } from './tdx.js';
+import { prepareCollateral, tdxCollateralSource, tdxPolicy, type TdxCollateralDeps } from './tdx.js';
 
 export interface NearAttester {
   attest: AttestOverSocket;
@@ -35,11 +35,11 @@ const MAX_SIGNERS = 256;
  * nonce and pass the TDX policy and MRTD allowlist; the gateway's must bind the connection's TLS key.
  * The signing addresses they attest are kept: per-chat signatures must recover to one of them.
  */
-export function createNearAttester(u: UpstreamConfig, deps: { clock: Clock; roots: readonly Certificate[] }): NearAttester {
+export function createNearAttester(u: UpstreamConfig, deps: TdxCollateralDeps & { roots: readonly Certificate[] }): NearAttester {
   const url = new URL(u.url);
   const base = url.pathname.replace(/\/+$/, '');
   const timeoutMs = u.timeouts.connect_seconds * 1000 + 10_000;
-  const collateral = tdxCollateralSource(u);
+  const collateral = tdxCollateralSource(u, deps);
   const signers = new Map<string, AttestedSigner & { verifiedAt: string }>();
   const keep = (list: readonly AttestedSigner[], at: Date) => {
     for (const s of list) {
@@ -65,6 +65,7 @@ export function createNearAttester(u: UpstreamConfig, deps: { clock: Clock; root
         const at = deps.clock();
         // Only model nodes: a gateway entry's TLS binding was checked when its connection was attested.
         const models = parseNearReport(res.body).attestations.filter((a) => a.role === 'model');
+        await prepareCollateral(collateral, models.map((a) => a.quote));
         const { signers: found } = verifyNearReport({ attestations: models }, { nonce, at, roots: deps.roots, policy: tdxPolicy(u), allowedMrtd: u.near.allowed_measurements, collateral });
         keep(found, at);
       })().finally(() => lookups.set(key, { at: now }));
@@ -78,7 +79,9 @@ export function createNearAttester(u: UpstreamConfig, deps: { clock: Clock; root
       const path = `${base}/v1/attestation/report?nonce=${nonce.toString('hex')}&signing_algo=ecdsa&include_tls_fingerprint=true`;
       const res = await inbandGet(socket, { host: url.host, path, maxBodyBytes: MAX_NEAR_REPORT_BYTES, timeoutMs });
       if (res.status !== 200) throw new FetchError('ERR_ATTEST_FETCH', `GET /v1/attestation/report answered HTTP ${res.status}`);
-      const report = verifyNearReport(parseNearReport(res.body), {
+      const parsedReport = parseNearReport(res.body);
+      await prepareCollateral(collateral, parsedReport.attestations.map((a) => a.quote));
+      const report = verifyNearReport(parsedReport, {
         nonce,
         liveSpkiSha256: spkiSha256,
         at,

@@ -51,7 +51,7 @@ export async function createUpstreamAttestation(u: UpstreamConfig, upstream: Ups
   warnTrustExceptions(u, testRoots, logger);
   let attest: AttestOverSocket;
   if (u.profile === 'aci') {
-    const aci = createAciAttester(u, { clock, teeVerifier: aciTeeVerifier(u, testRoots) });
+    const aci = createAciAttester(u, { clock, teeVerifier: aciTeeVerifier(u, testRoots, { stateDir: deps.stateDir, clock, logger }) });
     registry.aciAttesters.set(u.name, aci);
     attest = aci.attest;
   } else if (u.profile === 'pinaivu') {
@@ -59,7 +59,7 @@ export async function createUpstreamAttestation(u: UpstreamConfig, upstream: Ups
     registry.pinaivuAttesters.set(u.name, p);
     attest = p.attest;
   } else if (u.profile === 'near') {
-    const n = createNearAttester(u, { clock, roots: tdxRoots(testRoots) });
+    const n = createNearAttester(u, { clock, stateDir: deps.stateDir, logger, roots: tdxRoots(testRoots) });
     registry.nearAttesters.set(u.name, n);
     attest = n.attest;
   } else {

@@ -1,8 +1,14 @@
 import type { UpstreamConfig } from '../config/types.js';
 import { FetchError } from '../errors/index.js';
 import { watchedFile } from './watched-file.js';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadIntelSgxRoots, parseTdxCollateral, type TdxCollateral, type TdxCollateralSource, type TdxPolicy } from '../evidence/tdx/index.js';
+import type { Logger } from '../log/logger.js';
+import type { Clock } from '../types.js';
+import { boundedFetcher } from '../util/fetch.js';
+import { MAX_COLLATERAL_BYTES } from '../evidence/tdx/collateral.js';
+import { pccsCollateralSource } from './tdx-pccs.js';
+import { loadIntelSgxRoots, parseTdxCollateral, parseTdxQuote, quoteFmspc, type TdxCollateral, type TdxCollateralSource, type TdxPolicy } from '../evidence/tdx/index.js';
 import type { Certificate } from '../x509/certificate.js';
 import { withTestRoots, type TestRoots } from './test-roots.js';
 
@@ -28,16 +34,26 @@ export function tdxPolicy(u: UpstreamConfig): Omit<TdxPolicy, 'expectedReportDat
   };
 }
 
+/** What a PCCS collateral source needs beyond the upstream's config. */
+export interface TdxCollateralDeps {
+  stateDir: string;
+  clock: Clock;
+  logger?: Logger | undefined;
+}
+
 /**
  * Intel DCAP collateral (`QuoteCollateralV3` JSON) from `tdx.collateral_file` (one platform), or
  * from `tdx.collateral_dir` (a cache of `<fmspc>.json` files, lowercase FMSPC, e.g. filled from a
  * PCCS): the file for the quote's FMSPC. Files are re-read when they change, so a refresh before
- * nextUpdate is picked up without a restart. Undefined when neither is configured; a missing or
- * unreadable file fails the attestation (ERR_TDX_COLLATERAL_UNAVAILABLE), a malformed one is a
- * parse error, a stale one fails verification with ERR_TDX_COLLATERAL_STALE.
+ * nextUpdate is picked up without a restart. Or from `tdx.pccs_url` (Intel PCS API v4), cached in
+ * `<state_dir>/tdx-collateral/<upstream>/` and refreshed before nextUpdate (`pccsCollateralSource`).
+ * Undefined when none is configured; a missing or unreadable file fails the attestation
+ * (ERR_TDX_COLLATERAL_UNAVAILABLE), a failed fetch with nothing cached ERR_TDX_COLLATERAL_FETCH, a
+ * malformed one is a parse error, a stale one fails verification with ERR_TDX_COLLATERAL_STALE.
  */
-export function tdxCollateralSource(u: UpstreamConfig): TdxCollateralSource | undefined {
+export function tdxCollateralSource(u: UpstreamConfig, deps: TdxCollateralDeps): TdxCollateralSource | undefined {
   const { collateral_file: file, collateral_dir: dir } = u.tdx;
+  if (u.tdx.pccs_url) return pccsSource(u, u.tdx.pccs_url, deps);
   if (file) {
     const read = fileCollateral(file, `upstreams.${u.name}.tdx.collateral_file`);
     return () => read();
@@ -58,4 +74,46 @@ export function tdxCollateralSource(u: UpstreamConfig): TdxCollateralSource | un
 
 export function fileCollateral(file: string, key: string): () => TdxCollateral {
   return watchedFile(file, key, 'ERR_TDX_COLLATERAL_UNAVAILABLE', (data) => parseTdxCollateral(data.toString('utf8')));
+}
+
+/** Each PCS answer is bounded like a collateral file, each request by 10 s. */
+const PCCS_TIMEOUT_MS = 10_000;
+
+function pccsSource(u: UpstreamConfig, url: string, deps: TdxCollateralDeps): TdxCollateralSource {
+  const key = `upstreams.${u.name}.tdx.pccs_ca_file`;
+  let ca: string | undefined;
+  if (u.tdx.pccs_ca_file) {
+    try {
+      ca = readFileSync(u.tdx.pccs_ca_file, 'utf8');
+    } catch (e) {
+      throw new FetchError('ERR_TDX_COLLATERAL_UNAVAILABLE', `${key}: cannot read ${u.tdx.pccs_ca_file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
+  return pccsCollateralSource({
+    url,
+    fetcher: boundedFetcher({ maxBytes: MAX_COLLATERAL_BYTES, timeoutMs: PCCS_TIMEOUT_MS, ca }),
+    cacheDir: join(deps.stateDir, 'tdx-collateral', u.name),
+    clock: deps.clock,
+    refreshMs: u.tdx.pccs_refresh_seconds * 1000,
+    onFetchError: (fmspc, error, cachedInUse) =>
+      deps.logger?.warn({ upstream: u.name, fmspc, code: (error as FetchError).code, cached_in_use: cachedInUse }, `TDX collateral fetch from ${url} failed: ${error.message}`),
+  });
+}
+
+/**
+ * Before a synchronous verification of `quotes`: a fetching source (PCCS) gets the collateral of
+ * each quote's platform ready, once per FMSPC. A quote that does not parse is left to the
+ * verifier, which refuses it with its own error.
+ */
+export async function prepareCollateral(source: TdxCollateralSource | undefined, quotes: readonly Uint8Array[]): Promise<void> {
+  if (!source?.prepare) return;
+  const fmspcs = new Set<string>();
+  for (const q of quotes) {
+    try {
+      fmspcs.add(quoteFmspc(parseTdxQuote(q).pckChainPem));
+    } catch {
+      // refused by the verifier
+    }
+  }
+  for (const f of fmspcs) await source.prepare(f);
 }

@@ -133,6 +133,11 @@ export function resolveConfig(raw: Raw, source: string | null): ResolvedConfig {
     if (u.tdx.collateral_file !== null && u.tdx.collateral_dir !== null) {
       problems.push(`${at}.tdx.collateral_dir: set either tdx.collateral_file (one platform) or tdx.collateral_dir (by FMSPC), not both`);
     }
+    if (u.tdx.pccs_url !== null) {
+      if (u.tdx.collateral_file !== null || u.tdx.collateral_dir !== null) problems.push(`${at}.tdx.pccs_url: set one collateral source (tdx.collateral_file, tdx.collateral_dir or tdx.pccs_url), not several`);
+      const p = checkUpstreamUrl(u.tdx.pccs_url);
+      if (p) problems.push(`${at}.tdx.pccs_url: ${p}`);
+    }
     if (u.timeouts.request_seconds > u.timeouts.max_request_seconds) {
       problems.push(`${at}.timeouts.request_seconds: must not exceed max_request_seconds (${u.timeouts.max_request_seconds})`);
     }
@@ -150,6 +155,7 @@ export function resolveConfig(raw: Raw, source: string | null): ResolvedConfig {
         intel_root_file: u.tdx.intel_root_file === null ? null : resolvePath(u.tdx.intel_root_file, base),
         collateral_file: u.tdx.collateral_file === null ? null : resolvePath(u.tdx.collateral_file, base),
         collateral_dir: u.tdx.collateral_dir === null ? null : resolvePath(u.tdx.collateral_dir, base),
+        pccs_ca_file: u.tdx.pccs_ca_file === null ? null : resolvePath(u.tdx.pccs_ca_file, base),
       },
       snp: { ...u.snp, crl_file: u.snp.crl_file === null ? null : resolvePath(u.snp.crl_file, base) },
       pinaivu: { ...u.pinaivu, nitro_root_file: u.pinaivu.nitro_root_file === null ? null : resolvePath(u.pinaivu.nitro_root_file, base) },

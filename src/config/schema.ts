@@ -101,6 +101,9 @@ export const upstreamSchema = {
         allowed_compose_hashes: { type: 'array', items: { type: 'string', pattern: '^[0-9a-f]{64}$' }, default: [] },
         collateral_file: { type: ['string', 'null'], default: null },
         collateral_dir: { type: ['string', 'null'], default: null },
+        pccs_url: { type: ['string', 'null'], maxLength: 2048, default: null },
+        pccs_ca_file: { type: ['string', 'null'], default: null },
+        pccs_refresh_seconds: { type: 'integer', minimum: 60, maximum: 30 * 86_400, default: 86_400 },
         allowed_tcb_statuses: {
           type: 'array',
           minItems: 1,

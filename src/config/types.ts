@@ -79,6 +79,12 @@ export interface UpstreamConfig {
     readonly collateral_file: string | null;
     /** A directory of `<fmspc>.json` collateral files (lowercase FMSPC): the one for each quote's platform is used. */
     readonly collateral_dir: string | null;
+    /** A PCCS (Intel PCS API v4) to fetch collateral from, by FMSPC, cached in `<state_dir>/tdx-collateral/<upstream>/`. */
+    readonly pccs_url: string | null;
+    /** PEM CA(s) trusted for the PCCS's TLS certificate, on top of the system store. */
+    readonly pccs_ca_file: string | null;
+    /** Refetch collateral this often, and at the latest this long before its earliest nextUpdate. */
+    readonly pccs_refresh_seconds: number;
     /** TCB statuses accepted when collateral is configured (never Revoked). */
     readonly allowed_tcb_statuses: readonly TcbStatus[];
     /** Minimum tcbEvaluationDataNumber of the collateral. */

@@ -5,7 +5,7 @@ import type { ResolvedConfig, UpstreamConfig } from '../config/types.js';
 import { ConfigError } from '../errors/index.js';
 import { aciTeeVerifier } from '../attestation/aci.js';
 import { pinaivuNitroRoots } from '../attestation/pinaivu.js';
-import { tdxRoots } from '../attestation/tdx.js';
+import { tdxCollateralSource, tdxRoots } from '../attestation/tdx.js';
 import { loadTestRoots } from '../attestation/test-roots.js';
 import { readReleaseRoot } from '../attestation/tresor.js';
 import { readLocalToken } from './local-auth.js';
@@ -30,7 +30,7 @@ export async function preflight(config: ResolvedConfig, env: Record<string, stri
     readApiKey(u, env);
     if (u.ca_file) readCa(u);
     readLocalToken(u);
-    await trustMaterial(u);
+    await trustMaterial(u, config.state_dir);
     for (const [key, file] of [
       ['api_key_file', u.api_key_file],
       ['local_token_file', u.local_token_file],
@@ -42,13 +42,16 @@ export async function preflight(config: ResolvedConfig, env: Record<string, stri
 }
 
 /** The trust material the upstream's profile loads at start (the daemon's attester set-up reads the same). */
-async function trustMaterial(u: UpstreamConfig): Promise<void> {
+async function trustMaterial(u: UpstreamConfig, stateDir: string): Promise<void> {
   if (u.attestation.mode === 'off') return;
   // attestation.test_roots_file (and the deprecated per-profile root files) must exist: ERR_CONFIG_TEST_ROOTS.
   const testRoots = loadTestRoots(u);
-  if (u.profile === 'aci') aciTeeVerifier(u, testRoots);
+  if (u.profile === 'aci') aciTeeVerifier(u, testRoots, { stateDir, clock: () => new Date() });
   else if (u.profile === 'pinaivu') pinaivuNitroRoots(testRoots);
-  else if (u.profile === 'near') tdxRoots(testRoots);
+  else if (u.profile === 'near') {
+    tdxRoots(testRoots);
+    tdxCollateralSource(u, { stateDir, clock: () => new Date() });
+  }
   else await readReleaseRoot(u);
 }
 

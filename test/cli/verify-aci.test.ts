@@ -30,6 +30,9 @@ beforeAll(async () => {
     attestation: { tee_type: 'tdx', workload_keyset: vec.workload_keyset, report_data: toHex(reportDataFor(vec.workload_keyset_digest, vec.attestation_statement.nonce)), evidence: { quote: toHex(quote) } },
   };
   await writeFile(f('report.json'), JSON.stringify(report));
+  // The real dcap-qvl quote with the collateral its PCCS served (valid 2025-06-19..2025-07-19).
+  const dcap = readFileSync(new URL('../vectors/tdx-dcap-qvl-quote-2025-06.bin', import.meta.url));
+  await writeFile(f('report-dcap.json'), JSON.stringify({ ...report, attestation: { ...report.attestation, evidence: { quote: toHex(dcap) } } }));
   await writeFile(f('legacy.json'), JSON.stringify({ ...report, signing_address: '0x00', intel_quote: toHex(quote) }));
 });
 afterAll(async () => {
@@ -94,5 +97,17 @@ describe('tresor-verify aci', () => {
     const m = await run([f('req'), '--keyset', f('keyset.json')]);
     expect(m.code).toBe(3);
     expect(m.out).toMatch(/^FAIL ERR_ACI_/);
+  });
+  test('--collateral (as tresor-verify tdx) applies to the TDX quote of --attestation: evaluated, stale refused (exit 4); usage without --attestation (exit 2)', async () => {
+    const collateral = new URL('../vectors/tdx-dcap-qvl-quote-2025-06.collateral.json', import.meta.url).pathname;
+    const att = [f('receipt.json'), '--attestation', f('report-dcap.json'), '--nonce', vec.attestation_statement.nonce, '--collateral', collateral];
+    // Inside the collateral's window it verifies (UpToDate); the quote's REPORTDATA then does not bind this keyset.
+    const inside = await run([...att, '--at', '2025-07-01T00:00:00Z']);
+    expect(inside.out).toMatch(/^FAIL ERR_POLICY_TDX_REPORT_DATA: /);
+    expect(inside.code).toBe(5);
+    const stale = await run([...att, '--at', AT]);
+    expect(stale.out).toMatch(/^FAIL ERR_TDX_COLLATERAL_STALE: /);
+    expect(stale.code).toBe(4);
+    expect((await run([f('receipt.json'), '--keyset', f('keyset.json'), '--collateral', collateral])).code).toBe(2);
   });
 });

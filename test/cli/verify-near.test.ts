@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { spawnBin } from '../helpers/spawn.js';
 import { createNearDeployment } from '../../src/sim/mint/near.js';
 import { toPem } from '../../src/x509/certificate.js';
+import { mintTdxCollateral } from '../../src/sim/mint/tdx-collateral.js';
 
 const VECTOR = new URL('../vectors/nearai-chat-signature-example.json', import.meta.url).pathname;
 const vec = JSON.parse(readFileSync(VECTOR, 'utf8'));
@@ -64,7 +65,7 @@ describe('tresor-verify near-signature --attestation: the signer must be atteste
     await writeFile(f('sig.json'), JSON.stringify(d.signature(hashes)));
     const att = ['--attestation', f('report.json'), '--nonce', nonce, '--spki', spki, '--intel-root', f('intel-root.pem')];
     const ok = await run([f('sig.json'), ...att]);
-    expect(ok.out).toMatch(/Attested address:\s+match: the model sim-near\/model \(TDX MRTD [0-9a-f]{96}, TCB unknown\)/);
+    expect(ok.out).toMatch(/Attested address:\s+match: the model sim-near\/model \(TDX MRTD [0-9a-f]{96}, TCB unknown: no --collateral\)/);
     expect(ok.code).toBe(0);
     const j = await run([f('sig.json'), ...att, '--json']);
     expect(JSON.parse(j.out)).toMatchObject({ ok: true, signer: d.modelAddress, checked: { attestedAddress: true }, attested: { role: 'model', mrtd: d.mrtd } });
@@ -78,5 +79,29 @@ describe('tresor-verify near-signature --attestation: the signer must be atteste
     expect((await run([f('sig.json'), ...att.slice(0, 4), '--spki', '00'.repeat(32), '--intel-root', f('intel-root.pem')])).out).toMatch(/^FAIL ERR_NEAR_REPORT_DATA: /);
     const usage = await run([f('sig.json'), '--attestation', f('report.json')]);
     expect(usage.code).toBe(2);
+  });
+  test('--collateral (as tresor-verify tdx): the TCB status of each quote is evaluated and shown; stale collateral, a refused status and --allow-tcb-status', async () => {
+    const d = await createNearDeployment();
+    const nonce = 'b6'.repeat(32);
+    await writeFile(f('report-c.json'), JSON.stringify(d.report('3c'.repeat(32), nonce, 'sim-near/model')));
+    await writeFile(f('intel-root-c.pem'), toPem(d.pki.root));
+    await writeFile(f('sig-c.json'), JSON.stringify(d.signature({ requestSha256: '11'.repeat(32), responseSha256: '22'.repeat(32) })));
+    const outOfDate = (i: Record<string, unknown>) => void ((i.tcbLevels as { tcb: { pcesvn: number } }[])[0] as { tcb: { pcesvn: number } }).tcb.pcesvn++;
+    await writeFile(f('fresh.json'), JSON.stringify(await mintTdxCollateral(d.pki, { now: new Date() })));
+    await writeFile(f('stale.json'), JSON.stringify(await mintTdxCollateral(d.pki, { now: new Date(Date.now() - 60 * 86_400_000) })));
+    await writeFile(f('ood.json'), JSON.stringify(await mintTdxCollateral(d.pki, { now: new Date(), editTcbInfo: outOfDate })));
+    const att = [f('sig-c.json'), '--attestation', f('report-c.json'), '--nonce', nonce, '--spki', '3c'.repeat(32), '--intel-root', f('intel-root-c.pem')];
+    const ok = await run([...att, '--collateral', f('fresh.json')]);
+    expect(ok.out).toMatch(/Attested address:\s+match: the model sim-near\/model \(TDX MRTD [0-9a-f]{96}, TCB UpToDate\)/);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse((await run([...att, '--collateral', f('fresh.json'), '--json'])).out)).toMatchObject({ ok: true, attested: { tcb_status: 'UpToDate' } });
+    const stale = await run([...att, '--collateral', f('stale.json')]);
+    expect(stale.out).toMatch(/^FAIL ERR_TDX_COLLATERAL_STALE: /);
+    expect(stale.code).toBe(4);
+    const refused = await run([...att, '--collateral', f('ood.json')]);
+    expect(refused.out).toMatch(/^FAIL ERR_POLICY_TDX_TCB_STATUS: /);
+    expect(refused.code).toBe(5);
+    expect((await run([...att, '--collateral', f('ood.json'), '--allow-tcb-status', 'UpToDate', 'OutOfDate'])).out).toMatch(/TCB OutOfDate\)/);
+    expect((await run([f('sig-c.json'), '--collateral', f('fresh.json')])).code).toBe(2);
   });
 });

@@ -5,6 +5,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createAciDeployment, type AciDeployment, type AciFaults } from '../../src/sim/mint/aci.js';
 import { mintTdxCollateral } from '../../src/sim/mint/tdx-collateral.js';
+import { startTestPccs } from '../helpers/pccs.js';
 import type { TdxTestPki } from '../../src/sim/mint/tdx.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 
@@ -213,6 +214,36 @@ describe('profile aci with TDX evidence and Intel DCAP collateral (tdx.collatera
       expect(JSON.stringify((await statusOf(h))?.identities[0])).toContain('"advisory_ids":["INTEL-SA-00106","INTEL-SA-00837"]');
     } finally {
       await h.close();
+    }
+  });
+  test('tdx.pccs_url: the simulator\'s collateral fetched from a PCCS over https (pccs_ca_file), cached under the state dir; PCCS down with nothing cached: 502 ERR_TDX_COLLATERAL_FETCH', async () => {
+    const { aci, file } = await withCollateral('pccs.json', { now: new Date() });
+    const pccs = await startTestPccs(JSON.parse(await readFile(file, 'utf8')) as Record<string, string>);
+    const caFile = join(dir, 'pccs-ca.pem');
+    await writeFile(caFile, pccs.caPem);
+    try {
+      const h = await startHarness({ aci, upstream: { tdx: { pccs_url: pccs.url, pccs_ca_file: caFile } } });
+      try {
+        const res = await chat(h);
+        expect(res.status).toBe(200);
+        await res.text();
+        expect(JSON.stringify((await statusOf(h))?.identities[0])).toContain('"tcb_status":"UpToDate"');
+        expect(pccs.hits).toContain(`/tdx/certification/v4/tcb?fmspc=${(aci.tdxPki as TdxTestPki).platform.fmspc.toUpperCase()}`);
+      } finally {
+        await h.close();
+      }
+      pccs.fail(503);
+      const h2 = await startHarness({ aci, upstream: { tdx: { pccs_url: pccs.url, pccs_ca_file: caFile } } });
+      try {
+        const res = await chat(h2);
+        expect(res.status).toBe(502);
+        expect(await res.json()).toMatchObject({ error: { type: 'attestation_error', code: 'ERR_TDX_COLLATERAL_FETCH' } });
+        expect(h2.sim.requestCounts.get('/v1/chat/completions') ?? 0).toBe(0);
+      } finally {
+        await h2.close();
+      }
+    } finally {
+      await pccs.close();
     }
   });
 });

@@ -4,6 +4,10 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest'
 import { createNearDeployment, type NearDeployment } from '../../src/sim/mint/near.js';
 import { readAuditRecords } from '../helpers/audit.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
+import { startTestPccs } from '../helpers/pccs.js';
+import { mintTdxCollateral } from '../../src/sim/mint/tdx-collateral.js';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 
 const MODEL = 'eu/tresor/gpt-oss-120b';
 
@@ -134,6 +138,35 @@ describe('profile near: attestation failures refuse the upstream before any appl
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe('ERR_POLICY_TDX_COMPOSE_HASH');
     } finally {
       await other.close();
+    }
+  });
+  test('tdx.pccs_url: every quote\'s collateral is fetched from the PCCS before verification (one fetch for the gateway and the model node\'s shared FMSPC); stale collateral refuses the upstream', async () => {
+    const n = await createNearDeployment();
+    const pccs = await startTestPccs({ ...(await mintTdxCollateral(n.pki, { now: new Date() })) });
+    const dir = await mkdtemp(join(tmpdir(), 'near-pccs-'));
+    await writeFile(join(dir, 'ca.pem'), pccs.caPem);
+    const tdx = { pccs_url: pccs.url, pccs_ca_file: join(dir, 'ca.pem') };
+    try {
+      const h = await startHarness({ near: n, upstream: { tdx } });
+      try {
+        const res = await ask(h);
+        expect(res.status, await res.clone().text()).toBe(200);
+        await res.arrayBuffer();
+        expect(pccs.hits.filter((p) => p.startsWith('/tdx/certification/v4/tcb'))).toHaveLength(1);
+      } finally {
+        await h.close();
+      }
+      pccs.serve({ ...(await mintTdxCollateral(n.pki, { now: new Date(Date.now() - 60 * 86_400_000) })) });
+      const stale = await startHarness({ near: n, upstream: { tdx } });
+      try {
+        const res = await ask(stale);
+        expect(res.status).toBe(502);
+        expect(((await res.json()) as { error: { code: string } }).error.code).toBe('ERR_TDX_COLLATERAL_STALE');
+      } finally {
+        await stale.close();
+      }
+    } finally {
+      await pccs.close();
     }
   });
 });

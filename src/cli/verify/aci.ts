@@ -11,11 +11,12 @@ import {
   type AciTrustedKeyset,
   type TeeVerifier,
 } from '../../aci/index.js';
-import { loadIntelSgxRoots } from '../../evidence/tdx/index.js';
+import { loadIntelSgxRoots, type TdxCollateral, type TdxPolicy } from '../../evidence/tdx/index.js';
+import { tdxPolicyFromArgs, tdxPolicyOptions, type TdxPolicyArgs } from './tdx.js';
 import { parseAt, readInput } from '../input.js';
 import { runCommand } from '../output.js';
 
-interface AciArgs {
+interface AciArgs extends TdxPolicyArgs {
   receipt: string;
   attestation?: string;
   keyset?: string;
@@ -56,9 +57,12 @@ export function keysetFromJson(o: Record<string, unknown>): unknown {
   return o.workload_keyset ?? o;
 }
 
-/** TEE verifiers available offline: TDX against the pinned Intel root. SEV-SNP reports need the SNP module. */
-const offlineTee: TeeVerifier = async (input) => {
-  if (input.teeType === 'tdx') return tdxTeeVerifier({ roots: loadIntelSgxRoots() })(input);
+/**
+ * TEE verifiers available offline: TDX against the pinned Intel root, with the TDX policy flags and
+ * `--collateral` (as `tresor-verify tdx`). SEV-SNP reports need the SNP module.
+ */
+const offlineTee = (policy: TdxPolicy, collateral: TdxCollateral | undefined): TeeVerifier => async (input) => {
+  if (input.teeType === 'tdx') return tdxTeeVerifier({ roots: loadIntelSgxRoots(), policy, ...(collateral ? { collateral: () => collateral } : {}) })(input);
   throw new VerificationError('ERR_ACI_TEE_UNSUPPORTED', `expected attestation.tee_type "tdx" (the one this command verifies offline), got ${JSON.stringify(input.teeType)}`);
 };
 
@@ -66,7 +70,7 @@ export const aciCommand: CommandModule<object, AciArgs> = {
   command: 'aci <receipt>',
   describe: 'Verify an ACI (aci/1) receipt against an attestation report or a pinned keyset (- for stdin)',
   builder: (y: Argv) =>
-    y
+    tdxPolicyOptions(y)
       .positional('receipt', { type: 'string', demandOption: true, describe: 'The receipt from /v1/aci/receipts/{id}, or - for standard input' })
       .option('attestation', { type: 'string', describe: 'The /v1/aci/attestation report (its TEE evidence is verified; the keyset comes from it)' })
       .option('keyset', { type: 'string', describe: 'A workload keyset you already trust (offline)' })
@@ -78,6 +82,7 @@ export const aciCommand: CommandModule<object, AciArgs> = {
       .check((a) => {
         if (!a.attestation === !a.keyset) throw new Error('give exactly one of --attestation or --keyset');
         if (a.nonce !== undefined && !a.attestation) throw new Error('--nonce applies to --attestation');
+        if (a.collateral !== undefined && !a.attestation) throw new Error('--collateral applies to --attestation (its TDX quote)');
         return true;
       }) as Argv<AciArgs>,
   handler: (args) =>
@@ -86,7 +91,8 @@ export const aciCommand: CommandModule<object, AciArgs> = {
       let trust: AciTrustedKeyset;
       let tee: Record<string, unknown> | undefined;
       if (args.attestation) {
-        const id = await verifyAciAttestation(json(await readFileOr(args.attestation), 'the attestation report'), { nonce: args.nonce ?? null, at, teeVerifier: offlineTee });
+        const { collateral, policy } = await tdxPolicyFromArgs(args);
+        const id = await verifyAciAttestation(json(await readFileOr(args.attestation), 'the attestation report'), { nonce: args.nonce ?? null, at, teeVerifier: offlineTee(policy, collateral) });
         trust = id;
         tee = id.tee;
       } else {
@@ -118,6 +124,10 @@ export const aciCommand: CommandModule<object, AciArgs> = {
         ['Upstream', up ? `${String(up.result)}${up.session_id ? ` (session ${String(up.session_id)})` : ''}` : 'none (direct)'],
         ['Rewrites', verdict.rewrites.length ? verdict.rewrites.join('; ') : 'none'],
       ];
+      if (tee?.tee_type === 'tdx') {
+        const advisories = Array.isArray(tee.advisory_ids) ? ` (advisories: ${(tee.advisory_ids as string[]).join(', ') || 'none'})` : '';
+        lines.push(['TCB status', tee.tcb_status === 'unknown' ? 'unknown (no Intel collateral given: --collateral)' : `${String(tee.tcb_status)}${advisories}`]);
+      }
       if (verdict.route) lines.push(['Route', verdict.route]);
       return { lines, fields };
     }),

@@ -2,13 +2,14 @@ import { readFile } from 'node:fs/promises';
 import type { Argv, CommandModule } from 'yargs';
 import { UsageError, VerificationError } from '../../errors/index.js';
 import { loadIntelSgxRoots } from '../../evidence/tdx/index.js';
+import { tdxPolicyFromArgs, tdxPolicyOptions, type TdxPolicyArgs } from './tdx.js';
 import { parseNearReport, parseNearSignature, verifyNearReport, verifyNearSignature, type AttestedSigner } from '../../near/index.js';
 import { fromHex } from '../../util/bytes.js';
 import { parsePemCertificates } from '../../x509/certificate.js';
 import { parseAt, readInput } from '../input.js';
 import { runCommand } from '../output.js';
 
-interface NearArgs {
+interface NearArgs extends TdxPolicyArgs {
   input: string;
   'request-body'?: string;
   'response-body'?: string;
@@ -31,7 +32,7 @@ export const nearSignatureCommand: CommandModule<object, NearArgs> = {
   command: 'near-signature <input>',
   describe: 'Verify a NEAR AI Cloud / ACI legacy per-chat signature (EIP-191; - for stdin)',
   builder: (y: Argv) =>
-    y
+    tdxPolicyOptions(y)
       .positional('input', { type: 'string', demandOption: true, describe: 'The /v1/signature/{id} response ({text, signature, signing_address}), or - for standard input' })
       .option('request-body', { type: 'string', describe: 'The exact request body sent: its SHA-256 must be the first hash of text' })
       .option('response-body', { type: 'string', describe: 'The exact response bytes received (raw SSE for streams): its SHA-256 must be the second hash' })
@@ -43,7 +44,7 @@ export const nearSignatureCommand: CommandModule<object, NearArgs> = {
       .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' })
       .check((a) => {
         if ((a.attestation === undefined) !== (a.nonce === undefined)) throw new UsageError('ERR_USAGE_BAD_FLAG', '--attestation and --nonce go together');
-        for (const k of ['spki', 'intel-root', 'at'] as const) if (a[k] !== undefined && a.attestation === undefined) throw new UsageError('ERR_USAGE_BAD_FLAG', `--${k} needs --attestation`);
+        for (const k of ['spki', 'intel-root', 'at', 'collateral'] as const) if (a[k] !== undefined && a.attestation === undefined) throw new UsageError('ERR_USAGE_BAD_FLAG', `--${k} needs --attestation`);
         return true;
       }) as Argv<NearArgs>,
   handler: (args) =>
@@ -56,7 +57,10 @@ export const nearSignatureCommand: CommandModule<object, NearArgs> = {
       let attested: AttestedSigner | undefined;
       if (args.attestation !== undefined && args.nonce !== undefined) {
         const roots = args['intel-root'] ? parsePemCertificates(Buffer.from(await readFileOr(args['intel-root'])).toString('utf8'), '--intel-root') : loadIntelSgxRoots();
+        const { collateral, policy } = await tdxPolicyFromArgs(args);
         const { signers } = verifyNearReport(parseNearReport(await readFileOr(args.attestation)), {
+          policy,
+          ...(collateral ? { collateral: () => collateral } : {}),
           nonce: fromHex(args.nonce, { field: '--nonce', length: 32, code: 'ERR_USAGE_BAD_FLAG' }),
           ...(args.spki !== undefined ? { liveSpkiSha256: args.spki.toLowerCase() } : {}),
           at: parseAt(args.at) ?? new Date(),
@@ -85,7 +89,7 @@ export const nearSignatureCommand: CommandModule<object, NearArgs> = {
           [
             'Attested address',
             attested
-              ? `match: the ${attested.role}${attested.modelName ? ` ${attested.modelName}` : ''} (TDX MRTD ${attested.mrtd}${attested.tlsBound ? ', TLS key bound' : ''}, TCB unknown)`
+              ? `match: the ${attested.role}${attested.modelName ? ` ${attested.modelName}` : ''} (TDX MRTD ${attested.mrtd}${attested.tlsBound ? ', TLS key bound' : ''}, TCB ${attested.tcbStatus === 'unknown' ? 'unknown: no --collateral' : attested.tcbStatus})`
               : 'not checked (give --attestation REPORT.json --nonce HEX)',
           ],
         ],

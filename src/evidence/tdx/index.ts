@@ -10,8 +10,12 @@ export { verifyTdxQuote, verifyTdxCollateral, loadIntelSgxRoots, type VerifiedTd
 export { parseTdxCollateral, TCB_STATUSES, type TcbStatus, type TdxCollateral } from './collateral.js';
 export { quoteFmspc, type TcbEvaluation } from './tcb.js';
 
-/** Collateral for a platform, by the FMSPC (lowercase hex) of the quote's PCK certificate. */
-export type TdxCollateralSource = (fmspc: string) => TdxCollateral;
+/**
+ * Collateral for a platform, by the FMSPC (lowercase hex) of the quote's PCK certificate. A source
+ * that fetches (a PCCS) has `prepare`, awaited before the (synchronous) verification.
+ */
+export type TdxCollateralSource = ((fmspc: string) => TdxCollateral) & { prepare?: (fmspc: string) => Promise<void> };
+export { fetchPcsCollateral, collateralFromPcs, PCS_PATHS, PCS_HEADERS } from './pcs.js';
 export { evaluateTdxPolicy, type TdxPolicy, type TdxPolicyReport, type TdxMeasurements } from './policy.js';
 export { parseDstackEventLog, replayRtmr, eventDigest, type DstackEvent, DSTACK_RUNTIME_EVENT_TYPE } from './eventlog.js';
 
