@@ -1,3 +1,4 @@
+import { statfsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -117,6 +118,8 @@ export class ReceiptPipeline {
   private readonly appKeys = new Map<string, string>();
   private readonly running = new Set<Promise<unknown>>();
   private closed = false;
+  /** When this run last made a record durable (for /status). */
+  private lastRecordAt: string | undefined;
   readonly counters = { journaled: 0, recorded: 0, verified: 0, failed: 0, missing: 0, opted_out: 0, unverifiable: 0, dropped: 0 };
   /** Verdicts recorded, per upstream (metrics). */
   readonly verdictsByUpstream = new Map<string, Partial<Record<FinalVerdict, number>>>();
@@ -188,6 +191,9 @@ export class ReceiptPipeline {
       served_unrecorded: this.health.servedUnrecorded,
       write_failures: { ...this.health.failures },
       head_seq: this.audit.head.seq,
+      head_hash: this.audit.head.hash,
+      last_record_at: this.lastRecordAt ?? null,
+      disk: this.o.stateDir === undefined ? null : diskUse(this.o.audit.dir),
       moved_aside_at_start: this.audit.recovered.movedAside,
       ...(this.audit.recovered.gap ? { gap_at_start: this.audit.recovered.gap.reason } : {}),
       signing: signer ? { public_key_sha256: signer.keySha256, public_key: signer.publicPem, last_checkpoint_seq: this.audit.lastCheckpointSeq } : null,
@@ -321,6 +327,7 @@ export class ReceiptPipeline {
       archived = this.archive.put(jws, this.o.clock(), record.receipt_jws_sha256, { urgent });
     }
     const [{ seq }] = await Promise.all([this.audit.append(record as unknown as Record<string, unknown>, { urgent }), archived]);
+    this.lastRecordAt = this.o.clock().toISOString();
     this.counters.recorded++;
     this.counters[record.verdict]++;
     const byUpstream = this.verdictsByUpstream.get(record.upstream) ?? {};
@@ -355,6 +362,18 @@ export class ReceiptPipeline {
     await this.journal.close();
     await this.archive?.close();
     await this.audit.close();
+  }
+}
+
+/** Space on the audit log's filesystem (one statfs call), or null when it cannot be read (the directory removed). */
+function diskUse(dir: string): { free_bytes: number; total_bytes: number; used_percent: number } | null {
+  try {
+    const s = statfsSync(dir);
+    const total = s.blocks * s.bsize;
+    const free = s.bavail * s.bsize;
+    return { free_bytes: free, total_bytes: total, used_percent: total > 0 ? Math.round(((total - free) / total) * 1000) / 10 : 0 };
+  } catch {
+    return null;
   }
 }
 

@@ -40,8 +40,18 @@ describe('one writer per state dir, stale locks, and the start-up check, with th
     const first = await setup.serve(env);
     const ids = [await chat(first.base, 1)];
     expect(first.p.stdout()).toMatch(/audit checkpoints are signed with Ed25519 key sha256:[0-9a-f]{64}/);
-    const status = (await (await request(`${first.base.replace(/\/v1$/, '')}/status`)).body.json()) as { audit: { signing: { public_key_sha256: string }; writable: boolean } };
-    expect(status.audit).toMatchObject({ writable: true, signing: { public_key_sha256: expect.stringMatching(/^[0-9a-f]{64}$/) } });
+    await expect.poll(async () => (await readAuditRecords(join(setup.dir, 'state'))).filter((r) => r.type === 'receipt').length, { timeout: 20_000 }).toBe(1);
+    const status = (await (await request(`${first.base.replace(/\/v1$/, '')}/status`)).body.json()) as { audit: Record<string, unknown> };
+    // The audit log's health an operator reads on /status and the status page: head, last record, disk.
+    expect(status.audit).toMatchObject({
+      writable: true,
+      signing: { public_key_sha256: expect.stringMatching(/^[0-9a-f]{64}$/) },
+      head_seq: expect.any(Number),
+      head_hash: expect.stringMatching(/^[0-9a-f]{64}$/),
+      last_record_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      disk: { free_bytes: expect.any(Number), total_bytes: expect.any(Number), used_percent: expect.any(Number) },
+    });
+    expect((status.audit.disk as { free_bytes: number }).free_bytes).toBeGreaterThan(0);
 
     await expect(setup.serve(env)).rejects.toThrow(new RegExp(`exited 2; stderr: tresor-attest: .*in use by another tresor-attest \\(pid ${first.p.child.pid} `));
 
