@@ -8,21 +8,14 @@ import { asVerified, type Verified } from '../../../src/types.js';
 import { parseCertificate } from '../../../src/x509/certificate.js';
 import { parseCrl } from '../../../src/x509/crl.js';
 import { vector } from '../../helpers/vectors.js';
+import { thrown } from '../../helpers/errors.js';
 
 const REPORT = vector('snp-go-sev-guest-milan-attestation.bin');
 const vcek = parseCertificate(vector('snp-go-sev-guest-milan-vcek.der'));
 const AT = new Date('2022-09-24T01:00:00Z');
 const real = verifySnpReport(parseSnpReport(REPORT), { vcek, at: AT });
 
-function err(f: () => unknown): TresorError {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TresorError);
-    return e as TresorError;
-  }
-  throw new Error('expected a rejection');
-}
+const err = thrown;
 const withPolicy = (policy: bigint) => {
   const b = new Uint8Array(REPORT);
   new DataView(b.buffer).setBigUint64(8, policy, true);

@@ -4,6 +4,7 @@ import { describe, expect, test } from 'vitest';
 import { MalformedError, TresorError } from '../../../src/errors/index.js';
 import { parseTdxCollateral } from '../../../src/evidence/tdx/collateral.js';
 import { loadIntelSgxRoots, parseTdxQuote, verifyTdxQuote } from '../../../src/evidence/tdx/index.js';
+import { thrown } from '../../helpers/errors.js';
 
 const require = createRequire(import.meta.url);
 const dcapQvl = require('@phala/dcap-qvl') as { verify: (q: Uint8Array, c: unknown, now: number) => { status: string; advisory_ids: string[] } };
@@ -14,15 +15,7 @@ const COLLATERAL_TEXT = vec('tdx-dcap-qvl-quote-2025-06.collateral.json').toStri
 const INSIDE = new Date('2025-07-01T00:00:00Z');
 const roots = loadIntelSgxRoots();
 
-function err(f: () => unknown): TresorError {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TresorError);
-    return e as TresorError;
-  }
-  throw new Error('expected a rejection');
-}
+const err = thrown;
 const withCollateral = (text: string, at = INSIDE, quote = QUOTE) => verifyTdxQuote(parseTdxQuote(quote), { at, roots, collateral: parseTdxCollateral(text) });
 
 describe('the real dcap-qvl quote with the collateral its PCCS served', () => {

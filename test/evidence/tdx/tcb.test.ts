@@ -6,6 +6,7 @@ import { evaluateTdxPolicy, parseTdxQuote, verifyTdxQuote } from '../../../src/e
 import { convergeStatus } from '../../../src/evidence/tdx/tcb.js';
 import { mintTdxCollateral, type MintCollateralOptions } from '../../../src/sim/mint/tdx-collateral.js';
 import { createTdxTestPki, mintTdxQuote, type MintTdxOptions, type TdxTestPki } from '../../../src/sim/mint/tdx.js';
+import { thrown } from '../../helpers/errors.js';
 
 const require = createRequire(import.meta.url);
 const { QuoteVerifier } = require('@phala/dcap-qvl') as {
@@ -18,15 +19,7 @@ beforeAll(async () => {
   pki = await createTdxTestPki({ now: NOW });
 });
 
-function err(f: () => unknown): TresorError {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TresorError);
-    return e as TresorError;
-  }
-  throw new Error('expected a rejection');
-}
+const err = thrown;
 type Levels = { tcb: Record<string, unknown>; tcbStatus: string; advisoryIDs?: string[] }[];
 const quote = (o: Partial<MintTdxOptions> = {}) => mintTdxQuote(pki, { reportData: new Uint8Array(64), ...o });
 const ours = (q: Uint8Array, c: object) => verifyTdxQuote(parseTdxQuote(q), { at: NOW, roots: [pki.root], collateral: parseTdxCollateral(JSON.stringify(c)) });

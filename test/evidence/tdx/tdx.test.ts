@@ -17,21 +17,14 @@ import { TD } from '../../../src/evidence/tdx/constants.js';
 import { asVerified, type Verified } from '../../../src/types.js';
 import { sha256, sha384, toHex } from '../../../src/util/bytes.js';
 import { parsePemCertificates } from '../../../src/x509/certificate.js';
+import { thrown } from '../../helpers/errors.js';
 
 const vec = (f: string) => new Uint8Array(readFileSync(new URL(`../../vectors/${f}`, import.meta.url)));
 const QUOTE = vec('tdx-tinfoil-quote-v4.bin');
 const AT = new Date('2026-01-01T00:00:00Z');
 const roots = loadIntelSgxRoots();
 
-function err(f: () => unknown): TresorError {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TresorError);
-    return e as TresorError;
-  }
-  throw new Error('expected a rejection');
-}
+const err = thrown;
 const verifyBytes = (b: Uint8Array, at = AT) => verifyTdxQuote(parseTdxQuote(b), { at, roots });
 
 describe('parse: the real tinfoil quote v4', () => {

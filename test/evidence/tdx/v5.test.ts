@@ -3,21 +3,14 @@ import { MalformedError, TresorError } from '../../../src/errors/index.js';
 import { parseTdxQuote, verifyTdxQuote } from '../../../src/evidence/tdx/index.js';
 import { createTdxTestPki, mintTdxQuote, type TdxTestPki } from '../../../src/sim/mint/tdx.js';
 import { toHex } from '../../../src/util/bytes.js';
+import { thrown } from '../../helpers/errors.js';
 
 const NOW = new Date('2026-03-01T00:00:00Z');
 let pki: TdxTestPki;
 beforeAll(async () => {
   pki = await createTdxTestPki({ now: NOW });
 });
-function err(f: () => unknown): TresorError {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TresorError);
-    return e as TresorError;
-  }
-  throw new Error('expected a rejection');
-}
+const err = thrown;
 const reportData = new Uint8Array(64).fill(9);
 
 describe('quote v5 (TDX 1.5 body, type 3)', () => {
