@@ -24,9 +24,7 @@ export async function otlpAudit(files: string[], args: { 'audit-key'?: string | 
     report = await verifyOtlpJson(files, { auditKeys });
     if (report.instances.length === 0 && report.breaks.length === 0) throw new UsageError('ERR_USAGE_NO_AUDIT_FILES', `no audit records (log records with ${'tresor.instance.id'}) in ${files.join(', ')}`);
   } catch (e) {
-    const err = e instanceof TresorError && e.phase !== 'internal' ? e : new UsageError('ERR_USAGE_INPUT_UNREADABLE', `cannot read ${files.join(', ')}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    process.stdout.write(args.json ? `${JSON.stringify({ ok: false, error: { code: err.code, phase: err.phase, message: err.message } })}\n` : `FAIL ${err.code}: ${err.message}\n`);
-    process.exitCode = err instanceof UsageError ? EXIT.usage : exitCodeFor(err.phase);
+    failInput(e, files, args.json);
     return;
   }
   const ok = report.breaks.length === 0;
@@ -41,4 +39,11 @@ export async function otlpAudit(files: string[], args: { 'audit-key'?: string | 
     for (const b of report.breaks) process.stdout.write(`break: ${b.file}:${b.line} ${b.code}: ${b.message}\n`);
   }
   process.exitCode = ok ? EXIT.ok : exitCodeFor(new VerificationError('ERR_AUDIT_CHAIN_BROKEN', '').phase);
+}
+
+/** `tresor-verify audit` could not read or parse its input: FAIL with the code, exit by phase (usage: 2). */
+export function failInput(e: unknown, files: readonly string[], json: boolean): void {
+  const err = e instanceof TresorError && e.phase !== 'internal' ? e : new UsageError('ERR_USAGE_INPUT_UNREADABLE', `cannot read ${files.join(', ')}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  process.stdout.write(json ? `${JSON.stringify({ ok: false, error: { code: err.code, phase: err.phase, message: err.message } })}\n` : `FAIL ${err.code}: ${err.message}\n`);
+  process.exitCode = err instanceof UsageError ? EXIT.usage : exitCodeFor(err.phase);
 }

@@ -1,13 +1,13 @@
 import type { Argv, CommandModule } from 'yargs';
 import { readFile } from 'node:fs/promises';
-import { TresorError, UsageError, VerificationError } from '../../errors/index.js';
+import { UsageError, VerificationError } from '../../errors/index.js';
 import { formatNotPassed, reviewVerdicts } from '../../audit/checks.js';
 import { recheckArchivedReceipts, type RecheckReport } from '../../audit/recheck.js';
 import { createStaticJwks } from '../../receipts/jwks.js';
 import { verifyAuditFiles, type AuditReport } from '../../audit/verify.js';
 import { auditPublicKey } from '../../audit/checkpoint.js';
 import { EXIT, exitCodeFor } from '../exit-codes.js';
-import { keyPaths, otlpAudit } from './audit-otlp.js';
+import { failInput, keyPaths, otlpAudit } from './audit-otlp.js';
 
 interface AuditArgs {
   files?: string[];
@@ -75,9 +75,7 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
       review = await reviewVerdicts(report.files, { requireArchivedReceipt: args['jwks-file'] !== undefined });
       report.breaks.push(...review.breaks);
     } catch (e) {
-      const err = e instanceof TresorError && e.phase !== 'internal' ? e : new UsageError('ERR_USAGE_INPUT_UNREADABLE', `cannot read ${files.join(', ')}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-      process.stdout.write(args.json ? `${JSON.stringify({ ok: false, error: { code: err.code, phase: err.phase, message: err.message } })}\n` : `FAIL ${err.code}: ${err.message}\n`);
-      process.exitCode = err instanceof UsageError ? EXIT.usage : exitCodeFor(err.phase);
+      failInput(e, files, args.json);
       return;
     }
     const ok = report.breaks.length === 0;
