@@ -142,7 +142,7 @@ async function waitFor(what, probe, ms = 60_000) {
 /** 4. Run it against the simulator (a process on this host) and check what the README promises. */
 async function runAndCheck() {
   const dir = mkdtempSync(join(tmpdir(), 'tresor-container-'));
-  // Mounted read-only for the image's node user (uid 1000): the simulator's CA and release-root key are public.
+  // Mounted read-only for the image's node user (uid 1000): the simulator's CA, release-root key and test roots are public.
   chmodSync(dir, 0o755);
   const name = `tresor-attest-test-${process.pid}`;
   const volume = `${name}-state`;
@@ -178,6 +178,8 @@ async function runAndCheck() {
     '-v', `${dir}:/etc/tresor-attest:ro`,
     '-e', `TRESOR_API_KEY=${key}`,
     '-e', 'TRESOR_ATTEST_RELEASE_ROOT_FILE=/etc/tresor-attest/release-root.pub',
+    // The simulator's evidence chains to its own software roots: trusted only because the operator says so.
+    '-e', 'TRESOR_ATTEST_TEST_ROOTS_FILE=/etc/tresor-attest/test-roots.pem',
     '-e', `TRESOR_ATTEST_TRUST_BUNDLE=https://127.0.0.1:${simPort}/trust/router.json`,
     '-e', `TRESOR_ATTEST_LISTEN=127.0.0.1:${listen}`,
     '-e', `TRESOR_ATTEST_HEALTH_URL=${origin}/healthz`,
