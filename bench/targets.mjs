@@ -25,28 +25,20 @@ const cpuPerStream = (c) =>
   target(`sse c${c}: own CPU <= 1.4 ms/stream`, (r) => ({ value: row(r, `sse-c${c}`)?.cpuMsPerStream, text: f(row(r, `sse-c${c}`)?.cpuMsPerStream, 3, ' ms') }), (v) => v <= 1.4);
 
 // The targets of issue 20 (the hot path, second round): ratios to the bare passthrough, side by side in one run.
-const ratio = (label, scenario, key, max, contender = 'tresor-attest', digits = 2) =>
+/** `contender`'s figure over the passthrough's in one run, accepted by `ok`; `digits` for the figures themselves. */
+const versusPassthrough = (label, scenario, key, ok, contender, digits) =>
   target(
     label,
     (r) => {
       const mine = row(r, scenario, contender)?.[key];
       const ref = row(r, scenario, 'passthrough')?.[key];
       const v = typeof mine === 'number' && typeof ref === 'number' && ref > 0 ? mine / ref : undefined;
-      return { value: v, text: v === undefined ? undefined : `${v.toFixed(digits)}× (${mine.toFixed(1)} vs ${ref.toFixed(1)})` };
+      return { value: v, text: v === undefined ? undefined : `${v.toFixed(2)}× (${mine.toFixed(digits)} vs ${ref.toFixed(digits)})` };
     },
-    (v) => v <= max,
+    ok,
   );
-const atLeast = (label, scenario, key, min, contender = 'tresor-attest') =>
-  target(
-    label,
-    (r) => {
-      const mine = row(r, scenario, contender)?.[key];
-      const ref = row(r, scenario, 'passthrough')?.[key];
-      const v = typeof mine === 'number' && typeof ref === 'number' && ref > 0 ? mine / ref : undefined;
-      return { value: v, text: v === undefined ? undefined : `${v.toFixed(2)}× (${mine.toFixed(0)} vs ${ref.toFixed(0)})` };
-    },
-    (v) => v >= min,
-  );
+const ratio = (label, scenario, key, max, contender = 'tresor-attest') => versusPassthrough(label, scenario, key, (v) => v <= max, contender, 1);
+const atLeast = (label, scenario, key, min, contender = 'tresor-attest') => versusPassthrough(label, scenario, key, (v) => v >= min, contender, 0);
 const h2VsH1 = (scenario, key) =>
   target(
     `#20 ${scenario}: ${key}, HTTP/2 vs HTTP/1.1 to the router (reported, no target)`,

@@ -61,14 +61,7 @@ export function quoteFmspc(pckChainPem: string): string {
 }
 
 /** The identity a QE report must match: Intel's signed QE identity, or its pinned production values. */
-export interface QeIdentityRule {
-  mrsigner: string;
-  isvprodid: number;
-  miscselect: string;
-  miscselectMask: string;
-  attributes: string;
-  attributesMask: string;
-}
+export type QeIdentityRule = Pick<QeIdentityInfo, 'mrsigner' | 'isvprodid' | 'miscselect' | 'miscselectMask' | 'attributes' | 'attributesMask'>;
 
 const masked = (v: Uint8Array, mask: Uint8Array) => v.map((b, i) => b & (mask[i] as number));
 const le32hex = (n: number) => toHex(Uint8Array.of(n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, (n >>> 24) & 0xff));
