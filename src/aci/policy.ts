@@ -1,4 +1,4 @@
-import type { Check, Verdict } from '../receipts/verdict.js';
+import type { Check, Verdict } from '../checks/check.js';
 import type { Verified } from '../types.js';
 import { sha256Hex } from '../util/bytes.js';
 import { DEFAULT_REQUIRED_EVENTS, DIGEST_PREFIX } from './constants.js';

@@ -7,7 +7,7 @@ import { withTestRoots, type TestRoots } from './test-roots.js';
 import { snpCrlSource, snpPolicy } from './snp.js';
 import { tdxCollateralSource, tdxPolicy, tdxRoots, type TdxCollateralDeps } from './tdx.js';
 import type { Clock } from '../types.js';
-import { inbandGet } from './inband.js';
+import { inbandGet } from '../transport/inband.js';
 import type { AttestedIdentity } from './identity.js';
 import type { AttestOverSocket } from './manager.js';
 

@@ -3,10 +3,10 @@ import type { UpstreamConfig } from '../config/types.js';
 import { FetchError } from '../errors/index.js';
 import { MAX_NEAR_REPORT_BYTES, parseNearReport, verifyNearReport, type AttestedSigner } from '../near/index.js';
 import type { Clock } from '../types.js';
-import type { UpstreamGet } from '../receipts/fetch.js';
+import type { UpstreamGet } from '../transport/hooks.js';
 import type { Certificate } from '../x509/certificate.js';
 import type { AttestedIdentity } from './identity.js';
-import { inbandGet } from './inband.js';
+import { inbandGet } from '../transport/inband.js';
 import type { AttestOverSocket } from './manager.js';
 import { prepareCollateral, tdxCollateralSource, tdxPolicy, type TdxCollateralDeps } from './tdx.js';
 

@@ -7,10 +7,10 @@ import type { Clock } from '../types.js';
 import { toHex } from '../util/bytes.js';
 import type { Certificate } from '../x509/certificate.js';
 import type { AttestedIdentity } from './identity.js';
-import { inbandGet } from './inband.js';
+import { inbandGet } from '../transport/inband.js';
 import { withTestRoots, type TestRoots } from './test-roots.js';
 import type { AttestOverSocket } from './manager.js';
-import type { UpstreamGet } from '../receipts/fetch.js';
+import type { UpstreamGet } from '../transport/hooks.js';
 
 /** Nitro roots for a `pinaivu` upstream: the pinned AWS root G1, plus the operator's test roots if any. */
 export function pinaivuNitroRoots(testRoots: TestRoots): Certificate[] {

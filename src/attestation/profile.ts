@@ -1,6 +1,6 @@
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/types.js';
-import type { Upstream } from '../proxy/upstream.js';
 import type { Clock } from '../types.js';
 import { aciTeeVerifier, createAciAttester, type AciAttester } from './aci.js';
 import { AttestationManager, type AttestationEvent, type AttestOverSocket } from './manager.js';
@@ -33,12 +33,21 @@ export interface UpstreamAttestationDeps {
   circuit?: { threshold: number; baseMs: number; maxMs: number } | undefined;
 }
 
+/** What attestation needs of an upstream's connection pool (the proxy's `Upstream`). */
+export interface AttestedPool {
+  readonly caPem: string | undefined;
+  /** A fresh TLS socket, validated like pooled ones but not pooled and not yet pinned. */
+  openSocket(): Promise<TLSSocket>;
+  /** A pin lapsed: close the idle pooled connections whose key may no longer be used. */
+  closeUnusable(): void;
+}
+
 /**
  * The pinning manager for one upstream, with its profile's attester (tresor, aci, pinaivu, near)
  * registered in `registry`: what the daemon runs per upstream, and what the library's
  * `AttestedAgent` runs for its one upstream.
  */
-export async function createUpstreamAttestation(u: UpstreamConfig, upstream: Upstream, deps: UpstreamAttestationDeps, registry: AttesterRegistry): Promise<AttestationManager> {
+export async function createUpstreamAttestation(u: UpstreamConfig, upstream: AttestedPool, deps: UpstreamAttestationDeps, registry: AttesterRegistry): Promise<AttestationManager> {
   const { clock } = deps;
   // Not a child bound to { upstream }: every manager and warning line names its upstream itself, and
   // a binding would write the key twice (invalid for strict JSON readers).

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import type { Check } from '../receipts/verdict.js';
+import type { Check } from '../checks/check.js';
 import type { AuditBreak } from './verify.js';
 
 /** One kind of check that was not `pass`, over the receipt records of an audit log. */

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { TresorError } from '../errors/index.js';
 import type { Clock } from '../types.js';
+import type { CommitHealth } from '../util/appender.js';
 
 /** Why records cannot be made durable: the disk (or quota) is full, or any other write failure. */
 export type AuditFailureCode = 'ERR_AUDIT_DISK_FULL' | 'ERR_AUDIT_WRITE_FAILED';
@@ -40,7 +41,7 @@ const REPEAT_LOG_MS = 30_000;
  * report each failed and each successful commit; the daemon refuses new exchanges while any file
  * set is failing (audit.disk_full_action), /readyz and /status say why, metrics count.
  */
-export class AuditHealth {
+export class AuditHealth implements CommitHealth {
   private readonly failing = new Map<string, AuditFailure>();
   private lastLog = 0;
   /** Failed commits, by cause (metrics). */

@@ -1,4 +1,4 @@
-import { notPassed, type Check } from '../receipts/verdict.js';
+import { notPassed, type Check } from '../checks/check.js';
 import { linesNewestFirst } from './read-backwards.js';
 
 /** What the status page shows of one audit record: no digests, only the checks that were not `pass`, never a key or a body. */

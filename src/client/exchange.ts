@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { toAttestationError } from '../errors/attestation.js';
 import { endObserver } from '../proxy/forward.js';
 import { isEventStream } from '../proxy/headers.js';
-import type { ExchangeObserver } from '../proxy/hooks.js';
+import type { ExchangeObserver } from '../transport/hooks.js';
 import { DoneHolder } from '../proxy/sse-hold.js';
 import type { ReceiptPipeline } from '../receipts/pipeline.js';
 import type { Upstream } from '../proxy/upstream.js';

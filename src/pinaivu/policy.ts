@@ -1,4 +1,4 @@
-import type { Check, Verdict } from '../receipts/verdict.js';
+import type { Check, Verdict } from '../checks/check.js';
 import type { Verified } from '../types.js';
 import { toHex } from '../util/bytes.js';
 import type { DocumentedReceipt } from './parse.js';

@@ -10,7 +10,7 @@ import { accessLogger, requestIdFrom } from '../log/logger.js';
 import { sendError } from './errors-to-http.js';
 import { forward } from './forward.js';
 import { LocalAuthError, readLocalToken, type LocalToken } from './local-auth.js';
-import type { DaemonHooks } from './hooks.js';
+import type { DaemonHooks } from '../transport/hooks.js';
 import { Upstream } from './upstream.js';
 import { AttestationManager } from '../attestation/manager.js';
 import { createUpstreamAttestation, emptyAttesterRegistry } from '../attestation/profile.js';

@@ -5,7 +5,7 @@ import { TresorError, UpstreamError } from '../errors/index.js';
 import { AbortFlag } from './abort-flag.js';
 import { sendError } from './errors-to-http.js';
 import { downstreamResponseHeaders, isEventStream, requestBudgetSeconds, upstreamRequestHeaders } from './headers.js';
-import type { DaemonHooks, ExchangeDecision, ExchangeObserver, ExchangeOutcome } from './hooks.js';
+import type { DaemonHooks, ExchangeDecision, ExchangeObserver, ExchangeOutcome } from '../transport/hooks.js';
 import { DoneHolder } from './sse-hold.js';
 import { MAX_JSON_BODY } from '../receipts/extract.js';
 import { LOCAL_TOKEN_HEADER } from './local-auth.js';

@@ -8,7 +8,7 @@ import { FINAL_VERDICTS } from '../receipts/record.js';
 import type { Clock } from '../types.js';
 import { VERSION } from '../version.js';
 import { sendError } from './errors-to-http.js';
-import type { DaemonHooks } from './hooks.js';
+import type { DaemonHooks } from '../transport/hooks.js';
 import type { RecentErrors } from './recent-errors.js';
 import { serveVerdict } from './receipts.js';
 import { sendStatusPage } from './status-page.js';

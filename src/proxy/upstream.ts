@@ -6,8 +6,8 @@ import type { UpstreamConfig } from '../config/types.js';
 import { ConfigError, UpstreamError } from '../errors/index.js';
 import { readBounded } from '../util/fetch.js';
 import { AbortFlag } from './abort-flag.js';
-import { createConnector, openTlsSocket, proxyFor, type ConnectorOptions } from './connector.js';
-import type { DaemonHooks } from './hooks.js';
+import { createConnector, openTlsSocket, proxyFor, type ConnectorOptions } from '../transport/connector.js';
+import type { DaemonHooks } from '../transport/hooks.js';
 import { PinnedClient } from './pinned-client.js';
 
 /** Concurrent streams per HTTP/2 connection to the router (undici's default; a Node h2 server's own limit is 100 too). */

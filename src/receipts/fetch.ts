@@ -2,12 +2,9 @@ import { FetchError, MalformedError } from '../errors/index.js';
 import type { Clock } from '../types.js';
 import { MAX_RECEIPT_JWS_BYTES } from './jws.js';
 import { receiptPath, validateReceiptId } from './id.js';
+import type { UpstreamGet } from '../transport/hooks.js';
 
-/** A size- and time-bounded GET on the upstream's attested pool. */
-export type UpstreamGet = (
-  path: string,
-  init: { headers: Record<string, string>; timeoutMs: number; maxBytes: number },
-) => Promise<{ status: number; headers: Readonly<Record<string, string | string[] | undefined>>; body: Uint8Array }>;
+export type { UpstreamGet } from '../transport/hooks.js';
 
 export interface ReceiptFetchPolicy {
   /** 404 is retried this long after the exchange ended (the receipt may not be stored yet). */

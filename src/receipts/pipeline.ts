@@ -9,7 +9,7 @@ import { AuditHealth, AuditUnavailableError } from '../audit/health.js';
 import { AuditLog } from '../audit/log.js';
 import { parseRecord } from '../audit/recover.js';
 import { VerificationError } from '../errors/index.js';
-import type { ExchangeInfo, ExchangeObserver, ExchangeOutcome } from '../proxy/hooks.js';
+import type { ExchangeInfo, ExchangeObserver, ExchangeOutcome } from '../transport/hooks.js';
 import type { Clock } from '../types.js';
 import type { ReceiptFetchPolicy, UpstreamGet } from './fetch.js';
 import { ReceiptJournal, type ReceiptJob } from './journal.js';

@@ -1,7 +1,6 @@
 import { fstatSync, ftruncateSync, statSync, writeSync } from 'node:fs';
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { AuditHealth } from '../audit/health.js';
 
 /**
  * Write all of `text` at the end of the file now, on the calling thread. A small append to the
@@ -57,9 +56,15 @@ export async function commitAppend(fh: FileHandle, path: string, size: number, t
   }
 }
 
+/** Where commits are reported (the audit trail's `AuditHealth`): failed ones and ones that worked again. */
+export interface CommitHealth {
+  fail(source: string, e: unknown, held: number): void;
+  ok(source: string, written: number): void;
+}
+
 /** Where writers of the audit trail report commits that failed and commits that worked again. */
 export interface DurabilityOptions {
-  health?: AuditHealth | undefined;
+  health?: CommitHealth | undefined;
   /** The name `health` knows this file set by (audit, archive, journal). */
   source?: string;
   /** How long to wait before retrying a commit that failed (default 1000 ms). */

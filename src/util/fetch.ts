@@ -2,7 +2,7 @@ import tls from 'node:tls';
 import { Agent, ProxyAgent, request, type Dispatcher } from 'undici';
 import { FetchError, UsageError } from '../errors/index.js';
 import type { Fetcher } from '../types.js';
-import { splitPemBlocks } from '../x509/certificate.js';
+import { splitPemBlocks } from './pem.js';
 
 const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/i;
 

@@ -74,11 +74,6 @@ export function parsePemCertificates(pem: string, field = 'PEM'): Certificate[] 
   return out;
 }
 
-/** Split PEM text into one string per certificate block (robust to missing newlines between blocks). */
-export function splitPemBlocks(pem: string): string[] {
-  return [...pem.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)].map((m) => `${m[0]}\n`);
-}
-
 export function toPem(cert: Certificate | Uint8Array): string {
   const der = cert instanceof Uint8Array ? cert : cert.der;
   const b64 = Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');

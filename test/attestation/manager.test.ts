@@ -5,7 +5,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import pino from 'pino';
 import { Client } from 'undici';
 import { generateTlsIdentity, type GeneratedTlsIdentity } from '../../src/x509/selfsigned.js';
-import { inbandGet } from '../../src/attestation/inband.js';
+import { inbandGet } from '../../src/transport/inband.js';
 import { AttestationManager, type AttestationMode } from '../../src/attestation/manager.js';
 import type { AttestedIdentity } from '../../src/attestation/identity.js';
 import { VerificationError } from '../../src/errors/index.js';

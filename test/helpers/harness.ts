@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { resolveConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log/logger.js';
 import { startDaemon, type RunningDaemon } from '../../src/proxy/daemon.js';
-import type { DaemonHooks } from '../../src/proxy/hooks.js';
+import type { DaemonHooks } from '../../src/transport/hooks.js';
 import { startSimulator, type RunningSimulator, type SimOptions } from '../../src/sim/index.js';
 import { createRouterEvidence, type EvidenceKind, type RouterEvidence } from '../../src/sim/mint/router.js';
 import { LogSink } from './log-sink.js';

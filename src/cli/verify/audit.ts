@@ -2,7 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { readFile } from 'node:fs/promises';
 import { UsageError, VerificationError } from '../../errors/index.js';
 import { formatNotPassed, reviewVerdicts } from '../../audit/checks.js';
-import { recheckArchivedReceipts, type RecheckReport } from '../../audit/recheck.js';
+import { recheckArchivedReceipts, type RecheckReport } from '../../receipts/recheck.js';
 import { createStaticJwks } from '../../receipts/jwks.js';
 import { verifyAuditFiles, type AuditReport } from '../../audit/verify.js';
 import { auditPublicKey } from '../../audit/checkpoint.js';

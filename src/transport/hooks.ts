@@ -58,6 +58,12 @@ export interface ExchangeOutcome {
   responseBytes: number;
 }
 
+/** A size- and time-bounded GET on the upstream's attested pool. */
+export type UpstreamGet = (
+  path: string,
+  init: { headers: Record<string, string>; timeoutMs: number; maxBytes: number },
+) => Promise<{ status: number; headers: Readonly<Record<string, string | string[] | undefined>>; body: Uint8Array }>;
+
 export interface DaemonHooks {
   /** Check a freshly established upstream TLS socket before the pool may use it (attestation pin). */
   verifyConnection?(upstream: string, socket: TLSSocket): Promise<void>;

@@ -1,12 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { toTresorError } from '../errors/index.js';
-import { parseDigest } from '../receipts/digest.js';
-import type { KeyResolver } from '../receipts/jws.js';
-import { evaluateReceipt } from '../receipts/verdict.js';
-import { verifyReceiptJws } from '../receipts/verify.js';
-import { readArchive } from './archive.js';
-import type { AuditBreak } from './verify.js';
+import { parseDigest } from './digest.js';
+import type { KeyResolver } from './jws.js';
+import { evaluateReceipt } from './verdict.js';
+import { verifyReceiptJws } from './verify.js';
+import { readArchive } from '../audit/archive.js';
+import type { AuditBreak } from '../audit/verify.js';
 
 export interface RecheckReport {
   /** Records whose archived receipt was re-verified. */

@@ -3,7 +3,7 @@ import tls, { type TLSSocket } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import type { buildConnector } from 'undici';
 import { TresorError, UpstreamError } from '../errors/index.js';
-import { splitPemBlocks } from '../x509/certificate.js';
+import { splitPemBlocks } from '../util/pem.js';
 
 /**
  * How the daemon opens upstream connections. Every socket goes through here — direct or
