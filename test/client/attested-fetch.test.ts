@@ -66,6 +66,9 @@ describe('attestedFetch with the official OpenAI SDK', () => {
     expect((err as Error).cause).toBeInstanceOf(MeasurementNotAllowedError);
     expect((err as Error).cause).toMatchObject({ code: 'ERR_ATTEST_MEASUREMENT_NOT_ALLOWED', phase: 'verify' });
     expect(attestationErrorOf(err)).toBe((err as Error).cause);
+    // Identical: the very object the last fetch call rejected with (each a MeasurementNotAllowedError).
+    expect((err as Error).cause).toBe(counted.rejections.at(-1));
+    for (const r of counted.rejections) expect(r).toMatchObject({ name: 'MeasurementNotAllowedError', code: 'ERR_ATTEST_MEASUREMENT_NOT_ALLOWED' });
     // The SDK tried three times (maxRetries 2); the two retries found the circuit open: not a
     // connection more than the first attempt made, no attestation, nothing of the request.
     const after = s.traffic();

@@ -41,6 +41,7 @@ describe('the Vercel AI SDK', () => {
     const tresor = createOpenAI({ baseURL: s.baseURL, apiKey: 'tr-test', fetch: counted.fetch });
     const err = await generateText({ model: tresor.chat('gpt-oss-120b'), prompt: 'secret' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(MeasurementNotAllowedError);
+    expect(err).toBe(counted.rejections[0]);
     expect(err).toMatchObject({ name: 'MeasurementNotAllowedError', code: 'ERR_ATTEST_MEASUREMENT_NOT_ALLOWED' });
     expect(counted.calls).toHaveLength(1);
     const after = s.traffic();
@@ -70,6 +71,7 @@ describe('LangChain ChatOpenAI with configuration.fetch', () => {
     const typed = attestationErrorOf(err);
     expect(typed).toBeInstanceOf(MeasurementNotAllowedError);
     expect(typed).toBe((err as Error).cause);
+    expect(typed).toBe(counted.rejections.at(-1));
     expect(typed).toMatchObject({ code: 'ERR_ATTEST_MEASUREMENT_NOT_ALLOWED', phase: 'verify' });
     const after = s.traffic();
     expect(counted.calls).toHaveLength(2);

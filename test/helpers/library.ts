@@ -30,15 +30,21 @@ export interface Traffic {
 
 /**
  * A fetch that notes what had reached the simulator when each call began (a retry that finds
- * the same numbers as the end of the test opened no connection and sent nothing).
+ * the same numbers as the end of the test opened no connection and sent nothing), and what each
+ * rejected call rejected with.
  */
-export function countingFetch(s: LibrarySim, fetch: typeof globalThis.fetch): { fetch: typeof globalThis.fetch; calls: Traffic[] } {
+export function countingFetch(s: LibrarySim, fetch: typeof globalThis.fetch): { fetch: typeof globalThis.fetch; calls: Traffic[]; rejections: unknown[] } {
   const calls: Traffic[] = [];
+  const rejections: unknown[] = [];
   return {
     calls,
+    rejections,
     fetch: (input, init) => {
       calls.push(s.traffic());
-      return fetch(input, init);
+      return fetch(input, init).catch((e: unknown) => {
+        rejections.push(e);
+        throw e;
+      });
     },
   };
 }
