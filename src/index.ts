@@ -31,6 +31,7 @@ export {
   AttestationUnavailableError,
   ReceiptRejectedError,
   toAttestationError,
+  attestationErrorOf,
 } from './errors/attestation.js';
 export { TresorError } from './errors/index.js';
 export type { Phase, PolicyViolation } from './errors/index.js';

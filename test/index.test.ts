@@ -25,6 +25,7 @@ const PUBLIC = [
   'SPKIMismatchError',
   'TCBBelowFloorError',
   'TresorError',
+  'attestationErrorOf',
   'attestedFetch',
   'toAttestationError',
   'verdictFor',

@@ -1,6 +1,6 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FetchError } from '../errors/index.js';
+import { describeCause, FetchError } from '../errors/index.js';
 import { fetchPcsCollateral } from '../evidence/tdx/pcs.js';
 import { MAX_COLLATERAL_BYTES, parseTdxCollateral, type TdxCollateral } from '../evidence/tdx/collateral.js';
 import type { TdxCollateralSource } from '../evidence/tdx/index.js';
@@ -82,7 +82,7 @@ export function pccsCollateralSource(o: PccsCollateralOptions): TdxCollateralSou
       await writeFile(tmp, JSON.stringify({ fetched_at: new Date(fetchedAt).toISOString(), collateral: json }), { mode: 0o600 });
       await rename(tmp, file(fmspc));
     } catch (e) {
-      const error = e instanceof FetchError ? e : new FetchError('ERR_TDX_COLLATERAL_FETCH', `collateral for FMSPC ${fmspc} from the PCCS ${o.url}: ${(e as Error).message}`, { cause: e });
+      const error = e instanceof FetchError ? e : new FetchError('ERR_TDX_COLLATERAL_FETCH', `collateral for FMSPC ${fmspc} from the PCCS ${o.url}: ${describeCause(e)}`, { cause: e });
       lastAttempt.set(fmspc, { at: now, error });
       o.onFetchError?.(fmspc, error, entries.has(fmspc));
       if (!entries.has(fmspc)) throw error;

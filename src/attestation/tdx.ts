@@ -1,5 +1,5 @@
 import type { UpstreamConfig } from '../config/types.js';
-import { FetchError } from '../errors/index.js';
+import { describeCause, FetchError } from '../errors/index.js';
 import { watchedFile } from './watched-file.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -86,7 +86,7 @@ function pccsSource(u: UpstreamConfig, url: string, deps: TdxCollateralDeps): Td
     try {
       ca = readFileSync(u.tdx.pccs_ca_file, 'utf8');
     } catch (e) {
-      throw new FetchError('ERR_TDX_COLLATERAL_UNAVAILABLE', `${key}: cannot read ${u.tdx.pccs_ca_file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw new FetchError('ERR_TDX_COLLATERAL_UNAVAILABLE', `${key}: cannot read ${u.tdx.pccs_ca_file}: ${describeCause(e, { code: true })}`);
     }
   }
   return pccsCollateralSource({

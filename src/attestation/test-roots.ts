@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { UpstreamConfig } from '../config/types.js';
-import { ConfigError } from '../errors/index.js';
+import { describeCause, ConfigError } from '../errors/index.js';
 import { parsePemCertificates, type Certificate } from '../x509/certificate.js';
 
 /**
@@ -43,7 +43,7 @@ export function loadTestRoots(u: UpstreamConfig): TestRoots {
     try {
       found = parsePemCertificates(readFileSync(file, 'utf8'), key);
     } catch (e) {
-      throw new ConfigError('ERR_CONFIG_TEST_ROOTS', `upstreams.${u.name}.${key}: cannot use ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw new ConfigError('ERR_CONFIG_TEST_ROOTS', `upstreams.${u.name}.${key}: cannot use ${file}: ${describeCause(e, { code: true })}`);
     }
     if (found.length === 0) throw new ConfigError('ERR_CONFIG_TEST_ROOTS', `upstreams.${u.name}.${key}: ${file} holds no PEM certificate`);
     if (!files.includes(file)) files.push(file);

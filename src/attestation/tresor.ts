@@ -2,7 +2,7 @@ import { createHash, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { UpstreamConfig } from '../config/types.js';
-import { ConfigError, toTresorError } from '../errors/index.js';
+import { describeCause, ConfigError, toTresorError } from '../errors/index.js';
 import { parseEnvelope } from '../envelope/parse.js';
 import { verifyRouterEnvelope, type RouterAttestation } from '../envelope/verify.js';
 import type { Check } from '../checks/check.js';
@@ -36,7 +36,7 @@ export async function readReleaseRoot(u: UpstreamConfig): Promise<KeyObject> {
   const file = u.attestation.release_root_file as string;
   return loadReleaseRootKey(
     await readFile(file).catch((e: NodeJS.ErrnoException) => {
-      throw new ConfigError('ERR_CONFIG_RELEASE_ROOT', `upstreams.${u.name}.attestation.release_root_file: cannot read ${file}: ${e.code ?? e.message}`);
+      throw new ConfigError('ERR_CONFIG_RELEASE_ROOT', `upstreams.${u.name}.attestation.release_root_file: cannot read ${file}: ${describeCause(e, { code: true })}`);
     }),
   );
 }

@@ -1,5 +1,5 @@
 import { readFileSync, statSync } from 'node:fs';
-import { FetchError } from '../errors/index.js';
+import { describeCause, FetchError } from '../errors/index.js';
 
 /**
  * Trust material an operator keeps fresh on disk (DCAP collateral, AMD's CRL): parsed once and
@@ -17,7 +17,7 @@ export function watchedFile<T>(file: string, key: string, code: string, parse: (
       if (cached?.stamp === stamp) return cached.value;
       data = readFileSync(file);
     } catch (e) {
-      throw new FetchError(code, `${key}: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw new FetchError(code, `${key}: cannot read ${file}: ${describeCause(e, { code: true })}`);
     }
     const value = parse(data);
     cached = { stamp, value };

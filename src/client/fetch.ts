@@ -25,7 +25,9 @@ export interface ResponseLike {
 /**
  * A `fetch` whose every request goes to the attested router through an `AttestedAgent`. An
  * attestation failure rejects with the named `AttestationError` subclass itself (not wrapped in
- * undici's `TypeError: fetch failed`), before any application byte leaves the process.
+ * undici's `TypeError: fetch failed`), before any application byte leaves the process. The
+ * openai SDK (and LangChain over it) wraps it in `APIConnectionError` as `cause`:
+ * `attestationErrorOf(e)` finds it (docs/library.md: how each client reports and retries it).
  *
  * @example
  * ```ts

@@ -1,7 +1,7 @@
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { TLSSocket } from 'node:tls';
-import { FetchError, UsageError, VerificationError } from '../errors/index.js';
+import { describeCause, FetchError, UsageError, VerificationError } from '../errors/index.js';
 import { inbandGet } from '../transport/inband.js';
 import { openTlsSocket, proxyFor } from '../transport/connector.js';
 import { loadNitroRoots } from '../evidence/nitro/index.js';
@@ -57,11 +57,11 @@ export function createBundleSource(o: {
     let jws: string;
     if (file) {
       jws = await readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
-        throw new FetchError('ERR_BUNDLE_FETCH', `cannot read the trust bundle ${file}: ${e.code ?? e.message}`);
+        throw new FetchError('ERR_BUNDLE_FETCH', `cannot read the trust bundle ${file}: ${describeCause(e, { code: true })}`);
       });
     } else {
       const res = await fetcher(source).catch((e: unknown) => {
-        throw e instanceof FetchError ? e : new FetchError('ERR_BUNDLE_FETCH', `cannot fetch the trust bundle from ${source}: ${(e as Error).message}`, { cause: e });
+        throw e instanceof FetchError ? e : new FetchError('ERR_BUNDLE_FETCH', `cannot fetch the trust bundle from ${source}: ${describeCause(e)}`, { cause: e });
       });
       if (res.status !== 200) throw new FetchError('ERR_BUNDLE_FETCH', `the trust bundle at ${source} answered HTTP ${res.status}`);
       jws = Buffer.from(res.body).toString('utf8');

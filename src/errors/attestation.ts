@@ -282,3 +282,31 @@ export function toAttestationError(e: unknown): AttestationError {
     ...(e instanceof PolicyError ? { violations: e.violations } : {}),
   });
 }
+
+/**
+ * The `AttestationError` in an error or its `cause` chain, or `undefined`. The official `openai`
+ * SDK reports every rejected `fetch` as its own `APIConnectionError`, with the typed error as
+ * `cause` (unchanged: same class, `code` and `phase`), and LangChain rethrows that; the Vercel AI
+ * SDK rethrows the typed error itself, or wraps it in a retryable `APICallError` when a network
+ * error code (`ECONNRESET`, ...) is somewhere in its causes. This finds it in every case.
+ *
+ * @example
+ * ```ts
+ * import { attestationErrorOf } from 'tresor-attest'
+ * try {
+ *   await client.chat.completions.create(req) // an OpenAI client with an attestedFetch
+ * } catch (e) {
+ *   const err = attestationErrorOf(e)
+ *   if (err) console.error('refused:', err.name, err.code) // e.g. MeasurementNotAllowedError ERR_ATTEST_MEASUREMENT_NOT_ALLOWED
+ *   else throw e
+ * }
+ * ```
+ */
+export function attestationErrorOf(e: unknown): AttestationError | undefined {
+  const seen = new Set<unknown>();
+  for (let at = e; at !== null && typeof at === 'object' && !seen.has(at); at = (at as { cause?: unknown }).cause) {
+    if (at instanceof AttestationError) return at;
+    seen.add(at);
+  }
+  return undefined;
+}

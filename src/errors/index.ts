@@ -143,6 +143,24 @@ export function toTresorError(e: unknown): TresorError {
   return new TresorError('internal', 'ERR_INTERNAL', message, { cause: e });
 }
 
+/** Codes and names of Node, undici and DOM errors that mean "no answer in the time allowed". */
+const DEADLINE_CODES = new Set(['ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'TimeoutError']);
+
+/**
+ * A foreign error (Node, undici, DOM) as text for one of our messages: its `code` (with
+ * `{ code: true }`, when it has one) or its message; a deadline that passed is worded as such,
+ * never as "timed out"/"timeout". The openai SDK turns a fetch rejection whose text matches
+ * `/timed? ?out/i` into `APIConnectionTimeoutError` and drops it (and its typed cause): our
+ * messages must not read as a timeout to it.
+ */
+export function describeCause(e: unknown, o: { code?: boolean } = {}): string {
+  const err = (e ?? {}) as { code?: unknown; name?: unknown; message?: unknown };
+  const code = typeof err.code === 'string' ? err.code : undefined;
+  const text = (o.code && code) || (typeof err.message === 'string' ? err.message : String(e));
+  if (DEADLINE_CODES.has(code ?? '') || DEADLINE_CODES.has(String(err.name)) || /timed? ?out/i.test(text)) return 'no answer within the deadline';
+  return text;
+}
+
 /** Collects policy violations; throws one PolicyError carrying all of them. */
 export class ViolationCollector {
   readonly violations: PolicyViolation[] = [];

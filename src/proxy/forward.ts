@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
-import { TresorError, UpstreamError } from '../errors/index.js';
+import { describeCause, TresorError, UpstreamError } from '../errors/index.js';
 import { AbortFlag } from './abort-flag.js';
 import { sendError } from './errors-to-http.js';
 import { downstreamResponseHeaders, isEventStream, requestBudgetSeconds, upstreamRequestHeaders } from './headers.js';
@@ -421,6 +421,6 @@ export function classifyUpstreamError(e: unknown): TresorError {
     case 'EHOSTUNREACH':
       return new UpstreamError('ERR_UPSTREAM_CONNECT', `the upstream is unreachable (${code})`, { cause: e });
     default:
-      return new UpstreamError('ERR_UPSTREAM_FAILED', `the upstream connection failed (${code ?? (e as Error).message})`, { cause: e });
+      return new UpstreamError('ERR_UPSTREAM_FAILED', `the upstream connection failed (${describeCause(e, { code: true })})`, { cause: e });
   }
 }

@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { ResolvedConfig, UpstreamConfig } from '../config/types.js';
-import { ConfigError } from '../errors/index.js';
+import { describeCause, ConfigError } from '../errors/index.js';
 import { aciTeeVerifier } from '../attestation/aci.js';
 import { pinaivuNitroRoots } from '../attestation/pinaivu.js';
 import { tdxCollateralSource, tdxRoots } from '../attestation/tdx.js';
@@ -60,11 +60,11 @@ async function writableDir(dir: string, key: string, code: string): Promise<void
   let at = dir;
   for (;;) {
     const s = await stat(at).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : e));
-    if (s instanceof Error) throw new ConfigError(code, `${key}: cannot use ${dir}: ${s.code ?? s.message}`);
+    if (s instanceof Error) throw new ConfigError(code, `${key}: cannot use ${dir}: ${describeCause(s, { code: true })}`);
     if (s) {
       if (!s.isDirectory()) throw new ConfigError(code, `${key}: cannot use ${dir}: ${at} is not a directory`);
       await access(at, constants.W_OK | constants.X_OK).catch((e: NodeJS.ErrnoException) => {
-        throw new ConfigError(code, `${key}: cannot use ${dir}: ${at} is not writable (${e.code ?? e.message})`);
+        throw new ConfigError(code, `${key}: cannot use ${dir}: ${at} is not writable (${describeCause(e, { code: true })})`);
       });
       return;
     }

@@ -7,7 +7,7 @@ import type { ResolvedConfig, UpstreamConfig } from '../config/types.js';
 import type { ReceiptHooks } from '../receipts/verdict.js';
 import { readFile } from 'node:fs/promises';
 import { CheckpointSigner } from '../audit/checkpoint.js';
-import { ConfigError, FetchError } from '../errors/index.js';
+import { describeCause, ConfigError, FetchError } from '../errors/index.js';
 import type { Clock, Fetcher } from '../types.js';
 import { aciFormat } from '../receipts/format-aci.js';
 import { tresorFormat } from '../receipts/format-tresor.js';
@@ -195,7 +195,7 @@ export async function auditSigner(config: ResolvedConfig): Promise<CheckpointSig
   const file = config.audit.signing_key_file;
   if (file === null) return undefined;
   const pem = await readFile(file).catch((e: unknown) => {
-    throw new ConfigError('ERR_CONFIG_AUDIT_KEY', `audit.signing_key_file: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new ConfigError('ERR_CONFIG_AUDIT_KEY', `audit.signing_key_file: cannot read ${file}: ${describeCause(e, { code: true })}`);
   });
   return CheckpointSigner.fromPem(pem, file);
 }

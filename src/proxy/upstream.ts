@@ -3,7 +3,7 @@ import type { TLSSocket } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { Client, Pool, type buildConnector } from 'undici';
 import type { UpstreamConfig } from '../config/types.js';
-import { ConfigError, UpstreamError } from '../errors/index.js';
+import { describeCause, ConfigError, UpstreamError } from '../errors/index.js';
 import { readBounded } from '../util/fetch.js';
 import { AbortFlag } from './abort-flag.js';
 import { createConnector, openTlsSocket, proxyFor, type ConnectorOptions } from '../transport/connector.js';
@@ -116,7 +116,7 @@ export class Upstream {
       if (options.protocol === 'https:') return tlsConnect(options, callback);
       // Plain http is only ever allowed to loopback (checked by the config loader).
       const socket = net.connect({ host: options.hostname, port: Number(options.port) || 80 });
-      const timer = setTimeout(() => socket.destroy(new UpstreamError('ERR_UPSTREAM_CONNECT', `connect timed out after ${connectTimeoutMs} ms`)), connectTimeoutMs);
+      const timer = setTimeout(() => socket.destroy(new UpstreamError('ERR_UPSTREAM_CONNECT', `no connection within ${connectTimeoutMs} ms`)), connectTimeoutMs);
       socket.once('connect', () => {
         clearTimeout(timer);
         socket.setNoDelay(true);
@@ -124,7 +124,7 @@ export class Upstream {
       });
       socket.once('error', (e: NodeJS.ErrnoException) => {
         clearTimeout(timer);
-        callback(e instanceof UpstreamError ? e : new UpstreamError('ERR_UPSTREAM_CONNECT', `cannot connect to ${options.hostname}:${options.port}: ${e.code ?? e.message}`), null);
+        callback(e instanceof UpstreamError ? e : new UpstreamError('ERR_UPSTREAM_CONNECT', `cannot connect to ${options.hostname}:${options.port}: ${describeCause(e, { code: true })}`), null);
       });
     };
   }

@@ -1,4 +1,4 @@
-import { FetchError, MalformedError } from '../errors/index.js';
+import { describeCause, FetchError, MalformedError } from '../errors/index.js';
 import type { Clock } from '../types.js';
 import { MAX_RECEIPT_JWS_BYTES } from './jws.js';
 import { receiptPath, validateReceiptId } from './id.js';
@@ -124,7 +124,7 @@ export async function fetchReceipt(id: string, endedAt: Date, deps: FetchDeps): 
       }
     } catch (e) {
       const code = e instanceof FetchError ? e.code : 'ERR_RECEIPT_FETCH';
-      last = { code, detail: `GET ${path} failed: ${(e as Error).message}` };
+      last = { code, detail: `GET ${path} failed: ${describeCause(e)}` };
     }
     waitMs ??= Math.round(random() * bound);
     bound = Math.min(p.maxBackoffMs, bound * 2);

@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, type JWK } from 'jose';
-import { FetchError, MalformedError, VerificationError } from '../errors/index.js';
+import { describeCause, FetchError, MalformedError, VerificationError } from '../errors/index.js';
 import type { Clock, Fetcher } from '../types.js';
 import { keyFromJwk, type KeyResolver } from './jws.js';
 
@@ -116,7 +116,7 @@ export function createRemoteJwks(opts: RemoteJwksOptions): RemoteJwks {
         res = await opts.fetcher(opts.url, { headers: { accept: 'application/json' }, signal });
       } catch (cause) {
         const timeout = (cause as Error)?.name === 'TimeoutError' || (cause as Error)?.name === 'AbortError';
-        throw new FetchError(timeout ? 'ERR_JWKS_TIMEOUT' : 'ERR_JWKS_FETCH', `cannot fetch the JWKS from ${opts.url}: ${(cause as Error)?.message ?? cause}`, { cause });
+        throw new FetchError(timeout ? 'ERR_JWKS_TIMEOUT' : 'ERR_JWKS_FETCH', `cannot fetch the JWKS from ${opts.url}: ${describeCause(cause)}`, { cause });
       }
       if (res.status !== 200) throw new FetchError('ERR_JWKS_FETCH', `the JWKS at ${opts.url} answered HTTP ${res.status}`);
       if (res.body.length > MAX_JWKS_BYTES) throw new FetchError('ERR_JWKS_TOO_LARGE', `the JWKS exceeds ${MAX_JWKS_BYTES} bytes`);

@@ -2,7 +2,7 @@ import net from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import type { buildConnector } from 'undici';
-import { TresorError, UpstreamError } from '../errors/index.js';
+import { describeCause, TresorError, UpstreamError } from '../errors/index.js';
 import { splitPemBlocks } from '../util/pem.js';
 
 /**
@@ -75,7 +75,7 @@ export async function openTlsSocket(
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
-        () => reject(new UpstreamError('ERR_UPSTREAM_CONNECT', `connecting to ${host}:${port} timed out after ${opts.connectTimeoutMs} ms`)),
+        () => reject(new UpstreamError('ERR_UPSTREAM_CONNECT', `no connection to ${host}:${port} within ${opts.connectTimeoutMs} ms`)),
         Math.max(1, deadline - Date.now()),
       );
       socket.once('secureConnect', () => {
@@ -131,14 +131,14 @@ function classify(e: NodeJS.ErrnoException, host: string, port: number): TresorE
   if (e.code && tlsCodes.test(e.code)) {
     return new UpstreamError('ERR_UPSTREAM_TLS', `TLS handshake with ${host}:${port} failed: ${e.code}`, { cause: e });
   }
-  return new UpstreamError('ERR_UPSTREAM_CONNECT', `cannot connect to ${host}:${port}: ${e.code ?? e.message}`, { cause: e });
+  return new UpstreamError('ERR_UPSTREAM_CONNECT', `cannot connect to ${host}:${port}: ${describeCause(e, { code: true })}`, { cause: e });
 }
 
 /** Plain HTTP CONNECT through a forward proxy (RFC 9110 §9.3.6). */
 function connectTunnel(proxy: URL, host: string, port: number, timeoutMs: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: proxy.hostname, port: Number(proxy.port) || 80 });
-    const timer = setTimeout(() => fail(new UpstreamError('ERR_UPSTREAM_PROXY', `proxy CONNECT to ${host}:${port} timed out`)), timeoutMs);
+    const timer = setTimeout(() => fail(new UpstreamError('ERR_UPSTREAM_PROXY', `proxy CONNECT to ${host}:${port}: no answer within ${timeoutMs} ms`)), timeoutMs);
     let buf = Buffer.alloc(0);
     const fail = (err: TresorError) => {
       clearTimeout(timer);
@@ -146,7 +146,7 @@ function connectTunnel(proxy: URL, host: string, port: number, timeoutMs: number
       reject(err);
     };
     socket.once('error', (e: NodeJS.ErrnoException) =>
-      fail(new UpstreamError('ERR_UPSTREAM_PROXY', `cannot reach proxy ${proxy.host}: ${e.code ?? e.message}`, { cause: e })),
+      fail(new UpstreamError('ERR_UPSTREAM_PROXY', `cannot reach proxy ${proxy.host}: ${describeCause(e, { code: true })}`, { cause: e })),
     );
     socket.once('connect', () => {
       const auth =

@@ -1,7 +1,7 @@
 import http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { FetchError } from '../errors/index.js';
+import { describeCause, FetchError } from '../errors/index.js';
 
 /**
  * A single, bounded HTTP/1.1 GET written directly on an already-established (TLS) socket,
@@ -54,7 +54,7 @@ export function inbandGet(
       else resolve(res as InbandResponse);
     };
     const onError = (e: Error) =>
-      finish(new FetchError('ERR_ATTEST_FETCH', `attestation request failed on the new connection: ${e.message}`, { cause: e }));
+      finish(new FetchError('ERR_ATTEST_FETCH', `attestation request failed on the new connection: ${describeCause(e)}`, { cause: e }));
     const onClose = () => finish(new FetchError('ERR_ATTEST_FETCH', 'connection closed before the attestation response completed'));
     const timer = setTimeout(
       () => finish(new FetchError('ERR_ATTEST_TIMEOUT', `no complete attestation response within ${opts.timeoutMs} ms`)),
@@ -132,7 +132,7 @@ function inbandGetH2(socket: TLSSocket, opts: { host: string; path: string; head
       else resolve({ status, headers, body: new Uint8Array(Buffer.concat(chunks, total)) });
     };
     const timer = setTimeout(() => finish(new FetchError('ERR_ATTEST_TIMEOUT', `no complete attestation response within ${opts.timeoutMs} ms`)), opts.timeoutMs);
-    const onError = (e: Error) => finish(new FetchError('ERR_ATTEST_FETCH', `attestation request failed on the new connection: ${e.message}`, { cause: e }));
+    const onError = (e: Error) => finish(new FetchError('ERR_ATTEST_FETCH', `attestation request failed on the new connection: ${describeCause(e)}`, { cause: e }));
     session.once('error', onError);
     const extra = Object.fromEntries(Object.entries(opts.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
     const stream = session.request({ ...extra, ':method': 'GET', ':path': opts.path, ':authority': opts.host, accept: 'application/json' }, { endStream: true });

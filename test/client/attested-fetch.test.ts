@@ -16,8 +16,8 @@ import {
 } from '../../src/errors/attestation.js';
 import type { VerdictSummary } from '../../src/receipts/verdicts.js';
 import type { RouterEvidenceFaults } from '../../src/sim/mint/router.js';
-import { verifyAuditLog, verifyReceipt } from '../../src/index.js';
-import { startLibrarySim, type LibrarySim } from '../helpers/library.js';
+import { attestationErrorOf, verifyAuditLog, verifyReceipt } from '../../src/index.js';
+import { countingFetch, startLibrarySim, type LibrarySim } from '../helpers/library.js';
 
 let s: LibrarySim;
 const opened: AttestedFetch[] = [];
@@ -54,17 +54,29 @@ describe('attestedFetch with the official OpenAI SDK', () => {
     expect(await verdictFor(streamed)).toMatchObject({ status: 'done', verdict: 'verified' });
   });
 
-  test('an attestation failure reaches openai as the MeasurementNotAllowedError itself (its cause); its retries do not attest again; no application byte sent', async () => {
+  test('an attestation failure reaches openai as the MeasurementNotAllowedError itself (its cause); its retries reach no network and do not attest again; no application byte sent', async () => {
     s.evidence.faults.wrongMeasurement = true;
-    const [chats, attestations] = [count('/v1/chat/completions'), count('/attestation')];
-    const client = new OpenAI({ baseURL: s.baseURL, apiKey: 'tr-test', fetch: open() });
+    const before = s.traffic();
+    const counted = countingFetch(s, open());
+    const client = new OpenAI({ baseURL: s.baseURL, apiKey: 'tr-test', fetch: counted.fetch });
     const err = await client.chat.completions.create({ model: 'gpt-oss-120b', messages: [{ role: 'user', content: 'x' }] }).catch((e: unknown) => e);
     // openai wraps every fetch rejection in APIConnectionError and keeps it as `cause`, unchanged.
     expect(err).toBeInstanceOf(OpenAI.APIConnectionError);
+    expect(err).not.toBeInstanceOf(OpenAI.APIConnectionTimeoutError);
     expect((err as Error).cause).toBeInstanceOf(MeasurementNotAllowedError);
     expect((err as Error).cause).toMatchObject({ code: 'ERR_ATTEST_MEASUREMENT_NOT_ALLOWED', phase: 'verify' });
-    expect(count('/attestation') - attestations).toBe(1);
-    expect(count('/v1/chat/completions')).toBe(chats);
+    expect(attestationErrorOf(err)).toBe((err as Error).cause);
+    // Identical: the very object the last fetch call rejected with (each a MeasurementNotAllowedError).
+    expect((err as Error).cause).toBe(counted.rejections.at(-1));
+    for (const r of counted.rejections) expect(r).toMatchObject({ name: 'MeasurementNotAllowedError', code: 'ERR_ATTEST_MEASUREMENT_NOT_ALLOWED' });
+    // The SDK tried three times (maxRetries 2); the two retries found the circuit open: not a
+    // connection more than the first attempt made, no attestation, nothing of the request.
+    const after = s.traffic();
+    expect(counted.calls).toHaveLength(3);
+    expect(counted.calls[0]).toEqual(before);
+    expect(counted.calls.slice(1)).toEqual([after, after]);
+    expect(after.attestations - before.attestations).toBe(1);
+    expect(after.application).toBe(before.application);
   });
 });
 

@@ -10,7 +10,7 @@ import { ROOT } from '../helpers/spawn.js';
  * (attestation enforced, receipts verified), importing the built package by name. Only the
  * `const options = …;` line is extended with the simulator's CA, release root and bundle URL.
  */
-const NAMES = ['openai', 'ai-sdk', 'undici'] as const;
+const NAMES = ['openai', 'ai-sdk', 'langchain', 'undici'] as const;
 let s: LibrarySim;
 let dir: string;
 
@@ -31,10 +31,10 @@ function runExample(name: string): Promise<{ code: number; stdout: string; stder
 beforeAll(async () => {
   s = await startLibrarySim();
   dir = join(s.dir, 'readme');
-  await mkdir(join(dir, 'node_modules/@ai-sdk'), { recursive: true });
+  for (const scope of ['@ai-sdk', '@langchain']) await mkdir(join(dir, 'node_modules', scope), { recursive: true });
   // The package by name (its dist/, as built), and the client libraries the examples import.
   await symlink(ROOT, join(dir, 'node_modules/tresor-attest'));
-  for (const dep of ['openai', 'ai', '@ai-sdk/openai', 'undici']) await symlink(join(ROOT, 'node_modules', dep), join(dir, 'node_modules', dep));
+  for (const dep of ['openai', 'ai', '@ai-sdk/openai', '@langchain/openai', '@langchain/core', 'undici']) await symlink(join(ROOT, 'node_modules', dep), join(dir, 'node_modules', dep));
   const sim = JSON.stringify({ baseURL: s.baseURL, ...s.files, trustBundle: s.evidence.bundleUrl, env: {} });
   const found = examples(await readFile(join(ROOT, 'README.md'), 'utf8'));
   for (const name of NAMES) {
@@ -60,12 +60,15 @@ describe('the README library examples against the simulator', () => {
     expect(r.stdout).toMatch(/^receipt verified/m);
   });
 
-  test.each(NAMES)('%s: an attestation fault is MeasurementNotAllowedError, and the simulator gets no application byte', async (name) => {
+  test.each(NAMES)('%s: an attestation fault is MeasurementNotAllowedError, attested once, and the simulator gets no application byte', async (name) => {
     s.evidence.faults.wrongMeasurement = true;
-    const before = s.sim.requestCounts.get('/v1/chat/completions') ?? 0;
+    const before = s.traffic();
     const r = await runExample(name);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('refused: MeasurementNotAllowedError ERR_ATTEST_MEASUREMENT_NOT_ALLOWED');
-    expect(s.sim.requestCounts.get('/v1/chat/completions') ?? 0).toBe(before);
+    // One attestation, however often the client retried; no application request.
+    const after = s.traffic();
+    expect(after.attestations - before.attestations).toBe(1);
+    expect(after.application).toBe(before.application);
   });
 });

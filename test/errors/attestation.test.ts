@@ -12,6 +12,7 @@ import {
   SPKIMismatchError,
   TCBBelowFloorError,
   toAttestationError,
+  attestationErrorOf,
 } from '../../src/errors/attestation.js';
 import { FetchError, MalformedError, PolicyError, TresorError, VerificationError } from '../../src/errors/index.js';
 import { exitCodeFor } from '../../src/cli/exit-codes.js';
@@ -59,5 +60,17 @@ describe('the named AttestationError classes are the taxonomy, mapped in one pla
   test('the proxy answers a mapped error exactly as the original', () => {
     const original = new VerificationError('ERR_ATTEST_MEASUREMENT_NOT_ALLOWED', 'no');
     expect(toHttpError(toAttestationError(original))).toEqual(toHttpError(original));
+  });
+
+  test('attestationErrorOf finds the typed error itself or in a cause chain (as openai and LangChain wrap it), not elsewhere', () => {
+    const typed = toAttestationError(new PolicyError([{ code: 'ERR_POLICY_MEASUREMENT', message: 'expected one of [..], got ab' }]));
+    expect(attestationErrorOf(typed)).toBe(typed);
+    const wrapped = new Error('Connection error.', { cause: new TypeError('fetch failed', { cause: typed }) });
+    expect(attestationErrorOf(wrapped)).toBe(typed);
+    expect(attestationErrorOf(new Error('fetch failed', { cause: new FetchError('ERR_X', 'not typed') }))).toBeUndefined();
+    const loop: Error & { cause?: unknown } = new Error('a');
+    loop.cause = new Error('b', { cause: loop });
+    expect(attestationErrorOf(loop)).toBeUndefined();
+    for (const v of [undefined, null, 'ERR_ATTEST_MEASUREMENT_NOT_ALLOWED', 3]) expect(attestationErrorOf(v)).toBeUndefined();
   });
 });

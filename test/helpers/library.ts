@@ -17,7 +17,36 @@ export interface LibrarySim {
   files: { caFile: string; releaseRootFile: string; testRoots: string };
   /** attestedFetch / AttestedAgent options for the simulator (attestation enforced), HTTPS_PROXY cleared. */
   options(extra?: Partial<AttestedOptions>): AttestedOptions;
+  /** What reached the simulator so far: TLS connections, attestation requests, application requests (`/v1/...`). */
+  traffic(): Traffic;
   close(): Promise<void>;
+}
+
+export interface Traffic {
+  connections: number;
+  attestations: number;
+  application: number;
+}
+
+/**
+ * A fetch that notes what had reached the simulator when each call began (a retry that finds
+ * the same numbers as the end of the test opened no connection and sent nothing), and what each
+ * rejected call rejected with.
+ */
+export function countingFetch(s: LibrarySim, fetch: typeof globalThis.fetch): { fetch: typeof globalThis.fetch; calls: Traffic[]; rejections: unknown[] } {
+  const calls: Traffic[] = [];
+  const rejections: unknown[] = [];
+  return {
+    calls,
+    rejections,
+    fetch: (input, init) => {
+      calls.push(s.traffic());
+      return fetch(input, init).catch((e: unknown) => {
+        rejections.push(e);
+        throw e;
+      });
+    },
+  };
 }
 
 export async function startLibrarySim(): Promise<LibrarySim> {
@@ -36,6 +65,11 @@ export async function startLibrarySim(): Promise<LibrarySim> {
     baseURL,
     files,
     options: (extra = {}) => ({ baseURL, ...files, trustBundle: evidence.bundleUrl, env: {}, ...extra }),
+    traffic: () => ({
+      connections: sim.connections(),
+      attestations: sim.requestCounts.get('/attestation') ?? 0,
+      application: [...sim.requestsByTlsKey.values()].reduce((a, b) => a + b, 0),
+    }),
     async close() {
       await sim.close();
       await rm(dir, { recursive: true, force: true });

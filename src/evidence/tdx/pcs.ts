@@ -1,4 +1,4 @@
-import { FetchError, MalformedError } from '../../errors/index.js';
+import { describeCause, FetchError, MalformedError } from '../../errors/index.js';
 import { toHex } from '../../util/bytes.js';
 import { MAX_COLLATERAL_BYTES, parseTdxCollateral, type TdxCollateral } from './collateral.js';
 
@@ -151,7 +151,7 @@ export async function fetchPcsCollateral(
     try {
       res = await get(url);
     } catch (cause) {
-      throw new FetchError('ERR_TDX_COLLATERAL_FETCH', `GET ${path} from the PCCS failed: ${(cause as Error).message}`, { cause });
+      throw new FetchError('ERR_TDX_COLLATERAL_FETCH', `GET ${path} from the PCCS failed: ${describeCause(cause)}`, { cause });
     }
     if (res.status !== 200) throw new FetchError('ERR_TDX_COLLATERAL_FETCH', `GET ${path} from the PCCS answered HTTP ${res.status}`);
     return { body: res.body, ...(header ? { issuerChain: res.headers.get(header) } : {}) };
