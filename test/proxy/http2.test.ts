@@ -76,4 +76,24 @@ describe('HTTP/2 to the router', () => {
     expect(h.sim.h2RequestCounts.get('/attestation')).toBeGreaterThanOrEqual(1);
     for (const path of h.sim.h2RequestCounts.keys()) expect(path).toBe('/attestation');
   });
+
+  test('a router GOAWAY: the SSE stream it is answering finishes, the request it did not process goes out again on a new pinned connection', async () => {
+    const h = await harness({ sim: { faults: { chunkDelayMs: 30 } } });
+    const client = new OpenAI({ baseURL: h.base, apiKey: 'placeholder', maxRetries: 0 });
+    const stream = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'stream while the router goes away' }], stream: true });
+    const chunks = stream[Symbol.asyncIterator]();
+    let text = (await chunks.next()).value?.choices[0]?.delta?.content ?? '';
+    const [connections, chats] = [h.sim.connections(), h.sim.requestCounts.get('/v1/chat/completions') ?? 0];
+    h.sim.faults.goawayNextStream = true;
+    // No SDK retry (maxRetries 0): the daemon itself sends the refused request again.
+    const chat = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'sent as the router goes away' }] });
+    expect(chat.choices[0]?.message.content).toContain('sent as the router goes away');
+    for (let c = await chunks.next(); !c.done; c = await chunks.next()) text += c.value.choices[0]?.delta?.content ?? '';
+    expect(text).toContain('stream while the router goes away');
+    expect(h.sim.goaways()).toBe(1);
+    expect((h.sim.requestCounts.get('/v1/chat/completions') ?? 0) - chats).toBe(1);
+    expect(h.sim.connections()).toBeGreaterThan(connections);
+    const id = (chat as unknown as { tresor: { receipt_id: string } }).tresor.receipt_id;
+    expect(await (await fetch(`${h.origin}/receipts/${id}?wait=10`)).json()).toMatchObject({ status: 'done', verdict: 'verified' });
+  });
 });
