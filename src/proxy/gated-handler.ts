@@ -24,15 +24,12 @@ export interface StreamGate {
 /** How often one request may be taken back and sent again before it fails. */
 const MAX_ATTEMPTS = 3;
 
-/** Raised by the gate inside undici; never reaches an app (the request is sent again, or fails with PIN_LAPSED). */
-class NotOpened extends Error {}
-
 const attempts = new WeakMap<object, number>();
 type Fn = (...a: unknown[]) => unknown;
+type AnyHandler = Record<string, Fn | undefined>;
 
-/** undici's handler callbacks, in the legacy and in the controller form. */
-const CALLBACKS = ['onConnect', 'onUpgrade', 'onHeaders', 'onData', 'onComplete', 'onError', 'onResponseStarted', 'onBodySent', 'onRequestSent',
-  'onRequestStart', 'onRequestUpgrade', 'onResponseStart', 'onResponseData', 'onResponseEnd', 'onResponseError'] as const;
+/** Raised by the gate inside undici; never reaches an app (the request is sent again, or fails with PIN_LAPSED). */
+class NotOpened extends Error {}
 
 /** Whether the router refused the stream unprocessed (Node reports RST_STREAM(REFUSED_STREAM) so). */
 function refusedUnprocessed(err: unknown): boolean {
@@ -45,39 +42,99 @@ function replayable(body: Dispatcher.DispatchOptions['body']): boolean {
   return body === undefined || body === null || typeof body === 'string' || body instanceof Uint8Array;
 }
 
-/** The handler, unchanged but for the gate and the retry. */
-export function gatedHandler(gate: StreamGate, opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): Dispatcher.DispatchHandler {
-  let responded = false;
-  const open = () => {
-    if (!gate.mayOpenStream()) throw new NotOpened('the connection may not open a new stream');
-  };
-  /** True when the failure was taken over (the request goes out again). */
-  const again = (err: unknown): boolean => {
-    const n = attempts.get(handler) ?? 1;
-    const notOpened = err instanceof NotOpened;
-    if (!notOpened && (responded || !refusedUnprocessed(err) || !replayable(opts.body))) return false;
-    if (n >= MAX_ATTEMPTS) return false;
-    attempts.set(handler, n + 1);
-    queueMicrotask(() => gate.redispatch(opts, handler));
-    return true;
-  };
-  const final = (err: Error): Error =>
-    err instanceof NotOpened ? new UpstreamError('ERR_ATTEST_PIN_LAPSED', `no attested connection could take the request after ${MAX_ATTEMPTS} tries: each one lapsed or was closed first`) : err;
-  const h = handler as Record<string, Fn | undefined>;
-  const wrapped: Record<string, Fn> = {};
-  // Every callback the handler has is passed on with the handler itself as `this` (its private state stays its own).
-  for (const name of CALLBACKS) {
-    const f = h[name];
-    if (typeof f === 'function') wrapped[name] = (...a) => f.apply(handler, a);
+/**
+ * What both handler forms share: the gate, whether a response started, and the decision to send
+ * again. One object per request, its methods on the prototype (no closures per request).
+ */
+class Gated {
+  protected responded = false;
+
+  constructor(
+    private readonly gate: StreamGate,
+    private readonly opts: Dispatcher.DispatchOptions,
+    protected readonly inner: AnyHandler,
+  ) {}
+
+  protected open(): void {
+    if (!this.gate.mayOpenStream()) throw new NotOpened('the connection may not open a new stream');
   }
-  const on = (name: string, f: Fn) => {
-    if (wrapped[name]) wrapped[name] = f;
-  };
-  on('onConnect', (abort, ctx) => (open(), h.onConnect?.call(handler, abort, ctx)));
-  on('onRequestStart', (c, ctx) => (open(), h.onRequestStart?.call(handler, c, ctx)));
-  on('onHeaders', (...a) => ((responded = true), h.onHeaders?.apply(handler, a)));
-  on('onResponseStart', (...a) => ((responded = true), h.onResponseStart?.apply(handler, a)));
-  on('onError', (err) => (again(err) ? undefined : h.onError?.call(handler, final(err as Error))));
-  on('onResponseError', (c, err) => (again(err) ? undefined : h.onResponseError?.call(handler, c, final(err as Error))));
-  return wrapped as Dispatcher.DispatchHandler;
+
+  /** The error to pass on, or undefined when the request goes out again instead. */
+  protected failure(err: unknown): Error | undefined {
+    const n = attempts.get(this.inner) ?? 1;
+    const notOpened = err instanceof NotOpened;
+    const again = notOpened || (!this.responded && refusedUnprocessed(err) && replayable(this.opts.body));
+    if (again && n < MAX_ATTEMPTS) {
+      attempts.set(this.inner, n + 1);
+      const { gate, opts, inner } = this;
+      queueMicrotask(() => gate.redispatch(opts, inner as Dispatcher.DispatchHandler));
+      return undefined;
+    }
+    return notOpened ? new UpstreamError('ERR_ATTEST_PIN_LAPSED', `no attested connection could take the request after ${MAX_ATTEMPTS} tries: each one lapsed or was closed first`) : (err as Error);
+  }
+}
+
+/** undici's legacy handler form (`onConnect` … `onError`), e.g. `request()`'s. */
+class GatedLegacy extends Gated {
+  onConnect(...a: unknown[]) {
+    this.open();
+    return this.inner.onConnect?.apply(this.inner, a);
+  }
+  onHeaders(...a: unknown[]) {
+    this.responded = true;
+    return this.inner.onHeaders?.apply(this.inner, a);
+  }
+  onError(err: unknown) {
+    const e = this.failure(err);
+    if (e) this.inner.onError?.call(this.inner, e);
+  }
+  onUpgrade(...a: unknown[]) {
+    return this.inner.onUpgrade?.apply(this.inner, a);
+  }
+  onData(...a: unknown[]) {
+    return this.inner.onData?.apply(this.inner, a);
+  }
+  onComplete(...a: unknown[]) {
+    return this.inner.onComplete?.apply(this.inner, a);
+  }
+  onResponseStarted(...a: unknown[]) {
+    return this.inner.onResponseStarted?.apply(this.inner, a);
+  }
+  onBodySent(...a: unknown[]) {
+    return this.inner.onBodySent?.apply(this.inner, a);
+  }
+  onRequestSent(...a: unknown[]) {
+    return this.inner.onRequestSent?.apply(this.inner, a);
+  }
+}
+
+/** undici's controller form (`onRequestStart` … `onResponseError`), e.g. an interceptor's. */
+class GatedController extends Gated {
+  onRequestStart(...a: unknown[]) {
+    this.open();
+    return this.inner.onRequestStart?.apply(this.inner, a);
+  }
+  onResponseStart(...a: unknown[]) {
+    this.responded = true;
+    return this.inner.onResponseStart?.apply(this.inner, a);
+  }
+  onResponseError(controller: unknown, err: unknown) {
+    const e = this.failure(err);
+    if (e) this.inner.onResponseError?.call(this.inner, controller, e);
+  }
+  onRequestUpgrade(...a: unknown[]) {
+    return this.inner.onRequestUpgrade?.apply(this.inner, a);
+  }
+  onResponseData(...a: unknown[]) {
+    return this.inner.onResponseData?.apply(this.inner, a);
+  }
+  onResponseEnd(...a: unknown[]) {
+    return this.inner.onResponseEnd?.apply(this.inner, a);
+  }
+}
+
+/** The handler, unchanged but for the gate and the retry (in the handler's own form). */
+export function gatedHandler(gate: StreamGate, opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): Dispatcher.DispatchHandler {
+  const h = handler as AnyHandler;
+  return (typeof h.onRequestStart === 'function' ? new GatedController(gate, opts, h) : new GatedLegacy(gate, opts, h)) as unknown as Dispatcher.DispatchHandler;
 }

@@ -63,7 +63,21 @@ export class PinnedClient extends Client implements StreamGate {
       }
       s.destroy();
     }
-    return super.dispatch(opts, this.pin.h2 ? gatedHandler(this, opts, handler) : handler);
+    const accepted = super.dispatch(opts, this.pin.h2 ? gatedHandler(this, opts, handler) : handler);
+    return accepted || this.takesMoreWhileConnecting();
+  }
+
+  /**
+   * undici counts a client busy while any request waits for its connection, so a burst that
+   * arrives while the first connection to an HTTP/2 router is being opened and attested got one
+   * new connection per request (the pool opens another for each "busy" answer): 300 sessions for
+   * 1,000 streams under load, each with its TLS and nghttp2 state. A slot expected to be HTTP/2
+   * (its `pipelining` raised because the router spoke h2 before) takes up to `pipelining`
+   * requests while it connects instead; once connected undici's own answer stands.
+   */
+  private takesMoreWhileConnecting(): boolean {
+    const s = this.slot.socket;
+    return this.pin.h2 && (!s || s.destroyed) && this.pipelining > 1 && this.stats.size < this.pipelining;
   }
 
   mayOpenStream(): boolean {

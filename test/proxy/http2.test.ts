@@ -66,6 +66,17 @@ describe('HTTP/2 to the router', () => {
     expect(h.sim.connections() - before).toBe(0);
   });
 
+  test('a burst on a cold pool to a router known to speak h2 waits for one connection instead of opening one per request', async () => {
+    const h = await harness({});
+    const client = new OpenAI({ baseURL: h.base, apiKey: 'placeholder', maxRetries: 0 });
+    // Ready: the daemon learnt at start-up (its attestation connection) that the router speaks h2; no request has gone out yet.
+    for (let i = 0; i < 200 && !(((await (await fetch(`${h.origin}/readyz`)).json()) as { ready: boolean }).ready); i++) await new Promise((r) => setTimeout(r, 25));
+    const before = h.sim.connections();
+    await Promise.all(Array.from({ length: 40 }, (_, i) => client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: `burst ${i}` }] })));
+    expect(h.sim.h2RequestCounts.get('/v1/chat/completions')).toBe(40);
+    expect(h.sim.connections() - before).toBe(1);
+  });
+
   test('a router whose attestation fails sees no stream of application data, over h2 or http/1.1', async () => {
     const h = await harness({ evidenceFaults: { wrongMeasurement: true } });
     const res = await fetch(`${h.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'x' }] }) });
