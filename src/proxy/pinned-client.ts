@@ -73,7 +73,8 @@ export class PinnedClient extends Client implements StreamGate {
    * new connection per request (the pool opens another for each "busy" answer): 300 sessions for
    * 1,000 streams under load, each with its TLS and nghttp2 state. A slot expected to be HTTP/2
    * (its `pipelining` raised because the router spoke h2 before) takes up to `pipelining`
-   * requests while it connects instead; once connected undici's own answer stands.
+   * requests while it connects instead; once connected undici's own answer stands. (Should that
+   * connection turn out HTTP/1.1 after all, the requests it took wait their turn on it.)
    */
   private takesMoreWhileConnecting(): boolean {
     const s = this.slot.socket;
