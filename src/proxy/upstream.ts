@@ -1,7 +1,7 @@
 import net from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { readFileSync } from 'node:fs';
-import { Client, Pool, type buildConnector } from 'undici';
+import { Client, Pool, type buildConnector, type Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../config/types.js';
 import { describeCause, ConfigError, UpstreamError } from '../errors/index.js';
 import { readBounded } from '../util/fetch.js';
@@ -95,7 +95,8 @@ export class Upstream {
             }),
         };
         // Every request, h1 or each h2 stream, is checked against its connection's pin just before it is dispatched (a lookup).
-        const client = usable ? new PinnedClient(origin, clientOpts, usable) : new Client(origin, clientOpts);
+        const redispatch = (o: Dispatcher.DispatchOptions, h: Dispatcher.DispatchHandler) => this.pool.dispatch(o, h);
+        const client = usable ? new PinnedClient(origin, clientOpts, { usable, redispatch, h2: this.config.pool.http2 }) : new Client(origin, clientOpts);
         if (client instanceof PinnedClient) clients.add(client);
         client.on('connect', () => {
           client.pipelining = h2 ? H2_STREAMS_PER_CONNECTION : 1;
@@ -174,10 +175,14 @@ export class Upstream {
 
   /**
    * A pin lapsed: close the idle pooled connections whose key may no longer be used. Busy ones
-   * finish the exchange in flight (sent while the pin was good) and are closed before their next request.
+   * finish the exchanges in flight (sent while the pin was good): an HTTP/1.1 one is closed before
+   * its next request, an HTTP/2 one is retired at once (no new stream; closed when its streams end).
    */
   closeUnusable(): void {
-    for (const c of this.clients) c.closeIfIdleAndUnusable();
+    for (const c of this.clients) {
+      if (c.closed || c.destroyed) this.clients.delete(c);
+      else c.closeIfUnusable();
+    }
   }
 
   /** Drop every pooled connection; new requests reconnect and re-verify. */

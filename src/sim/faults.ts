@@ -11,6 +11,12 @@ export interface FaultState {
   statusStorm: { pathPrefix: string; status: number; count: number; retryAfterSeconds?: number } | null;
   /** Destroy the socket of the next stream after this many chunks (then resets to null). */
   resetStreamAfterChunks: number | null;
+  /**
+   * The next HTTP/2 request is not processed: its session gets a graceful GOAWAY (NO_ERROR) whose
+   * last-stream-id lies just below that stream, as a router going away does; the streams already
+   * running on the session finish (then resets to false).
+   */
+  goawayNextStream: boolean;
   /** Routes that are "unavailable", forcing failover to the next listed route. */
   unavailableRoutes: string[];
   /** Store receipts only this long after the response finished (404 until then). */
@@ -37,6 +43,7 @@ export function defaultFaults(): FaultState {
     chunkDelayMs: 0,
     statusStorm: null,
     resetStreamAfterChunks: null,
+    goawayNextStream: false,
     unavailableRoutes: [],
     receiptDelayMs: 0,
     receiptWrongKey: false,

@@ -8,7 +8,7 @@ import { sendJson, sendJsonError } from './http.js';
 import { ReceiptService, sha256Hex } from './receipts.js';
 import { CHAT_ROUTES, TRANSCRIPTION_ROUTES } from './routes.js';
 import { handleTranscription } from './transcriptions.js';
-import { createSimServer } from './server.js';
+import { createSimServer, goAwayBefore } from './server.js';
 import type { RouterEvidence } from './mint/router.js';
 import type { AciDeployment } from './mint/aci.js';
 import type { NearDeployment } from './mint/near.js';
@@ -88,6 +88,8 @@ export interface RunningSimulator {
   h2RequestCounts: Map<string, number>;
   /** TLS connections accepted so far. */
   connections(): number;
+  /** HTTP/2 requests refused unprocessed with a GOAWAY (`faults.goawayNextStream`). */
+  goaways(): number;
   /**
    * A new TLS key and certificate from the same CA (a router rotating its key; idle connections
    * on the old key are closed); with `foreignCa`, issued by a throwaway CA that `caPem` clients
@@ -127,6 +129,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
   const byKey = new Map<string, number>();
   const recent: RunningSimulator['recentRequests'] = [];
   const h2Counts = new Map<string, number>();
+  let goaways = 0;
   let port = 0;
 
   const ctx: SimContext = {
@@ -198,6 +201,12 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
+    // Refused unprocessed: it never reached the router, so it is not counted.
+    if (faults.goawayNextStream && goAwayBefore(res)) {
+      faults.goawayNextStream = false;
+      goaways++;
+      return;
+    }
     const group = path.startsWith('/v1/receipts') ? '/v1/receipts' : path;
     counts.set(group, (counts.get(group) ?? 0) + 1);
     if (path.startsWith('/v1/')) {
@@ -332,6 +341,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
     recentRequests: recent,
     h2RequestCounts: h2Counts,
     connections: () => sim.connections(),
+    goaways: () => goaways,
     async rotateTlsKey(o = {}) {
       const issuer = o.foreignCa ? await generateTestCa({ commonName: 'tresor-sim foreign CA' }) : ca;
       identity = await generateTlsIdentity(hosts, { commonName: `tresor-sim-${Date.now()}`, issuer });

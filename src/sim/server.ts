@@ -83,3 +83,15 @@ export function responseGone(res: ServerResponse): boolean {
   const stream = (res as unknown as { stream?: http2.ServerHttp2Stream }).stream;
   return stream ? stream.destroyed : res.destroyed;
 }
+
+/**
+ * Refuse this HTTP/2 request unprocessed: GOAWAY(NO_ERROR) with the last-stream-id just below its
+ * stream, and the stream reset with REFUSED_STREAM. False on HTTP/1.1 (nothing done).
+ */
+export function goAwayBefore(res: ServerResponse): boolean {
+  const stream = (res as unknown as { stream?: http2.ServerHttp2Stream }).stream;
+  if (!stream?.id) return false;
+  stream.session?.goaway(http2.constants.NGHTTP2_NO_ERROR, Math.max(0, stream.id - 2));
+  stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+  return true;
+}

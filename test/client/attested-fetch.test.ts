@@ -223,3 +223,32 @@ describe('receipts in-process', () => {
     await expect(verdictFor(new Response('x'))).rejects.toMatchObject({ code: 'ERR_RECEIPT_NO_EXCHANGE' });
   });
 });
+
+describe('HTTP/2 to the router (upstream.pool.http2)', () => {
+  test('a router GOAWAY: the stream it is answering finishes, the request it did not process goes out again on a new attested connection', async () => {
+    const f = open({ receipts: 'audit', upstream: { pool: { http2: true } } });
+    const post = (body: string) => request(`${s.baseURL}/chat/completions`, { dispatcher: f.agent, method: 'POST', headers: { authorization: 'Bearer tr-test', 'content-type': 'application/json' }, body });
+    Object.assign(s.sim.faults, { chunkDelayMs: 30 });
+    try {
+      const stream = await post(chat('streamed while the router goes away', true));
+      expect(stream.statusCode).toBe(200);
+      const chunks = stream.body[Symbol.asyncIterator]();
+      let text = Buffer.from((await chunks.next()).value as Buffer).toString();
+      const [connections, goaways, chats] = [s.sim.connections(), s.sim.goaways(), count('/v1/chat/completions')];
+      s.sim.faults.goawayNextStream = true;
+      const res = await post(chat('sent as the router goes away'));
+      expect(res.statusCode).toBe(200);
+      expect(await res.body.text()).toContain('sent as the router goes away');
+      for (let c = await chunks.next(); !c.done; c = await chunks.next()) text += Buffer.from(c.value as Buffer).toString();
+      expect(text.trimEnd().endsWith('data: [DONE]')).toBe(true);
+      expect(s.sim.goaways() - goaways).toBe(1);
+      // Refused unprocessed, then answered once over a new connection (attested: its key is pinned).
+      expect(count('/v1/chat/completions') - chats).toBe(1);
+      expect(s.sim.connections()).toBeGreaterThan(connections);
+      expect(s.sim.h2RequestCounts.get('/v1/chat/completions')).toBeGreaterThanOrEqual(2);
+      expect(await f.verdictFor(res)).toMatchObject({ status: 'done', verdict: 'verified' });
+    } finally {
+      Object.assign(s.sim.faults, { chunkDelayMs: 0, goawayNextStream: false });
+    }
+  });
+});

@@ -2,7 +2,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, request } from 'undici';
 import { afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { resolveConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log/logger.js';
@@ -145,7 +145,7 @@ interface Sample {
  * Two app clients keep sending chat completions over keep-alive connections while a sampler
  * reads /readyz and /status; `during` runs meanwhile (switches the simulator, waits).
  */
-async function underLoad(d: Daemon, during: () => Promise<void>, o: { cutInFlight?: boolean } = {}): Promise<{ replies: Reply[]; samples: Sample[] }> {
+async function underLoad(d: Daemon, during: () => Promise<void>): Promise<{ replies: Reply[]; samples: Sample[] }> {
   const agent = new Agent({ keepAliveTimeout: 30_000 });
   const replies: Reply[] = [];
   const samples: Sample[] = [];
@@ -153,17 +153,8 @@ async function underLoad(d: Daemon, during: () => Promise<void>, o: { cutInFligh
   const worker = async () => {
     while (!stop) {
       const t0 = Date.now();
-      let res: Dispatcher.ResponseData;
-      let body: { error?: { code: string } };
-      try {
-        res = await request(`${d.origin}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chat(), dispatcher: agent });
-        body = (await res.body.json()) as { error?: { code: string } };
-      } catch (e) {
-        // Over HTTP/2 the lapsed session is closed with the streams still on it: an answer in flight is cut (never a new one).
-        if (!o.cutInFlight) throw e;
-        replies.push({ t0, status: 0, attestation: '', requestId: '', code: 'cut' });
-        continue;
-      }
+      const res = await request(`${d.origin}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chat(), dispatcher: agent });
+      const body = (await res.body.json()) as { error?: { code: string } };
       replies.push({
         t0,
         status: res.statusCode,
@@ -250,26 +241,38 @@ describe('a pin that lapses stops traffic at once (simulator process, live keep-
     await expectStopped(run, lapse as Lapse, { code });
   }, 40_000);
 
-  test('a failed refresh over HTTP/2: no stream is opened on the lapsed session', async () => {
+  test('a failed refresh over HTTP/2: no stream is opened on the lapsed session, none in flight is cut, later requests get the failing check', async () => {
     const d = await startServe(sim, { refresh_ahead_seconds: 9 }, { pool: { http2: true } });
     const key = (await attStatus(d.origin)).identities[0]?.spkiSha256 as string;
     const h2Before = (await ctl.reached(sim)).h2_by_path['/v1/chat/completions'] ?? 0;
     let lapse: Lapse | undefined;
+    let h2AtLapse = 0;
     const run = await underLoad(d, async () => {
       await sleep(400);
       expect(await ctl.faults(sim, { attestation: ['wrongMeasurement'] })).toEqual({ status: 204, text: '' });
       lapse = await lapseOf(d, key);
-    }, { cutInFlight: true });
-    // An answer cut by the closed session was in flight at the lapse, never started after it.
-    for (const r of run.replies.filter((x) => x.status === 0)) expect(r.t0).toBeLessThan(Date.parse((lapse as Lapse).at));
-    run.replies = run.replies.filter((x) => x.status !== 0);
-    // The load before the lapse really went as HTTP/2 streams.
-    expect((await ctl.reached(sim)).h2_by_path['/v1/chat/completions'] ?? 0).toBeGreaterThan(h2Before);
+      h2AtLapse = (await ctl.reached(sim)).h2_by_path['/v1/chat/completions'] ?? 0;
+      await sleep(300);
+    });
+    // The load before the lapse really went as HTTP/2 streams; after it, not one more stream.
+    expect(h2AtLapse).toBeGreaterThan(h2Before);
+    expect((await ctl.reached(sim)).h2_by_path['/v1/chat/completions'] ?? 0).toBe(h2AtLapse);
     expect(lapse?.code).toBe('ERR_ATTEST_MEASUREMENT_NOT_ALLOWED');
-    // Known limit over HTTP/2 (docs/wire.md §3.1): a request dispatched onto the session as it is
-    // closed gets the generic upstream_error rather than the failing check's code.
-    const code = expect.stringMatching(/^(ERR_ATTEST_MEASUREMENT_NOT_ALLOWED|upstream_error)$/) as unknown as string;
-    await expectStopped(run, lapse as Lapse, { code });
+    // As over HTTP/1.1: every request after the lapse gets the failing check's 502 (none is cut: underLoad throws on a cut answer).
+    await expectStopped(run, lapse as Lapse, { code: 'ERR_ATTEST_MEASUREMENT_NOT_ALLOWED' });
+  }, 40_000);
+
+  test('a refresh that finds the router proving another key, over HTTP/2: traffic continues over the new key', async () => {
+    const d = await startServe(sim, { refresh_ahead_seconds: 9 }, { pool: { http2: true } });
+    const key = (await attStatus(d.origin)).identities[0]?.spkiSha256 as string;
+    let lapse: Lapse | undefined;
+    const run = await underLoad(d, async () => {
+      await sleep(400);
+      expect(await ctl.post(sim, '/rotate-tls-key')).toBe(204);
+      lapse = await lapseOf(d, key);
+    });
+    expect(lapse?.code).toBe('ERR_ATTEST_KEY_CHANGED');
+    await expectStopped(run, lapse as Lapse, 'rotated');
   }, 40_000);
 
   test('pin expiry (no refresh ahead): at expiresAt, and the router meanwhile fails attestation', async () => {
@@ -300,9 +303,14 @@ describe('a pin that lapses stops traffic at once (simulator process, live keep-
 });
 
 describe('an exchange in flight when its pin lapses', () => {
-  test('finishes (its request went out while the pin was good) and its audit record says the pin lapsed', async () => {
-    const slow = await startSim('--deterministic', '--stream-chunks', '40', '--chunk-interval-ms', '100');
-    const d = await startServe(slow, { refresh_ahead_seconds: 9 }, { receipts: { deadline_seconds: 1, not_found_grace_seconds: 0 } });
+  let slow: Sim | undefined;
+  test.each([
+    ['HTTP/1.1', false],
+    ['HTTP/2', true],
+  ])('%s: finishes (its request went out while the pin was good) and its audit record says the pin lapsed', async (_proto, http2) => {
+    slow ??= await startSim('--deterministic', '--stream-chunks', '40', '--chunk-interval-ms', '100');
+    await ctl.faults(slow, { attestation: [] });
+    const d = await startServe(slow, { refresh_ahead_seconds: 9 }, { receipts: { deadline_seconds: 1, not_found_grace_seconds: 0 }, pool: { http2 } });
     const key = (await attStatus(d.origin)).identities[0]?.spkiSha256 as string;
     const res = await request(`${d.origin}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chat(true) });
     expect(res.statusCode).toBe(200);
@@ -317,10 +325,14 @@ describe('an exchange in flight when its pin lapses', () => {
     expect(text.trimEnd().endsWith('data: [DONE]')).toBe(true);
     const lapse = (await attStatus(d.origin)).lapses.find((l) => l.spkiSha256 === key);
     expect(lapse?.code).toBe('ERR_ATTEST_MEASUREMENT_NOT_ALLOWED');
-    // After the lapse, a new request is refused with the failing check.
+    // After the lapse, a new request is refused with the failing check, and reaches the router neither as a request nor as a stream.
+    const reached = async () => (await ctl.reached(slow as Sim)).recent.filter((r) => r.request_id).length;
+    const [before, h2Before] = [await reached(), (await ctl.reached(slow)).h2_by_path['/v1/chat/completions'] ?? 0];
     const next = await request(`${d.origin}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chat() });
     expect(next.statusCode).toBe(502);
     expect(await next.body.json()).toMatchObject({ error: { code: 'ERR_ATTEST_MEASUREMENT_NOT_ALLOWED' } });
+    expect([await reached(), (await ctl.reached(slow)).h2_by_path['/v1/chat/completions'] ?? 0]).toEqual([before, h2Before]);
+    if (http2) expect(h2Before).toBeGreaterThan(0);
     let record: Record<string, unknown> | undefined;
     await until(async () => {
       record = (await readAuditRecords(d.stateDir).catch(() => [])).find((r) => r.request_id === requestId);

@@ -66,6 +66,17 @@ describe('HTTP/2 to the router', () => {
     expect(h.sim.connections() - before).toBe(0);
   });
 
+  test('a burst on a cold pool to a router known to speak h2 waits for one connection instead of opening one per request', async () => {
+    const h = await harness({});
+    const client = new OpenAI({ baseURL: h.base, apiKey: 'placeholder', maxRetries: 0 });
+    // Ready: the daemon learnt at start-up (its attestation connection) that the router speaks h2; no request has gone out yet.
+    for (let i = 0; i < 200 && !(((await (await fetch(`${h.origin}/readyz`)).json()) as { ready: boolean }).ready); i++) await new Promise((r) => setTimeout(r, 25));
+    const before = h.sim.connections();
+    await Promise.all(Array.from({ length: 40 }, (_, i) => client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: `burst ${i}` }] })));
+    expect(h.sim.h2RequestCounts.get('/v1/chat/completions')).toBe(40);
+    expect(h.sim.connections() - before).toBe(1);
+  });
+
   test('a router whose attestation fails sees no stream of application data, over h2 or http/1.1', async () => {
     const h = await harness({ evidenceFaults: { wrongMeasurement: true } });
     const res = await fetch(`${h.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'x' }] }) });
@@ -75,5 +86,25 @@ describe('HTTP/2 to the router', () => {
     // The router was reached over h2 (its attestation was fetched on an h2 stream), and that was all.
     expect(h.sim.h2RequestCounts.get('/attestation')).toBeGreaterThanOrEqual(1);
     for (const path of h.sim.h2RequestCounts.keys()) expect(path).toBe('/attestation');
+  });
+
+  test('a router GOAWAY: the SSE stream it is answering finishes, the request it did not process goes out again on a new pinned connection', async () => {
+    const h = await harness({ sim: { faults: { chunkDelayMs: 30 } } });
+    const client = new OpenAI({ baseURL: h.base, apiKey: 'placeholder', maxRetries: 0 });
+    const stream = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'stream while the router goes away' }], stream: true });
+    const chunks = stream[Symbol.asyncIterator]();
+    let text = (await chunks.next()).value?.choices[0]?.delta?.content ?? '';
+    const [connections, chats] = [h.sim.connections(), h.sim.requestCounts.get('/v1/chat/completions') ?? 0];
+    h.sim.faults.goawayNextStream = true;
+    // No SDK retry (maxRetries 0): the daemon itself sends the refused request again.
+    const chat = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'sent as the router goes away' }] });
+    expect(chat.choices[0]?.message.content).toContain('sent as the router goes away');
+    for (let c = await chunks.next(); !c.done; c = await chunks.next()) text += c.value.choices[0]?.delta?.content ?? '';
+    expect(text).toContain('stream while the router goes away');
+    expect(h.sim.goaways()).toBe(1);
+    expect((h.sim.requestCounts.get('/v1/chat/completions') ?? 0) - chats).toBe(1);
+    expect(h.sim.connections()).toBeGreaterThan(connections);
+    const id = (chat as unknown as { tresor: { receipt_id: string } }).tresor.receipt_id;
+    expect(await (await fetch(`${h.origin}/receipts/${id}?wait=10`)).json()).toMatchObject({ status: 'done', verdict: 'verified' });
   });
 });
