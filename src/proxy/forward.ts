@@ -56,7 +56,7 @@ interface Exchange {
   finished(error?: string): void;
 }
 
-type RequestBody = Buffer | IncomingMessage | AsyncGenerator<Buffer> | undefined;
+type RequestBody = Buffer | IncomingMessage | undefined;
 
 /**
  * Forward one request to its upstream and stream the response back byte for byte.
@@ -190,31 +190,23 @@ function requestBody(x: Exchange, collected: CollectedBody | undefined): Request
   req.once('end', () => idle.clear());
   res.once('close', () => idle.clear());
   if (collected) {
-    // Chunked and past the small bound: the chunks read so far, then the rest as it arrives;
-    // the limit is enforced per chunk, before the chunk that crosses it is forwarded.
-    return (async function* () {
-      for (const chunk of collected.chunks) {
-        onRequestChunk?.(chunk);
-        yield chunk;
-      }
-      for await (const chunk of req as AsyncIterable<Buffer>) {
-        idle.touch();
-        x.requestBytes += chunk.length;
-        if (x.requestBytes > limit) throw new RequestTooLarge(limit);
-        onRequestChunk?.(chunk);
-        yield chunk;
-      }
-    })();
+    // Chunked and past the small bound: the chunks read so far go back to the front of the
+    // request stream, to be counted, hashed and forwarded like the rest.
+    for (let i = collected.chunks.length - 1; i >= 0; i--) req.unshift(collected.chunks[i]);
+    x.requestBytes = 0;
   }
-  // A declared length was checked against the limit, and Node's parser delivers exactly that many
-  // bytes. undici reads the request stream itself ('data' events, pausing it for backpressure);
-  // this listener, registered first, sees every chunk before undici writes it (count, digest)
-  // without another stream layer or a promise per chunk. The stream is paused first so that no
-  // chunk flows before undici listens.
+  // undici reads the request stream itself ('data' events, pausing it for backpressure), with no
+  // copy, transform or promise per chunk of ours. This listener, registered first, sees every
+  // chunk before undici writes it: the count, the digest, and the limit for a body without a
+  // declared length (a declared one was checked before, and Node's parser delivers exactly that
+  // many bytes). The chunk that crosses the limit is never written: aborting destroys undici's
+  // HTTP/1.1 socket or ends its HTTP/2 stream at once, before its own listener sees the chunk.
+  // The stream is paused first so that no chunk flows before undici listens.
   req.pause();
   req.on('data', (chunk: Buffer) => {
     idle.touch();
     x.requestBytes += chunk.length;
+    if (x.requestBytes > limit) return x.abort.abort(new RequestTooLarge(limit));
     onRequestChunk?.(chunk);
   });
   return req;

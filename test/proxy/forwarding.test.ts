@@ -1,3 +1,4 @@
+import http2 from 'node:http2';
 import net from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,6 +11,7 @@ import { startDaemon, type RunningDaemon } from '../../src/proxy/daemon.js';
 import { LogSink } from '../helpers/log-sink.js';
 import { startTestUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { startHarness } from '../helpers/harness.js';
+import { generateTlsIdentity } from '../../src/x509/selfsigned.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -146,6 +148,42 @@ describe('forwarding', () => {
     expect(streamed.statusCode).toBe(413);
     await streamed.body.dump();
     expect(up.received.filter((r) => r.body.length > 1000)).toEqual([]);
+  });
+
+  test.each([false, true])('413 for a chunked body that crosses the limit past the small bound: the crossing chunk never reaches the upstream (HTTP/2 %s)', async (h2) => {
+    // The upstream (HTTP/2 and HTTP/1.1) counts what arrives as it arrives (the request never completes).
+    const id = await generateTlsIdentity(['localhost', '127.0.0.1'], { commonName: 'limit-upstream' });
+    let arrived = 0;
+    let version = '';
+    const server = http2.createSecureServer({ cert: id.certPem, key: id.keyPem, allowHTTP1: true }, (req) => {
+      version = req.httpVersion;
+      req.on('data', (c: Buffer) => (arrived += c.length));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const sockets = new Set<net.Socket>();
+    server.on('connection', (c: net.Socket) => sockets.add(c));
+    cleanups.push(() => new Promise<void>((r) => (sockets.forEach((c) => c.destroy()), server.close(() => r()))));
+    const limit = 200_000;
+    const { base, logs } = await daemonFor({ url: `https://localhost:${(server.address() as net.AddressInfo).port}`, caPem: id.certPem }, { max_body_bytes: limit, pool: { http2: h2 } });
+    const chunk = 40_000;
+    const res = await request(`${base}/v1/audio/transcriptions`, {
+      method: 'POST',
+      headers: { 'x-request-id': 'over-limit' },
+      body: (async function* () {
+        for (let i = 0; i < 8; i++) {
+          yield Buffer.alloc(chunk, i);
+          // Each chunk reaches the daemon on its own, so the one crossing the limit is its own chunk.
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      })() as unknown as string,
+    });
+    expect(res.statusCode).toBe(413);
+    expect(await res.body.json()).toMatchObject({ error: { code: 'request_too_large', type: 'invalid_request_error' } });
+    // Past the 64 KiB read before dispatch, so the body streamed; but not one byte past the limit.
+    expect(arrived).toBeGreaterThan(64 * 1024);
+    expect(arrived).toBeLessThanOrEqual(limit);
+    expect(version).toBe(h2 ? '2.0' : '1.1');
+    expect(logs.records.find((r) => r.msg === 'request' && r.reqId === 'over-limit')).toMatchObject({ status: 413, error: 'ERR_REQUEST_TOO_LARGE' });
   });
 
   test('502 upstream_unreachable when nothing listens', async () => {
