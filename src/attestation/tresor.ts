@@ -26,9 +26,10 @@ export interface TresorAttester {
   /**
    * The receipt's `router_attestation` block: the router envelope at issuance, verified offline
    * (same bundle source and policy, as of the receipt's `iat`) and matched against an identity
-   * the daemon itself verified (same TLS key, measurement and tag).
+   * the daemon itself verified (same TLS key, measurement and tag). `raw`: the block's exact JSON
+   * text in the signed receipt; what is verified then (recognised by the SHA-256 of those bytes).
    */
-  checkReceiptBlock(block: unknown, at: Date, known: () => readonly AttestedIdentity[]): Promise<Omit<Check, 'name'>>;
+  checkReceiptBlock(block: unknown, at: Date, known: () => readonly AttestedIdentity[], raw?: string): Promise<Omit<Check, 'name'>>;
 }
 
 /** The upstream's pinned release-root key from `attestation.release_root_file` (read at start, and by `config check`). */
@@ -95,11 +96,11 @@ export async function createTresorAttester(
   const SKEW_MS = 300_000;
   return {
     attest,
-    async checkReceiptBlock(block, at, known) {
+    async checkReceiptBlock(block, at, known, raw) {
       try {
-        // The cache key is the hash of the block's JSON text (hashed as a string: no Buffer copy
-        // per receipt); the bytes are only built when the block is new and must be parsed.
-        const text = JSON.stringify(block ?? null);
+        // The cache key is the hash of the block's exact bytes in the receipt (no re-serialisation;
+        // a block that could not be cut out is serialised); they are parsed only when new.
+        const text = raw ?? JSON.stringify(block ?? null);
         const key = createHash('sha256').update(text, 'utf8').digest('hex');
         const hit = verifiedBlocks.get(key);
         const t = at.getTime();

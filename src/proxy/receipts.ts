@@ -69,7 +69,7 @@ function tresorReceipts(
     ...(metrics ? { onFetch: (result: 'ok' | 'error') => metrics.jwksFetch(c.name, result) } : {}),
   });
   const hooks: ReceiptHooks = {
-    ...(attester && manager ? { verifyRouterAttestation: (block, at) => attester.checkReceiptBlock(block, at, () => manager.known()) } : {}),
+    ...(attester && manager ? { verifyRouterAttestation: (block, at, raw) => attester.checkReceiptBlock(block, at, () => manager.known(), raw) } : {}),
     verifyInferenceAttestation: createInferenceCheck(inferencePolicy(r.inference_policy)),
   };
   // The trust bundle of a fresh identity says which keys may sign; without one, wait, never "any key".

@@ -100,7 +100,13 @@ function jsonExtractor({ needle, pick }: Picker): TresorExtractor {
 }
 
 const DATA = Buffer.from('data');
-const EVENT_END = [Buffer.from('\n\n'), Buffer.from('\r\n\r\n')];
+
+/** The chunk ends where an event ends (a blank line: LF LF, or CR LF CR LF). Read in place: nothing allocated per chunk. */
+function endsAnEvent(b: Buffer): boolean {
+  const n = b.length;
+  if (n < 2 || b[n - 1] !== 0x0a) return false;
+  return b[n - 2] === 0x0a || (n >= 4 && b[n - 2] === 0x0d && b[n - 3] === 0x0a && b[n - 4] === 0x0d);
+}
 
 /** The value of a `data` field line (`data:value`, `data: value`, or a bare `data`), or undefined for any other line. */
 function dataValue(line: Buffer): Buffer | undefined {
@@ -170,7 +176,7 @@ function sseExtractor({ needle, pick }: Picker): TresorExtractor {
       // Most chunks are whole events without the needle: with no partial line or event pending and
       // the chunk ending at an event's end, no event of it can contain the needle (which has no
       // newline), and the splitter would end where it started. One search instead of a pass per line.
-      if (line.length === 0 && lineSize === 0 && !skipping && eventSize === 0 && !eventTooLong && EVENT_END.some((e) => buf.length >= e.length && buf.subarray(buf.length - e.length).equals(e)) && buf.indexOf(needle) < 0) return;
+      if (line.length === 0 && lineSize === 0 && !skipping && eventSize === 0 && !eventTooLong && endsAnEvent(buf) && buf.indexOf(needle) < 0) return;
       let start = 0;
       for (;;) {
         const nl = buf.indexOf(0x0a, start);

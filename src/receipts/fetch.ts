@@ -67,7 +67,7 @@ export function retryAfterMs(value: string | string[] | undefined, now: number):
 export function parseReceiptResponse(body: Uint8Array, id: string): string {
   let doc: unknown;
   try {
-    doc = JSON.parse(Buffer.from(body).toString('utf8'));
+    doc = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
   } catch {
     throw new MalformedError('ERR_RECEIPT_RESPONSE_MALFORMED', 'the receipt response is not JSON');
   }

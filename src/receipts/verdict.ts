@@ -1,4 +1,5 @@
 import { bytesEqual, toHex } from '../util/bytes.js';
+import { topLevelMemberText } from '../util/json-member.js';
 import type { Verified } from '../types.js';
 import { parseDigest } from './digest.js';
 import type { VerifiedReceiptJws } from './jws.js';
@@ -42,8 +43,11 @@ export interface ReceiptExpectations {
 
 /** Hooks for the evidence embedded in a receipt (filled by the attestation modules). */
 export interface ReceiptHooks {
-  /** `at` is the receipt's `iat` (evidence is checked as of issuance), or now when absent. The inference hook is also called when the block is absent (a policy may require it). */
-  verifyRouterAttestation?(block: unknown, at: Date): Promise<Omit<Check, 'name'>>;
+  /**
+   * `at` is the receipt's `iat` (evidence is checked as of issuance), or now when absent. The inference hook is also called when the block is absent (a policy may require it).
+   * `raw`: the router block's exact JSON text in the signed payload, when it could be cut out (a verifier may recognise a block it verified before by the hash of these bytes).
+   */
+  verifyRouterAttestation?(block: unknown, at: Date, raw?: string): Promise<Omit<Check, 'name'>>;
   verifyInferenceAttestation?(block: unknown, at: Date): Promise<Omit<Check, 'name'>>;
 }
 
@@ -102,7 +106,7 @@ export async function evaluateReceipt(
   const issuedAt = typeof c.iat === 'number' && Number.isFinite(c.iat) ? new Date(c.iat * 1000) : (expect.exchangeAt ?? new Date(0));
   const router = c.router_attestation;
   if (router === undefined) checks.push({ name: 'router_attestation', result: 'skip', detail: 'absent' });
-  else if (hooks.verifyRouterAttestation) checks.push({ name: 'router_attestation', ...(await hooks.verifyRouterAttestation(router, issuedAt)) });
+  else if (hooks.verifyRouterAttestation) checks.push({ name: 'router_attestation', ...(await hooks.verifyRouterAttestation(router, issuedAt, topLevelMemberText(receipt.payloadText, 'router_attestation'))) });
   else checks.push({ name: 'router_attestation', result: 'unverifiable', code: 'ERR_RECEIPT_ATTESTATION_UNCHECKED', detail: 'no verifier for the router evidence here (no trust bundle)' });
   const inference = c.inference_attestation ?? c.provider_attestation;
   if (hooks.verifyInferenceAttestation) checks.push({ name: 'inference_attestation', ...(await hooks.verifyInferenceAttestation(inference, issuedAt)) });

@@ -48,6 +48,18 @@ describe('DoneHolder (strict mode streams)', () => {
     );
   });
 
+  test('a chunk of whole events without the marker goes on as it is: no copy, no new view per chunk', () => {
+    const h = new DoneHolder();
+    const chunk = Buffer.from('data: {"choices":[{"delta":{"content":"hi"}}]}\n\n');
+    expect(h.push(chunk)).toBe(chunk);
+    expect(h.push(chunk)).toBe(chunk);
+    // A partial last line that may become the marker is still held, and the marker still found after it.
+    expect(h.push(Buffer.from('data: [DO')).length).toBe(0);
+    expect(h.push(Buffer.from('NE]\n\n')).length).toBe(0);
+    expect(h.sawDone).toBe(true);
+    expect(h.release().toString()).toBe('data: [DONE]\n\n');
+  });
+
   test('a marker that is not at a line start is data, not the end', () => {
     const r = run(Buffer.from('data: {"a":"data: [DONE]"}\n\n'), []);
     expect(r.sawDone).toBe(false);

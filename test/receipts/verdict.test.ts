@@ -78,6 +78,25 @@ describe('a verdict never says more than was checked', () => {
     expect(v).toMatchObject({ verdict: 'unverifiable', code: 'ERR_BUNDLE_FETCH' });
   });
 
+  test('the router evidence hook is given the block exactly as signed, for recognising it by the hash of its bytes', async () => {
+    // Written by hand: spacing and key order a re-serialisation would not reproduce.
+    const block = '{ "workload": "tresor-router",\n  "schema":"tresor.attestation/v1" }';
+    const claims = JSON.stringify({ jti: ID, iat: IAT, requested_route: 'auto', routed_model: 'm', failover: false, request_digest: `sha256:${hex('req')}`, response_digest: `sha256:${hex('res')}` });
+    const text = `${claims.slice(0, -1)},"router_attestation":  ${block} }`;
+    const jws = await new CompactSign(Buffer.from(text)).setProtectedHeader({ alg: 'ES256', kid: 'router-receipt-1' }).sign(key);
+    const verified = await verifyReceiptJws(jws, { resolveKey: (await createStaticJwks(JSON.stringify({ keys: [jwk] }))).resolve });
+    const seen: unknown[] = [];
+    const hooks: ReceiptHooks = {
+      verifyRouterAttestation: async (b, _at, raw) => {
+        seen.push(b, raw);
+        return { result: 'pass' };
+      },
+    };
+    expect((await evaluateReceipt(verified, expectations, hooks)).verdict).toBe('verified');
+    expect(seen).toEqual([JSON.parse(block), block]);
+    expect(seen[1]).not.toBe(JSON.stringify(JSON.parse(block)));
+  });
+
   test('receipt_signature is context: skip with its reason, never pass', async () => {
     const v = await verdictOf({ receipt_signature: { kid: 'router-receipt-1', alg: 'ES256', jwks_url: 'https://x/.well-known/jwks.json' } });
     expect(check(v, 'receipt_signature')).toMatchObject({ result: 'skip', detail: expect.stringMatching(/^recorded, not checked/) });

@@ -1,0 +1,64 @@
+const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+
+/** Index just past the string that opens at `start` (a `"`), or -1 if it never closes. */
+function endOfString(json: string, start: number): number {
+  let i = start + 1;
+  for (;;) {
+    const q = json.indexOf('"', i);
+    if (q < 0) return -1;
+    let backslashes = 0;
+    while (json.charCodeAt(q - 1 - backslashes) === 0x5c) backslashes++;
+    i = q + 1;
+    if (backslashes % 2 === 0) return i;
+  }
+}
+
+/**
+ * The exact text of the value of the top-level member `name` of a JSON object text, as it was
+ * received (no re-serialisation): the last one if the name repeats, as JSON.parse keeps the last.
+ * Undefined when the member is absent, when a top-level name is written with escapes (its raw text
+ * could hide `name`), or when the text is not an object. For text JSON.parse has accepted: it
+ * finds members, it does not validate JSON.
+ */
+export function topLevelMemberText(json: string, name: string): string | undefined {
+  const wanted = JSON.stringify(name);
+  let i = 0;
+  while (isSpace(json.charCodeAt(i))) i++;
+  if (json.charCodeAt(i) !== 0x7b) return undefined;
+  let depth = 0;
+  let key: string | undefined;
+  let valueStart = -1;
+  let found: string | undefined;
+  const endMember = (at: number) => {
+    if (valueStart >= 0 && key === wanted) found = json.slice(valueStart, at).trimEnd();
+    valueStart = -1;
+  };
+  while (i < json.length) {
+    const c = json.charCodeAt(i);
+    if (c === 0x22) {
+      const start = i;
+      i = endOfString(json, i);
+      if (i < 0) return undefined;
+      if (depth !== 1 || valueStart >= 0) continue;
+      // A string at depth 1 outside a value is a member's name.
+      key = json.slice(start, i);
+      if (key.includes('\\')) return undefined;
+      while (isSpace(json.charCodeAt(i))) i++;
+      if (json.charCodeAt(i) !== 0x3a) return undefined;
+      i++;
+      while (isSpace(json.charCodeAt(i))) i++;
+      valueStart = i;
+      continue;
+    }
+    if (c === 0x7b || c === 0x5b) depth++;
+    else if (c === 0x7d || c === 0x5d) {
+      depth--;
+      if (depth === 0) {
+        endMember(i);
+        return found;
+      }
+    } else if (c === 0x2c && depth === 1) endMember(i);
+    i++;
+  }
+  return undefined;
+}
