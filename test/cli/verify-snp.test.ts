@@ -45,4 +45,13 @@ describe('tresor-verify snp', () => {
       expect(p.stdout()).toMatch(new RegExp(`^FAIL ${code}: `));
     }
   });
+
+  test('a real Turin v5 report (project-oak/oak) with its KDS VCEK: PASS, Turin TCB layout with FMC, TSME requirable', async () => {
+    const p = spawnBin('tresor-verify', ['snp', vectorPath('snp-oak-turin-v5-attestation.bin'), '--vcek', vectorPath('snp-oak-turin-vcek.der'), '--at', '2026-06-01T00:00:00Z', '--require-tsme', '--min-tcb', 'bl=1,tee=0,snp=2,ucode=71,fmc=0', '--json']);
+    expect(await p.exited).toBe(0);
+    expect(JSON.parse(p.stdout())).toMatchObject({ ok: true, version: 5, product: 'turin', reported_tcb: '0001000200000047', reported_tcb_decoded: { fmc: 0, bootloader: 1, tee: 0, snp: 2, microcode: 71 }, cpuid: { family: 0x1a, model: 2, stepping: 1 } });
+    const g = spawnBin('tresor-verify', ['snp', vectorPath('snp-routex-genoa-v5-attestation.bin'), '--vcek', vectorPath('snp-routex-genoa-v5-vcek-chain.pem'), '--at', '2026-06-01T00:00:00Z', '--require-tsme', '--json']);
+    expect(await g.exited).toBe(5);
+    expect(JSON.parse(g.stdout())).toMatchObject({ ok: false, version: 5, error: { code: 'ERR_POLICY_SNP_TSME' } });
+  });
 });

@@ -69,7 +69,9 @@ export function verifySnpReport(report: SnpReport, opts: SnpVerifyOptions): Veri
     }
   }
   if (report.SIGNING_KEY === 'vcek' && !report.MASK_CHIP_KEY) {
-    if (!ext.hwId || !bytesEqual(ext.hwId, report.CHIP_ID)) {
+    // Turin VCEKs carry an 8-byte hwID (KDS asks for 8 bytes): CHIP_ID[0:8], the rest of CHIP_ID zero (go-sev-guest kds).
+    const chip = product === 'turin' && report.CHIP_ID.subarray(8).every((b) => b === 0) ? report.CHIP_ID.subarray(0, 8) : report.CHIP_ID;
+    if (!ext.hwId || !bytesEqual(ext.hwId, chip)) {
       throw new VerificationError('ERR_SNP_VCEK_HWID_MISMATCH', `the VCEK hwID does not equal CHIP_ID ${toHex(report.CHIP_ID).slice(0, 16)}…`);
     }
   }
