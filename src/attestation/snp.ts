@@ -1,5 +1,5 @@
 import type { UpstreamConfig } from '../config/types.js';
-import type { SnpPolicy } from '../evidence/snp/index.js';
+import type { SnpKnobs } from '../evidence/snp/index.js';
 import { parseCrl, type Crl } from '../x509/crl.js';
 import { watchedFile } from './watched-file.js';
 
@@ -10,13 +10,14 @@ export function snpCrlSource(u: UpstreamConfig): (() => Crl) | undefined {
   return watchedFile(file, `upstreams.${u.name}.snp.crl_file`, 'ERR_SNP_CRL_UNAVAILABLE', (data) => parseCrl(new Uint8Array(data), 'snp.crl_file', 'ERR_SNP_CRL_MALFORMED'));
 }
 
-/** The SEV-SNP guest and platform policy an upstream's `snp` section asks for (debug comes from `attestation.allow_debug`). */
-export function snpPolicy(u: UpstreamConfig): Pick<SnpPolicy, 'allowMigrateMa' | 'allowSmt' | 'requireTsme' | 'allowProvisionalFirmware' | 'minLaunchTcb'> {
+/** The SEV-SNP guest and platform policy an upstream's `snp` section asks for (debug comes from `attestation.allow_debug`; a trust bundle's `snp` can tighten it). */
+export function snpPolicy(u: UpstreamConfig): SnpKnobs {
   return {
     allowMigrateMa: u.snp.allow_migrate_ma,
     allowSmt: u.snp.allow_smt,
     requireTsme: u.snp.require_tsme,
     allowProvisionalFirmware: u.snp.allow_provisional_firmware,
     ...(u.snp.min_launch_tcb !== null ? { minLaunchTcb: u.snp.min_launch_tcb } : {}),
+    ...(u.snp.min_tcb !== null ? { minTcb: u.snp.min_tcb } : {}),
   };
 }

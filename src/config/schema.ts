@@ -127,6 +127,7 @@ export const upstreamSchema = {
         allow_provisional_firmware: { type: 'boolean', default: false },
         crl_file: { type: ['string', 'null'], default: null },
         min_launch_tcb: { type: ['string', 'null'], pattern: '^([0-9a-fA-F]{16}|(bl|tee|snp|ucode|fmc)=[0-9]{1,3}(,(bl|tee|snp|ucode|fmc)=[0-9]{1,3}){3,4})$', default: null },
+        min_tcb: { type: ['string', 'null'], pattern: '^([0-9a-fA-F]{16}|(bl|tee|snp|ucode|fmc)=[0-9]{1,3}(,(bl|tee|snp|ucode|fmc)=[0-9]{1,3}){3,4})$', default: null },
       },
     },
     pinaivu: {

@@ -106,6 +106,8 @@ export interface UpstreamConfig {
     readonly allow_provisional_firmware: boolean;
     /** LAUNCH_TCB floor (`bl=N,tee=N,snp=N,ucode=N[,fmc=N]` or 16 hex digits), or null. */
     readonly min_launch_tcb: string | null;
+    /** REPORTED_TCB floor, same forms; combined with a trust bundle's `min_tcb`, both must hold. */
+    readonly min_tcb: string | null;
     /** AMD's CRL for the product (DER, from KDS), checked when set: the ASK/ASVK must not be revoked. */
     readonly crl_file: string | null;
   };

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { VerificationError } from '../errors/index.js';
 import { evaluateNitroPolicy, parseNitroDocument, verifyNitroDocument } from '../evidence/nitro/index.js';
 import type { Crl } from '../x509/crl.js';
-import { evaluateSnpPolicy, formatTcb, parseSnpReport, verifySnpReport, type SnpPolicy } from '../evidence/snp/index.js';
+import { evaluateSnpPolicy, formatTcb, parseSnpReport, stricterSnpPolicy, verifySnpReport, type SnpPolicy } from '../evidence/snp/index.js';
+import { tcbBelow } from '../evidence/snp/policy.js';
 import { pinnedAmdArks } from '../evidence/snp/roots.js';
 import { checkBundleRoots } from '../trust/bundle-roots.js';
 import { asVerified, type Verified } from '../types.js';
@@ -31,7 +32,7 @@ export interface RouterAttestation {
 
 export interface EnvelopePolicy {
   allowDebug?: boolean;
-  /** SEV-SNP guest and platform policy (MIGRATE_MA, SMT, TSME, provisional firmware, launch TCB). */
+  /** SEV-SNP guest and platform policy (MIGRATE_MA, SMT, TSME, provisional firmware, launch and reported TCB floors); the bundle's `snp` can only tighten it. */
   snp?: Omit<SnpPolicy, 'allowDebug' | 'measurements' | 'reportData' | 'reportDataPrefix' | 'reportDataSuffix'>;
   /** AMD's CRL, when configured (`snp.crl_file`). */
   snpCrl?: (() => Crl) | undefined;
@@ -93,10 +94,11 @@ export function verifyRouterEnvelope(env: RouterEnvelope, ctx: EnvelopeContext):
       at: ctx.at,
     });
     measurement = toHex(report.MEASUREMENT);
-    evaluateSnpPolicy(report, { ...p.snp, allowDebug: p.allowDebug ?? false });
+    // The bundle's `snp` knobs and the config's: the stricter of the two, knob by knob.
+    evaluateSnpPolicy(report, { ...stricterSnpPolicy(p.snp ?? {}, bundle.snp, report.product), allowDebug: p.allowDebug ?? false });
     if (!bundle.allowedMeasurements.includes(measurement)) throw fail('ERR_ATTEST_MEASUREMENT_NOT_ALLOWED', `SNP MEASUREMENT ${measurement} is not in the trust bundle's allowed_hw_measurements`);
     if (bundle.minTcb) {
-      const low = (['bootloader', 'tee', 'snp', 'microcode', 'fmc'] as const).filter((k) => bundle.minTcb?.[k] !== undefined && (report.reportedTcb[k] ?? -1) < (bundle.minTcb[k] as number));
+      const low = tcbBelow(report.reportedTcb, bundle.minTcb);
       if (low.length) throw fail('ERR_ATTEST_TCB_BELOW_FLOOR', `REPORTED_TCB ${formatTcb(report.reportedTcb)} is below the bundle's min_tcb ${formatTcb(bundle.minTcb)}`);
     }
     if (!bytesEqual(report.REPORT_DATA.subarray(0, 32), binding)) {

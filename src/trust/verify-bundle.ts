@@ -1,6 +1,7 @@
 import { createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { MalformedError, VerificationError } from '../errors/index.js';
 import { parseTcbSpec, type TcbVersion } from '../evidence/snp/abi.js';
+import type { SnpKnobs } from '../evidence/snp/policy.js';
 import { asVerified, type Verified } from '../types.js';
 import { parseJws } from '../util/jws.js';
 import { parsePemCertificates, type Certificate } from '../x509/certificate.js';
@@ -18,6 +19,8 @@ export interface TrustBundle {
   readonly allowedMeasurements: readonly string[];
   readonly allowedTags: readonly string[];
   readonly minTcb?: TcbVersion;
+  /** SEV-SNP guest and platform policy the release signs (`snp`): tightens the per-upstream `snp:` config, never loosens it. */
+  readonly snp: SnpKnobs;
   /** ARK(s) the VCEK chain must end at; absent → the pinned AMD roots. */
   readonly amdArks: readonly Certificate[];
   readonly nitroAllowedPcrs: readonly Readonly<Record<string, string>>[];
@@ -65,6 +68,7 @@ function toBundle(p: Readonly<Record<string, unknown>>, raw: string): TrustBundl
   // An empty set would match every document: refused here, and never matched by the policy either.
   const empty = pcrs.findIndex((s) => Object.keys(s as object).length === 0);
   if (empty >= 0) throw fail(`nitro.allowed_pcrs[${empty}] is empty: a PCR set must name at least one PCR (an empty set would allow any enclave)`);
+  const snp = snpKnobs(p.snp);
   const rsk = p.receipt_signing_keys as { thumbprints?: unknown; kids?: unknown } | undefined;
   return {
     version: p.version,
@@ -73,6 +77,7 @@ function toBundle(p: Readonly<Record<string, unknown>>, raw: string): TrustBundl
     allowedMeasurements: hexList(p.allowed_hw_measurements ?? [], 'allowed_hw_measurements', 96),
     allowedTags: hexList(p.allowed_workload_identity_tags ?? [], 'allowed_workload_identity_tags', 64),
     ...(p.min_tcb !== undefined ? { minTcb: tcb(p.min_tcb) } : {}),
+    snp,
     amdArks: typeof p.amd_ark_pem === 'string' ? parsePemCertificates(p.amd_ark_pem, 'amd_ark_pem') : [],
     nitroAllowedPcrs: pcrs as Record<string, string>[],
     nitroRoots: typeof nitro.root_pem === 'string' ? parsePemCertificates(nitro.root_pem, 'nitro.root_pem') : [],
@@ -82,11 +87,27 @@ function toBundle(p: Readonly<Record<string, unknown>>, raw: string): TrustBundl
   };
 }
 
-function tcb(v: unknown): TcbVersion {
+const SNP_FLAGS = { allow_migrate_ma: 'allowMigrateMa', allow_smt: 'allowSmt', require_tsme: 'requireTsme', allow_provisional_firmware: 'allowProvisionalFirmware' } as const;
+
+/** The bundle's `snp` object: the same keys as the per-upstream `snp:` config (docs/wire.md §5). */
+function snpKnobs(v: unknown): SnpKnobs {
+  if (v === undefined) return {};
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw fail('snp must be an object');
+  const o = v as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const [k, val] of Object.entries(o)) {
+    if (k === 'min_launch_tcb') out.minLaunchTcb = tcb(val, 'snp.min_launch_tcb');
+    else if (k in SNP_FLAGS && typeof val === 'boolean') out[SNP_FLAGS[k as keyof typeof SNP_FLAGS]] = val;
+    else throw fail(k in SNP_FLAGS ? `snp.${k} must be a boolean` : `snp.${k} is not a known SEV-SNP policy key (${[...Object.keys(SNP_FLAGS), 'min_launch_tcb'].join(', ')})`);
+  }
+  return out as SnpKnobs;
+}
+
+function tcb(v: unknown, field = 'min_tcb'): TcbVersion {
   if (typeof v === 'string') return parseTcbSpec(v, 'milan');
   const o = v as Record<string, unknown>;
   for (const k of ['bootloader', 'tee', 'snp', 'microcode']) {
-    if (typeof o?.[k] !== 'number' || !Number.isInteger(o[k]) || (o[k] as number) < 0 || (o[k] as number) > 255) throw fail(`min_tcb.${k} must be an integer 0..255`);
+    if (typeof o?.[k] !== 'number' || !Number.isInteger(o[k]) || (o[k] as number) < 0 || (o[k] as number) > 255) throw fail(`${field}.${k} must be an integer 0..255`);
   }
   return { bootloader: o.bootloader as number, tee: o.tee as number, snp: o.snp as number, microcode: o.microcode as number, ...(typeof o.fmc === 'number' ? { fmc: o.fmc } : {}) };
 }

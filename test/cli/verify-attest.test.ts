@@ -113,4 +113,15 @@ describe('tresor-verify attest', () => {
     expect(d.stdout()).toMatch(/^FAIL ERR_POLICY_DEBUG/);
     evidence.faults.debugPolicy = false;
   });
+
+  test("the signed bundle's snp knobs are policy inputs: a bundle refusing SMT fails a guest that runs with it (exit 5)", async () => {
+    evidence.faults.bundleRefusesSmt = true;
+    try {
+      const s = attest();
+      expect(await s.exited).toBe(5);
+      expect(s.stdout()).toMatch(/^FAIL ERR_POLICY_SNP_SMT: expected no SMT/);
+    } finally {
+      evidence.faults.bundleRefusesSmt = false;
+    }
+  });
 });

@@ -112,6 +112,7 @@ describe('configuration', () => {
     ['both collateral sources', { upstreams: [{ tdx: { collateral_file: 'c.json', collateral_dir: 'cache' } }] }, 'upstreams[0].tdx.collateral_dir: set either tdx.collateral_file'],
     ['a Revoked TCB status', { upstreams: [{ tdx: { allowed_tcb_statuses: ['UpToDate', 'Revoked'] } }] }, 'upstreams[0].tdx.allowed_tcb_statuses[1]: must be one of'],
     ['a bad launch TCB spec', { upstreams: [{ snp: { min_launch_tcb: 'snp=5' } }] }, 'upstreams[0].snp.min_launch_tcb: must match pattern'],
+    ['a bad reported TCB spec', { upstreams: [{ snp: { min_tcb: 'bl=1' } }] }, 'upstreams[0].snp.min_tcb: must match pattern'],
   ])('rejects %s with a message naming the key', (_name, doc, message) => {
     expect(() => resolveConfig(doc as Record<string, unknown>, null)).toThrowError(expect.objectContaining({ code: 'ERR_CONFIG_INVALID', message: expect.stringContaining(message) }));
   });

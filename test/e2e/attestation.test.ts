@@ -83,6 +83,15 @@ describe('the daemon enforces router attestation', () => {
     expect(h.logs.records.some((r) => r.event === 'attestation.failed' && r.code === 'ERR_ATTEST_MEASUREMENT_NOT_ALLOWED')).toBe(true);
   });
 
+  test("the signed bundle tightens the SNP policy: its snp.allow_smt false refuses the SMT guest (config allows SMT), nothing forwarded", async () => {
+    const h = await harness({ evidenceFaults: { bundleRefusesSmt: true } });
+    await until(async () => (await ready(h)).reasons?.some((r) => r.includes('ERR_POLICY_SNP_SMT')) ?? false);
+    const res = await request(`${h.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chat });
+    expect(res.statusCode).toBe(502);
+    expect(await res.body.json()).toMatchObject({ error: { code: 'ERR_POLICY_SNP_SMT' } });
+    expect(h.sim.requestCounts.get('/v1/chat/completions') ?? 0).toBe(0);
+  });
+
   test('warn mode (chosen explicitly) forwards despite a failure, logs it loudly and says so in every response', async () => {
     const w = await harness({ evidenceFaults: { tagNotAllowed: true }, attestation: { mode: 'warn' } });
     await until(async () => w.logs.records.some((r) => r.event === 'attestation.failed' && r.code === 'ERR_ATTEST_TAG_NOT_ALLOWED'));

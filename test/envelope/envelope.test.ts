@@ -57,11 +57,29 @@ describe('router envelope (tresor.attestation/v1, SNP form)', () => {
     ['staleIssuedAt', 'ERR_ATTEST_STALE'],
     ['debugPolicy', 'ERR_POLICY_DEBUG'],
     ['emptyVcekChain', 'ERR_ATTEST_NO_VCEK'],
+    ['bundleRefusesSmt', 'ERR_POLICY_SNP_SMT'],
     ['expiredBundle', 'ERR_BUNDLE_EXPIRED'],
     ['badBundleSignature', 'ERR_BUNDLE_SIGNATURE_INVALID'],
   ] as const)('fault %s fails with %s', async (fault, code) => {
     (ev.faults as Record<string, boolean>)[fault] = true;
     expect(await codeOf(check())).toBe(code);
+  });
+
+  test("SNP policy: the bundle's snp knobs and the config's combine to the stricter; neither loosens the other", async () => {
+    const p = JSON.parse(Buffer.from(ev.bundle().split('.')[1] as string, 'base64url').toString()) as Record<string, unknown>;
+    const signed = (snp: Record<string, unknown>, version: number) => signTrustBundle(ev.releaseRoot, { ...p, version, snp });
+    const tcb = ev.pki?.tcb as { bootloader: number; tee: number; snp: number; microcode: number };
+    // The bundle tightens: SMT refused (the simulated guest runs with SMT), TSME required, a launch TCB floor above the guest's.
+    await expect(check({ bundleJws: signed({ allow_smt: false }, 40) })).rejects.toMatchObject({ code: 'ERR_POLICY_SNP_SMT' });
+    await expect(check({ bundleJws: signed({ require_tsme: true }, 41) })).rejects.toMatchObject({ code: 'ERR_POLICY_SNP_TSME' });
+    await expect(check({ bundleJws: signed({ min_launch_tcb: { ...tcb, microcode: tcb.microcode + 1 } }, 42) })).rejects.toMatchObject({ code: 'ERR_POLICY_SNP_LAUNCH_TCB' });
+    await expect(check({ bundleJws: signed({ min_launch_tcb: tcb }, 43) })).resolves.toMatchObject({ kind: 'snp' });
+    // A bundle's allow_smt: true does not loosen the config's refusal, nor its min_tcb the config's REPORTED_TCB floor.
+    await expect(check({ bundleJws: signed({ allow_smt: true }, 44), policy: { snp: { allowSmt: false } } })).rejects.toMatchObject({ code: 'ERR_POLICY_SNP_SMT' });
+    await expect(check({ policy: { snp: { minTcb: `bl=${tcb.bootloader},tee=${tcb.tee},snp=${tcb.snp + 1},ucode=${tcb.microcode}` } } })).rejects.toMatchObject({ code: 'ERR_POLICY_TCB' });
+    // Nor does the config's floor loosen the bundle's: a lower config floor, the bundle's min_tcb still refuses.
+    ev.faults.lowTcb = true;
+    await expect(check({ policy: { snp: { minTcb: 'bl=0,tee=0,snp=0,ucode=0' } } })).rejects.toMatchObject({ code: 'ERR_ATTEST_TCB_BELOW_FLOOR' });
   });
 
   test('the live TLS key must be the attested one (a relay with its own key is refused)', async () => {

@@ -77,6 +77,14 @@ describe('trust bundle', () => {
     );
   });
 
+  test("the snp policy knobs: parsed into the bundle, absent means none; a wrong type or an unknown key is malformed", () => {
+    const b = verifyTrustBundle(signTrustBundle(root, payload({ snp: { allow_smt: false, require_tsme: true, allow_migrate_ma: true, allow_provisional_firmware: false, min_launch_tcb: { bootloader: 3, tee: 0, snp: 8, microcode: 115 } } })), { rootKey: root.publicKey, at: NOW });
+    expect(b.snp).toEqual({ allowSmt: false, requireTsme: true, allowMigrateMa: true, allowProvisionalFirmware: false, minLaunchTcb: { bootloader: 3, tee: 0, snp: 8, microcode: 115 } });
+    expect(verifyTrustBundle(signTrustBundle(root, payload()), { rootKey: root.publicKey, at: NOW }).snp).toEqual({});
+    for (const snp of [[], 'x', { allow_smt: 'no' }, { allow_debug: true }, { min_launch_tcb: { bootloader: 300, tee: 0, snp: 0, microcode: 0 } }]) {
+      expect(() => verifyTrustBundle(signTrustBundle(root, payload({ snp })), { rootKey: root.publicKey, at: NOW })).toThrow(expect.objectContaining({ code: 'ERR_BUNDLE_MALFORMED' }));
+    }
+  });
   test('rollback: the highest version is persisted (0600) and a lower one is refused, also by a new store', async () => {
     const path = join(dir, 'state', 'trust-bundles.json');
     const store = await RollbackStore.open(path);

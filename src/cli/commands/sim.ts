@@ -74,7 +74,7 @@ export const simCommand: CommandModule<object, SimArgs> = {
         array: true,
         default: [],
         choices: ATTESTATION_FAULTS,
-        describe: 'Fault: make one attestation check fail (repeatable); lowTcb and emptyVcekChain are SNP-only',
+        describe: 'Fault: make one attestation check fail (repeatable); lowTcb, emptyVcekChain and bundleRefusesSmt are SNP-only',
       })
       .option('keys-dir', {
         type: 'string',
@@ -127,7 +127,7 @@ export const simCommand: CommandModule<object, SimArgs> = {
           'Attestation faults: wrongMeasurement (MEASUREMENT / PCR0 not allowed), tagNotAllowed, expiredBundle, badBundleSignature, ' +
           'wrongReportData (REPORT_DATA / user_data binding), ignoreNonce, noNonceSupport, staleIssuedAt, debugPolicy (debug guest / all-zero PCRs), ' +
           'bundleEndsSoon (a new bundle version valid for 5 s), ' +
-          'lowTcb, emptyVcekChain.',
+          'lowTcb, emptyVcekChain, bundleRefusesSmt (a new bundle version with snp.allow_smt false; the guest runs with SMT).',
       ) as Argv<SimArgs>,
   handler: async (args) => {
     const kind = args.evidence;

@@ -67,7 +67,7 @@ export const snpCommand: CommandModule<object, SnpArgs> = {
     y
       .positional('report', { type: 'string', demandOption: true, describe: 'The report, or - for standard input' })
       .option('vcek', { type: 'string', demandOption: true, describe: 'The VCEK (or VLEK) certificate, PEM or DER' })
-      .option('chain', { type: 'string', describe: 'ASK (and ARK) PEM supplied with the report; default: the pinned AMD roots' })
+      .option('chain', { type: 'string', describe: 'ASK (or ASVK for a VLEK), and optionally ARK, PEM supplied with the report; the chain must end at a pinned AMD ARK (certs/)' })
       .option('product', { choices: ['milan', 'genoa', 'turin'] as const, describe: 'Product line (default: from the VCEK, then CPUID)' })
       .option('at', { type: 'string', describe: 'Verify at this ISO 8601 time (default: now)' })
       .option('measurement', { type: 'string', array: true, default: [], describe: 'Allowed MEASUREMENT (hex, repeatable)' })
@@ -92,7 +92,8 @@ export const snpCommand: CommandModule<object, SnpArgs> = {
         const report = parseSnpReport(decodeBinaryInput(await readInput(args.report)));
         decoded = fields(report, args.product);
         const crl = args.crl ? parseCrl(await readInput(args.crl, 1024 * 1024), '--crl', 'ERR_SNP_CRL_MALFORMED') : undefined;
-        const verified = verifySnpReport(report, { vcek, at, ...(args.product ? { product: args.product } : {}), ...(chain ? { chain, arks: chain.slice(-1) } : {}), ...(crl ? { crl } : {}) });
+        // --chain supplies intermediates (ASK, or a VLEK's ASVK); the path must still end at a pinned AMD ARK.
+        const verified = verifySnpReport(report, { vcek, at, ...(args.product ? { product: args.product } : {}), ...(chain ? { chain } : {}), ...(crl ? { crl } : {}) });
         decoded = fields(report, verified.product);
         const rd = args['report-data'] ? fromHex(args['report-data'], { field: '--report-data' }) : undefined;
         if (rd && rd.length !== 64 && rd.length !== 32) throw new UsageError('ERR_USAGE_BAD_REPORT_DATA', '--report-data: expected 32 or 64 bytes of hex');

@@ -5,7 +5,7 @@ import { verifySnpReport, type SnpVerifyOptions, type VerifiedSnp } from './veri
 
 export { parseSnpReport, decodeTcb, parseTcbSpec, formatTcb, type SnpReport, type TcbVersion, type Product } from './abi.js';
 export { verifySnpReport, type VerifiedSnp, type SnpVerifyOptions } from './verify.js';
-export { evaluateSnpPolicy, type SnpPolicy } from './policy.js';
+export { evaluateSnpPolicy, stricterSnpPolicy, type SnpPolicy, type SnpKnobs } from './policy.js';
 export { loadAmdRoots, AMD_ROOT_PINS } from './roots.js';
 export { readVcekExtensions } from './vcek.js';
 

@@ -1,7 +1,7 @@
 import { ViolationCollector } from '../../errors/index.js';
 import type { Verified } from '../../types.js';
 import { bytesEqual, toHex } from '../../util/bytes.js';
-import { decodeTcb, formatTcb, parseTcbSpec, type TcbVersion } from './abi.js';
+import { decodeTcb, formatTcb, parseTcbSpec, type Product, type TcbVersion } from './abi.js';
 import type { VerifiedSnp } from './verify.js';
 
 export interface SnpPolicy {
@@ -11,8 +11,8 @@ export interface SnpPolicy {
   reportData?: Uint8Array;
   reportDataPrefix?: Uint8Array;
   reportDataSuffix?: Uint8Array;
-  /** REPORTED_TCB must be >= this, component by component. */
-  minTcb?: TcbVersion;
+  /** REPORTED_TCB must be >= this, component by component (a spec string is read for the report's product). */
+  minTcb?: TcbVersion | string;
   /** Accept POLICY.DEBUG (bit 19). Never in production. */
   allowDebug?: boolean;
   /** Expected VMPL (default 0). */
@@ -34,6 +34,38 @@ export interface SnpPolicy {
 const TCB_KEYS = ['bootloader', 'tee', 'snp', 'microcode', 'fmc'] as const;
 /** Components of `tcb` below `floor` (a component the floor leaves out is not constrained). */
 export const tcbBelow = (tcb: TcbVersion, floor: TcbVersion) => TCB_KEYS.filter((k) => floor[k] !== undefined && (tcb[k] ?? -1) < (floor[k] as number));
+const resolveTcb = (t: TcbVersion | string, product: Product) => (typeof t === 'string' ? parseTcbSpec(t, product) : t);
+
+/** The higher of two TCB floors, component by component (either may be absent). */
+function higherFloor(a: TcbVersion | string | undefined, b: TcbVersion | string | undefined, product: Product): TcbVersion | undefined {
+  if (a === undefined || b === undefined) return a === undefined ? (b === undefined ? undefined : resolveTcb(b, product)) : resolveTcb(a, product);
+  const [x, y] = [resolveTcb(a, product), resolveTcb(b, product)];
+  const pick = (k: (typeof TCB_KEYS)[number]) => (x[k] === undefined ? y[k] : y[k] === undefined ? x[k] : Math.max(x[k] as number, y[k] as number));
+  return { bootloader: pick('bootloader') as number, tee: pick('tee') as number, snp: pick('snp') as number, microcode: pick('microcode') as number, ...(pick('fmc') !== undefined ? { fmc: pick('fmc') as number } : {}) };
+}
+
+/** The SEV-SNP knobs a signed trust bundle (`snp`) or the per-upstream config (`snp:`) can set. */
+export type SnpKnobs = Pick<SnpPolicy, 'allowMigrateMa' | 'allowSmt' | 'requireTsme' | 'allowProvisionalFirmware' | 'minLaunchTcb' | 'minTcb'>;
+
+/**
+ * The stricter of two policies, knob by knob: an `allow*` holds only if neither says false (absent: no opinion,
+ * and allowMigrateMa / allowProvisionalFirmware default to false), `requireTsme` if either says so, TCB floors
+ * the higher per component. Neither side can loosen what the other demands (docs/wire.md §4a).
+ */
+export function stricterSnpPolicy<P extends SnpKnobs>(config: P, bundle: SnpKnobs, product: Product): P & SnpKnobs {
+  const allow = (a: boolean | undefined, b: boolean | undefined, byDefault: boolean) => (a ?? byDefault) && (b ?? true);
+  const minLaunchTcb = higherFloor(config.minLaunchTcb, bundle.minLaunchTcb, product);
+  const minTcb = higherFloor(config.minTcb, bundle.minTcb, product);
+  return {
+    ...config,
+    allowMigrateMa: allow(config.allowMigrateMa, bundle.allowMigrateMa, false),
+    allowSmt: allow(config.allowSmt, bundle.allowSmt, true),
+    requireTsme: Boolean(config.requireTsme || bundle.requireTsme),
+    allowProvisionalFirmware: allow(config.allowProvisionalFirmware, bundle.allowProvisionalFirmware, false),
+    ...(minLaunchTcb ? { minLaunchTcb } : {}),
+    ...(minTcb ? { minTcb } : {}),
+  };
+}
 
 /** Guest policy bits, PLATFORM_INFO flags, provisional firmware and the launch TCB (go-sev-guest validate). */
 function checkPlatform(r: Verified<VerifiedSnp>, policy: SnpPolicy, v: ViolationCollector): void {
@@ -47,7 +79,7 @@ function checkPlatform(r: Verified<VerifiedSnp>, policy: SnpPolicy, v: Violation
   }
   if (policy.minLaunchTcb) {
     const launch = decodeTcb(r.LAUNCH_TCB, r.product);
-    const floor = typeof policy.minLaunchTcb === 'string' ? parseTcbSpec(policy.minLaunchTcb, r.product) : policy.minLaunchTcb;
+    const floor = resolveTcb(policy.minLaunchTcb, r.product);
     const low = tcbBelow(launch, floor);
     if (low.length > 0) v.add('ERR_POLICY_SNP_LAUNCH_TCB', `LAUNCH_TCB ${formatTcb(launch)} is below the floor ${formatTcb(floor)} (${low.join(', ')})`);
   }
@@ -67,8 +99,9 @@ export function evaluateSnpPolicy(r: Verified<VerifiedSnp>, policy: SnpPolicy): 
   rd(policy.reportDataPrefix, r.REPORT_DATA.subarray(0, 32), 'REPORT_DATA[0:32]');
   rd(policy.reportDataSuffix, r.REPORT_DATA.subarray(32, 64), 'REPORT_DATA[32:64]');
   if (policy.minTcb) {
-    const low = tcbBelow(r.reportedTcb, policy.minTcb);
-    if (low.length > 0) v.add('ERR_POLICY_TCB', `REPORTED_TCB ${formatTcb(r.reportedTcb)} is below the floor ${formatTcb(policy.minTcb)} (${low.join(', ')})`);
+    const floor = resolveTcb(policy.minTcb, r.product);
+    const low = tcbBelow(r.reportedTcb, floor);
+    if (low.length > 0) v.add('ERR_POLICY_TCB', `REPORTED_TCB ${formatTcb(r.reportedTcb)} is below the floor ${formatTcb(floor)} (${low.join(', ')})`);
   }
   const vmpl = policy.vmpl === undefined ? 0 : policy.vmpl;
   if (vmpl !== null && r.VMPL !== vmpl) v.add('ERR_POLICY_VMPL', `expected VMPL ${vmpl}, got ${r.VMPL}`);

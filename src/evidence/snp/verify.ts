@@ -30,6 +30,18 @@ export interface SnpVerifyOptions {
   at: Date;
 }
 
+/** From `leaf` up through the supplied certificates by issuer name (KDS serves ASK, ARK; some bundle ASK, ARK, ASVK): the order verifyChain wants, unrelated ones dropped. */
+function issuerPath(leaf: Certificate, supplied: readonly Certificate[]): Certificate[] {
+  const path: Certificate[] = [];
+  for (let cur = leaf; cur.issuer !== cur.subject; ) {
+    const next = supplied.find((c) => c.subject === cur.issuer && c.sha256 !== leaf.sha256 && !path.includes(c));
+    if (!next) break;
+    path.push(next);
+    cur = next;
+  }
+  return path;
+}
+
 /**
  * VCEK → ASK → ARK (RSA-PSS) to a pinned or injected ARK, valid at `at`; the VCEK's TCB and
  * hwID extensions must match the report; then ECDSA P-384/SHA-384 over bytes [0, 0x2A0).
@@ -45,7 +57,9 @@ export function verifySnpReport(report: SnpReport, opts: SnpVerifyOptions): Veri
   const pinned = loadAmdRoots(product);
   const anchors = opts.arks && opts.arks.length > 0 ? opts.arks : [pinned.ark];
   // The ASK comes from the supplied chain when given (a VLEK's ASVK must be supplied), else the pinned one.
-  const supplied = (opts.chain ?? []).filter((c) => c.sha256 !== opts.vcek.sha256);
+  // Ordered by issuer; when none of them issued the VCEK they go to verifyChain as given, which names the mismatch.
+  const ordered = issuerPath(opts.vcek, opts.chain ?? []);
+  const supplied = ordered.length > 0 ? ordered : (opts.chain ?? []).filter((c) => c.sha256 !== opts.vcek.sha256);
   const intermediates = supplied.length > 0 ? supplied : [pinned.ask];
   const chain = verifyChain(opts.vcek, intermediates, { at: opts.at, anchors, label: report.SIGNING_KEY === 'vlek' ? 'VLEK' : 'VCEK', signatureAlgorithms: CHAIN_ALGORITHMS.amd });
 
@@ -69,7 +83,9 @@ export function verifySnpReport(report: SnpReport, opts: SnpVerifyOptions): Veri
     }
   }
   if (report.SIGNING_KEY === 'vcek' && !report.MASK_CHIP_KEY) {
-    if (!ext.hwId || !bytesEqual(ext.hwId, report.CHIP_ID)) {
+    // Turin VCEKs carry an 8-byte hwID (KDS asks for 8 bytes): CHIP_ID[0:8], the rest of CHIP_ID zero (go-sev-guest kds).
+    const chip = product === 'turin' && report.CHIP_ID.subarray(8).every((b) => b === 0) ? report.CHIP_ID.subarray(0, 8) : report.CHIP_ID;
+    if (!ext.hwId || !bytesEqual(ext.hwId, chip)) {
       throw new VerificationError('ERR_SNP_VCEK_HWID_MISMATCH', `the VCEK hwID does not equal CHIP_ID ${toHex(report.CHIP_ID).slice(0, 16)}…`);
     }
   }

@@ -10,7 +10,7 @@ export type EvidenceKind = 'snp' | 'nitro';
 /**
  * Knobs for the simulator's attestation faults (each makes one check of the verifier fail).
  * In the Nitro form, "measurement" is PCR0, "report data" is `user_data` and the debug policy is
- * all-zero PCR0..2; `lowTcb` and `emptyVcekChain` exist only in the SNP form.
+ * all-zero PCR0..2; `lowTcb`, `emptyVcekChain` and `bundleRefusesSmt` exist only in the SNP form.
  */
 export interface RouterEvidenceFaults {
   wrongMeasurement?: boolean;
@@ -29,6 +29,8 @@ export interface RouterEvidenceFaults {
   claimSpki?: string;
   lowTcb?: boolean;
   emptyVcekChain?: boolean;
+  /** Publish (as a new version) a bundle whose `snp.allow_smt` is false; the simulated guest runs with SMT. */
+  bundleRefusesSmt?: boolean;
 }
 
 /** The on/off faults by name (`tresor-attest sim --attestation-fault NAME`); `claimSpki` takes a value and is code-only. */
@@ -45,10 +47,11 @@ export const ATTESTATION_FAULTS = [
   'bundleEndsSoon',
   'lowTcb',
   'emptyVcekChain',
+  'bundleRefusesSmt',
 ] as const satisfies readonly (keyof RouterEvidenceFaults)[];
 export type AttestationFaultName = (typeof ATTESTATION_FAULTS)[number];
 /** Fault names that apply to the SNP form only. */
-export const SNP_ONLY_FAULTS: readonly AttestationFaultName[] = ['lowTcb', 'emptyVcekChain'];
+export const SNP_ONLY_FAULTS: readonly AttestationFaultName[] = ['lowTcb', 'emptyVcekChain', 'bundleRefusesSmt'];
 
 export interface RouterEvidence {
   kind: EvidenceKind;
@@ -113,7 +116,7 @@ export async function createRouterEvidence(
   const published = new Map<string, string>();
   let last: { version: number; content: string } | undefined;
   const bundle = () => {
-    const content = JSON.stringify([faults.badBundleSignature, faults.expiredBundle, faults.tagNotAllowed, faults.lowTcb, faults.bundleEndsSoon]);
+    const content = JSON.stringify([faults.badBundleSignature, faults.expiredBundle, faults.tagNotAllowed, faults.lowTcb, faults.bundleEndsSoon, faults.bundleRefusesSmt]);
     if (last && last.content !== content && last.version === bundleVersion) bundleVersion++;
     last = { version: bundleVersion, content };
     const key = JSON.stringify([bundleVersion, content]);
@@ -136,6 +139,7 @@ export async function createRouterEvidence(
         ? {
             min_tcb: { bootloader: pki.tcb.bootloader, tee: pki.tcb.tee, snp: pki.tcb.snp, microcode: faults.lowTcb ? pki.tcb.microcode + 1 : pki.tcb.microcode },
             amd_ark_pem: toPem(pki.ark),
+            ...(faults.bundleRefusesSmt ? { snp: { allow_smt: false } } : {}),
           }
         : {}),
       ...(nitroPki ? { nitro: { allowed_pcrs: [allowedPcrs], root_pem: toPem(nitroPki.root) } } : {}),

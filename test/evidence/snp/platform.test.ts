@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import * as px from '@peculiar/x509';
 import { describe, expect, test } from 'vitest';
 import { MalformedError, PolicyError, TresorError } from '../../../src/errors/index.js';
-import { evaluateSnpPolicy, parseSnpReport, verifySnpReport, type VerifiedSnp } from '../../../src/evidence/snp/index.js';
+import { evaluateSnpPolicy, parseSnpReport, stricterSnpPolicy, verifySnpReport, type VerifiedSnp } from '../../../src/evidence/snp/index.js';
 import { createSnpTestPki, mintSnpReport } from '../../../src/sim/mint/snp.js';
 import { asVerified, type Verified } from '../../../src/types.js';
 import { parseCertificate } from '../../../src/x509/certificate.js';
@@ -118,5 +118,17 @@ describe("AMD's CRL (issued by the ARK, RSA-PSS SHA-384), checked when given", (
     const foreignCrl = await crlFor(other, {});
     // Same subject name (both simulated ARK-Milan), another key: the signature fails.
     expect(err(() => verify(foreignCrl)).code).toBe('ERR_CRL_SIGNATURE');
+  });
+});
+
+describe('stricterSnpPolicy: the trust bundle and the config combine knob by knob to the stricter', () => {
+  test('allow* hold only if neither side says false; require_tsme if either says so; TCB floors the higher per component', () => {
+    expect(stricterSnpPolicy({ allowSmt: true, allowMigrateMa: true, allowProvisionalFirmware: true }, { allowSmt: false, allowMigrateMa: false }, 'milan')).toMatchObject({ allowSmt: false, allowMigrateMa: false, allowProvisionalFirmware: true, requireTsme: false });
+    expect(stricterSnpPolicy({ allowSmt: false, allowMigrateMa: false }, { allowSmt: true, allowMigrateMa: true, allowProvisionalFirmware: true, requireTsme: true }, 'milan')).toMatchObject({ allowSmt: false, allowMigrateMa: false, allowProvisionalFirmware: false, requireTsme: true });
+    expect(stricterSnpPolicy({}, {}, 'milan')).toEqual({ allowSmt: true, allowMigrateMa: false, allowProvisionalFirmware: false, requireTsme: false });
+    const both = stricterSnpPolicy({ minLaunchTcb: 'bl=3,tee=1,snp=8,ucode=100', minTcb: 'bl=1,tee=0,snp=1,ucode=1' }, { minLaunchTcb: { bootloader: 2, tee: 0, snp: 9, microcode: 115 } }, 'milan');
+    expect(both.minLaunchTcb).toEqual({ bootloader: 3, tee: 1, snp: 9, microcode: 115 });
+    expect(both.minTcb).toEqual({ bootloader: 1, tee: 0, snp: 1, microcode: 1 });
+    expect(stricterSnpPolicy({}, { minLaunchTcb: 'bl=1,tee=0,snp=2,ucode=71,fmc=3' }, 'turin').minLaunchTcb).toEqual({ bootloader: 1, tee: 0, snp: 2, microcode: 71, fmc: 3 });
   });
 });
