@@ -86,10 +86,13 @@ describe('the audit and journal directories removed while the daemon runs', () =
     const h = await startHarness();
     try {
       const stateDir = join(h.dir, 'state');
-      await chat(h.base, 1);
-      await expect.poll(async () => (await readAuditRecords(stateDir)).length, { timeout: 10_000 }).toBe(1);
-      await rm(join(stateDir, 'audit'), { recursive: true });
-      await rm(join(stateDir, 'receipts'), { recursive: true });
+      const first = await chat(h.base, 1);
+      // Wait for the record to be durable (its verdict is done only then), not merely visible in the
+      // file: removed during its fdatasync, it would rightly be written again to the recreated log.
+      const verdict = await request(`${h.origin}/receipts/${first}?wait=20`);
+      expect(await verdict.body.json()).toMatchObject({ status: 'done' });
+      await rm(join(stateDir, 'audit'), { recursive: true, maxRetries: 3 });
+      await rm(join(stateDir, 'receipts'), { recursive: true, maxRetries: 3 });
       const later = [await chat(h.base, 2), await chat(h.base, 3)];
       await expect.poll(async () => (await readAuditRecords(stateDir).catch(() => [])).filter((r) => r.type === 'receipt').length, { timeout: 10_000 }).toBe(2);
       const recs = await readAuditRecords(stateDir);
