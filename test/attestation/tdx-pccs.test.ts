@@ -92,7 +92,8 @@ describe('TDX collateral from a PCCS (Intel PCS API v4) over https', () => {
     const { s } = source(pccs, { now: T0 });
     const release = pccs.hold();
     const all = Promise.all(Array.from({ length: 20 }, () => s.prepare(FMSPC)));
-    await new Promise((r) => setTimeout(r, 50));
+    // All four requests of the one fetch are at the (held) server before it answers.
+    await expect.poll(() => pccs?.hits.length, { timeout: 10_000 }).toBe(4);
     release();
     await all;
     expect(pccs.hits).toHaveLength(4);
@@ -105,9 +106,10 @@ describe('TDX collateral from a PCCS (Intel PCS API v4) over https', () => {
     const clock = { now: T0 };
     const { s, cacheDir, errors } = source(pccs, clock);
     await expect(s.prepare(FMSPC)).rejects.toMatchObject({ code: 'ERR_TDX_COLLATERAL_FETCH', phase: 'fetch' });
-    await new Promise((r) => setTimeout(r, 100)); // the other three requests of the failed fetch land
+    // The failed fetch sent its four requests at once; the first 503 rejected it while the other three
+    // may still be on their way (a fixed 100 ms was not enough under load): wait for all of them.
+    await expect.poll(() => pccs?.hits.length, { timeout: 10_000 }).toBe(4);
     const tried = pccs.hits.length;
-    expect(tried).toBeGreaterThan(0);
     expect(() => s(FMSPC)).toThrow(expect.objectContaining({ code: 'ERR_TDX_COLLATERAL_FETCH' }));
     expect(errors).toEqual([{ fmspc: FMSPC, code: 'ERR_TDX_COLLATERAL_FETCH', cachedInUse: false }]);
     // Within the retry interval the failure is answered without a new request.

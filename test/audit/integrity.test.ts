@@ -1,8 +1,8 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { appendFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, open, readdir, readFile, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
 import { CheckpointSigner } from '../../src/audit/checkpoint.js';
 import { lineHash } from '../../src/audit/format.js';
 import { AuditLog } from '../../src/audit/log.js';
@@ -112,6 +112,38 @@ describe('audit log at start: checked against audit.head, repaired only with an 
     expect(report.breaks).toEqual([]);
     expect(report.gaps).toMatchObject([{ seq: 4, reason: 'files_removed' }]);
   });
+  test('the directory removed while a record is being committed (written, not yet synced): it is written again, once, in the recreated log; nothing counted lost', async () => {
+    // What the e2e test "the audit and journal directories removed while the daemon runs" saw under
+    // load: a reader sees the line right after write(2), the directory goes during the fdatasync, and
+    // the commit's check finds the file gone. The record was never durable at its path: it is held
+    // and written to the new file, so the surviving log holds it exactly once after a gap that lost nothing.
+    const { dir } = await tmp();
+    const log = await AuditLog.open({ dir, clock });
+    const probe = await open(join(dir, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as FileHandle;
+    await probe.close();
+    await rm(join(dir, 'probe'));
+    const sync = proto.datasync;
+    const held = vi.spyOn(proto, 'datasync').mockImplementationOnce(async function (this: FileHandle) {
+      expect((await lines(dir)).map((l) => (JSON.parse(l) as { request_id: string }).request_id)).toEqual(['req-1']);
+      await rm(dir, { recursive: true });
+      return sync.call(this);
+    });
+    try {
+      expect(await log.append(rec(1))).toMatchObject({ seq: 2 });
+      expect(held).toHaveBeenCalled();
+    } finally {
+      held.mockRestore();
+    }
+    await log.append(rec(2));
+    await log.close();
+    const recs = (await lines(dir)).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(recs.map((r) => r.request_id ?? r.type)).toEqual(['gap', 'req-1', 'req-2']);
+    expect(recs[0]).toMatchObject({ seq: 1, reason: 'files_removed', found: { seq: 0 } });
+    expect(recs[0]).not.toHaveProperty('lost');
+    expect(recs[0]?.detail).toMatch(/no record was lost/);
+    expect((await verifyAuditFiles([dir])).breaks).toEqual([]);
+  });
 });
 
 describe('the log cut short while open', () => {
@@ -146,8 +178,9 @@ describe('signed checkpoints', () => {
   test('at close and at the interval; audit.pub beside the log; tresor-verify audit --audit-key checks them', async () => {
     const { dir } = await tmp();
     const log = await AuditLog.open({ dir, clock, signer, checkpointIntervalMs: 50 });
-    for (let i = 1; i <= 3; i++) await log.append(rec(i));
-    await expect.poll(async () => (await lines(dir)).map((l) => JSON.parse(l).type)).toEqual(['receipt', 'receipt', 'receipt', 'checkpoint']);
+    // One group commit: appended one by one, an fdatasync slower than the 50 ms interval (load) let a checkpoint in between.
+    await Promise.all([1, 2, 3].map((i) => log.append(rec(i))));
+    await expect.poll(async () => (await lines(dir)).map((l) => JSON.parse(l).type), { timeout: 5000 }).toEqual(['receipt', 'receipt', 'receipt', 'checkpoint']);
     await log.append(rec(4));
     await log.close();
     const recs = (await lines(dir)).map((l) => JSON.parse(l) as Record<string, unknown>);

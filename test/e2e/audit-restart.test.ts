@@ -20,6 +20,12 @@ async function chat(base: string, n: number): Promise<string> {
   return res.headers['x-request-id'] as string;
 }
 
+/** Until the exchange's record is durable (its verdict is done only after the commit), not merely visible in the file. */
+async function recorded(origin: string, requestId: string): Promise<void> {
+  const res = await request(`${origin}/receipts/${requestId}?wait=20`);
+  expect(await res.body.json()).toMatchObject({ status: 'done' });
+}
+
 describe('one writer per state dir, stale locks, and the start-up check, with the real daemon', () => {
   let setup: ProcessSetup;
   let env: Record<string, string>;
@@ -39,6 +45,7 @@ describe('one writer per state dir, stale locks, and the start-up check, with th
     };
     const first = await setup.serve(env);
     const ids = [await chat(first.base, 1)];
+    await recorded(first.base.replace(/\/v1$/, ''), ids[0] as string);
     expect(first.p.stdout()).toMatch(/audit checkpoints are signed with Ed25519 key sha256:[0-9a-f]{64}/);
     await expect.poll(async () => (await readAuditRecords(join(setup.dir, 'state'))).filter((r) => r.type === 'receipt').length, { timeout: 20_000 }).toBe(1);
     const status = (await (await request(`${first.base.replace(/\/v1$/, '')}/status`)).body.json()) as { audit: Record<string, unknown> };
@@ -86,10 +93,10 @@ describe('the audit and journal directories removed while the daemon runs', () =
     const h = await startHarness();
     try {
       const stateDir = join(h.dir, 'state');
-      await chat(h.base, 1);
-      await expect.poll(async () => (await readAuditRecords(stateDir)).length, { timeout: 10_000 }).toBe(1);
-      await rm(join(stateDir, 'audit'), { recursive: true });
-      await rm(join(stateDir, 'receipts'), { recursive: true });
+      // Removed during its record's fdatasync, request 1's record would rightly be written again to the recreated log.
+      await recorded(h.origin, await chat(h.base, 1));
+      await rm(join(stateDir, 'audit'), { recursive: true, maxRetries: 3 });
+      await rm(join(stateDir, 'receipts'), { recursive: true, maxRetries: 3 });
       const later = [await chat(h.base, 2), await chat(h.base, 3)];
       await expect.poll(async () => (await readAuditRecords(stateDir).catch(() => [])).filter((r) => r.type === 'receipt').length, { timeout: 10_000 }).toBe(2);
       const recs = await readAuditRecords(stateDir);

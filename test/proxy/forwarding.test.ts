@@ -224,17 +224,24 @@ describe('forwarding', () => {
   });
 
   test('504 upstream_timeout past the budget; X-Tresor-Timeout-Seconds extends it (and is forwarded)', async () => {
-    const up = await upstream((_req, res) => {
-      setTimeout(() => res.end('{"late":true}'), 1500);
+    // No race with the clock under load: the request without the header is never answered, so only
+    // the budget (1 s + 0.1 s grace, on undici's coarse timers) can end it; the extended one is
+    // answered 2.5 s after it arrives, well past the default budget and well inside the extended 10 s.
+    const up = await upstream((req, res) => {
+      if (req.headers['x-tresor-timeout-seconds'] !== undefined) setTimeout(() => res.end('{"late":true}'), 2500);
     });
     const { base } = await daemonFor(up, { timeouts: { request_seconds: 1, max_request_seconds: 600 } });
+    const t0 = performance.now();
     const cut = await request(`${base}/v1/chat/completions`, { method: 'POST', body: '{}' });
     expect(cut.statusCode).toBe(504);
     expect(await cut.body.json()).toMatchObject({ error: { code: 'upstream_timeout' } });
-    const longer = await request(`${base}/v1/chat/completions`, { method: 'POST', body: '{}', headers: { 'x-tresor-timeout-seconds': '3' } });
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(1000);
+    // The daemon gave up on the upstream request (not only on the app).
+    await expect.poll(() => up.aborted, { timeout: 5000 }).toBe(1);
+    const longer = await request(`${base}/v1/chat/completions`, { method: 'POST', body: '{}', headers: { 'x-tresor-timeout-seconds': '10' } });
     expect(longer.statusCode).toBe(200);
     expect(await longer.body.text()).toBe('{"late":true}');
-    expect(up.received[1]?.headers['x-tresor-timeout-seconds']).toBe('3');
+    expect(up.received[1]?.headers['x-tresor-timeout-seconds']).toBe('10');
   });
 
   test('streams get an idle timeout, not a total one: a slow but steady stream completes, a stalled one ends with an SSE error', async () => {

@@ -1,7 +1,7 @@
 import { appendFile, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import { AuditLog } from '../../src/audit/log.js';
 import { createLogger } from '../../src/log/logger.js';
 import { ReceiptJournal } from '../../src/receipts/journal.js';
@@ -37,6 +37,14 @@ async function lines(dir: string): Promise<Record<string, unknown>[]> {
     for (const l of (await readFile(join(dir, f), 'utf8')).split('\n')) if (l) out.push(JSON.parse(l) as Record<string, unknown>);
   }
   return out;
+}
+
+/** One completion through the pipeline's observer, its answer carrying receipt id `id-<n>` (request id `r<n>`). */
+function exchange(p: ReceiptPipeline, n: number) {
+  const o = p.observe({ upstream: 'tresor', requestId: `r${n}`, method: 'POST', path: '/v1/chat/completions', tresorHeaders: {}, startedAt: new Date() });
+  o?.onResponseStart?.(200, { 'content-type': 'application/json' });
+  o?.onResponseChunk?.(Buffer.from(`{"tresor":{"receipt_id":"id-${n}"}}`));
+  return o?.onEnd?.({ ok: true, status: 200, requestBytes: 0, responseBytes: 10 });
 }
 
 describe('ReceiptPipeline recovery', () => {
@@ -103,6 +111,42 @@ describe('ReceiptPipeline recovery', () => {
     expect(await readFile(`${file}.torn`, 'utf8')).toBe(malformed + torn);
   });
 
+  test('the audit and journal directories removed after a record is durable but before its journal "done": the job is never run again, in this run or the next', async () => {
+    const auditDir = join(dir, 'audit');
+    const options = {
+      stateDir: dir,
+      audit: { dir: auditDir, maxFileBytes: 1 << 20, retentionFiles: 10, archiveReceipts: true },
+      clock,
+      logger: createLogger({ level: 'silent', format: 'json', destination: new LogSink() }),
+      upstreams: [upstream({ get: async () => ({ status: 404, headers: {}, body: new Uint8Array() }), fetchPolicy: { notFoundGraceMs: 0 } })],
+    };
+    const p = await ReceiptPipeline.open(options);
+    const done = ReceiptJournal.prototype.done;
+    const removed = vi.spyOn(ReceiptJournal.prototype, 'done').mockImplementationOnce(async function (this: ReceiptJournal, id: string) {
+      expect((await lines(auditDir)).map((r) => r.request_id)).toEqual(['r1']);
+      await rm(auditDir, { recursive: true });
+      await rm(join(dir, 'receipts'), { recursive: true });
+      return done.call(this, id);
+    });
+    try {
+      await exchange(p, 1);
+      await expect.poll(() => removed.mock.settledResults[0]?.type, { timeout: 10_000 }).toBe('fulfilled');
+      await exchange(p, 2);
+      await expect.poll(async () => (await lines(auditDir).catch(() => [])).length, { timeout: 10_000 }).toBe(2);
+    } finally {
+      removed.mockRestore();
+    }
+    await p.close();
+    const recs = await lines(auditDir);
+    expect(recs.map((r) => r.request_id ?? r.type)).toEqual(['gap', 'r2']);
+    expect(recs[0]).toMatchObject({ reason: 'files_removed', lost: { from_seq: 1, to_seq: 1 } });
+    // The next start finds nothing pending: request 1 is a known loss (the gap), never a second record.
+    const again = await ReceiptPipeline.open(options);
+    expect(again.pending).toBe(0);
+    await again.close();
+    expect((await lines(auditDir)).map((r) => r.request_id ?? r.type)).toEqual(['gap', 'r2']);
+  });
+
   test('strict mode always fails closed: with disk_full_action serve, a strict upstream still refuses while the trail is unwritable', async () => {
     const p = await ReceiptPipeline.open({
       stateDir: dir,
@@ -131,15 +175,9 @@ describe('ReceiptPipeline recovery', () => {
       // Fetches hang until released: jobs pile up.
       upstreams: [upstream({ maxPending: 2, get: async () => (await gate, { status: 404, headers: {}, body: new Uint8Array() }), fetchPolicy: { notFoundGraceMs: 0 } })],
     });
-    const observe = (n: number) => {
-      const o = p.observe({ upstream: 'tresor', requestId: `r${n}`, method: 'POST', path: '/v1/chat/completions', tresorHeaders: {}, startedAt: new Date() });
-      o?.onResponseStart?.(200, { 'content-type': 'application/json' });
-      o?.onResponseChunk?.(Buffer.from(`{"tresor":{"receipt_id":"id-${n}"}}`));
-      return o?.onEnd?.({ ok: true, status: 200, requestBytes: 0, responseBytes: 10 });
-    };
-    await observe(1);
-    await observe(2);
-    await observe(3);
+    await exchange(p, 1);
+    await exchange(p, 2);
+    await exchange(p, 3);
     const v3 = p.verdicts.get('r3');
     expect(v3).toMatchObject({ status: 'done', verdict: 'missing', code: 'ERR_RECEIPT_QUEUE_FULL' });
     release();
