@@ -9,6 +9,7 @@ import { createRouterEvidence, type RouterEvidence } from '../../src/sim/mint/ro
 import { createEd25519Signer } from '../../src/sim/mint/trust.js';
 import { generateTlsIdentity } from '../../src/x509/selfsigned.js';
 import { TEST_ROOTS_FILE, simTestRootsPem } from '../../src/sim/mint/test-roots.js';
+import { mintAmdCrl } from '../helpers/amd-crl.js';
 import { spawnBin } from '../helpers/spawn.js';
 
 let sim: RunningSimulator;
@@ -114,14 +115,52 @@ describe('tresor-verify attest', () => {
     evidence.faults.debugPolicy = false;
   });
 
-  test("the signed bundle's snp knobs are policy inputs: a bundle refusing SMT fails a guest that runs with it (exit 5)", async () => {
+  test("the signed bundle's snp knobs are policy inputs: a bundle refusing SMT fails a guest that runs with it (exit 5), and --allow-smt does not relax it", async () => {
     evidence.faults.bundleRefusesSmt = true;
     try {
       const s = attest();
       expect(await s.exited).toBe(5);
       expect(s.stdout()).toMatch(/^FAIL ERR_POLICY_SNP_SMT: expected no SMT/);
+      const relax = attest('--allow-smt');
+      expect(await relax.exited).toBe(5);
+      expect(relax.stdout()).toMatch(/^FAIL ERR_POLICY_SNP_SMT: expected no SMT/);
     } finally {
       evidence.faults.bundleRefusesSmt = false;
+    }
+  });
+
+  test('the SEV-SNP policy flags of `tresor-verify snp` apply to the live evidence (exit 5, the check named)', async () => {
+    const smt = attest('--no-allow-smt');
+    expect(await smt.exited).toBe(5);
+    expect(smt.stdout()).toMatch(/^FAIL ERR_POLICY_SNP_SMT: expected no SMT, got POLICY.SMT 1 and PLATFORM_INFO.SMT_EN 1/);
+    const tsme = attest('--require-tsme', '--json');
+    expect(await tsme.exited).toBe(5);
+    expect(JSON.parse(tsme.stdout())).toMatchObject({ ok: false, error: { code: 'ERR_POLICY_SNP_TSME', phase: 'policy' } });
+    const t = (evidence.pki as NonNullable<RouterEvidence['pki']>).tcb;
+    const launch = attest('--min-launch-tcb', `bl=${t.bootloader},tee=${t.tee},snp=${t.snp},ucode=${t.microcode + 1}`);
+    expect(await launch.exited).toBe(5);
+    expect(launch.stdout()).toMatch(/^FAIL ERR_POLICY_SNP_LAUNCH_TCB: LAUNCH_TCB .* is below the floor .*\(microcode\)/);
+    const tcb = attest('--min-tcb', `bl=${t.bootloader},tee=${t.tee},snp=${t.snp + 1},ucode=${t.microcode}`);
+    expect(await tcb.exited).toBe(5);
+    expect(tcb.stdout()).toMatch(/^FAIL ERR_POLICY_TCB: REPORTED_TCB .* is below the floor .*\(snp\)/);
+  });
+
+  test("--crl: AMD's CRL (signed by the ARK) listing the ASK refuses the router (exit 4, ERR_CHAIN_REVOKED)", async () => {
+    const pki = evidence.pki as NonNullable<RouterEvidence['pki']>;
+    await writeFile(join(dir, 'revoking.crl'), await mintAmdCrl(pki, { serials: [pki.ask.parsed.serialNumber] }));
+    await writeFile(join(dir, 'clean.crl'), await mintAmdCrl(pki, { serials: ['0abc'] }));
+    const clean = attest('--crl', join(dir, 'clean.crl'));
+    expect(await clean.exited).toBe(0);
+    const revoked = attest('--crl', join(dir, 'revoking.crl'));
+    expect(await revoked.exited).toBe(4);
+    expect(revoked.stdout()).toMatch(/^FAIL ERR_CHAIN_REVOKED/);
+  });
+
+  test('--help lists the SEV-SNP policy flags, each naming its config key', async () => {
+    const h = spawnBin('tresor-verify', ['attest', '--help']);
+    expect(await h.exited).toBe(0);
+    for (const key of ['min-tcb', 'allow-migrate-ma', 'allow-smt', 'require-tsme', 'allow-provisional-firmware', 'crl', 'min-launch-tcb']) {
+      expect(h.stdout()).toMatch(new RegExp(`--${key} .*\\(snp\\.${key.replace(/-/g, '_').replace(/^crl$/, 'crl_file')}[;)]`, 's'));
     }
   });
 });

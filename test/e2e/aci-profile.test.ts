@@ -2,10 +2,10 @@ import 'reflect-metadata';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as px from '@peculiar/x509';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { createAciDeployment, type AciDeployment } from '../../src/sim/mint/aci.js';
+import { mintAmdCrl } from '../helpers/amd-crl.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 
 const MODEL = 'eu/tresor/gpt-oss-120b';
@@ -98,16 +98,9 @@ describe('profile aci: SEV-SNP guest and platform policy from the upstream snp s
   });
   test('snp.crl_file: an AMD CRL (signed by the ARK) listing the ASK refuses the router: 502 ERR_CHAIN_REVOKED', async () => {
     const aci = await createAciDeployment();
-    const crl = await px.X509CrlGenerator.create({
-      issuer: aci.pki.ark.subject,
-      thisUpdate: new Date(Date.now() - 86_400_000),
-      nextUpdate: new Date(Date.now() + 86_400_000),
-      entries: [{ serialNumber: aci.pki.ask.parsed.serialNumber, revocationDate: new Date(Date.now() - 3_600_000) }],
-      signingKey: aci.pki.arkSigningKey,
-      signingAlgorithm: { name: 'RSA-PSS', hash: 'SHA-384', saltLength: 48 } as px.X509CrlCreateParams['signingAlgorithm'],
-    });
+    const crl = await mintAmdCrl(aci.pki, { serials: [aci.pki.ask.parsed.serialNumber] });
     const dir = await mkdtemp(join(tmpdir(), 'tresor-amd-crl-'));
-    await writeFile(join(dir, 'milan.crl'), new Uint8Array(crl.rawData));
+    await writeFile(join(dir, 'milan.crl'), crl);
     const h = await startHarness({ aci, upstream: { snp: { crl_file: join(dir, 'milan.crl') } } });
     try {
       const res = await fetch(`${h.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'secret' }] }) });

@@ -6,8 +6,9 @@ import { loadReleaseRootKey } from '../../trust/release-root.js';
 import { parsePemCertificates } from '../../x509/certificate.js';
 import { parseAt } from '../input.js';
 import { runCommand } from '../output.js';
+import { snpPolicyFromArgs, snpPolicyOptions, type SnpPolicyArgs } from './snp.js';
 
-interface AttestArgs {
+interface AttestArgs extends SnpPolicyArgs {
   url: string;
   'release-root': string;
   ca?: string;
@@ -30,26 +31,29 @@ export const attestCommand: CommandModule<object, AttestArgs> = {
   command: 'attest',
   describe: "Verify a router's attestation now: its TLS key bound to hardware evidence of an allowed release",
   builder: (y: Argv) =>
-    y
-      .option('url', { type: 'string', demandOption: true, describe: 'Router base URL, e.g. https://api.tresor.co' })
-      .option('release-root', { type: 'string', demandOption: true, describe: 'Pinned release-root public key (Ed25519: PEM, JWK or hex)' })
-      .option('ca', { type: 'string', describe: "Extra CA (PEM) for the router's TLS certificate" })
-      .option('bundle', { type: 'string', describe: 'Allowed trust bundle location: URL (must match the envelope) or file (default https://trust.tresor.co/api/router.json)' })
-      .option('nonce', { type: 'string', describe: 'Nonce to send (64 hex); default: a fresh random one' })
-      .option('no-nonce', { type: 'boolean', default: false, describe: 'Send no nonce' })
-      .option('at', { type: 'string', describe: 'Verification time (ISO 8601, default now)' })
-      .option('allow-debug', { type: 'boolean', default: false, describe: 'Accept debug guests (never in production)' })
-      .option('require-nonce', { type: 'boolean', default: false, describe: 'Refuse SNP evidence that does not carry our nonce in REPORT_DATA[32:64] (the Nitro form always must)' })
-      .option('test-roots', {
-        type: 'string',
-        describe: "PEM test roots (the simulator's test-roots.pem) the bundle may name besides the pinned vendor roots; never for a real router",
-      })
-      .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' }) as Argv<AttestArgs>,
+    snpPolicyOptions(
+      y
+        .option('url', { type: 'string', demandOption: true, describe: 'Router base URL, e.g. https://api.tresor.co' })
+        .option('release-root', { type: 'string', demandOption: true, describe: 'Pinned release-root public key (Ed25519: PEM, JWK or hex)' })
+        .option('ca', { type: 'string', describe: "Extra CA (PEM) for the router's TLS certificate" })
+        .option('bundle', { type: 'string', describe: 'Allowed trust bundle location: URL (must match the envelope) or file (default https://trust.tresor.co/api/router.json)' })
+        .option('nonce', { type: 'string', describe: 'Nonce to send (64 hex); default: a fresh random one' })
+        .option('no-nonce', { type: 'boolean', default: false, describe: 'Send no nonce' })
+        .option('at', { type: 'string', describe: 'Verification time (ISO 8601, default now)' })
+        .option('allow-debug', { type: 'boolean', default: false, describe: 'Accept debug guests (never in production)' })
+        .option('require-nonce', { type: 'boolean', default: false, describe: 'Refuse SNP evidence that does not carry our nonce in REPORT_DATA[32:64] (the Nitro form always must)' })
+        .option('test-roots', {
+          type: 'string',
+          describe: "PEM test roots (the simulator's test-roots.pem) the bundle may name besides the pinned vendor roots; never for a real router",
+        })
+        .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' }),
+    ) as unknown as Argv<AttestArgs>,
   handler: (args) =>
     runCommand(args.json, async () => {
       const releaseRootKey = loadReleaseRootKey(await read(args['release-root'], '--release-root'));
       const caPem = args.ca ? (await read(args.ca, '--ca')).toString('utf8') : undefined;
       const testRoots = args['test-roots'] ? parsePemCertificates((await read(args['test-roots'], '--test-roots')).toString('utf8'), '--test-roots') : undefined;
+      const { knobs, crl } = await snpPolicyFromArgs(args);
       if (args.nonce !== undefined && !/^[0-9a-f]{64}$/.test(args.nonce)) throw new UsageError('ERR_USAGE_BAD_NONCE', '--nonce: expected 64 lowercase hex digits');
       const { attestation: a, nonce } = await attestRouter({
         url: args.url,
@@ -58,7 +62,8 @@ export const attestCommand: CommandModule<object, AttestArgs> = {
         ...(args.bundle ? { bundleLocations: [args.bundle] } : {}),
         nonce: args['no-nonce'] ? false : (args.nonce ?? undefined),
         at: parseAt(args.at) ?? new Date(),
-        policy: { allowDebug: args['allow-debug'], requireNonce: args['require-nonce'] },
+        // SEV-SNP evidence: the flags' knobs and the bundle's `snp`, the stricter winning (stricterSnpPolicy).
+        policy: { allowDebug: args['allow-debug'], requireNonce: args['require-nonce'], snp: knobs, ...(crl ? { snpCrl: () => crl } : {}) },
         ...(testRoots ? { testRoots } : {}),
       });
       return {

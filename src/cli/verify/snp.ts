@@ -1,14 +1,25 @@
 import { readFileSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { UsageError } from '../../errors/index.js';
-import { evaluateSnpPolicy, formatTcb, parseSnpReport, parseTcbSpec, verifySnpReport, decodeTcb, type Product, type SnpReport } from '../../evidence/snp/index.js';
+import { evaluateSnpPolicy, formatTcb, parseSnpReport, verifySnpReport, decodeTcb, type Product, type SnpKnobs, type SnpReport } from '../../evidence/snp/index.js';
 import { fromHex, toHex } from '../../util/bytes.js';
 import { parseCertificate, parsePemCertificates, type Certificate } from '../../x509/certificate.js';
 import { decodeBinaryInput, parseAt, readInput } from '../input.js';
 import { runCommand } from '../output.js';
-import { parseCrl } from '../../x509/crl.js';
+import { parseCrl, type Crl } from '../../x509/crl.js';
 
-interface SnpArgs {
+/** The SEV-SNP policy flags `snp` and `attest` share (each names its `upstreams[].snp.*` config key). */
+export interface SnpPolicyArgs {
+  'min-tcb'?: string;
+  'allow-migrate-ma': boolean;
+  'allow-smt': boolean;
+  'require-tsme': boolean;
+  'allow-provisional-firmware': boolean;
+  'min-launch-tcb'?: string;
+  crl?: string;
+}
+
+interface SnpArgs extends SnpPolicyArgs {
   report: string;
   vcek: string;
   chain?: string;
@@ -16,15 +27,36 @@ interface SnpArgs {
   at?: string;
   measurement: string[];
   'report-data'?: string;
-  'min-tcb'?: string;
   'allow-debug': boolean;
-  'allow-migrate-ma': boolean;
-  'allow-smt': boolean;
-  'require-tsme': boolean;
-  'allow-provisional-firmware': boolean;
-  'min-launch-tcb'?: string;
-  crl?: string;
   json: boolean;
+}
+
+export function snpPolicyOptions<T>(y: Argv<T>): Argv<T & SnpPolicyArgs> {
+  return y
+    .option('min-tcb', { type: 'string', describe: 'Minimum REPORTED_TCB: bl=2,tee=0,snp=5,ucode=68 or 16 hex digits (snp.min_tcb)' })
+    .option('allow-migrate-ma', { type: 'boolean', default: false, describe: 'Accept POLICY.MIGRATE_MA guests (snp.allow_migrate_ma)' })
+    .option('allow-smt', { type: 'boolean', default: true, describe: 'Accept SMT: POLICY.SMT, PLATFORM_INFO.SMT_EN (snp.allow_smt; --no-allow-smt refuses it)' })
+    .option('require-tsme', { type: 'boolean', default: false, describe: 'Require PLATFORM_INFO.TSME_EN (snp.require_tsme)' })
+    .option('allow-provisional-firmware', { type: 'boolean', default: false, describe: 'Accept CURRENT_TCB ≠ COMMITTED_TCB (snp.allow_provisional_firmware)' })
+    .option('crl', { type: 'string', describe: "AMD's CRL for the product (DER, from KDS): the ASK must not be revoked (snp.crl_file)" })
+    .option('min-launch-tcb', { type: 'string', describe: 'Minimum LAUNCH_TCB: bl=2,tee=0,snp=5,ucode=68 or 16 hex digits (snp.min_launch_tcb)' })
+    .group(['min-tcb', 'allow-migrate-ma', 'allow-smt', 'require-tsme', 'allow-provisional-firmware', 'crl', 'min-launch-tcb'], 'SEV-SNP policy (as upstreams[].snp.*):') as unknown as Argv<T & SnpPolicyArgs>;
+}
+
+/** The knobs the flags ask for (TCB specs are read for the report's product when evaluated) and the CRL, read and parsed. */
+export async function snpPolicyFromArgs(args: SnpPolicyArgs): Promise<{ knobs: SnpKnobs; crl?: Crl }> {
+  const crl = args.crl ? parseCrl(await readInput(args.crl, 1024 * 1024), '--crl', 'ERR_SNP_CRL_MALFORMED') : undefined;
+  return {
+    knobs: {
+      allowMigrateMa: args['allow-migrate-ma'],
+      allowSmt: args['allow-smt'],
+      requireTsme: args['require-tsme'],
+      allowProvisionalFirmware: args['allow-provisional-firmware'],
+      ...(args['min-tcb'] ? { minTcb: args['min-tcb'] } : {}),
+      ...(args['min-launch-tcb'] ? { minLaunchTcb: args['min-launch-tcb'] } : {}),
+    },
+    ...(crl ? { crl } : {}),
+  };
 }
 
 function readCert(path: string, what: string): Certificate {
@@ -64,23 +96,18 @@ export const snpCommand: CommandModule<object, SnpArgs> = {
   command: 'snp <report>',
   describe: 'Verify an AMD SEV-SNP attestation report (1184 bytes; raw, base64 or hex; - for stdin)',
   builder: (y: Argv) =>
-    y
-      .positional('report', { type: 'string', demandOption: true, describe: 'The report, or - for standard input' })
-      .option('vcek', { type: 'string', demandOption: true, describe: 'The VCEK (or VLEK) certificate, PEM or DER' })
-      .option('chain', { type: 'string', describe: 'ASK (or ASVK for a VLEK), and optionally ARK, PEM supplied with the report; the chain must end at a pinned AMD ARK (certs/)' })
-      .option('product', { choices: ['milan', 'genoa', 'turin'] as const, describe: 'Product line (default: from the VCEK, then CPUID)' })
-      .option('at', { type: 'string', describe: 'Verify at this ISO 8601 time (default: now)' })
-      .option('measurement', { type: 'string', array: true, default: [], describe: 'Allowed MEASUREMENT (hex, repeatable)' })
-      .option('report-data', { type: 'string', describe: 'Expected REPORT_DATA: 64 bytes, or 32 bytes for [0:32] (hex)' })
-      .option('min-tcb', { type: 'string', describe: 'Minimum REPORTED_TCB: bl=2,tee=0,snp=5,ucode=68 or 16 hex digits' })
-      .option('allow-debug', { type: 'boolean', default: false, describe: 'Accept POLICY.DEBUG guests' })
-      .option('allow-migrate-ma', { type: 'boolean', default: false, describe: 'Accept POLICY.MIGRATE_MA guests (snp.allow_migrate_ma)' })
-      .option('allow-smt', { type: 'boolean', default: true, describe: 'Accept SMT: POLICY.SMT, PLATFORM_INFO.SMT_EN (snp.allow_smt; --no-allow-smt refuses it)' })
-      .option('require-tsme', { type: 'boolean', default: false, describe: 'Require PLATFORM_INFO.TSME_EN (snp.require_tsme)' })
-      .option('allow-provisional-firmware', { type: 'boolean', default: false, describe: 'Accept CURRENT_TCB ≠ COMMITTED_TCB (snp.allow_provisional_firmware)' })
-      .option('crl', { type: 'string', describe: "AMD's CRL for the product (DER, from KDS): the ASK must not be revoked (snp.crl_file)" })
-      .option('min-launch-tcb', { type: 'string', describe: 'Minimum LAUNCH_TCB: bl=2,tee=0,snp=5,ucode=68 or 16 hex digits (snp.min_launch_tcb)' })
-      .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' }) as Argv<SnpArgs>,
+    snpPolicyOptions(
+      y
+        .positional('report', { type: 'string', demandOption: true, describe: 'The report, or - for standard input' })
+        .option('vcek', { type: 'string', demandOption: true, describe: 'The VCEK (or VLEK) certificate, PEM or DER' })
+        .option('chain', { type: 'string', describe: 'ASK (or ASVK for a VLEK), and optionally ARK, PEM supplied with the report; the chain must end at a pinned AMD ARK (certs/)' })
+        .option('product', { choices: ['milan', 'genoa', 'turin'] as const, describe: 'Product line (default: from the VCEK, then CPUID)' })
+        .option('at', { type: 'string', describe: 'Verify at this ISO 8601 time (default: now)' })
+        .option('measurement', { type: 'string', array: true, default: [], describe: 'Allowed MEASUREMENT (hex, repeatable)' })
+        .option('report-data', { type: 'string', describe: 'Expected REPORT_DATA: 64 bytes, or 32 bytes for [0:32] (hex)' })
+        .option('allow-debug', { type: 'boolean', default: false, describe: 'Accept POLICY.DEBUG guests' })
+        .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' }),
+    ) as unknown as Argv<SnpArgs>,
   handler: (args) => {
     let decoded: ReturnType<typeof fields> | undefined;
     return runCommand(
@@ -91,7 +118,7 @@ export const snpCommand: CommandModule<object, SnpArgs> = {
         const chain = args.chain ? parsePemCertificates(readFileSync(args.chain, 'utf8'), args.chain) : undefined;
         const report = parseSnpReport(decodeBinaryInput(await readInput(args.report)));
         decoded = fields(report, args.product);
-        const crl = args.crl ? parseCrl(await readInput(args.crl, 1024 * 1024), '--crl', 'ERR_SNP_CRL_MALFORMED') : undefined;
+        const { knobs, crl } = await snpPolicyFromArgs(args);
         // --chain supplies intermediates (ASK, or a VLEK's ASVK); the path must still end at a pinned AMD ARK.
         const verified = verifySnpReport(report, { vcek, at, ...(args.product ? { product: args.product } : {}), ...(chain ? { chain } : {}), ...(crl ? { crl } : {}) });
         decoded = fields(report, verified.product);
@@ -100,13 +127,8 @@ export const snpCommand: CommandModule<object, SnpArgs> = {
         evaluateSnpPolicy(verified, {
           measurements: args.measurement.map((m) => m.toLowerCase()),
           ...(rd?.length === 64 ? { reportData: rd } : rd ? { reportDataPrefix: rd } : {}),
-          ...(args['min-tcb'] ? { minTcb: parseTcbSpec(args['min-tcb'], verified.product) } : {}),
+          ...knobs,
           allowDebug: args['allow-debug'],
-          allowMigrateMa: args['allow-migrate-ma'],
-          allowSmt: args['allow-smt'],
-          requireTsme: args['require-tsme'],
-          allowProvisionalFirmware: args['allow-provisional-firmware'],
-          ...(args['min-launch-tcb'] ? { minLaunchTcb: parseTcbSpec(args['min-launch-tcb'], verified.product) } : {}),
         });
         return {
           fields: { ...decoded, product: verified.product },

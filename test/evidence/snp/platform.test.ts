@@ -1,11 +1,11 @@
 import 'reflect-metadata';
-import * as px from '@peculiar/x509';
 import { describe, expect, test } from 'vitest';
 import { MalformedError, PolicyError, TresorError } from '../../../src/errors/index.js';
 import { evaluateSnpPolicy, parseSnpReport, stricterSnpPolicy, verifySnpReport, type VerifiedSnp } from '../../../src/evidence/snp/index.js';
 import { createSnpTestPki, mintSnpReport } from '../../../src/sim/mint/snp.js';
 import { asVerified, type Verified } from '../../../src/types.js';
 import { parseCertificate } from '../../../src/x509/certificate.js';
+import { mintAmdCrl } from '../../helpers/amd-crl.js';
 import { parseCrl } from '../../../src/x509/crl.js';
 import { vector } from '../../helpers/vectors.js';
 import { thrown } from '../../helpers/errors.js';
@@ -87,22 +87,7 @@ describe('VCEK extensions and product', () => {
 
 describe("AMD's CRL (issued by the ARK, RSA-PSS SHA-384), checked when given", () => {
   const crlFor = async (pki: Awaited<ReturnType<typeof createSnpTestPki>>, o: { serials?: string[]; thisUpdate?: Date; nextUpdate?: Date }) =>
-    parseCrl(
-      new Uint8Array(
-        (
-          await px.X509CrlGenerator.create({
-            issuer: pki.ark.subject,
-            thisUpdate: o.thisUpdate ?? new Date(Date.now() - 86_400_000),
-            nextUpdate: o.nextUpdate ?? new Date(Date.now() + 86_400_000),
-            entries: (o.serials ?? []).map((serialNumber) => ({ serialNumber, revocationDate: new Date(Date.now() - 3_600_000) })),
-            signingKey: pki.arkSigningKey,
-            signingAlgorithm: { name: 'RSA-PSS', hash: 'SHA-384', saltLength: 48 } as px.X509CrlCreateParams['signingAlgorithm'],
-          })
-        ).rawData,
-      ),
-      'AMD CRL',
-      'ERR_SNP_CRL_MALFORMED',
-    );
+    parseCrl(await mintAmdCrl(pki, o), 'AMD CRL', 'ERR_SNP_CRL_MALFORMED');
   test('a current CRL without the ASK passes; one listing the ASK revokes it; a stale one and a foreign one are refused', async () => {
     const pki = await createSnpTestPki();
     const report = parseSnpReport(mintSnpReport(pki, { measurement: new Uint8Array(48), reportData: new Uint8Array(64) }));
