@@ -48,6 +48,11 @@ export interface AttestationManagerOptions {
   onRevoke?: (spkiSha256: string) => void;
   /** The operator's test-root files (`attestation.test_roots_file`), if any: shown on /status and in headers. */
   testRootsFiles?: readonly string[];
+  /**
+   * A verification succeeded: record the pin (its `attestation` audit record, its evidence archived).
+   * Returns the evidence id the pin keeps and its receipt records name (undefined: not archived).
+   */
+  onPin?: (identity: AttestedIdentity, reason: AttestationEvent['reason']) => string | undefined;
 }
 
 /**
@@ -239,8 +244,12 @@ export class AttestationManager {
     return p;
   }
 
-  private accept(identity: AttestedIdentity, reason: AttestationEvent['reason']): void {
-    const known = this.pins.get(identity.spkiSha256);
+  private accept(verified: AttestedIdentity, reason: AttestationEvent['reason']): void {
+    const known = this.pins.get(verified.spkiSha256);
+    // The evidence as received goes to the archive, not into the pin cache: the pin keeps its id.
+    const evidenceId = this.opts.onPin?.(verified, reason);
+    const { evidence: _archived, ...kept } = verified;
+    const identity: AttestedIdentity = evidenceId ? { ...kept, evidenceId } : kept;
     this.pins.set(identity);
     this.recovered();
     this.opts.onEvent?.({ upstream: this.opts.upstream, result: 'verified', reason, spkiSha256: identity.spkiSha256 });
@@ -256,6 +265,7 @@ export class AttestationManager {
         bundleVersion: identity.bundleVersion,
         expiresAt: identity.expiresAt,
         newKey: !known,
+        ...(evidenceId ? { evidence: evidenceId } : {}),
       },
       'attestation verified',
     );
