@@ -77,6 +77,8 @@ export class AttestationManager {
   /** Which key each verified socket presented (for the per-request gate). */
   private readonly socketKeys = new WeakMap<TLSSocket, string>();
   private readonly lapses: PinLapse[] = [];
+  /** Verifications already recorded (onPin): callers sharing one single-flight attestation record it once. */
+  private readonly recordedPins = new WeakMap<AttestedIdentity, string | null>();
   private retries = 0;
   private stopped = false;
 
@@ -247,7 +249,8 @@ export class AttestationManager {
   private accept(verified: AttestedIdentity, reason: AttestationEvent['reason']): void {
     const known = this.pins.get(verified.spkiSha256);
     // The evidence as received goes to the archive, not into the pin cache: the pin keeps its id.
-    const evidenceId = this.opts.onPin?.(verified, reason);
+    if (!this.recordedPins.has(verified)) this.recordedPins.set(verified, this.opts.onPin?.(verified, reason) ?? null);
+    const evidenceId = this.recordedPins.get(verified) ?? undefined;
     const { evidence: _archived, ...kept } = verified;
     const identity: AttestedIdentity = evidenceId ? { ...kept, evidenceId } : kept;
     this.pins.set(identity);

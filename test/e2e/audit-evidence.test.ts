@@ -8,6 +8,9 @@ import { TEST_ROOTS_FILE } from '../../src/sim/mint/test-roots.js';
 import { readAuditRecords } from '../helpers/audit.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { spawnBin } from '../helpers/spawn.js';
+import { auditLines, exported, startOtlpReceiver, until, type OtlpReceiver } from '../helpers/otlp-receiver.js';
+import { checkPins } from '../../src/audit/pins.js';
+import { collectAuditFiles } from '../../src/audit/verify.js';
 
 /**
  * The daemon against the simulator: a completion, the router rotates its TLS key, another
@@ -20,6 +23,7 @@ let auditDir: string;
 let records: Record<string, unknown>[];
 let keys: { releaseRoot: string; testRoots: string };
 let daemonClosed = false;
+let receiver: OtlpReceiver;
 
 const chat = async (content: string) => {
   const res = await request(`${h.base}/chat/completions`, {
@@ -32,9 +36,12 @@ const chat = async (content: string) => {
 };
 const ofType = (t: string) => records.filter((r) => r.type === t);
 
+let otlpOut: string;
 beforeAll(async () => {
-  h = await startHarness();
   scratch = await mkdtemp(join(tmpdir(), 'tresor-evidence-e2e-'));
+  otlpOut = join(scratch, 'collector.jsonl');
+  receiver = await startOtlpReceiver(otlpOut);
+  h = await startHarness({ config: { otlp: { endpoint: receiver.url, protocol: 'http/json', interval_ms: 50 } } });
   await chat('before the rotation');
   await h.sim.rotateTlsKey();
   await new Promise((r) => setTimeout(r, 100));
@@ -44,8 +51,14 @@ beforeAll(async () => {
     if (Date.now() - t > 15_000) throw new Error('the two receipt records were not written');
     await new Promise((r) => setTimeout(r, 50));
   }
+  const lines = await auditLines(join(state, 'audit'));
+  await until('the export of every record', async () => {
+    const sent = new Set([...(await exported(otlpOut)).values()].flat());
+    return lines.every((l) => sent.has(l));
+  });
   await h.daemon.close(500);
   daemonClosed = true;
+  await receiver.close();
   // What an auditor is handed: the audit directory and the public keys.
   auditDir = join(scratch, 'audit');
   await cp(join(state, 'audit'), auditDir, { recursive: true });
@@ -118,6 +131,20 @@ describe('every receipt carries the evidence that made its connection trusted (t
       expect(a.tls_spki_sha256).toBe(pins[i]?.tls_spki_sha256);
       expect(r.seq as number).toBeGreaterThan(pins[i]?.seq as number);
     });
+  });
+
+  test('the attestation records reach the OTLP collector as tresor.attestation events, body unchanged', async () => {
+    type Lr = { eventName?: string; body: { stringValue: string }; attributes: { key: string; value: { stringValue?: string } }[] };
+    const text = await readFile(otlpOut, 'utf8');
+    const logRecords = text.split('\n').filter(Boolean).flatMap((l) => (JSON.parse(l) as { resourceLogs: { scopeLogs: { logRecords: Lr[] }[] }[] }).resourceLogs.flatMap((r) => r.scopeLogs.flatMap((sl) => sl.logRecords)));
+    const attestations = logRecords.filter((lr) => (JSON.parse(lr.body.stringValue) as { type: string }).type === 'attestation');
+    const lines = (await auditLines(auditDir)).filter((l) => l.includes('"type":"attestation"'));
+    expect(lines).toHaveLength(2);
+    expect([...new Set(attestations.map((lr) => lr.body.stringValue))]).toEqual(lines);
+    for (const lr of attestations) {
+      expect(lr.eventName).toBe('tresor.attestation');
+      expect(lr.attributes.find((a) => a.key === 'tresor.audit.type')?.value.stringValue).toBe('attestation');
+    }
   });
 
   test('the evidence is archived once per part: the two pins share one trust bundle blob; 0600 files', async () => {
@@ -251,5 +278,27 @@ describe('every receipt carries the evidence that made its connection trusted (t
     const noRoot = await verify(auditDir, '--evidence', pin.evidence as string);
     expect(noRoot.code).toBe(2);
     expect(noRoot.out).toMatch(/^FAIL ERR_USAGE_BAD_FLAG: --evidence needs --release-root/);
+  });
+});
+
+describe('audit.archive_evidence: false', () => {
+  test('pins are still recorded, without evidence; receipts name none; the verifier counts them as not archived', async () => {
+    const off = await startHarness({ config: { audit: { archive_evidence: false } } });
+    try {
+      const res = await request(`${off.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'eu/tresor/gpt-oss-120b', messages: [{ role: 'user', content: 'no archive' }] }) });
+      await res.body.dump();
+      const state = join(off.dir, 'state');
+      await until('the receipt record', async () => (await readAuditRecords(state)).some((r) => r.type === 'receipt'));
+      const recs = await readAuditRecords(state);
+      expect(recs.find((r) => r.type === 'attestation')).toMatchObject({ evidence: null, tls_spki_sha256: off.sim.spkiSha256 });
+      expect((recs.find((r) => r.type === 'receipt')?.attestation as Record<string, unknown>).evidence).toBeUndefined();
+      await expect(stat(join(state, 'audit', 'evidence'))).rejects.toMatchObject({ code: 'ENOENT' });
+      const report = await checkPins(await collectAuditFiles([join(state, 'audit')]), {});
+      expect(report.breaks).toEqual([]);
+      expect(report.pins.map((p) => p.result)).toEqual(['not archived']);
+      expect(report.receipts).toEqual({ matched: 0, unlinked: 1 });
+    } finally {
+      await off.close();
+    }
   });
 });
