@@ -87,14 +87,15 @@ describe('the audit and journal directories removed while the daemon runs', () =
     try {
       const stateDir = join(h.dir, 'state');
       await chat(h.base, 1);
-      await expect.poll(async () => (await readAuditRecords(stateDir)).length, { timeout: 10_000 }).toBe(1);
+      // The pin's attestation record (seq 1), then the receipt record (seq 2).
+      await expect.poll(async () => (await readAuditRecords(stateDir)).filter((r) => r.type === 'receipt').length, { timeout: 10_000 }).toBe(1);
       await rm(join(stateDir, 'audit'), { recursive: true });
       await rm(join(stateDir, 'receipts'), { recursive: true });
       const later = [await chat(h.base, 2), await chat(h.base, 3)];
       await expect.poll(async () => (await readAuditRecords(stateDir).catch(() => [])).filter((r) => r.type === 'receipt').length, { timeout: 10_000 }).toBe(2);
       const recs = await readAuditRecords(stateDir);
       expect(recs.filter((r) => r.type === 'receipt').map((r) => r.request_id).sort()).toEqual([...later].sort());
-      expect(recs[0]).toMatchObject({ type: 'gap', reason: 'files_removed', lost: { from_seq: 1, to_seq: 1 } });
+      expect(recs[0]).toMatchObject({ type: 'gap', reason: 'files_removed', lost: { from_seq: 1, to_seq: 2 } });
       expect(h.logs.records.filter((r) => r.event === 'audit.recreated' && r.level === 50).length).toBeGreaterThanOrEqual(2);
       const report = await verifyAuditFiles([join(stateDir, 'audit')]);
       expect(report.breaks).toEqual([]);
