@@ -227,7 +227,8 @@ export class ReceiptPipeline {
     const record = { type: 'attestation', upstream: p.upstream, profile: p.profile, reason: p.reason, verified_at: id.verifiedAt, expires_at: id.expiresAt, ...summary, evidence: pin?.id ?? null };
     const write = (async () => {
       if (pin) await this.untilWritten('evidence', () => (this.evidence as EvidenceStore).putPin(pin));
-      await this.audit.append(record, { urgent: false });
+      // Rare (one per pin) and awaited by the journal entries of the exchanges made under it: at once.
+      await this.audit.append(record);
     })();
     const done = write.catch((e: unknown) => {
       this.o.logger.error({ err: { message: (e as Error).message }, upstream: p.upstream, event: 'audit.pin_unrecorded' }, 'the attestation record of a pin could not be written');
@@ -315,7 +316,11 @@ export class ReceiptPipeline {
       await this.write(record, undefined);
       return { verdict: Promise.resolve(record) };
     }
-    const journaled = this.journal.add(job);
+    // A job names its pin's evidence: its journal entry waits for the pin's attestation record, so that
+    // after a crash no resumed job names a pin whose record was never written.
+    const pin = job.attestation?.evidence;
+    const pinRecorded = typeof pin === 'string' ? this.pinWrites.get(pin) : undefined;
+    const journaled = pinRecorded ? pinRecorded.then(() => this.journal.add(job)) : this.journal.add(job);
     if (this.health.failure && u.mode !== 'strict' && this.o.audit.diskFullAction === 'serve') {
       // disk_full_action: serve — answer now and count it; the entry is written once writing works again.
       this.health.servedUnrecorded++;
