@@ -123,7 +123,7 @@ export class ReceiptPipeline {
   /** App-supplied keys of pending jobs: memory only. */
   private readonly appKeys = new Map<string, string>();
   private readonly running = new Set<Promise<unknown>>();
-  /** Pins being recorded, by evidence id: a receipt record naming one is written after it (bounded). */
+  /** Pins being recorded (until their record is durable), by evidence id: what names one is written after it. */
   private readonly pinWrites = new Map<string, Promise<void>>();
   private closed = false;
   /** When this run last made a record durable (for /status). */
@@ -238,7 +238,11 @@ export class ReceiptPipeline {
       if (this.pinWrites.size > 256) this.pinWrites.delete(this.pinWrites.keys().next().value as string);
     }
     this.running.add(done);
-    void done.finally(() => this.running.delete(done));
+    void done.finally(() => {
+      this.running.delete(done);
+      // Durable (or given up): nothing need wait for it any more, and the hot path looks up nothing.
+      if (pin && this.pinWrites.get(pin.id) === done) this.pinWrites.delete(pin.id);
+    });
     return pin?.id;
   }
 
