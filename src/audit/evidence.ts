@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { auditFiles } from './recover.js';
 
 /**
  * The evidence archive beside the audit log (docs/wire.md §7.2): `evidence/<sha256>`, one file per
@@ -105,6 +106,41 @@ export class EvidenceStore {
     for (const p of pin.parts) await this.put(p);
     return this.put(pin.bytes);
   }
+}
+
+/** Blobs younger than this are never pruned: a pin's parts are written before the record that names them. */
+const PRUNE_MIN_AGE_MS = 10 * 60_000;
+
+/**
+ * Retention: remove the blobs no remaining audit record names (directly, or as a part of a pin
+ * document a record names), once older than PRUNE_MIN_AGE_MS. Called after the log's retention
+ * removed files. Returns how many blobs were removed.
+ */
+export async function pruneEvidence(auditDir: string, now: Date): Promise<number> {
+  const dir = join(auditDir, EVIDENCE_DIR);
+  const present = await readdir(dir).catch(() => [] as string[]);
+  if (present.length === 0) return 0;
+  const keep = new Set<string>();
+  for (const f of await auditFiles(auditDir)) {
+    for (const m of (await readFile(join(auditDir, f), 'utf8')).matchAll(/"evidence":"([0-9a-f]{64})"/g)) keep.add(m[1] as string);
+  }
+  for (const id of [...keep]) {
+    const doc = await readFile(join(dir, id), 'utf8').catch(() => undefined);
+    try {
+      for (const part of Object.values((JSON.parse(doc ?? 'null') as PinDocument | null)?.blobs ?? {})) keep.add(String(part));
+    } catch {
+      /* not a pin document: the verifier reports it */
+    }
+  }
+  let removed = 0;
+  for (const f of present) {
+    if (keep.has(f)) continue;
+    const s = await stat(join(dir, f)).catch(() => undefined);
+    if (!s || now.getTime() - s.mtimeMs < PRUNE_MIN_AGE_MS) continue;
+    await rm(join(dir, f), { force: true });
+    removed++;
+  }
+  return removed;
 }
 
 export type BlobProblem = { code: 'ERR_AUDIT_EVIDENCE_MISSING' | 'ERR_AUDIT_EVIDENCE_HASH'; message: string };

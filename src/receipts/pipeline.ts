@@ -7,7 +7,7 @@ import { dayOf, FILE_RE } from '../audit/format.js';
 import type { CheckpointSigner } from '../audit/checkpoint.js';
 import { AuditHealth, AuditUnavailableError } from '../audit/health.js';
 import { AuditLog } from '../audit/log.js';
-import { EvidenceStore, pinDocument } from '../audit/evidence.js';
+import { EvidenceStore, pinDocument, pruneEvidence } from '../audit/evidence.js';
 import { auditAttestation } from '../attestation/identity.js';
 import type { PinEvent } from '../attestation/profile.js';
 import { DEFAULT_RETRY_MS } from '../util/appender.js';
@@ -161,6 +161,7 @@ export class ReceiptPipeline {
       signer: o.audit.signer,
       ...retry,
       ...(o.audit.checkpointIntervalMs ? { checkpointIntervalMs: o.audit.checkpointIntervalMs } : {}),
+      ...(o.audit.archiveEvidence ? { onPruned: () => void pruneEvidenceLogged(o) } : {}),
     });
     logRecovery(o, audit);
     const signer = o.audit.signer;
@@ -445,6 +446,16 @@ function diskUse(dir: string): { free_bytes: number; total_bytes: number; used_p
     return { free_bytes: free, total_bytes: total, used_percent: total > 0 ? Math.round(((total - free) / total) * 1000) / 10 : 0 };
   } catch {
     return null;
+  }
+}
+
+/** Retention removed audit files: remove the evidence only they named (logged; a failure is retried at the next pruning). */
+async function pruneEvidenceLogged(o: PipelineOptions): Promise<void> {
+  try {
+    const removed = await pruneEvidence(o.audit.dir, o.clock());
+    if (removed > 0) o.logger.info({ removed, event: 'audit.evidence_pruned' }, `evidence archive: ${removed} blob(s) no remaining audit record names removed`);
+  } catch (e) {
+    o.logger.warn({ err: { message: (e as Error).message }, event: 'audit.evidence_prune_failed' }, 'evidence archive: pruning failed; retried at the next rotation');
   }
 }
 

@@ -1,8 +1,9 @@
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { blobSha256, EvidenceStore, pinDocument, readBlob, type PinEvidence } from '../../src/audit/evidence.js';
+import { blobSha256, EvidenceStore, pinDocument, pruneEvidence, readBlob, type PinEvidence } from '../../src/audit/evidence.js';
+import { AuditLog } from '../../src/audit/log.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -49,5 +50,28 @@ describe('evidence archive (evidence/<sha256> beside the audit log)', () => {
     expect((await readBlob(dir, id)) as { bytes: Buffer }).toEqual({ bytes: Buffer.from('the bundle') });
     await expect(readBlob(dir, 'f'.repeat(64))).resolves.toMatchObject({ code: 'ERR_AUDIT_EVIDENCE_MISSING' });
     await expect(readBlob(dir, '../audit.head')).resolves.toMatchObject({ code: 'ERR_AUDIT_EVIDENCE_MISSING' });
+  });
+
+  test('retention: once the log pruned the records that named a pin, its blobs go; a shared bundle and young blobs stay', async () => {
+    const dir = await auditDir();
+    const store = new EvidenceStore(dir);
+    const at = (verifiedAt: string, env: string) => pinDocument(evidence(env, 'the shared bundle'), { upstream: 'tresor', verifiedAt, testRoots: false });
+    const [a, b] = [at('2026-12-06T00:00:00.000Z', '{"envelope":"a"}'), at('2026-12-06T00:09:00.000Z', '{"envelope":"b"}')];
+    await store.putPin(a);
+    await store.putPin(b);
+    const young = await store.put('a part whose pin record is not written yet');
+    const old = new Date(Date.now() - 3_600_000);
+    for (const f of await readdir(join(dir, 'evidence'))) if (f !== young) await utimes(join(dir, 'evidence', f), old, old);
+    let pruned = 0;
+    // One record per file, two files kept: the record naming pin a is pruned by the third file.
+    const log = await AuditLog.open({ dir, clock: () => new Date(), maxFileBytes: 200, retentionFiles: 2, onPruned: () => pruned++ });
+    await log.append({ type: 'attestation', evidence: a.id });
+    await log.append({ type: 'attestation', evidence: b.id });
+    expect(await pruneEvidence(dir, new Date())).toBe(0);
+    await log.append({ type: 'receipt', attestation: { evidence: b.id } });
+    await log.close();
+    expect(pruned).toBe(1);
+    expect(await pruneEvidence(dir, new Date())).toBe(2);
+    expect((await readdir(join(dir, 'evidence'))).sort()).toEqual([b.id, blobSha256('{"envelope":"b"}'), blobSha256('the shared bundle'), young].sort());
   });
 });
