@@ -4,6 +4,8 @@ export type Freshness = 'nonce-bound' | 'not freshness-bound';
 /** Whether the evidence binds this connection's TLS key (else a TLS man in the middle with a trusted certificate is not excluded). */
 export type ChannelBinding = 'bound' | 'unbound';
 
+import type { PinEvidence } from '../audit/evidence.js';
+
 /**
  * What the daemon keeps about an upstream TLS key after its attestation verified.
  * Profile-neutral: the `tresor` profile fills it from the router envelope, other profiles
@@ -31,6 +33,10 @@ export interface AttestedIdentity {
   readonly channel: ChannelBinding;
   /** Non-secret summary for the audit log and /status. */
   readonly summary: Readonly<Record<string, unknown>>;
+  /** The evidence exactly as received, until the pin is archived (then dropped: the pin keeps only its id). */
+  readonly evidence?: PinEvidence;
+  /** The archived pin document's SHA-256 (docs/wire.md §7.2), named by every receipt record made under this pin. */
+  readonly evidenceId?: string;
 }
 
 /**
@@ -55,5 +61,6 @@ export function auditAttestation(id: AttestedIdentity | undefined, o: { mode: st
     freshness: id.freshness,
     channel: id.channel,
     test_roots: o.testRoots,
+    ...(id.evidenceId ? { evidence: id.evidenceId } : {}),
   };
 }

@@ -48,6 +48,11 @@ export interface AttestationManagerOptions {
   onRevoke?: (spkiSha256: string) => void;
   /** The operator's test-root files (`attestation.test_roots_file`), if any: shown on /status and in headers. */
   testRootsFiles?: readonly string[];
+  /**
+   * A verification succeeded: record the pin (its `attestation` audit record, its evidence archived).
+   * Returns the evidence id the pin keeps and its receipt records name (undefined: not archived).
+   */
+  onPin?: (identity: AttestedIdentity, reason: AttestationEvent['reason']) => string | undefined;
 }
 
 /**
@@ -72,6 +77,8 @@ export class AttestationManager {
   /** Which key each verified socket presented (for the per-request gate). */
   private readonly socketKeys = new WeakMap<TLSSocket, string>();
   private readonly lapses: PinLapse[] = [];
+  /** Verifications already recorded (onPin): callers sharing one single-flight attestation record it once. */
+  private readonly recordedPins = new WeakMap<AttestedIdentity, string | null>();
   private retries = 0;
   private stopped = false;
 
@@ -239,8 +246,13 @@ export class AttestationManager {
     return p;
   }
 
-  private accept(identity: AttestedIdentity, reason: AttestationEvent['reason']): void {
-    const known = this.pins.get(identity.spkiSha256);
+  private accept(verified: AttestedIdentity, reason: AttestationEvent['reason']): void {
+    const known = this.pins.get(verified.spkiSha256);
+    // The evidence as received goes to the archive, not into the pin cache: the pin keeps its id.
+    if (!this.recordedPins.has(verified)) this.recordedPins.set(verified, this.opts.onPin?.(verified, reason) ?? null);
+    const evidenceId = this.recordedPins.get(verified) ?? undefined;
+    const { evidence: _archived, ...kept } = verified;
+    const identity: AttestedIdentity = evidenceId ? { ...kept, evidenceId } : kept;
     this.pins.set(identity);
     this.recovered();
     this.opts.onEvent?.({ upstream: this.opts.upstream, result: 'verified', reason, spkiSha256: identity.spkiSha256 });
@@ -256,6 +268,7 @@ export class AttestationManager {
         bundleVersion: identity.bundleVersion,
         expiresAt: identity.expiresAt,
         newKey: !known,
+        ...(evidenceId ? { evidence: evidenceId } : {}),
       },
       'attestation verified',
     );

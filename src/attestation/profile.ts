@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/types.js';
 import type { Clock } from '../types.js';
 import { aciTeeVerifier, createAciAttester, type AciAttester } from './aci.js';
+import type { AttestedIdentity } from './identity.js';
 import { AttestationManager, type AttestationEvent, type AttestOverSocket } from './manager.js';
 import { createNearAttester, type NearAttester } from './near.js';
 import { createPinaivuAttester, pinaivuNitroRoots, type PinaivuAttester } from './pinaivu.js';
@@ -31,6 +32,18 @@ export interface UpstreamAttestationDeps {
   onEvent?: ((e: AttestationEvent) => void) | undefined;
   onBundleFetch?: ((result: 'ok' | 'error') => void) | undefined;
   circuit?: { threshold: number; baseMs: number; maxMs: number } | undefined;
+  /** Record a new pin (the receipt pipeline's `recordPin`): returns its evidence id when archived. */
+  onPin?: ((pin: PinEvent) => string | undefined) | undefined;
+}
+
+/** A successful verification of an upstream, for its `attestation` audit record. */
+export interface PinEvent {
+  upstream: string;
+  profile: UpstreamConfig['profile'];
+  mode: string;
+  reason: AttestationEvent['reason'];
+  testRoots: boolean;
+  identity: AttestedIdentity;
 }
 
 /** What attestation needs of an upstream's connection pool (the proxy's `Upstream`). */
@@ -95,5 +108,6 @@ export async function createUpstreamAttestation(u: UpstreamConfig, upstream: Att
     ...(deps.onEvent ? { onEvent: deps.onEvent } : {}),
     ...(deps.circuit ? { circuit: deps.circuit } : {}),
     testRootsFiles: testRoots.files,
+    ...(deps.onPin ? { onPin: (identity: AttestedIdentity, reason: AttestationEvent['reason']) => deps.onPin?.({ upstream: u.name, profile: u.profile, mode: u.attestation.mode, reason, testRoots: testRoots.files.length > 0, identity }) } : {}),
   });
 }

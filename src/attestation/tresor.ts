@@ -12,7 +12,7 @@ import { snpCrlSource, snpPolicy } from './snp.js';
 import { loadReleaseRootKey } from '../trust/release-root.js';
 import { RollbackStore } from '../trust/rollback.js';
 import type { Clock } from '../types.js';
-import type { Certificate } from '../x509/certificate.js';
+import { peerChainBase64, type Certificate } from '../x509/certificate.js';
 import type { AttestedIdentity } from './identity.js';
 import type { AttestOverSocket } from './manager.js';
 
@@ -64,7 +64,8 @@ export async function createTresorAttester(
   const policy = { allowDebug: att.allow_debug, maxAgeCapSeconds: att.max_age_seconds, snp: snpPolicy(u), snpCrl: snpCrlSource(u) };
   const attest: AttestOverSocket = async ({ socket, refresh }) => {
     const at = deps.clock();
-    const { attestation: a } = await attestOverSocket(socket, {
+    const tlsChain = peerChainBase64(socket);
+    const { attestation: a, nonce, received } = await attestOverSocket(socket, {
       host: url.host,
       basePath: url.pathname,
       bundles,
@@ -87,6 +88,14 @@ export async function createTresorAttester(
       channel: 'bound',
       ...(a.bundle.receiptSigningKeys ? { receiptSigningKeys: a.bundle.receiptSigningKeys } : {}),
       summary: { kind: a.kind, measurement: a.measurement, tag: a.tag, manifest: a.manifest, bundle: a.bundle, issuedAt: a.issuedAt },
+      evidence: {
+        profile: 'tresor',
+        blobs: { envelope: received.envelope, trust_bundle: received.bundleJws },
+        nonce,
+        tlsChain,
+        // The policy as data (the CRL file is not archived: `tresor-verify audit` says so).
+        policy: { allowDebug: policy.allowDebug, maxAgeCapSeconds: policy.maxAgeCapSeconds, requireNonce: att.require_nonce, snp: policy.snp, snpCrl: policy.snpCrl !== undefined },
+      },
     };
     return identity;
   };

@@ -29,6 +29,8 @@ export interface AuditLogOptions {
   /** Signs checkpoints every `checkpointIntervalMs` (default 300 s) and at close. */
   signer?: CheckpointSigner | undefined;
   checkpointIntervalMs?: number;
+  /** Told after retention removed files (the evidence archive prunes what they alone named). */
+  onPruned?: (() => void) | undefined;
   /** Record a disagreement with `audit.head` as a chained gap record instead of refusing to open (`tresor-attest audit repair`). */
   repair?: boolean;
   logger?: Logger | undefined;
@@ -85,7 +87,7 @@ export class AuditLog {
   /** What was moved aside at open: torn or malformed last lines (`<file>.torn`). */
   readonly recovered: { tornBytes: number; movedAside: MovedAside[]; gap?: HeadProblem } = { tornBytes: 0, movedAside: [] };
 
-  private constructor(private readonly o: Required<Omit<AuditLogOptions, 'health' | 'signer' | 'logger'>> & Pick<AuditLogOptions, 'health' | 'signer' | 'logger'>) {
+  private constructor(private readonly o: Required<Omit<AuditLogOptions, 'health' | 'signer' | 'logger' | 'onPruned'>> & Pick<AuditLogOptions, 'health' | 'signer' | 'logger' | 'onPruned'>) {
     this.scheduler = new CommitScheduler(
       o.commitWindowMs,
       () => ({ any: this.queue.length > 0, urgent: this.queue.some((q) => q.urgent) }),
@@ -324,6 +326,7 @@ export class AuditLog {
       }
       await rm(f);
     }
+    if (excess > 0) this.o.onPruned?.();
   }
 
   /**

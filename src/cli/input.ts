@@ -1,6 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { UsageError } from '../errors/index.js';
 
+/** A file a flag names (a key, roots, a CA), read whole; unreadable: a usage error naming the flag. */
+export const readFlagFile = (path: string, what: string) =>
+  readFile(path).catch((e: NodeJS.ErrnoException) => {
+    throw new UsageError('ERR_USAGE_INPUT_UNREADABLE', `${what}: cannot read ${path}: ${e.code ?? e.message}`);
+  });
+
 /** Read a whole file, or standard input when `path` is `-`. Bounded so a wrong path cannot exhaust memory. */
 export async function readInput(path: string, maxBytes = 64 * 1024 * 1024): Promise<Uint8Array> {
   // yargs hands a lone `-` positional over as an empty string.

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { Dispatcher } from 'undici';
 import type { AttestationManager } from '../attestation/manager.js';
-import { createUpstreamAttestation, emptyAttesterRegistry } from '../attestation/profile.js';
+import { createUpstreamAttestation, emptyAttesterRegistry, type PinEvent } from '../attestation/profile.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { toAttestationError } from '../errors/attestation.js';
 import { UpstreamError } from '../errors/index.js';
@@ -94,9 +94,12 @@ export class AttestedAgent extends Dispatcher {
         env,
       );
       const registry = emptyAttesterRegistry();
-      manager = await createUpstreamAttestation(u, upstream, { clock, stateDir: config.state_dir, logger, env, circuit: LIBRARY_CIRCUIT }, registry);
+      // Pins are recorded by the receipt pipeline (opened below, before the first connection).
+      let pipeline: Awaited<ReturnType<typeof openReceiptPipeline>>;
+      const onPin = (pin: PinEvent) => pipeline?.recordPin(pin);
+      manager = await createUpstreamAttestation(u, upstream, { clock, stateDir: config.state_dir, logger, env, circuit: LIBRARY_CIRCUIT, onPin }, registry);
       const onVerdict = o.onVerdict;
-      const pipeline = await openReceiptPipeline(config, {
+      pipeline = await openReceiptPipeline(config, {
         upstreams: new Map([[u.name, upstream]]),
         managers: new Map([[u.name, manager]]),
         ...registry,

@@ -211,6 +211,7 @@ export const configSchema = {
         max_file_bytes: { type: 'integer', minimum: 4096, maximum: 16 * 1024 ** 3, default: 16 * 1024 * 1024 },
         retention_files: { type: 'integer', minimum: 1, maximum: 100_000, default: 30 },
         archive_receipts: { type: 'boolean', default: true },
+        archive_evidence: { type: 'boolean', default: true },
         disk_full_action: { enum: ['fail', 'serve'], default: 'fail' },
         signing_key_file: { type: ['string', 'null'], default: null },
         checkpoint_interval_seconds: seconds(300, 1, 86_400),

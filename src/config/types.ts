@@ -159,6 +159,8 @@ export interface ResolvedConfig {
     readonly max_file_bytes: number;
     readonly retention_files: number;
     readonly archive_receipts: boolean;
+    /** Archive each pin's evidence as received (evidence/<sha256> beside the log) and name it in its records. */
+    readonly archive_evidence: boolean;
     /** While records cannot be made durable: fail (refuse new exchanges with 503) | serve (answer and count them). Strict upstreams always fail. */
     readonly disk_full_action: 'fail' | 'serve';
     /** Resolved path of the Ed25519 private key (PKCS#8 PEM) that signs checkpoints, or null for none. */

@@ -115,7 +115,7 @@ export interface AttestSocketOptions {
  * GET /attestation over `socket` (the connection about to be trusted) and verify the envelope
  * against that socket's own TLS key. Leaves the socket open and idle for reuse.
  */
-export async function attestOverSocket(socket: TLSSocket, o: AttestSocketOptions): Promise<{ attestation: Verified<RouterAttestation>; nonce?: string }> {
+export async function attestOverSocket(socket: TLSSocket, o: AttestSocketOptions): Promise<AttestedRouter> {
   const cert = peerCertificate(socket);
   if (!cert) throw new VerificationError('ERR_ATTEST_NO_PEER_CERTIFICATE', 'the router presented no TLS certificate');
   const live = spkiSha256(cert);
@@ -134,7 +134,14 @@ export async function attestOverSocket(socket: TLSSocket, o: AttestSocketOptions
     ...(nonce ? { nonce } : {}),
     ...(o.policy ? { policy: o.policy } : {}),
   });
-  return { attestation, ...(nonce ? { nonce } : {}) };
+  return { attestation, ...(nonce ? { nonce } : {}), received: { envelope: res.body, bundleJws: bundle.raw } };
+}
+
+/** A verified router attestation, with what it was verified from exactly as received (for the evidence archive). */
+export interface AttestedRouter {
+  attestation: Verified<RouterAttestation>;
+  nonce?: string;
+  received: { envelope: Uint8Array; bundleJws: string };
 }
 
 export interface AttestRouterOptions {
@@ -152,7 +159,7 @@ export interface AttestRouterOptions {
 }
 
 /** Attest a router once (for `tresor-verify attest`): open TLS, attest over it, close. */
-export async function attestRouter(o: AttestRouterOptions): Promise<{ attestation: Verified<RouterAttestation>; nonce?: string }> {
+export async function attestRouter(o: AttestRouterOptions): Promise<AttestedRouter> {
   const base = checkFetchUrl(o.url, '--url');
   if (base.protocol !== 'https:') throw new UsageError('ERR_USAGE_BAD_URL', '--url: attestation binds a TLS key, so the router URL must be https');
   const timeoutMs = o.timeoutMs ?? 15_000;

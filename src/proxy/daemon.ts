@@ -13,7 +13,7 @@ import { LocalAuthError, readLocalToken, type LocalToken } from './local-auth.js
 import type { DaemonHooks } from '../transport/hooks.js';
 import { Upstream } from './upstream.js';
 import { AttestationManager } from '../attestation/manager.js';
-import { createUpstreamAttestation, emptyAttesterRegistry } from '../attestation/profile.js';
+import { createUpstreamAttestation, emptyAttesterRegistry, type PinEvent } from '../attestation/profile.js';
 import type { AttestationEvent } from '../attestation/manager.js';
 import { DaemonMetrics } from '../metrics/metrics.js';
 import { routeLabel } from '../metrics/routes.js';
@@ -164,7 +164,9 @@ async function runDaemon(config: ResolvedConfig, deps: DaemonDeps, locks: { rele
   const registry = emptyAttesterRegistry();
   for (const u of config.upstreams) {
     const upstream = upstreams.get(u.name) as Upstream;
-    const attestationDeps = { clock, stateDir: config.state_dir, logger, env: deps.env, onEvent, onBundleFetch: (result: 'ok' | 'error') => metrics.bundleFetch(u.name, result) };
+    // Pins are recorded by the receipt pipeline (opened below, before any attestation starts).
+    const onPin = (pin: PinEvent) => pipeline?.recordPin(pin);
+    const attestationDeps = { clock, stateDir: config.state_dir, logger, env: deps.env, onEvent, onPin, onBundleFetch: (result: 'ok' | 'error') => metrics.bundleFetch(u.name, result) };
     managers.set(u.name, await createUpstreamAttestation(u, upstream, attestationDeps, registry));
   }
   pipeline = await openReceiptPipeline(config, { upstreams, managers, ...registry, clock, logger, metrics });

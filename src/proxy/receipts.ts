@@ -179,6 +179,7 @@ export async function openReceiptPipeline(
       maxFileBytes: config.audit.max_file_bytes,
       retentionFiles: config.audit.retention_files,
       archiveReceipts: config.audit.archive_receipts,
+      archiveEvidence: config.audit.archive_evidence,
       diskFullAction: config.audit.disk_full_action,
       signer: await auditSigner(config),
       checkpointIntervalMs: config.audit.checkpoint_interval_seconds * 1000,

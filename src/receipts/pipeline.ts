@@ -7,6 +7,10 @@ import { dayOf, FILE_RE } from '../audit/format.js';
 import type { CheckpointSigner } from '../audit/checkpoint.js';
 import { AuditHealth, AuditUnavailableError } from '../audit/health.js';
 import { AuditLog } from '../audit/log.js';
+import { EvidenceStore, pinDocument, pruneEvidence } from '../audit/evidence.js';
+import { auditAttestation } from '../attestation/identity.js';
+import type { PinEvent } from '../attestation/profile.js';
+import { DEFAULT_RETRY_MS } from '../util/appender.js';
 import { parseRecord } from '../audit/recover.js';
 import { VerificationError } from '../errors/index.js';
 import type { ExchangeInfo, ExchangeObserver, ExchangeOutcome } from '../transport/hooks.js';
@@ -55,6 +59,8 @@ export interface PipelineOptions {
     maxFileBytes: number;
     retentionFiles: number;
     archiveReceipts: boolean;
+    /** Archive each pin's evidence (evidence/<sha256>) before its attestation record (default false here; the config's default is true). */
+    archiveEvidence?: boolean;
     commitWindowMs?: number;
     /** While records cannot be made durable: refuse new exchanges (fail, the default) or serve them and count them (serve). Strict mode always refuses. */
     diskFullAction?: 'fail' | 'serve';
@@ -117,6 +123,8 @@ export class ReceiptPipeline {
   /** App-supplied keys of pending jobs: memory only. */
   private readonly appKeys = new Map<string, string>();
   private readonly running = new Set<Promise<unknown>>();
+  /** Pins being recorded (until their record is durable), by evidence id: what names one is written after it. */
+  private readonly pinWrites = new Map<string, Promise<void>>();
   private closed = false;
   /** When this run last made a record durable (for /status). */
   private lastRecordAt: string | undefined;
@@ -131,6 +139,7 @@ export class ReceiptPipeline {
     private readonly archive: ReceiptArchive | undefined,
     /** Whether records can be made durable now (log, archive, journal). */
     readonly health: AuditHealth,
+    private readonly evidence: EvidenceStore | undefined = undefined,
   ) {
     for (const u of o.upstreams) this.upstreams.set(u.name, u);
   }
@@ -152,6 +161,7 @@ export class ReceiptPipeline {
       signer: o.audit.signer,
       ...retry,
       ...(o.audit.checkpointIntervalMs ? { checkpointIntervalMs: o.audit.checkpointIntervalMs } : {}),
+      ...(o.audit.archiveEvidence ? { onPruned: () => void pruneEvidenceLogged(o) } : {}),
     });
     logRecovery(o, audit);
     const signer = o.audit.signer;
@@ -159,7 +169,8 @@ export class ReceiptPipeline {
     const onRecreated = (path: string) => o.logger.error({ path, event: 'audit.recreated' }, `${path} (or its directory) was removed while open: recreated, the held entries written to it`);
     const durability = { health, onRecreated, ...retry };
     const { journal, pending } = await ReceiptJournal.open(join(o.stateDir, 'receipts'), durability);
-    const p = new ReceiptPipeline(o, journal, audit, o.audit.archiveReceipts ? new ReceiptArchive(o.audit.dir, { commitWindowMs, ...durability }) : undefined, health);
+    const archive = o.audit.archiveReceipts ? new ReceiptArchive(o.audit.dir, { commitWindowMs, ...durability }) : undefined;
+    const p = new ReceiptPipeline(o, journal, audit, archive, health, o.audit.archiveEvidence ? new EvidenceStore(o.audit.dir) : undefined);
     const recorded = await recordedJobs(o.audit.dir, pending);
     for (const job of pending) {
       if (recorded.has(job.job)) await journal.done(job.job);
@@ -198,6 +209,57 @@ export class ReceiptPipeline {
       ...(this.audit.recovered.gap ? { gap_at_start: this.audit.recovered.gap.reason } : {}),
       signing: signer ? { public_key_sha256: signer.keySha256, public_key: signer.publicPem, last_checkpoint_seq: this.audit.lastCheckpointSeq } : null,
     };
+  }
+
+  /**
+   * A verification succeeded: archive its evidence durably (the parts, then the pin document that
+   * names them), then append its `attestation` record (docs/wire.md §7.2). Returns the evidence id
+   * at once (the pin keeps it and names it in its receipt records, which are written after this
+   * record); undefined when the evidence is not archived (archive_evidence false, memory mode, or
+   * a profile that captures none yet). The same pin seen twice (concurrent connections) is
+   * recorded once.
+   */
+  recordPin(p: PinEvent): string | undefined {
+    if (this.closed) return undefined;
+    const id = p.identity;
+    const pin = id.evidence && this.evidence ? pinDocument(id.evidence, { upstream: p.upstream, verifiedAt: id.verifiedAt, testRoots: p.testRoots }) : undefined;
+    if (pin && this.pinWrites.has(pin.id)) return pin.id;
+    const summary = auditAttestation(pin ? { ...id, evidenceId: pin.id } : id, { mode: p.mode, testRoots: p.testRoots });
+    const record = { type: 'attestation', upstream: p.upstream, profile: p.profile, reason: p.reason, verified_at: id.verifiedAt, expires_at: id.expiresAt, ...summary, evidence: pin?.id ?? null };
+    const write = (async () => {
+      if (pin) await this.untilWritten('evidence', () => (this.evidence as EvidenceStore).putPin(pin));
+      // Rare (one per pin) and awaited by the journal entries of the exchanges made under it: at once.
+      await this.audit.append(record);
+    })();
+    const done = write.catch((e: unknown) => {
+      this.o.logger.error({ err: { message: (e as Error).message }, upstream: p.upstream, event: 'audit.pin_unrecorded' }, 'the attestation record of a pin could not be written');
+    });
+    if (pin) {
+      this.pinWrites.set(pin.id, done);
+      if (this.pinWrites.size > 256) this.pinWrites.delete(this.pinWrites.keys().next().value as string);
+    }
+    this.running.add(done);
+    void done.finally(() => {
+      this.running.delete(done);
+      // Durable (or given up): nothing need wait for it any more, and the hot path looks up nothing.
+      if (pin && this.pinWrites.get(pin.id) === done) this.pinWrites.delete(pin.id);
+    });
+    return pin?.id;
+  }
+
+  /** Run `f` until it works (reported to health while it fails, retried), or the pipeline closes. */
+  private async untilWritten(source: string, f: () => Promise<unknown>): Promise<void> {
+    for (;;) {
+      try {
+        await f();
+        this.health.ok(source, 1);
+        return;
+      } catch (e) {
+        if (this.closed) throw e;
+        this.health.fail(source, e, 1);
+        await (this.o.sleep ?? realSleep)(this.o.audit.retryMs ?? DEFAULT_RETRY_MS);
+      }
+    }
   }
 
   /**
@@ -259,7 +321,11 @@ export class ReceiptPipeline {
       await this.write(record, undefined);
       return { verdict: Promise.resolve(record) };
     }
-    const journaled = this.journal.add(job);
+    // A job names its pin's evidence: its journal entry waits for the pin's attestation record, so that
+    // after a crash no resumed job names a pin whose record was never written.
+    const pin = job.attestation?.evidence;
+    const pinRecorded = typeof pin === 'string' ? this.pinWrites.get(pin) : undefined;
+    const journaled = pinRecorded ? pinRecorded.then(() => this.journal.add(job)) : this.journal.add(job);
     if (this.health.failure && u.mode !== 'strict' && this.o.audit.diskFullAction === 'serve') {
       // disk_full_action: serve — answer now and count it; the entry is written once writing works again.
       this.health.servedUnrecorded++;
@@ -320,6 +386,9 @@ export class ReceiptPipeline {
   }
 
   private async write(record: ReceiptRecord, jws: string | undefined, urgent = true): Promise<void> {
+    // The pin's attestation record goes first in the chain.
+    const pin = record.attestation?.evidence;
+    if (typeof pin === 'string') await this.pinWrites.get(pin);
     // The archive and the log are synced side by side; the record names the JWS by its hash.
     let archived: Promise<unknown> = Promise.resolve();
     if (jws !== undefined && this.archive) {
@@ -358,7 +427,10 @@ export class ReceiptPipeline {
     // sleeping before its fetch, or between retries) the event loop would empty and the process
     // exit mid-shutdown, before its last log line.
     while (this.running.size > 0 && Date.now() < deadline) await Promise.race([...this.running, new Promise((r) => setTimeout(r, 50))]).catch(() => undefined);
+    // Pins already verified get their records (their evidence write is short, or gives up now that we close).
+    const pins = [...this.pinWrites.values()];
     this.closed = true;
+    await Promise.all(pins);
     await this.journal.close();
     await this.archive?.close();
     await this.audit.close();
@@ -374,6 +446,16 @@ function diskUse(dir: string): { free_bytes: number; total_bytes: number; used_p
     return { free_bytes: free, total_bytes: total, used_percent: total > 0 ? Math.round(((total - free) / total) * 1000) / 10 : 0 };
   } catch {
     return null;
+  }
+}
+
+/** Retention removed audit files: remove the evidence only they named (logged; a failure is retried at the next pruning). */
+async function pruneEvidenceLogged(o: PipelineOptions): Promise<void> {
+  try {
+    const removed = await pruneEvidence(o.audit.dir, o.clock());
+    if (removed > 0) o.logger.info({ removed, event: 'audit.evidence_pruned' }, `evidence archive: ${removed} blob(s) no remaining audit record names removed`);
+  } catch (e) {
+    o.logger.warn({ err: { message: (e as Error).message }, event: 'audit.evidence_prune_failed' }, 'evidence archive: pruning failed; retried at the next rotation');
   }
 }
 

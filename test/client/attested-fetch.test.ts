@@ -1,4 +1,9 @@
 import net from 'node:net';
+import { readFile } from 'node:fs/promises';
+import { checkPins } from '../../src/audit/pins.js';
+import { collectAuditFiles } from '../../src/audit/verify.js';
+import { loadReleaseRootKey } from '../../src/trust/release-root.js';
+import { parsePemCertificates } from '../../src/x509/certificate.js';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { fetch as undiciFetch, getGlobalDispatcher, request, setGlobalDispatcher } from 'undici';
@@ -193,16 +198,23 @@ describe('receipts in-process', () => {
     expect(noKey).toMatchObject({ code: expect.stringMatching(/^ERR_JWKS_/) });
   });
 
-  test('with a state dir: journal and hash-chained audit log on disk, which verifyAuditLog accepts', async () => {
+  test('with a state dir: journal and hash-chained audit log on disk, which verifyAuditLog accepts; the pin and its evidence re-verify', async () => {
     const stateDir = join(s.dir, 'state');
     const f = open({ receipts: 'audit', stateDir });
     const res = await post(f, chat('record me'));
     await res.text();
-    expect(await f.verdictFor(res)).toMatchObject({ verdict: 'verified', seq: 1 });
+    // seq 1 is the pin's attestation record, written before the receipt record that names it.
+    expect(await f.verdictFor(res)).toMatchObject({ verdict: 'verified', seq: 2 });
     await f.close();
     const report = await verifyAuditLog(join(stateDir, 'audit'));
-    expect(report.records).toBe(1);
+    expect(report.records).toBe(2);
     expect(report.breaks).toEqual([]);
+    const releaseRoot = loadReleaseRootKey(await readFile(s.files.releaseRootFile));
+    const testRoots = parsePemCertificates(await readFile(s.files.testRoots, 'utf8'), 'test roots');
+    const pins = await checkPins(await collectAuditFiles([join(stateDir, 'audit')]), { releaseRoot, testRoots });
+    expect(pins.breaks).toEqual([]);
+    expect(pins.pins).toEqual([expect.objectContaining({ upstream: 'router', profile: 'tresor', result: 'verified', evidence: expect.stringMatching(/^[0-9a-f]{64}$/) })]);
+    expect(pins.receipts).toEqual({ matched: 1, unlinked: 0 });
   });
 
   test('strict: a tampered receipt fails the response body (undici: "terminated") with ReceiptRejectedError as its cause', async () => {

@@ -148,12 +148,19 @@ describe.skipIf(!canRun)('the image entrypoint as an unprivileged user on a read
     const auditDir = join(stateDir, 'audit');
     const files = (await readdir(auditDir)).filter((f) => f.startsWith('audit-'));
     expect(files.length).toBeGreaterThan(0);
-    const lines: { verdict: string }[] = [];
+    const lines: { type: string; verdict: string }[] = [];
     for (const f of files) {
       expect((await stat(join(auditDir, f))).mode & 0o777).toBe(0o600);
-      for (const l of readFileSync(join(auditDir, f), 'utf8').split('\n').filter(Boolean)) lines.push(JSON.parse(l) as { verdict: string });
+      for (const l of readFileSync(join(auditDir, f), 'utf8').split('\n').filter(Boolean)) lines.push(JSON.parse(l) as { type: string; verdict: string });
     }
-    expect(lines.map((l) => l.verdict)).toEqual(['verified', 'verified']);
+    expect(lines.filter((l) => l.type === 'receipt').map((l) => l.verdict)).toEqual(['verified', 'verified']);
+    // The pin's evidence, written by that user too: 0600 in a 0700 directory.
+    const evidence = join(auditDir, 'evidence');
+    expect((await stat(evidence)).mode & 0o777).toBe(0o700);
+    for (const f of await readdir(evidence)) {
+      const e = await stat(join(evidence, f));
+      expect([e.uid, e.mode & 0o777]).toEqual([NOBODY, 0o600]);
+    }
     // Nothing else written by that user in the world-writable places (the read-only root assumption).
     const stray = spawnSync('find', ['/tmp', '/var/tmp', '/dev/shm', '-xdev', '-user', String(NOBODY), '-newer', join(app, 'package.json')], { encoding: 'utf8' })
       .stdout.split('\n')

@@ -17,12 +17,13 @@ afterAll(() => setup.close());
 
 const serve = (extraEnv: Record<string, string> = {}) => setup.serve(extraEnv);
 
+/** The receipt records (the pins' attestation records aside). */
 async function records(): Promise<{ request_id: string; verdict: string; job: string }[]> {
   const auditDir = join(dir, 'state', 'audit');
   const files = (await readdir(auditDir)).filter((f) => f.startsWith('audit-')).sort();
   const out = [];
   for (const f of files) for (const l of (await readFile(join(auditDir, f), 'utf8')).split('\n')) if (l) out.push(JSON.parse(l));
-  return out;
+  return out.filter((r) => r.type === 'receipt');
 }
 
 describe('kill -9 with receipts pending', () => {

@@ -1,11 +1,11 @@
-import { readFile } from 'node:fs/promises';
 import type { Argv, CommandModule } from 'yargs';
 import { UsageError } from '../../errors/index.js';
 import { attestRouter } from '../../envelope/attest.js';
 import { loadReleaseRootKey } from '../../trust/release-root.js';
 import { parsePemCertificates } from '../../x509/certificate.js';
-import { parseAt } from '../input.js';
-import { runCommand } from '../output.js';
+import { parseAt, readFlagFile } from '../input.js';
+import { runCommand, type Outcome } from '../output.js';
+import type { RouterAttestation } from '../../envelope/verify.js';
 import { snpPolicyFromArgs, snpPolicyOptions, type SnpPolicyArgs } from './snp.js';
 
 interface AttestArgs extends SnpPolicyArgs {
@@ -22,10 +22,22 @@ interface AttestArgs extends SnpPolicyArgs {
   json: boolean;
 }
 
-const read = (path: string, what: string) =>
-  readFile(path).catch((e: NodeJS.ErrnoException) => {
-    throw new UsageError('ERR_USAGE_INPUT_UNREADABLE', `${what}: cannot read ${path}: ${e.code ?? e.message}`);
-  });
+/** What `tresor-verify attest` prints for a verified router attestation (also `tresor-verify audit --evidence` for an archived one). */
+export function attestationOutcome(a: RouterAttestation, nonce: string | undefined, testRootsFile: string | undefined, before: [string, string][] = []): Outcome {
+  return {
+    gap: 1,
+    lines: [
+      ...before,
+      ['TLS SPKI SHA-256', a.spkiSha256],
+      [a.kind === 'snp' ? 'SNP MEASUREMENT' : 'Nitro PCR0', a.measurement],
+      ['Workload identity tag', a.tag],
+      ['Trust bundle version', `${a.bundle.version} (valid until ${a.bundle.validUntil.replace(/\.000Z$/, 'Z')})`],
+      ['Freshness', a.nonceBound ? 'nonce-bound' : 'not freshness-bound'],
+      ...(testRootsFile ? [['Trust roots', `pinned vendor roots and test roots from ${testRootsFile}`] as [string, string]] : []),
+    ],
+    fields: { tls_spki_sha256: a.spkiSha256, kind: a.kind, measurement: a.measurement, ...(a.pcrs ? { pcrs: a.pcrs } : {}), workload_identity_tag: a.tag, manifest: a.manifest, trust_bundle: a.bundle, issued_at: a.issuedAt, expires_at: a.expiresAt, ...(nonce ? { nonce } : {}), freshness: a.nonceBound ? 'nonce-bound' : 'not freshness-bound', test_roots: testRootsFile !== undefined },
+  };
+}
 
 export const attestCommand: CommandModule<object, AttestArgs> = {
   command: 'attest',
@@ -50,9 +62,9 @@ export const attestCommand: CommandModule<object, AttestArgs> = {
     ) as unknown as Argv<AttestArgs>,
   handler: (args) =>
     runCommand(args.json, async () => {
-      const releaseRootKey = loadReleaseRootKey(await read(args['release-root'], '--release-root'));
-      const caPem = args.ca ? (await read(args.ca, '--ca')).toString('utf8') : undefined;
-      const testRoots = args['test-roots'] ? parsePemCertificates((await read(args['test-roots'], '--test-roots')).toString('utf8'), '--test-roots') : undefined;
+      const releaseRootKey = loadReleaseRootKey(await readFlagFile(args['release-root'], '--release-root'));
+      const caPem = args.ca ? (await readFlagFile(args.ca, '--ca')).toString('utf8') : undefined;
+      const testRoots = args['test-roots'] ? parsePemCertificates((await readFlagFile(args['test-roots'], '--test-roots')).toString('utf8'), '--test-roots') : undefined;
       const { knobs, crl } = await snpPolicyFromArgs(args);
       if (args.nonce !== undefined && !/^[0-9a-f]{64}$/.test(args.nonce)) throw new UsageError('ERR_USAGE_BAD_NONCE', '--nonce: expected 64 lowercase hex digits');
       const { attestation: a, nonce } = await attestRouter({
@@ -66,17 +78,6 @@ export const attestCommand: CommandModule<object, AttestArgs> = {
         policy: { allowDebug: args['allow-debug'], requireNonce: args['require-nonce'], snp: knobs, ...(crl ? { snpCrl: () => crl } : {}) },
         ...(testRoots ? { testRoots } : {}),
       });
-      return {
-        gap: 1,
-        lines: [
-          ['TLS SPKI SHA-256', a.spkiSha256],
-          [a.kind === 'snp' ? 'SNP MEASUREMENT' : 'Nitro PCR0', a.measurement],
-          ['Workload identity tag', a.tag],
-          ['Trust bundle version', `${a.bundle.version} (valid until ${a.bundle.validUntil.replace(/\.000Z$/, 'Z')})`],
-          ['Freshness', a.nonceBound ? 'nonce-bound' : 'not freshness-bound'],
-          ...(testRoots ? [['Trust roots', `pinned vendor roots and test roots from ${args['test-roots']}`] as [string, string]] : []),
-        ],
-        fields: { tls_spki_sha256: a.spkiSha256, kind: a.kind, measurement: a.measurement, ...(a.pcrs ? { pcrs: a.pcrs } : {}), workload_identity_tag: a.tag, manifest: a.manifest, trust_bundle: a.bundle, issued_at: a.issuedAt, expires_at: a.expiresAt, ...(nonce ? { nonce } : {}), freshness: a.nonceBound ? 'nonce-bound' : 'not freshness-bound', test_roots: testRoots !== undefined },
-      };
+      return attestationOutcome(a, nonce, testRoots ? args['test-roots'] : undefined);
     }),
 };

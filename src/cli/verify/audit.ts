@@ -8,13 +8,14 @@ import { verifyAuditFiles, type AuditReport } from '../../audit/verify.js';
 import { auditPublicKey } from '../../audit/checkpoint.js';
 import { EXIT, exitCodeFor } from '../exit-codes.js';
 import { failInput, keyPaths, otlpAudit } from './audit-otlp.js';
+import { evidenceAudit, pinLines, trustArgs, type EvidenceArgs } from './audit-evidence.js';
+import { checkPins, type PinReport } from '../../audit/pins.js';
 
-interface AuditArgs {
+interface AuditArgs extends EvidenceArgs {
   files?: string[];
   'otlp-json'?: string[];
   'jwks-file'?: string;
   'audit-key'?: string | string[];
-  json: boolean;
 }
 
 function table(title: string, rows: Record<string, Record<string, number>>): string {
@@ -41,18 +42,22 @@ function trustLines(r: AuditReport, keyed: boolean): string {
 
 export const auditCommand: CommandModule<object, AuditArgs> = {
   command: 'audit [files..]',
-  describe: "Re-verify an audit log's hash chain across rotated files (a directory means all its audit files), or with --otlp-json a collector's export of many daemons' trails",
+  describe: "Re-verify an audit log's hash chain across rotated files (a directory means all its audit files) and the evidence archived for each pin, or with --otlp-json a collector's export of many daemons' trails",
   builder: (y: Argv) =>
     y
       .positional('files', { type: 'string', array: true, describe: 'Audit files or the audit directory' })
       .option('otlp-json', { type: 'string', array: true, describe: "An OpenTelemetry Collector's file-exporter output (OTLP/JSON lines): check every instance's chain, gaps, duplicates and checkpoints" })
       .option('jwks-file', { type: 'string', describe: "The router's JWKS (saved to a file): also re-verify every archived receipt offline; a verified record without an archived receipt is a break" })
       .option('audit-key', { type: 'string', describe: "The daemon's audit public key (PEM, audit.pub beside the log): check every signed checkpoint; the log must carry one. With --otlp-json, once per key of the fleet" })
+      .option('release-root', { type: 'string', describe: "Pinned release-root public key: re-verify every archived pin's evidence at its own time (without it: checked against its hashes only, reported as skipped)" })
+      .option('test-roots', { type: 'string', describe: "PEM test roots (the simulator's) the archived bundles may name besides the pinned vendor roots; only when given" })
+      .option('evidence', { type: 'string', describe: 'Print one archived pin (its evidence id) verified again at its own time, like tresor-verify attest' })
       .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' }) as Argv<AuditArgs>,
   handler: async (args) => {
     const otlp = [...(args['otlp-json'] ?? []), ...(args['otlp-json'] ? (args.files ?? []) : [])];
     if (otlp.length > 0) return otlpAudit(otlp, args);
     const files = args.files ?? [];
+    if (args.evidence !== undefined) return evidenceAudit(files, { ...args, evidence: args.evidence });
     const keys = keyPaths(args['audit-key']);
     if (files.length === 0 || keys.length > 1) {
       const err = new UsageError('ERR_USAGE_BAD_FLAG', files.length === 0 ? 'name the audit files or directory, or --otlp-json FILE...' : '--audit-key is given once for one daemon\'s log (several only with --otlp-json)');
@@ -63,7 +68,9 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
     let report: AuditReport;
     let receipts: RecheckReport | undefined;
     let review: Awaited<ReturnType<typeof reviewVerdicts>>;
+    let pins: PinReport;
     try {
+      const trust = await trustArgs(args);
       const auditKey = keys[0] ? auditPublicKey(await readFile(keys[0])) : undefined;
       report = await verifyAuditFiles(files, auditKey ? { auditKey } : {});
       if (report.files.length === 0) throw new UsageError('ERR_USAGE_NO_AUDIT_FILES', 'no audit files found');
@@ -74,18 +81,21 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
       }
       review = await reviewVerdicts(report.files, { requireArchivedReceipt: args['jwks-file'] !== undefined });
       report.breaks.push(...review.breaks);
+      pins = await checkPins(report.files, trust);
+      report.breaks.push(...pins.breaks);
     } catch (e) {
       failInput(e, files, args.json);
       return;
     }
     const ok = report.breaks.length === 0;
     if (args.json) {
-      process.stdout.write(`${JSON.stringify({ ok, ...report, ...(receipts ? { receipts: { checked: receipts.checked, confirmed: receipts.confirmed } } : {}), checks_not_passed: review.notPassed, ...(ok ? {} : { error: { code: report.breaks[0]?.code, phase: 'verify', message: report.breaks[0]?.message } }) })}\n`);
+      process.stdout.write(`${JSON.stringify({ ok, ...report, ...(receipts ? { receipts: { checked: receipts.checked, confirmed: receipts.confirmed } } : {}), checks_not_passed: review.notPassed, pins: { pins: pins.pins, receipts: pins.receipts, ...(pins.skipped ? { skipped: pins.skipped } : {}) }, ...(ok ? {} : { error: { code: report.breaks[0]?.code, phase: 'verify', message: report.breaks[0]?.message } }) })}\n`);
     } else {
       process.stdout.write(`${ok ? 'PASS' : `FAIL ${report.breaks[0]?.code}: ${report.breaks.length} break(s) in the chain`}\n`);
       process.stdout.write(`Files:    ${report.files.length}\nRecords:  ${report.records} (last seq ${report.lastSeq})\n`);
       if (receipts) process.stdout.write(`Receipts: ${receipts.checked} archived, ${receipts.confirmed} verified records re-verified offline\n`);
       process.stdout.write(`${trustLines(report, args['audit-key'] !== undefined)}\n`);
+      process.stdout.write(pinLines(pins));
       process.stdout.write('\n');
       process.stdout.write(`${table('route', report.byRoute)}\n\n${table('day', report.byDay)}\n\n${formatNotPassed(review.notPassed)}`);
       for (const b of report.breaks) process.stdout.write(`break: ${b.file}:${b.line} ${b.code}: ${b.message}\n`);

@@ -1,0 +1,62 @@
+import type { KeyObject } from 'node:crypto';
+import { dirname } from 'node:path';
+import { UsageError, VerificationError } from '../../errors/index.js';
+import { collectAuditFiles } from '../../audit/verify.js';
+import type { PinReport, PinResult } from '../../audit/pins.js';
+import { readPin, reverifyPin } from '../../audit/pin-verify.js';
+import { loadReleaseRootKey } from '../../trust/release-root.js';
+import { parsePemCertificates, type Certificate } from '../../x509/certificate.js';
+import { readFlagFile } from '../input.js';
+import { runCommand } from '../output.js';
+import { attestationOutcome } from './attest.js';
+
+export interface EvidenceArgs {
+  'release-root'?: string;
+  'test-roots'?: string;
+  evidence?: string;
+  json: boolean;
+}
+
+/** The release root and test roots named by `--release-root` and `--test-roots` (test roots only when given). */
+export async function trustArgs(args: EvidenceArgs): Promise<{ releaseRoot?: KeyObject; testRoots?: Certificate[] }> {
+  if (args['test-roots'] && !args['release-root']) throw new UsageError('ERR_USAGE_BAD_FLAG', '--test-roots is used with --release-root (it re-verifies the archived evidence)');
+  return {
+    ...(args['release-root'] ? { releaseRoot: loadReleaseRootKey(await readFlagFile(args['release-root'], '--release-root')) } : {}),
+    ...(args['test-roots'] ? { testRoots: parsePemCertificates((await readFlagFile(args['test-roots'], '--test-roots')).toString('utf8'), '--test-roots') } : {}),
+  };
+}
+
+/** The `Pins:` summary and one `pin ...` line per attestation record. */
+export function pinLines(r: PinReport): string {
+  const count = (s: PinResult['result']) => r.pins.filter((p) => p.result === s).length;
+  const lines = [
+    `Pins:     ${r.pins.length} attestation record(s): ${count('verified')} re-verified at their own time, ${count('failed')} failed, ${count('skipped')} checked against their hashes only, ${count('not archived')} without archived evidence`,
+    ...(r.skipped ? [`          (${r.skipped})`] : []),
+    `Linked:   ${r.receipts.matched} receipt record(s) name their pin and agree with it; ${r.receipts.unlinked} name no archived pin`,
+    ...r.pins.map((p) => `pin ${p.evidence ?? '(none)'} seq ${p.seq} ${p.upstream} ${p.profile} ${p.verified_at}: ${p.result}${p.code ? ` ${p.code}` : ''}`),
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * `tresor-verify audit DIR --evidence ID`: one archived pin verified again at its own time,
+ * printed like `tresor-verify attest` prints a live router.
+ */
+export async function evidenceAudit(paths: readonly string[], args: EvidenceArgs & { evidence: string }): Promise<void> {
+  await runCommand(args.json, async () => {
+    const { releaseRoot, testRoots } = await trustArgs(args);
+    if (!releaseRoot) throw new UsageError('ERR_USAGE_BAD_FLAG', '--evidence needs --release-root: the pinned release-root key the trust bundle must be signed by');
+    const files = await collectAuditFiles(paths).catch(() => [] as string[]);
+    if (files.length === 0) throw new UsageError('ERR_USAGE_NO_AUDIT_FILES', 'no audit files found');
+    const pin = await readPin(dirname(files[0] as string), args.evidence);
+    if (!('doc' in pin)) throw new VerificationError(pin.code, pin.message);
+    const v = reverifyPin(pin, { releaseRoot, ...(testRoots ? { testRoots } : {}) });
+    const out = attestationOutcome(v.attestation, pin.doc.nonce ?? undefined, args['test-roots'], [
+      ['Evidence', pin.id],
+      ['Upstream', `${pin.doc.upstream} (profile ${pin.doc.profile})`],
+      ['Verified at', pin.doc.verified_at],
+    ]);
+    out.lines?.push(['Not re-checked', v.notRechecked.join('; ')]);
+    return { ...out, fields: { evidence: pin.id, upstream: pin.doc.upstream, profile: pin.doc.profile, verified_at: pin.doc.verified_at, ...out.fields, not_rechecked: v.notRechecked } };
+  });
+}

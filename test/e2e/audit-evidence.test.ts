@@ -1,0 +1,304 @@
+import { createHash } from 'node:crypto';
+import { cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { TEST_ROOTS_FILE } from '../../src/sim/mint/test-roots.js';
+import { readAuditRecords } from '../helpers/audit.js';
+import { startHarness, type Harness } from '../helpers/harness.js';
+import { spawnBin } from '../helpers/spawn.js';
+import { auditLines, exported, startOtlpReceiver, until, type OtlpReceiver } from '../helpers/otlp-receiver.js';
+import { checkPins } from '../../src/audit/pins.js';
+import { collectAuditFiles } from '../../src/audit/verify.js';
+
+/**
+ * The daemon against the simulator: a completion, the router rotates its TLS key, another
+ * completion. Two pins (start-up, the new key), two receipt records; then `tresor-verify audit`
+ * on copies of the state, as an auditor would, with mutations.
+ */
+let h: Harness;
+let scratch: string;
+let auditDir: string;
+let records: Record<string, unknown>[];
+let keys: { releaseRoot: string; testRoots: string };
+let daemonClosed = false;
+let receiver: OtlpReceiver;
+
+const chat = async (content: string) => {
+  const res = await request(`${h.base}/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'eu/tresor/gpt-oss-120b', messages: [{ role: 'user', content }] }),
+  });
+  await res.body.dump();
+  expect(res.statusCode).toBe(200);
+};
+const ofType = (t: string) => records.filter((r) => r.type === t);
+
+let otlpOut: string;
+beforeAll(async () => {
+  scratch = await mkdtemp(join(tmpdir(), 'tresor-evidence-e2e-'));
+  otlpOut = join(scratch, 'collector.jsonl');
+  receiver = await startOtlpReceiver(otlpOut);
+  h = await startHarness({ config: { otlp: { endpoint: receiver.url, protocol: 'http/json', interval_ms: 50 } } });
+  await chat('before the rotation');
+  await h.sim.rotateTlsKey();
+  await new Promise((r) => setTimeout(r, 100));
+  await chat('after the rotation');
+  const state = join(h.dir, 'state');
+  for (let t = Date.now(); (await readAuditRecords(state)).filter((r) => r.type === 'receipt').length < 2; ) {
+    if (Date.now() - t > 15_000) throw new Error('the two receipt records were not written');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const lines = await auditLines(join(state, 'audit'));
+  await until('the export of every record', async () => {
+    const sent = new Set([...(await exported(otlpOut)).values()].flat());
+    return lines.every((l) => sent.has(l));
+  });
+  await h.daemon.close(500);
+  daemonClosed = true;
+  await receiver.close();
+  // What an auditor is handed: the audit directory and the public keys.
+  auditDir = join(scratch, 'audit');
+  await cp(join(state, 'audit'), auditDir, { recursive: true });
+  keys = { releaseRoot: join(scratch, 'release-root.pub'), testRoots: join(scratch, TEST_ROOTS_FILE) };
+  await cp(join(h.dir, 'release-root.pub'), keys.releaseRoot);
+  await cp(join(h.dir, TEST_ROOTS_FILE), keys.testRoots);
+  records = await readAuditRecords(scratch);
+}, 60_000);
+afterAll(async () => {
+  if (h && !daemonClosed) await h.daemon.close(500);
+  await h?.sim.close();
+  if (h) await rm(h.dir, { recursive: true, force: true });
+  if (scratch) await rm(scratch, { recursive: true, force: true });
+});
+
+async function verify(dir: string, ...flags: string[]) {
+  const p = spawnBin('tresor-verify', ['audit', dir, ...flags]);
+  const code = await p.exited;
+  return { code, out: p.stdout() };
+}
+const withRoots = () => ['--release-root', keys.releaseRoot, '--test-roots', keys.testRoots];
+
+/** A copy of the audit directory to mutate. */
+async function copy(): Promise<string> {
+  const d = await mkdtemp(join(scratch, 'copy-'));
+  await cp(auditDir, d, { recursive: true });
+  return d;
+}
+
+const sha = (s: string | Buffer) => createHash('sha256').update(s).digest('hex');
+
+/**
+ * Edit records with `edit` and re-chain every line after them (and audit.head), as someone with
+ * write access and no audit key could: the chain passes, so only the evidence checks can object.
+ */
+async function rewrite(dir: string, edit: (rec: Record<string, unknown>) => void): Promise<void> {
+  const files = (await readdir(dir)).filter((f) => /^audit-.*\.jsonl$/.test(f)).sort();
+  let prev = '0'.repeat(64);
+  let last = { seq: 0, hash: prev, file: '' };
+  for (const f of files) {
+    const out: string[] = [];
+    for (const line of (await readFile(join(dir, f), 'utf8')).split('\n').filter(Boolean)) {
+      const rec = JSON.parse(line) as Record<string, unknown>;
+      edit(rec);
+      rec.prev = prev;
+      const text = JSON.stringify(rec);
+      prev = sha(text);
+      last = { seq: rec.seq as number, hash: prev, file: f };
+      out.push(text);
+    }
+    await writeFile(join(dir, f), `${out.join('\n')}\n`);
+  }
+  await writeFile(join(dir, 'audit.head'), JSON.stringify(last));
+}
+
+describe('every receipt carries the evidence that made its connection trusted (tresor-verify audit DIR)', () => {
+  test('one attestation record per pin, before the receipts that name it; each receipt names its own pin', () => {
+    const pins = ofType('attestation');
+    const receipts = ofType('receipt');
+    expect(pins).toHaveLength(2);
+    expect(pins.map((p) => p.reason)).toEqual(['startup', 'connection']);
+    for (const p of pins) {
+      expect(p).toMatchObject({ upstream: 'tresor', profile: 'tresor', kind: 'snp', measurement: h.evidence.measurement, freshness: 'nonce-bound', channel: 'bound', test_roots: true, bundle_version: expect.any(Number) });
+      expect(p.evidence).toMatch(/^[0-9a-f]{64}$/);
+    }
+    expect(pins[0]?.tls_spki_sha256).not.toBe(pins[1]?.tls_spki_sha256);
+    receipts.forEach((r, i) => {
+      const a = r.attestation as Record<string, unknown>;
+      expect(a.evidence).toBe(pins[i]?.evidence);
+      expect(a.tls_spki_sha256).toBe(pins[i]?.tls_spki_sha256);
+      expect(r.seq as number).toBeGreaterThan(pins[i]?.seq as number);
+    });
+  });
+
+  test('the attestation records reach the OTLP collector as tresor.attestation events, body unchanged', async () => {
+    type Lr = { eventName?: string; body: { stringValue: string }; attributes: { key: string; value: { stringValue?: string } }[] };
+    const text = await readFile(otlpOut, 'utf8');
+    const logRecords = text.split('\n').filter(Boolean).flatMap((l) => (JSON.parse(l) as { resourceLogs: { scopeLogs: { logRecords: Lr[] }[] }[] }).resourceLogs.flatMap((r) => r.scopeLogs.flatMap((sl) => sl.logRecords)));
+    const attestations = logRecords.filter((lr) => (JSON.parse(lr.body.stringValue) as { type: string }).type === 'attestation');
+    const lines = (await auditLines(auditDir)).filter((l) => l.includes('"type":"attestation"'));
+    expect(lines).toHaveLength(2);
+    expect([...new Set(attestations.map((lr) => lr.body.stringValue))]).toEqual(lines);
+    for (const lr of attestations) {
+      expect(lr.eventName).toBe('tresor.attestation');
+      expect(lr.attributes.find((a) => a.key === 'tresor.audit.type')?.value.stringValue).toBe('attestation');
+    }
+  });
+
+  test('the evidence is archived once per part: the two pins share one trust bundle blob; 0600 files', async () => {
+    const dir = join(auditDir, 'evidence');
+    const files = await readdir(dir);
+    const docs = await Promise.all(ofType('attestation').map(async (p) => JSON.parse(await readFile(join(dir, p.evidence as string), 'utf8')) as { blobs: Record<string, string>; nonce: string; tls_chain_der_b64: string[] }));
+    expect(docs[0]?.blobs.trust_bundle).toBe(docs[1]?.blobs.trust_bundle);
+    expect(docs[0]?.blobs.envelope).not.toBe(docs[1]?.blobs.envelope);
+    // 2 pin documents + 2 envelopes + 1 bundle.
+    expect(files.sort()).toEqual([...new Set(docs.flatMap((d, i) => [ofType('attestation')[i]?.evidence as string, ...Object.values(d.blobs)]))].sort());
+    expect(files).toHaveLength(5);
+    for (const d of docs) {
+      expect(d.nonce).toMatch(/^[0-9a-f]{64}$/);
+      expect(d.tls_chain_der_b64.length).toBeGreaterThan(0);
+    }
+    for (const f of files) {
+      const s = await stat(join(dir, f));
+      expect(s.mode & 0o777).toBe(0o600);
+      // Exactly the bytes received: each file hashes to its name.
+      expect(sha(await readFile(join(dir, f)))).toBe(f);
+    }
+  });
+
+  test('with the release root (and the test roots, given explicitly): PASS, every pin re-verified at its own time and named', async () => {
+    const { code, out } = await verify(auditDir, ...withRoots());
+    expect(out).toMatch(/^PASS/);
+    expect(code).toBe(0);
+    expect(out).toContain('Pins:     2 attestation record(s): 2 re-verified at their own time, 0 failed');
+    expect(out).toContain('Linked:   2 receipt record(s) name their pin and agree with it; 0 name no archived pin');
+    for (const p of ofType('attestation')) expect(out).toContain(`pin ${p.evidence as string} seq ${p.seq as number} tresor tresor ${p.verified_at as string}: verified`);
+  });
+
+  test('without --release-root the evidence checks are reported as skipped; without --test-roots the simulator evidence fails', async () => {
+    const plain = await verify(auditDir);
+    expect(plain.code).toBe(0);
+    expect(plain.out).toContain('0 re-verified at their own time, 0 failed, 2 checked against their hashes only');
+    expect(plain.out).toContain('no --release-root');
+    expect(plain.out).toMatch(/: skipped\n/);
+    const vendorOnly = await verify(auditDir, '--release-root', keys.releaseRoot);
+    expect(vendorOnly.code).toBe(4);
+    expect(vendorOnly.out).toMatch(/^FAIL ERR_AUDIT_EVIDENCE_INVALID/);
+    expect(vendorOnly.out).toContain('ERR_BUNDLE_AMD_ARK_NOT_PINNED');
+  });
+
+  test('an edited evidence blob: ERR_AUDIT_EVIDENCE_HASH', async () => {
+    const d = await copy();
+    const doc = JSON.parse(await readFile(join(d, 'evidence', ofType('attestation')[0]?.evidence as string), 'utf8')) as { blobs: { envelope: string } };
+    const path = join(d, 'evidence', doc.blobs.envelope);
+    await writeFile(path, (await readFile(path, 'utf8')).replace('"workload":"router"', '"workload":"router "'));
+    const { code, out } = await verify(d);
+    expect(code).toBe(4);
+    expect(out).toMatch(/break: audit-\d{8}-0001\.jsonl:1 ERR_AUDIT_EVIDENCE_HASH: envelope of pin/);
+  });
+
+  test('a deleted pin document: ERR_AUDIT_EVIDENCE_MISSING', async () => {
+    const d = await copy();
+    await rm(join(d, 'evidence', ofType('attestation')[1]?.evidence as string));
+    const { code, out } = await verify(d, ...withRoots());
+    expect(code).toBe(4);
+    expect(out).toMatch(/^FAIL ERR_AUDIT_EVIDENCE_MISSING/);
+  });
+
+  test("a receipt record's attestation summary changed (chain re-hashed): ERR_AUDIT_ATTESTATION_MISMATCH", async () => {
+    const d = await copy();
+    await rewrite(d, (r) => {
+      if (r.type === 'receipt') (r.attestation as Record<string, unknown>).measurement = '00'.repeat(48);
+    });
+    const { code, out } = await verify(d);
+    expect(code).toBe(4);
+    expect(out).toMatch(/^FAIL ERR_AUDIT_ATTESTATION_MISMATCH/);
+    expect(out).toContain("the receipt record's attestation differs from its pin");
+    expect(out).not.toContain('ERR_AUDIT_CHAIN_BROKEN');
+  });
+
+  test('a receipt pointed at another pin (chain re-hashed): ERR_AUDIT_ATTESTATION_MISMATCH on the TLS key', async () => {
+    const d = await copy();
+    const [first, second] = ofType('attestation');
+    await rewrite(d, (r) => {
+      const a = r.attestation as Record<string, unknown> | undefined;
+      if (r.type === 'receipt' && a && a.evidence === second?.evidence) a.evidence = first?.evidence;
+    });
+    const { code, out } = await verify(d, ...withRoots());
+    expect(code).toBe(4);
+    expect(out).toMatch(/ERR_AUDIT_ATTESTATION_MISMATCH: the receipt record's attestation differs from its pin [0-9a-f]{16}… \(seq \d+\) in tls_spki_sha256/);
+  });
+
+  test('an attestation record that says other than its evidence proves (chain re-hashed): ERR_AUDIT_ATTESTATION_MISMATCH with the release root', async () => {
+    const d = await copy();
+    await rewrite(d, (r) => {
+      if (r.type === 'attestation') r.expires_at = '2099-01-01T00:00:00.000Z';
+    });
+    expect((await verify(d)).code).toBe(0);
+    const { code, out } = await verify(d, ...withRoots());
+    expect(code).toBe(4);
+    expect(out).toContain('ERR_AUDIT_ATTESTATION_MISMATCH: the attestation record says other than its evidence');
+  });
+
+  test('forged evidence that hashes right (another nonce, renamed, records and chain rewritten): ERR_AUDIT_EVIDENCE_INVALID', async () => {
+    const d = await copy();
+    const old = ofType('attestation')[0]?.evidence as string;
+    const doc = JSON.parse(await readFile(join(d, 'evidence', old), 'utf8')) as { nonce: string };
+    doc.nonce = 'ab'.repeat(32);
+    const text = JSON.stringify(doc);
+    await writeFile(join(d, 'evidence', sha(text)), text);
+    await rm(join(d, 'evidence', old));
+    await rewrite(d, (r) => {
+      if (r.evidence === old) r.evidence = sha(text);
+      const a = r.attestation as Record<string, unknown> | undefined;
+      if (a?.evidence === old) a.evidence = sha(text);
+    });
+    const { code, out } = await verify(d, ...withRoots());
+    expect(code).toBe(4);
+    expect(out).toMatch(/ERR_AUDIT_EVIDENCE_INVALID: the evidence [0-9a-f]{16}… does not verify as of .*: ERR_ATTEST_NONCE_MISMATCH/);
+  });
+
+  test('--evidence ID prints one pin verified again at its own time, like tresor-verify attest', async () => {
+    const pin = ofType('attestation')[1] as Record<string, unknown>;
+    const text = await verify(auditDir, '--evidence', pin.evidence as string, ...withRoots());
+    expect(text.code).toBe(0);
+    expect(text.out).toMatch(/^PASS\n/);
+    expect(text.out).toContain(`Evidence:              ${pin.evidence as string}`);
+    expect(text.out).toContain(`TLS SPKI SHA-256:      ${pin.tls_spki_sha256 as string}`);
+    expect(text.out).toContain(`SNP MEASUREMENT:       ${h.evidence.measurement}`);
+    expect(text.out).toContain('Freshness:             nonce-bound');
+    expect(text.out).toContain(`Verified at:           ${pin.verified_at as string}`);
+    const json = await verify(auditDir, '--evidence', pin.evidence as string, ...withRoots(), '--json');
+    expect(JSON.parse(json.out)).toMatchObject({ ok: true, evidence: pin.evidence, upstream: 'tresor', tls_spki_sha256: pin.tls_spki_sha256, freshness: 'nonce-bound', test_roots: true });
+    const missing = await verify(auditDir, '--evidence', 'f'.repeat(64), ...withRoots());
+    expect(missing.code).toBe(4);
+    expect(missing.out).toMatch(/^FAIL ERR_AUDIT_EVIDENCE_MISSING/);
+    const noRoot = await verify(auditDir, '--evidence', pin.evidence as string);
+    expect(noRoot.code).toBe(2);
+    expect(noRoot.out).toMatch(/^FAIL ERR_USAGE_BAD_FLAG: --evidence needs --release-root/);
+  });
+});
+
+describe('audit.archive_evidence: false', () => {
+  test('pins are still recorded, without evidence; receipts name none; the verifier counts them as not archived', async () => {
+    const off = await startHarness({ config: { audit: { archive_evidence: false } } });
+    try {
+      const res = await request(`${off.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'eu/tresor/gpt-oss-120b', messages: [{ role: 'user', content: 'no archive' }] }) });
+      await res.body.dump();
+      const state = join(off.dir, 'state');
+      await until('the receipt record', async () => (await readAuditRecords(state)).some((r) => r.type === 'receipt'));
+      const recs = await readAuditRecords(state);
+      expect(recs.find((r) => r.type === 'attestation')).toMatchObject({ evidence: null, tls_spki_sha256: off.sim.spkiSha256 });
+      expect((recs.find((r) => r.type === 'receipt')?.attestation as Record<string, unknown>).evidence).toBeUndefined();
+      await expect(stat(join(state, 'audit', 'evidence'))).rejects.toMatchObject({ code: 'ENOENT' });
+      const report = await checkPins(await collectAuditFiles([join(state, 'audit')]), {});
+      expect(report.breaks).toEqual([]);
+      expect(report.pins.map((p) => p.result)).toEqual(['not archived']);
+      expect(report.receipts).toEqual({ matched: 0, unlinked: 1 });
+    } finally {
+      await off.close();
+    }
+  });
+});

@@ -1,0 +1,96 @@
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import type { AttestedIdentity } from '../../src/attestation/identity.js';
+import { createLogger } from '../../src/log/logger.js';
+import { tresorFormat } from '../../src/receipts/format-tresor.js';
+import { ReceiptPipeline, type UpstreamReceipts } from '../../src/receipts/pipeline.js';
+import { Semaphore, TokenBucket } from '../../src/receipts/rate.js';
+import { LogSink } from '../helpers/log-sink.js';
+
+const clock = () => new Date();
+
+const identity: AttestedIdentity = {
+  spkiSha256: 'aa'.repeat(32),
+  kind: 'snp',
+  measurement: 'bb'.repeat(48),
+  tag: 'cc'.repeat(32),
+  bundleVersion: 17,
+  verifiedAt: '2026-12-06T00:00:00.000Z',
+  expiresAt: '2026-12-06T00:10:00.000Z',
+  freshness: 'nonce-bound',
+  channel: 'bound',
+  summary: {},
+  evidence: { profile: 'tresor', blobs: { envelope: Buffer.from('{"the":"envelope"}'), trust_bundle: 'a.bundle.jws' }, nonce: 'dd'.repeat(32), tlsChain: ['AAAA'], policy: {} },
+};
+
+async function lines(dir: string): Promise<Record<string, unknown>[]> {
+  const out: Record<string, unknown>[] = [];
+  for (const f of (await readdir(dir)).filter((x) => x.startsWith('audit-') && x.endsWith('.jsonl')).sort()) {
+    for (const l of (await readFile(join(dir, f), 'utf8')).split('\n')) if (l) out.push(JSON.parse(l) as Record<string, unknown>);
+  }
+  return out;
+}
+
+describe('ReceiptPipeline.recordPin', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pipeline-pins-'));
+  });
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  test('evidence first, then the attestation record; an exchange under the pin is journaled and recorded only after it, even while the evidence cannot be written', async () => {
+    const auditDir = join(dir, 'audit');
+    await mkdir(auditDir, { recursive: true });
+    // `evidence` is a file: every write of the archive fails (retried) until it is removed.
+    await writeFile(join(auditDir, 'evidence'), 'in the way');
+    let evidenceId: string | undefined;
+    const u: UpstreamReceipts = {
+      name: 'tresor',
+      mode: 'audit',
+      authorization: 'Bearer tr-x',
+      get: async () => ({ status: 404, headers: {}, body: new Uint8Array() }),
+      format: tresorFormat({ resolveKey: () => Promise.reject(new Error('not used')), keyPolicy: () => Promise.reject(new Error('not used')), hooks: {}, clock, sleep: async () => undefined, jwksDeadlineMs: 0 }),
+      idHeader: 'x-tresor-receipt-id',
+      bodyBlock: true,
+      attestation: () => ({ tls_spki_sha256: identity.spkiSha256, evidence: evidenceId }),
+      fetchPolicy: { notFoundGraceMs: 0 },
+      bucket: new TokenBucket(100, 100, clock, async () => undefined),
+      concurrency: new Semaphore(4),
+      maxPending: 100,
+    };
+    const p = await ReceiptPipeline.open({
+      stateDir: dir,
+      audit: { dir: auditDir, maxFileBytes: 1 << 20, retentionFiles: 10, archiveReceipts: false, archiveEvidence: true, retryMs: 20 },
+      clock,
+      logger: createLogger({ level: 'silent', format: 'json', destination: new LogSink() }),
+      upstreams: [u],
+    });
+    evidenceId = p.recordPin({ upstream: 'tresor', profile: 'tresor', mode: 'enforce', reason: 'connection', testRoots: false, identity });
+    expect(evidenceId).toMatch(/^[0-9a-f]{64}$/);
+    // The same verification seen again (another connection sharing it) is one pin.
+    expect(p.recordPin({ upstream: 'tresor', profile: 'tresor', mode: 'enforce', reason: 'connection', testRoots: false, identity })).toBe(evidenceId);
+
+    const o = p.observe({ upstream: 'tresor', requestId: 'r1', method: 'POST', path: '/v1/chat/completions', tresorHeaders: {}, startedAt: new Date() });
+    o?.onResponseStart?.(200, { 'content-type': 'application/json' });
+    o?.onResponseChunk?.(Buffer.from('{"tresor":{"receipt_id":"id-1"}}'));
+    let ended = false;
+    const end = Promise.resolve(o?.onEnd?.({ ok: true, status: 200, requestBytes: 0, responseBytes: 10 })).then(() => (ended = true));
+    await expect.poll(() => p.health.failure?.source).toBe('evidence');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(ended).toBe(false);
+    expect(p.pending).toBe(0);
+    expect(await lines(auditDir)).toEqual([]);
+
+    await rm(join(auditDir, 'evidence'));
+    await end;
+    await expect.poll(async () => (await lines(auditDir)).length).toBe(2);
+    const [pin, receipt] = await lines(auditDir);
+    expect(pin).toMatchObject({ seq: 1, type: 'attestation', upstream: 'tresor', reason: 'connection', evidence: evidenceId, tls_spki_sha256: identity.spkiSha256, verified_at: identity.verifiedAt, expires_at: identity.expiresAt });
+    expect(receipt).toMatchObject({ seq: 2, type: 'receipt', attestation: { evidence: evidenceId } });
+    expect((await readdir(join(auditDir, 'evidence'))).sort()).toHaveLength(3);
+    expect(p.health.failure).toBeUndefined();
+    await p.close();
+  });
+});
