@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { readFile } from 'node:fs/promises';
-import { checkPins } from '../../src/audit/pins.js';
+import { checkPins } from '../../src/envelope/audit-pins.js';
 import { collectAuditFiles } from '../../src/audit/verify.js';
 import { loadReleaseRootKey } from '../../src/trust/release-root.js';
 import { parsePemCertificates } from '../../src/x509/certificate.js';

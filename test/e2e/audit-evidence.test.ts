@@ -9,7 +9,7 @@ import { readAuditRecords } from '../helpers/audit.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { spawnBin } from '../helpers/spawn.js';
 import { auditLines, exported, startOtlpReceiver, until, type OtlpReceiver } from '../helpers/otlp-receiver.js';
-import { checkPins } from '../../src/audit/pins.js';
+import { checkPins } from '../../src/envelope/audit-pins.js';
 import { collectAuditFiles } from '../../src/audit/verify.js';
 
 /**

@@ -9,7 +9,7 @@ import { auditPublicKey } from '../../audit/checkpoint.js';
 import { EXIT, exitCodeFor } from '../exit-codes.js';
 import { failInput, keyPaths, otlpAudit } from './audit-otlp.js';
 import { evidenceAudit, pinLines, trustArgs, type EvidenceArgs } from './audit-evidence.js';
-import { checkPins, type PinReport } from '../../audit/pins.js';
+import { checkPins, type PinReport } from '../../envelope/audit-pins.js';
 
 interface AuditArgs extends EvidenceArgs {
   files?: string[];

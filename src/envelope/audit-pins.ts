@@ -4,7 +4,7 @@ import { basename, dirname } from 'node:path';
 import { toTresorError } from '../errors/index.js';
 import type { Certificate } from '../x509/certificate.js';
 import { readPin, reverifyPin } from './pin-verify.js';
-import type { AuditBreak } from './verify.js';
+import type { AuditBreak } from '../audit/verify.js';
 
 /** One `attestation` record of the log and what re-checking its evidence found. */
 export interface PinResult {

@@ -1,12 +1,12 @@
 import { X509Certificate, type KeyObject } from 'node:crypto';
 import { MalformedError, VerificationError } from '../errors/index.js';
-import { pinnedNitroRoots } from '../envelope/attest.js';
-import { parseEnvelope } from '../envelope/parse.js';
-import { verifyRouterEnvelope, type EnvelopePolicy, type RouterAttestation } from '../envelope/verify.js';
+import { pinnedNitroRoots } from './attest.js';
+import { parseEnvelope } from './parse.js';
+import { verifyRouterEnvelope, type EnvelopePolicy, type RouterAttestation } from './verify.js';
 import { verifyTrustBundle } from '../trust/verify-bundle.js';
 import type { Verified } from '../types.js';
 import { spkiSha256, type Certificate } from '../x509/certificate.js';
-import { PIN_FORMAT, readBlob, type BlobProblem, type PinDocument } from './evidence.js';
+import { PIN_FORMAT, readBlob, type BlobProblem, type PinDocument } from '../audit/evidence.js';
 
 /** A pin document and its parts, read from the archive and checked against their hashes. */
 export interface ArchivedPin {
