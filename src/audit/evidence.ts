@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileDurably } from '../util/durable-file.js';
 import { auditFiles } from './recover.js';
 
 /**
@@ -83,21 +84,7 @@ export class EvidenceStore {
     const present = await readFile(path).catch(() => undefined);
     if (present && blobSha256(present) === id) return id;
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const tmp = `${path}.tmp`;
-    const fh = await open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(bytes);
-      await fh.datasync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-    const d = await open(this.dir, 'r');
-    try {
-      await d.sync();
-    } finally {
-      await d.close();
-    }
+    await writeFileDurably(path, bytes, { syncDir: true });
     return id;
   }
 

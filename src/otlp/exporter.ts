@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OTLPLogExporter as JsonExporter } from '@opentelemetry/exporter-logs-otlp-http';
 import { OTLPLogExporter as ProtoExporter } from '@opentelemetry/exporter-logs-otlp-proto';
@@ -12,6 +12,7 @@ import { VERSION } from '../version.js';
 import { SCOPE, toLogRecord } from './records.js';
 import type { OtlpSettings } from './settings.js';
 import { readAfter, type Cursor, type TailBatch } from './tail.js';
+import { writeFileDurably } from '../util/durable-file.js';
 
 /** The exporter's durable position, beside the audit files it reads. */
 export const CURSOR_FILE = 'otlp.cursor';
@@ -144,7 +145,7 @@ export class AuditExporter {
 
   /** Move the cursor past a batch the collector accepted (or past files that are gone), and count what was lost. */
   private async advance(batch: TailBatch): Promise<void> {
-    await writeDurably(join(this.o.dir, CURSOR_FILE), JSON.stringify(batch.next));
+    await writeFileDurably(join(this.o.dir, CURSOR_FILE), JSON.stringify(batch.next));
     if (batch.dropped > 0) {
       this.stats.dropped += batch.dropped;
       this.o.logger?.error({ event: 'otlp.dropped', count: batch.dropped, after_seq: this.cursor.seq }, `${batch.dropped} audit record(s) after seq ${this.cursor.seq} were gone before they could be exported`);
@@ -171,19 +172,6 @@ async function instanceId(dir: string): Promise<string> {
   const existing = (await readFile(path, 'utf8').catch(() => '')).trim();
   if (existing) return existing;
   const id = randomUUID();
-  await writeDurably(path, `${id}\n`);
+  await writeFileDurably(path, `${id}\n`);
   return id;
-}
-
-/** Write, fdatasync, rename: after a crash the file is the old or the new text, never a mix. */
-async function writeDurably(path: string, text: string): Promise<void> {
-  const tmp = `${path}.tmp`;
-  const fh = await open(tmp, 'w', 0o600);
-  try {
-    await fh.writeFile(text);
-    await fh.datasync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path);
 }
