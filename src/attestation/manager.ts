@@ -151,6 +151,15 @@ export class AttestationManager {
     return spki !== undefined && this.pins.isFresh(spki);
   }
 
+  /**
+   * The identity pinned for this connection's key, fresh or lapsed (a lookup): what an exchange
+   * made over it records. Undefined for a socket never verified (or a pin since evicted).
+   */
+  pinOf(socket: TLSSocket): AttestedIdentity | undefined {
+    const spki = this.socketKeys.get(socket);
+    return spki === undefined ? undefined : this.pins.known(spki);
+  }
+
   /** Pins that lapsed after `since` (newest last): an exchange in flight then says so in its audit record. */
   lapsesSince(since: Date): PinLapse[] {
     const t = since.getTime();

@@ -18,6 +18,11 @@ export class PinCache {
     return this.isFresh(spkiSha256) ? this.pins.get(spkiSha256) : undefined;
   }
 
+  /** The identity pinned for this SPKI, fresh or lapsed (kept until evicted). */
+  known(spkiSha256: string): AttestedIdentity | undefined {
+    return this.pins.get(spkiSha256);
+  }
+
   /** Whether this SPKI has a fresh pin now (no date parsing: cheap enough for every request). */
   isFresh(spkiSha256: string): boolean {
     const until = this.expiries.get(spkiSha256);

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { toAttestationError } from '../errors/attestation.js';
 import { endObserver } from '../proxy/forward.js';
 import { isEventStream } from '../proxy/headers.js';
-import type { ExchangeObserver } from '../transport/hooks.js';
+import { withConnectionNote, type ConnectionNote, type ExchangeObserver } from '../transport/hooks.js';
 import { DoneHolder } from '../proxy/sse-hold.js';
 import type { ReceiptPipeline } from '../receipts/pipeline.js';
 import type { Upstream } from '../proxy/upstream.js';
@@ -45,7 +45,9 @@ export function observeExchange(
   const requestId = randomUUID();
   const prefix = r.upstream.prefix;
   const path = prefix && opts.path.startsWith(`${prefix}/`) ? opts.path.slice(prefix.length) : opts.path;
+  const connection: ConnectionNote = {};
   const obs = r.pipeline?.observe({
+    connection,
     upstream: r.upstream.name,
     requestId,
     method: opts.method,
@@ -98,7 +100,8 @@ export function observeExchange(
       void end(false, (err as { code?: string }).code ?? 'ERR_UPSTREAM_FAILED').finally(() => handler.onResponseError?.(c, err));
     },
   };
-  return { opts: body === opts.body ? opts : { ...opts, body }, handler: wrapped };
+  // The pinned connection slot notes the socket the request is written on (its receipt record names that pin).
+  return { opts: withConnectionNote({ ...opts, body }, connection), handler: wrapped };
 }
 
 /** The request body with every chunk shown to the observer as it is sent (same bytes, same order). */

@@ -5,7 +5,7 @@ import { describeCause, TresorError, UpstreamError } from '../errors/index.js';
 import { AbortFlag } from './abort-flag.js';
 import { sendError } from './errors-to-http.js';
 import { downstreamResponseHeaders, isEventStream, requestBudgetSeconds, upstreamRequestHeaders } from './headers.js';
-import type { DaemonHooks, ExchangeDecision, ExchangeObserver, ExchangeOutcome } from '../transport/hooks.js';
+import { CONNECTION_NOTE, type ConnectionNote, type DaemonHooks, type ExchangeDecision, type ExchangeObserver, type ExchangeOutcome } from '../transport/hooks.js';
 import { DoneHolder } from './sse-hold.js';
 import { MAX_JSON_BODY } from '../receipts/extract.js';
 import { LOCAL_TOKEN_HEADER } from './local-auth.js';
@@ -48,6 +48,8 @@ interface Exchange {
   responseBytes: number;
   status: number;
   obs: ExchangeObserver | undefined;
+  /** The connection the request is written on, noted for the observer (when there is one). */
+  connection: ConnectionNote | undefined;
   abort: AbortFlag;
   clientGone: boolean;
   /** A streamed request body's idle limit, while it lasts. */
@@ -85,6 +87,7 @@ function openExchange(req: IncomingMessage, res: ServerResponse, ctx: ForwardCon
     responseBytes: 0,
     status: 0,
     obs: undefined,
+    connection: undefined,
     abort: new AbortFlag(),
     clientGone: false,
     idle: undefined,
@@ -164,7 +167,9 @@ function observe(x: Exchange): ExchangeObserver | undefined {
   for (const [k, v] of Object.entries(req.headers)) {
     if (k.startsWith('x-tresor-') && k !== LOCAL_TOKEN_HEADER && typeof v === 'string') tresorHeaders[k] = v;
   }
+  x.connection = {};
   return ctx.hooks.onExchange({
+    connection: x.connection,
     upstream: ctx.upstream.name,
     requestId: ctx.requestId,
     method: req.method ?? 'GET',
@@ -232,6 +237,7 @@ async function dispatch(x: Exchange, body: RequestBody): Promise<Dispatcher.Resp
       // non-idempotent ones); nothing here retries a request, on HTTP/1.1 or HTTP/2.
       idempotent: true,
       signal: x.abort,
+      ...(obs && x.connection ? { [CONNECTION_NOTE]: x.connection } : {}),
       headersTimeout: budgetWithGraceMs(budget),
       bodyTimeout: cfg.timeouts.stream_idle_seconds * 1000,
     });

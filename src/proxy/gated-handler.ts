@@ -1,5 +1,7 @@
+import type { TLSSocket } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { UpstreamError } from '../errors/index.js';
+import type { ConnectionNote } from '../transport/hooks.js';
 
 /**
  * The last pin gate of a request on a multiplexed (HTTP/2) connection, and its retry when the
@@ -17,6 +19,8 @@ import { UpstreamError } from '../errors/index.js';
 export interface StreamGate {
   /** May a new stream be opened on this connection now? (a lookup; runs once per request) */
   mayOpenStream(): boolean;
+  /** The socket the request is being written on (noted for its receipt record). */
+  readonly socket: TLSSocket | undefined;
   /** Dispatch again through the pool (never back onto this connection). */
   redispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
 }
@@ -53,10 +57,12 @@ class Gated {
     private readonly gate: StreamGate,
     private readonly opts: Dispatcher.DispatchOptions,
     protected readonly inner: AnyHandler,
+    private readonly note: ConnectionNote | undefined,
   ) {}
 
   protected open(): void {
     if (!this.gate.mayOpenStream()) throw new NotOpened('the connection may not open a new stream');
+    if (this.note) this.note.socket = this.gate.socket;
   }
 
   /** The error to pass on, or undefined when the request goes out again instead. */
@@ -133,8 +139,11 @@ class GatedController extends Gated {
   }
 }
 
-/** The handler, unchanged but for the gate and the retry (in the handler's own form). */
-export function gatedHandler(gate: StreamGate, opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): Dispatcher.DispatchHandler {
+/**
+ * The handler, unchanged but for the gate and the retry (in the handler's own form); with a
+ * `note`, the socket the request is written on is noted there as it opens.
+ */
+export function gatedHandler(gate: StreamGate, opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, note?: ConnectionNote): Dispatcher.DispatchHandler {
   const h = handler as AnyHandler;
-  return (typeof h.onRequestStart === 'function' ? new GatedController(gate, opts, h) : new GatedLegacy(gate, opts, h)) as unknown as Dispatcher.DispatchHandler;
+  return (typeof h.onRequestStart === 'function' ? new GatedController(gate, opts, h, note) : new GatedLegacy(gate, opts, h, note)) as unknown as Dispatcher.DispatchHandler;
 }

@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { Client, type Dispatcher } from 'undici';
 import { UpstreamError } from '../errors/index.js';
+import { connectionNote } from '../transport/hooks.js';
 import { gatedHandler, type StreamGate } from './gated-handler.js';
 
 type Connector = (options: object, callback: (err: Error | null, socket: Socket | null) => void) => void;
@@ -63,7 +64,9 @@ export class PinnedClient extends Client implements StreamGate {
       }
       s.destroy();
     }
-    const accepted = super.dispatch(opts, this.pin.h2 ? gatedHandler(this, opts, handler) : handler);
+    // An exchange that records a receipt notes its connection as its request is written (HTTP/1.1 too).
+    const note = connectionNote(opts);
+    const accepted = super.dispatch(opts, this.pin.h2 || note ? gatedHandler(this, opts, handler, note) : handler);
     return accepted || this.takesMoreWhileConnecting();
   }
 
@@ -79,6 +82,10 @@ export class PinnedClient extends Client implements StreamGate {
   private takesMoreWhileConnecting(): boolean {
     const s = this.slot.socket;
     return this.pin.h2 && (!s || s.destroyed) && this.pipelining > 1 && this.stats.size < this.pipelining;
+  }
+
+  get socket(): TLSSocket | undefined {
+    return this.slot.socket as TLSSocket | undefined;
   }
 
   mayOpenStream(): boolean {

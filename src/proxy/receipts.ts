@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { AttestationManager } from '../attestation/manager.js';
 import { auditAttestation } from '../attestation/identity.js';
@@ -156,13 +157,7 @@ export async function openReceiptPipeline(
       // Receipt paths are absolute on the router (`/v1/receipts/{id}`); the pool adds the URL prefix.
       get: (path, init) => u.get(path, init),
       ...where,
-      attestation: (since) => {
-        // An exchange in flight when its pin lapsed finished (its request went out while the pin was good): say so.
-        const lapse = since && manager?.lapsesSince(since)[0];
-        const id = lapse ? manager?.known().find((k) => k.spkiSha256 === lapse.spkiSha256) : manager?.current();
-        const base = auditAttestation(id, { mode: c.attestation.mode, testRoots: manager?.testRoots ?? false });
-        return lapse ? { ...base, tls_spki_sha256: lapse.spkiSha256, pin_lapsed_in_flight: { at: lapse.at, code: lapse.code } } : base;
-      },
+      attestation: (since, socket) => exchangeAttestation(manager, c.attestation.mode, since, socket),
       fetchPolicy: { notFoundGraceMs: r.not_found_grace_seconds * 1000, deadlineMs: r.deadline_seconds * 1000 },
       firstFetchDelayMs: r.fetch_delay_seconds * 1000,
       bucket: new TokenBucket(r.fetches_per_second, Math.max(1, Math.ceil(r.fetches_per_second)), deps.clock, sleep),
@@ -189,6 +184,21 @@ export async function openReceiptPipeline(
     upstreams: list,
     ...(deps.metrics ? { onJournaled: (name: string, s: number) => deps.metrics?.journaled(name, s) } : {}),
   });
+}
+
+/**
+ * The attestation an exchange's receipt record names: the pin of the connection its request was
+ * written on (during a key rotation, the older pin for an exchange still running on the old
+ * connection), else the pin in force. An exchange in flight when its pin lapsed finished (its
+ * request went out while the pin was good): the record says when and why it lapsed.
+ */
+function exchangeAttestation(manager: AttestationManager | undefined, mode: string, since: Date | undefined, socket: TLSSocket | undefined): Record<string, unknown> {
+  const pinned = socket && manager?.pinOf(socket);
+  const lapses = since ? (manager?.lapsesSince(since) ?? []) : [];
+  const lapse = pinned ? lapses.find((l) => l.spkiSha256 === pinned.spkiSha256) : lapses[0];
+  const id = pinned || (lapse ? manager?.known().find((k) => k.spkiSha256 === lapse.spkiSha256) : manager?.current());
+  const base = auditAttestation(id, { mode, testRoots: manager?.testRoots ?? false });
+  return lapse ? { ...base, tls_spki_sha256: lapse.spkiSha256, pin_lapsed_in_flight: { at: lapse.at, code: lapse.code } } : base;
 }
 
 /** The checkpoint signer from audit.signing_key_file (undefined without one). */

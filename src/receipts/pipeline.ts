@@ -1,6 +1,7 @@
 import { statfsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { jwsSha256, ReceiptArchive } from '../audit/archive.js';
 import { dayOf, FILE_RE } from '../audit/format.js';
@@ -39,10 +40,11 @@ export interface UpstreamReceipts {
   /** Look for the id in the body's `tresor` block (Tresor: true) or its top-level `request_id` (Pinaivu). */
   bodyBlock: boolean | 'request_id' | 'id';
   /**
-   * Summary of the attestation in force, for the record. With `since` (when the exchange started):
-   * if the pin lapsed while the exchange was in flight, the lapsed pin, and when and why it lapsed.
+   * Summary of the attestation behind the exchange, for the record: the pin of the connection it
+   * went out on (`socket`, when noted), else the pin in force. With `since` (when the exchange
+   * started): if that pin lapsed while the exchange was in flight, when and why it lapsed.
    */
-  attestation(since?: Date): Record<string, unknown> | undefined;
+  attestation(since?: Date, socket?: TLSSocket): Record<string, unknown> | undefined;
   fetchPolicy: Partial<ReceiptFetchPolicy>;
   bucket: TokenBucket;
   concurrency: Semaphore;
@@ -292,7 +294,7 @@ export class ReceiptPipeline {
         // Error answers carry no receipt: nothing to record.
         if (d.status < 200 || d.status >= 300) return undefined;
         const t0 = process.hrtime.bigint();
-        const job = d.toJob(outcome, this.o.clock(), u.attestation(info.startedAt));
+        const job = d.toJob(outcome, this.o.clock(), u.attestation(info.startedAt, info.connection?.socket));
         if (job.app_key && info.authorization) this.appKeys.set(job.job, info.authorization);
         const { verdict } = await this.submit(job);
         this.o.onJournaled?.(u.name, Number(process.hrtime.bigint() - t0) / 1e9);

@@ -16,6 +16,31 @@ export interface ExchangeInfo {
   /** The app's own Authorization header, if it sent one (to fetch its receipt; never logged or persisted). */
   authorization?: string;
   startedAt: Date;
+  /**
+   * The connection the request went out on, noted when it is written (a field, set once per
+   * request): its receipt record names that connection's pin, not whichever pin is newest.
+   */
+  connection?: ConnectionNote;
+}
+
+/**
+ * Where a pinned connection slot notes the socket a request was written on. The exchange puts one
+ * in its dispatch options under `CONNECTION_NOTE` (copies of the options share it).
+ */
+export interface ConnectionNote {
+  socket?: TLSSocket;
+}
+
+export const CONNECTION_NOTE: unique symbol = Symbol('tresor.connection');
+
+/** Dispatch options carrying `note` (a copy: the caller's object is left as it was). */
+export function withConnectionNote<T extends object>(opts: T, note: ConnectionNote): T {
+  return { ...opts, [CONNECTION_NOTE]: note };
+}
+
+/** The note a request's dispatch options carry, if any. */
+export function connectionNote(opts: object): ConnectionNote | undefined {
+  return (opts as { [CONNECTION_NOTE]?: ConnectionNote })[CONNECTION_NOTE];
 }
 
 /** What an observer may decide at the end of a held exchange. */

@@ -22,6 +22,7 @@ import {
 import type { VerdictSummary } from '../../src/receipts/verdicts.js';
 import type { RouterEvidenceFaults } from '../../src/sim/mint/router.js';
 import { attestationErrorOf, verifyAuditLog, verifyReceipt } from '../../src/index.js';
+import { readAuditRecords } from '../helpers/audit.js';
 import { countingFetch, startLibrarySim, type LibrarySim } from '../helpers/library.js';
 
 let s: LibrarySim;
@@ -215,6 +216,32 @@ describe('receipts in-process', () => {
     expect(pins.breaks).toEqual([]);
     expect(pins.pins).toEqual([expect.objectContaining({ upstream: 'router', profile: 'tresor', result: 'verified', evidence: expect.stringMatching(/^[0-9a-f]{64}$/) })]);
     expect(pins.receipts).toEqual({ matched: 1, unlinked: 0 });
+  });
+
+  test("a key rotation mid-stream: the stream's receipt record names the pin of its own (old) connection, a completion made meanwhile the new pin", async () => {
+    const stateDir = join(s.dir, 'state-rotation');
+    const f = open({ receipts: 'audit', stateDir });
+    s.sim.faults.chunkDelayMs = 30;
+    try {
+      const streamed = await post(f, chat('a prompt long enough for a dozen chunks of streamed answer', true));
+      const reader = (streamed.body as ReadableStream<Uint8Array>).getReader();
+      await reader.read();
+      await s.sim.rotateTlsKey();
+      const other = await post(f, chat('meanwhile'));
+      await other.text();
+      while (!(await reader.read()).done);
+      const [a, b] = [await f.verdictFor(streamed), await f.verdictFor(other)];
+      await f.close();
+      const records = await readAuditRecords(stateDir);
+      const pins = records.filter((r) => r.type === 'attestation');
+      expect(pins).toHaveLength(2);
+      const bySeq = (seq: unknown) => records.find((r) => r.seq === seq)?.attestation;
+      expect(bySeq(a.seq)).toMatchObject({ evidence: pins[0]?.evidence, tls_spki_sha256: pins[0]?.tls_spki_sha256 });
+      expect(bySeq(b.seq)).toMatchObject({ evidence: pins[1]?.evidence, tls_spki_sha256: pins[1]?.tls_spki_sha256 });
+      expect(pins[0]?.tls_spki_sha256).not.toBe(pins[1]?.tls_spki_sha256);
+    } finally {
+      s.sim.faults.chunkDelayMs = 0;
+    }
   });
 
   test('strict: a tampered receipt fails the response body (undici: "terminated") with ReceiptRejectedError as its cause', async () => {
