@@ -14,7 +14,8 @@ const JWKS_FETCH_CODES = new Set(['ERR_JWKS_FETCH', 'ERR_JWKS_TIMEOUT', 'ERR_JWK
 /**
  * Tresor receipts (docs/wire.md §2): `{id, receipt}` from `/v1/receipts/{id}`, an ES256 JWS
  * verified with the router's JWKS, then every claim against what the app received. An
- * unreachable JWKS is retried with backoff until `jwksDeadlineMs`, then `unverifiable`.
+ * unreachable JWKS is retried with backoff until `jwksDeadlineMs` (the last try at that deadline),
+ * then `unverifiable`.
  */
 export function tresorFormat(deps: {
   resolveKey: (header: Readonly<Record<string, unknown>>, allowed?: AllowedKeys) => ReturnType<KeyResolver>;
@@ -64,9 +65,12 @@ export function tresorFormat(deps: {
         } catch (e) {
           const err = toTresorError(e);
           if (JWKS_FETCH_CODES.has(err.code)) {
-            const wait = Math.round(Math.random() * bound);
+            // Jittered backoff, the last wait cut to the deadline: the JWKS gets one more try
+            // at the deadline, rather than none after the draw that would have overshot it.
+            const left = deps.jwksDeadlineMs - (deps.clock().getTime() - started);
+            const wait = Math.min(left, Math.round(Math.random() * bound));
             bound = Math.min(10_000, bound * 2);
-            if (deps.clock().getTime() + wait - started <= deps.jwksDeadlineMs) {
+            if (left > 0) {
               await deps.sleep(wait);
               continue;
             }

@@ -1,5 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { spkiSha256 } from '../x509/certificate.js';
 import { generateTestCa, generateTlsIdentity, type GeneratedTlsIdentity } from '../x509/selfsigned.js';
 import { handleChat } from './chat.js';
 import type { DeterministicMode, SimContext } from './context.js';
@@ -228,12 +231,14 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
         return sendJsonError(res, 503, 'attestation_unavailable', 'attestation not configured in this simulator', 'service_unavailable');
       }
       const nonce = new URL(req.url ?? '/', 'https://x').searchParams.get('nonce') ?? undefined;
-      return sendJson(res, 200, await attestation.envelope({ spkiSha256: identity.spkiSha256, ...(nonce ? { nonce } : {}) }));
+      // Bound to the key this connection was handshaken with, as a router process binds its own
+      // key: never a key the simulator rotated to after this connection's handshake began.
+      return sendJson(res, 200, await attestation.envelope({ spkiSha256: tlsKeyOf(req.socket), ...(nonce ? { nonce } : {}) }));
     }
     if (aci && req.method === 'GET' && (path === '/v1/aci/attestation' || path === '/v1/attestation/report')) {
       const nonce = new URL(req.url ?? '/', 'https://x').searchParams.get('nonce');
       if (nonce !== null && !/^[0-9a-f]{64}$/.test(nonce)) return sendJsonError(res, 400, 'invalid_request_error', 'nonce must be 64 lowercase hex');
-      const report = aci.attestation(identity.spkiSha256, nonce);
+      const report = aci.attestation(tlsKeyOf(req.socket), nonce);
       // The legacy report carries its old fields (and binds identity ‖ nonce, not the statement).
       return sendJson(res, 200, path === '/v1/aci/attestation' ? report : { ...report, signing_address: `0x${'11'.repeat(20)}` });
     }
@@ -241,7 +246,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
       // Public, like NEAR's: verifiers fetch it before they send a key.
       const nonce = new URL(req.url ?? '/', 'https://x').searchParams.get('nonce');
       if (nonce !== null && !/^[0-9a-f]{64}$/.test(nonce)) return sendJsonError(res, 400, 'invalid_request_error', 'nonce must be 64 lowercase hex');
-      return sendJson(res, 200, near.report(identity.spkiSha256, nonce, new URL(req.url ?? '/', 'https://x').searchParams.get('model')));
+      return sendJson(res, 200, near.report(tlsKeyOf(req.socket), nonce, new URL(req.url ?? '/', 'https://x').searchParams.get('model')));
     }
     if (pinaivu && req.method === 'GET' && path === '/get_attestation') {
       // The coordinator takes no nonce; the simulator honours one only with `echoNonce`.
@@ -313,8 +318,10 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
     });
   });
   const server = sim.server;
-  // The key each connection was handshaken with (a rotation changes it for new connections only).
-  server.on('secureConnection', (s: object) => markTlsKey(s, identity.spkiSha256));
+  // The key each connection was handshaken with (a rotation changes it for new connections only),
+  // read from the certificate the socket presented: a connection accepted before a rotation
+  // completes its handshake with the old key, whatever `identity` says by then.
+  server.on('secureConnection', (s: TLSSocket) => markTlsKey(s, presentedSpkiSha256(s)));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port ?? 0, host, () => resolve());
@@ -366,6 +373,10 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
 const TLS_KEY = 'tresorSimTlsSpkiSha256';
 function markTlsKey(socket: object, spkiSha256: string): void {
   (socket as Record<string, unknown>)[TLS_KEY] = spkiSha256;
+}
+function presentedSpkiSha256(socket: TLSSocket): string {
+  const cert = socket.getCertificate();
+  return cert && 'raw' in cert ? spkiSha256(new X509Certificate(cert.raw)) : 'unknown';
 }
 function tlsKeyOf(socket: object): string {
   const key = (socket as Record<string, unknown>)[TLS_KEY];

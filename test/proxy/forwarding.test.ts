@@ -245,24 +245,36 @@ describe('forwarding', () => {
   });
 
   test('streams get an idle timeout, not a total one: a slow but steady stream completes, a stalled one ends with an SSE error', async () => {
+    // No race with the clock under load: the steady stream's gaps (100 ms) are far inside the idle
+    // limit (2 s, on undici's coarse timers: it fires 1.5-2.5 s after the last byte), while it lasts
+    // longer than both that limit and the request budget; the stalled one never sends a second
+    // chunk, so only the idle limit can end it.
     const up = await upstream(async (req, res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
-      const gap = req.url?.includes('stall') ? 1500 : 300;
-      for (let i = 0; i < 5; i++) {
-        res.write(`data: {"i":${i}}\n\n`);
-        await new Promise((r) => setTimeout(r, gap));
+      res.write('data: {"i":0}\n\n');
+      if (req.url?.includes('stall')) return;
+      for (let i = 1; i < 30; i++) {
+        await new Promise((r) => setTimeout(r, 100));
         if (res.destroyed) return;
+        res.write(`data: {"i":${i}}\n\n`);
       }
       res.end('data: [DONE]\n\n');
     });
-    const { base } = await daemonFor(up, { timeouts: { request_seconds: 1, stream_idle_seconds: 1 } });
+    const { base } = await daemonFor(up, { timeouts: { request_seconds: 1, stream_idle_seconds: 2 } });
+    const t0 = performance.now();
     const steady = await request(`${base}/v1/chat/completions?steady`, { method: 'POST', body: '{}' });
     const text = await steady.body.text();
-    expect(text.endsWith('data: [DONE]\n\n')).toBe(true);
+    expect(text.endsWith('data: {"i":29}\n\ndata: [DONE]\n\n')).toBe(true);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(2900);
+    expect(up.aborted).toBe(0);
+    const t1 = performance.now();
     const stalled = await request(`${base}/v1/chat/completions?stall`, { method: 'POST', body: '{}' });
     const t2 = await stalled.body.text();
     expect(t2.startsWith('data: {"i":0}\n\n')).toBe(true);
     expect(t2).toContain('event: error\ndata: {"error":{"message":"the upstream stream was interrupted"');
+    expect(performance.now() - t1).toBeGreaterThanOrEqual(1400);
+    // The daemon gave up on the upstream stream (not only on the app).
+    await expect.poll(() => up.aborted, { timeout: 5000 }).toBe(1);
   });
 
   test('a client that disconnects mid-stream aborts the upstream request', async () => {

@@ -2,7 +2,11 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { VERDICT_HEADER_FAMILIES, verdictHeaderFamily } from '../../src/proxy/headers.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 
-/** What a hostile (or confused) router claims in its response headers. */
+/**
+ * What a hostile (or confused) router claims in its response headers. Each forged value is a marker
+ * that cannot turn up by chance in what the daemon itself reports (its hex digests, its versions):
+ * non-hex words, or 96/64 repeated hex digits.
+ */
 const VERDICTS = {
   'X-Tresor-Attestation': 'verified',
   'X-Tresor-Attestation-Kind': 'forged-kind',
@@ -11,7 +15,7 @@ const VERDICTS = {
   'X-Tresor-Pcr0': 'f1'.repeat(48),
   'X-Tresor-Workload-Tag': 'f2'.repeat(32),
   'X-Tresor-Tls-Spki-Sha256': 'f3'.repeat(32),
-  'X-Tresor-Trust-Bundle-Version': '999',
+  'X-Tresor-Trust-Bundle-Version': 'forged-bundle-version',
   'X-Tresor-Receipt-Verdict': 'verified',
 };
 /** Tresor's own headers that are not verdicts: the router's data, passed through. */

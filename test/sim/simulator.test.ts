@@ -1,8 +1,15 @@
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
+import { once } from 'node:events';
+import net from 'node:net';
+import tls from 'node:tls';
 import { createLocalJWKSet, compactVerify, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { parseEnvelope } from '../../src/envelope/parse.js';
+import { createRouterEvidence } from '../../src/sim/mint/router.js';
 import { startSimulator, type RunningSimulator } from '../../src/sim/index.js';
+import { inbandGet } from '../../src/transport/inband.js';
+import { spkiSha256 } from '../../src/x509/certificate.js';
 
 const KEY = `tr-${'a'.repeat(96)}`;
 const OTHER = `tr-${'b'.repeat(96)}`;
@@ -46,6 +53,28 @@ async function jwks(): Promise<JSONWebKeySet> {
 }
 
 describe('simulated router', () => {
+  test('TLS key rotation is atomic per connection: one accepted before it is attested for the key it was handshaken with', async () => {
+    const s = await startSimulator({ evidence: await createRouterEvidence() });
+    const tcp = net.connect(s.port, '127.0.0.1');
+    try {
+      await once(tcp, 'connect');
+      // Let the simulator accept it (in this process): its TLS socket now holds the old key.
+      await new Promise((r) => setTimeout(r, 100));
+      const old = s.spkiSha256;
+      await s.rotateTlsKey();
+      expect(s.spkiSha256).not.toBe(old);
+      const socket = tls.connect({ socket: tcp, ca: s.caPem, servername: 'localhost', ALPNProtocols: ['http/1.1'] });
+      await once(socket, 'secureConnect');
+      expect(spkiSha256(new X509Certificate(socket.getPeerCertificate(true).raw))).toBe(old);
+      const res = await inbandGet(socket, { host: new URL(s.url).host, path: '/attestation', maxBodyBytes: 1 << 20, timeoutMs: 10_000 });
+      expect(res.status).toBe(200);
+      expect(parseEnvelope(res.body).tlsSpkiSha256).toBe(old);
+    } finally {
+      tcp.destroy();
+      await s.close();
+    }
+  });
+
   test('receipts are ES256 JWS over the exact request and response bytes, verifiable with the JWKS', async () => {
     const body = chat();
     const r = await call('/v1/chat/completions', { body });
