@@ -1,4 +1,5 @@
-import { appendFile, readFile } from 'node:fs/promises';
+import { appendFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { auditFiles } from '../../src/audit/recover.js';
 import http from 'node:http';
@@ -51,9 +52,9 @@ export async function startOtlpReceiver(file: string): Promise<OtlpReceiver> {
         res.writeHead(415).end();
         return;
       }
-      void appendFile(file, `${JSON.stringify(request)}\n`).then(() => {
-        res.writeHead(200, { 'content-type': type }).end(type.startsWith('application/json') ? '{}' : Buffer.alloc(0));
-      });
+      // One synchronous append per request: concurrent requests never interleave their lines.
+      appendFileSync(file, `${JSON.stringify(request)}\n`);
+      res.writeHead(200, { 'content-type': type }).end(type.startsWith('application/json') ? '{}' : Buffer.alloc(0));
     });
   });
   const listen = (port: number) => new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, '127.0.0.1', () => resolve()));
@@ -70,7 +71,11 @@ export async function startOtlpReceiver(file: string): Promise<OtlpReceiver> {
 /** Every audit line in `dir`, in order. */
 export async function auditLines(dir: string): Promise<string[]> {
   const out: string[] = [];
-  for (const f of await auditFiles(dir)) out.push(...(await readFile(join(dir, f), 'utf8')).split('\n').filter(Boolean));
+  for (const f of await auditFiles(dir)) {
+    const lines = (await readFile(join(dir, f), 'utf8')).split('\n');
+    lines.pop(); // whole lines only: the writer may be mid-append
+    out.push(...lines.filter(Boolean));
+  }
   return out;
 }
 
@@ -78,7 +83,10 @@ export async function auditLines(dir: string): Promise<string[]> {
 export async function exported(file: string): Promise<Map<string, string[]>> {
   const out = new Map<string, string[]>();
   const text = await readFile(file, 'utf8').catch(() => '');
-  for (const line of text.split('\n').filter(Boolean)) {
+  // Only whole lines: a read may overlap an append still in progress (the last segment is torn).
+  const lines = text.split('\n');
+  lines.pop();
+  for (const line of lines.filter(Boolean)) {
     const req = JSON.parse(line) as { resourceLogs: { scopeLogs: { logRecords: { body: { stringValue: string }; attributes: { key: string; value: { stringValue?: string } }[] }[] }[] }[] };
     for (const lr of req.resourceLogs.flatMap((r) => r.scopeLogs).flatMap((s) => s.logRecords)) {
       const inst = lr.attributes.find((a) => a.key === 'tresor.instance.id')?.value.stringValue as string;
