@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { toTresorError } from '../errors/index.js';
 import type { Certificate } from '../x509/certificate.js';
-import { readPin, reverifyPin } from './pin-verify.js';
+import { pinReverifier, readPin, reverifyPin } from './pin-verify.js';
 import type { AuditBreak } from '../audit/verify.js';
 
 /** One `attestation` record of the log and what re-checking its evidence found. */
@@ -91,9 +91,9 @@ async function checkPinRecord(rec: Record<string, unknown>, dir: string, o: Para
   const recorded = { upstream: pin.doc.upstream, profile: pin.doc.profile, verified_at: pin.doc.verified_at, test_roots: pin.doc.test_roots };
   const named = differing(recorded, rec, Object.keys(recorded));
   if (named.length) return fail('ERR_AUDIT_ATTESTATION_MISMATCH', `the attestation record differs from its pin document ${id.slice(0, 16)}… in ${named.join(', ')}`);
-  if (!o.releaseRoot) return { ...base, result: 'skipped' };
+  if (!o.releaseRoot && pinReverifier(pin.doc.profile)?.needsReleaseRoot !== false) return { ...base, result: 'skipped' };
   try {
-    const v = reverifyPin(pin, { releaseRoot: o.releaseRoot, ...(o.testRoots ? { testRoots: o.testRoots } : {}) });
+    const v = reverifyPin(pin, o);
     const diff = differing(v.summary, rec, PROVEN);
     if (diff.length) return fail('ERR_AUDIT_ATTESTATION_MISMATCH', `the attestation record says other than its evidence ${id.slice(0, 16)}… proves, in ${diff.join(', ')}`);
     return { ...base, result: 'verified' };

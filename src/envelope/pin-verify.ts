@@ -1,11 +1,8 @@
-import { X509Certificate, type KeyObject } from 'node:crypto';
-import { MalformedError, VerificationError } from '../errors/index.js';
-import { pinnedNitroRoots } from './attest.js';
-import { parseEnvelope } from './parse.js';
-import { verifyRouterEnvelope, type EnvelopePolicy, type RouterAttestation } from './verify.js';
-import { verifyTrustBundle } from '../trust/verify-bundle.js';
-import type { Verified } from '../types.js';
-import { spkiSha256, type Certificate } from '../x509/certificate.js';
+import type { KeyObject } from 'node:crypto';
+import { VerificationError } from '../errors/index.js';
+import type { Certificate } from '../x509/certificate.js';
+import type { Described } from './describe.js';
+import { tresorPinReverifier } from './pin-verify-tresor.js';
 import { PIN_FORMAT, readBlob, type BlobProblem, type PinDocument } from '../audit/evidence.js';
 
 /** A pin document and its parts, read from the archive and checked against their hashes. */
@@ -39,63 +36,46 @@ export async function readPin(auditDir: string, id: string): Promise<ArchivedPin
 
 /** What a pin re-verified to, in the terms of its attestation record. */
 export interface PinVerification {
-  attestation: Verified<RouterAttestation>;
   /** Record fields the evidence proves (compared with the attestation record). */
   summary: Record<string, unknown>;
+  /** What `tresor-verify audit --evidence` prints for it (after the pin's own lines). */
+  described: Described;
   /** What the offline check could not repeat. */
   notRechecked: string[];
 }
 
+/** The trust an offline re-verification is given: pinned vendor roots always; the rest only when passed. */
+export interface ReverifyOptions {
+  /** The release root the trust bundle must be signed by (`--release-root`). */
+  releaseRoot?: KeyObject | undefined;
+  /** Test roots, only when passed explicitly (`--test-roots`). */
+  testRoots?: readonly Certificate[] | undefined;
+  /** How the test roots are named in the output (their file). */
+  testRootsLabel?: string | undefined;
+}
+
+/** One profile's offline re-verification of its archived pins. */
+export interface PinReverifier {
+  /** Whether it needs the release root (a trust bundle is part of the evidence); without it the pin is checked against its hashes only. */
+  needsReleaseRoot: boolean;
+  /** Verify the pin again at its own `verified_at`; throws the verifier's typed error. */
+  reverify(pin: ArchivedPin, o: ReverifyOptions): PinVerification;
+}
+
+/** The profiles whose pins are re-verified offline, by profile name. */
+const REVERIFIERS: Readonly<Record<string, PinReverifier>> = { tresor: tresorPinReverifier };
+
+/** The re-verifier of `profile`'s pins, or undefined when its pins cannot be re-verified offline. */
+export const pinReverifier = (profile: string): PinReverifier | undefined => (Object.hasOwn(REVERIFIERS, profile) ? REVERIFIERS[profile] : undefined);
+
 /**
  * Verify an archived pin again, as of its own `verified_at`, against the pinned vendor roots, the
  * release root given and (only when given) test roots: the same algorithm the daemon ran, on the
- * bytes it received, with the policy it applied. Throws the verifier's typed error.
+ * bytes it received, with the policy it applied. Throws the verifier's typed error
+ * (`ERR_AUDIT_EVIDENCE_UNSUPPORTED` for a profile no re-verifier knows).
  */
-export function reverifyPin(pin: ArchivedPin, o: { releaseRoot: KeyObject; testRoots?: readonly Certificate[] }): PinVerification {
-  const { doc, parts } = pin;
-  if (doc.profile !== 'tresor') throw new VerificationError('ERR_AUDIT_EVIDENCE_UNSUPPORTED', `pins of profile ${doc.profile} cannot be re-verified offline yet`);
-  const envelope = parts.envelope;
-  const bundleJws = parts.trust_bundle;
-  const leafDer = doc.tls_chain_der_b64?.[0];
-  if (!envelope || !bundleJws || !leafDer) throw new MalformedError('ERR_AUDIT_EVIDENCE_INVALID', 'the pin document lacks its envelope, trust bundle or TLS certificate');
-  const at = new Date(doc.verified_at);
-  if (!Number.isFinite(at.getTime())) throw new MalformedError('ERR_AUDIT_EVIDENCE_INVALID', 'the pin document has no valid verified_at');
-  const bundle = verifyTrustBundle(bundleJws.toString('utf8'), { rootKey: o.releaseRoot, at });
-  const p = doc.policy as EnvelopePolicy & { snpCrl?: boolean };
-  const policy: EnvelopePolicy = {
-    ...(p.allowDebug !== undefined ? { allowDebug: p.allowDebug } : {}),
-    ...(p.maxAgeCapSeconds !== undefined ? { maxAgeCapSeconds: p.maxAgeCapSeconds } : {}),
-    ...(p.requireNonce !== undefined ? { requireNonce: p.requireNonce } : {}),
-    ...(p.snp ? { snp: p.snp } : {}),
-  };
-  const a = verifyRouterEnvelope(parseEnvelope(envelope), {
-    liveSpkiSha256: spkiSha256(new X509Certificate(Buffer.from(leafDer, 'base64'))),
-    bundle,
-    at,
-    nitroRoots: pinnedNitroRoots(),
-    ...(o.testRoots ? { testRoots: o.testRoots } : {}),
-    ...(doc.nonce ? { nonce: doc.nonce } : {}),
-    policy,
-  });
-  return {
-    attestation: a,
-    summary: {
-      upstream: doc.upstream,
-      profile: doc.profile,
-      verified_at: doc.verified_at,
-      expires_at: a.expiresAt,
-      kind: a.kind,
-      measurement: a.measurement,
-      tag: a.tag,
-      tls_spki_sha256: a.spkiSha256,
-      bundle_version: a.bundle.version,
-      freshness: a.nonceBound ? 'nonce-bound' : 'not freshness-bound',
-      channel: 'bound',
-      test_roots: doc.test_roots,
-    },
-    notRechecked: [
-      'the trust bundle location and rollback state (the daemon checked them when it fetched the bundle)',
-      ...(p.snpCrl ? ["AMD's CRL (snp.crl_file was configured; the CRL is not archived)"] : []),
-    ],
-  };
+export function reverifyPin(pin: ArchivedPin, o: ReverifyOptions): PinVerification {
+  const r = pinReverifier(pin.doc.profile);
+  if (!r) throw new VerificationError('ERR_AUDIT_EVIDENCE_UNSUPPORTED', `pins of profile ${JSON.stringify(pin.doc.profile).slice(0, 40)} cannot be re-verified offline`);
+  return r.reverify(pin, o);
 }

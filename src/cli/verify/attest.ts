@@ -6,6 +6,7 @@ import { parsePemCertificates } from '../../x509/certificate.js';
 import { parseAt, readFlagFile } from '../input.js';
 import { runCommand, type Outcome } from '../output.js';
 import type { RouterAttestation } from '../../envelope/verify.js';
+import { describeRouterAttestation } from '../../envelope/describe.js';
 import { snpPolicyFromArgs, snpPolicyOptions, type SnpPolicyArgs } from './snp.js';
 
 interface AttestArgs extends SnpPolicyArgs {
@@ -22,21 +23,9 @@ interface AttestArgs extends SnpPolicyArgs {
   json: boolean;
 }
 
-/** What `tresor-verify attest` prints for a verified router attestation (also `tresor-verify audit --evidence` for an archived one). */
-export function attestationOutcome(a: RouterAttestation, nonce: string | undefined, testRootsFile: string | undefined, before: [string, string][] = []): Outcome {
-  return {
-    gap: 1,
-    lines: [
-      ...before,
-      ['TLS SPKI SHA-256', a.spkiSha256],
-      [a.kind === 'snp' ? 'SNP MEASUREMENT' : 'Nitro PCR0', a.measurement],
-      ['Workload identity tag', a.tag],
-      ['Trust bundle version', `${a.bundle.version} (valid until ${a.bundle.validUntil.replace(/\.000Z$/, 'Z')})`],
-      ['Freshness', a.nonceBound ? 'nonce-bound' : 'not freshness-bound'],
-      ...(testRootsFile ? [['Trust roots', `pinned vendor roots and test roots from ${testRootsFile}`] as [string, string]] : []),
-    ],
-    fields: { tls_spki_sha256: a.spkiSha256, kind: a.kind, measurement: a.measurement, ...(a.pcrs ? { pcrs: a.pcrs } : {}), workload_identity_tag: a.tag, manifest: a.manifest, trust_bundle: a.bundle, issued_at: a.issuedAt, expires_at: a.expiresAt, ...(nonce ? { nonce } : {}), freshness: a.nonceBound ? 'nonce-bound' : 'not freshness-bound', test_roots: testRootsFile !== undefined },
-  };
+/** What `tresor-verify attest` prints for a verified router attestation. */
+export function attestationOutcome(a: RouterAttestation, nonce: string | undefined, testRootsFile: string | undefined): Outcome {
+  return { gap: 1, ...describeRouterAttestation(a, nonce, testRootsFile) };
 }
 
 export const attestCommand: CommandModule<object, AttestArgs> = {

@@ -3,12 +3,11 @@ import { dirname } from 'node:path';
 import { UsageError, VerificationError } from '../../errors/index.js';
 import { collectAuditFiles } from '../../audit/verify.js';
 import type { PinReport, PinResult } from '../../envelope/audit-pins.js';
-import { readPin, reverifyPin } from '../../envelope/pin-verify.js';
+import { pinReverifier, readPin, reverifyPin } from '../../envelope/pin-verify.js';
 import { loadReleaseRootKey } from '../../trust/release-root.js';
 import { parsePemCertificates, type Certificate } from '../../x509/certificate.js';
 import { readFlagFile } from '../input.js';
 import { runCommand } from '../output.js';
-import { attestationOutcome } from './attest.js';
 
 export interface EvidenceArgs {
   'release-root'?: string;
@@ -45,18 +44,16 @@ export function pinLines(r: PinReport): string {
 export async function evidenceAudit(paths: readonly string[], args: EvidenceArgs & { evidence: string }): Promise<void> {
   await runCommand(args.json, async () => {
     const { releaseRoot, testRoots } = await trustArgs(args);
-    if (!releaseRoot) throw new UsageError('ERR_USAGE_BAD_FLAG', '--evidence needs --release-root: the pinned release-root key the trust bundle must be signed by');
     const files = await collectAuditFiles(paths).catch(() => [] as string[]);
     if (files.length === 0) throw new UsageError('ERR_USAGE_NO_AUDIT_FILES', 'no audit files found');
     const pin = await readPin(dirname(files[0] as string), args.evidence);
     if (!('doc' in pin)) throw new VerificationError(pin.code, pin.message);
-    const v = reverifyPin(pin, { releaseRoot, ...(testRoots ? { testRoots } : {}) });
-    const out = attestationOutcome(v.attestation, pin.doc.nonce ?? undefined, args['test-roots'], [
-      ['Evidence', pin.id],
-      ['Upstream', `${pin.doc.upstream} (profile ${pin.doc.profile})`],
-      ['Verified at', pin.doc.verified_at],
-    ]);
-    out.lines?.push(['Not re-checked', v.notRechecked.join('; ')]);
-    return { ...out, fields: { evidence: pin.id, upstream: pin.doc.upstream, profile: pin.doc.profile, verified_at: pin.doc.verified_at, ...out.fields, not_rechecked: v.notRechecked } };
+    if (!releaseRoot && pinReverifier(pin.doc.profile)?.needsReleaseRoot) {
+      throw new UsageError('ERR_USAGE_BAD_FLAG', `--evidence needs --release-root for a ${pin.doc.profile} pin: the pinned release-root key the trust bundle must be signed by`);
+    }
+    const v = reverifyPin(pin, { releaseRoot, testRoots, testRootsLabel: args['test-roots'] });
+    const lines: [string, string][] = [['Evidence', pin.id], ['Upstream', `${pin.doc.upstream} (profile ${pin.doc.profile})`], ['Verified at', pin.doc.verified_at], ...v.described.lines];
+    if (v.notRechecked.length) lines.push(['Not re-checked', v.notRechecked.join('; ')]);
+    return { gap: 1, lines, fields: { evidence: pin.id, upstream: pin.doc.upstream, profile: pin.doc.profile, verified_at: pin.doc.verified_at, ...v.described.fields, not_rechecked: v.notRechecked } };
   });
 }
