@@ -7,8 +7,8 @@ import { parsePemCertificates } from '../../src/x509/certificate.js';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { fetch as undiciFetch, getGlobalDispatcher, request, setGlobalDispatcher } from 'undici';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { attestedFetch, verdictFor, type AttestedFetch } from '../../src/client/fetch.js';
+import { describe, expect, test } from 'vitest';
+import { verdictFor, type AttestedFetch } from '../../src/client/fetch.js';
 import {
   AttestationError,
   BundleSignatureInvalid,
@@ -23,25 +23,10 @@ import type { VerdictSummary } from '../../src/receipts/verdicts.js';
 import type { RouterEvidenceFaults } from '../../src/sim/mint/router.js';
 import { attestationErrorOf, verifyAuditLog, verifyReceipt } from '../../src/index.js';
 import { readAuditRecords } from '../helpers/audit.js';
-import { countingFetch, startLibrarySim, type LibrarySim } from '../helpers/library.js';
+import { countingFetch, librarySimFixture, type LibrarySim } from '../helpers/library.js';
 
 let s: LibrarySim;
-const opened: AttestedFetch[] = [];
-beforeAll(async () => {
-  s = await startLibrarySim();
-});
-afterEach(async () => {
-  for (const f of opened.splice(0)) await f.close();
-  for (const k of Object.keys(s.evidence.faults)) delete (s.evidence.faults as Record<string, unknown>)[k];
-  Object.assign(s.sim.faults, { receiptTamper: false });
-});
-afterAll(() => s.close());
-
-const open = (extra = {}) => {
-  const f = attestedFetch(s.options(extra));
-  opened.push(f);
-  return f;
-};
+const { open } = librarySimFixture((started) => (s = started));
 const chat = (content: string, stream = false) => JSON.stringify({ model: 'gpt-oss-120b', stream, messages: [{ role: 'user', content }] });
 const post = (f: AttestedFetch, body: string) => f(`${s.baseURL}/chat/completions`, { method: 'POST', headers: { authorization: 'Bearer tr-test', 'content-type': 'application/json' }, body });
 const count = (path: string) => s.sim.requestCounts.get(path) ?? 0;

@@ -2,30 +2,15 @@ import { createOpenAI } from '@ai-sdk/openai';
 import { ChatOpenAI } from '@langchain/openai';
 import { generateText } from 'ai';
 import OpenAI from 'openai';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { attestedFetch, type AttestedFetch } from '../../src/client/fetch.js';
+import { describe, expect, test } from 'vitest';
 import { AttestationError, MeasurementNotAllowedError } from '../../src/errors/attestation.js';
 import { attestationErrorOf } from '../../src/index.js';
 import type { VerdictSummary } from '../../src/receipts/verdicts.js';
-import { countingFetch, startLibrarySim, type LibrarySim } from '../helpers/library.js';
+import { countingFetch, librarySimFixture, type LibrarySim } from '../helpers/library.js';
 
 /** The Vercel AI SDK and LangChain driven through attestedFetch against the simulator (attestation enforced). */
 let s: LibrarySim;
-const opened: AttestedFetch[] = [];
-beforeAll(async () => {
-  s = await startLibrarySim();
-});
-afterEach(async () => {
-  for (const f of opened.splice(0)) await f.close();
-  s.evidence.faults.wrongMeasurement = false;
-});
-afterAll(() => s.close());
-
-const open = (extra = {}) => {
-  const f = attestedFetch(s.options(extra));
-  opened.push(f);
-  return f;
-};
+const { open } = librarySimFixture((started) => (s = started));
 /** The next receipt verdict the transport reports. */
 const nextVerdict = () => {
   let settle: (v: VerdictSummary) => void = () => undefined;

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { startSimulator, type RunningSimulator } from '../../src/sim/index.js';
 import { createRouterEvidence, type RouterEvidence } from '../../src/sim/mint/router.js';
 import type { AttestedOptions } from '../../src/client/options.js';
+import { attestedFetch, type AttestedFetch } from '../../src/client/fetch.js';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { TEST_ROOTS_FILE, simTestRootsPem } from '../../src/sim/mint/test-roots.js';
 
 /** The simulator with real SNP evidence from its test roots, and the library options that attest it. */
@@ -73,6 +75,33 @@ export async function startLibrarySim(): Promise<LibrarySim> {
     async close() {
       await sim.close();
       await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * One simulator for a test file (started before all tests, closed after), handed to `started`; and
+ * `open`, an attestedFetch for it that is closed after each test, when every evidence and receipt
+ * fault set on the simulator is also cleared.
+ */
+export function librarySimFixture(started: (s: LibrarySim) => void): { open: (extra?: Partial<AttestedOptions>) => AttestedFetch } {
+  let s: LibrarySim;
+  const opened: AttestedFetch[] = [];
+  beforeAll(async () => {
+    s = await startLibrarySim();
+    started(s);
+  });
+  afterEach(async () => {
+    for (const f of opened.splice(0)) await f.close();
+    for (const k of Object.keys(s.evidence.faults)) delete (s.evidence.faults as Record<string, unknown>)[k];
+    Object.assign(s.sim.faults, { receiptTamper: false });
+  });
+  afterAll(() => s.close());
+  return {
+    open: (extra = {}) => {
+      const f = attestedFetch(s.options(extra));
+      opened.push(f);
+      return f;
     },
   };
 }
