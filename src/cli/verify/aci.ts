@@ -80,9 +80,9 @@ export const aciCommand: CommandModule<object, AciArgs> = {
       .option('at', { type: 'string', describe: 'Verify at this ISO 8601 time (default: now)' })
       .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' })
       .check((a) => {
-        if (!a.attestation === !a.keyset) throw new Error('give exactly one of --attestation or --keyset');
-        if (a.nonce !== undefined && !a.attestation) throw new Error('--nonce applies to --attestation');
-        if (a.collateral !== undefined && !a.attestation) throw new Error('--collateral applies to --attestation (its TDX quote)');
+        if (!a.attestation === !a.keyset) throw new UsageError('ERR_USAGE_BAD_FLAG', 'give exactly one of --attestation or --keyset');
+        if (a.nonce !== undefined && !a.attestation) throw new UsageError('ERR_USAGE_BAD_FLAG', '--nonce applies to --attestation');
+        if (a.collateral !== undefined && !a.attestation) throw new UsageError('ERR_USAGE_BAD_FLAG', '--collateral applies to --attestation (its TDX quote)');
         return true;
       }) as Argv<AciArgs>,
   handler: (args) =>

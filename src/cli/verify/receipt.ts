@@ -52,7 +52,7 @@ export const receiptCommand: CommandModule<object, ReceiptArgs> = {
       .option('response-body', { type: 'string', describe: 'The exact response body received (whole SSE stream): checked against response_digest' })
       .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' })
       .check((a) => {
-        if (!a['jwks-url'] === !a['jwks-file']) throw new Error('give exactly one of --jwks-url or --jwks-file');
+        if (!a['jwks-url'] === !a['jwks-file']) throw new UsageError('ERR_USAGE_BAD_FLAG', 'give exactly one of --jwks-url or --jwks-file');
         return true;
       })
       .example('curl -s https://api.tresor.co/v1/receipts/ID -H "Authorization: Bearer $TRESOR_API_KEY" | $0 receipt --jwks-url https://api.tresor.co/.well-known/jwks.json -', '') as Argv<ReceiptArgs>,
