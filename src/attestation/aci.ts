@@ -25,11 +25,12 @@ export function aciTeeVerifier(u: UpstreamConfig, testRoots: TestRoots, deps: Td
   const allowDebug = u.attestation.allow_debug;
   const snp = snpTeeVerifier({ ...(arks ? { arks } : {}), policy: { ...snpPolicy(u), allowDebug }, crl: snpCrlSource(u) });
   const roots = tdxRoots(testRoots);
+  const policy = tdxPolicy(u);
   const collateral = tdxCollateralSource(u, deps);
   return (used) =>
     teeVerifierByType({
       sev_snp: snp,
-      tdx: tdxTeeVerifier({ roots, policy: tdxPolicy(u), collateral: used ? loggedCollateral(collateral, used) : collateral }),
+      tdx: tdxTeeVerifier({ roots, policy, collateral: used ? loggedCollateral(collateral, used) : collateral }),
     });
 }
 
