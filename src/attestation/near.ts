@@ -4,11 +4,12 @@ import { FetchError } from '../errors/index.js';
 import { MAX_NEAR_REPORT_BYTES, parseNearReport, verifyNearReport, type AttestedSigner } from '../near/index.js';
 import type { Clock } from '../types.js';
 import type { UpstreamGet } from '../transport/hooks.js';
-import type { Certificate } from '../x509/certificate.js';
 import type { AttestedIdentity } from './identity.js';
 import { inbandGet } from '../transport/inband.js';
 import type { AttestOverSocket } from './manager.js';
-import { prepareCollateral, tdxCollateralSource, tdxPolicy, type TdxCollateralDeps } from './tdx.js';
+import { prepareCollateral, tdxCollateralKind, tdxCollateralSource, tdxPolicy, type TdxCollateralDeps } from './tdx.js';
+import { loggedCollateral } from './tdx-collateral-log.js';
+import { peerChainBase64, type Certificate } from '../x509/certificate.js';
 
 export interface NearAttester {
   attest: AttestOverSocket;
@@ -21,6 +22,11 @@ export interface NearAttester {
    * address, at most once per 10 s for it.
    */
   lookupSigner(address: string, model: string | undefined, get: UpstreamGet): Promise<void>;
+}
+
+/** The policy a `near` pin was verified under, as data (archived in its pin document, re-applied by `tresor-verify audit`). */
+export function nearPinPolicy(u: UpstreamConfig): Record<string, unknown> {
+  return { allowedMeasurements: [...u.near.allowed_measurements], maxAgeSeconds: u.attestation.max_age_seconds, tdx: tdxPolicy(u), tdxCollateral: tdxCollateralKind(u) };
 }
 
 const LOOKUP_COOLDOWN_MS = 10_000;
@@ -75,12 +81,14 @@ export function createNearAttester(u: UpstreamConfig, deps: TdxCollateralDeps & 
     },
     async attest({ socket, spkiSha256 }) {
       const at = deps.clock();
+      const tlsChain = peerChainBase64(socket);
       const nonce = randomBytes(32);
       const path = `${base}/v1/attestation/report?nonce=${nonce.toString('hex')}&signing_algo=ecdsa&include_tls_fingerprint=true`;
       const res = await inbandGet(socket, { host: url.host, path, maxBodyBytes: MAX_NEAR_REPORT_BYTES, timeoutMs });
       if (res.status !== 200) throw new FetchError('ERR_ATTEST_FETCH', `GET /v1/attestation/report answered HTTP ${res.status}`);
       const parsedReport = parseNearReport(res.body);
       await prepareCollateral(collateral, parsedReport.attestations.map((a) => a.quote));
+      const collateralUsed = new Map<string, Uint8Array | string>();
       const report = verifyNearReport(parsedReport, {
         nonce,
         liveSpkiSha256: spkiSha256,
@@ -88,7 +96,7 @@ export function createNearAttester(u: UpstreamConfig, deps: TdxCollateralDeps & 
         roots: deps.roots,
         policy: tdxPolicy(u),
         allowedMrtd: u.near.allowed_measurements,
-        collateral,
+        collateral: loggedCollateral(collateral, collateralUsed),
       });
       keep(report.signers, at);
       const gateway = report.signers.find((s) => s.tlsBound) as AttestedSigner;
@@ -108,6 +116,8 @@ export function createNearAttester(u: UpstreamConfig, deps: TdxCollateralDeps & 
           tcb_status: gateway.tcbStatus,
           signers: report.signers.map((s) => ({ role: s.role, ...(s.modelName ? { model: s.modelName } : {}), signing_address: s.signingAddress, mrtd: s.mrtd, ...(s.composeHash ? { compose_hash: s.composeHash } : {}) })),
         },
+        // The report as received, and the Intel collateral its quotes were judged with.
+        evidence: { profile: 'near', blobs: { report: res.body, ...Object.fromEntries(collateralUsed) }, nonce: nonce.toString('hex'), tlsChain, policy: nearPinPolicy(u) },
       };
       return identity;
     },

@@ -73,7 +73,7 @@ export async function createUpstreamAttestation(u: UpstreamConfig, upstream: Att
   warnTrustExceptions(u, testRoots, logger);
   let attest: AttestOverSocket;
   if (u.profile === 'aci') {
-    const aci = createAciAttester(u, { clock, teeVerifier: aciTeeVerifier(u, testRoots, { stateDir: deps.stateDir, clock, logger }) });
+    const aci = createAciAttester(u, { clock, teeVerifierFor: aciTeeVerifier(u, testRoots, { stateDir: deps.stateDir, clock, logger }) });
     registry.aciAttesters.set(u.name, aci);
     attest = aci.attest;
   } else if (u.profile === 'pinaivu') {

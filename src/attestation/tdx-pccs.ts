@@ -5,6 +5,7 @@ import { fetchPcsCollateral } from '../evidence/tdx/pcs.js';
 import { MAX_COLLATERAL_BYTES, parseTdxCollateral, type TdxCollateral } from '../evidence/tdx/collateral.js';
 import type { TdxCollateralSource } from '../evidence/tdx/index.js';
 import type { Clock, Fetcher } from '../types.js';
+import { withCollateralBytes } from './tdx-collateral-log.js';
 
 export interface PccsCollateralOptions {
   /** The PCCS base URL (https; http only to loopback, checked by the config). */
@@ -63,7 +64,8 @@ export function pccsCollateralSource(o: PccsCollateralOptions): TdxCollateralSou
       const saved = JSON.parse(text) as { fetched_at?: unknown; collateral?: unknown };
       const fetchedAt = typeof saved.fetched_at === 'string' ? Date.parse(saved.fetched_at) : NaN;
       if (Number.isNaN(fetchedAt)) return undefined;
-      return { collateral: parseTdxCollateral(saved.collateral), fetchedAt };
+      // The bytes archived with a pin are the collateral JSON as cached (what was fetched, re-serialised alike).
+      return { collateral: withCollateralBytes(parseTdxCollateral(saved.collateral), JSON.stringify(saved.collateral)), fetchedAt };
     } catch {
       return undefined; // a damaged cache file is refetched
     }
@@ -76,7 +78,7 @@ export function pccsCollateralSource(o: PccsCollateralOptions): TdxCollateralSou
     try {
       const { json, collateral } = await fetchPcsCollateral(o.url, fmspc, (url) => o.fetcher(url));
       const fetchedAt = o.clock().getTime();
-      remember(fmspc, { collateral, fetchedAt });
+      remember(fmspc, { collateral: withCollateralBytes(collateral, JSON.stringify(json)), fetchedAt });
       await mkdir(o.cacheDir, { recursive: true, mode: 0o700 });
       const tmp = `${file(fmspc)}.${process.pid}.tmp`;
       await writeFile(tmp, JSON.stringify({ fetched_at: new Date(fetchedAt).toISOString(), collateral: json }), { mode: 0o600 });

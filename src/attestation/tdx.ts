@@ -11,6 +11,7 @@ import { pccsCollateralSource } from './tdx-pccs.js';
 import { loadIntelSgxRoots, parseTdxCollateral, parseTdxQuote, quoteFmspc, type TdxCollateral, type TdxCollateralSource, type TdxPolicy } from '../evidence/tdx/index.js';
 import type { Certificate } from '../x509/certificate.js';
 import { withTestRoots, type TestRoots } from './test-roots.js';
+import { withCollateralBytes } from './tdx-collateral-log.js';
 
 /** Intel roots for an upstream's TDX evidence: the pinned Intel SGX Root CA, plus the operator's test roots if any. */
 export function tdxRoots(testRoots: TestRoots): Certificate[] {
@@ -32,6 +33,11 @@ export function tdxPolicy(u: UpstreamConfig): Omit<TdxPolicy, 'expectedReportDat
     minTcbEvaluationDataNumber: u.tdx.min_tcb_evaluation_data_number,
     blockedAdvisories: u.tdx.blocked_advisories,
   };
+}
+
+/** Where an upstream's Intel collateral comes from (recorded in its pins' policy), or null: TCB status unknown. */
+export function tdxCollateralKind(u: UpstreamConfig): 'pccs' | 'file' | 'dir' | null {
+  return u.tdx.pccs_url ? 'pccs' : u.tdx.collateral_file ? 'file' : u.tdx.collateral_dir ? 'dir' : null;
 }
 
 /** What a PCCS collateral source needs beyond the upstream's config. */
@@ -73,7 +79,7 @@ export function tdxCollateralSource(u: UpstreamConfig, deps: TdxCollateralDeps):
 }
 
 export function fileCollateral(file: string, key: string): () => TdxCollateral {
-  return watchedFile(file, key, 'ERR_TDX_COLLATERAL_UNAVAILABLE', (data) => parseTdxCollateral(data.toString('utf8')));
+  return watchedFile(file, key, 'ERR_TDX_COLLATERAL_UNAVAILABLE', (data) => withCollateralBytes(parseTdxCollateral(data.toString('utf8')), new Uint8Array(data)));
 }
 
 /** Each PCS answer is bounded like a collateral file, each request by 10 s. */

@@ -3,6 +3,8 @@ import { VerificationError } from '../errors/index.js';
 import type { Certificate } from '../x509/certificate.js';
 import type { Described } from './describe.js';
 import { tresorPinReverifier } from './pin-verify-tresor.js';
+import { aciPinReverifier } from './pin-verify-aci.js';
+import { nearPinReverifier } from './pin-verify-near.js';
 import { PIN_FORMAT, readBlob, type BlobProblem, type PinDocument } from '../audit/evidence.js';
 
 /** A pin document and its parts, read from the archive and checked against their hashes. */
@@ -58,12 +60,16 @@ export interface ReverifyOptions {
 export interface PinReverifier {
   /** Whether it needs the release root (a trust bundle is part of the evidence); without it the pin is checked against its hashes only. */
   needsReleaseRoot: boolean;
-  /** Verify the pin again at its own `verified_at`; throws the verifier's typed error. */
-  reverify(pin: ArchivedPin, o: ReverifyOptions): PinVerification;
+  /** Verify the pin again at its own `verified_at`; throws (or rejects with) the verifier's typed error. */
+  reverify(pin: ArchivedPin, o: ReverifyOptions): PinVerification | Promise<PinVerification>;
 }
 
 /** The profiles whose pins are re-verified offline, by profile name. */
-const REVERIFIERS: Readonly<Record<string, PinReverifier>> = { tresor: tresorPinReverifier };
+const REVERIFIERS: Readonly<Record<string, PinReverifier>> = {
+  tresor: tresorPinReverifier,
+  aci: aciPinReverifier,
+  near: nearPinReverifier,
+};
 
 /** The re-verifier of `profile`'s pins, or undefined when its pins cannot be re-verified offline. */
 export const pinReverifier = (profile: string): PinReverifier | undefined => (Object.hasOwn(REVERIFIERS, profile) ? REVERIFIERS[profile] : undefined);
@@ -74,7 +80,7 @@ export const pinReverifier = (profile: string): PinReverifier | undefined => (Ob
  * bytes it received, with the policy it applied. Throws the verifier's typed error
  * (`ERR_AUDIT_EVIDENCE_UNSUPPORTED` for a profile no re-verifier knows).
  */
-export function reverifyPin(pin: ArchivedPin, o: ReverifyOptions): PinVerification {
+export async function reverifyPin(pin: ArchivedPin, o: ReverifyOptions): Promise<PinVerification> {
   const r = pinReverifier(pin.doc.profile);
   if (!r) throw new VerificationError('ERR_AUDIT_EVIDENCE_UNSUPPORTED', `pins of profile ${JSON.stringify(pin.doc.profile).slice(0, 40)} cannot be re-verified offline`);
   return r.reverify(pin, o);

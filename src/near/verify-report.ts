@@ -16,6 +16,8 @@ export interface AttestedSigner {
   composeHash?: string;
   tlsBound: boolean;
   tcbStatus: TdxPolicyReport['tcbStatus'];
+  /** Intel advisories of the matched TCB level (only with collateral). */
+  advisoryIds?: string[];
 }
 
 export interface NearReportOptions {
@@ -98,6 +100,7 @@ export function verifyNearReport(report: NearReport, o: NearReportOptions): Veri
       ...(tdx.composeHash ? { composeHash: tdx.composeHash } : {}),
       tlsBound,
       tcbStatus: tdx.tcbStatus,
+      ...(tdx.advisoryIds ? { advisoryIds: tdx.advisoryIds } : {}),
     };
   });
   return asVerified({ signers });

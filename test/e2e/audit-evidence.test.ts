@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { TEST_ROOTS_FILE } from '../../src/sim/mint/test-roots.js';
-import { readAuditRecords } from '../helpers/audit.js';
+import { forgePin, readAuditRecords, rewriteAuditRecords } from '../helpers/audit.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { spawnBin } from '../helpers/spawn.js';
 import { auditLines, exported, startOtlpReceiver, until, type OtlpReceiver } from '../helpers/otlp-receiver.js';
@@ -89,30 +89,6 @@ async function copy(): Promise<string> {
 }
 
 const sha = (s: string | Buffer) => createHash('sha256').update(s).digest('hex');
-
-/**
- * Edit records with `edit` and re-chain every line after them (and audit.head), as someone with
- * write access and no audit key could: the chain passes, so only the evidence checks can object.
- */
-async function rewrite(dir: string, edit: (rec: Record<string, unknown>) => void): Promise<void> {
-  const files = (await readdir(dir)).filter((f) => /^audit-.*\.jsonl$/.test(f)).sort();
-  let prev = '0'.repeat(64);
-  let last = { seq: 0, hash: prev, file: '' };
-  for (const f of files) {
-    const out: string[] = [];
-    for (const line of (await readFile(join(dir, f), 'utf8')).split('\n').filter(Boolean)) {
-      const rec = JSON.parse(line) as Record<string, unknown>;
-      edit(rec);
-      rec.prev = prev;
-      const text = JSON.stringify(rec);
-      prev = sha(text);
-      last = { seq: rec.seq as number, hash: prev, file: f };
-      out.push(text);
-    }
-    await writeFile(join(dir, f), `${out.join('\n')}\n`);
-  }
-  await writeFile(join(dir, 'audit.head'), JSON.stringify(last));
-}
 
 describe('every receipt carries the evidence that made its connection trusted (tresor-verify audit DIR)', () => {
   test('one attestation record per pin, before the receipts that name it; each receipt names its own pin', () => {
@@ -209,7 +185,7 @@ describe('every receipt carries the evidence that made its connection trusted (t
 
   test("a receipt record's attestation summary changed (chain re-hashed): ERR_AUDIT_ATTESTATION_MISMATCH", async () => {
     const d = await copy();
-    await rewrite(d, (r) => {
+    await rewriteAuditRecords(d, (r) => {
       if (r.type === 'receipt') (r.attestation as Record<string, unknown>).measurement = '00'.repeat(48);
     });
     const { code, out } = await verify(d);
@@ -222,7 +198,7 @@ describe('every receipt carries the evidence that made its connection trusted (t
   test('a receipt pointed at another pin (chain re-hashed): ERR_AUDIT_ATTESTATION_MISMATCH on the TLS key', async () => {
     const d = await copy();
     const [first, second] = ofType('attestation');
-    await rewrite(d, (r) => {
+    await rewriteAuditRecords(d, (r) => {
       const a = r.attestation as Record<string, unknown> | undefined;
       if (r.type === 'receipt' && a && a.evidence === second?.evidence) a.evidence = first?.evidence;
     });
@@ -233,7 +209,7 @@ describe('every receipt carries the evidence that made its connection trusted (t
 
   test('an attestation record that says other than its evidence proves (chain re-hashed): ERR_AUDIT_ATTESTATION_MISMATCH with the release root', async () => {
     const d = await copy();
-    await rewrite(d, (r) => {
+    await rewriteAuditRecords(d, (r) => {
       if (r.type === 'attestation') r.expires_at = '2099-01-01T00:00:00.000Z';
     });
     expect((await verify(d)).code).toBe(0);
@@ -244,16 +220,8 @@ describe('every receipt carries the evidence that made its connection trusted (t
 
   test('forged evidence that hashes right (another nonce, renamed, records and chain rewritten): ERR_AUDIT_EVIDENCE_INVALID', async () => {
     const d = await copy();
-    const old = ofType('attestation')[0]?.evidence as string;
-    const doc = JSON.parse(await readFile(join(d, 'evidence', old), 'utf8')) as { nonce: string };
-    doc.nonce = 'ab'.repeat(32);
-    const text = JSON.stringify(doc);
-    await writeFile(join(d, 'evidence', sha(text)), text);
-    await rm(join(d, 'evidence', old));
-    await rewrite(d, (r) => {
-      if (r.evidence === old) r.evidence = sha(text);
-      const a = r.attestation as Record<string, unknown> | undefined;
-      if (a?.evidence === old) a.evidence = sha(text);
+    await forgePin(d, ofType('attestation')[0]?.evidence as string, (doc) => {
+      doc.nonce = 'ab'.repeat(32);
     });
     const { code, out } = await verify(d, ...withRoots());
     expect(code).toBe(4);

@@ -1,4 +1,5 @@
-import { readFile, readdir } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** Every record of the audit log under `stateDir/audit` (all rotated files), parsed. */
@@ -10,4 +11,50 @@ export async function readAuditRecords(stateDir: string): Promise<Record<string,
     .split('\n')
     .filter(Boolean)
     .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+const sha256Hex = (s: string | Buffer) => createHash('sha256').update(s).digest('hex');
+
+/**
+ * Edit the records of the audit log in `dir` with `edit` and re-chain every line after them (and
+ * audit.head), as someone with write access and no audit key could: the chain passes, so only the
+ * evidence checks can object.
+ */
+export async function rewriteAuditRecords(dir: string, edit: (rec: Record<string, unknown>) => void): Promise<void> {
+  const files = (await readdir(dir)).filter((f) => /^audit-.*\.jsonl$/.test(f)).sort();
+  let prev = '0'.repeat(64);
+  let last = { seq: 0, hash: prev, file: '' };
+  for (const f of files) {
+    const out: string[] = [];
+    for (const line of (await readFile(join(dir, f), 'utf8')).split('\n').filter(Boolean)) {
+      const rec = JSON.parse(line) as Record<string, unknown>;
+      edit(rec);
+      rec.prev = prev;
+      const text = JSON.stringify(rec);
+      prev = sha256Hex(text);
+      last = { seq: rec.seq as number, hash: prev, file: f };
+      out.push(text);
+    }
+    await writeFile(join(dir, f), `${out.join('\n')}\n`);
+  }
+  await writeFile(join(dir, 'audit.head'), JSON.stringify(last));
+}
+
+/**
+ * Forge pin `id` in the audit directory `dir`: its document edited by `edit`, stored under its new
+ * hash (the old one removed), and every record naming it rewritten and re-chained. Returns the new id.
+ */
+export async function forgePin(dir: string, id: string, edit: (doc: Record<string, unknown>) => void): Promise<string> {
+  const doc = JSON.parse(await readFile(join(dir, 'evidence', id), 'utf8')) as Record<string, unknown>;
+  edit(doc);
+  const text = JSON.stringify(doc);
+  const forged = sha256Hex(text);
+  await writeFile(join(dir, 'evidence', forged), text);
+  await rm(join(dir, 'evidence', id));
+  await rewriteAuditRecords(dir, (r) => {
+    if (r.evidence === id) r.evidence = forged;
+    const a = r.attestation as Record<string, unknown> | undefined;
+    if (a?.evidence === id) a.evidence = forged;
+  });
+  return forged;
 }

@@ -18,7 +18,6 @@ export interface EvidenceArgs {
 
 /** The release root and test roots named by `--release-root` and `--test-roots` (test roots only when given). */
 export async function trustArgs(args: EvidenceArgs): Promise<{ releaseRoot?: KeyObject; testRoots?: Certificate[] }> {
-  if (args['test-roots'] && !args['release-root']) throw new UsageError('ERR_USAGE_BAD_FLAG', '--test-roots is used with --release-root (it re-verifies the archived evidence)');
   return {
     ...(args['release-root'] ? { releaseRoot: loadReleaseRootKey(await readFlagFile(args['release-root'], '--release-root')) } : {}),
     ...(args['test-roots'] ? { testRoots: parsePemCertificates((await readFlagFile(args['test-roots'], '--test-roots')).toString('utf8'), '--test-roots') } : {}),
@@ -51,7 +50,7 @@ export async function evidenceAudit(paths: readonly string[], args: EvidenceArgs
     if (!releaseRoot && pinReverifier(pin.doc.profile)?.needsReleaseRoot) {
       throw new UsageError('ERR_USAGE_BAD_FLAG', `--evidence needs --release-root for a ${pin.doc.profile} pin: the pinned release-root key the trust bundle must be signed by`);
     }
-    const v = reverifyPin(pin, { releaseRoot, testRoots, testRootsLabel: args['test-roots'] });
+    const v = await reverifyPin(pin, { releaseRoot, testRoots, testRootsLabel: args['test-roots'] });
     const lines: [string, string][] = [['Evidence', pin.id], ['Upstream', `${pin.doc.upstream} (profile ${pin.doc.profile})`], ['Verified at', pin.doc.verified_at], ...v.described.lines];
     if (v.notRechecked.length) lines.push(['Not re-checked', v.notRechecked.join('; ')]);
     return { gap: 1, lines, fields: { evidence: pin.id, upstream: pin.doc.upstream, profile: pin.doc.profile, verified_at: pin.doc.verified_at, ...v.described.fields, not_rechecked: v.notRechecked } };
