@@ -46,6 +46,10 @@ function json(concurrency, count, maxMs) {
       { key: 'warmErrors', label: 'warm-up errors', digits: 0 },
       ...RECEIPT_METRICS,
       { key: 'journalP50Ms', label: 'journal wait p50 ms', digits: 3 },
+      // Where the own CPU ran (bench/procfs.mjs threadDelta): the main thread, and of it in the kernel; every other thread (GC helpers, libuv pool).
+      { key: 'mainUsPerReq', label: 'main thread µs/req', digits: 0 },
+      { key: 'mainSysUsPerReq', label: 'of it kernel', digits: 0 },
+      { key: 'othersUsPerReq', label: 'other threads µs/req', digits: 0 },
     ],
     async run({ target, quick, state }) {
       state.client ??= clientFor(target, concurrency);
@@ -65,10 +69,18 @@ function json(concurrency, count, maxMs) {
         warmErrors: state.warmErrors,
         ...receiptCounts(m.receipts),
         journalP50Ms: msOrNull(before && after ? histogramP50(before, after) : null),
+        ...perRequest(m.threads, r.latencies.length),
       };
     },
     done: (state) => state.client?.close(),
   };
+}
+
+/** The main thread's and the other threads' CPU per request (null without a process). */
+function perRequest(threads, n) {
+  if (!threads) return { mainUsPerReq: null, mainSysUsPerReq: null, othersUsPerReq: null, threadUs: null };
+  const per = (us) => us / Math.max(1, n);
+  return { mainUsPerReq: per(threads.mainUs), mainSysUsPerReq: per(threads.mainSysUs), othersUsPerReq: per(threads.othersUs), othersSysUsPerReq: per(threads.othersSysUs), threadUs: threads.byTid };
 }
 
 const msOrNull = (seconds) => (typeof seconds === 'number' ? seconds * 1000 : null);
