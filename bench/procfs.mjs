@@ -63,6 +63,13 @@ export function threadDelta(pid, a, b) {
   return acc;
 }
 
+/** read(2)-family and write(2)-family system calls `pid` made so far (all threads; /proc/PID/io syscr, syscw). */
+export function ioCalls(pid) {
+  const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+  const n = (k) => Number(new RegExp(`^${k}: (\\d+)$`, 'm').exec(io)?.[1] ?? NaN);
+  return { reads: n('syscr'), writes: n('syscw') };
+}
+
 /** utime + stime of `pid` (all its threads, dead ones included) in µs; 10 ms resolution. */
 export function statCpuMicros(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -129,16 +136,19 @@ export function sampleRss(pid, everyMs = 25) {
  * counts too; `receipts` is the change of those counters.
  */
 export async function measureProcess(pid, work, settle) {
-  if (pid === undefined) return { ...(await machineBusyAround(work)), cpuUs: null, threads: null, rssBeforeKb: null, rssPeakKb: null, receipts: null };
+  if (pid === undefined) return { ...(await machineBusyAround(work)), cpuUs: null, threads: null, io: null, rssBeforeKb: null, rssPeakKb: null, receipts: null };
   const before = settle ? await settle() : null;
   const rssBeforeKb = rssKb(pid);
   const rss = sampleRss(pid);
   const threads0 = threadTimes(pid);
+  const io0 = ioCalls(pid);
   const cpu0 = cpuMicros(pid);
   const { result, machineBusyPct } = await machineBusyAround(() => work(rss));
   const after = settle ? await settle() : null;
   const cpuUs = cpuMicros(pid) - cpu0;
   const threads = threadDelta(pid, threads0, threadTimes(pid));
+  const io1 = ioCalls(pid);
+  const io = { reads: io1.reads - io0.reads, writes: io1.writes - io0.writes };
   const receipts = before && after ? Object.fromEntries(Object.keys(after).map((k) => [k, after[k] - (before[k] ?? 0)])) : null;
-  return { result, cpuUs, threads, rssBeforeKb, rssPeakKb: rss.stop(), receipts, machineBusyPct };
+  return { result, cpuUs, threads, io, rssBeforeKb, rssPeakKb: rss.stop(), receipts, machineBusyPct };
 }

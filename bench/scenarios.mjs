@@ -50,6 +50,9 @@ function json(concurrency, count, maxMs) {
       { key: 'mainUsPerReq', label: 'main thread µs/req', digits: 0 },
       { key: 'mainSysUsPerReq', label: 'of it kernel', digits: 0 },
       { key: 'othersUsPerReq', label: 'other threads µs/req', digits: 0 },
+      // write(2)-family and read(2)-family calls per request (/proc/PID/io): counted, not timed, so steady on a busy machine.
+      { key: 'writesPerReq', label: 'writes/req', digits: 2 },
+      { key: 'readsPerReq', label: 'reads/req', digits: 2 },
     ],
     async run({ target, quick, state }) {
       state.client ??= clientFor(target, concurrency);
@@ -70,6 +73,8 @@ function json(concurrency, count, maxMs) {
         ...receiptCounts(m.receipts),
         journalP50Ms: msOrNull(before && after ? histogramP50(before, after) : null),
         ...perRequest(m.threads, r.latencies.length),
+        writesPerReq: m.io ? m.io.writes / Math.max(1, r.latencies.length) : null,
+        readsPerReq: m.io ? m.io.reads / Math.max(1, r.latencies.length) : null,
       };
     },
     done: (state) => state.client?.close(),
