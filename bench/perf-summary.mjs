@@ -71,7 +71,7 @@ for (const block of script.split('\n\n')) {
   }
 }
 const per = o.per ? Number(o.per) : undefined;
-const fmt = (n) => (per ? `${((n * 1000) / 999 / per).toFixed(1).padStart(8)} µs/req` : `${String(n).padStart(7)} samples`);
+const fmt = (n) => (per ? `${((n * 1e6) / 999 / per).toFixed(1).padStart(8)} µs/req` : `${String(n).padStart(7)} samples`);
 console.log(`${file}: ${kept} samples (${(kept / 999).toFixed(2)} s of CPU at 999 Hz)`);
 for (const [r, m] of [...byRole].sort((a, b) => sum(b[1]) - sum(a[1]))) {
   console.log(`\n${r}: ${fmt(sum(m))} (${((100 * sum(m)) / kept).toFixed(1)} %)`);
