@@ -14,7 +14,8 @@ const ROOT = new URL('../', import.meta.url).pathname;
  * (unmeasured) with `GET /v1/models` (forwarded, but no receipt to fetch). The first time it
  * ramps up (100, 200, 400, ... concurrent) like a growing client population; later rounds re-warm
  * at full concurrency (keep-alive connections may have expired while the other contenders ran).
- * Then a few chat completions warm the measured path. Records the number of failed requests.
+ * Then a few chat completions warm the measured path (BENCH_WARM_CHATS: how many, the first time). Records
+ * the number of failed requests.
  */
 async function warm(state, concurrency) {
   let errors = 0;
@@ -25,7 +26,9 @@ async function warm(state, concurrency) {
     if (c === concurrency) break;
     c = Math.min(concurrency, c * 2);
   }
-  if (!state.warmed) errors += (await runJson(state.client, { count: Math.min(Math.max(concurrency, 20), 100), concurrency: Math.min(concurrency, 100), maxMs: 60_000 })).errors;
+  // BENCH_WARM_CHATS=N: N chat completions the first time instead (JIT compilation done before the first measured round).
+  const chats = Number(process.env.BENCH_WARM_CHATS) || Math.min(Math.max(concurrency, 20), 100);
+  if (!state.warmed) errors += (await runJson(state.client, { count: chats, concurrency: Math.min(concurrency, 100), maxMs: 120_000 })).errors;
   state.warmed = true;
   state.warmErrors = (state.warmErrors ?? 0) + errors;
 }
