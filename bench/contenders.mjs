@@ -11,9 +11,17 @@ const ROOT = new URL('../', import.meta.url).pathname;
 
 /** BENCH_CPU_PROF_DIR=DIR runs the Node contenders under `node --cpu-prof` (one DIR/<name>/ each). */
 /** BENCH_HEAP_SNAPSHOT_DIR=DIR: a Node contender writes a heap snapshot into DIR/<name>/ on SIGUSR2 (sse-c1000 sends it at peak). */
+/**
+ * BENCH_PERF_DIR=DIR: `perf record` (every thread, kernel included, call graphs) follows each Node
+ * contender from the moment it is ready until it is stopped, into DIR/<name>/perf-<pid>.data; the
+ * contender runs with `--perf-basic-prof-only-functions` so that JavaScript frames have names.
+ */
 const profArgs = (name) => {
   if (process.env.BENCH_HEAP_SNAPSHOT_DIR) mkdirSync(join(process.env.BENCH_HEAP_SNAPSHOT_DIR, name), { recursive: true });
   return [
+    ...(process.env.BENCH_PERF_DIR ? ['--perf-basic-prof-only-functions'] : []),
+    // BENCH_NODE_ARGS='--trace-deopt ...': extra V8/Node flags for the Node contenders (diagnosis; output in their logs).
+    ...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ').filter(Boolean) : []),
     ...(process.env.BENCH_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${join(process.env.BENCH_CPU_PROF_DIR, name)}`] : []),
     ...(process.env.BENCH_HEAP_SNAPSHOT_DIR ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${join(process.env.BENCH_HEAP_SNAPSHOT_DIR, name)}`] : []),
   ];
@@ -24,7 +32,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * Spawn `cmd`, its output to `logFile`; resolves once `ready()` returns a value (polled; `log` is the
  * output so far), bounded in time.
  */
-async function spawnLogged(cmd, args, { logFile, ready, env, ms = 20_000 }) {
+async function spawnLogged(cmd, args, { logFile, ready, env, ms = 20_000, perfName }) {
   const fd = openSync(logFile, 'w');
   const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, HTTPS_PROXY: '', https_proxy: '', ...env }, stdio: ['ignore', fd, fd] });
   closeSync(fd);
@@ -33,7 +41,7 @@ async function spawnLogged(cmd, args, { logFile, ready, env, ms = 20_000 }) {
   for (;;) {
     const log = readFileSync(logFile, 'utf8');
     const value = await ready(log);
-    if (value) return { child, value, exited };
+    if (value) return { child, value, exited, perf: perfName ? await perfRecord(child.pid, perfName) : undefined };
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${cmd} exited early: ${log.slice(-2000)}`);
     if (Date.now() > end) {
       child.kill('SIGKILL');
@@ -45,7 +53,19 @@ async function spawnLogged(cmd, args, { logFile, ready, env, ms = 20_000 }) {
 
 const matching = (pattern) => (log) => pattern.exec(log)?.[1];
 
+/** `perf record` attached to `pid` (BENCH_PERF_DIR only); resolves once perf has started sampling. */
+async function perfRecord(pid, name) {
+  if (!process.env.BENCH_PERF_DIR) return undefined;
+  const d = join(process.env.BENCH_PERF_DIR, name);
+  mkdirSync(d, { recursive: true });
+  const perf = spawn('perf', ['record', '-F', '999', '-g', '-e', 'cpu-clock', '-p', String(pid), '-o', join(d, `perf-${pid}.data`)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const exited = new Promise((resolve) => perf.once('exit', resolve));
+  await sleep(300);
+  return { stop: () => (perf.kill('SIGINT'), exited) };
+}
+
 async function stopChild(p) {
+  await p.perf?.stop();
   if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM');
   const t = setTimeout(() => p.child.kill('SIGKILL'), 3_000);
   await p.exited;
@@ -96,7 +116,7 @@ const passthrough = {
   note: 'bare undici Pool-based Node reverse proxy, no checks (bench/passthrough.mjs)',
   available: () => ({ ok: true }),
   async start(sim, dir) {
-    const p = await spawnLogged(process.execPath, [...profArgs('passthrough'), join(ROOT, 'bench/passthrough.mjs'), sim.url, sim.caFile], { logFile: join(dir, 'passthrough.log'), ready: matching(/listening (http:\/\/\S+)/) });
+    const p = await spawnLogged(process.execPath, [...profArgs('passthrough'), join(ROOT, 'bench/passthrough.mjs'), sim.url, sim.caFile], { logFile: join(dir, 'passthrough.log'), ready: matching(/listening (http:\/\/\S+)/), perfName: 'passthrough' });
     const origin = p.value;
     await waitForwarding(origin);
     return { origin, pid: p.child.pid, stop: () => stopChild(p) };
@@ -229,7 +249,7 @@ export async function startDaemonProcess(sim, dir, { receipts, ready = true, tag
     return res?.statusCode === 200;
   };
   const env = { TRESOR_API_KEY: API_KEY, ...(caFile ? {} : { NODE_EXTRA_CA_CERTS: sim.caFile }) };
-  const p = await spawnLogged(process.execPath, args, { logFile: join(d, 'daemon.log'), ready: answers('/healthz'), env, ms: 30_000 });
+  const p = await spawnLogged(process.execPath, args, { logFile: join(d, 'daemon.log'), ready: answers('/healthz'), env, ms: 30_000, perfName: tag });
   const t0 = Date.now();
   if (ready) {
     while (!(await answers('/readyz')())) {

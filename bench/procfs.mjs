@@ -19,6 +19,57 @@ export function cpuMicros(pid) {
   return statCpuMicros(pid);
 }
 
+/**
+ * Per thread of `pid`: ns on CPU (schedstat) and its utime/stime ticks (user vs kernel), keyed by
+ * tid. Node 20 does not name its threads, so they are told apart by creation order: the main thread
+ * (tid = pid), then V8's platform workers (GC helpers, compiler), then the libuv pool.
+ */
+export function threadTimes(pid) {
+  const out = new Map();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const ns = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(Number(tid), { ns, utime: Number(f[11]), stime: Number(f[12]) });
+    } catch {
+      /* the thread exited */
+    }
+  }
+  return out;
+}
+
+/**
+ * CPU per thread between two `threadTimes` samples, in µs: `main` (the event loop's thread) and
+ * `others` (every other thread), each split into user and kernel time by its tick counts.
+ */
+export function threadDelta(pid, a, b) {
+  const acc = { mainUs: 0, mainSysUs: 0, othersUs: 0, othersSysUs: 0, byTid: {} };
+  for (const [tid, t1] of b) {
+    const t0 = a.get(tid) ?? { ns: 0, utime: 0, stime: 0 };
+    const us = (t1.ns - t0.ns) / 1000;
+    if (us <= 0) continue;
+    const ticks = t1.utime - t0.utime + (t1.stime - t0.stime);
+    const sysUs = ticks > 0 ? (us * (t1.stime - t0.stime)) / ticks : 0;
+    if (tid === pid) {
+      acc.mainUs += us;
+      acc.mainSysUs += sysUs;
+    } else {
+      acc.othersUs += us;
+      acc.othersSysUs += sysUs;
+    }
+    acc.byTid[tid - pid] = Math.round(us);
+  }
+  return acc;
+}
+
+/** read(2)-family and write(2)-family system calls `pid` made so far (all threads; /proc/PID/io syscr, syscw). */
+export function ioCalls(pid) {
+  const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+  const n = (k) => Number(new RegExp(`^${k}: (\\d+)$`, 'm').exec(io)?.[1] ?? NaN);
+  return { reads: n('syscr'), writes: n('syscw') };
+}
+
 /** utime + stime of `pid` (all its threads, dead ones included) in µs; 10 ms resolution. */
 export function statCpuMicros(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -85,14 +136,19 @@ export function sampleRss(pid, everyMs = 25) {
  * counts too; `receipts` is the change of those counters.
  */
 export async function measureProcess(pid, work, settle) {
-  if (pid === undefined) return { ...(await machineBusyAround(work)), cpuUs: null, rssBeforeKb: null, rssPeakKb: null, receipts: null };
+  if (pid === undefined) return { ...(await machineBusyAround(work)), cpuUs: null, threads: null, io: null, rssBeforeKb: null, rssPeakKb: null, receipts: null };
   const before = settle ? await settle() : null;
   const rssBeforeKb = rssKb(pid);
   const rss = sampleRss(pid);
+  const threads0 = threadTimes(pid);
+  const io0 = ioCalls(pid);
   const cpu0 = cpuMicros(pid);
   const { result, machineBusyPct } = await machineBusyAround(() => work(rss));
   const after = settle ? await settle() : null;
   const cpuUs = cpuMicros(pid) - cpu0;
+  const threads = threadDelta(pid, threads0, threadTimes(pid));
+  const io1 = ioCalls(pid);
+  const io = { reads: io1.reads - io0.reads, writes: io1.writes - io0.writes };
   const receipts = before && after ? Object.fromEntries(Object.keys(after).map((k) => [k, after[k] - (before[k] ?? 0)])) : null;
-  return { result, cpuUs, rssBeforeKb, rssPeakKb: rss.stop(), receipts, machineBusyPct };
+  return { result, cpuUs, threads, io, rssBeforeKb, rssPeakKb: rss.stop(), receipts, machineBusyPct };
 }

@@ -115,5 +115,7 @@ try {
 } finally {
   for (const i of instances.values()) await i.stop().catch(() => undefined);
   await sim?.stop().catch(() => undefined);
-  rmSync(dir, { recursive: true, force: true });
+  // BENCH_KEEP_DIR=1 keeps the run's directory (contender logs, state) for diagnosis.
+  if (process.env.BENCH_KEEP_DIR) process.stderr.write(`kept ${dir}\n`);
+  else rmSync(dir, { recursive: true, force: true });
 }

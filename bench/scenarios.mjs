@@ -14,7 +14,8 @@ const ROOT = new URL('../', import.meta.url).pathname;
  * (unmeasured) with `GET /v1/models` (forwarded, but no receipt to fetch). The first time it
  * ramps up (100, 200, 400, ... concurrent) like a growing client population; later rounds re-warm
  * at full concurrency (keep-alive connections may have expired while the other contenders ran).
- * Then a few chat completions warm the measured path. Records the number of failed requests.
+ * Then a few chat completions warm the measured path (BENCH_WARM_CHATS: how many, the first time). Records
+ * the number of failed requests.
  */
 async function warm(state, concurrency) {
   let errors = 0;
@@ -25,7 +26,9 @@ async function warm(state, concurrency) {
     if (c === concurrency) break;
     c = Math.min(concurrency, c * 2);
   }
-  if (!state.warmed) errors += (await runJson(state.client, { count: Math.min(Math.max(concurrency, 20), 100), concurrency: Math.min(concurrency, 100), maxMs: 60_000 })).errors;
+  // BENCH_WARM_CHATS=N: N chat completions the first time instead (JIT compilation done before the first measured round).
+  const chats = Number(process.env.BENCH_WARM_CHATS) || Math.min(Math.max(concurrency, 20), 100);
+  if (!state.warmed) errors += (await runJson(state.client, { count: chats, concurrency: Math.min(concurrency, 100), maxMs: 120_000 })).errors;
   state.warmed = true;
   state.warmErrors = (state.warmErrors ?? 0) + errors;
 }
@@ -46,6 +49,13 @@ function json(concurrency, count, maxMs) {
       { key: 'warmErrors', label: 'warm-up errors', digits: 0 },
       ...RECEIPT_METRICS,
       { key: 'journalP50Ms', label: 'journal wait p50 ms', digits: 3 },
+      // Where the own CPU ran (bench/procfs.mjs threadDelta): the main thread, and of it in the kernel; every other thread (GC helpers, libuv pool).
+      { key: 'mainUsPerReq', label: 'main thread µs/req', digits: 0 },
+      { key: 'mainSysUsPerReq', label: 'of it kernel', digits: 0 },
+      { key: 'othersUsPerReq', label: 'other threads µs/req', digits: 0 },
+      // write(2)-family and read(2)-family calls per request (/proc/PID/io): counted, not timed, so steady on a busy machine.
+      { key: 'writesPerReq', label: 'writes/req', digits: 2 },
+      { key: 'readsPerReq', label: 'reads/req', digits: 2 },
     ],
     async run({ target, quick, state }) {
       state.client ??= clientFor(target, concurrency);
@@ -65,10 +75,20 @@ function json(concurrency, count, maxMs) {
         warmErrors: state.warmErrors,
         ...receiptCounts(m.receipts),
         journalP50Ms: msOrNull(before && after ? histogramP50(before, after) : null),
+        ...perRequest(m.threads, r.latencies.length),
+        writesPerReq: m.io ? m.io.writes / Math.max(1, r.latencies.length) : null,
+        readsPerReq: m.io ? m.io.reads / Math.max(1, r.latencies.length) : null,
       };
     },
     done: (state) => state.client?.close(),
   };
+}
+
+/** The main thread's and the other threads' CPU per request (null without a process). */
+function perRequest(threads, n) {
+  if (!threads) return { mainUsPerReq: null, mainSysUsPerReq: null, othersUsPerReq: null, threadUs: null };
+  const per = (us) => us / Math.max(1, n);
+  return { mainUsPerReq: per(threads.mainUs), mainSysUsPerReq: per(threads.mainSysUs), othersUsPerReq: per(threads.othersUs), othersSysUsPerReq: per(threads.othersSysUs), threadUs: threads.byTid };
 }
 
 const msOrNull = (seconds) => (typeof seconds === 'number' ? seconds * 1000 : null);

@@ -170,7 +170,8 @@ export class ReceiptPipeline {
     if (signer) o.logger.info({ public_key_sha256: signer.keySha256, public_key: signer.publicPem, event: 'audit.signing_key' }, `audit checkpoints are signed with Ed25519 key sha256:${signer.keySha256} (public key in ${join(o.audit.dir, 'audit.pub')})`);
     const onRecreated = (path: string) => o.logger.error({ path, event: 'audit.recreated' }, `${path} (or its directory) was removed while open: recreated, the held entries written to it`);
     const durability = { health, onRecreated, ...retry };
-    const { journal, pending } = await ReceiptJournal.open(join(o.stateDir, 'receipts'), durability);
+    // A job's entry commits at once (the answer waits for it); a `done` nobody waits for shares a later commit.
+    const { journal, pending } = await ReceiptJournal.open(join(o.stateDir, 'receipts'), { ...durability, commitWindowMs });
     const archive = o.audit.archiveReceipts ? new ReceiptArchive(o.audit.dir, { commitWindowMs, ...durability }) : undefined;
     const p = new ReceiptPipeline(o, journal, audit, archive, health, o.audit.archiveEvidence ? new EvidenceStore(o.audit.dir) : undefined);
     const recorded = await recordedJobs(o.audit.dir, pending);
@@ -383,7 +384,7 @@ export class ReceiptPipeline {
   private async finish(job: ReceiptJob, record: ReceiptRecord, jws: string | undefined, urgent = false): Promise<void> {
     if (this.closed) throw new PipelineClosed();
     await this.write(record, jws, urgent);
-    await this.journal.done(job.job);
+    await this.journal.done(job.job, { urgent });
     this.appKeys.delete(job.job);
   }
 

@@ -43,6 +43,25 @@ describe('ReceiptJournal', () => {
     expect(await readFile(join(dir, 'j', f), 'utf8')).not.toMatch(/authorization|Bearer/i);
   });
 
+  test('a done entry nobody waits for shares the next job\'s commit (one write) instead of a write of its own; an urgent one goes at once', async () => {
+    // A long window, so that only the next job's commit (urgent) can end it within this test.
+    const { journal } = await ReceiptJournal.open(dir, { commitWindowMs: 60_000 });
+    await journal.add(job(1));
+    const file = join(dir, (await readdir(dir)).find((f) => f.startsWith('journal-')) as string);
+    const ops = async () => (await readFile(file, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { op: string });
+    let doneSettled = false;
+    const done = journal.done(job(1).job, { urgent: false }).then(() => (doneSettled = true));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await ops()).toHaveLength(1); // held: not written on its own
+    expect(doneSettled).toBe(false);
+    await journal.add(job(2)); // urgent: commits at once, taking the held done with it
+    await done;
+    expect((await ops()).map((e) => e.op)).toEqual(['job', 'done', 'job']);
+    await journal.done(job(2).job, { urgent: true });
+    expect((await ops()).map((e) => e.op)).toEqual(['job', 'done', 'job', 'done']);
+    await journal.close();
+  });
+
   test('compaction under load keeps every pending job and drops the done ones', async () => {
     const { journal } = await ReceiptJournal.open(dir);
     // ~5 MB of entries forces at least one compaction (at 4 MB).
