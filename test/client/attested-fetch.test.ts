@@ -218,7 +218,8 @@ describe('receipts in-process', () => {
       const [a, b] = [await f.verdictFor(streamed), await f.verdictFor(other)];
       await f.close();
       const records = await readAuditRecords(stateDir);
-      const pins = records.filter((r) => r.type === 'attestation');
+      // By the time of verification: the two records are appended as their evidence is made durable, not necessarily in that order.
+      const pins = records.filter((r) => r.type === 'attestation').sort((x, y) => String(x.verified_at).localeCompare(String(y.verified_at)));
       expect(pins).toHaveLength(2);
       const bySeq = (seq: unknown) => records.find((r) => r.seq === seq)?.attestation;
       expect(bySeq(a.seq)).toMatchObject({ evidence: pins[0]?.evidence, tls_spki_sha256: pins[0]?.tls_spki_sha256 });
