@@ -13,7 +13,7 @@ export interface PinResult {
   profile: string;
   verified_at: string;
   seq: number;
-  /** `verified`: re-verified at its own time and equal to its record; `skipped`: no --release-root; `not archived`: the record names no evidence. */
+  /** `verified`: re-verified at its own time and equal to its record; `skipped`: no --release-root (for a profile that needs one); `not archived`: the record names no evidence. */
   result: 'verified' | 'failed' | 'skipped' | 'not archived';
   code?: string;
 }
@@ -41,7 +41,7 @@ const differing = (a: Record<string, unknown>, b: Record<string, unknown>, keys:
  * attestation summary is that pin's. Every mismatch is a break with its code.
  */
 export async function checkPins(files: readonly string[], o: { releaseRoot?: KeyObject | undefined; testRoots?: readonly Certificate[] | undefined }): Promise<PinReport> {
-  const report: PinReport = { pins: [], receipts: { matched: 0, unlinked: 0 }, breaks: [], ...(o.releaseRoot ? {} : { skipped: 'no --release-root: the archived evidence was checked against its hashes only, not re-verified' }) };
+  const report: PinReport = { pins: [], receipts: { matched: 0, unlinked: 0 }, breaks: [] };
   const pins = new Map<string, Record<string, unknown>>();
   for (const file of files) {
     const lines = (await readFile(file, 'utf8')).split('\n');
@@ -74,6 +74,7 @@ export async function checkPins(files: readonly string[], o: { releaseRoot?: Key
       }
     }
   }
+  if (report.pins.some((p) => p.result === 'skipped')) report.skipped = 'no --release-root: the evidence of pins that need one was checked against its hashes only, not re-verified';
   return report;
 }
 
@@ -91,7 +92,9 @@ async function checkPinRecord(rec: Record<string, unknown>, dir: string, o: Para
   const recorded = { upstream: pin.doc.upstream, profile: pin.doc.profile, verified_at: pin.doc.verified_at, test_roots: pin.doc.test_roots };
   const named = differing(recorded, rec, Object.keys(recorded));
   if (named.length) return fail('ERR_AUDIT_ATTESTATION_MISMATCH', `the attestation record differs from its pin document ${id.slice(0, 16)}… in ${named.join(', ')}`);
-  if (!o.releaseRoot && pinReverifier(pin.doc.profile)?.needsReleaseRoot !== false) return { ...base, result: 'skipped' };
+  const reverifier = pinReverifier(pin.doc.profile);
+  if (!reverifier) return fail('ERR_AUDIT_EVIDENCE_UNSUPPORTED', `the evidence ${id.slice(0, 16)}… is of profile ${JSON.stringify(pin.doc.profile).slice(0, 40)}, which this tresor-verify cannot re-verify offline`);
+  if (!o.releaseRoot && reverifier.needsReleaseRoot) return { ...base, result: 'skipped' };
   try {
     const v = reverifyPin(pin, o);
     const diff = differing(v.summary, rec, PROVEN);

@@ -3,6 +3,7 @@ import { VerificationError } from '../errors/index.js';
 import type { Certificate } from '../x509/certificate.js';
 import type { Described } from './describe.js';
 import { tresorPinReverifier } from './pin-verify-tresor.js';
+import { pinaivuPinReverifier } from './pin-verify-pinaivu.js';
 import { PIN_FORMAT, readBlob, type BlobProblem, type PinDocument } from '../audit/evidence.js';
 
 /** A pin document and its parts, read from the archive and checked against their hashes. */
@@ -63,7 +64,10 @@ export interface PinReverifier {
 }
 
 /** The profiles whose pins are re-verified offline, by profile name. */
-const REVERIFIERS: Readonly<Record<string, PinReverifier>> = { tresor: tresorPinReverifier };
+const REVERIFIERS: Readonly<Record<string, PinReverifier>> = {
+  tresor: tresorPinReverifier,
+  pinaivu: pinaivuPinReverifier,
+};
 
 /** The re-verifier of `profile`'s pins, or undefined when its pins cannot be re-verified offline. */
 export const pinReverifier = (profile: string): PinReverifier | undefined => (Object.hasOwn(REVERIFIERS, profile) ? REVERIFIERS[profile] : undefined);

@@ -1,11 +1,10 @@
-import { createHash } from 'node:crypto';
 import { cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { TEST_ROOTS_FILE } from '../../src/sim/mint/test-roots.js';
-import { readAuditRecords } from '../helpers/audit.js';
+import { forgeEvidence, readAuditRecords, rechainAudit, sha256Hex } from '../helpers/audit.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { spawnBin } from '../helpers/spawn.js';
 import { auditLines, exported, startOtlpReceiver, until, type OtlpReceiver } from '../helpers/otlp-receiver.js';
@@ -88,31 +87,8 @@ async function copy(): Promise<string> {
   return d;
 }
 
-const sha = (s: string | Buffer) => createHash('sha256').update(s).digest('hex');
-
-/**
- * Edit records with `edit` and re-chain every line after them (and audit.head), as someone with
- * write access and no audit key could: the chain passes, so only the evidence checks can object.
- */
-async function rewrite(dir: string, edit: (rec: Record<string, unknown>) => void): Promise<void> {
-  const files = (await readdir(dir)).filter((f) => /^audit-.*\.jsonl$/.test(f)).sort();
-  let prev = '0'.repeat(64);
-  let last = { seq: 0, hash: prev, file: '' };
-  for (const f of files) {
-    const out: string[] = [];
-    for (const line of (await readFile(join(dir, f), 'utf8')).split('\n').filter(Boolean)) {
-      const rec = JSON.parse(line) as Record<string, unknown>;
-      edit(rec);
-      rec.prev = prev;
-      const text = JSON.stringify(rec);
-      prev = sha(text);
-      last = { seq: rec.seq as number, hash: prev, file: f };
-      out.push(text);
-    }
-    await writeFile(join(dir, f), `${out.join('\n')}\n`);
-  }
-  await writeFile(join(dir, 'audit.head'), JSON.stringify(last));
-}
+const sha = sha256Hex;
+const rewrite = rechainAudit;
 
 describe('every receipt carries the evidence that made its connection trusted (tresor-verify audit DIR)', () => {
   test('one attestation record per pin, before the receipts that name it; each receipt names its own pin', () => {
@@ -247,14 +223,8 @@ describe('every receipt carries the evidence that made its connection trusted (t
     const old = ofType('attestation')[0]?.evidence as string;
     const doc = JSON.parse(await readFile(join(d, 'evidence', old), 'utf8')) as { nonce: string };
     doc.nonce = 'ab'.repeat(32);
-    const text = JSON.stringify(doc);
-    await writeFile(join(d, 'evidence', sha(text)), text);
+    await forgeEvidence(d, old, JSON.stringify(doc));
     await rm(join(d, 'evidence', old));
-    await rewrite(d, (r) => {
-      if (r.evidence === old) r.evidence = sha(text);
-      const a = r.attestation as Record<string, unknown> | undefined;
-      if (a?.evidence === old) a.evidence = sha(text);
-    });
     const { code, out } = await verify(d, ...withRoots());
     expect(code).toBe(4);
     expect(out).toMatch(/ERR_AUDIT_EVIDENCE_INVALID: the evidence [0-9a-f]{16}… does not verify as of .*: ERR_ATTEST_NONCE_MISMATCH/);

@@ -16,9 +16,11 @@ export interface EvidenceArgs {
   json: boolean;
 }
 
-/** The release root and test roots named by `--release-root` and `--test-roots` (test roots only when given). */
+/**
+ * The release root and test roots named by `--release-root` and `--test-roots` (test roots only
+ * when given; alone they serve the pins of profiles that need no release root, e.g. `pinaivu`).
+ */
 export async function trustArgs(args: EvidenceArgs): Promise<{ releaseRoot?: KeyObject; testRoots?: Certificate[] }> {
-  if (args['test-roots'] && !args['release-root']) throw new UsageError('ERR_USAGE_BAD_FLAG', '--test-roots is used with --release-root (it re-verifies the archived evidence)');
   return {
     ...(args['release-root'] ? { releaseRoot: loadReleaseRootKey(await readFlagFile(args['release-root'], '--release-root')) } : {}),
     ...(args['test-roots'] ? { testRoots: parsePemCertificates((await readFlagFile(args['test-roots'], '--test-roots')).toString('utf8'), '--test-roots') } : {}),

@@ -50,7 +50,7 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
       .option('jwks-file', { type: 'string', describe: "The router's JWKS (saved to a file): also re-verify every archived receipt offline; a verified record without an archived receipt is a break" })
       .option('audit-key', { type: 'string', describe: "The daemon's audit public key (PEM, audit.pub beside the log): check every signed checkpoint; the log must carry one. With --otlp-json, once per key of the fleet" })
       .option('release-root', { type: 'string', describe: "Pinned release-root public key: re-verify every archived pin's evidence at its own time (without it: checked against its hashes only, reported as skipped)" })
-      .option('test-roots', { type: 'string', describe: "PEM test roots (the simulator's) the archived bundles may name besides the pinned vendor roots; only when given" })
+      .option('test-roots', { type: 'string', describe: "PEM test roots (the simulator's) the archived evidence may chain to besides the pinned vendor roots; only when given (pinaivu pins need no --release-root)" })
       .option('evidence', { type: 'string', describe: 'Print one archived pin (its evidence id) verified again at its own time, like tresor-verify attest' })
       .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' }) as Argv<AuditArgs>,
   handler: async (args) => {
