@@ -340,3 +340,18 @@ describe('audit.archive_evidence: false', () => {
     }
   });
 });
+
+describe('receipts off on every upstream', () => {
+  test('there is no audit log, so no pin is recorded or archived (docs/wire.md §7.2): the attested request still flows', async () => {
+    const off = await startHarness({ upstream: { receipts: { mode: 'off' } } });
+    try {
+      const res = await request(`${off.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'eu/tresor/gpt-oss-120b', messages: [{ role: 'user', content: 'no receipts' }] }) });
+      await res.body.dump();
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['x-tresor-attestation']).toMatch(/^verified; nonce-bound; channel: bound/);
+      await expect(stat(join(off.dir, 'state', 'audit'))).rejects.toMatchObject({ code: 'ENOENT' });
+    } finally {
+      await off.close();
+    }
+  });
+});
