@@ -3,7 +3,7 @@ import { MalformedError, VerificationError } from '../errors/index.js';
 import { parseCrl } from '../x509/crl.js';
 import { spkiSha256 } from '../x509/certificate.js';
 import { verifyTrustBundle } from '../trust/verify-bundle.js';
-import { pinnedNitroRoots } from './attest.js';
+import { isUrl, pinnedNitroRoots } from './attest.js';
 import { describeRouterAttestation } from './describe.js';
 import { parseEnvelope } from './parse.js';
 import { verifyRouterEnvelope, type EnvelopePolicy } from './verify.js';
@@ -68,8 +68,6 @@ function reverifyTresorPin(pin: ArchivedPin, o: ReverifyOptions): PinVerificatio
     ],
   };
 }
-
-const isUrl = (s: string) => /^https?:\/\//i.test(s);
 
 /** The envelope must name the allowed bundle location when it is a URL (a file location is used whatever the envelope names). */
 function checkBundleLocation(envelopeUrl: string, location: string | undefined): void {
