@@ -25,9 +25,10 @@ export interface PinReport {
   /**
    * Receipt records that name their pin's evidence and agree with its record; that name none
    * (archive off, a profile not captured); of the matched, those whose archived receipt's signed
-   * `router_attestation` was checked to bind the pin's TLS key.
+   * `router_attestation` was checked to bind the pin's TLS key, and of those the ones issued after
+   * the router rotated to a key pinned later than the connection's (`rotated`).
    */
-  receipts: { matched: number; unlinked: number; cross_checked: number };
+  receipts: { matched: number; unlinked: number; cross_checked: number; rotated: number };
   /** Why the evidence itself was not re-verified (no release root), if it was not. */
   skipped?: string;
   breaks: AuditBreak[];
@@ -47,7 +48,7 @@ const differing = (a: Record<string, unknown>, b: Record<string, unknown>, keys:
  * attestation summary is that pin's. Every mismatch is a break with its code.
  */
 export async function checkPins(files: readonly string[], o: { releaseRoot?: KeyObject | undefined; testRoots?: readonly Certificate[] | undefined }): Promise<PinReport> {
-  const report: PinReport = { pins: [], receipts: { matched: 0, unlinked: 0, cross_checked: 0 }, breaks: [] };
+  const report: PinReport = { pins: [], receipts: { matched: 0, unlinked: 0, cross_checked: 0, rotated: 0 }, breaks: [] };
   const pins = new Map<string, Record<string, unknown>>();
   const bundles = new Map<string, { version: number; seq: number }>();
   const archives = new Map<string, Promise<Map<string, string>>>();
@@ -98,7 +99,8 @@ function checkBundleVersion(rec: Record<string, unknown>, seen: Map<string, { ve
 /**
  * A receipt record that names a pin: the pin was recorded before it, its attestation summary is
  * that pin's, and (a `tresor` pin) the router_attestation the router embedded in the signed
- * receipt (its archived JWS) binds the pin's TLS key: the pin named was the connection's.
+ * receipt (its archived JWS) binds the pin's TLS key, or one the router rotated to after that pin
+ * (a later pin of the same upstream recorded before the receipt record).
  */
 async function checkReceiptRecord(rec: Record<string, unknown>, pins: ReadonlyMap<string, Record<string, unknown>>, archive: Promise<Map<string, string>>, counts: PinReport['receipts'], brk: Brk): Promise<void> {
   const a = rec.attestation as Record<string, unknown>;
@@ -111,13 +113,21 @@ async function checkReceiptRecord(rec: Record<string, unknown>, pins: ReadonlyMa
   const diff = [...differing(a, pin, SHARED), ...(rec.upstream !== pin.upstream ? ['upstream'] : [])];
   if (diff.length) return brk('ERR_AUDIT_ATTESTATION_MISMATCH', `the receipt record's attestation differs from its pin ${a.evidence.slice(0, 16)}… (seq ${String(pin.seq)}) in ${diff.join(', ')}`);
   counts.matched++;
-  const jws = pin.profile === 'tresor' && typeof rec.receipt_jws_sha256 === 'string' ? (await archive).get(rec.receipt_jws_sha256) : undefined;
+  // Only where the daemon's own check of the block passed (else the verdict already says why).
+  const checked = Array.isArray(rec.checks) && (rec.checks as { name?: unknown; result?: unknown }[]).some((c) => c?.name === 'router_attestation' && c.result === 'pass');
+  const jws = checked && pin.profile === 'tresor' && typeof rec.receipt_jws_sha256 === 'string' ? (await archive).get(rec.receipt_jws_sha256) : undefined;
   const bound = jws === undefined ? undefined : routerAttestationSpki(jws);
   if (bound === undefined) return;
   counts.cross_checked++;
-  if (bound !== pin.tls_spki_sha256) {
-    brk('ERR_AUDIT_ATTESTATION_MISMATCH', `the router_attestation in the receipt's signed JWS binds TLS key ${bound.slice(0, 16)}…, not the key ${String(pin.tls_spki_sha256).slice(0, 16)}… of the pin ${a.evidence.slice(0, 16)}… (seq ${String(pin.seq)}) its record names: that pin was not the connection's`);
+  if (bound === pin.tls_spki_sha256) return;
+  // The router attests its key at issuance: an exchange that ran over the named pin's connection
+  // while the router rotated to a key pinned later (recorded before this record) carries that key.
+  const rotatedTo = [...pins.values()].find((p) => p.upstream === pin.upstream && p.tls_spki_sha256 === bound && Date.parse(String(p.verified_at)) > Date.parse(String(pin.verified_at)));
+  if (rotatedTo) {
+    counts.rotated++;
+    return;
   }
+  brk('ERR_AUDIT_ATTESTATION_MISMATCH', `the router_attestation in the receipt's signed JWS binds TLS key ${bound.slice(0, 16)}…, neither the key ${String(pin.tls_spki_sha256).slice(0, 16)}… of the pin ${a.evidence.slice(0, 16)}… (seq ${String(pin.seq)}) its record names nor one the router rotated to after it: that pin was not the connection's`);
 }
 
 /** Bound on an archived receipt parsed here (the daemon accepts receipts of at most 256 KiB). */

@@ -80,7 +80,7 @@ describe('pinaivu pins: the coordinator attestation archived and re-verified off
     expect(out).toMatch(/^PASS/);
     expect(code).toBe(0);
     expect(out).toContain('Pins:     1 attestation record(s): 1 re-verified at their own time, 0 failed');
-    expect(out).toContain('Linked:   1 receipt record(s) name their pin and agree with it (0 also checked against the router_attestation in their archived receipt)');
+    expect(out).toContain('Linked:   1 receipt record(s) name their pin and agree with it (0 also checked against the router_attestation in their archived receipt, 0 of them issued after a key rotation)');
     expect(out).toContain(`pin ${pin.evidence as string} seq ${pin.seq as number} tresor pinaivu ${pin.verified_at as string}: verified`);
     expect(out).not.toContain('no --release-root');
   });

@@ -161,7 +161,7 @@ describe('every receipt carries the evidence that made its connection trusted (t
     expect(out).toMatch(/^PASS/);
     expect(code).toBe(0);
     expect(out).toContain('Pins:     2 attestation record(s): 2 re-verified at their own time, 0 failed');
-    expect(out).toContain('Linked:   2 receipt record(s) name their pin and agree with it (2 also checked against the router_attestation in their archived receipt); 0 name no archived pin');
+    expect(out).toContain('Linked:   2 receipt record(s) name their pin and agree with it (2 also checked against the router_attestation in their archived receipt, 0 of them issued after a key rotation); 0 name no archived pin');
     for (const p of ofType('attestation')) expect(out).toContain(`pin ${p.evidence as string} seq ${p.seq as number} tresor tresor ${p.verified_at as string}: verified`);
   });
 
@@ -304,17 +304,24 @@ describe('what a tresor pin archives beyond the envelope: the CRL, the bundle lo
     expect(out).toMatch(new RegExp(`ERR_AUDIT_BUNDLE_ROLLBACK: the pin of upstream tresor at seq \\d+ was verified against trust bundle version ${first.bundle_version as number}, older than version ${(first.bundle_version as number) + 1} of its pin at seq ${first.seq as number}`));
   });
 
-  test("a receipt record pointed at the other pin, its summary rewritten to match (chain re-hashed): the signed router_attestation binds another TLS key", async () => {
+  test("the first receipt record pointed at the second pin, that pin's record moved before it and the summary rewritten to match (chain re-hashed): the signed router_attestation binds the first pin's key", async () => {
     const d = await copy();
     const [first, second] = ofType('attestation') as Record<string, unknown>[];
+    // Move the second pin's record to just before the first receipt record and renumber: the order check passes.
+    const file = (await readdir(d)).find((f) => /^audit-.*\.jsonl$/.test(f)) as string;
+    const recs = (await readFile(join(d, file), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const moved = recs.filter((r) => r.evidence !== second?.evidence);
+    moved.splice(moved.findIndex((r) => r.type === 'receipt'), 0, recs.find((r) => r.evidence === second?.evidence) as Record<string, unknown>);
+    moved.forEach((r, i) => (r.seq = i + 1));
+    await writeFile(join(d, file), `${moved.map((r) => JSON.stringify(r)).join('\n')}\n`);
     await rewrite(d, (r) => {
       const a = r.attestation as Record<string, unknown> | undefined;
-      if (r.type === 'receipt' && a?.evidence === second?.evidence) Object.assign(a as Record<string, unknown>, { evidence: first?.evidence, tls_spki_sha256: first?.tls_spki_sha256, bundle_version: first?.bundle_version });
+      if (r.type === 'receipt' && a && a.evidence === first?.evidence) Object.assign(a, { evidence: second?.evidence, tls_spki_sha256: second?.tls_spki_sha256, bundle_version: second?.bundle_version });
     });
     const { code, out } = await verify(d);
     expect(code).toBe(4);
     expect(out).toMatch(/^FAIL ERR_AUDIT_ATTESTATION_MISMATCH/);
-    expect(out).toContain(`the router_attestation in the receipt's signed JWS binds TLS key ${(second?.tls_spki_sha256 as string).slice(0, 16)}…, not the key ${(first?.tls_spki_sha256 as string).slice(0, 16)}… of the pin`);
+    expect(out).toContain(`the router_attestation in the receipt's signed JWS binds TLS key ${(first?.tls_spki_sha256 as string).slice(0, 16)}…, neither the key ${(second?.tls_spki_sha256 as string).slice(0, 16)}… of the pin`);
     expect(out).toContain("that pin was not the connection's");
   });
 });
@@ -334,7 +341,7 @@ describe('audit.archive_evidence: false', () => {
       const report = await checkPins(await collectAuditFiles([join(state, 'audit')]), {});
       expect(report.breaks).toEqual([]);
       expect(report.pins.map((p) => p.result)).toEqual(['not archived']);
-      expect(report.receipts).toEqual({ matched: 0, unlinked: 1, cross_checked: 0 });
+      expect(report.receipts).toEqual({ matched: 0, unlinked: 1, cross_checked: 0, rotated: 0 });
     } finally {
       await off.close();
     }

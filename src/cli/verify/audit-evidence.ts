@@ -33,7 +33,7 @@ export function pinLines(r: PinReport): string {
   const lines = [
     `Pins:     ${r.pins.length} attestation record(s): ${count('verified')} re-verified at their own time, ${count('failed')} failed, ${count('skipped')} checked against their hashes only, ${count('not archived')} without archived evidence`,
     ...(r.skipped ? [`          (${r.skipped})`] : []),
-    `Linked:   ${r.receipts.matched} receipt record(s) name their pin and agree with it (${r.receipts.cross_checked} also checked against the router_attestation in their archived receipt); ${r.receipts.unlinked} name no archived pin`,
+    `Linked:   ${r.receipts.matched} receipt record(s) name their pin and agree with it (${r.receipts.cross_checked} also checked against the router_attestation in their archived receipt, ${r.receipts.rotated} of them issued after a key rotation); ${r.receipts.unlinked} name no archived pin`,
     ...r.pins.map((p) => `pin ${p.evidence ?? '(none)'} seq ${p.seq} ${p.upstream} ${p.profile} ${p.verified_at}: ${p.result}${p.code ? ` ${p.code}` : ''}`),
   ];
   return `${lines.join('\n')}\n`;
