@@ -44,8 +44,10 @@ const differing = (a: Record<string, unknown>, b: Record<string, unknown>, keys:
 /**
  * The evidence behind the log (docs/wire.md §7.2): every `attestation` record's archived evidence
  * is present and unedited and, with a release root, verifies again as of its own time to what the
- * record says; every receipt record that names a pin names one recorded before it, and its
- * attestation summary is that pin's. Every mismatch is a break with its code.
+ * record says (a profile that needs a release root only when given one); every receipt record that
+ * names a pin names one recorded before it, its attestation summary is that pin's and, for
+ * `tresor`, its signed receipt's router_attestation agrees; an upstream's bundle versions never go
+ * down across its pins. Every mismatch is a break with its code.
  */
 export async function checkPins(files: readonly string[], o: { releaseRoot?: KeyObject | undefined; testRoots?: readonly Certificate[] | undefined }): Promise<PinReport> {
   const report: PinReport = { pins: [], receipts: { matched: 0, unlinked: 0, cross_checked: 0, rotated: 0 }, breaks: [] };
