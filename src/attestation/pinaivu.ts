@@ -5,12 +5,13 @@ import { loadNitroRoots } from '../evidence/nitro/index.js';
 import { MAX_ATTESTATION_BYTES, verifyCoordinatorAttestation } from '../pinaivu/index.js';
 import type { Clock } from '../types.js';
 import { toHex } from '../util/bytes.js';
-import type { Certificate } from '../x509/certificate.js';
+import { peerChainBase64, type Certificate } from '../x509/certificate.js';
 import type { AttestedIdentity } from './identity.js';
 import { inbandGet } from '../transport/inband.js';
 import { withTestRoots, type TestRoots } from './test-roots.js';
 import type { AttestOverSocket } from './manager.js';
 import type { UpstreamGet } from '../transport/hooks.js';
+import type { PinaivuPinPolicy } from '../envelope/pin-verify-pinaivu.js';
 
 /** Nitro roots for a `pinaivu` upstream: the pinned AWS root G1, plus the operator's test roots if any. */
 export function pinaivuNitroRoots(testRoots: TestRoots): Certificate[] {
@@ -39,6 +40,15 @@ export interface PinaivuAttester {
 
 const REFRESH_COOLDOWN_MS = 10_000;
 
+/** The policy a `pinaivu` pin is verified under, as data (archived, re-applied by `tresor-verify audit`). */
+export const pinaivuPinPolicy = (u: UpstreamConfig): PinaivuPinPolicy => ({
+  allowed_pcr0: [...u.pinaivu.allowed_pcr0],
+  allow_debug: u.attestation.allow_debug,
+  require_nonce: u.attestation.require_nonce,
+  max_document_age_seconds: u.pinaivu.max_document_age_seconds,
+  max_age_seconds: u.attestation.max_age_seconds,
+});
+
 /**
  * The `pinaivu` profile's attestation step for the connection pinning manager: over each new
  * connection, before any API key or application byte, `GET /get_attestation?nonce=<fresh 64 hex>`;
@@ -56,6 +66,7 @@ export function createPinaivuAttester(u: UpstreamConfig, deps: { clock: Clock; r
   const base = url.pathname.replace(/\/+$/, '');
   const timeoutMs = u.timeouts.connect_seconds * 1000 + 10_000;
   const keys = new Map<string, PinnedCoordinator>();
+  const policy = pinaivuPinPolicy(u);
   let refreshing: Promise<void> | undefined;
   let lastRefresh = -Infinity;
 
@@ -64,11 +75,11 @@ export function createPinaivuAttester(u: UpstreamConfig, deps: { clock: Clock; r
     const id = verifyCoordinatorAttestation(body, {
       at,
       roots: deps.roots,
-      allowedPcr0: u.pinaivu.allowed_pcr0,
-      allowDebug: u.attestation.allow_debug,
+      allowedPcr0: policy.allowed_pcr0,
+      allowDebug: policy.allow_debug,
       nonce,
-      requireNonce: u.attestation.require_nonce,
-      maxAgeSeconds: u.pinaivu.max_document_age_seconds,
+      requireNonce: policy.require_nonce,
+      maxAgeSeconds: policy.max_document_age_seconds,
     });
     const pubkey = toHex(id.coordinatorPubkey);
     const summary = {
@@ -108,6 +119,7 @@ export function createPinaivuAttester(u: UpstreamConfig, deps: { clock: Clock; r
     },
     async attest({ socket, spkiSha256 }) {
       const at = deps.clock();
+      const tlsChain = peerChainBase64(socket);
       const nonce = randomBytes(32).toString('hex');
       const path = `${base}/get_attestation?nonce=${nonce}`;
       const res = await inbandGet(socket, { host: url.host, path, maxBodyBytes: MAX_ATTESTATION_BYTES, timeoutMs });
@@ -119,11 +131,13 @@ export function createPinaivuAttester(u: UpstreamConfig, deps: { clock: Clock; r
         measurement: id.pcr0,
         tag: pubkey,
         verifiedAt: at.toISOString(),
-        expiresAt: new Date(at.getTime() + u.attestation.max_age_seconds * 1000).toISOString(),
+        expiresAt: new Date(at.getTime() + policy.max_age_seconds * 1000).toISOString(),
         freshness: id.freshness === 'nonce' ? 'nonce-bound' : 'not freshness-bound',
         // The document binds the coordinator's signing key, never the TLS key (allow_unbound_channel).
         channel: 'unbound',
         summary,
+        // The answer exactly as received (the NSM document and the coordinator key it signs), for the archive (docs/wire.md §7.2).
+        evidence: { profile: 'pinaivu', blobs: { attestation: res.body }, nonce, tlsChain, policy: { ...policy } },
       };
       return identity;
     },

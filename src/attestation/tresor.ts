@@ -8,7 +8,7 @@ import { verifyRouterEnvelope, type RouterAttestation } from '../envelope/verify
 import type { Check } from '../checks/check.js';
 import { attestOverSocket, createBundleSource, pinnedNitroRoots } from '../envelope/attest.js';
 import { proxyFor } from '../transport/connector.js';
-import { snpCrlSource, snpPolicy } from './snp.js';
+import { snpCrlSource, snpPolicy, type CrlWithDer } from './snp.js';
 import { loadReleaseRootKey } from '../trust/release-root.js';
 import { RollbackStore } from '../trust/rollback.js';
 import type { Clock } from '../types.js';
@@ -65,13 +65,16 @@ export async function createTresorAttester(
   const attest: AttestOverSocket = async ({ socket, refresh }) => {
     const at = deps.clock();
     const tlsChain = peerChainBase64(socket);
+    // The CRL this verification used (read only for SNP evidence), archived with the pin.
+    let crlUsed: CrlWithDer | undefined;
+    const snpCrl = policy.snpCrl && (() => (crlUsed = (policy.snpCrl as () => CrlWithDer)()));
     const { attestation: a, nonce, received } = await attestOverSocket(socket, {
       host: url.host,
       basePath: url.pathname,
       bundles,
       freshBundle: refresh === true,
       at,
-      policy: { ...policy, requireNonce: att.require_nonce },
+      policy: { ...policy, snpCrl, requireNonce: att.require_nonce },
       ...(deps.testRoots ? { testRoots: deps.testRoots } : {}),
       timeoutMs,
     });
@@ -90,11 +93,11 @@ export async function createTresorAttester(
       summary: { kind: a.kind, measurement: a.measurement, tag: a.tag, manifest: a.manifest, bundle: a.bundle, issuedAt: a.issuedAt },
       evidence: {
         profile: 'tresor',
-        blobs: { envelope: received.envelope, trust_bundle: received.bundleJws },
+        blobs: { envelope: received.envelope, trust_bundle: received.bundleJws, ...(crlUsed ? { snp_crl: crlUsed.der } : {}) },
         nonce,
         tlsChain,
-        // The policy as data (the CRL file is not archived: `tresor-verify audit` says so).
-        policy: { allowDebug: policy.allowDebug, maxAgeCapSeconds: policy.maxAgeCapSeconds, requireNonce: att.require_nonce, snp: policy.snp, snpCrl: policy.snpCrl !== undefined },
+        // The policy as data; `trustBundleLocation` is the one allowed location (a URL the envelope must name, or a file).
+        policy: { allowDebug: policy.allowDebug, maxAgeCapSeconds: policy.maxAgeCapSeconds, requireNonce: att.require_nonce, snp: policy.snp, snpCrl: policy.snpCrl !== undefined, trustBundleLocation: att.trust_bundle },
       },
     };
     return identity;

@@ -18,7 +18,8 @@ const MAX_BUNDLE_FETCH_BYTES = 256 * 1024;
 /** Re-read the bundle at least this often (a newer version may revoke a release). */
 const BUNDLE_CACHE_MS = 5 * 60_000;
 
-const isUrl = (s: string) => /^https?:\/\//i.test(s);
+/** Whether a trust bundle location is a URL (else a file). */
+export const isUrl = (s: string) => /^https?:\/\//i.test(s);
 
 /** The pinned AWS Nitro root, read once (used when the trust bundle carries no `nitro.root_pem`). */
 let awsNitroRoots: Certificate[] | undefined;

@@ -1,8 +1,9 @@
 import { X509Certificate } from 'node:crypto';
-import { MalformedError } from '../errors/index.js';
+import { MalformedError, VerificationError } from '../errors/index.js';
+import { parseCrl } from '../x509/crl.js';
 import { spkiSha256 } from '../x509/certificate.js';
 import { verifyTrustBundle } from '../trust/verify-bundle.js';
-import { pinnedNitroRoots } from './attest.js';
+import { isUrl, pinnedNitroRoots } from './attest.js';
 import { describeRouterAttestation } from './describe.js';
 import { parseEnvelope } from './parse.js';
 import { verifyRouterEnvelope, type EnvelopePolicy } from './verify.js';
@@ -23,14 +24,20 @@ function reverifyTresorPin(pin: ArchivedPin, o: ReverifyOptions): PinVerificatio
   const at = new Date(doc.verified_at);
   if (!Number.isFinite(at.getTime())) throw new MalformedError('ERR_AUDIT_EVIDENCE_INVALID', 'the pin document has no valid verified_at');
   const bundle = verifyTrustBundle(bundleJws.toString('utf8'), { rootKey: o.releaseRoot, at });
-  const p = doc.policy as EnvelopePolicy & { snpCrl?: boolean };
+  const p = doc.policy as EnvelopePolicy & { snpCrl?: boolean; trustBundleLocation?: string };
+  // AMD's CRL as the daemon used it, checked (signature, staleness, revocation) as of verified_at.
+  const crlDer = parts.snp_crl;
+  const crl = crlDer ? parseCrl(new Uint8Array(crlDer), 'the archived AMD CRL', 'ERR_SNP_CRL_MALFORMED') : undefined;
   const policy: EnvelopePolicy = {
     ...(p.allowDebug !== undefined ? { allowDebug: p.allowDebug } : {}),
     ...(p.maxAgeCapSeconds !== undefined ? { maxAgeCapSeconds: p.maxAgeCapSeconds } : {}),
     ...(p.requireNonce !== undefined ? { requireNonce: p.requireNonce } : {}),
     ...(p.snp ? { snp: p.snp } : {}),
+    ...(crl ? { snpCrl: () => crl } : {}),
   };
-  const a = verifyRouterEnvelope(parseEnvelope(envelope), {
+  const env = parseEnvelope(envelope);
+  checkBundleLocation(env.trustBundleUrl, p.trustBundleLocation);
+  const a = verifyRouterEnvelope(env, {
     liveSpkiSha256: spkiSha256(new X509Certificate(Buffer.from(leafDer, 'base64'))),
     bundle,
     at,
@@ -56,10 +63,28 @@ function reverifyTresorPin(pin: ArchivedPin, o: ReverifyOptions): PinVerificatio
       test_roots: doc.test_roots,
     },
     notRechecked: [
-      'the trust bundle location and rollback state (the daemon checked them when it fetched the bundle)',
-      ...(p.snpCrl ? ["AMD's CRL (snp.crl_file was configured; the CRL is not archived)"] : []),
+      ...bundleNotRechecked(p.trustBundleLocation),
+      ...(p.snpCrl && !crl && a.kind === 'snp' ? ["AMD's CRL (snp.crl_file was configured; this pin does not archive it)"] : []),
     ],
   };
+}
+
+/** The envelope must name the allowed bundle location when it is a URL (a file location is used whatever the envelope names). */
+function checkBundleLocation(envelopeUrl: string, location: string | undefined): void {
+  if (location === undefined || !isUrl(location) || envelopeUrl === location) return;
+  throw new VerificationError('ERR_BUNDLE_URL_NOT_ALLOWED', `the envelope's trust_bundle_url ${envelopeUrl} is not the allowed bundle location ${location} archived with the pin`);
+}
+
+/** What stays unchecked about the trust bundle's origin and rollback state (docs/wire.md §7.2). */
+function bundleNotRechecked(location: string | undefined): string[] {
+  return [
+    location === undefined
+      ? 'the trust bundle location (this pin does not archive it)'
+      : isUrl(location)
+        ? `that the bundle was fetched from ${location} (its signature and the envelope's URL are checked)`
+        : `that the bundle was read from the file ${location} (its signature is checked)`,
+    "bundle versions the daemon accepted before this log's first pin (its rollback store is not archived; successive pins of one upstream are checked across the log)",
+  ];
 }
 
 export const tresorPinReverifier: PinReverifier = { needsReleaseRoot: true, reverify: reverifyTresorPin };

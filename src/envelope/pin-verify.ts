@@ -5,6 +5,7 @@ import type { Described } from './describe.js';
 import { tresorPinReverifier } from './pin-verify-tresor.js';
 import { aciPinReverifier } from './pin-verify-aci.js';
 import { nearPinReverifier } from './pin-verify-near.js';
+import { pinaivuPinReverifier } from './pin-verify-pinaivu.js';
 import { PIN_FORMAT, readBlob, type BlobProblem, type PinDocument } from '../audit/evidence.js';
 
 /** A pin document and its parts, read from the archive and checked against their hashes. */
@@ -69,6 +70,7 @@ const REVERIFIERS: Readonly<Record<string, PinReverifier>> = {
   tresor: tresorPinReverifier,
   aci: aciPinReverifier,
   near: nearPinReverifier,
+  pinaivu: pinaivuPinReverifier,
 };
 
 /** The re-verifier of `profile`'s pins, or undefined when its pins cannot be re-verified offline. */

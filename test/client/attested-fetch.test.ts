@@ -200,7 +200,7 @@ describe('receipts in-process', () => {
     const pins = await checkPins(await collectAuditFiles([join(stateDir, 'audit')]), { releaseRoot, testRoots });
     expect(pins.breaks).toEqual([]);
     expect(pins.pins).toEqual([expect.objectContaining({ upstream: 'router', profile: 'tresor', result: 'verified', evidence: expect.stringMatching(/^[0-9a-f]{64}$/) })]);
-    expect(pins.receipts).toEqual({ matched: 1, unlinked: 0 });
+    expect(pins.receipts).toEqual({ matched: 1, unlinked: 0, cross_checked: 1, rotated: 0 });
   });
 
   test("a key rotation mid-stream: the stream's receipt record names the pin of its own (old) connection, a completion made meanwhile the new pin", async () => {

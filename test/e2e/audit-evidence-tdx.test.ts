@@ -8,7 +8,7 @@ import { createNearDeployment, type NearDeployment } from '../../src/sim/mint/ne
 import { mintTdxCollateral } from '../../src/sim/mint/tdx-collateral.js';
 import type { TdxTestPki } from '../../src/sim/mint/tdx.js';
 import { TEST_ROOTS_FILE } from '../../src/sim/mint/test-roots.js';
-import { forgePin, readAuditRecords, rewriteAuditRecords } from '../helpers/audit.js';
+import { forgePin, readAuditRecords, rechainAudit } from '../helpers/audit.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { startTestPccs, type TestPccs } from '../helpers/pccs.js';
 import { spawnBin } from '../helpers/spawn.js';
@@ -130,7 +130,7 @@ function commonChecks(get: () => Trail, profile: string, o: { nonceCode: string;
   test("the attestation record's measurement changed (chain re-hashed): ERR_AUDIT_ATTESTATION_MISMATCH", async () => {
     const t = get();
     const d = await copyOf(t);
-    await rewriteAuditRecords(d, (r) => {
+    await rechainAudit(d, (r) => {
       if (r.type === 'attestation') r.measurement = '00'.repeat(48);
     });
     const { code, out } = await verify(d, ...withTestRoots(t));

@@ -1,11 +1,13 @@
-import { createHash } from 'node:crypto';
 import { cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { TEST_ROOTS_FILE } from '../../src/sim/mint/test-roots.js';
-import { forgePin, readAuditRecords, rewriteAuditRecords } from '../helpers/audit.js';
+import { createRouterEvidence } from '../../src/sim/mint/router.js';
+import type { SnpTestPki } from '../../src/sim/mint/snp.js';
+import { mintAmdCrl } from '../helpers/amd-crl.js';
+import { forgeEvidence, forgePin, readAuditRecords, rechainAudit, sha256Hex } from '../helpers/audit.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 import { spawnBin } from '../helpers/spawn.js';
 import { auditLines, exported, startOtlpReceiver, until, type OtlpReceiver } from '../helpers/otlp-receiver.js';
@@ -37,11 +39,16 @@ const chat = async (content: string) => {
 const ofType = (t: string) => records.filter((r) => r.type === t);
 
 let otlpOut: string;
+let crlFile: string;
 beforeAll(async () => {
   scratch = await mkdtemp(join(tmpdir(), 'tresor-evidence-e2e-'));
   otlpOut = join(scratch, 'collector.jsonl');
   receiver = await startOtlpReceiver(otlpOut);
-  h = await startHarness({ config: { otlp: { endpoint: receiver.url, protocol: 'http/json', interval_ms: 50 } } });
+  // AMD's CRL configured (snp.crl_file): issued by the simulator's test ARK, revoking nothing of its chain.
+  const evidence = await createRouterEvidence();
+  crlFile = join(scratch, 'amd.crl');
+  await writeFile(crlFile, await mintAmdCrl(evidence.pki as SnpTestPki, { serials: ['0abc'] }));
+  h = await startHarness({ evidence, upstream: { snp: { crl_file: crlFile } }, config: { otlp: { endpoint: receiver.url, protocol: 'http/json', interval_ms: 50 } } });
   await chat('before the rotation');
   await h.sim.rotateTlsKey();
   await new Promise((r) => setTimeout(r, 100));
@@ -88,7 +95,7 @@ async function copy(): Promise<string> {
   return d;
 }
 
-const sha = (s: string | Buffer) => createHash('sha256').update(s).digest('hex');
+const sha = sha256Hex;
 
 describe('every receipt carries the evidence that made its connection trusted (tresor-verify audit DIR)', () => {
   test('one attestation record per pin, before the receipts that name it; each receipt names its own pin', () => {
@@ -123,15 +130,19 @@ describe('every receipt carries the evidence that made its connection trusted (t
     }
   });
 
-  test('the evidence is archived once per part: the two pins share one trust bundle blob; 0600 files', async () => {
+  test('the evidence is archived once per part: the two pins share one trust bundle blob and one CRL blob; 0600 files', async () => {
     const dir = join(auditDir, 'evidence');
     const files = await readdir(dir);
-    const docs = await Promise.all(ofType('attestation').map(async (p) => JSON.parse(await readFile(join(dir, p.evidence as string), 'utf8')) as { blobs: Record<string, string>; nonce: string; tls_chain_der_b64: string[] }));
+    const docs = await Promise.all(ofType('attestation').map(async (p) => JSON.parse(await readFile(join(dir, p.evidence as string), 'utf8')) as { blobs: Record<string, string>; nonce: string; tls_chain_der_b64: string[]; policy: Record<string, unknown> }));
     expect(docs[0]?.blobs.trust_bundle).toBe(docs[1]?.blobs.trust_bundle);
     expect(docs[0]?.blobs.envelope).not.toBe(docs[1]?.blobs.envelope);
-    // 2 pin documents + 2 envelopes + 1 bundle.
+    // AMD's CRL as the daemon used it, and the allowed bundle location as policy data.
+    expect(docs[0]?.blobs.snp_crl).toBe(sha(await readFile(crlFile)));
+    expect(docs[1]?.blobs.snp_crl).toBe(docs[0]?.blobs.snp_crl);
+    expect(docs[0]?.policy).toMatchObject({ snpCrl: true, trustBundleLocation: h.evidence.bundleUrl });
+    // 2 pin documents + 2 envelopes + 1 bundle + 1 CRL.
     expect(files.sort()).toEqual([...new Set(docs.flatMap((d, i) => [ofType('attestation')[i]?.evidence as string, ...Object.values(d.blobs)]))].sort());
-    expect(files).toHaveLength(5);
+    expect(files).toHaveLength(6);
     for (const d of docs) {
       expect(d.nonce).toMatch(/^[0-9a-f]{64}$/);
       expect(d.tls_chain_der_b64.length).toBeGreaterThan(0);
@@ -149,7 +160,7 @@ describe('every receipt carries the evidence that made its connection trusted (t
     expect(out).toMatch(/^PASS/);
     expect(code).toBe(0);
     expect(out).toContain('Pins:     2 attestation record(s): 2 re-verified at their own time, 0 failed');
-    expect(out).toContain('Linked:   2 receipt record(s) name their pin and agree with it; 0 name no archived pin');
+    expect(out).toContain('Linked:   2 receipt record(s) name their pin and agree with it (2 also checked against the router_attestation in their archived receipt, 0 of them issued after a key rotation); 0 name no archived pin');
     for (const p of ofType('attestation')) expect(out).toContain(`pin ${p.evidence as string} seq ${p.seq as number} tresor tresor ${p.verified_at as string}: verified`);
   });
 
@@ -185,7 +196,7 @@ describe('every receipt carries the evidence that made its connection trusted (t
 
   test("a receipt record's attestation summary changed (chain re-hashed): ERR_AUDIT_ATTESTATION_MISMATCH", async () => {
     const d = await copy();
-    await rewriteAuditRecords(d, (r) => {
+    await rechainAudit(d, (r) => {
       if (r.type === 'receipt') (r.attestation as Record<string, unknown>).measurement = '00'.repeat(48);
     });
     const { code, out } = await verify(d);
@@ -198,7 +209,7 @@ describe('every receipt carries the evidence that made its connection trusted (t
   test('a receipt pointed at another pin (chain re-hashed): ERR_AUDIT_ATTESTATION_MISMATCH on the TLS key', async () => {
     const d = await copy();
     const [first, second] = ofType('attestation');
-    await rewriteAuditRecords(d, (r) => {
+    await rechainAudit(d, (r) => {
       const a = r.attestation as Record<string, unknown> | undefined;
       if (r.type === 'receipt' && a && a.evidence === second?.evidence) a.evidence = first?.evidence;
     });
@@ -209,7 +220,7 @@ describe('every receipt carries the evidence that made its connection trusted (t
 
   test('an attestation record that says other than its evidence proves (chain re-hashed): ERR_AUDIT_ATTESTATION_MISMATCH with the release root', async () => {
     const d = await copy();
-    await rewriteAuditRecords(d, (r) => {
+    await rechainAudit(d, (r) => {
       if (r.type === 'attestation') r.expires_at = '2099-01-01T00:00:00.000Z';
     });
     expect((await verify(d)).code).toBe(0);
@@ -238,6 +249,9 @@ describe('every receipt carries the evidence that made its connection trusted (t
     expect(text.out).toContain(`SNP MEASUREMENT:       ${h.evidence.measurement}`);
     expect(text.out).toContain('Freshness:             nonce-bound');
     expect(text.out).toContain(`Verified at:           ${pin.verified_at as string}`);
+    // The CRL is archived and re-checked; what stays unchecked is said.
+    expect(text.out).not.toContain("AMD's CRL");
+    expect(text.out).toMatch(/Not re-checked: +that the bundle was fetched from .*; bundle versions the daemon accepted before this log's first pin/);
     const json = await verify(auditDir, '--evidence', pin.evidence as string, ...withRoots(), '--json');
     expect(JSON.parse(json.out)).toMatchObject({ ok: true, evidence: pin.evidence, upstream: 'tresor', tls_spki_sha256: pin.tls_spki_sha256, freshness: 'nonce-bound', test_roots: true });
     const missing = await verify(auditDir, '--evidence', 'f'.repeat(64), ...withRoots());
@@ -246,6 +260,66 @@ describe('every receipt carries the evidence that made its connection trusted (t
     const noRoot = await verify(auditDir, '--evidence', pin.evidence as string);
     expect(noRoot.code).toBe(2);
     expect(noRoot.out).toMatch(/^FAIL ERR_USAGE_BAD_FLAG: --evidence needs --release-root/);
+  });
+});
+
+describe('what a tresor pin archives beyond the envelope: the CRL, the bundle location; what the log shows across pins', () => {
+  test("a CRL revoking the simulator's ASK, stored under its own hash and named by both pins: ERR_AUDIT_EVIDENCE_INVALID (ERR_CHAIN_REVOKED)", async () => {
+    const d = await copy();
+    const pki = h.evidence.pki as SnpTestPki;
+    const old = sha(await readFile(crlFile));
+    await forgeEvidence(d, old, Buffer.from(await mintAmdCrl(pki, { serials: [pki.ask.parsed.serialNumber] })));
+    const { code, out } = await verify(d, ...withRoots());
+    expect(code).toBe(4);
+    expect(out).toMatch(/^FAIL ERR_AUDIT_EVIDENCE_INVALID/);
+    expect(out).toContain('ERR_CHAIN_REVOKED');
+    expect(out).toContain('2 failed');
+  });
+
+  test("a pin document whose bundle location is not the envelope's trust_bundle_url: ERR_AUDIT_EVIDENCE_INVALID (ERR_BUNDLE_URL_NOT_ALLOWED)", async () => {
+    const d = await copy();
+    const old = ofType('attestation')[0]?.evidence as string;
+    const doc = JSON.parse(await readFile(join(d, 'evidence', old), 'utf8')) as { policy: Record<string, unknown> };
+    doc.policy.trustBundleLocation = 'https://bundles.example/tresor.jws';
+    await forgeEvidence(d, old, JSON.stringify(doc));
+    const { code, out } = await verify(d, ...withRoots());
+    expect(code).toBe(4);
+    expect(out).toMatch(/ERR_AUDIT_EVIDENCE_INVALID: the evidence [0-9a-f]{16}… does not verify as of .*: ERR_BUNDLE_URL_NOT_ALLOWED/);
+  });
+
+  test('a trust bundle version going down between two pins of one upstream (chain re-hashed): ERR_AUDIT_BUNDLE_ROLLBACK', async () => {
+    const d = await copy();
+    const first = ofType('attestation')[0] as Record<string, unknown>;
+    await rechainAudit(d, (r) => {
+      if (r.evidence === first.evidence) r.bundle_version = (first.bundle_version as number) + 1;
+      const a = r.attestation as Record<string, unknown> | undefined;
+      if (a && a.evidence === first.evidence) a.bundle_version = (first.bundle_version as number) + 1;
+    });
+    const { code, out } = await verify(d);
+    expect(code).toBe(4);
+    expect(out).toMatch(/^FAIL ERR_AUDIT_BUNDLE_ROLLBACK/);
+    expect(out).toMatch(new RegExp(`ERR_AUDIT_BUNDLE_ROLLBACK: the pin of upstream tresor at seq \\d+ was verified against trust bundle version ${first.bundle_version as number}, older than version ${(first.bundle_version as number) + 1} of its pin at seq ${first.seq as number}`));
+  });
+
+  test("the first receipt record pointed at the second pin, that pin's record moved before it and the summary rewritten to match (chain re-hashed): the signed router_attestation binds the first pin's key", async () => {
+    const d = await copy();
+    const [first, second] = ofType('attestation') as Record<string, unknown>[];
+    // Move the second pin's record to just before the first receipt record and renumber: the order check passes.
+    const file = (await readdir(d)).find((f) => /^audit-.*\.jsonl$/.test(f)) as string;
+    const recs = (await readFile(join(d, file), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const moved = recs.filter((r) => r.evidence !== second?.evidence);
+    moved.splice(moved.findIndex((r) => r.type === 'receipt'), 0, recs.find((r) => r.evidence === second?.evidence) as Record<string, unknown>);
+    moved.forEach((r, i) => (r.seq = i + 1));
+    await writeFile(join(d, file), `${moved.map((r) => JSON.stringify(r)).join('\n')}\n`);
+    await rechainAudit(d, (r) => {
+      const a = r.attestation as Record<string, unknown> | undefined;
+      if (r.type === 'receipt' && a && a.evidence === first?.evidence) Object.assign(a, { evidence: second?.evidence, tls_spki_sha256: second?.tls_spki_sha256, bundle_version: second?.bundle_version });
+    });
+    const { code, out } = await verify(d);
+    expect(code).toBe(4);
+    expect(out).toMatch(/^FAIL ERR_AUDIT_ATTESTATION_MISMATCH/);
+    expect(out).toContain(`the router_attestation in the receipt's signed JWS binds TLS key ${(first?.tls_spki_sha256 as string).slice(0, 16)}…, neither the key ${(second?.tls_spki_sha256 as string).slice(0, 16)}… of the pin`);
+    expect(out).toContain("that pin was not the connection's");
   });
 });
 
@@ -264,7 +338,22 @@ describe('audit.archive_evidence: false', () => {
       const report = await checkPins(await collectAuditFiles([join(state, 'audit')]), {});
       expect(report.breaks).toEqual([]);
       expect(report.pins.map((p) => p.result)).toEqual(['not archived']);
-      expect(report.receipts).toEqual({ matched: 0, unlinked: 1 });
+      expect(report.receipts).toEqual({ matched: 0, unlinked: 1, cross_checked: 0, rotated: 0 });
+    } finally {
+      await off.close();
+    }
+  });
+});
+
+describe('receipts off on every upstream', () => {
+  test('there is no audit log, so no pin is recorded or archived (docs/wire.md §7.2): the attested request still flows', async () => {
+    const off = await startHarness({ upstream: { receipts: { mode: 'off' } } });
+    try {
+      const res = await request(`${off.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'eu/tresor/gpt-oss-120b', messages: [{ role: 'user', content: 'no receipts' }] }) });
+      await res.body.dump();
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['x-tresor-attestation']).toMatch(/^verified; nonce-bound; channel: bound/);
+      await expect(stat(join(off.dir, 'state', 'audit'))).rejects.toMatchObject({ code: 'ENOENT' });
     } finally {
       await off.close();
     }

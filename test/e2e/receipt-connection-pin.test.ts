@@ -77,5 +77,7 @@ describe('a receipt record names the pin of the connection its exchange used', (
     const p = spawnBin('tresor-verify', ['audit', join(scratch, 'audit'), '--release-root', join(scratch, 'release-root.pub'), '--test-roots', join(scratch, TEST_ROOTS_FILE)]);
     expect(await p.exited).toBe(0);
     expect(p.stdout()).not.toContain('ERR_AUDIT_ATTESTATION_MISMATCH');
+    // The stream's receipt was issued after the rotation: the router attests its new key, the one pinned next.
+    expect(p.stdout()).toContain('(2 also checked against the router_attestation in their archived receipt, 1 of them issued after a key rotation)');
   });
 });

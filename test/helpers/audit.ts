@@ -13,14 +13,14 @@ export async function readAuditRecords(stateDir: string): Promise<Record<string,
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-const sha256Hex = (s: string | Buffer) => createHash('sha256').update(s).digest('hex');
+export const sha256Hex = (s: string | Uint8Array) => createHash('sha256').update(s).digest('hex');
 
 /**
- * Edit the records of the audit log in `dir` with `edit` and re-chain every line after them (and
- * audit.head), as someone with write access and no audit key could: the chain passes, so only the
- * evidence checks can object.
+ * Edit the records of the audit directory `dir` with `edit` and re-chain every line after them
+ * (and audit.head), as someone with write access and no audit key could: the chain passes, so
+ * only the evidence checks can object.
  */
-export async function rewriteAuditRecords(dir: string, edit: (rec: Record<string, unknown>) => void): Promise<void> {
+export async function rechainAudit(dir: string, edit: (rec: Record<string, unknown>) => void): Promise<void> {
   const files = (await readdir(dir)).filter((f) => /^audit-.*\.jsonl$/.test(f)).sort();
   let prev = '0'.repeat(64);
   let last = { seq: 0, hash: prev, file: '' };
@@ -41,20 +41,34 @@ export async function rewriteAuditRecords(dir: string, edit: (rec: Record<string
 }
 
 /**
+ * Replace the evidence blob `old` of the audit directory `dir` by `bytes` as a forger would: stored
+ * under its own hash, and every pin document, record and the chain rewritten to name it. Returns the new id.
+ */
+export async function forgeEvidence(dir: string, old: string, bytes: string | Buffer): Promise<string> {
+  const id = sha256Hex(bytes);
+  const evidence = join(dir, 'evidence');
+  await writeFile(join(evidence, id), bytes);
+  for (const f of await readdir(evidence)) {
+    const text = await readFile(join(evidence, f), 'utf8');
+    if (f === id || !text.includes(old)) continue;
+    await forgeEvidence(dir, f, text.replaceAll(old, id));
+  }
+  await rechainAudit(dir, (r) => {
+    if (r.evidence === old) r.evidence = id;
+    const a = r.attestation as Record<string, unknown> | undefined;
+    if (a?.evidence === old) a.evidence = id;
+  });
+  return id;
+}
+
+/**
  * Forge pin `id` in the audit directory `dir`: its document edited by `edit`, stored under its new
  * hash (the old one removed), and every record naming it rewritten and re-chained. Returns the new id.
  */
 export async function forgePin(dir: string, id: string, edit: (doc: Record<string, unknown>) => void): Promise<string> {
   const doc = JSON.parse(await readFile(join(dir, 'evidence', id), 'utf8')) as Record<string, unknown>;
   edit(doc);
-  const text = JSON.stringify(doc);
-  const forged = sha256Hex(text);
-  await writeFile(join(dir, 'evidence', forged), text);
+  const forged = await forgeEvidence(dir, id, JSON.stringify(doc));
   await rm(join(dir, 'evidence', id));
-  await rewriteAuditRecords(dir, (r) => {
-    if (r.evidence === id) r.evidence = forged;
-    const a = r.attestation as Record<string, unknown> | undefined;
-    if (a?.evidence === id) a.evidence = forged;
-  });
   return forged;
 }

@@ -40,6 +40,8 @@ export async function startHarness(
     withKey?: boolean;
     /** The simulator's evidence form (default snp). */
     evidenceKind?: EvidenceKind;
+    /** The simulator's evidence, made beforehand (e.g. to issue a CRL from its test PKI); default: made here. */
+    evidence?: RouterEvidence;
     /** Evidence faults in force before the daemon starts. */
     evidenceFaults?: RouterEvidence['faults'];
     /** Appended to the daemon's ca_file after the simulator CA (e.g. a TLS-intercepting proxy's certificate). */
@@ -55,7 +57,7 @@ export async function startHarness(
   } = {},
 ): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'tresor-test-'));
-  const evidence = await createRouterEvidence({ ...(opts.evidenceKind ? { kind: opts.evidenceKind } : {}) });
+  const evidence = opts.evidence ?? (await createRouterEvidence({ ...(opts.evidenceKind ? { kind: opts.evidenceKind } : {}) }));
   Object.assign(evidence.faults, opts.evidenceFaults);
   const sim = await startSimulator({ evidence, ...(opts.aci ? { aci: opts.aci } : {}), ...(opts.pinaivu ? { pinaivu: opts.pinaivu } : {}), ...(opts.near ? { near: opts.near } : {}), ...opts.sim });
   const caFile = join(dir, 'sim-ca.pem');

@@ -16,7 +16,10 @@ export interface EvidenceArgs {
   json: boolean;
 }
 
-/** The release root and test roots named by `--release-root` and `--test-roots` (test roots only when given). */
+/**
+ * The release root and test roots named by `--release-root` and `--test-roots` (test roots only
+ * when given; alone they serve the pins of profiles that need no release root, e.g. `pinaivu`).
+ */
 export async function trustArgs(args: EvidenceArgs): Promise<{ releaseRoot?: KeyObject; testRoots?: Certificate[] }> {
   return {
     ...(args['release-root'] ? { releaseRoot: loadReleaseRootKey(await readFlagFile(args['release-root'], '--release-root')) } : {}),
@@ -30,7 +33,7 @@ export function pinLines(r: PinReport): string {
   const lines = [
     `Pins:     ${r.pins.length} attestation record(s): ${count('verified')} re-verified at their own time, ${count('failed')} failed, ${count('skipped')} checked against their hashes only, ${count('not archived')} without archived evidence`,
     ...(r.skipped ? [`          (${r.skipped})`] : []),
-    `Linked:   ${r.receipts.matched} receipt record(s) name their pin and agree with it; ${r.receipts.unlinked} name no archived pin`,
+    `Linked:   ${r.receipts.matched} receipt record(s) name their pin and agree with it (${r.receipts.cross_checked} also checked against the router_attestation in their archived receipt, ${r.receipts.rotated} of them issued after a key rotation); ${r.receipts.unlinked} name no archived pin`,
     ...r.pins.map((p) => `pin ${p.evidence ?? '(none)'} seq ${p.seq} ${p.upstream} ${p.profile} ${p.verified_at}: ${p.result}${p.code ? ` ${p.code}` : ''}`),
   ];
   return `${lines.join('\n')}\n`;

@@ -49,7 +49,7 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
       .option('otlp-json', { type: 'string', array: true, describe: "An OpenTelemetry Collector's file-exporter output (OTLP/JSON lines): check every instance's chain, gaps, duplicates and checkpoints" })
       .option('jwks-file', { type: 'string', describe: "The router's JWKS (saved to a file): also re-verify every archived receipt offline; a verified record without an archived receipt is a break" })
       .option('audit-key', { type: 'string', describe: "The daemon's audit public key (PEM, audit.pub beside the log): check every signed checkpoint; the log must carry one. With --otlp-json, once per key of the fleet" })
-      .option('release-root', { type: 'string', describe: "Pinned release-root public key: re-verify every archived tresor pin's evidence at its own time (without it: checked against its hashes only, reported as skipped); aci and near pins need none" })
+      .option('release-root', { type: 'string', describe: "Pinned release-root public key: re-verify every archived tresor pin's evidence at its own time (without it: checked against its hashes only, reported as skipped); aci, near and pinaivu pins need none" })
       .option('test-roots', { type: 'string', describe: "PEM test roots (the simulator's) the archived evidence may chain to besides the pinned vendor roots; only when given" })
       .option('evidence', { type: 'string', describe: 'Print one archived pin (its evidence id) verified again at its own time, like tresor-verify attest' })
       .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' }) as Argv<AuditArgs>,
