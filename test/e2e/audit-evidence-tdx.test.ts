@@ -91,7 +91,7 @@ function commonChecks(get: () => Trail, profile: string, o: { nonceCode: string;
     expect(out).toMatch(/^PASS/);
     expect(code).toBe(0);
     expect(out).toContain(`Pins:     ${o.pins} attestation record(s): ${o.pins} re-verified at their own time, 0 failed, 0 checked against their hashes only, 0 without archived evidence`);
-    expect(out).toContain(`Linked:   ${o.receipts} receipt record(s) name their pin and agree with it; 0 name no archived pin`);
+    expect(out).toContain(`Linked:   ${o.receipts} receipt record(s) name their pin and agree with it (0 also checked against the router_attestation in their archived receipt, 0 of them issued after a key rotation); 0 name no archived pin`);
     expect(out).not.toContain('no --release-root');
     for (const p of pinsOf(t)) expect(out).toContain(`pin ${p.evidence as string} seq ${p.seq as number} ${p.upstream as string} ${profile} ${p.verified_at as string}: verified`);
   });
