@@ -3,31 +3,13 @@ import { describe, expect, test } from 'vitest';
 import { createLogger } from '../../src/log/logger.js';
 import { createTresorExtractor } from '../../src/receipts/extract.js';
 import { ReceiptPipeline, type UpstreamReceipts } from '../../src/receipts/pipeline.js';
-import { Semaphore, TokenBucket } from '../../src/receipts/rate.js';
-import { tresorFormat } from '../../src/receipts/format-tresor.js';
+import { receiptUpstream } from '../helpers/jobs.js';
 import { LogSink } from '../helpers/log-sink.js';
 
 const clock = () => new Date();
 
-function upstream(over: Partial<UpstreamReceipts> = {}): UpstreamReceipts {
-  return {
-    name: 'tresor',
-    mode: 'audit',
-    authorization: 'Bearer tr-x',
-    get: () => Promise.reject(new Error('not used')),
-    format: tresorFormat({ resolveKey: () => Promise.reject(new Error('not used')), keyPolicy: () => Promise.reject(new Error('not used')), hooks: {}, clock, sleep: async () => undefined, jwksDeadlineMs: 0 }),
-    idHeader: 'x-tresor-receipt-id',
-    bodyBlock: true,
-    attestation: () => undefined,
-    fetchPolicy: {},
-    bucket: new TokenBucket(100, 100, clock, async () => undefined),
-    concurrency: new Semaphore(4),
-    maxPending: 100,
-    // Never fetched within a test: the verdict is not what is looked at here.
-    firstFetchDelayMs: 60_000,
-    ...over,
-  };
-}
+// Never fetched within a test: the verdict is not what is looked at here.
+const upstream = (over: Partial<UpstreamReceipts> = {}) => receiptUpstream({ firstFetchDelayMs: 60_000, ...over });
 
 const openPipeline = (mode: 'audit' | 'strict' = 'audit') =>
   ReceiptPipeline.open({
