@@ -79,6 +79,7 @@ export function resolveConfig(raw: Raw, source: string | null): ResolvedConfig {
     audit: Omit<ResolvedConfig['audit'], 'dir'> & { dir: string | null };
     otlp: ResolvedConfig['otlp'];
     shutdown_grace_seconds: number;
+    memory: ResolvedConfig['memory'];
     upstreams: (Omit<UpstreamConfig, 'listen'> & { listen: string })[];
   };
   const base = source ? dirname(resolve(source)) : process.cwd();
@@ -179,6 +180,7 @@ export function resolveConfig(raw: Raw, source: string | null): ResolvedConfig {
     },
     otlp: cfg.otlp,
     shutdown_grace_seconds: cfg.shutdown_grace_seconds,
+    memory: cfg.memory,
     upstreams,
     source,
   });
@@ -358,6 +360,7 @@ export function describeConfig(cfg: ResolvedConfig): Record<string, unknown> {
     state_dir: cfg.state_dir,
     audit: cfg.audit,
     shutdown_grace_seconds: cfg.shutdown_grace_seconds,
+    memory: cfg.memory,
     upstreams: cfg.upstreams.map((u) => ({
       ...u,
       listen: `${u.listen.host.includes(':') ? `[${u.listen.host}]` : u.listen.host}:${u.listen.port}`,

@@ -236,6 +236,15 @@ export const configSchema = {
       },
     },
     shutdown_grace_seconds: seconds(30, 0, 3600),
+    memory: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        // V8's old generation grows to at most (1 + this/100) × what survived the last full GC (100: twice); 0 = V8's own factor (up to 4×).
+        heap_growing_percent: { type: 'integer', minimum: 0, maximum: 300, default: 100 },
+      },
+    },
     upstreams: { type: 'array', minItems: 1, maxItems: 64, items: upstreamSchema, default: [{}] },
   },
 } as const;

@@ -39,16 +39,14 @@ const ID = Buffer.from('"id"');
 export type ReceiptIdField = 'tresor' | 'request_id' | 'id';
 
 /** A top-level string field is the receipt id (Pinaivu `request_id`, NEAR `id`), the answer's `model` the model that served. */
-const pickTopLevel =
-  (field: 'request_id' | 'id') =>
-  (value: unknown): TresorBlock | undefined => {
-    const o = value as Record<string, unknown> | null;
-    const id = typeof o === 'object' && o !== null ? o[field] : undefined;
-    if (typeof id !== 'string') return undefined;
-    return { receipt_id: id, ...(typeof o?.model === 'string' ? { routed_model: o.model } : {}) };
-  };
+function pickTopLevel(value: unknown, field: 'request_id' | 'id'): TresorBlock | undefined {
+  const o = value as Record<string, unknown> | null;
+  const id = typeof o === 'object' && o !== null ? o[field] : undefined;
+  if (typeof id !== 'string') return undefined;
+  return { receipt_id: id, ...(typeof o?.model === 'string' ? { routed_model: o.model } : {}) };
+}
 
-function pick(value: unknown): TresorBlock | undefined {
+function pickTresor(value: unknown): TresorBlock | undefined {
   const t = (value as { tresor?: unknown } | null)?.tresor;
   if (typeof t !== 'object' || t === null || Array.isArray(t)) return undefined;
   const o = t as Record<string, unknown>;
@@ -60,43 +58,56 @@ function pick(value: unknown): TresorBlock | undefined {
   };
 }
 
-export function createTresorExtractor(kind: 'json' | 'sse', field: ReceiptIdField = 'tresor'): TresorExtractor {
-  const how = field === 'tresor' ? { needle: TRESOR, pick } : { needle: field === 'id' ? ID : REQUEST_ID, pick: pickTopLevel(field) };
-  return kind === 'sse' ? sseExtractor(how) : jsonExtractor(how);
-}
-
+/** What to look for (a byte string no event without the field can contain) and how to read the field from a parsed value. */
 interface Picker {
   needle: Buffer;
   pick(value: unknown): TresorBlock | undefined;
 }
 
-function jsonExtractor({ needle, pick }: Picker): TresorExtractor {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let tooLarge = false;
-  return {
-    push(chunk) {
-      if (tooLarge) return;
-      size += chunk.length;
-      if (size > MAX_JSON_BODY) {
-        tooLarge = true;
-        chunks.length = 0;
-        return;
-      }
-      chunks.push(Buffer.from(chunk));
-    },
-    end() {
-      if (tooLarge) return { error: `response body larger than ${MAX_JSON_BODY} bytes` };
-      const body = Buffer.concat(chunks);
-      if (body.indexOf(needle) < 0) return {};
-      try {
-        const t = pick(JSON.parse(body.toString('utf8')));
-        return t ? { tresor: t } : {};
-      } catch {
-        return { error: 'response body is not JSON' };
-      }
-    },
-  };
+/** One per field, shared by every exchange: an extractor allocates no closures. */
+const PICKERS: Readonly<Record<ReceiptIdField, Picker>> = {
+  tresor: { needle: TRESOR, pick: pickTresor },
+  request_id: { needle: REQUEST_ID, pick: (v) => pickTopLevel(v, 'request_id') },
+  id: { needle: ID, pick: (v) => pickTopLevel(v, 'id') },
+};
+
+export function createTresorExtractor(kind: 'json' | 'sse', field: ReceiptIdField = 'tresor'): TresorExtractor {
+  return kind === 'sse' ? new SseExtractor(PICKERS[field]) : new JsonExtractor(PICKERS[field]);
+}
+
+/** The chunk as a Buffer (a view, never a copy). */
+const asBuffer = (chunk: Uint8Array): Buffer => (Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+
+class JsonExtractor implements TresorExtractor {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private tooLarge = false;
+
+  constructor(private readonly how: Picker) {}
+
+  push(chunk: Uint8Array): void {
+    if (this.tooLarge) return;
+    this.size += chunk.length;
+    if (this.size > MAX_JSON_BODY) {
+      this.tooLarge = true;
+      this.chunks = [];
+      return;
+    }
+    this.chunks.push(Buffer.from(chunk));
+  }
+
+  end(): ExtractResult {
+    if (this.tooLarge) return { error: `response body larger than ${MAX_JSON_BODY} bytes` };
+    const body = Buffer.concat(this.chunks);
+    this.chunks = [];
+    if (body.indexOf(this.how.needle) < 0) return {};
+    try {
+      const t = this.how.pick(JSON.parse(body.toString('utf8')));
+      return t ? { tresor: t } : {};
+    } catch {
+      return { error: 'response body is not JSON' };
+    }
+  }
 }
 
 const DATA = Buffer.from('data');
@@ -116,94 +127,107 @@ function dataValue(line: Buffer): Buffer | undefined {
   return line.subarray(line[5] === 0x20 ? 6 : 5);
 }
 
+const NO_BUFFERS: readonly Buffer[] = [];
+
 /**
  * SSE per the event-stream format: an event is its `data` lines joined by "\n", dispatched at the
  * blank line that ends it, so a router may split one JSON object over several `data:` lines. Only
  * the current event's data is kept (bounded by MAX_SSE_LINE), never the stream; lines end in LF or
- * CRLF.
+ * CRLF. Between events (the usual state after a chunk) it holds no buffer at all.
  */
-function sseExtractor({ needle, pick }: Picker): TresorExtractor {
-  let line: Buffer[] = [];
-  let lineSize = 0;
-  let skipping = false;
+class SseExtractor implements TresorExtractor {
+  /** The partial line carried over from earlier chunks (copies). */
+  private line: readonly Buffer[] = NO_BUFFERS;
+  private lineSize = 0;
+  private skipping = false;
   /** The current event's data lines (views into the chunk being pushed; copied if the event outlives it). */
-  let data: Buffer[] = [];
-  let eventSize = 0;
-  let eventTooLong = false;
-  let eventHasNeedle = false;
-  let found: TresorBlock | undefined;
-  let foundFinal = false;
-  const dispatch = () => {
-    const parts = data;
-    const wanted = eventHasNeedle && !eventTooLong;
-    data = [];
-    eventSize = 0;
-    eventTooLong = false;
-    eventHasNeedle = false;
-    if (!wanted) return;
+  private data: Buffer[] | undefined;
+  private eventSize = 0;
+  private eventTooLong = false;
+  private eventHasNeedle = false;
+  private found: TresorBlock | undefined;
+  private foundFinal = false;
+
+  constructor(private readonly how: Picker) {}
+
+  push(chunk: Uint8Array): void {
+    const buf = asBuffer(chunk);
+    // Most chunks are whole events without the needle: with no partial line or event pending and
+    // the chunk ending at an event's end, no event of it can contain the needle (which has no
+    // newline), and the splitter would end where it started. One search instead of a pass per line.
+    if (this.lineSize === 0 && this.line.length === 0 && !this.skipping && this.eventSize === 0 && !this.eventTooLong && endsAnEvent(buf) && buf.indexOf(this.how.needle) < 0) return;
+    this.split(buf);
+  }
+
+  end(): ExtractResult {
+    if (!this.skipping && this.line.length > 0) this.onLine(Buffer.concat(this.line));
+    this.dispatch(); // a last event without its blank line
+    return this.found ? { tresor: this.found } : {};
+  }
+
+  /** The line splitter: each complete line to onLine; a partial line is kept (copied) for the next chunk. */
+  private split(buf: Buffer): void {
+    let line: Buffer[] = this.line.length > 0 ? [...this.line] : [];
+    let start = 0;
+    for (;;) {
+      const nl = buf.indexOf(0x0a, start);
+      const end = nl < 0 ? buf.length : nl;
+      if (!this.skipping) {
+        this.lineSize += end - start;
+        if (this.lineSize > MAX_SSE_LINE) {
+          this.skipping = true;
+          line = [];
+        } else if (end > start) line.push(buf.subarray(start, end));
+      }
+      if (nl < 0) break;
+      if (!this.skipping) this.onLine(line.length === 1 ? (line[0] as Buffer) : Buffer.concat(line));
+      else this.eventTooLong = true; // an over-long line spoils its event
+      line = [];
+      this.lineSize = 0;
+      this.skipping = false;
+      start = nl + 1;
+    }
+    // Keep copies of a partial line and of a pending event's data only: the app's chunk buffers are never retained.
+    this.line = line.length > 0 ? [Buffer.from(Buffer.concat(line))] : NO_BUFFERS;
+    if (this.data) this.data = this.data.map((b) => Buffer.from(b));
+  }
+
+  private onLine(raw: Buffer): void {
+    const bytes = raw.length > 0 && raw[raw.length - 1] === 0x0d ? raw.subarray(0, raw.length - 1) : raw;
+    if (bytes.length === 0) return this.dispatch();
+    const value = dataValue(bytes);
+    if (value === undefined || this.eventTooLong) return;
+    this.eventSize += value.length + 1;
+    if (this.eventSize > MAX_SSE_LINE) {
+      this.eventTooLong = true;
+      this.data = undefined;
+      return;
+    }
+    if (!this.eventHasNeedle && value.indexOf(this.how.needle) >= 0) this.eventHasNeedle = true;
+    (this.data ??= []).push(value);
+  }
+
+  private dispatch(): void {
+    const parts = this.data;
+    const wanted = this.eventHasNeedle && !this.eventTooLong;
+    this.data = undefined;
+    this.eventSize = 0;
+    this.eventTooLong = false;
+    this.eventHasNeedle = false;
+    if (!wanted || !parts) return;
     let value: unknown;
     try {
       value = JSON.parse(parts.map((b) => b.toString('utf8')).join('\n'));
     } catch {
       return;
     }
-    const t = pick(value);
+    const t = this.how.pick(value);
     if (!t) return;
     // The finish chunk (finish_reason set) carries the receipt id; prefer it over earlier blocks.
     const final = ((value as { choices?: { finish_reason?: unknown }[] }).choices ?? []).some((c) => c?.finish_reason != null);
-    if (!foundFinal || final) {
-      found = t;
-      foundFinal = final;
+    if (!this.foundFinal || final) {
+      this.found = t;
+      this.foundFinal = final;
     }
-  };
-  const onLine = (raw: Buffer) => {
-    const bytes = raw.length > 0 && raw[raw.length - 1] === 0x0d ? raw.subarray(0, raw.length - 1) : raw;
-    if (bytes.length === 0) return dispatch();
-    const value = dataValue(bytes);
-    if (value === undefined || eventTooLong) return;
-    eventSize += value.length + 1;
-    if (eventSize > MAX_SSE_LINE) {
-      eventTooLong = true;
-      data = [];
-      return;
-    }
-    if (!eventHasNeedle && value.indexOf(needle) >= 0) eventHasNeedle = true;
-    data.push(value);
-  };
-  return {
-    push(chunk) {
-      const buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-      // Most chunks are whole events without the needle: with no partial line or event pending and
-      // the chunk ending at an event's end, no event of it can contain the needle (which has no
-      // newline), and the splitter would end where it started. One search instead of a pass per line.
-      if (line.length === 0 && lineSize === 0 && !skipping && eventSize === 0 && !eventTooLong && endsAnEvent(buf) && buf.indexOf(needle) < 0) return;
-      let start = 0;
-      for (;;) {
-        const nl = buf.indexOf(0x0a, start);
-        const end = nl < 0 ? buf.length : nl;
-        if (!skipping) {
-          lineSize += end - start;
-          if (lineSize > MAX_SSE_LINE) {
-            skipping = true;
-            line = [];
-          } else if (end > start) line.push(buf.subarray(start, end));
-        }
-        if (nl < 0) break;
-        if (!skipping) onLine(line.length === 1 ? (line[0] as Buffer) : Buffer.concat(line));
-        else eventTooLong = true; // an over-long line spoils its event
-        line = [];
-        lineSize = 0;
-        skipping = false;
-        start = nl + 1;
-      }
-      // Keep copies of a partial line and of a pending event's data only: the app's chunk buffers are never retained.
-      if (line.length > 0) line = [Buffer.from(Buffer.concat(line))];
-      if (data.length > 0) data = data.map((b) => Buffer.from(b));
-    },
-    end() {
-      if (!skipping && line.length > 0) onLine(Buffer.concat(line));
-      dispatch(); // a last event without its blank line
-      return found ? { tresor: found } : {};
-    },
-  };
+  }
 }

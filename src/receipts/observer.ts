@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import type { ExchangeInfo, ExchangeObserver } from '../transport/hooks.js';
 import { createTresorExtractor, type ReceiptIdField, type TresorExtractor } from './extract.js';
 import type { ReceiptJob } from './journal.js';
 
@@ -9,37 +10,40 @@ export function carriesReceipt(method: string, path: string): boolean {
   return method === 'POST' && RECEIPT_ROUTES.test(path.split('?')[0] ?? '');
 }
 
-export interface ExchangeStart {
-  upstream: string;
-  requestId: string;
-  method: string;
-  path: string;
-  tresorHeaders: Readonly<Record<string, string>>;
-  startedAt: Date;
-  appKey: boolean;
+/** What the digest needs of the exchange (the hook's `ExchangeInfo`, kept as given: not copied). */
+export type ExchangeStart = Pick<ExchangeInfo, 'upstream' | 'requestId' | 'method' | 'path' | 'tresorHeaders' | 'startedAt'>;
+
+/** Where a router names the receipt: a response header, and (`bodyBlock`) where in the body. */
+export interface ReceiptIdPlace {
+  idHeader: string;
+  /** true = the `tresor` block, `'request_id'` / `'id'` = that top-level field (Pinaivu / NEAR), false = the header only. */
+  bodyBlock: boolean | ReceiptIdField;
 }
 
 /**
  * Watches one exchange's bytes as they flow: SHA-256 of the request body as forwarded and of
  * the response body as received (for SSE the whole raw stream), and the `tresor` block found by
  * the incremental extractor. Works on the same chunks, never retains or alters them.
+ * It is the exchange's observer for the proxy: its per-chunk methods live on the prototype, so an
+ * exchange allocates no closures for them and each chunk costs one call.
  */
-export class ExchangeDigest {
+export class ExchangeDigest implements ExchangeObserver {
   private readonly req = createHash('sha256');
   private readonly res = createHash('sha256');
   private extractor: TresorExtractor | undefined;
   private headerId: string | undefined;
   status = 0;
   stream = false;
+  /** The app sent `X-Tresor-Receipt: false`. */
+  readonly optedOut: boolean;
 
   constructor(
     readonly start: ExchangeStart,
-    /** `bodyBlock`: true = the `tresor` block, `'request_id'` / `'id'` = that top-level field (Pinaivu / NEAR), false = the header only. */
-    private readonly where: { idHeader: string; bodyBlock: boolean | ReceiptIdField },
-  ) {}
-
-  get optedOut(): boolean {
-    return (this.start.tresorHeaders['x-tresor-receipt'] ?? '').trim().toLowerCase() === 'false';
+    /** The app sent its own Authorization (recorded as `app_key`; the key itself is never kept here). */
+    readonly appKey: boolean,
+    private readonly where: ReceiptIdPlace,
+  ) {
+    this.optedOut = (start.tresorHeaders['x-tresor-receipt'] ?? '').trim().toLowerCase() === 'false';
   }
 
   onRequestChunk(chunk: Uint8Array): void {
@@ -54,8 +58,9 @@ export class ExchangeDigest {
     this.headerId = typeof h === 'string' ? h : undefined;
     // The `tresor` block is in JSON bodies and in the SSE finish chunk; other formats (a
     // transcription as text) only carry the id in the X-Tresor-Receipt-Id header.
-    if (this.where.bodyBlock && status >= 200 && status < 300 && !this.optedOut && (this.stream || ct.includes('json'))) {
-      this.extractor = createTresorExtractor(this.stream ? 'sse' : 'json', this.where.bodyBlock === true ? 'tresor' : this.where.bodyBlock);
+    const block = this.where.bodyBlock;
+    if (block && status >= 200 && status < 300 && !this.optedOut && (this.stream || ct.includes('json'))) {
+      this.extractor = createTresorExtractor(this.stream ? 'sse' : 'json', block === true ? 'tresor' : block);
     }
   }
 
@@ -69,6 +74,7 @@ export class ExchangeDigest {
     const found = this.extractor?.end() ?? {};
     const { receipt_id: bodyId, ...tresor } = found.tresor ?? {};
     const receipt_id = bodyId ?? (found.error ? undefined : this.headerId);
+    this.extractor = undefined;
     return {
       job: randomUUID(),
       upstream: this.start.upstream,
@@ -88,7 +94,7 @@ export class ExchangeDigest {
       response_sha256: this.res.digest('hex'),
       request_bytes: outcome.requestBytes,
       response_bytes: outcome.responseBytes,
-      app_key: this.start.appKey,
+      app_key: this.appKey,
       ...(attestation ? { attestation } : {}),
     };
   }

@@ -14,7 +14,7 @@ import type { PinEvent } from '../attestation/profile.js';
 import { DEFAULT_RETRY_MS } from '../util/appender.js';
 import { parseRecord } from '../audit/recover.js';
 import { VerificationError } from '../errors/index.js';
-import type { ExchangeInfo, ExchangeObserver, ExchangeOutcome } from '../transport/hooks.js';
+import type { ExchangeDecision, ExchangeInfo, ExchangeObserver, ExchangeOutcome } from '../transport/hooks.js';
 import type { Clock } from '../types.js';
 import type { ReceiptFetchPolicy, UpstreamGet } from './fetch.js';
 import { ReceiptJournal, type ReceiptJob } from './journal.js';
@@ -111,6 +111,33 @@ class PipelineClosed extends Error {
 }
 
 const realSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+
+/** The receipt id, when it is only in the body, is echoed as a trailer of a chunked answer. */
+const RECEIPT_TRAILERS: readonly string[] = [RECEIPT_ID_HEADER];
+
+/**
+ * One observed exchange: its digests and extractor (ExchangeDigest), and what its end needs. Its
+ * methods are on the prototype, not closures made per exchange (a stream keeps its observer for as
+ * long as it is open).
+ */
+export class ReceiptExchange extends ExchangeDigest {
+  /** Strict mode (and not opted out): the end of the answer waits for the verdict. */
+  readonly hold: boolean;
+  readonly trailers = RECEIPT_TRAILERS;
+
+  constructor(
+    private readonly pipeline: ReceiptPipeline,
+    readonly u: UpstreamReceipts,
+    override readonly start: ExchangeInfo,
+  ) {
+    super(start, start.authorization !== undefined && u.authorization === undefined, u);
+    this.hold = u.mode === 'strict' && !this.optedOut;
+  }
+
+  onEnd(outcome: ExchangeOutcome): Promise<ExchangeDecision | undefined> {
+    return this.pipeline.endExchange(this, outcome);
+  }
+}
 
 /**
  * The receipt pipeline: for every completion, a job is journaled before the app sees the end of
@@ -278,37 +305,34 @@ export class ReceiptPipeline {
     return new AuditUnavailableError(f);
   }
 
-  /** The daemon's onExchange hook. */
+  /** The daemon's onExchange hook: one object per exchange (see ReceiptExchange). */
   observe(info: ExchangeInfo): ExchangeObserver | undefined {
     const u = this.upstreams.get(info.upstream);
     if (!u || u.mode === 'off' || this.closed || !carriesReceipt(info.method, info.path)) return undefined;
-    const d = new ExchangeDigest({ ...info, appKey: info.authorization !== undefined && u.authorization === undefined }, { idHeader: u.idHeader, bodyBlock: u.bodyBlock });
-    const strict = u.mode === 'strict' && !d.optedOut;
-    return {
-      hold: strict,
-      // The receipt id, when it is only in the body, is echoed as a trailer of a chunked answer.
-      trailers: [RECEIPT_ID_HEADER],
-      onRequestChunk: (c) => d.onRequestChunk(c),
-      onResponseStart: (s, h) => d.onResponseStart(s, h),
-      onResponseChunk: (c) => d.onResponseChunk(c),
-      onEnd: async (outcome: ExchangeOutcome) => {
-        // Error answers carry no receipt: nothing to record.
-        if (d.status < 200 || d.status >= 300) return undefined;
-        const t0 = process.hrtime.bigint();
-        const job = d.toJob(outcome, this.o.clock(), u.attestation(info.startedAt, info.connection?.socket));
-        if (job.app_key && info.authorization) this.appKeys.set(job.job, info.authorization);
-        const { verdict } = await this.submit(job);
-        this.o.onJournaled?.(u.name, Number(process.hrtime.bigint() - t0) / 1e9);
-        const echo = typeof job.receipt_id === 'string' ? { trailers: { [RECEIPT_ID_HEADER]: job.receipt_id } } : undefined;
-        if (!strict || !outcome.ok) {
-          void verdict.catch(() => undefined);
-          return echo;
-        }
-        const v = await verdict;
-        if (v.verdict === 'verified') return { ...echo, headers: { 'x-tresor-receipt-verdict': 'verified', ...(v.receipt_id ? { [RECEIPT_ID_HEADER]: v.receipt_id } : {}) } };
-        return { reject: new ReceiptRejected(v.code ?? 'ERR_RECEIPT_NOT_VERIFIED', `receipts.mode strict: the receipt is ${v.verdict}${v.detail ? `: ${v.detail}` : ''}`) };
-      },
-    };
+    return new ReceiptExchange(this, u, info);
+  }
+
+  /**
+   * The end of an observed exchange (its `onEnd`): journal the job durably before the app sees the
+   * end of the answer; in strict mode, wait for the verdict.
+   */
+  async endExchange(x: ReceiptExchange, outcome: ExchangeOutcome): Promise<ExchangeDecision | undefined> {
+    // Error answers carry no receipt: nothing to record.
+    if (x.status < 200 || x.status >= 300) return undefined;
+    const { u, start: info } = x;
+    const t0 = process.hrtime.bigint();
+    const job = x.toJob(outcome, this.o.clock(), u.attestation(info.startedAt, info.connection?.socket));
+    if (job.app_key && info.authorization) this.appKeys.set(job.job, info.authorization);
+    const { verdict } = await this.submit(job);
+    this.o.onJournaled?.(u.name, Number(process.hrtime.bigint() - t0) / 1e9);
+    const echo = typeof job.receipt_id === 'string' ? { trailers: { [RECEIPT_ID_HEADER]: job.receipt_id } } : undefined;
+    if (!x.hold || !outcome.ok) {
+      void verdict.catch(() => undefined);
+      return echo;
+    }
+    const v = await verdict;
+    if (v.verdict === 'verified') return { ...echo, headers: { 'x-tresor-receipt-verdict': 'verified', ...(v.receipt_id ? { [RECEIPT_ID_HEADER]: v.receipt_id } : {}) } };
+    return { reject: new ReceiptRejected(v.code ?? 'ERR_RECEIPT_NOT_VERIFIED', `receipts.mode strict: the receipt is ${v.verdict}${v.detail ? `: ${v.detail}` : ''}`) };
   }
 
   /**

@@ -5,31 +5,13 @@ import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import { AuditLog } from '../../src/audit/log.js';
 import { createLogger } from '../../src/log/logger.js';
 import { ReceiptJournal } from '../../src/receipts/journal.js';
-import { job } from '../helpers/jobs.js';
+import { job, receiptUpstream } from '../helpers/jobs.js';
 import { ReceiptPipeline, type UpstreamReceipts } from '../../src/receipts/pipeline.js';
-import { Semaphore, TokenBucket } from '../../src/receipts/rate.js';
-import { tresorFormat } from '../../src/receipts/format-tresor.js';
 import { LogSink } from '../helpers/log-sink.js';
 
 const clock = () => new Date();
 
-function upstream(over: Partial<UpstreamReceipts> = {}): UpstreamReceipts {
-  return {
-    name: 'tresor',
-    mode: 'audit',
-    authorization: 'Bearer tr-x',
-    get: () => Promise.reject(new Error('not used')),
-    format: tresorFormat({ resolveKey: () => Promise.reject(new Error('not used')), keyPolicy: () => Promise.reject(new Error('not used')), hooks: {}, clock, sleep: async () => undefined, jwksDeadlineMs: 0 }),
-    idHeader: 'x-tresor-receipt-id',
-    bodyBlock: true,
-    attestation: () => undefined,
-    fetchPolicy: {},
-    bucket: new TokenBucket(100, 100, clock, async () => undefined),
-    concurrency: new Semaphore(4),
-    maxPending: 100,
-    ...over,
-  };
-}
+const upstream = receiptUpstream;
 
 async function lines(dir: string): Promise<Record<string, unknown>[]> {
   const out: Record<string, unknown>[] = [];

@@ -5,6 +5,7 @@ import { createLogger, flushLogger } from '../../log/logger.js';
 import { startDaemon } from '../../proxy/daemon.js';
 import { EXIT, exitCodeFor } from '../exit-codes.js';
 import { openLogFile, type LogFile } from '../../log/file.js';
+import { applyHeapGrowing } from '../../util/heap.js';
 
 interface ServeArgs {
   config?: string;
@@ -72,6 +73,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       process.exit(EXIT.usage);
     }
     const logger = createLogger({ ...config.log, ...(logFile ? { destination: logFile } : {}) });
+    applyHeapGrowing(config.memory.heap_growing_percent);
     const exit = async (code: number) => {
       await flushLogger(logger);
       await logFile?.close();

@@ -1,0 +1,22 @@
+import v8 from 'node:v8';
+import { afterEach, describe, expect, test, vi } from 'vitest';
+import { applyHeapGrowing } from '../../src/util/heap.js';
+
+describe('the daemon heap growing factor (memory.heap_growing_percent)', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  test('a percentage sets V8 --heap-growing-percent; 0 leaves V8 its own factor', () => {
+    const set = vi.spyOn(v8, 'setFlagsFromString').mockImplementation(() => undefined);
+    applyHeapGrowing(20);
+    expect(set).toHaveBeenCalledWith('--heap-growing-percent=20');
+    set.mockClear();
+    applyHeapGrowing(0);
+    expect(set).not.toHaveBeenCalled();
+  });
+
+  test('never passes V8 anything but an integer in range', () => {
+    const set = vi.spyOn(v8, 'setFlagsFromString').mockImplementation(() => undefined);
+    for (const bad of [-1, 2.5, 301, Number.NaN]) expect(() => applyHeapGrowing(bad)).toThrow(RangeError);
+    expect(set).not.toHaveBeenCalled();
+  });
+});
