@@ -140,12 +140,17 @@ interface Sample {
   statusReady: boolean;
   pinned: string[];
 }
+/** What the load saw so far: the replies and the readiness samples. */
+interface Run {
+  replies: Reply[];
+  samples: Sample[];
+}
 
 /**
  * Two app clients keep sending chat completions over keep-alive connections while a sampler
  * reads /readyz and /status; `during` runs meanwhile (switches the simulator, waits).
  */
-async function underLoad(d: Daemon, during: () => Promise<void>): Promise<{ replies: Reply[]; samples: Sample[] }> {
+async function underLoad(d: Daemon, during: (run: Run) => Promise<void>): Promise<Run> {
   const agent = new Agent({ keepAliveTimeout: 30_000 });
   const replies: Reply[] = [];
   const samples: Sample[] = [];
@@ -175,7 +180,7 @@ async function underLoad(d: Daemon, during: () => Promise<void>): Promise<{ repl
   };
   const running = [worker(), worker(), sampler()];
   try {
-    await during();
+    await during({ replies, samples });
   } finally {
     stop = true;
     await Promise.all(running);
@@ -184,19 +189,23 @@ async function underLoad(d: Daemon, during: () => Promise<void>): Promise<{ repl
   return { replies, samples };
 }
 
-/** Wait (under load) until /status reports a lapse of `key`; then keep the load on a little longer. */
-async function lapseOf(d: Daemon, key: string, ms = 8_000): Promise<Lapse> {
+/**
+ * Wait (under load) until /status reports a lapse of `key`; then keep the load on until at least
+ * four replies and four samples began after it (by count, not by time: a busy machine is slow).
+ */
+async function lapseOf(d: Daemon, key: string, run: Run, ms = 8_000): Promise<Lapse> {
   let lapse: Lapse | undefined;
   await until(async () => {
     lapse = (await attStatus(d.origin)).lapses.find((l) => l.spkiSha256 === key);
     return lapse !== undefined;
   }, ms);
-  await sleep(600);
+  const t = Date.parse((lapse as Lapse).at);
+  await until(async () => run.replies.filter((r) => r.t0 > t).length > 3 && run.samples.filter((x) => x.t > t).length > 3, 15_000);
   return lapse as Lapse;
 }
 
 /** Everything sampled after the lapse agrees with it, and no request started after it reached the router over the lapsed key. */
-async function expectStopped(run: { replies: Reply[]; samples: Sample[] }, lapse: Lapse, failing: { code: string } | 'rotated') {
+async function expectStopped(run: Run, lapse: Lapse, failing: { code: string } | 'rotated') {
   const t = Date.parse(lapse.at);
   expect(run.replies.filter((r) => r.t0 < t && r.status === 200).length).toBeGreaterThan(0);
   const after = run.replies.filter((r) => r.t0 > t);
@@ -232,10 +241,10 @@ describe('a pin that lapses stops traffic at once (simulator process, live keep-
     const d = await startServe(sim, { refresh_ahead_seconds: 9 });
     const key = (await attStatus(d.origin)).identities[0]?.spkiSha256 as string;
     let lapse: Lapse | undefined;
-    const run = await underLoad(d, async () => {
+    const run = await underLoad(d, async (load) => {
       await sleep(400);
       expect(await ctl.faults(sim, { attestation: [fault] })).toEqual({ status: 204, text: '' });
-      lapse = await lapseOf(d, key);
+      lapse = await lapseOf(d, key, load);
     });
     expect(lapse?.code).toBe(code);
     await expectStopped(run, lapse as Lapse, { code });
@@ -247,10 +256,10 @@ describe('a pin that lapses stops traffic at once (simulator process, live keep-
     const h2Before = (await ctl.reached(sim)).h2_by_path['/v1/chat/completions'] ?? 0;
     let lapse: Lapse | undefined;
     let h2AtLapse = 0;
-    const run = await underLoad(d, async () => {
+    const run = await underLoad(d, async (load) => {
       await sleep(400);
       expect(await ctl.faults(sim, { attestation: ['wrongMeasurement'] })).toEqual({ status: 204, text: '' });
-      lapse = await lapseOf(d, key);
+      lapse = await lapseOf(d, key, load);
       h2AtLapse = (await ctl.reached(sim)).h2_by_path['/v1/chat/completions'] ?? 0;
       await sleep(300);
     });
@@ -266,10 +275,10 @@ describe('a pin that lapses stops traffic at once (simulator process, live keep-
     const d = await startServe(sim, { refresh_ahead_seconds: 0 });
     const key = (await attStatus(d.origin)).identities[0]?.spkiSha256 as string;
     let lapse: Lapse | undefined;
-    const run = await underLoad(d, async () => {
+    const run = await underLoad(d, async (load) => {
       await sleep(300);
       await ctl.faults(sim, { attestation: ['wrongMeasurement'] });
-      lapse = await lapseOf(d, key, 15_000);
+      lapse = await lapseOf(d, key, load, 15_000);
     });
     expect(lapse?.code).toBe('ERR_ATTEST_PIN_EXPIRED');
     await expectStopped(run, lapse as Lapse, { code: 'ERR_ATTEST_MEASUREMENT_NOT_ALLOWED' });
@@ -282,10 +291,10 @@ describe('a pin that lapses stops traffic at once (simulator process, live keep-
     const d = await startServe(sim, { refresh_ahead_seconds: 9 }, extra);
     const key = (await attStatus(d.origin)).identities[0]?.spkiSha256 as string;
     let lapse: Lapse | undefined;
-    const run = await underLoad(d, async () => {
+    const run = await underLoad(d, async (load) => {
       await sleep(400);
       expect(await ctl.post(sim, '/rotate-tls-key')).toBe(204);
-      lapse = await lapseOf(d, key);
+      lapse = await lapseOf(d, key, load);
     });
     expect(lapse?.code).toBe('ERR_ATTEST_KEY_CHANGED');
     await expectStopped(run, lapse as Lapse, 'rotated');
