@@ -2,6 +2,7 @@
 // 1 KB JSON replies, 50-chunk SSE streams at a fixed interval) with SNP evidence, in its own
 // process so it does not share an event loop with the load generator.
 // Usage: node bench/sim.mjs DIR CHUNK_INTERVAL_MS  → prints one JSON line with url, caFile, rootFile, testRootsFile, bundleUrl.
+// BENCH_SIM_HTTP2_WINDOW_BYTES=65535 makes it advertise HTTP/2's default window (before i20u) instead of its 1 MiB.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startSimulator } from '../dist/sim/index.js';
@@ -10,8 +11,10 @@ import { TEST_ROOTS_FILE, simTestRootsPem } from '../dist/sim/mint/test-roots.js
 
 const [dir, interval = '5'] = process.argv.slice(2);
 const evidence = await createRouterEvidence();
+const window = process.env.BENCH_SIM_HTTP2_WINDOW_BYTES;
 const sim = await startSimulator({
   evidence,
+  ...(window ? { http2WindowBytes: Number(window) } : {}),
   deterministic: { jsonBytes: 1024, streamChunks: 50, chunkIntervalMs: Number(interval) },
 });
 const caFile = join(dir, 'sim-ca.pem');

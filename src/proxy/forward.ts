@@ -224,7 +224,8 @@ async function dispatch(x: Exchange, body: RequestBody): Promise<Dispatcher.Resp
   const cfg = upstream.config;
   const budget = requestBudgetSeconds(req.headers['x-tresor-timeout-seconds'], cfg.timeouts.request_seconds, cfg.timeouts.max_request_seconds);
   try {
-    return await upstream.dispatcher.request({
+    // A streamed body (an upload) is not held behind the streams of a shared HTTP/2 connection.
+    return await upstream.dispatcherFor(body !== undefined && !Buffer.isBuffer(body)).request({
       path: upstream.prefix + ctx.path,
       method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
       headers: upstreamRequestHeaders(req.rawHeaders, req.headers.connection, {

@@ -25,6 +25,15 @@ export class Upstream {
   readonly port: number;
   readonly authorization: string | undefined;
   private pool: Pool;
+  /**
+   * With HTTP/2 to the router: the HTTP/1.1 pool for request bodies streamed as they arrive
+   * (uploads), created on first use. undici writes a streamed body only once no other request is
+   * in flight on its connection, and queues every later request for that connection behind it:
+   * on a shared h2 connection an upload waited for every open stream (an SSE answer can last
+   * minutes) and held up the requests after it. Its connections are attested and pinned like
+   * the others (same connector, same per-request pin gate).
+   */
+  private uploads: Pool | undefined;
   private readonly connectorOptions: ConnectorOptions;
   /** The per-request pin check (attestation): may a request be written on this socket now? */
   private readonly usable: ((socket: TLSSocket) => boolean) | undefined;
@@ -60,19 +69,20 @@ export class Upstream {
     };
     const usable = hooks.connectionUsable;
     this.usable = usable && url.protocol === 'https:' ? (socket) => usable(config.name, socket) : undefined;
-    this.pool = this.createPool();
+    this.pool = this.createPool(config.pool.http2);
   }
 
-  private createPool(): Pool {
-    const connect = this.connectFunction();
+  /** A pool of attested, pinned connections; `http2`: offered in ALPN and used when the router picks it. */
+  private createPool(http2: boolean): Pool {
+    const connect = this.connectFunction(http2);
     const usable = this.usable;
     const clients = this.clients;
-    clients.clear();
+    const h2Pipelining = () => (http2 && this.speaksH2 ? H2_STREAMS_PER_CONNECTION : 1);
     return new Pool(this.origin, {
       connections: this.config.pool.connections,
       pipelining: 1,
       // HTTP/2 when the router offers it (ALPN): one pinned connection carries many streams.
-      allowH2: this.config.pool.http2,
+      allowH2: http2,
       maxConcurrentStreams: H2_STREAMS_PER_CONNECTION,
       keepAliveTimeout: this.config.pool.keep_alive_seconds * 1000,
       keepAliveMaxTimeout: this.config.pool.keep_alive_seconds * 1000,
@@ -87,22 +97,22 @@ export class Upstream {
         let h2 = false;
         const clientOpts = {
           ...opts,
-          pipelining: this.speaksH2 ? H2_STREAMS_PER_CONNECTION : 1,
+          pipelining: h2Pipelining(),
           connect: (o: buildConnector.Options, cb: buildConnector.Callback) =>
             connect(o, (err, socket) => {
-              if (socket) h2 = this.learnProtocol(socket as TLSSocket);
+              if (socket && http2) h2 = this.learnProtocol(socket as TLSSocket);
               cb(err as Error, socket as never);
             }),
         };
         // Every request, h1 or each h2 stream, is checked against its connection's pin just before it is dispatched (a lookup).
-        const redispatch = (o: Dispatcher.DispatchOptions, h: Dispatcher.DispatchHandler) => this.pool.dispatch(o, h);
-        const client = usable ? new PinnedClient(origin, clientOpts, { usable, redispatch, h2: this.config.pool.http2 }) : new Client(origin, clientOpts);
+        const redispatch = (o: Dispatcher.DispatchOptions, h: Dispatcher.DispatchHandler) => (http2 ? this.pool : this.uploadPool()).dispatch(o, h);
+        const client = usable ? new PinnedClient(origin, clientOpts, { usable, redispatch, h2: http2 }) : new Client(origin, clientOpts);
         if (client instanceof PinnedClient) clients.add(client);
         client.on('connect', () => {
           client.pipelining = h2 ? H2_STREAMS_PER_CONNECTION : 1;
         });
         client.on('disconnect', () => {
-          client.pipelining = this.speaksH2 ? H2_STREAMS_PER_CONNECTION : 1;
+          client.pipelining = h2Pipelining();
         });
         return client;
       },
@@ -110,8 +120,8 @@ export class Upstream {
   }
 
   /** The pool's `connect`: attested TLS (every socket verified before use), or plain TCP to loopback. */
-  private connectFunction(): buildConnector.connector {
-    const tlsConnect = createConnector(this.connectorOptions);
+  private connectFunction(http2: boolean): buildConnector.connector {
+    const tlsConnect = createConnector(http2 ? this.connectorOptions : { ...this.connectorOptions, alpn: ['http/1.1'] });
     const connectTimeoutMs = this.connectorOptions.connectTimeoutMs;
     return (options, callback) => {
       if (options.protocol === 'https:') return tlsConnect(options, callback);
@@ -138,6 +148,18 @@ export class Upstream {
 
   get dispatcher(): Pool {
     return this.pool;
+  }
+
+  /**
+   * Where a forwarded request goes: one whose body streams in as it arrives takes an HTTP/1.1
+   * connection of its own when the router speaks h2 (see `uploads`); everything else the main pool.
+   */
+  dispatcherFor(streamedBody: boolean): Pool {
+    return streamedBody && this.config.pool.http2 && this.speaksH2 ? this.uploadPool() : this.pool;
+  }
+
+  private uploadPool(): Pool {
+    return (this.uploads ??= this.createPool(false));
   }
 
   /**
@@ -187,17 +209,19 @@ export class Upstream {
 
   /** Drop every pooled connection; new requests reconnect and re-verify. */
   async resetConnections(): Promise<void> {
-    const old = this.pool;
-    this.pool = this.createPool();
-    await old.destroy().catch(() => undefined);
+    const old = [this.pool, this.uploads];
+    this.clients.clear();
+    this.pool = this.createPool(this.config.pool.http2);
+    this.uploads = undefined;
+    await Promise.all(old.map((p) => p?.destroy().catch(() => undefined)));
   }
 
   async close(): Promise<void> {
-    await this.pool.close().catch(() => undefined);
+    await Promise.all([this.pool, this.uploads].map((p) => p?.close().catch(() => undefined)));
   }
 
   async destroy(): Promise<void> {
-    await this.pool.destroy().catch(() => undefined);
+    await Promise.all([this.pool, this.uploads].map((p) => p?.destroy().catch(() => undefined)));
   }
 }
 

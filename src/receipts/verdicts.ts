@@ -14,17 +14,24 @@ export interface VerdictSummary {
 /**
  * Recent verdicts in memory, by receipt id and by request id, for the app's verdict endpoint;
  * bounded (oldest dropped). Waiters are woken when a verdict lands.
+ *
+ * Each verdict is kept as its JSON bytes, outside the V8 heap: as objects (a dozen checks with
+ * their detail strings, ~40 objects a verdict) a full store of 10,000 verdicts was ~22 MB of live
+ * heap that every full garbage collection marked again, which made each one cost twice what it
+ * does in a fresh daemon (an upload after a busy hour of completions paid it per MB); as bytes
+ * it is ~3 MB (the two keys and a Buffer per verdict). `get` parses a fresh copy.
  */
 export class VerdictStore {
-  private readonly byKey = new Map<string, VerdictSummary>();
+  private readonly byKey = new Map<string, Buffer>();
   private readonly waiters = new Map<string, Set<() => void>>();
 
   constructor(private readonly max = 20_000) {}
 
   set(v: VerdictSummary): void {
+    const bytes = Buffer.from(JSON.stringify(v));
     for (const key of keysOf(v)) {
       this.byKey.delete(key);
-      this.byKey.set(key, v);
+      this.byKey.set(key, bytes);
       const w = this.waiters.get(key);
       if (w) {
         this.waiters.delete(key);
@@ -35,14 +42,15 @@ export class VerdictStore {
   }
 
   get(key: string): VerdictSummary | undefined {
-    return this.byKey.get(key);
+    const bytes = this.byKey.get(key);
+    return bytes ? (JSON.parse(bytes.toString()) as VerdictSummary) : undefined;
   }
 
   /** The summary once it is `done`, or whatever is known when `ms` have passed. */
   async wait(key: string, ms: number, signal?: AbortSignal): Promise<VerdictSummary | undefined> {
     const deadline = Date.now() + ms;
     for (;;) {
-      const v = this.byKey.get(key);
+      const v = this.get(key);
       const left = deadline - Date.now();
       if ((v && v.status === 'done') || left <= 0 || signal?.aborted) return v;
       await new Promise<void>((resolve) => {

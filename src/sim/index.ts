@@ -63,6 +63,8 @@ export interface SimOptions {
   near?: NearDeployment;
   /** Refuse HTTP/2 (ALPN offers only http/1.1); by default both are offered and the client picks. */
   http1Only?: boolean;
+  /** HTTP/2 receive window per stream and per connection (default SIM_HTTP2_WINDOW_BYTES, 1 MiB; 65,535 is Node's default). */
+  http2WindowBytes?: number;
   /** Extra claims for each receipt (router_attestation, inference_attestation, ...). */
   receiptClaims?: (ctx: { receiptId: string }) => Record<string, unknown> | Promise<Record<string, unknown>>;
 }
@@ -311,7 +313,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
     return sendJsonError(res, 404, 'not_found', `no route ${req.method} ${path}`);
   };
 
-  const sim = createSimServer({ cert: identity.certPem, key: identity.keyPem }, opts.http1Only === true, (req, res) => {
+  const sim = createSimServer({ cert: identity.certPem, key: identity.keyPem }, { http1Only: opts.http1Only === true, http2WindowBytes: opts.http2WindowBytes }, (req, res) => {
     handle(req, res).catch(() => {
       if (!res.headersSent) sendJsonError(res, 500, 'internal_error', 'simulator error');
       else res.destroy();

@@ -19,9 +19,24 @@ export interface SimServer {
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
-export function createSimServer(tls: { cert: string; key: string }, http1Only: boolean, handler: Handler): SimServer {
+/**
+ * The HTTP/2 flow-control window the simulator advertises, per stream and per connection: 1 MiB,
+ * as Go's net/http2 server does (Envoy advertises 256 MiB). Node's default, HTTP/2's initial
+ * 65,535 bytes, made a client wait for a WINDOW_UPDATE round trip every 64 KiB of a request body:
+ * an upload through the daemon paid in CPU and MB/s for the simulator, not for a router.
+ */
+export const SIM_HTTP2_WINDOW_BYTES = 1024 * 1024;
+
+export interface SimServerOptions {
+  http1Only: boolean;
+  /** HTTP/2 receive window per stream and per connection (65,535: Node's and HTTP/2's default). */
+  http2WindowBytes?: number | undefined;
+}
+
+export function createSimServer(tls: { cert: string; key: string }, opts: SimServerOptions, handler: Handler): SimServer {
   let accepted = 0;
-  if (http1Only) {
+  const window = opts.http2WindowBytes ?? SIM_HTTP2_WINDOW_BYTES;
+  if (opts.http1Only) {
     const server = https.createServer({ ...tls, noDelay: true, ALPNProtocols: ['http/1.1'] }, handler);
     server.keepAliveTimeout = 65_000;
     server.on('secureConnection', () => accepted++);
@@ -37,7 +52,7 @@ export function createSimServer(tls: { cert: string; key: string }, http1Only: b
   // closes only what is idle and close() ends everything.
   const sockets = new Map<TLSSocket, number>();
   const sessions = new Set<http2.ServerHttp2Session>();
-  const server = http2.createSecureServer({ ...tls, allowHTTP1: true, settings: { maxConcurrentStreams: 1000 } }, (req, res) => {
+  const server = http2.createSecureServer({ ...tls, allowHTTP1: true, settings: { maxConcurrentStreams: 1000, initialWindowSize: window } }, (req, res) => {
     if (req.httpVersionMajor === 1) {
       const s = req.socket as TLSSocket;
       sockets.set(s, (sockets.get(s) ?? 0) + 1);
@@ -53,6 +68,8 @@ export function createSimServer(tls: { cert: string; key: string }, http1Only: b
     s.once('close', () => sockets.delete(s));
   });
   server.on('session', (session) => {
+    // The connection's window starts at 65,535 whatever the settings say; only a WINDOW_UPDATE raises it.
+    if (window > 65_535) session.setLocalWindowSize(window);
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
   });

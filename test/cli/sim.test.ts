@@ -85,8 +85,8 @@ describe('tresor-attest sim --attestation-fault, and a daemon without the test r
     expect(ready.ready).toBe(false);
   }, 60_000);
 
-  test('usage errors: an unknown evidence kind or fault, an SNP-only fault with Nitro, a fault without evidence', async () => {
-    const runs = [['--evidence', 'tdx'], ['--attestation-fault', 'nope'], ['--evidence', 'nitro', '--attestation-fault', 'lowTcb'], ['--no-evidence', '--attestation-fault', 'wrongMeasurement']].map((args) =>
+  test('usage errors: an unknown evidence kind or fault, an SNP-only fault with Nitro, a fault without evidence, an HTTP/2 window below 65,535', async () => {
+    const runs = [['--evidence', 'tdx'], ['--http2-window-bytes', '1000'], ['--attestation-fault', 'nope'], ['--evidence', 'nitro', '--attestation-fault', 'lowTcb'], ['--no-evidence', '--attestation-fault', 'wrongMeasurement']].map((args) =>
       spawnBin('tresor-attest', ['sim', '--port', '0', ...args]),
     );
     for (const p of runs) {

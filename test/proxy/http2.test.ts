@@ -46,13 +46,39 @@ describe('HTTP/2 to the router', () => {
       if (http1Only) expect(h2).toEqual({});
       else {
         expect(h2['/v1/chat/completions']).toBe(2);
-        expect(h2['/v1/audio/transcriptions']).toBe(1);
+        // A streamed upload takes an HTTP/1.1 connection of its own (see the test below).
+        expect(h2['/v1/audio/transcriptions']).toBeUndefined();
+        expect(h.sim.requestCounts.get('/v1/audio/transcriptions')).toBe(1);
         // Every receipt fetch rides the pinned h2 connection too.
         expect(h2['/v1/receipts']).toBe(h.sim.requestCounts.get('/v1/receipts'));
         expect(h2['/v1/receipts']).toBeGreaterThanOrEqual(3);
       }
     });
   }
+
+  test('a streamed upload does not wait for the streams in flight on the shared h2 connection: it goes over an HTTP/1.1 connection of its own', async () => {
+    const h = await harness({});
+    const client = new OpenAI({ baseURL: h.base, apiKey: 'placeholder', maxRetries: 0 });
+    await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'warm' }] });
+    h.sim.faults.chunkDelayMs = 250;
+    const stream = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'a prompt long enough for a dozen chunks of streamed answer' }], stream: true });
+    const chunks = stream[Symbol.asyncIterator]();
+    await chunks.next();
+    let streamEnded = false;
+    const drained = (async () => {
+      while (!(await chunks.next()).done);
+      streamEnded = true;
+    })();
+    // undici writes a streamed body only when nothing else is in flight on its connection: on the
+    // shared h2 connection this upload waited for the whole stream (~3 s here).
+    const tr = await client.audio.transcriptions.create({ file: new File([Buffer.alloc(1_000_000, 7)], 'a.wav', { type: 'audio/wav' }), model: 'whisper-large-v3' });
+    expect(streamEnded).toBe(false);
+    await drained;
+    expect(h.sim.h2RequestCounts.get('/v1/audio/transcriptions')).toBeUndefined();
+    expect(h.sim.requestCounts.get('/v1/audio/transcriptions')).toBe(1);
+    const id = (tr as unknown as { tresor: { receipt_id: string } }).tresor.receipt_id;
+    expect(await (await fetch(`${h.origin}/receipts/${id}?wait=10`)).json()).toMatchObject({ status: 'done', verdict: 'verified' });
+  });
 
   test('many concurrent requests share one pinned h2 connection', async () => {
     const h = await harness({});
@@ -82,6 +108,13 @@ describe('HTTP/2 to the router', () => {
     const res = await fetch(`${h.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'x' }] }) });
     expect(res.status).toBe(502);
     expect(((await res.json()) as { error: { type: string } }).error.type).toBe('attestation_error');
+    // A streamed upload (its own HTTP/1.1 connection) is refused the same way.
+    const form = new FormData();
+    form.append('model', 'whisper-large-v3');
+    form.append('file', new File([Buffer.alloc(300_000, 7)], 'a.wav', { type: 'audio/wav' }));
+    const upload = await fetch(`${h.base}/audio/transcriptions`, { method: 'POST', body: form });
+    expect(upload.status).toBe(502);
+    expect(((await upload.json()) as { error: { type: string } }).error.type).toBe('attestation_error');
     for (const path of h.sim.requestCounts.keys()) expect(path).not.toMatch(/^\/v1\//);
     // The router was reached over h2 (its attestation was fetched on an h2 stream), and that was all.
     expect(h.sim.h2RequestCounts.get('/attestation')).toBeGreaterThanOrEqual(1);

@@ -1,5 +1,6 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
+import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import { createLocalJWKSet, compactVerify, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
@@ -8,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { parseEnvelope } from '../../src/envelope/parse.js';
 import { createRouterEvidence } from '../../src/sim/mint/router.js';
 import { startSimulator, type RunningSimulator } from '../../src/sim/index.js';
+import { SIM_HTTP2_WINDOW_BYTES } from '../../src/sim/server.js';
 import { inbandGet } from '../../src/transport/inband.js';
 import { spkiSha256 } from '../../src/x509/certificate.js';
 
@@ -51,6 +53,34 @@ async function receipt(id: string, key = KEY) {
 async function jwks(): Promise<JSONWebKeySet> {
   return (await call('/.well-known/jwks.json', { key: null })).json() as unknown as JSONWebKeySet;
 }
+
+/** The flow-control windows a simulator's HTTP/2 session grants a client: per stream (SETTINGS) and for the connection (WINDOW_UPDATE on stream 0). */
+async function h2Windows(s: RunningSimulator): Promise<{ stream: number; connection: number }> {
+  const session = http2.connect(s.url, { ca: s.caPem });
+  try {
+    const [settings] = (await once(session, 'remoteSettings')) as [http2.Settings];
+    // A request's answer arrives after any WINDOW_UPDATE the server sent when the session opened.
+    const req = session.request({ ':path': '/v1/models' });
+    req.resume();
+    await once(req, 'end');
+    return { stream: settings.initialWindowSize ?? 65_535, connection: session.state.remoteWindowSize ?? 0 };
+  } finally {
+    session.destroy();
+  }
+}
+
+describe('the simulator over HTTP/2', () => {
+  test('grants a 1 MiB flow-control window per stream and per connection (a router-sized window; 65,535 on request, HTTP/2\'s default)', async () => {
+    expect(SIM_HTTP2_WINDOW_BYTES).toBe(1024 * 1024);
+    expect(await h2Windows(sim)).toEqual({ stream: SIM_HTTP2_WINDOW_BYTES, connection: SIM_HTTP2_WINDOW_BYTES });
+    const small = await startSimulator({ http2WindowBytes: 65_535 });
+    try {
+      expect(await h2Windows(small)).toEqual({ stream: 65_535, connection: 65_535 });
+    } finally {
+      await small.close();
+    }
+  });
+});
 
 describe('simulated router', () => {
   test('TLS key rotation is atomic per connection: one accepted before it is attested for the key it was handshaken with', async () => {

@@ -4,6 +4,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { UsageError } from '../../errors/index.js';
 import { startSimulator } from '../../sim/index.js';
 import { startSimControl } from '../../sim/control.js';
+import { SIM_HTTP2_WINDOW_BYTES } from '../../sim/server.js';
 import { ATTESTATION_FAULTS, SNP_ONLY_FAULTS, createRouterEvidence, type AttestationFaultName, type EvidenceKind } from '../../sim/mint/router.js';
 import { loadSimKeys } from '../../sim/keys.js';
 import { createAciDeployment, type AciTee } from '../../sim/mint/aci.js';
@@ -26,6 +27,7 @@ interface SimArgs {
   'chunk-delay-ms': number;
   'no-receipts': boolean;
   'http1-only': boolean;
+  'http2-window-bytes': number;
   'unavailable-route': string[];
   evidence: EvidenceChoice;
   profile: 'tresor' | 'aci' | 'pinaivu' | 'near';
@@ -46,6 +48,12 @@ function evidenceChoice(v: unknown): EvidenceChoice {
   throw new UsageError('ERR_USAGE_BAD_FLAG', `--evidence: expected snp, nitro or none, got ${JSON.stringify(v)}`);
 }
 
+/** A flow-control window HTTP/2 allows raising to (RFC 9113 §6.9.2: 65,535 to 2^31 − 1). */
+function http2Window(v: number): number {
+  if (!Number.isInteger(v) || v < 65_535 || v > 2 ** 31 - 1) throw new UsageError('ERR_USAGE_BAD_FLAG', `--http2-window-bytes: expected an integer from 65535 to 2147483647, got ${v}`);
+  return v;
+}
+
 export const simCommand: CommandModule<object, SimArgs> = {
   command: 'sim',
   describe: 'Run the simulated router (HTTPS, its certificate issued by a simulator CA generated at start) for offline use',
@@ -62,6 +70,11 @@ export const simCommand: CommandModule<object, SimArgs> = {
       .option('chunk-delay-ms', { type: 'number', default: 0, describe: 'Fault: delay between stream chunks' })
       .option('no-receipts', { type: 'boolean', default: false, describe: 'Do not issue receipts' })
       .option('http1-only', { type: 'boolean', default: false, describe: 'Refuse HTTP/2: offer only http/1.1 in ALPN (by default both are offered)' })
+      .option('http2-window-bytes', {
+        type: 'number',
+        default: SIM_HTTP2_WINDOW_BYTES,
+        describe: "HTTP/2 flow-control window advertised per stream and per connection (65535 = HTTP/2's and Node's default, a WINDOW_UPDATE every 64 KiB of a request body)",
+      })
       .option('evidence', {
         type: 'string',
         default: 'snp',
@@ -130,6 +143,7 @@ export const simCommand: CommandModule<object, SimArgs> = {
           'lowTcb, emptyVcekChain, bundleRefusesSmt (a new bundle version with snp.allow_smt false; the guest runs with SMT).',
       ) as Argv<SimArgs>,
   handler: async (args) => {
+    const http2WindowBytes = http2Window(args['http2-window-bytes']);
     const kind = args.evidence;
     const faults = args['attestation-fault'];
     if (kind === 'none' && faults.length > 0) throw new UsageError('ERR_USAGE_BAD_FLAG', '--attestation-fault needs evidence (--evidence snp or nitro)');
@@ -154,6 +168,7 @@ export const simCommand: CommandModule<object, SimArgs> = {
       host: args.host,
       port: args.port,
       http1Only: args['http1-only'],
+      http2WindowBytes,
       receipts: !args['no-receipts'],
       faults: { latencyMs: args['latency-ms'], chunkDelayMs: args['chunk-delay-ms'], unavailableRoutes: args['unavailable-route'] },
       ...(args.deterministic
