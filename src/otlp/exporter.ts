@@ -7,9 +7,11 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { LoggerProvider, type LogRecordExporter, type LogRecordProcessor, type ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import type { Logger } from 'pino';
 import { GENESIS } from '../audit/format.js';
+import { parseRecord } from '../audit/recover.js';
 import type { Clock } from '../types.js';
 import { VERSION } from '../version.js';
-import { SCOPE, toLogRecord } from './records.js';
+import { Attachments, type Attachment } from './attachments.js';
+import { SCOPE, toAttachmentRecord, toLogRecord, type AuditLine } from './records.js';
 import type { OtlpSettings } from './settings.js';
 import { readAfter, type Cursor, type TailBatch } from './tail.js';
 import { writeFileDurably } from '../util/durable-file.js';
@@ -71,10 +73,12 @@ export class AuditExporter {
   private readonly collect = new Collect();
   private readonly otel: ReturnType<LoggerProvider['getLogger']>;
   private readonly exporter: LogRecordExporter;
+  private readonly attachments: Attachments;
 
   private constructor(private readonly o: AuditExporterOptions, readonly instanceId: string) {
     const provider = new LoggerProvider({ resource: resourceFromAttributes({ 'service.version': VERSION, 'service.instance.id': instanceId, ...o.settings.resource }), processors: [this.collect] });
     this.otel = provider.getLogger(SCOPE, VERSION);
+    this.attachments = new Attachments(o.dir);
     const config = { url: o.settings.url, headers: o.settings.headers, timeoutMillis: o.settings.timeoutMs };
     this.exporter = o.settings.protocol === 'http/json' ? new JsonExporter(config) : new ProtoExporter(config);
   }
@@ -131,16 +135,38 @@ export class AuditExporter {
       return false;
     }
     const observed = new Date(this.o.clock().getTime());
-    for (const line of batch.lines) this.otel.emit(toLogRecord(line, this.instanceId, observed));
+    const blobs = await this.emit(batch.lines, observed);
     const records = this.collect.records.splice(0);
     await new Promise<void>((resolve, reject) => {
       this.exporter.export(records, (r) => (r.code === 0 ? resolve() : reject(r.error ?? new Error('export failed'))));
     });
     this.stats.exported += records.length;
+    this.attachments.accepted(blobs);
     if (this.stats.failures > 0 && this.retryMs > MIN_RETRY_MS) this.o.logger?.info({ event: 'otlp.recovered', url: this.o.settings.url }, 'OTLP export works again');
     this.retryMs = MIN_RETRY_MS;
     await this.advance(batch);
     return batch.lines.length >= this.o.settings.batchRecords;
+  }
+
+  /**
+   * Emit the batch's records, each after what it names (docs/wire.md §7.1): an `attestation`
+   * record's evidence blobs not sent yet, a receipt record's archived JWS. Returns the evidence
+   * blob ids emitted (remembered once the collector accepted them).
+   */
+  private async emit(lines: readonly AuditLine[], observed: Date): Promise<Set<string>> {
+    const blobs = new Set<string>();
+    const named = lines.map((l) => parseRecord(l.text));
+    const jwss = await this.attachments.receipts(new Set(named.map((r) => r?.receipt_jws_sha256).filter((s): s is string => typeof s === 'string')));
+    for (const [i, line] of lines.entries()) {
+      const rec = named[i];
+      const attached: Attachment[] = line.type === 'attestation' ? await this.attachments.evidence(rec?.evidence, blobs) : [];
+      const sha = rec?.receipt_jws_sha256;
+      const jws = typeof sha === 'string' ? jwss.get(sha) : undefined;
+      if (jws !== undefined) attached.push({ kind: 'receipt', sha256: sha as string, jws });
+      for (const a of attached) this.otel.emit(toAttachmentRecord(a, line, this.instanceId, observed));
+      this.otel.emit(toLogRecord(line, this.instanceId, observed));
+    }
+    return blobs;
   }
 
   /** Move the cursor past a batch the collector accepted (or past files that are gone), and count what was lost. */
