@@ -21,6 +21,8 @@ export const CURSOR_FILE = 'otlp.cursor';
 /** The instance id (a UUID made once), when none is configured. */
 export const INSTANCE_FILE = 'audit.instance';
 const MIN_RETRY_MS = 100;
+/** How long a receipt record waits for its JWS to reach the archive before it is sent without it. */
+const ARCHIVE_WAIT_MS = 5_000;
 
 export interface OtlpStats {
   exported: number;
@@ -136,6 +138,7 @@ export class AuditExporter {
     }
     const observed = new Date(this.o.clock().getTime());
     const blobs = await this.emit(batch.lines, observed);
+    if (!blobs) return false; // a receipt's archive line is still being written: the next pass sends the batch
     const records = this.collect.records.splice(0);
     await new Promise<void>((resolve, reject) => {
       this.exporter.export(records, (r) => (r.code === 0 ? resolve() : reject(r.error ?? new Error('export failed'))));
@@ -151,12 +154,17 @@ export class AuditExporter {
   /**
    * Emit the batch's records, each after what it names (docs/wire.md §7.1): an `attestation`
    * record's evidence blobs not sent yet, a receipt record's archived JWS. Returns the evidence
-   * blob ids emitted (remembered once the collector accepted them).
+   * blob ids emitted (remembered once the collector accepted them), or undefined (nothing emitted)
+   * while a receipt record younger than ARCHIVE_WAIT_MS names a JWS not in the archive yet (the
+   * archive and the log are written side by side); an older one is sent without (pruned, or never
+   * written: the verifier reports it).
    */
-  private async emit(lines: readonly AuditLine[], observed: Date): Promise<Set<string>> {
+  private async emit(lines: readonly AuditLine[], observed: Date): Promise<Set<string> | undefined> {
     const blobs = new Set<string>();
     const named = lines.map((l) => parseRecord(l.text));
     const jwss = await this.attachments.receipts(new Set(named.map((r) => r?.receipt_jws_sha256).filter((s): s is string => typeof s === 'string')));
+    const pending = (l: AuditLine, r: Record<string, unknown> | undefined) => typeof r?.receipt_jws_sha256 === 'string' && !jwss.has(r.receipt_jws_sha256) && observed.getTime() - Date.parse(l.time) < ARCHIVE_WAIT_MS;
+    if (lines.some((l, i) => pending(l, named[i]))) return undefined;
     for (const [i, line] of lines.entries()) {
       const rec = named[i];
       const attached: Attachment[] = line.type === 'attestation' ? await this.attachments.evidence(rec?.evidence, blobs) : [];
