@@ -192,14 +192,16 @@ describe('what the records name travels before them: evidence blobs and archived
   const attr = (lr: Lr, key: string) => lr.attributes.find((a) => a.key === key)?.value.stringValue;
   const logRecords = async (out: string): Promise<Lr[]> =>
     (await readFile(out, 'utf8').catch(() => '')).split('\n').filter(Boolean).flatMap((l) => (JSON.parse(l) as { resourceLogs: { scopeLogs: { logRecords: Lr[] }[] }[] }).resourceLogs.flatMap((r) => r.scopeLogs.flatMap((s) => s.logRecords)));
+  /** An audit directory, its log and a receiver writing to `collector.jsonl` beside it. */
+  const setup = async (name: string) => {
+    const base = join(scratch, name);
+    const out = join(base, 'collector.jsonl');
+    return { dir: join(base, 'a'), out, receiver: await startOtlpReceiver(out), log: await AuditLog.open({ dir: join(base, 'a'), clock }) };
+  };
   const pin = (envelope: string) => pinDocument({ profile: 'tresor', blobs: { envelope, trust_bundle: 'the shared bundle' }, tlsChain: [], policy: {} }, { upstream: 'tresor', verifiedAt: new Date().toISOString(), testRoots: true });
 
   test('each pin blob once (parts, then the pin document), each archived JWS, before the record; a pruned blob is not sent; a record waits for its JWS still being archived', { timeout: 30_000 }, async () => {
-    const base = join(scratch, 'attachments');
-    const dir = join(base, 'a');
-    const out = join(base, 'collector.jsonl');
-    const receiver = await startOtlpReceiver(out);
-    const log = await AuditLog.open({ dir, clock });
+    const { dir, out, receiver, log } = await setup('attachments');
     const store = new EvidenceStore(dir);
     const archive = new ReceiptArchive(dir);
     const [p1, p2] = [pin('envelope one'), pin('envelope two')];
@@ -257,11 +259,7 @@ describe('what the records name travels before them: evidence blobs and archived
   });
 
   test('a receipt record whose JWS never reached the archive is sent without it once older than the wait', { timeout: 30_000 }, async () => {
-    const base = join(scratch, 'attachments-old');
-    const dir = join(base, 'a');
-    const out = join(base, 'collector.jsonl');
-    const receiver = await startOtlpReceiver(out);
-    const log = await AuditLog.open({ dir, clock });
+    const { dir, out, receiver, log } = await setup('attachments-old');
     await log.append({ type: 'receipt', verdict: 'verified', receipt_jws_sha256: 'f'.repeat(64) });
     const later = () => new Date(Date.now() + 6_000);
     const e = await AuditExporter.start({ dir, settings: settings(receiver, 'http/json'), clock: later, headSeq: () => log.head.seq });
