@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ARCHIVE_RE } from '../audit/archive.js';
@@ -7,6 +7,8 @@ import { EVIDENCE_DIR, type PinDocument } from '../audit/evidence.js';
 
 /** Evidence blob ids remembered as sent (per exporter run): a bounded set, oldest forgotten first. */
 const SENT_MAX = 4096;
+/** Archive line positions remembered (about 150 bytes each). */
+const LINES_MAX = 16_384;
 const ID_RE = /^[0-9a-f]{64}$/;
 
 /** What an audit record names that lives beside the log and travels before it (docs/wire.md §7.1). */
@@ -22,8 +24,11 @@ export type Attachment = { kind: 'evidence'; sha256: string; bytes: Buffer } | {
  */
 export class Attachments {
   private readonly sent = new Set<string>();
-  /** Bytes of each archive file already scanned: receipts are archived in about the order of their records. */
+  /** Bytes of each archive file already scanned. */
   private readonly scanned = new Map<string, number>();
+  /** Where the archive lines scanned lie, by hash (bounded, oldest forgotten first). */
+  private readonly lines = new Map<string, { file: string; offset: number; length: number }>();
+  private forgotten = false;
 
   constructor(private readonly dir: string) {}
 
@@ -64,47 +69,95 @@ export class Attachments {
 
   /**
    * The archived JWS of each hash in `wanted`, as archived (a line whose JWS does not hash to its
-   * name is sent all the same: the verifier reports it). Each archive file is scanned on from where
-   * the last batch stopped; only for a receipt not found there is it scanned from its start.
+   * name is sent all the same: the verifier reports it). Receipts are archived in about the order
+   * of their records, beside them: each archive file is scanned on from where the last batch
+   * stopped, and where each line scanned lies is remembered (bounded), so a receipt archived before
+   * an earlier batch scanned past it, or a batch sent again, is read back directly. A file is
+   * scanned from its start again only for a receipt not found so, once positions were forgotten.
    */
   async receipts(wanted: ReadonlySet<string>): Promise<Map<string, string>> {
     const found = new Map<string, string>();
-    if (wanted.size === 0) return found;
-    const files = (await readdir(this.dir).catch(() => [] as string[])).filter((f) => ARCHIVE_RE.test(f)).sort().reverse();
+    for (const sha of wanted) {
+      const at = this.lines.get(sha);
+      const jws = at ? jwsOf(await readLineAt(join(this.dir, at.file), at.offset, at.length)) : undefined;
+      if (jws !== undefined) found.set(sha, jws);
+    }
+    if (found.size === wanted.size) return found;
+    const files = (await readdir(this.dir).catch(() => [] as string[])).filter((f) => ARCHIVE_RE.test(f)).sort();
     for (const f of files) {
       const from = this.scanned.get(f) ?? 0;
       const size = (await stat(join(this.dir, f)).catch(() => ({ size: 0 }))).size;
-      this.scanned.set(f, from + (await scan(join(this.dir, f), from, size, wanted, found)));
-      if (found.size === wanted.size) return found;
+      const read = await scan(join(this.dir, f), from, size, (sha, offset, line) => {
+        this.remember(sha, { file: f, offset, length: Buffer.byteLength(line) });
+        const jws = wanted.has(sha) ? jwsOf(line) : undefined;
+        if (jws !== undefined) found.set(sha, jws);
+      });
+      this.scanned.set(f, from + read);
     }
-    for (const f of files) {
-      await scan(join(this.dir, f), 0, this.scanned.get(f) ?? 0, wanted, found);
+    for (const f of this.forgotten ? files : []) {
       if (found.size === wanted.size) break;
+      await scan(join(this.dir, f), 0, this.scanned.get(f) ?? 0, (sha, _offset, line) => {
+        const jws = wanted.has(sha) && !found.has(sha) ? jwsOf(line) : undefined;
+        if (jws !== undefined) found.set(sha, jws);
+      });
     }
     return found;
   }
+
+  private remember(sha: string, at: { file: string; offset: number; length: number }): void {
+    this.lines.set(sha, at);
+    if (this.lines.size <= LINES_MAX) return;
+    this.lines.delete(this.lines.keys().next().value as string);
+    this.forgotten = true;
+  }
 }
 
-/** Collect the wanted archive lines in bytes [from, to) of `path`; returns the bytes of whole lines read. */
-async function scan(path: string, from: number, to: number, wanted: ReadonlySet<string>, found: Map<string, string>): Promise<number> {
+/** The JWS of an archive line, if it is one. */
+function jwsOf(line: string | undefined): string | undefined {
+  try {
+    const { jws } = JSON.parse(line ?? '') as { jws?: unknown };
+    return typeof jws === 'string' ? jws : undefined;
+  } catch {
+    return undefined; // a torn line: looked for again on the next batch
+  }
+}
+
+async function readLineAt(path: string, offset: number, length: number): Promise<string | undefined> {
+  const fh = await open(path, 'r').catch(() => undefined);
+  if (!fh) return undefined; // pruned
+  try {
+    const buf = Buffer.alloc(length);
+    const { bytesRead } = await fh.read(buf, 0, length, offset);
+    return buf.subarray(0, bytesRead).toString('utf8');
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Each whole line in bytes [from, to) of an archive file, with its hash (`{"sha256":"<hex>",...`)
+ * and offset; returns the bytes of whole lines read (a last line still being written is not).
+ */
+async function scan(path: string, from: number, to: number, each: (sha: string, offset: number, line: string) => void): Promise<number> {
   if (to <= from) return 0;
   let read = 0;
-  let pending = 0;
+  let last: { line: string; offset: number } | undefined;
   const lines = createInterface({ input: createReadStream(path, { start: from, end: to - 1 }), crlfDelay: Infinity });
+  const emit = (l: { line: string; offset: number }) => {
+    const sha = l.line.slice(11, 75);
+    if (ID_RE.test(sha)) each(sha, l.offset, l.line);
+  };
   for await (const line of lines) {
-    // The last segment may be a line still being written: only bytes up to a newline count as read.
-    read += pending;
-    pending = Buffer.byteLength(line) + 1;
-    const sha = line.slice(11, 75); // {"sha256":"<64 hex>","jws":...}
-    if (!wanted.has(sha) || found.has(sha)) continue;
-    try {
-      const { jws } = JSON.parse(line) as { jws?: unknown };
-      if (typeof jws === 'string') found.set(sha, jws);
-    } catch {
-      /* a torn line: looked for again on the next batch */
-    }
+    if (last) emit(last);
+    last = { line, offset: from + read };
+    read += Buffer.byteLength(line) + 1;
   }
-  return read + (pending > 0 && (await endsWithNewline(path, from + read + pending - 1)) ? pending : 0);
+  if (!last) return 0;
+  if (await endsWithNewline(path, from + read - 1)) {
+    emit(last);
+    return read;
+  }
+  return read - Buffer.byteLength(last.line) - 1;
 }
 
 async function endsWithNewline(path: string, at: number): Promise<boolean> {

@@ -248,6 +248,17 @@ describe('what the records name travels before them: evidence blobs and archived
     await until('the late receipt', has((lr) => lr.eventName === 'tresor.receipt' && lr.body.stringValue === late));
     lrs = await logRecords(out);
     expect(lrs.at(-2)?.body.stringValue).toBe(late);
+    // Archived in another order than recorded: B's line was scanned past (for C) before B's record came.
+    const [b, c] = ['eyJhbGciOiJFUzI1NiJ9.eyJyIjoiYiJ9.c2ln', 'eyJhbGciOiJFUzI1NiJ9.eyJyIjoiYyJ9.c2ln'];
+    await archive.put(b, new Date());
+    await archive.put(c, new Date());
+    await log.append({ type: 'receipt', verdict: 'verified', receipt_jws_sha256: blobSha256(c) });
+    await until('receipt C', has((lr) => lr.eventName === 'tresor.receipt' && lr.body.stringValue === c));
+    await log.append({ type: 'receipt', verdict: 'verified', receipt_jws_sha256: blobSha256(b) });
+    // Well within the 5 s an unarchived receipt may wait: found where it was scanned, not waited for.
+    await until('receipt B', has((lr) => lr.eventName === 'tresor.receipt' && lr.body.stringValue === b), 2_000);
+    lrs = await logRecords(out);
+    expect(lrs.at(-1)?.body.stringValue).toContain(`"receipt_jws_sha256":"${blobSha256(b)}"`);
     await e.stop();
     await log.close();
     await archive.close();
