@@ -1,15 +1,15 @@
 import { createReadStream } from 'node:fs';
-import { open, readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ARCHIVE_RE } from '../audit/archive.js';
-import { EVIDENCE_DIR, type PinDocument } from '../audit/evidence.js';
+import { EVIDENCE_DIR, ID_RE, type PinDocument } from '../audit/evidence.js';
+import { readChunk } from './tail.js';
 
 /** Evidence blob ids remembered as sent (per exporter run): a bounded set, oldest forgotten first. */
 const SENT_MAX = 4096;
 /** Archive line positions remembered (about 150 bytes each). */
 const LINES_MAX = 16_384;
-const ID_RE = /^[0-9a-f]{64}$/;
 
 /** What an audit record names that lives beside the log and travels before it (docs/wire.md §7.1). */
 export type Attachment = { kind: 'evidence'; sha256: string; bytes: Buffer } | { kind: 'receipt'; sha256: string; jws: string };
@@ -79,7 +79,7 @@ export class Attachments {
     const found = new Map<string, string>();
     for (const sha of wanted) {
       const at = this.lines.get(sha);
-      const jws = at ? jwsOf(await readLineAt(join(this.dir, at.file), at.offset, at.length)) : undefined;
+      const jws = at ? jwsOf((await readChunk(join(this.dir, at.file), at.offset, at.length).catch(() => undefined))?.toString('utf8')) : undefined;
       if (jws !== undefined) found.set(sha, jws);
     }
     if (found.size === wanted.size) return found;
@@ -119,18 +119,6 @@ function jwsOf(line: string | undefined): string | undefined {
     return typeof jws === 'string' ? jws : undefined;
   } catch {
     return undefined; // a torn line: looked for again on the next batch
-  }
-}
-
-async function readLineAt(path: string, offset: number, length: number): Promise<string | undefined> {
-  const fh = await open(path, 'r').catch(() => undefined);
-  if (!fh) return undefined; // pruned
-  try {
-    const buf = Buffer.alloc(length);
-    const { bytesRead } = await fh.read(buf, 0, length, offset);
-    return buf.subarray(0, bytesRead).toString('utf8');
-  } finally {
-    await fh.close();
   }
 }
 

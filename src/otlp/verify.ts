@@ -5,7 +5,7 @@ import { keySha256 } from '../audit/checkpoint.js';
 import { GENESIS, lineHash } from '../audit/format.js';
 import { ChainWalk, type AuditBreak, type AuditReport } from '../audit/verify.js';
 import { jwsSha256 } from '../audit/archive.js';
-import { blobSha256 } from '../audit/evidence.js';
+import { blobSha256, ID_RE } from '../audit/evidence.js';
 import { ATTR } from './records.js';
 import { replayInstance, type ReplayOptions, type ReplayReport } from './replay.js';
 
@@ -52,7 +52,7 @@ interface Instance {
   receipts: Map<string, string>;
   breaks: AuditBreak[];
 }
-const SHA_RE = /^[0-9a-f]{64}$/;
+
 const list = (v: unknown): Json[] => (Array.isArray(v) ? (v as Json[]) : []);
 
 /** An OTLP/JSON AnyValue as the collector writes it (int64 as a string or a number). */
@@ -141,7 +141,7 @@ function attachment(lr: Json, attrs: Map<string, string | number | undefined>, i
   const body = anyValue(lr.body);
   const ev = attrs.get(ATTR.evidence);
   const sha = ev ?? attrs.get(ATTR.receipt);
-  if (typeof body !== 'string' || typeof sha !== 'string' || !SHA_RE.test(sha)) {
+  if (typeof body !== 'string' || typeof sha !== 'string' || !ID_RE.test(sha)) {
     return { code: 'ERR_AUDIT_OTLP_MALFORMED', message: `a ${ev !== undefined ? 'tresor.evidence' : 'tresor.receipt'} log record without a string body and a SHA-256 (64 lowercase hex) in ${ev !== undefined ? ATTR.evidence : ATTR.receipt}` };
   }
   if (ev !== undefined) {
