@@ -143,7 +143,7 @@ export class AuditExporter {
     await new Promise<void>((resolve, reject) => {
       this.exporter.export(records, (r) => (r.code === 0 ? resolve() : reject(r.error ?? new Error('export failed'))));
     });
-    this.stats.exported += records.length;
+    this.stats.exported += batch.lines.length; // audit records: the evidence and receipts sent with them are not counted
     this.attachments.accepted(blobs);
     if (this.stats.failures > 0 && this.retryMs > MIN_RETRY_MS) this.o.logger?.info({ event: 'otlp.recovered', url: this.o.settings.url }, 'OTLP export works again');
     this.retryMs = MIN_RETRY_MS;

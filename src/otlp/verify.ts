@@ -74,7 +74,8 @@ function attributes(v: unknown): Map<string, string | number | undefined> {
  * its line-hash attribute and agree with its seq and prev attributes; records are grouped by
  * instance, duplicates (same seq, same bytes) are counted, two different records at one seq are a
  * break, and each instance's chain is walked in seq order with the same checks as the files
- * (gaps, checkpoints, signatures with the audit keys given).
+ * (gaps, checkpoints, signatures with the audit keys given). Then each instance's pins and receipts
+ * are re-verified from the evidence blobs and archived receipts the export carries (replay.ts).
  */
 export async function verifyOtlpJson(files: readonly string[], opts: { auditKeys?: readonly KeyObject[] } & ReplayOptions = {}): Promise<OtlpReport> {
   const report: OtlpReport = { files: [...files], logRecords: 0, foreign: 0, instances: [], breaks: [] };
