@@ -15,7 +15,8 @@ import { auditFiles } from './recover.js';
  */
 export const EVIDENCE_DIR = 'evidence';
 export const PIN_FORMAT = 'tresor-attest.pin/v1';
-const ID_RE = /^[0-9a-f]{64}$/;
+/** An evidence id (and any blob's name): SHA-256, 64 lowercase hex. */
+export const ID_RE = /^[0-9a-f]{64}$/;
 
 export const blobSha256 = (bytes: Uint8Array | string) => createHash('sha256').update(bytes).digest('hex');
 

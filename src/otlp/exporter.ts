@@ -7,9 +7,11 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { LoggerProvider, type LogRecordExporter, type LogRecordProcessor, type ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import type { Logger } from 'pino';
 import { GENESIS } from '../audit/format.js';
+import { parseRecord } from '../audit/recover.js';
 import type { Clock } from '../types.js';
 import { VERSION } from '../version.js';
-import { SCOPE, toLogRecord } from './records.js';
+import { Attachments, type Attachment } from './attachments.js';
+import { SCOPE, toAttachmentRecord, toLogRecord, type AuditLine } from './records.js';
 import type { OtlpSettings } from './settings.js';
 import { readAfter, type Cursor, type TailBatch } from './tail.js';
 import { writeFileDurably } from '../util/durable-file.js';
@@ -19,6 +21,8 @@ export const CURSOR_FILE = 'otlp.cursor';
 /** The instance id (a UUID made once), when none is configured. */
 export const INSTANCE_FILE = 'audit.instance';
 const MIN_RETRY_MS = 100;
+/** How long a receipt record waits for its JWS to reach the archive before it is sent without it. */
+const ARCHIVE_WAIT_MS = 5_000;
 
 export interface OtlpStats {
   exported: number;
@@ -71,10 +75,12 @@ export class AuditExporter {
   private readonly collect = new Collect();
   private readonly otel: ReturnType<LoggerProvider['getLogger']>;
   private readonly exporter: LogRecordExporter;
+  private readonly attachments: Attachments;
 
   private constructor(private readonly o: AuditExporterOptions, readonly instanceId: string) {
     const provider = new LoggerProvider({ resource: resourceFromAttributes({ 'service.version': VERSION, 'service.instance.id': instanceId, ...o.settings.resource }), processors: [this.collect] });
     this.otel = provider.getLogger(SCOPE, VERSION);
+    this.attachments = new Attachments(o.dir);
     const config = { url: o.settings.url, headers: o.settings.headers, timeoutMillis: o.settings.timeoutMs };
     this.exporter = o.settings.protocol === 'http/json' ? new JsonExporter(config) : new ProtoExporter(config);
   }
@@ -131,16 +137,44 @@ export class AuditExporter {
       return false;
     }
     const observed = new Date(this.o.clock().getTime());
-    for (const line of batch.lines) this.otel.emit(toLogRecord(line, this.instanceId, observed));
+    const blobs = await this.emit(batch.lines, observed);
+    if (!blobs) return false; // a receipt's archive line is still being written: the next pass sends the batch
     const records = this.collect.records.splice(0);
     await new Promise<void>((resolve, reject) => {
       this.exporter.export(records, (r) => (r.code === 0 ? resolve() : reject(r.error ?? new Error('export failed'))));
     });
-    this.stats.exported += records.length;
+    this.stats.exported += batch.lines.length; // audit records: the evidence and receipts sent with them are not counted
+    this.attachments.accepted(blobs);
     if (this.stats.failures > 0 && this.retryMs > MIN_RETRY_MS) this.o.logger?.info({ event: 'otlp.recovered', url: this.o.settings.url }, 'OTLP export works again');
     this.retryMs = MIN_RETRY_MS;
     await this.advance(batch);
     return batch.lines.length >= this.o.settings.batchRecords;
+  }
+
+  /**
+   * Emit the batch's records, each after what it names (docs/wire.md §7.1): an `attestation`
+   * record's evidence blobs not sent yet, a receipt record's archived JWS. Returns the evidence
+   * blob ids emitted (remembered once the collector accepted them), or undefined (nothing emitted)
+   * while a receipt record younger than ARCHIVE_WAIT_MS names a JWS not in the archive yet (the
+   * archive and the log are written side by side); an older one is sent without (pruned, or never
+   * written: the verifier reports it).
+   */
+  private async emit(lines: readonly AuditLine[], observed: Date): Promise<Set<string> | undefined> {
+    const blobs = new Set<string>();
+    const named = lines.map((l) => parseRecord(l.text));
+    const jwss = await this.attachments.receipts(new Set(named.map((r) => r?.receipt_jws_sha256).filter((s): s is string => typeof s === 'string')));
+    const pending = (l: AuditLine, r: Record<string, unknown> | undefined) => typeof r?.receipt_jws_sha256 === 'string' && !jwss.has(r.receipt_jws_sha256) && observed.getTime() - Date.parse(l.time) < ARCHIVE_WAIT_MS;
+    if (lines.some((l, i) => pending(l, named[i]))) return undefined;
+    for (const [i, line] of lines.entries()) {
+      const rec = named[i];
+      const attached: Attachment[] = line.type === 'attestation' ? await this.attachments.evidence(rec?.evidence, blobs) : [];
+      const sha = rec?.receipt_jws_sha256;
+      const jws = typeof sha === 'string' ? jwss.get(sha) : undefined;
+      if (jws !== undefined) attached.push({ kind: 'receipt', sha256: sha as string, jws });
+      for (const a of attached) this.otel.emit(toAttachmentRecord(a, line, this.instanceId, observed));
+      this.otel.emit(toLogRecord(line, this.instanceId, observed));
+    }
+    return blobs;
   }
 
   /** Move the cursor past a batch the collector accepted (or past files that are gone), and count what was lost. */

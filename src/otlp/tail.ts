@@ -88,7 +88,8 @@ function skipped(rec: Record<string, unknown>, lastSeq: number): number {
   return lastSeq > 0 && first > lastSeq + 1 ? first - lastSeq - 1 : 0;
 }
 
-async function readChunk(path: string, offset: number, length: number): Promise<Buffer> {
+/** `length` bytes of `path` from `offset` (fewer at its end). */
+export async function readChunk(path: string, offset: number, length: number): Promise<Buffer> {
   const fh = await open(path, 'r');
   try {
     const buf = Buffer.alloc(length);

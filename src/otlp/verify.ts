@@ -4,7 +4,10 @@ import { basename } from 'node:path';
 import { keySha256 } from '../audit/checkpoint.js';
 import { GENESIS, lineHash } from '../audit/format.js';
 import { ChainWalk, type AuditBreak, type AuditReport } from '../audit/verify.js';
+import { jwsSha256 } from '../audit/archive.js';
+import { blobSha256, ID_RE } from '../audit/evidence.js';
 import { ATTR } from './records.js';
+import { replayInstance, type ReplayOptions, type ReplayReport } from './replay.js';
 
 /** One instance's chain as found in a collector's export. */
 export interface OtlpInstanceReport {
@@ -18,6 +21,9 @@ export interface OtlpInstanceReport {
   lastSeq: number;
   gaps: AuditReport['gaps'];
   checkpoints: AuditReport['checkpoints'];
+  /** Its pins and receipts re-verified from the evidence and receipts in the export (§7.1). */
+  pins: ReplayReport['pins'];
+  receipts?: ReplayReport['receipts'];
   breaks: AuditBreak[];
 }
 
@@ -42,8 +48,11 @@ interface Instance {
   service: string | undefined;
   seqs: Map<number, Received>;
   duplicates: number;
+  evidence: Map<string, Buffer>;
+  receipts: Map<string, string>;
   breaks: AuditBreak[];
 }
+
 const list = (v: unknown): Json[] => (Array.isArray(v) ? (v as Json[]) : []);
 
 /** An OTLP/JSON AnyValue as the collector writes it (int64 as a string or a number). */
@@ -65,9 +74,10 @@ function attributes(v: unknown): Map<string, string | number | undefined> {
  * its line-hash attribute and agree with its seq and prev attributes; records are grouped by
  * instance, duplicates (same seq, same bytes) are counted, two different records at one seq are a
  * break, and each instance's chain is walked in seq order with the same checks as the files
- * (gaps, checkpoints, signatures with the audit keys given).
+ * (gaps, checkpoints, signatures with the audit keys given). Then each instance's pins and receipts
+ * are re-verified from the evidence blobs and archived receipts the export carries (replay.ts).
  */
-export async function verifyOtlpJson(files: readonly string[], opts: { auditKeys?: readonly KeyObject[] } = {}): Promise<OtlpReport> {
+export async function verifyOtlpJson(files: readonly string[], opts: { auditKeys?: readonly KeyObject[] } & ReplayOptions = {}): Promise<OtlpReport> {
   const report: OtlpReport = { files: [...files], logRecords: 0, foreign: 0, instances: [], breaks: [] };
   const byInstance = new Map<string, Instance>();
   for (const file of files) {
@@ -93,8 +103,13 @@ export async function verifyOtlpJson(files: readonly string[], opts: { auditKeys
               report.foreign += 1;
               continue;
             }
-            const inst: Instance = byInstance.get(instance) ?? { service: typeof service === 'string' ? service : undefined, seqs: new Map(), duplicates: 0, breaks: [] };
+            const inst: Instance = byInstance.get(instance) ?? { service: typeof service === 'string' ? service : undefined, seqs: new Map(), duplicates: 0, evidence: new Map(), receipts: new Map(), breaks: [] };
             byInstance.set(instance, inst);
+            if (attrs.has(ATTR.evidence) || attrs.has(ATTR.receipt)) {
+              const problem = attachment(lr, attrs, inst);
+              if (problem) inst.breaks.push({ ...at, ...problem });
+              continue;
+            }
             const problem = recordProblem(lr, attrs);
             if (problem) {
               inst.breaks.push({ ...at, ...problem });
@@ -112,10 +127,39 @@ export async function verifyOtlpJson(files: readonly string[], opts: { auditKeys
     });
   }
   for (const [instance, inst] of [...byInstance].sort((a, b) => a[0].localeCompare(b[0]))) {
-    report.instances.push(walkInstance(instance, inst, opts.auditKeys));
+    report.instances.push(await checkInstance(instance, inst, opts));
   }
   report.breaks.push(...report.instances.flatMap((r) => r.breaks));
   return report;
+}
+
+/**
+ * Keep an evidence blob (body base64) or an archived receipt (body the JWS) under the hash its
+ * attribute names; of copies that differ, one that hashes to its name. A copy that does not is
+ * kept too (when no other is): re-verification then reports it with the state dir's code.
+ */
+function attachment(lr: Json, attrs: Map<string, string | number | undefined>, inst: Instance): { code: string; message: string } | undefined {
+  const body = anyValue(lr.body);
+  const ev = attrs.get(ATTR.evidence);
+  const sha = ev ?? attrs.get(ATTR.receipt);
+  if (typeof body !== 'string' || typeof sha !== 'string' || !ID_RE.test(sha)) {
+    return { code: 'ERR_AUDIT_OTLP_MALFORMED', message: `a ${ev !== undefined ? 'tresor.evidence' : 'tresor.receipt'} log record without a string body and a SHA-256 (64 lowercase hex) in ${ev !== undefined ? ATTR.evidence : ATTR.receipt}` };
+  }
+  if (ev !== undefined) {
+    const bytes = Buffer.from(body, 'base64');
+    if (!inst.evidence.has(sha) || blobSha256(bytes) === sha) inst.evidence.set(sha, bytes);
+  } else if (!inst.receipts.has(sha) || jwsSha256(body) === sha) {
+    inst.receipts.set(sha, body);
+  }
+  return undefined;
+}
+
+/** One instance: its chain walked, then its pins and receipts re-verified from what the export carries. */
+async function checkInstance(instance: string, inst: Instance, opts: { auditKeys?: readonly KeyObject[] } & ReplayOptions): Promise<OtlpInstanceReport> {
+  const walked = walkInstance(instance, inst, opts.auditKeys);
+  const records = [...inst.seqs].sort((a, b) => a[0] - b[0]).map(([, r]) => r);
+  const replay = await replayInstance({ records, evidence: inst.evidence, receipts: inst.receipts }, opts);
+  return { ...walked, pins: replay.pins, ...(replay.receipts ? { receipts: replay.receipts } : {}), breaks: [...walked.breaks, ...replay.breaks] };
 }
 
 /** Why one log record is no faithful copy of an audit line (undefined when it is). */
@@ -136,7 +180,7 @@ function recordProblem(lr: Json, attrs: Map<string, string | number | undefined>
   return undefined;
 }
 
-function walkInstance(instance: string, inst: Instance, keys: readonly KeyObject[] | undefined): OtlpInstanceReport {
+function walkInstance(instance: string, inst: Instance, keys: readonly KeyObject[] | undefined): Omit<OtlpInstanceReport, 'pins' | 'receipts'> {
   const seqs = [...inst.seqs.keys()].sort((a, b) => a - b);
   const byKey = new Map((keys ?? []).map((k) => [keySha256(k), k]));
   const first = seqs[0] ?? 0;

@@ -120,7 +120,8 @@ describe('every receipt carries the evidence that made its connection trusted (t
     type Lr = { eventName?: string; body: { stringValue: string }; attributes: { key: string; value: { stringValue?: string } }[] };
     const text = await readFile(otlpOut, 'utf8');
     const logRecords = text.split('\n').filter(Boolean).flatMap((l) => (JSON.parse(l) as { resourceLogs: { scopeLogs: { logRecords: Lr[] }[] }[] }).resourceLogs.flatMap((r) => r.scopeLogs.flatMap((sl) => sl.logRecords)));
-    const attestations = logRecords.filter((lr) => (JSON.parse(lr.body.stringValue) as { type: string }).type === 'attestation');
+    // Audit records only (the evidence and receipts sent before them carry no tresor.audit.type).
+    const attestations = logRecords.filter((lr) => lr.attributes.some((a) => a.key === 'tresor.audit.type' && a.value.stringValue === 'attestation'));
     const lines = (await auditLines(auditDir)).filter((l) => l.includes('"type":"attestation"'));
     expect(lines).toHaveLength(2);
     expect([...new Set(attestations.map((lr) => lr.body.stringValue))]).toEqual(lines);
@@ -260,6 +261,99 @@ describe('every receipt carries the evidence that made its connection trusted (t
     const noRoot = await verify(auditDir, '--evidence', pin.evidence as string);
     expect(noRoot.code).toBe(2);
     expect(noRoot.out).toMatch(/^FAIL ERR_USAGE_BAD_FLAG: --evidence needs --release-root/);
+  });
+});
+
+type ExportedRecord = { eventName?: string; body: { stringValue: string }; attributes: { key: string; value: { stringValue?: string } }[] };
+type ExportRequest = { resourceLogs: { scopeLogs: { logRecords: ExportedRecord[] }[] }[] };
+const attr = (lr: ExportedRecord, key: string) => lr.attributes.find((a) => a.key === key)?.value.stringValue;
+
+/** The collector's export, each log record passed through `edit` (undefined: deleted), written to a new file. */
+async function editExport(edit: (lr: ExportedRecord) => ExportedRecord | undefined): Promise<string> {
+  const reqs = (await readFile(otlpOut, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as ExportRequest);
+  for (const sl of reqs.flatMap((r) => r.resourceLogs.flatMap((rl) => rl.scopeLogs))) sl.logRecords = sl.logRecords.map(edit).filter((lr): lr is ExportedRecord => lr !== undefined);
+  const f = join(await mkdtemp(join(scratch, 'export-')), 'collector.jsonl');
+  await writeFile(f, `${reqs.map((r) => JSON.stringify(r)).join('\n')}\n`);
+  return f;
+}
+
+describe("the collector's export carries the evidence and the receipts: tresor-verify audit --otlp-json re-verifies them offline", () => {
+  let jwks: string;
+  beforeAll(async () => {
+    jwks = join(scratch, 'jwks.json');
+    await writeFile(jwks, JSON.stringify(h.sim.receipts.jwks(h.sim.faults)));
+  });
+  const otlp = (file: string, ...flags: string[]) => verify('--otlp-json', file, ...flags);
+  const all = async () => (await readFile(otlpOut, 'utf8')).split('\n').filter(Boolean).flatMap((l) => (JSON.parse(l) as ExportRequest).resourceLogs.flatMap((r) => r.scopeLogs.flatMap((sl) => sl.logRecords)));
+
+  test('each blob of a pin (once), and each archived receipt, travel before the record that names them', async () => {
+    const lrs = await all();
+    const evidence = lrs.filter((lr) => lr.eventName === 'tresor.evidence');
+    // 2 pin documents + 2 envelopes + 1 shared bundle + 1 shared CRL, each sent once, each body its bytes in base64.
+    expect(evidence.map((lr) => attr(lr, 'tresor.evidence.sha256')).sort()).toEqual((await readdir(join(auditDir, 'evidence'))).sort());
+    for (const lr of evidence) expect(sha(Buffer.from(lr.body.stringValue, 'base64'))).toBe(attr(lr, 'tresor.evidence.sha256'));
+    const at = (pred: (lr: ExportedRecord) => boolean) => lrs.findIndex(pred);
+    for (const p of ofType('attestation')) {
+      const doc = JSON.parse(await readFile(join(auditDir, 'evidence', p.evidence as string), 'utf8')) as { blobs: Record<string, string> };
+      const record = at((lr) => attr(lr, 'tresor.audit.type') === 'attestation' && lr.body.stringValue.includes(p.evidence as string));
+      for (const id of [p.evidence as string, ...Object.values(doc.blobs)]) expect(at((lr) => attr(lr, 'tresor.evidence.sha256') === id)).toBeLessThan(record);
+    }
+    const receipts = ofType('receipt');
+    expect(receipts.every((r) => typeof r.receipt_jws_sha256 === 'string')).toBe(true);
+    for (const r of receipts) {
+      const jws = lrs.find((lr) => lr.eventName === 'tresor.receipt' && attr(lr, 'tresor.receipt.jws_sha256') === r.receipt_jws_sha256);
+      expect(sha(jws?.body.stringValue as string)).toBe(r.receipt_jws_sha256);
+      const record = at((lr) => attr(lr, 'tresor.audit.type') === 'receipt' && lr.body.stringValue.includes(`"receipt_jws_sha256":"${r.receipt_jws_sha256 as string}"`));
+      expect(record).toBeGreaterThan(-1);
+      expect(lrs.indexOf(jws as ExportedRecord)).toBeLessThan(record);
+    }
+  });
+
+  test('with the keys: PASS, every pin re-verified at its own time and every receipt re-verified, as for the state dir', async () => {
+    const { code, out } = await otlp(otlpOut, ...withRoots(), '--jwks-file', jwks);
+    expect(out).toMatch(/^PASS/);
+    expect(code).toBe(0);
+    expect(out).toContain('Receipts: 2 archived, 2 verified records re-verified offline');
+    expect(out).toContain('Pins:     2 attestation record(s): 2 re-verified at their own time, 0 failed');
+    expect(out).toContain('Linked:   2 receipt record(s) name their pin and agree with it (2 also checked against the router_attestation in their archived receipt, 0 of them issued after a key rotation); 0 name no archived pin');
+    for (const p of ofType('attestation')) expect(out).toContain(`pin ${p.evidence as string} seq ${p.seq as number} tresor tresor ${p.verified_at as string}: verified`);
+  });
+
+  test('without --test-roots the simulator evidence fails: ERR_AUDIT_EVIDENCE_INVALID', async () => {
+    const { code, out } = await otlp(otlpOut, '--release-root', keys.releaseRoot);
+    expect(code).toBe(4);
+    expect(out).toMatch(/^FAIL ERR_AUDIT_EVIDENCE_INVALID/);
+    expect(out).toContain('ERR_BUNDLE_AMD_ARK_NOT_PINNED');
+  });
+
+  test('an evidence blob edited in the export: ERR_AUDIT_EVIDENCE_HASH', async () => {
+    const doc = JSON.parse(await readFile(join(auditDir, 'evidence', ofType('attestation')[0]?.evidence as string), 'utf8')) as { blobs: { envelope: string } };
+    const f = await editExport((lr) => {
+      if (attr(lr, 'tresor.evidence.sha256') !== doc.blobs.envelope) return lr;
+      const text = Buffer.from(lr.body.stringValue, 'base64').toString('utf8');
+      expect(text).toContain('"workload":"router"');
+      return { ...lr, body: { stringValue: Buffer.from(text.replace('"workload":"router"', '"workload":"router "')).toString('base64') } };
+    });
+    const { code, out } = await otlp(f, ...withRoots());
+    expect(code).toBe(4);
+    expect(out).toMatch(/^FAIL ERR_AUDIT_EVIDENCE_HASH/);
+    expect(out).toMatch(/break: collector\.jsonl:\d+ ERR_AUDIT_EVIDENCE_HASH: envelope of pin/);
+  });
+
+  test('an evidence log record deleted from the export: ERR_AUDIT_EVIDENCE_MISSING', async () => {
+    const f = await editExport((lr) => (attr(lr, 'tresor.evidence.sha256') === ofType('attestation')[1]?.evidence ? undefined : lr));
+    const { code, out } = await otlp(f, ...withRoots());
+    expect(code).toBe(4);
+    expect(out).toMatch(/^FAIL ERR_AUDIT_EVIDENCE_MISSING/);
+  });
+
+  test('a receipt JWS edited in the export: ERR_AUDIT_RECEIPT_MISSING with --jwks-file, as an edited archive in a state dir', async () => {
+    const first = ofType('receipt')[0]?.receipt_jws_sha256 as string;
+    const f = await editExport((lr) => (attr(lr, 'tresor.receipt.jws_sha256') === first ? { ...lr, body: { stringValue: lr.body.stringValue.replace(/^([A-Za-z0-9_-]+)\./, '$1x.') } } : lr));
+    const { code, out } = await otlp(f, ...withRoots(), '--jwks-file', jwks);
+    expect(code).toBe(4);
+    expect(out).toMatch(/^FAIL ERR_AUDIT_RECEIPT_MISSING/);
+    expect(out).toContain(`the archived receipt ${first.slice(0, 16)}… is not in the archive`);
   });
 });
 

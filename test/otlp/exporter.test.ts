@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { CheckpointSigner } from '../../src/audit/checkpoint.js';
 import { lineHash } from '../../src/audit/format.js';
 import { AuditLog } from '../../src/audit/log.js';
+import { ReceiptArchive } from '../../src/audit/archive.js';
+import { blobSha256, EvidenceStore, pinDocument } from '../../src/audit/evidence.js';
 import { resolveConfig } from '../../src/config/load.js';
 import { AuditExporter } from '../../src/otlp/exporter.js';
 import { resolveOtlpSettings, type OtlpProtocol } from '../../src/otlp/settings.js';
@@ -150,6 +152,18 @@ describe('tresor-verify audit --otlp-json catches what an export cannot hide', (
     expect(codes(await verifyWith(lines.join('\n'), [other.publicKey]))).toEqual(expect.arrayContaining(['ERR_AUDIT_CHECKPOINT_SIGNATURE', 'ERR_AUDIT_NO_CHECKPOINT']));
   });
 
+  test('an evidence or receipt log record without a SHA-256 name (a path, say) is malformed, and nothing is written by that name', async () => {
+    const req = JSON.parse(lines[0] as string) as { resourceLogs: { scopeLogs: { logRecords: unknown[] }[] }[] };
+    const instance = { key: 'tresor.instance.id', value: { stringValue: 'i-1' } };
+    (req.resourceLogs[0]?.scopeLogs[0]?.logRecords as unknown[]).unshift(
+      { body: { stringValue: Buffer.from('x').toString('base64') }, attributes: [instance, { key: 'tresor.evidence.sha256', value: { stringValue: '../../x' } }] },
+      { attributes: [instance, { key: 'tresor.receipt.jws_sha256', value: { stringValue: 'a'.repeat(64) } }] },
+    );
+    const r = await verifyWith(`${[JSON.stringify(req), ...lines.slice(1)].join('\n')}\n`);
+    expect(codes(r)).toEqual(['ERR_AUDIT_OTLP_MALFORMED', 'ERR_AUDIT_OTLP_MALFORMED']);
+    expect(r.breaks[0]?.message).toContain('tresor.evidence.sha256');
+  });
+
   test('the CLI: --json for the fleet export, several --audit-key, and nothing to check is a usage error (exit 2)', async () => {
     const f = join(scratch, 'cli.jsonl');
     await writeFile(f, `${lines.join('\n')}\n`);
@@ -170,5 +184,100 @@ describe('tresor-verify audit --otlp-json catches what an export cannot hide', (
     const nothing = spawnBin('tresor-verify', ['audit', '--otlp-json', empty]);
     expect(await nothing.exited).toBe(2);
     expect(nothing.stdout()).toMatch(/^FAIL ERR_USAGE_NO_AUDIT_FILES: /);
+  });
+});
+
+describe('what the records name travels before them: evidence blobs and archived receipts (docs/wire.md §7.1)', () => {
+  type Lr = { eventName?: string; body: { stringValue: string }; attributes: { key: string; value: { stringValue?: string } }[] };
+  const attr = (lr: Lr, key: string) => lr.attributes.find((a) => a.key === key)?.value.stringValue;
+  const logRecords = async (out: string): Promise<Lr[]> =>
+    (await readFile(out, 'utf8').catch(() => '')).split('\n').filter(Boolean).flatMap((l) => (JSON.parse(l) as { resourceLogs: { scopeLogs: { logRecords: Lr[] }[] }[] }).resourceLogs.flatMap((r) => r.scopeLogs.flatMap((s) => s.logRecords)));
+  /** An audit directory, its log and a receiver writing to `collector.jsonl` beside it. */
+  const setup = async (name: string) => {
+    const base = join(scratch, name);
+    const out = join(base, 'collector.jsonl');
+    return { dir: join(base, 'a'), out, receiver: await startOtlpReceiver(out), log: await AuditLog.open({ dir: join(base, 'a'), clock }) };
+  };
+  const pin = (envelope: string) => pinDocument({ profile: 'tresor', blobs: { envelope, trust_bundle: 'the shared bundle' }, tlsChain: [], policy: {} }, { upstream: 'tresor', verifiedAt: new Date().toISOString(), testRoots: true });
+
+  test('each pin blob once (parts, then the pin document), each archived JWS, before the record; a pruned blob is not sent; a record waits for its JWS still being archived', { timeout: 30_000 }, async () => {
+    const { dir, out, receiver, log } = await setup('attachments');
+    const store = new EvidenceStore(dir);
+    const archive = new ReceiptArchive(dir);
+    const [p1, p2] = [pin('envelope one'), pin('envelope two')];
+    for (const p of [p1, p2]) await store.putPin(p);
+    // As the pin documents say (the verifier compares): no release root here, so checked against their hashes only.
+    const record = (p: ReturnType<typeof pin>) => {
+      const doc = JSON.parse(p.bytes.toString('utf8')) as Record<string, unknown>;
+      return { type: 'attestation', evidence: p.id, upstream: doc.upstream, profile: doc.profile, verified_at: doc.verified_at, test_roots: doc.test_roots };
+    };
+    await log.append(record(p1));
+    await log.append(record(p2));
+    // The same pin again (a restart re-pins): nothing new to send. A pin whose blobs were pruned: nothing sent.
+    await log.append(record(p1));
+    await log.append({ ...record(p1), evidence: 'e'.repeat(64) });
+    const jws = 'eyJhbGciOiJFUzI1NiJ9.eyJyIjoxfQ.c2ln';
+    const sha = await archive.put(jws, new Date());
+    await log.append({ type: 'receipt', verdict: 'verified', receipt_jws_sha256: sha });
+    const e = await AuditExporter.start({ dir, settings: settings(receiver, 'http/json'), clock, headSeq: () => log.head.seq });
+    const has = (pred: (lr: Lr) => boolean) => async () => (await logRecords(out)).some(pred);
+    await until('the receipt record', has((lr) => attr(lr, 'tresor.audit.type') === 'receipt' && lr.body.stringValue.includes(sha)));
+    let lrs = await logRecords(out);
+    const ev = lrs.filter((lr) => lr.eventName === 'tresor.evidence');
+    const ids = (p: ReturnType<typeof pin>) => [blobSha256(p.parts[0] as string), blobSha256('the shared bundle'), p.id];
+    // Parts first, then the document; the shared bundle only with the first pin.
+    expect(ev.map((lr) => attr(lr, 'tresor.evidence.sha256'))).toEqual([...ids(p1), ids(p2)[0], p2.id]);
+    for (const lr of ev) {
+      expect(attr(lr, 'tresor.instance.id')).toBe(e.instanceId);
+      expect(blobSha256(Buffer.from(lr.body.stringValue, 'base64'))).toBe(attr(lr, 'tresor.evidence.sha256'));
+    }
+    const pinRecord = (id: string) => lrs.findIndex((lr) => attr(lr, 'tresor.audit.type') === 'attestation' && lr.body.stringValue.includes(id));
+    expect(lrs.findIndex((lr) => attr(lr, 'tresor.evidence.sha256') === p1.id)).toBeLessThan(pinRecord(p1.id));
+    expect(lrs.findIndex((lr) => attr(lr, 'tresor.evidence.sha256') === p2.id)).toBeLessThan(pinRecord(p2.id));
+    const receipt = lrs.findIndex((lr) => lr.eventName === 'tresor.receipt');
+    expect(lrs[receipt]).toMatchObject({ body: { stringValue: jws } });
+    expect(attr(lrs[receipt] as Lr, 'tresor.receipt.jws_sha256')).toBe(sha);
+    expect(lrs[receipt + 1]?.body.stringValue).toContain(`"receipt_jws_sha256":"${sha}"`);
+
+    // A receipt record written before its archive line (they are written side by side): held back until the line is there.
+    const late = 'eyJhbGciOiJFUzI1NiJ9.eyJyIjoyfQ.c2ln';
+    await log.append({ type: 'receipt', verdict: 'verified', receipt_jws_sha256: blobSha256(late) });
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await logRecords(out)).some((lr) => lr.body.stringValue.includes(blobSha256(late)))).toBe(false);
+    await archive.put(late, new Date());
+    await until('the late receipt', has((lr) => lr.eventName === 'tresor.receipt' && lr.body.stringValue === late));
+    lrs = await logRecords(out);
+    expect(lrs.at(-2)?.body.stringValue).toBe(late);
+    // Archived in another order than recorded: B's line was scanned past (for C) before B's record came.
+    const [b, c] = ['eyJhbGciOiJFUzI1NiJ9.eyJyIjoiYiJ9.c2ln', 'eyJhbGciOiJFUzI1NiJ9.eyJyIjoiYyJ9.c2ln'];
+    await archive.put(b, new Date());
+    await archive.put(c, new Date());
+    await log.append({ type: 'receipt', verdict: 'verified', receipt_jws_sha256: blobSha256(c) });
+    await until('receipt C', has((lr) => lr.eventName === 'tresor.receipt' && lr.body.stringValue === c));
+    await log.append({ type: 'receipt', verdict: 'verified', receipt_jws_sha256: blobSha256(b) });
+    // Well within the 5 s an unarchived receipt may wait: found where it was scanned, not waited for.
+    await until('receipt B', has((lr) => lr.eventName === 'tresor.receipt' && lr.body.stringValue === b), 2_000);
+    lrs = await logRecords(out);
+    expect(lrs.at(-1)?.body.stringValue).toContain(`"receipt_jws_sha256":"${blobSha256(b)}"`);
+    await e.stop();
+    await log.close();
+    await archive.close();
+    await receiver.close();
+    // The export re-verifies as the state dir would: the pruned pin is missing, everything else is there.
+    const report = await verifyOtlpJson([out]);
+    expect(report.breaks.map((b) => b.code)).toEqual(['ERR_AUDIT_EVIDENCE_MISSING']);
+    expect(report.instances[0]?.pins.pins.map((p) => p.result)).toEqual(['skipped', 'skipped', 'skipped', 'failed']);
+  });
+
+  test('a receipt record whose JWS never reached the archive is sent without it once older than the wait', { timeout: 30_000 }, async () => {
+    const { dir, out, receiver, log } = await setup('attachments-old');
+    await log.append({ type: 'receipt', verdict: 'verified', receipt_jws_sha256: 'f'.repeat(64) });
+    const later = () => new Date(Date.now() + 6_000);
+    const e = await AuditExporter.start({ dir, settings: settings(receiver, 'http/json'), clock: later, headSeq: () => log.head.seq });
+    await until('the record', async () => (await logRecords(out)).length > 0);
+    expect((await logRecords(out)).map((lr) => attr(lr, 'tresor.audit.type'))).toEqual(['receipt']);
+    await e.stop();
+    await log.close();
+    await receiver.close();
   });
 });

@@ -27,6 +27,9 @@ export async function trustArgs(args: EvidenceArgs): Promise<{ releaseRoot?: Key
   };
 }
 
+/** The `Receipts:` line of `--jwks-file`: archived receipts re-verified offline. */
+export const receiptsLine = (r: { checked: number; confirmed: number }) => `Receipts: ${r.checked} archived, ${r.confirmed} verified records re-verified offline\n`;
+
 /** The `Pins:` summary and one `pin ...` line per attestation record. */
 export function pinLines(r: PinReport): string {
   const count = (s: PinResult['result']) => r.pins.filter((p) => p.result === s).length;

@@ -8,7 +8,7 @@ import { verifyAuditFiles, type AuditReport } from '../../audit/verify.js';
 import { auditPublicKey } from '../../audit/checkpoint.js';
 import { EXIT, exitCodeFor } from '../exit-codes.js';
 import { failInput, keyPaths, otlpAudit } from './audit-otlp.js';
-import { evidenceAudit, pinLines, trustArgs, type EvidenceArgs } from './audit-evidence.js';
+import { evidenceAudit, pinLines, receiptsLine, trustArgs, type EvidenceArgs } from './audit-evidence.js';
 import { checkPins, type PinReport } from '../../envelope/audit-pins.js';
 
 interface AuditArgs extends EvidenceArgs {
@@ -46,7 +46,7 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
   builder: (y: Argv) =>
     y
       .positional('files', { type: 'string', array: true, describe: 'Audit files or the audit directory' })
-      .option('otlp-json', { type: 'string', array: true, describe: "An OpenTelemetry Collector's file-exporter output (OTLP/JSON lines): check every instance's chain, gaps, duplicates and checkpoints" })
+      .option('otlp-json', { type: 'string', array: true, describe: "An OpenTelemetry Collector's file-exporter output (OTLP/JSON lines): check every instance's chain, gaps, duplicates and checkpoints, and re-verify its pins and receipts from the evidence and receipts the export carries (with --release-root, --test-roots, --jwks-file as for a state dir)" })
       .option('jwks-file', { type: 'string', describe: "The router's JWKS (saved to a file): also re-verify every archived receipt offline; a verified record without an archived receipt is a break" })
       .option('audit-key', { type: 'string', describe: "The daemon's audit public key (PEM, audit.pub beside the log): check every signed checkpoint; the log must carry one. With --otlp-json, once per key of the fleet" })
       .option('release-root', { type: 'string', describe: "Pinned release-root public key: re-verify every archived tresor pin's evidence at its own time (without it: checked against its hashes only, reported as skipped); aci, near and pinaivu pins need none" })
@@ -93,7 +93,7 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
     } else {
       process.stdout.write(`${ok ? 'PASS' : `FAIL ${report.breaks[0]?.code}: ${report.breaks.length} break(s) in the chain`}\n`);
       process.stdout.write(`Files:    ${report.files.length}\nRecords:  ${report.records} (last seq ${report.lastSeq})\n`);
-      if (receipts) process.stdout.write(`Receipts: ${receipts.checked} archived, ${receipts.confirmed} verified records re-verified offline\n`);
+      if (receipts) process.stdout.write(receiptsLine(receipts));
       process.stdout.write(`${trustLines(report, args['audit-key'] !== undefined)}\n`);
       process.stdout.write(pinLines(pins));
       process.stdout.write('\n');
