@@ -179,6 +179,9 @@ describe('tresor-verify audit --otlp-json catches what an export cannot hide', (
     const none = spawnBin('tresor-verify', ['audit']);
     expect(await none.exited).toBe(2);
     expect(none.stdout()).toMatch(/^FAIL ERR_USAGE_BAD_FLAG: name the audit files or directory, or --otlp-json FILE/);
+    const both = spawnBin('tresor-verify', ['audit', '--otlp-json', f, '--evidence', 'f'.repeat(64)]);
+    expect(await both.exited).toBe(2);
+    expect(both.stdout()).toMatch(/^FAIL ERR_USAGE_BAD_FLAG: --evidence ID reads one pin from a state dir, not from --otlp-json/);
     const empty = join(scratch, 'empty.jsonl');
     await writeFile(empty, `${JSON.stringify({ resourceLogs: [] })}\n`);
     const nothing = spawnBin('tresor-verify', ['audit', '--otlp-json', empty]);

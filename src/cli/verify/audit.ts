@@ -55,12 +55,20 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
       .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' }) as Argv<AuditArgs>,
   handler: async (args) => {
     const otlp = [...(args['otlp-json'] ?? []), ...(args['otlp-json'] ? (args.files ?? []) : [])];
-    if (otlp.length > 0) return otlpAudit(otlp, args);
-    const files = args.files ?? [];
-    if (args.evidence !== undefined) return evidenceAudit(files, { ...args, evidence: args.evidence });
+    if (otlp.length > 0 && args.evidence === undefined) return otlpAudit(otlp, args);
+    const files = args['otlp-json'] ? [] : (args.files ?? []);
+    if (args.evidence !== undefined && !args['otlp-json']) return evidenceAudit(files, { ...args, evidence: args.evidence });
     const keys = keyPaths(args['audit-key']);
-    if (files.length === 0 || keys.length > 1) {
-      const err = new UsageError('ERR_USAGE_BAD_FLAG', files.length === 0 ? 'name the audit files or directory, or --otlp-json FILE...' : '--audit-key is given once for one daemon\'s log (several only with --otlp-json)');
+    const misuse =
+      args['otlp-json'] !== undefined && args.evidence !== undefined
+        ? '--evidence ID reads one pin from a state dir, not from --otlp-json'
+        : files.length === 0
+          ? 'name the audit files or directory, or --otlp-json FILE...'
+          : keys.length > 1
+            ? "--audit-key is given once for one daemon's log (several only with --otlp-json)"
+            : undefined;
+    if (misuse) {
+      const err = new UsageError('ERR_USAGE_BAD_FLAG', misuse);
       process.stdout.write(args.json ? `${JSON.stringify({ ok: false, error: { code: err.code, phase: err.phase, message: err.message } })}\n` : `FAIL ${err.code}: ${err.message}\n`);
       process.exitCode = EXIT.usage;
       return;
