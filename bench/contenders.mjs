@@ -197,8 +197,9 @@ http {
  * The simulator's CA reaches the daemon like a public router's CA would, through the system store
  * (NODE_EXTRA_CA_CERTS), unless `caFile` asks for the `ca_file` setting (private CAs).
  */
-export function daemonConfig(sim, dir, receipts, caFile = false, listen = '127.0.0.1:0', http2 = true) {
+export function daemonConfig(sim, dir, receipts, caFile = false, listen = '127.0.0.1:0', http2 = true, heapGrowing = undefined) {
   return {
+    ...(heapGrowing === undefined ? {} : { memory: { heap_growing_percent: heapGrowing } }),
     // The default log level (one line per request); BENCH_DAEMON_LOG_LEVEL=warn measures the daemon without it.
     log: { level: process.env.BENCH_DAEMON_LOG_LEVEL ?? 'info', format: 'json' },
     state_dir: join(dir, 'state'),
@@ -235,12 +236,12 @@ function receiptsSupported(sim, dir, mode) {
 }
 
 /** Start the daemon from a config file; `ready: false` returns as soon as it listens (cold attestation). */
-export async function startDaemonProcess(sim, dir, { receipts, ready = true, tag = 'tresor', caFile = false, root = ROOT, http2 = true } = {}) {
+export async function startDaemonProcess(sim, dir, { receipts, ready = true, tag = 'tresor', caFile = false, root = ROOT, http2 = true, heapGrowing } = {}) {
   const d = join(dir, `${tag}-${Date.now()}-${Math.random().toString(16).slice(2, 6)}`);
   mkdirSync(d, { recursive: true });
   const cfg = join(d, 'config.json');
   const port = await freePort();
-  writeFileSync(cfg, JSON.stringify(daemonConfig(sim, d, receipts, caFile, `127.0.0.1:${port}`, http2)));
+  writeFileSync(cfg, JSON.stringify(daemonConfig(sim, d, receipts, caFile, `127.0.0.1:${port}`, http2, heapGrowing)));
   const args = [...profArgs(tag), join(root, 'bin/tresor-attest.js'), 'serve', '--config', cfg];
   const origin = `http://127.0.0.1:${port}`;
   const answers = (path) => async () => {
@@ -270,20 +271,20 @@ export async function startDaemonProcess(sim, dir, { receipts, ready = true, tag
   return { origin, pid: p.child.pid, dir: d, readyMs: ready ? Date.now() - t0 : undefined, settle, stop: () => stopChild(p) };
 }
 
-function tresor(name, mode, { caFile = false, only, root = ROOT, http2 = true } = {}) {
+function tresor(name, mode, { caFile = false, only, root = ROOT, http2 = true, heapGrowing } = {}) {
   let supported;
   return {
     name,
     ...(only ? { only } : {}),
-    note: `tresor-attest${root === ROOT ? '' : ` built in ${root}`}, attestation enforced, receipts ${mode}${mode === 'audit' ? ' (when the build has them)' : ''}${caFile ? ', simulator CA via ca_file' : ''}, ${http2 ? 'HTTP/2 to the router when offered' : 'HTTP/1.1 to the router (pool.http2: false)'}`,
+    note: `tresor-attest${root === ROOT ? '' : ` built in ${root}`}, attestation enforced, receipts ${mode}${mode === 'audit' ? ' (when the build has them)' : ''}${caFile ? ', simulator CA via ca_file' : ''}, ${http2 ? 'HTTP/2 to the router when offered' : 'HTTP/1.1 to the router (pool.http2: false)'}${heapGrowing === undefined ? '' : `, memory.heap_growing_percent ${heapGrowing}`}`,
     available(sim, dir) {
       supported ??= receiptsSupported(sim, dir, mode);
       if (mode !== 'audit' && !supported) return { ok: false, why: 'this build has no receipts.mode (issue 4 not merged yet); skipped' };
       return { ok: true, ...(supported ? {} : { why: 'receipts not in this build: attestation only' }) };
     },
-    start: (sim, dir) => startDaemonProcess(sim, dir, { receipts: supported ? mode : undefined, tag: name, caFile, root, http2 }),
+    start: (sim, dir) => startDaemonProcess(sim, dir, { receipts: supported ? mode : undefined, tag: name, caFile, root, http2, heapGrowing }),
     /** Returns as soon as it listens, before its start-up attestation is done. */
-    startCold: (sim, dir) => startDaemonProcess(sim, dir, { receipts: supported ? mode : undefined, tag: `${name}-cold`, ready: false, caFile, root, http2 }),
+    startCold: (sim, dir) => startDaemonProcess(sim, dir, { receipts: supported ? mode : undefined, tag: `${name}-cold`, ready: false, caFile, root, http2, heapGrowing }),
   };
 }
 
@@ -309,4 +310,10 @@ export const CONTENDERS = [
         tresor('baseline-tresor-attest-receipts-off', 'off', { root: process.env.BENCH_BASELINE_ROOT, only: ['json-c1', 'json-c16', 'json-c64', 'sse-c100'] }),
       ]
     : []),
+  // BENCH_HEAP_GROWING_PERCENTS=50,75: the `tresor-attest` row again with each `memory.heap_growing_percent`
+  // (`tresor-attest-heap50`, ...), to weigh the setting's memory against its CPU in one run.
+  ...(process.env.BENCH_HEAP_GROWING_PERCENTS ?? '')
+    .split(',')
+    .filter(Boolean)
+    .map((p) => tresor(`tresor-attest-heap${Number(p)}`, 'audit', { heapGrowing: Number(p) })),
 ];

@@ -242,7 +242,7 @@ export const configSchema = {
       default: {},
       properties: {
         // V8's old generation grows to at most (1 + this/100) × what survived the last full GC (100: twice); 0 = V8's own factor (up to 4×).
-        heap_growing_percent: { type: 'integer', minimum: 0, maximum: 300, default: 100 },
+        heap_growing_percent: { type: 'integer', minimum: 0, maximum: 300, default: 75 },
       },
     },
     upstreams: { type: 'array', minItems: 1, maxItems: 64, items: upstreamSchema, default: [{}] },

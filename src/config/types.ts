@@ -172,8 +172,8 @@ export interface ResolvedConfig {
   readonly shutdown_grace_seconds: number;
   /**
    * The daemon process's heap (`serve` only: a process-wide V8 setting). `heap_growing_percent`: after each full
-   * garbage collection the old generation may grow to (1 + p/100) × what survived it before the next (default 100:
-   * twice); 0 leaves V8's own factor (up to 4×), under which the garbage of a burst of streams stays resident.
+   * garbage collection the old generation may grow to (1 + p/100) × what survived it before the next (default 75:
+   * 1.75×); 0 leaves V8's own factor (up to 4×), under which the garbage of a burst of streams stays resident.
    */
   readonly memory: { readonly heap_growing_percent: number };
   readonly upstreams: readonly UpstreamConfig[];

@@ -326,10 +326,8 @@ export class ReceiptPipeline {
     const { verdict } = await this.submit(job);
     this.o.onJournaled?.(u.name, Number(process.hrtime.bigint() - t0) / 1e9);
     const echo = typeof job.receipt_id === 'string' ? { trailers: { [RECEIPT_ID_HEADER]: job.receipt_id } } : undefined;
-    if (!x.hold || !outcome.ok) {
-      void verdict.catch(() => undefined);
-      return echo;
-    }
+    // A failed verdict is logged and handled where the job runs (schedule): nothing to catch here.
+    if (!x.hold || !outcome.ok) return echo;
     const v = await verdict;
     if (v.verdict === 'verified') return { ...echo, headers: { 'x-tresor-receipt-verdict': 'verified', ...(v.receipt_id ? { [RECEIPT_ID_HEADER]: v.receipt_id } : {}) } };
     return { reject: new ReceiptRejected(v.code ?? 'ERR_RECEIPT_NOT_VERIFIED', `receipts.mode strict: the receipt is ${v.verdict}${v.detail ? `: ${v.detail}` : ''}`) };
@@ -363,9 +361,23 @@ export class ReceiptPipeline {
     return { verdict: this.schedule(job) };
   }
 
+  /**
+   * Start the job; its verdict. A job waits here for its fetch slot, 1,000 at once at 1,000 streams
+   * (long enough to be promoted to V8's old space): one async frame and its promise per job, the
+   * job itself (which the journal holds anyway) and a resolver in the semaphore, no closures.
+   */
   private schedule(job: ReceiptJob): Promise<ReceiptRecord> {
-    const u = this.upstreams.get(job.upstream);
-    const run = (async () => {
+    const run = this.runJob(job);
+    const untrack = () => void this.running.delete(run);
+    this.running.add(run);
+    // Handled here (a failure is logged by runJob): whoever is given the verdict need not catch it.
+    void run.then(untrack, untrack);
+    return run;
+  }
+
+  private async runJob(job: ReceiptJob): Promise<ReceiptRecord> {
+    try {
+      const u = this.upstreams.get(job.upstream);
       if (!u) {
         const record = recordWithout(job, 'unverifiable', 'ERR_RECEIPT_UPSTREAM_GONE', `upstream ${job.upstream} is no longer configured: the receipt cannot be fetched`);
         await this.finish(job, record, undefined);
@@ -378,23 +390,21 @@ export class ReceiptPipeline {
         await (this.o.sleep ?? realSleep)(u.firstFetchDelayMs as number);
         if (this.closed) throw new PipelineClosed();
       }
-      return u.concurrency.run(async () => {
-        const key = u.authorization ?? this.appKeys.get(job.job);
-        const { record, jws } = await recordFor(job, this.recordDeps(u, key));
+      await u.concurrency.acquire();
+      try {
+        const { record, jws } = await recordFor(job, this.recordDeps(u, u.authorization ?? this.appKeys.get(job.job)));
         // Someone waits for a strict-mode verdict (the held answer): no commit window for it.
         await this.finish(job, record, jws, u.mode === 'strict');
         return record;
-      });
-    })();
-    const tracked = run.catch((e: unknown) => {
+      } finally {
+        u.concurrency.release();
+      }
+    } catch (e) {
       // Stopped mid-job, or a disk failure: the job stays journaled and is finished on the next start.
       if (e instanceof PipelineClosed) this.o.logger.info({ job: job.job }, 'receipt job left pending at shutdown; it resumes on the next start');
       else this.o.logger.error({ err: { message: (e as Error).message }, job: job.job }, 'receipt job failed to record; it stays pending');
       throw e;
-    });
-    this.running.add(tracked);
-    void tracked.catch(() => undefined).finally(() => this.running.delete(tracked));
-    return tracked;
+    }
   }
 
   private recordDeps(u: UpstreamReceipts, authorization: string | undefined): RecordDeps {
