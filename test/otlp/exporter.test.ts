@@ -11,7 +11,7 @@ import { blobSha256, EvidenceStore, pinDocument } from '../../src/audit/evidence
 import { resolveConfig } from '../../src/config/load.js';
 import { AuditExporter } from '../../src/otlp/exporter.js';
 import { resolveOtlpSettings, type OtlpProtocol } from '../../src/otlp/settings.js';
-import { verifyOtlpJson } from '../../src/otlp/verify.js';
+import { verifyOtlpJson } from '../../src/fleet/verify.js';
 import { spawnBin } from '../helpers/spawn.js';
 import { auditLines, exported, startOtlpReceiver, until, type OtlpReceiver } from '../helpers/otlp-receiver.js';
 

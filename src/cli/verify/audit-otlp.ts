@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { TresorError, UsageError, VerificationError } from '../../errors/index.js';
 import { auditPublicKey } from '../../audit/checkpoint.js';
-import { verifyOtlpJson, type OtlpInstanceReport, type OtlpReport } from '../../otlp/verify.js';
+import { verifyOtlpJson, type OtlpInstanceReport, type OtlpReport } from '../../fleet/verify.js';
 import { createStaticJwks } from '../../receipts/jwks.js';
 import { EXIT, exitCodeFor } from '../exit-codes.js';
 import { pinLines, receiptsLine, trustArgs, type EvidenceArgs } from './audit-evidence.js';

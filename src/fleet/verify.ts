@@ -6,7 +6,7 @@ import { GENESIS, lineHash } from '../audit/format.js';
 import { ChainWalk, type AuditBreak, type AuditReport } from '../audit/verify.js';
 import { jwsSha256 } from '../audit/archive.js';
 import { blobSha256, ID_RE } from '../audit/evidence.js';
-import { ATTR } from './records.js';
+import { ATTR } from '../otlp/records.js';
 import { replayInstance, type ReplayOptions, type ReplayReport } from './replay.js';
 
 /** One instance's chain as found in a collector's export. */
