@@ -9,7 +9,7 @@ import { CONNECTION_NOTE, type ConnectionNote, type DaemonHooks, type ExchangeDe
 import { DoneHolder } from './sse-hold.js';
 import { MAX_JSON_BODY } from '../receipts/extract.js';
 import { LOCAL_TOKEN_HEADER } from './local-auth.js';
-import type { Upstream } from './upstream.js';
+import { isStreamedBody, type Upstream } from './upstream.js';
 import { ClientGone, collectBody, IdleTimer, RequestBodyTimeout, RequestTooLarge, SMALL_BODY_BYTES, type CollectedBody } from './request-body.js';
 import type { DaemonMetrics } from '../metrics/metrics.js';
 
@@ -225,7 +225,7 @@ async function dispatch(x: Exchange, body: RequestBody): Promise<Dispatcher.Resp
   const budget = requestBudgetSeconds(req.headers['x-tresor-timeout-seconds'], cfg.timeouts.request_seconds, cfg.timeouts.max_request_seconds);
   try {
     // A streamed body (an upload) is not held behind the streams of a shared HTTP/2 connection.
-    return await upstream.dispatcherFor(body !== undefined && !Buffer.isBuffer(body)).request({
+    return await upstream.dispatcherFor(isStreamedBody(body)).request({
       path: upstream.prefix + ctx.path,
       method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
       headers: upstreamRequestHeaders(req.rawHeaders, req.headers.connection, {

@@ -14,6 +14,9 @@ import { PinnedClient } from './pinned-client.js';
 const H2_STREAMS_PER_CONNECTION = 100;
 
 /** One upstream: its undici pool (keep-alive), API key, counters. */
+/** Whether undici will stream `body` (a stream or async iterable, e.g. fetch's multipart upload) rather than write it at once. */
+export const isStreamedBody = (body: unknown): boolean => body !== undefined && body !== null && typeof body !== 'string' && !(body instanceof Uint8Array);
+
 export class Upstream {
   readonly name: string;
   readonly origin: string;
@@ -153,6 +156,7 @@ export class Upstream {
   /**
    * Where a forwarded request goes: one whose body streams in as it arrives takes an HTTP/1.1
    * connection of its own when the router speaks h2 (see `uploads`); everything else the main pool.
+   * `streamedBody`: see `isStreamedBody`.
    */
   dispatcherFor(streamedBody: boolean): Pool {
     return streamedBody && this.config.pool.http2 && this.speaksH2 ? this.uploadPool() : this.pool;

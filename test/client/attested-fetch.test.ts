@@ -6,7 +6,7 @@ import { loadReleaseRootKey } from '../../src/trust/release-root.js';
 import { parsePemCertificates } from '../../src/x509/certificate.js';
 import { join } from 'node:path';
 import OpenAI from 'openai';
-import { fetch as undiciFetch, getGlobalDispatcher, request, setGlobalDispatcher } from 'undici';
+import { FormData as UndiciFormData, fetch as undiciFetch, getGlobalDispatcher, request, setGlobalDispatcher } from 'undici';
 import { describe, expect, test } from 'vitest';
 import { verdictFor, type AttestedFetch } from '../../src/client/fetch.js';
 import {
@@ -250,6 +250,38 @@ describe('receipts in-process', () => {
 });
 
 describe('HTTP/2 to the router (upstream.pool.http2)', () => {
+  test('a streamed upload does not wait for the streams in flight on the shared h2 connection: it goes over an attested HTTP/1.1 connection of its own, as in the daemon', async () => {
+    const fetch = open({ receipts: 'audit', upstream: { pool: { http2: true } } });
+    const client = new OpenAI({ baseURL: s.baseURL, apiKey: 'tr-test', fetch, maxRetries: 0 });
+    await client.chat.completions.create({ model: 'gpt-oss-120b', messages: [{ role: 'user', content: 'warm' }] });
+    const h2Before = s.sim.h2RequestCounts.get('/v1/audio/transcriptions') ?? 0;
+    s.sim.faults.chunkDelayMs = 250;
+    try {
+      const stream = await client.chat.completions.create({ model: 'gpt-oss-120b', messages: [{ role: 'user', content: 'a prompt long enough for a dozen chunks of streamed answer' }], stream: true });
+      const chunks = stream[Symbol.asyncIterator]();
+      await chunks.next();
+      let streamEnded = false;
+      const drained = (async () => {
+        while (!(await chunks.next()).done);
+        streamEnded = true;
+      })();
+      // undici writes a streamed body only when nothing else is in flight on its connection: on the shared h2 connection this upload waited for the whole stream.
+      // undici's FormData (the openai SDK refuses a fetch that is not the global one for uploads); fetch streams it.
+      const form = new UndiciFormData();
+      form.append('model', 'whisper-large-v3');
+      form.append('file', new File([Buffer.alloc(1_000_000, 7)], 'a.wav', { type: 'audio/wav' }));
+      const response = await fetch(`${s.baseURL}/audio/transcriptions`, { method: 'POST', headers: { authorization: 'Bearer tr-test' }, body: form });
+      expect(response.status).toBe(200);
+      await response.text();
+      expect(streamEnded).toBe(false);
+      await drained;
+      expect(s.sim.h2RequestCounts.get('/v1/audio/transcriptions') ?? 0).toBe(h2Before);
+      expect(await fetch.verdictFor(response)).toMatchObject({ status: 'done', verdict: 'verified' });
+    } finally {
+      s.sim.faults.chunkDelayMs = 0;
+    }
+  });
+
   test('a router GOAWAY: the stream it is answering finishes, the request it did not process goes out again on a new attested connection', async () => {
     const f = open({ receipts: 'audit', upstream: { pool: { http2: true } } });
     const post = (body: string) => request(`${s.baseURL}/chat/completions`, { dispatcher: f.agent, method: 'POST', headers: { authorization: 'Bearer tr-test', 'content-type': 'application/json' }, body });
