@@ -7,6 +7,7 @@ import { parsePemCertificates } from '../../src/x509/certificate.js';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { FormData as UndiciFormData, fetch as undiciFetch, getGlobalDispatcher, request, setGlobalDispatcher } from 'undici';
+import { openStream } from '../helpers/open-stream.js';
 import { describe, expect, test } from 'vitest';
 import { verdictFor, type AttestedFetch } from '../../src/client/fetch.js';
 import {
@@ -257,14 +258,7 @@ describe('HTTP/2 to the router (upstream.pool.http2)', () => {
     const h2Before = s.sim.h2RequestCounts.get('/v1/audio/transcriptions') ?? 0;
     s.sim.faults.chunkDelayMs = 250;
     try {
-      const stream = await client.chat.completions.create({ model: 'gpt-oss-120b', messages: [{ role: 'user', content: 'a prompt long enough for a dozen chunks of streamed answer' }], stream: true });
-      const chunks = stream[Symbol.asyncIterator]();
-      await chunks.next();
-      let streamEnded = false;
-      const drained = (async () => {
-        while (!(await chunks.next()).done);
-        streamEnded = true;
-      })();
+      const running = await openStream(client, 'gpt-oss-120b');
       // undici writes a streamed body only when nothing else is in flight on its connection: on the shared h2 connection this upload waited for the whole stream.
       // undici's FormData (the openai SDK refuses a fetch that is not the global one for uploads); fetch streams it.
       const form = new UndiciFormData();
@@ -273,8 +267,8 @@ describe('HTTP/2 to the router (upstream.pool.http2)', () => {
       const response = await fetch(`${s.baseURL}/audio/transcriptions`, { method: 'POST', headers: { authorization: 'Bearer tr-test' }, body: form });
       expect(response.status).toBe(200);
       await response.text();
-      expect(streamEnded).toBe(false);
-      await drained;
+      expect(running.ended()).toBe(false);
+      await running.drained;
       expect(s.sim.h2RequestCounts.get('/v1/audio/transcriptions') ?? 0).toBe(h2Before);
       expect(await fetch.verdictFor(response)).toMatchObject({ status: 'done', verdict: 'verified' });
     } finally {

@@ -1,3 +1,4 @@
+import { openStream } from '../helpers/open-stream.js';
 import OpenAI from 'openai';
 import { afterEach, describe, expect, test } from 'vitest';
 import { startHarness, type Harness } from '../helpers/harness.js';
@@ -61,19 +62,12 @@ describe('HTTP/2 to the router', () => {
     const client = new OpenAI({ baseURL: h.base, apiKey: 'placeholder', maxRetries: 0 });
     await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'warm' }] });
     h.sim.faults.chunkDelayMs = 250;
-    const stream = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'a prompt long enough for a dozen chunks of streamed answer' }], stream: true });
-    const chunks = stream[Symbol.asyncIterator]();
-    await chunks.next();
-    let streamEnded = false;
-    const drained = (async () => {
-      while (!(await chunks.next()).done);
-      streamEnded = true;
-    })();
+    const running = await openStream(client, MODEL);
     // undici writes a streamed body only when nothing else is in flight on its connection: on the
     // shared h2 connection this upload waited for the whole stream (~3 s here).
     const tr = await client.audio.transcriptions.create({ file: new File([Buffer.alloc(1_000_000, 7)], 'a.wav', { type: 'audio/wav' }), model: 'whisper-large-v3' });
-    expect(streamEnded).toBe(false);
-    await drained;
+    expect(running.ended()).toBe(false);
+    await running.drained;
     expect(h.sim.h2RequestCounts.get('/v1/audio/transcriptions')).toBeUndefined();
     expect(h.sim.requestCounts.get('/v1/audio/transcriptions')).toBe(1);
     const id = (tr as unknown as { tresor: { receipt_id: string } }).tresor.receipt_id;
