@@ -1,7 +1,7 @@
 // The contenders for the forwarding scenarios, each its own process (so its own CPU time and RSS
 // can be read from procfs): direct (no proxy), the bare undici passthrough, nginx, tresor-attest.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, openSync, readFileSync, writeFileSync, closeSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync, closeSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -111,17 +111,45 @@ const direct = {
   },
 };
 
-const passthrough = {
-  name: 'passthrough',
-  note: 'bare undici Pool-based Node reverse proxy, no checks (bench/passthrough.mjs)',
-  available: () => ({ ok: true }),
-  async start(sim, dir) {
-    const p = await spawnLogged(process.execPath, [...profArgs('passthrough'), join(ROOT, 'bench/passthrough.mjs'), sim.url, sim.caFile], { logFile: join(dir, 'passthrough.log'), ready: matching(/listening (http:\/\/\S+)/), perfName: 'passthrough' });
-    const origin = p.value;
-    await waitForwarding(origin);
-    return { origin, pid: p.child.pid, stop: () => stopChild(p) };
-  },
-};
+/** A Node proxy from bench/ (`script` with `args` after the simulator's URL and CA); `settlePath` answers its receipt counters. */
+function benchProxy(name, note, script, { args = [], only, settlePath } = {}) {
+  return {
+    name,
+    note,
+    ...(only ? { only } : {}),
+    available: () => ({ ok: true }),
+    async start(sim, dir) {
+      const state = settlePath ? mkdtempSync(join(dir, `${name}-`)) : undefined;
+      const argv = [...profArgs(name), join(ROOT, 'bench', script), sim.url, sim.caFile, ...(state ? [state] : []), ...args];
+      const p = await spawnLogged(process.execPath, argv, { logFile: join(dir, `${name}.log`), ready: matching(/listening (http:\/\/\S+)/), perfName: name });
+      const origin = p.value;
+      await waitForwarding(origin);
+      return { origin, pid: p.child.pid, stop: () => stopChild(p), ...(settlePath ? { settle: () => settleCounters(`${origin}${settlePath}`) } : {}) };
+    },
+  };
+}
+
+/** Polls `url` (bounded) until no receipt is pending, so their CPU counts; returns the counters (`pick` finds them in the answer). */
+async function settleCounters(url, pick = (answer) => answer, ms = 30_000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const res = await request(url).catch(() => undefined);
+    const r = res ? (pick(await res.body.json()) ?? null) : null;
+    if (!r || r.pending === 0 || Date.now() > end) return r;
+    await sleep(20);
+  }
+}
+
+const passthrough = benchProxy('passthrough', 'bare undici Pool-based Node reverse proxy, no checks (bench/passthrough.mjs)', 'passthrough.mjs');
+// The same passthrough speaking HTTP/2 to the simulator: what Node's HTTP/2 client costs by itself (the
+// `tresor-attest` rows speak HTTP/2 to the router).
+const FLOOR_SCENARIOS = ['json-c16', 'json-c64', 'sse-c100'];
+const passthroughH2 = benchProxy('passthrough-h2', 'the bare passthrough with HTTP/2 to the simulator (undici allowH2)', 'passthrough.mjs', { args: ['--h2'], only: FLOOR_SCENARIOS });
+// #20's floor for receipts, side by side: the passthrough plus only the receipt's irreducible work
+// (both digests, the journal line synced before the end of the answer, the receipt GET, ES256, the
+// synced audit and archive lines; bench/floor-proxy.mjs), over HTTP/1.1 and over HTTP/2.
+const floorReceipts = benchProxy('floor-receipts', "the passthrough plus a receipt's irreducible work, HTTP/1.1 (bench/floor-proxy.mjs)", 'floor-proxy.mjs', { only: FLOOR_SCENARIOS, settlePath: '/__floor' });
+const floorReceiptsH2 = benchProxy('floor-receipts-h2', "the passthrough plus a receipt's irreducible work, HTTP/2 (bench/floor-proxy.mjs --h2)", 'floor-proxy.mjs', { args: ['--h2'], only: FLOOR_SCENARIOS, settlePath: '/__floor' });
 
 const NGINX = '/usr/sbin/nginx';
 function nginxVersion() {
@@ -259,15 +287,7 @@ export async function startDaemonProcess(sim, dir, { receipts, ready = true, tag
     }
   }
   /** Waits (bounded) until no receipt job is pending, so their CPU counts; returns the receipt counters. */
-  const settle = async (ms = 30_000) => {
-    const end = Date.now() + ms;
-    for (;;) {
-      const res = await request(`${origin}/status`).catch(() => undefined);
-      const r = res ? ((await res.body.json()).upstreams?.[0]?.receipts ?? null) : null;
-      if (!r || r.pending === 0 || Date.now() > end) return r;
-      await sleep(20);
-    }
-  };
+  const settle = () => settleCounters(`${origin}/status`, (status) => status.upstreams?.[0]?.receipts);
   return { origin, pid: p.child.pid, dir: d, readyMs: ready ? Date.now() - t0 : undefined, settle, stop: () => stopChild(p) };
 }
 
@@ -292,6 +312,9 @@ function tresor(name, mode, { caFile = false, only, root = ROOT, http2 = true, h
 export const CONTENDERS = [
   direct,
   passthrough,
+  passthroughH2,
+  floorReceipts,
+  floorReceiptsH2,
   nginx,
   tresor('tresor-attest', 'audit'),
   tresor('tresor-attest-strict', 'strict', { only: ['json-c1', 'json-c16', 'sse-c1', 'sse-c100'] }),
