@@ -225,7 +225,7 @@ http {
  * The simulator's CA reaches the daemon like a public router's CA would, through the system store
  * (NODE_EXTRA_CA_CERTS), unless `caFile` asks for the `ca_file` setting (private CAs).
  */
-export function daemonConfig(sim, dir, receipts, caFile = false, listen = '127.0.0.1:0', http2 = true, heapGrowing = undefined) {
+export function daemonConfig(sim, dir, receipts, caFile = false, listen = '127.0.0.1:0', http2 = false, heapGrowing = undefined) {
   return {
     ...(heapGrowing === undefined ? {} : { memory: { heap_growing_percent: heapGrowing } }),
     // The default log level (one line per request); BENCH_DAEMON_LOG_LEVEL=warn measures the daemon without it.
@@ -264,7 +264,7 @@ function receiptsSupported(sim, dir, mode) {
 }
 
 /** Start the daemon from a config file; `ready: false` returns as soon as it listens (cold attestation). */
-export async function startDaemonProcess(sim, dir, { receipts, ready = true, tag = 'tresor', caFile = false, root = ROOT, http2 = true, heapGrowing } = {}) {
+export async function startDaemonProcess(sim, dir, { receipts, ready = true, tag = 'tresor', caFile = false, root = ROOT, http2 = false, heapGrowing } = {}) {
   const d = join(dir, `${tag}-${Date.now()}-${Math.random().toString(16).slice(2, 6)}`);
   mkdirSync(d, { recursive: true });
   const cfg = join(d, 'config.json');
@@ -291,12 +291,12 @@ export async function startDaemonProcess(sim, dir, { receipts, ready = true, tag
   return { origin, pid: p.child.pid, dir: d, readyMs: ready ? Date.now() - t0 : undefined, settle, stop: () => stopChild(p) };
 }
 
-function tresor(name, mode, { caFile = false, only, root = ROOT, http2 = true, heapGrowing } = {}) {
+function tresor(name, mode, { caFile = false, only, root = ROOT, http2 = false, heapGrowing } = {}) {
   let supported;
   return {
     name,
     ...(only ? { only } : {}),
-    note: `tresor-attest${root === ROOT ? '' : ` built in ${root}`}, attestation enforced, receipts ${mode}${mode === 'audit' ? ' (when the build has them)' : ''}${caFile ? ', simulator CA via ca_file' : ''}, ${http2 ? 'HTTP/2 to the router when offered' : 'HTTP/1.1 to the router (pool.http2: false)'}${heapGrowing === undefined ? '' : `, memory.heap_growing_percent ${heapGrowing}`}`,
+    note: `tresor-attest${root === ROOT ? '' : ` built in ${root}`}, attestation enforced, receipts ${mode}${mode === 'audit' ? ' (when the build has them)' : ''}${caFile ? ', simulator CA via ca_file' : ''}, ${http2 ? 'HTTP/2 to the router when offered (pool.http2: true)' : 'HTTP/1.1 to the router (the default)'}${heapGrowing === undefined ? '' : `, memory.heap_growing_percent ${heapGrowing}`}`,
     available(sim, dir) {
       supported ??= receiptsSupported(sim, dir, mode);
       if (mode !== 'audit' && !supported) return { ok: false, why: 'this build has no receipts.mode (issue 4 not merged yet); skipped' };
@@ -316,13 +316,15 @@ export const CONTENDERS = [
   floorReceipts,
   floorReceiptsH2,
   nginx,
+  // The daemon as configured by default (HTTP/1.1 to the router, `pool.http2: false`).
   tresor('tresor-attest', 'audit'),
   tresor('tresor-attest-strict', 'strict', { only: ['json-c1', 'json-c16', 'sse-c1', 'sse-c100'] }),
   // The same daemon without receipts: what receipts cost, and the baseline for the journal's added latency.
   tresor('tresor-attest-receipts-off', 'off', { only: ['json-c1', 'json-c16', 'json-c64', 'sse-c1', 'sse-c100'] }),
-  // The simulator offers h2 and http/1.1: the rows above speak HTTP/2 to it, this one HTTP/1.1
-  // (the daemon's side of a router that refuses h2, as `tresor-attest sim --http1-only`).
-  tresor('tresor-attest-http1', 'audit', { http2: false, only: ['json-c16', 'json-c64', 'sse-c100', 'sse-c1000', 'upload'] }),
+  // The simulator offers h2 and http/1.1: these rows take h2 (`pool.http2: true`); their references are
+  // passthrough-h2 and floor-receipts-h2. (Before the fourth round of #20 `tresor-attest` was this row.)
+  tresor('tresor-attest-h2', 'audit', { http2: true, only: ['json-c16', 'json-c64', 'sse-c100', 'sse-c1000', 'upload'] }),
+  tresor('tresor-attest-h2-receipts-off', 'off', { http2: true, only: FLOOR_SCENARIOS }),
   // With the simulator's CA as `ca_file` (a private CA): what a new upstream connection costs then.
   tresor('tresor-attest-ca-file', 'audit', { caFile: true, only: ['connection'] }),
   // BENCH_BASELINE_ROOT=DIR (another checkout, built): the same daemon rows from that tree, in the same

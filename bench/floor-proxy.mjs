@@ -144,10 +144,14 @@ async function forward(req, res) {
   res.writeHead(up.statusCode, strip(up.headers));
   const responseHash = completion ? createHash('sha256') : undefined;
   const json = completion && !String(up.headers['content-type']).startsWith('text/event-stream') ? [] : undefined;
+  // A completion's last chunk is held until its job is durable: the app must not see the whole answer before.
+  let held;
   for await (const chunk of up.body) {
     responseHash?.update(chunk);
     json?.push(chunk);
-    if (!res.write(chunk)) await once(res, 'drain');
+    const out = completion ? held : chunk;
+    if (completion) held = chunk;
+    if (out !== undefined && !res.write(out)) await once(res, 'drain');
   }
   const id = completion && up.statusCode === 200 ? receiptIdOf(up.headers, json && Buffer.concat(json)) : undefined;
   if (id !== undefined) {
@@ -157,7 +161,7 @@ async function forward(req, res) {
     counters.pending++;
     receipt(id, req.headers.authorization, requestSha256, responseSha256).finally(() => counters.pending--);
   }
-  res.end();
+  res.end(held);
 }
 
 const server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, noDelay: true }, async (req, res) => {
