@@ -129,14 +129,18 @@ function benchProxy(name, note, script, { args = [], only, settlePath } = {}) {
   };
 }
 
-/** Polls `url` (bounded) until no receipt is pending, so their CPU counts; returns the counters (`pick` finds them in the answer). */
+/**
+ * Polls `url` (bounded) until no receipt is pending, so their CPU counts; returns the counters (`pick`
+ * finds them in the answer). Every 100 ms: each poll is counted in the contender's CPU (the daemon's
+ * `/status` costs ~0.3 ms), and a run's receipts can take seconds to drain.
+ */
 async function settleCounters(url, pick = (answer) => answer, ms = 30_000) {
   const end = Date.now() + ms;
   for (;;) {
     const res = await request(url).catch(() => undefined);
     const r = res ? (pick(await res.body.json()) ?? null) : null;
     if (!r || r.pending === 0 || Date.now() > end) return r;
-    await sleep(20);
+    await sleep(100);
   }
 }
 
