@@ -1,7 +1,7 @@
 // The contenders for the forwarding scenarios, each its own process (so its own CPU time and RSS
 // can be read from procfs): direct (no proxy), the bare undici passthrough, nginx, tresor-attest.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, openSync, readFileSync, writeFileSync, closeSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync, closeSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -111,17 +111,49 @@ const direct = {
   },
 };
 
-const passthrough = {
-  name: 'passthrough',
-  note: 'bare undici Pool-based Node reverse proxy, no checks (bench/passthrough.mjs)',
-  available: () => ({ ok: true }),
-  async start(sim, dir) {
-    const p = await spawnLogged(process.execPath, [...profArgs('passthrough'), join(ROOT, 'bench/passthrough.mjs'), sim.url, sim.caFile], { logFile: join(dir, 'passthrough.log'), ready: matching(/listening (http:\/\/\S+)/), perfName: 'passthrough' });
-    const origin = p.value;
-    await waitForwarding(origin);
-    return { origin, pid: p.child.pid, stop: () => stopChild(p) };
-  },
-};
+/** A Node proxy from bench/ (`script` with `args` after the simulator's URL and CA); `settlePath` answers its receipt counters. */
+function benchProxy(name, note, script, { args = [], only, settlePath } = {}) {
+  return {
+    name,
+    note,
+    ...(only ? { only } : {}),
+    available: () => ({ ok: true }),
+    async start(sim, dir) {
+      const state = settlePath ? mkdtempSync(join(dir, `${name}-`)) : undefined;
+      const argv = [...profArgs(name), join(ROOT, 'bench', script), sim.url, sim.caFile, ...(state ? [state] : []), ...args];
+      const p = await spawnLogged(process.execPath, argv, { logFile: join(dir, `${name}.log`), ready: matching(/listening (http:\/\/\S+)/), perfName: name });
+      const origin = p.value;
+      await waitForwarding(origin);
+      return { origin, pid: p.child.pid, stop: () => stopChild(p), ...(settlePath ? { settle: () => settleCounters(`${origin}${settlePath}`) } : {}) };
+    },
+  };
+}
+
+/**
+ * Polls `url` (bounded) until no receipt is pending, so their CPU counts; returns the counters (`pick`
+ * finds them in the answer). Every 100 ms: each poll is counted in the contender's CPU (the daemon's
+ * `/status` costs ~0.3 ms), and a run's receipts can take seconds to drain.
+ */
+async function settleCounters(url, pick = (answer) => answer, ms = 30_000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const res = await request(url).catch(() => undefined);
+    const r = res ? (pick(await res.body.json()) ?? null) : null;
+    if (!r || r.pending === 0 || Date.now() > end) return r;
+    await sleep(100);
+  }
+}
+
+const passthrough = benchProxy('passthrough', 'bare undici Pool-based Node reverse proxy, no checks (bench/passthrough.mjs)', 'passthrough.mjs');
+// The same passthrough speaking HTTP/2 to the simulator: what Node's HTTP/2 client costs by itself (the
+// `tresor-attest` rows speak HTTP/2 to the router).
+const FLOOR_SCENARIOS = ['json-c16', 'json-c64', 'sse-c100'];
+const passthroughH2 = benchProxy('passthrough-h2', 'the bare passthrough with HTTP/2 to the simulator (undici allowH2)', 'passthrough.mjs', { args: ['--h2'], only: FLOOR_SCENARIOS });
+// #20's floor for receipts, side by side: the passthrough plus only the receipt's irreducible work
+// (both digests, the journal line synced before the end of the answer, the receipt GET, ES256, the
+// synced audit and archive lines; bench/floor-proxy.mjs), over HTTP/1.1 and over HTTP/2.
+const floorReceipts = benchProxy('floor-receipts', "the passthrough plus a receipt's irreducible work, HTTP/1.1 (bench/floor-proxy.mjs)", 'floor-proxy.mjs', { only: FLOOR_SCENARIOS, settlePath: '/__floor' });
+const floorReceiptsH2 = benchProxy('floor-receipts-h2', "the passthrough plus a receipt's irreducible work, HTTP/2 (bench/floor-proxy.mjs --h2)", 'floor-proxy.mjs', { args: ['--h2'], only: FLOOR_SCENARIOS, settlePath: '/__floor' });
 
 const NGINX = '/usr/sbin/nginx';
 function nginxVersion() {
@@ -197,7 +229,7 @@ http {
  * The simulator's CA reaches the daemon like a public router's CA would, through the system store
  * (NODE_EXTRA_CA_CERTS), unless `caFile` asks for the `ca_file` setting (private CAs).
  */
-export function daemonConfig(sim, dir, receipts, caFile = false, listen = '127.0.0.1:0', http2 = true, heapGrowing = undefined) {
+export function daemonConfig(sim, dir, receipts, caFile = false, listen = '127.0.0.1:0', http2 = false, heapGrowing = undefined) {
   return {
     ...(heapGrowing === undefined ? {} : { memory: { heap_growing_percent: heapGrowing } }),
     // The default log level (one line per request); BENCH_DAEMON_LOG_LEVEL=warn measures the daemon without it.
@@ -236,7 +268,7 @@ function receiptsSupported(sim, dir, mode) {
 }
 
 /** Start the daemon from a config file; `ready: false` returns as soon as it listens (cold attestation). */
-export async function startDaemonProcess(sim, dir, { receipts, ready = true, tag = 'tresor', caFile = false, root = ROOT, http2 = true, heapGrowing } = {}) {
+export async function startDaemonProcess(sim, dir, { receipts, ready = true, tag = 'tresor', caFile = false, root = ROOT, http2 = false, heapGrowing } = {}) {
   const d = join(dir, `${tag}-${Date.now()}-${Math.random().toString(16).slice(2, 6)}`);
   mkdirSync(d, { recursive: true });
   const cfg = join(d, 'config.json');
@@ -259,24 +291,16 @@ export async function startDaemonProcess(sim, dir, { receipts, ready = true, tag
     }
   }
   /** Waits (bounded) until no receipt job is pending, so their CPU counts; returns the receipt counters. */
-  const settle = async (ms = 30_000) => {
-    const end = Date.now() + ms;
-    for (;;) {
-      const res = await request(`${origin}/status`).catch(() => undefined);
-      const r = res ? ((await res.body.json()).upstreams?.[0]?.receipts ?? null) : null;
-      if (!r || r.pending === 0 || Date.now() > end) return r;
-      await sleep(20);
-    }
-  };
+  const settle = () => settleCounters(`${origin}/status`, (status) => status.upstreams?.[0]?.receipts);
   return { origin, pid: p.child.pid, dir: d, readyMs: ready ? Date.now() - t0 : undefined, settle, stop: () => stopChild(p) };
 }
 
-function tresor(name, mode, { caFile = false, only, root = ROOT, http2 = true, heapGrowing } = {}) {
+function tresor(name, mode, { caFile = false, only, root = ROOT, http2 = false, heapGrowing } = {}) {
   let supported;
   return {
     name,
     ...(only ? { only } : {}),
-    note: `tresor-attest${root === ROOT ? '' : ` built in ${root}`}, attestation enforced, receipts ${mode}${mode === 'audit' ? ' (when the build has them)' : ''}${caFile ? ', simulator CA via ca_file' : ''}, ${http2 ? 'HTTP/2 to the router when offered' : 'HTTP/1.1 to the router (pool.http2: false)'}${heapGrowing === undefined ? '' : `, memory.heap_growing_percent ${heapGrowing}`}`,
+    note: `tresor-attest${root === ROOT ? '' : ` built in ${root}`}, attestation enforced, receipts ${mode}${mode === 'audit' ? ' (when the build has them)' : ''}${caFile ? ', simulator CA via ca_file' : ''}, ${http2 ? 'HTTP/2 to the router when offered (pool.http2: true)' : 'HTTP/1.1 to the router (the default)'}${heapGrowing === undefined ? '' : `, memory.heap_growing_percent ${heapGrowing}`}`,
     available(sim, dir) {
       supported ??= receiptsSupported(sim, dir, mode);
       if (mode !== 'audit' && !supported) return { ok: false, why: 'this build has no receipts.mode (issue 4 not merged yet); skipped' };
@@ -292,14 +316,19 @@ function tresor(name, mode, { caFile = false, only, root = ROOT, http2 = true, h
 export const CONTENDERS = [
   direct,
   passthrough,
+  passthroughH2,
+  floorReceipts,
+  floorReceiptsH2,
   nginx,
+  // The daemon as configured by default (HTTP/1.1 to the router, `pool.http2: false`).
   tresor('tresor-attest', 'audit'),
   tresor('tresor-attest-strict', 'strict', { only: ['json-c1', 'json-c16', 'sse-c1', 'sse-c100'] }),
   // The same daemon without receipts: what receipts cost, and the baseline for the journal's added latency.
   tresor('tresor-attest-receipts-off', 'off', { only: ['json-c1', 'json-c16', 'json-c64', 'sse-c1', 'sse-c100'] }),
-  // The simulator offers h2 and http/1.1: the rows above speak HTTP/2 to it, this one HTTP/1.1
-  // (the daemon's side of a router that refuses h2, as `tresor-attest sim --http1-only`).
-  tresor('tresor-attest-http1', 'audit', { http2: false, only: ['json-c16', 'json-c64', 'sse-c100', 'sse-c1000', 'upload'] }),
+  // The simulator offers h2 and http/1.1: these rows take h2 (`pool.http2: true`); their references are
+  // passthrough-h2 and floor-receipts-h2. (Before the fourth round of #20 `tresor-attest` was this row.)
+  tresor('tresor-attest-h2', 'audit', { http2: true, only: ['json-c16', 'json-c64', 'sse-c100', 'sse-c1000', 'upload'] }),
+  tresor('tresor-attest-h2-receipts-off', 'off', { http2: true, only: FLOOR_SCENARIOS }),
   // With the simulator's CA as `ca_file` (a private CA): what a new upstream connection costs then.
   tresor('tresor-attest-ca-file', 'audit', { caFile: true, only: ['connection'] }),
   // BENCH_BASELINE_ROOT=DIR (another checkout, built): the same daemon rows from that tree, in the same

@@ -14,7 +14,8 @@ const rounds = Number(process.argv[2] ?? 2);
 const STREAMS = 1000;
 const dir = mkdtempSync(join(os.tmpdir(), 'tresor-memprobe-'));
 const sim = await startSim(dir, 40);
-const daemon = await startDaemonProcess(sim, dir, { receipts: 'audit' });
+// As the sse-c1000 target: the router speaking HTTP/2.
+const daemon = await startDaemonProcess(sim, dir, { receipts: 'audit', http2: true });
 const rssKb = () => Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${daemon.pid}/status`, 'utf8'))?.[1]);
 
 async function step(label) {

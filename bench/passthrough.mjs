@@ -1,12 +1,13 @@
 // The bare passthrough contender: a minimal undici Pool-based Node reverse proxy with no checks,
-// what any Node proxy costs. Usage: node bench/passthrough.mjs UPSTREAM_URL CA_FILE → prints "listening http://…".
+// what any Node proxy costs. Usage: node bench/passthrough.mjs UPSTREAM_URL CA_FILE [--h2] → prints "listening http://…".
+// With --h2 it offers HTTP/2 to the upstream (undici `allowH2`), as the daemon's `pool.http2: true`.
 import http from 'node:http';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { Pool } from 'undici';
 
 const [upstream, caFile] = process.argv.slice(2);
-const pool = new Pool(upstream, { connections: 1100, connect: { ca: readFileSync(caFile, 'utf8') }, keepAliveTimeout: 60_000 });
+const pool = new Pool(upstream, { connections: 1100, allowH2: process.argv.includes('--h2'), connect: { ca: readFileSync(caFile, 'utf8') }, keepAliveTimeout: 60_000 });
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host']);
 const strip = (headers) => Object.fromEntries(Object.entries(headers).filter(([k]) => !HOP.has(k)));
 

@@ -1,0 +1,177 @@
+// The floor contender for #20's receipt targets: the bare passthrough (bench/passthrough.mjs) plus
+// exactly the work #20 calls irreducible for a receipt, and nothing else: no attestation, no pin
+// check, no header policy, no log line, no metrics, no retries, no verdict store.
+//   - both digests: SHA-256 of the request body as forwarded and of the response body as relayed;
+//   - durability before the end of an answer: one journal line per completion, written and
+//     fdatasync'ed (one sync per batch of answers finishing together) before `res.end()`;
+//   - one more HTTP exchange: `GET /v1/receipts/{id}` on the same pool, 100 ms after the answer (the
+//     router stores a receipt once its answer is sent; the daemon's default `receipts.fetch_delay_seconds`),
+//     again after 100 ms while it is not there yet (404);
+//   - one ES256 verification with the JWKS key (fetched once), the payload parsed, `jti` and both
+//     digests compared;
+//   - the record: a hash-chained audit line and the archived JWS, each file synced once per 20 ms.
+// What the daemon does beyond this (the router attestation inside the receipt is cached per
+// identity there; here it is only parsed) is what the daemon's rows pay above this contender's.
+// Usage: node bench/floor-proxy.mjs UPSTREAM_URL CA_FILE STATE_DIR [--h2]
+//   → prints "listening http://…"; GET /__floor → {pending, verified, failed, missing, unverifiable, dropped}.
+import { createHash, createPublicKey, verify as cryptoVerify } from 'node:crypto';
+import { once } from 'node:events';
+import { fdatasync, openSync, readFileSync, write } from 'node:fs';
+import http from 'node:http';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Pool } from 'undici';
+
+const [upstream, caFile, stateDir] = process.argv.slice(2);
+const h2 = process.argv.includes('--h2');
+const pool = new Pool(upstream, { connections: 1100, allowH2: h2, connect: { ca: readFileSync(caFile, 'utf8') }, keepAliveTimeout: 60_000 });
+const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host']);
+const strip = (headers) => Object.fromEntries(Object.entries(headers).filter(([k]) => !HOP.has(k)));
+const writeP = promisify(write);
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const syncP = promisify(fdatasync);
+
+/** An append-only file: lines gathered and written with one write and one fdatasync per commit; one commit at a time. */
+class GroupFile {
+  constructor(path, windowMs) {
+    this.fd = openSync(path, 'a', 0o600);
+    this.windowMs = windowMs;
+    this.lines = [];
+    this.waiters = [];
+    this.busy = false;
+    this.timer = undefined;
+  }
+
+  /** Resolves once `line` is durable; `urgent` commits at the next turn, otherwise within the window. */
+  append(line, urgent) {
+    const p = new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+    this.lines.push(line);
+    if (urgent) this.schedule(0);
+    else this.schedule(this.windowMs);
+    return p;
+  }
+
+  schedule(ms) {
+    if (this.busy) return;
+    if (ms === 0) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      setImmediate(() => this.commit());
+    } else this.timer ??= setTimeout(() => this.commit(), ms);
+  }
+
+  async commit() {
+    this.timer = undefined;
+    if (this.busy || this.lines.length === 0) return;
+    this.busy = true;
+    const text = this.lines.join('');
+    const waiters = this.waiters;
+    this.lines = [];
+    this.waiters = [];
+    try {
+      await writeP(this.fd, text);
+      await syncP(this.fd);
+      for (const w of waiters) w.resolve();
+    } catch (e) {
+      for (const w of waiters) w.reject(e);
+    }
+    this.busy = false;
+    if (this.lines.length > 0) this.schedule(0);
+  }
+}
+
+const journal = new GroupFile(join(stateDir, 'journal.jsonl'), 0);
+const audit = new GroupFile(join(stateDir, 'audit.jsonl'), 20);
+const archive = new GroupFile(join(stateDir, 'receipts.jsonl'), 20);
+const counters = { pending: 0, verified: 0, failed: 0, missing: 0, unverifiable: 0, dropped: 0 };
+let head = '0'.repeat(64);
+let seq = 0;
+let jobs = 0;
+
+/** The router's receipt keys by kid (one JWKS fetch at start, as a cached JWKS). */
+const keys = new Map();
+{
+  const res = await pool.request({ method: 'GET', path: '/.well-known/jwks.json' });
+  for (const jwk of (await res.body.json()).keys) keys.set(jwk.kid, createPublicKey({ key: jwk, format: 'jwk' }));
+}
+
+const RECEIPT_ID = Buffer.from('"receipt_id":"');
+/** The receipt id of a completion: the SSE answer's header, else the JSON body's `tresor.receipt_id`. */
+function receiptIdOf(headers, body) {
+  const h = headers['x-tresor-receipt-id'];
+  if (typeof h === 'string') return h;
+  const at = body ? body.indexOf(RECEIPT_ID) : -1;
+  if (at < 0) return undefined;
+  const from = at + RECEIPT_ID.length;
+  return body.toString('latin1', from, body.indexOf(0x22, from));
+}
+
+/** Fetch, verify and record one receipt (the irreducible part; a failure is counted, never retried). */
+async function receipt(id, authorization, requestSha256, responseSha256) {
+  let verdict = 'failed';
+  let jws;
+  try {
+    for (let attempt = 1; jws === undefined && attempt <= 5; attempt++) {
+      await sleep(100);
+      const res = await pool.request({ method: 'GET', path: `/v1/receipts/${encodeURIComponent(id)}`, headers: { authorization } });
+      if (res.statusCode === 200) jws = (await res.body.json()).receipt;
+      else await res.body.dump();
+    }
+    const [h, p, s] = jws.split('.');
+    const header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8'));
+    const key = keys.get(header.kid);
+    const signed = key && header.alg === 'ES256' && cryptoVerify('sha256', Buffer.from(jws.slice(0, h.length + 1 + p.length), 'latin1'), { key, dsaEncoding: 'ieee-p1363' }, Buffer.from(s, 'base64url'));
+    const claims = JSON.parse(Buffer.from(p, 'base64url').toString('utf8'));
+    if (signed && claims.jti === id && claims.request_digest === `sha256:${requestSha256}` && claims.response_digest === `sha256:${responseSha256}`) verdict = 'verified';
+  } catch {
+    verdict = 'failed';
+  }
+  if (jws === undefined) verdict = 'missing';
+  const jwsSha256 = jws ? createHash('sha256').update(jws).digest('hex') : undefined;
+  const line = JSON.stringify({ seq: ++seq, prev: head, type: 'receipt', receipt_id: id, verdict, digests: { request: requestSha256, response: responseSha256 }, receipt_jws_sha256: jwsSha256 });
+  head = createHash('sha256').update(head).update(line).digest('hex');
+  await Promise.all([audit.append(`${line}\n`, false), jws ? archive.append(`${JSON.stringify({ sha256: jwsSha256, jws })}\n`, false) : undefined]);
+  counters[verdict]++;
+}
+
+async function forward(req, res) {
+  const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
+  const completion = req.method === 'POST' && req.url.startsWith('/v1/chat/completions');
+  // A small body complete before the upstream is asked (as the daemon does), and its digest.
+  const body = hasBody ? Buffer.concat(await req.toArray()) : undefined;
+  const requestSha256 = completion ? createHash('sha256').update(body).digest('hex') : undefined;
+  const up = await pool.request({ method: req.method, path: req.url, headers: strip(req.headers), body });
+  res.writeHead(up.statusCode, strip(up.headers));
+  const responseHash = completion ? createHash('sha256') : undefined;
+  const json = completion && !String(up.headers['content-type']).startsWith('text/event-stream') ? [] : undefined;
+  // A completion's last chunk is held until its job is durable: the app must not see the whole answer before.
+  let held;
+  for await (const chunk of up.body) {
+    responseHash?.update(chunk);
+    json?.push(chunk);
+    const out = completion ? held : chunk;
+    if (completion) held = chunk;
+    if (out !== undefined && !res.write(out)) await once(res, 'drain');
+  }
+  const id = completion && up.statusCode === 200 ? receiptIdOf(up.headers, json && Buffer.concat(json)) : undefined;
+  if (id !== undefined) {
+    const responseSha256 = responseHash.digest('hex');
+    // Durable before the end of the answer: the job's journal line.
+    await journal.append(`${JSON.stringify({ op: 'job', job: ++jobs, receipt_id: id, request_sha256: requestSha256, response_sha256: responseSha256 })}\n`, true);
+    counters.pending++;
+    receipt(id, req.headers.authorization, requestSha256, responseSha256).finally(() => counters.pending--);
+  }
+  res.end(held);
+}
+
+const server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, noDelay: true }, async (req, res) => {
+  if (req.url === '/__floor') return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(counters));
+  try {
+    await forward(req, res);
+  } catch {
+    if (!res.headersSent) res.writeHead(502).end();
+    else res.destroy();
+  }
+});
+server.listen(0, '127.0.0.1', () => process.stdout.write(`listening http://127.0.0.1:${server.address().port}\n`));
+process.on('SIGTERM', () => process.exit(0));

@@ -1,0 +1,95 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { startSimulator, type RunningSimulator } from '../../src/sim/index.js';
+import { createRouterEvidence } from '../../src/sim/mint/router.js';
+import { ROOT } from '../helpers/spawn.js';
+
+const KEY = `Bearer tr-${'c4'.repeat(24)}`;
+const CHAT = JSON.stringify({ model: 'eu/tresor/gpt-oss-120b', messages: [{ role: 'user', content: 'floor' }] });
+
+interface Counters {
+  pending: number;
+  verified: number;
+  failed: number;
+  missing: number;
+}
+
+/**
+ * The bench's floor contender (bench/floor-proxy.mjs) is a reference only if it does the work it
+ * stands for: each receipt fetched, its ES256 signature and digests checked, the lines synced. A
+ * floor that skipped the check would be cheaper than any honest daemon; these tests would catch it.
+ */
+describe.each([[[]], [['--h2']]])('bench/floor-proxy.mjs %j', (flags: string[]) => {
+  let sim: RunningSimulator;
+  let dir: string;
+  let proxy: ChildProcess;
+  let origin: string;
+
+  beforeAll(async () => {
+    sim = await startSimulator({ evidence: await createRouterEvidence({}) });
+    dir = await mkdtemp(join(tmpdir(), 'tresor-floor-'));
+    await writeFile(join(dir, 'ca.pem'), sim.caPem);
+    proxy = spawn(process.execPath, [`${ROOT}bench/floor-proxy.mjs`, sim.url, join(dir, 'ca.pem'), dir, ...flags], { stdio: ['ignore', 'pipe', 'inherit'] });
+    origin = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      proxy.stdout?.on('data', (c: Buffer) => {
+        out += c.toString();
+        const m = /listening (http:\/\/\S+)/.exec(out);
+        if (m) resolve(m[1] as string);
+      });
+      proxy.once('exit', (code) => reject(new Error(`floor-proxy exited with ${code}`)));
+    });
+  });
+
+  afterAll(async () => {
+    proxy?.kill('SIGTERM');
+    await sim?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const chat = async () => {
+    const res = await request(`${origin}/v1/chat/completions`, { method: 'POST', headers: { authorization: KEY, 'content-type': 'application/json' }, body: CHAT });
+    expect(res.statusCode).toBe(200);
+    return (await res.body.json()) as { tresor: { receipt_id: string } };
+  };
+  const settled = async (): Promise<Counters> => {
+    for (;;) {
+      const c = (await (await request(`${origin}/__floor`)).body.json()) as Counters;
+      if (c.pending === 0) return c;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+
+  test('every receipt is fetched and verified, its job journaled and its record and JWS synced', async () => {
+    const answers = await Promise.all(Array.from({ length: 8 }, chat));
+    const c = await settled();
+    expect(c).toMatchObject({ verified: 8, failed: 0, missing: 0 });
+    const journal = (await readFile(join(dir, 'journal.jsonl'), 'utf8')).trim().split('\n');
+    expect(journal.map((l) => JSON.parse(l).receipt_id).sort()).toEqual(answers.map((a) => a.tresor.receipt_id).sort());
+    const audit = (await readFile(join(dir, 'audit.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    expect(audit.map((r) => r.verdict)).toEqual(Array(8).fill('verified'));
+    expect((await readFile(join(dir, 'receipts.jsonl'), 'utf8')).trim().split('\n')).toHaveLength(8);
+  });
+
+  test("an answer ends only once its job's journal line is written (durability before the end of the answer)", async () => {
+    const { tresor } = await chat();
+    expect(await readFile(join(dir, 'journal.jsonl'), 'utf8')).toContain(`"receipt_id":"${tresor.receipt_id}"`);
+    await settled();
+  });
+
+  test.each([['receiptTamper'], ['receiptWrongKey']])('a receipt with the fault %s is counted as failed, never verified', async (fault) => {
+    const before = await settled();
+    Object.assign(sim.faults, { [fault]: true });
+    try {
+      await chat();
+      const after = await settled();
+      expect(after).toMatchObject({ verified: before.verified, failed: before.failed + 1, missing: before.missing });
+    } finally {
+      Object.assign(sim.faults, { [fault]: false });
+    }
+  });
+});
