@@ -186,13 +186,17 @@ function requestBody(x: Exchange, collected: CollectedBody | undefined): Request
   const onRequestChunk = x.obs?.onRequestChunk?.bind(x.obs);
   if (collected?.complete) {
     for (const chunk of collected.chunks) onRequestChunk?.(chunk);
+    x.obs?.onRequestEnd?.();
     return collected.chunks.length === 1 ? collected.chunks[0] : Buffer.concat(collected.chunks, collected.bytes);
   }
   // A large body streams: the idle limit still holds, enforced by aborting the upstream request.
   const { max_body_bytes: limit, timeouts } = x.ctx.upstream.config;
   const idle = new IdleTimer(timeouts.body_idle_seconds * 1000, () => x.abort.abort(new RequestBodyTimeout(timeouts.body_idle_seconds)));
   x.idle = idle;
-  req.once('end', () => idle.clear());
+  req.once('end', () => {
+    idle.clear();
+    x.obs?.onRequestEnd?.(); // after every 'data' (each hashed by the listener below)
+  });
   res.once('close', () => idle.clear());
   if (collected) {
     // Chunked and past the small bound: the chunks read so far go back to the front of the
