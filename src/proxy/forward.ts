@@ -319,13 +319,9 @@ async function relay(x: Exchange, up: Dispatcher.ResponseData): Promise<void> {
   const heldChunks: Buffer[] = [];
   let heldBytes = 0;
   const upBody = up.body;
+  // Per open stream: one closure per event and nothing per chunk. 'end' and 'error' each fire at
+  // most once (and not both after an error), so plain listeners: no once-wrapper and bound function each.
   await new Promise<void>((resolve) => {
-    const write = (chunk: Buffer) => {
-      if (chunk.length > 0 && !res.write(chunk)) {
-        upBody.pause();
-        res.once('drain', () => upBody.resume());
-      }
-    };
     upBody.on('data', (chunk: Buffer) => {
       x.responseBytes += chunk.length;
       obs?.onResponseChunk?.(chunk);
@@ -334,12 +330,20 @@ async function relay(x: Exchange, up: Dispatcher.ResponseData): Promise<void> {
         // A held answer is bounded like everything else: past the limit it fails closed (502).
         if (heldBytes > MAX_HELD_BYTES) upBody.destroy(new UpstreamError('ERR_RESPONSE_TOO_LARGE_TO_HOLD', `receipts.mode strict holds non-stream answers up to ${MAX_HELD_BYTES} bytes; this one is larger`));
         else heldChunks.push(chunk);
-      } else if (declaredLength !== undefined && x.responseBytes >= declaredLength) {
+        return;
+      }
+      if (declaredLength !== undefined && x.responseBytes >= declaredLength) {
         tail = tail ? Buffer.concat([tail, chunk]) : chunk;
-      } else write(doneHolder ? doneHolder.push(chunk) : chunk);
+        return;
+      }
+      const out = doneHolder ? doneHolder.push(chunk) : chunk;
+      if (out.length > 0 && !res.write(out)) {
+        upBody.pause();
+        res.once('drain', () => upBody.resume());
+      }
     });
-    upBody.once('end', () => void finish(x, release, heldChunks, tail).then(resolve));
-    upBody.once('error', (e: Error) => {
+    upBody.on('end', () => void finish(x, release, heldChunks, tail).then(resolve));
+    upBody.on('error', (e: Error) => {
       relayFailed(x, release, e);
       resolve();
     });
