@@ -186,13 +186,17 @@ function requestBody(x: Exchange, collected: CollectedBody | undefined): Request
   const onRequestChunk = x.obs?.onRequestChunk?.bind(x.obs);
   if (collected?.complete) {
     for (const chunk of collected.chunks) onRequestChunk?.(chunk);
+    x.obs?.onRequestEnd?.();
     return collected.chunks.length === 1 ? collected.chunks[0] : Buffer.concat(collected.chunks, collected.bytes);
   }
   // A large body streams: the idle limit still holds, enforced by aborting the upstream request.
   const { max_body_bytes: limit, timeouts } = x.ctx.upstream.config;
   const idle = new IdleTimer(timeouts.body_idle_seconds * 1000, () => x.abort.abort(new RequestBodyTimeout(timeouts.body_idle_seconds)));
   x.idle = idle;
-  req.once('end', () => idle.clear());
+  req.once('end', () => {
+    idle.clear();
+    x.obs?.onRequestEnd?.(); // after every 'data' (each hashed by the listener below)
+  });
   res.once('close', () => idle.clear());
   if (collected) {
     // Chunked and past the small bound: the chunks read so far go back to the front of the
@@ -315,13 +319,9 @@ async function relay(x: Exchange, up: Dispatcher.ResponseData): Promise<void> {
   const heldChunks: Buffer[] = [];
   let heldBytes = 0;
   const upBody = up.body;
+  // Per open stream: one closure per event and nothing per chunk. 'end' and 'error' each fire at
+  // most once (and not both after an error), so plain listeners: no once-wrapper and bound function each.
   await new Promise<void>((resolve) => {
-    const write = (chunk: Buffer) => {
-      if (chunk.length > 0 && !res.write(chunk)) {
-        upBody.pause();
-        res.once('drain', () => upBody.resume());
-      }
-    };
     upBody.on('data', (chunk: Buffer) => {
       x.responseBytes += chunk.length;
       obs?.onResponseChunk?.(chunk);
@@ -330,12 +330,20 @@ async function relay(x: Exchange, up: Dispatcher.ResponseData): Promise<void> {
         // A held answer is bounded like everything else: past the limit it fails closed (502).
         if (heldBytes > MAX_HELD_BYTES) upBody.destroy(new UpstreamError('ERR_RESPONSE_TOO_LARGE_TO_HOLD', `receipts.mode strict holds non-stream answers up to ${MAX_HELD_BYTES} bytes; this one is larger`));
         else heldChunks.push(chunk);
-      } else if (declaredLength !== undefined && x.responseBytes >= declaredLength) {
+        return;
+      }
+      if (declaredLength !== undefined && x.responseBytes >= declaredLength) {
         tail = tail ? Buffer.concat([tail, chunk]) : chunk;
-      } else write(doneHolder ? doneHolder.push(chunk) : chunk);
+        return;
+      }
+      const out = doneHolder ? doneHolder.push(chunk) : chunk;
+      if (out.length > 0 && !res.write(out)) {
+        upBody.pause();
+        res.once('drain', () => upBody.resume());
+      }
     });
-    upBody.once('end', () => void finish(x, release, heldChunks, tail).then(resolve));
-    upBody.once('error', (e: Error) => {
+    upBody.on('end', () => void finish(x, release, heldChunks, tail).then(resolve));
+    upBody.on('error', (e: Error) => {
       relayFailed(x, release, e);
       resolve();
     });

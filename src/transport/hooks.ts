@@ -63,6 +63,11 @@ export interface ExchangeObserver {
   trailers?: readonly string[];
   /** Each request body chunk exactly as forwarded upstream. Must not retain or mutate it. */
   onRequestChunk?(chunk: Uint8Array): void;
+  /**
+   * The request body is complete: every chunk was given to `onRequestChunk` and none follows (the
+   * request digest can be final while the answer still streams). Optional for both sides.
+   */
+  onRequestEnd?(): void;
   onResponseStart?(status: number, headers: Readonly<Record<string, string | string[]>>): void;
   /** Each response body chunk exactly as received (and as written to the app). */
   onResponseChunk?(chunk: Uint8Array): void;

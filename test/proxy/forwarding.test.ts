@@ -445,4 +445,37 @@ describe('the end of an answer waits for the observer (the receipt journal)', ()
     expect(doneAt - finishAt).toBeGreaterThanOrEqual(350);
     expect(text.endsWith('data: [DONE]\n\n')).toBe(true);
   });
+
+  test('the observer is told the request body ended after its last chunk (small and streamed bodies), before the answer ends', async () => {
+    const seen: { chunks: Buffer[]; events: string[] }[] = [];
+    const recording = {
+      onExchange: () => {
+        const s = { chunks: [] as Buffer[], events: [] as string[] };
+        seen.push(s);
+        return {
+          onRequestChunk: (c: Uint8Array) => {
+            s.chunks.push(Buffer.from(c));
+            s.events.push('chunk');
+          },
+          onRequestEnd: () => void s.events.push('request end'),
+          onResponseStart: () => void s.events.push('response'),
+          onEnd: () => void s.events.push('end'),
+        };
+      },
+    };
+    const h = await startHarness({ upstream: { receipts: { mode: 'off' } }, hooks: recording });
+    cleanups.push(() => h.close());
+    const large = JSON.stringify({ model: 'eu/tresor/gpt-oss-120b', messages: [{ role: 'user', content: 'x'.repeat(200_000) }] });
+    for (const sent of [body, large]) {
+      const res = await request(`${h.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: sent });
+      expect(res.statusCode).toBe(200);
+      await res.body.text();
+    }
+    expect(seen.map((s) => Buffer.concat(s.chunks).toString())).toEqual([body, large]);
+    for (const s of seen) {
+      const events = s.events.filter((e, i) => e !== 'chunk' || s.events[i + 1] !== 'chunk');
+      expect(events).toEqual(['chunk', 'request end', 'response', 'end']);
+    }
+    expect(seen[1]?.chunks.length).toBeGreaterThan(1); // the large body streamed, chunk by chunk
+  });
 });

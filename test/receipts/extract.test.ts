@@ -139,3 +139,60 @@ describe('top-level id extraction (NEAR: the chat id names the signature)', () =
     expect(runId('json', Buffer.from('{"id": 7, "choices": [{"id": "x"}]}'), [])).toEqual({});
   });
 });
+
+describe('whole-event chunks (the fast paths) find what the byte-by-byte splitter finds', () => {
+  const events = (list: unknown[], eol = '\n', sep = ' ') => list.map((e) => `data:${sep}${JSON.stringify(e)}${eol}${eol}`).join('') + `data: [DONE]${eol}${eol}`;
+  const finish = { choices: [{ delta: {}, finish_reason: 'stop' }], tresor };
+  const cases: { name: string; bytes: Buffer; field: ReceiptIdField }[] = [
+    { name: 'LF', bytes: Buffer.from(events([{ choices: [] }, { choices: [{ delta: { content: 'a "tresor" b' } }] }, finish])), field: 'tresor' },
+    { name: 'CRLF', bytes: Buffer.from(events([{ choices: [] }, finish], '\r\n')), field: 'tresor' },
+    { name: '`data:` without a space', bytes: Buffer.from(events([{ choices: [] }, finish], '\n', '')), field: 'tresor' },
+    { name: 'a line ending CR LF, the event LF', bytes: Buffer.from(`data: ${JSON.stringify(finish)}\r\n\ndata: [DONE]\n\n`), field: 'tresor' },
+    { name: 'event and id lines before the finish data', bytes: Buffer.from(`data: {"choices":[]}\n\nevent: message\nid: 3\ndata: ${JSON.stringify(finish)}\n\n`), field: 'tresor' },
+    { name: 'two events in one chunk, the block in the second', bytes: Buffer.from(`data: {"choices":[]}\n\n: "tresor" in a comment\n\ndata: ${JSON.stringify(finish)}\n\n`), field: 'tresor' },
+    { name: 'request_id', bytes: Buffer.from(events([{ model: 'm', choices: [] }, { model: 'm', choices: [{ finish_reason: 'stop' }], request_id: 'p-1' }])), field: 'request_id' },
+    { name: 'id', bytes: Buffer.from(events([{ id: 'c-1', model: 'm', choices: [] }, { id: 'c-1', model: 'm', choices: [{ finish_reason: 'stop' }] }])), field: 'id' },
+  ];
+  /** The stream cut after each blank line: every chunk a whole event, as a router's writes arrive. */
+  const wholeEvents = (b: Buffer) => {
+    const cuts: number[] = [];
+    for (let i = b.indexOf('\n\n'); i >= 0; i = b.indexOf('\n\n', i + 2)) cuts.push(i + 2);
+    return cuts.filter((c) => c < b.length);
+  };
+  const oneByteAtATime = (b: Buffer) => Array.from({ length: b.length }, (_, i) => i + 1);
+
+  test.each(cases)('$name: whole events, each cut once at every offset, and every two-chunk split', ({ bytes, field }) => {
+    const reference = run('sse', bytes, oneByteAtATime(bytes), field);
+    expect(reference.tresor?.receipt_id).toBeDefined();
+    expect(run('sse', bytes, wholeEvents(bytes), field)).toEqual(reference);
+    for (let k = 0; k <= bytes.length; k++) {
+      expect(run('sse', bytes, [k], field)).toEqual(reference);
+      expect(run('sse', bytes, [...wholeEvents(bytes), k], field)).toEqual(reference);
+    }
+  });
+
+  test('a whole single-line event that is over-long, or a comment, is skipped as before', () => {
+    const long = Buffer.from(`data: {"tresor":{"receipt_id":"evil"},"pad":"${'a'.repeat(MAX_SSE_LINE)}"}\n\n`);
+    expect(run('sse', Buffer.concat([long, sse]), [long.length])).toEqual({ tresor });
+    expect(run('sse', Buffer.from(`: {"tresor":{"receipt_id":"evil"}}\n\n`), [])).toEqual({});
+  });
+
+  test('per chunk one native search, not starting at the JSON quote; the single-line finish event read without the line splitter (3 searches, 5 before)', () => {
+    const bytes = cases[0]?.bytes as Buffer;
+    const cuts = wholeEvents(bytes);
+    const searched: Buffer[] = [];
+    const indexOf = Buffer.prototype.indexOf;
+    Buffer.prototype.indexOf = function (this: Buffer, ...a: Parameters<Buffer['indexOf']>) {
+      searched.push(Buffer.isBuffer(a[0]) ? a[0] : Buffer.from(typeof a[0] === 'number' ? [a[0]] : String(a[0])));
+      return indexOf.apply(this, a);
+    } as Buffer['indexOf'];
+    try {
+      expect(run('sse', bytes, cuts)).toEqual({ tresor });
+    } finally {
+      Buffer.prototype.indexOf = indexOf;
+    }
+    const chunks = cuts.length + 1;
+    expect(searched.length).toBe(chunks + 2);
+    expect(searched.filter((s) => s[0] === 0x22)).toEqual([Buffer.from('"tresor"')]); // the finish event's own check
+  });
+});

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, Hash } from 'node:crypto';
 import { describe, expect, test } from 'vitest';
 import { createLogger } from '../../src/log/logger.js';
 import { createTresorExtractor } from '../../src/receipts/extract.js';
@@ -86,6 +86,32 @@ describe('the receipt observer of one exchange', () => {
       response_sha256: createHash('sha256').update(sse).digest('hex'),
     });
     expect(job.receipt_id).toBeUndefined();
+    await p.close();
+  });
+
+  test('the request digest is final at the end of the request body: an open stream holds one SHA-256 context, not two', async () => {
+    const p = await openPipeline();
+    const o = p.observe(info()) as unknown as Record<string, unknown> & {
+      onRequestChunk(c: Uint8Array): void;
+      onRequestEnd(): void;
+      onResponseStart(s: number, h: Record<string, string>): void;
+      onResponseChunk(c: Uint8Array): void;
+      toJob(o: { ok: boolean; requestBytes: number; responseBytes: number }, at: Date): Record<string, unknown>;
+    };
+    const hashes = () => Object.values(o).filter((v) => v instanceof Hash).length;
+    o.onRequestChunk(Buffer.from('{"stream":'));
+    o.onRequestChunk(Buffer.from('true}'));
+    expect(hashes()).toBe(2);
+    o.onRequestEnd();
+    expect(hashes()).toBe(1);
+    expect(() => o.onRequestChunk(Buffer.from('x'))).toThrow('the request digest is final');
+    o.onResponseStart(200, { 'content-type': 'text/event-stream' });
+    o.onResponseChunk(sse);
+    expect(o.toJob({ ok: true, requestBytes: 15, responseBytes: sse.length }, new Date())).toMatchObject({
+      request_sha256: createHash('sha256').update('{"stream":true}').digest('hex'),
+      response_sha256: createHash('sha256').update(sse).digest('hex'),
+      receipt_id: 'rcpt-1',
+    });
     await p.close();
   });
 
