@@ -12,6 +12,7 @@ import { LOCAL_TOKEN_HEADER } from './local-auth.js';
 import { isStreamedBody, type Upstream } from './upstream.js';
 import { ClientGone, collectBody, IdleTimer, RequestBodyTimeout, RequestTooLarge, SMALL_BODY_BYTES, type CollectedBody } from './request-body.js';
 import type { DaemonMetrics } from '../metrics/metrics.js';
+import type { AccessLog } from '../log/access-line.js';
 
 /**
  * Grace past the router's own budget, so we never cut a request the router still serves
@@ -26,7 +27,7 @@ export interface ForwardContext {
   hooks: DaemonHooks;
   logger: Logger;
   /** Where the one access line per request goes (unredacted: its fields are the daemon's own; see accessLogger). */
-  accessLog?: Logger;
+  accessLog: AccessLog;
   requestId: string;
   /** Path and query to forward (already stripped of any /upstreams/<name> prefix). */
   path: string;
@@ -99,10 +100,8 @@ function openExchange(req: IncomingMessage, res: ServerResponse, ctx: ForwardCon
       if (error) upstream.counters.errors++;
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       ctx.metrics?.observeRequest({ upstream: upstream.name, method: req.method, path: ctx.path, status, seconds: ms / 1000, requestBytes, responseBytes, error });
-      (ctx.accessLog ?? logger).info(
-        { reqId: ctx.requestId, upstream: upstream.name, method: req.method, path: ctx.path.split('?')[0], status, requestBytes, responseBytes, ms, ...(error ? { error } : {}) },
-        'request',
-      );
+      const q = ctx.path.indexOf('?');
+      ctx.accessLog({ reqId: ctx.requestId, upstream: upstream.name, method: req.method, path: q < 0 ? ctx.path : ctx.path.slice(0, q), status, requestBytes, responseBytes, ms, error });
     },
   };
   return x;
