@@ -40,23 +40,45 @@ export interface ForwardContext {
 const MAX_HELD_BYTES = MAX_JSON_BODY;
 
 
-/** One exchange's state, shared by its phases (admit → dispatch → relay → finish). */
-interface Exchange {
-  req: IncomingMessage;
-  res: ServerResponse;
-  ctx: ForwardContext;
-  requestBytes: number;
-  responseBytes: number;
-  status: number;
-  obs: ExchangeObserver | undefined;
+/**
+ * One exchange's state, shared by its phases (admit → dispatch → relay → finish). A class, so that
+ * its methods live on the prototype (nothing is built per request but its fields).
+ */
+class Exchange {
+  requestBytes = 0;
+  responseBytes = 0;
+  status = 0;
+  obs: ExchangeObserver | undefined = undefined;
   /** The connection the request is written on, noted for the observer (when there is one). */
-  connection: ConnectionNote | undefined;
-  abort: AbortFlag;
-  clientGone: boolean;
+  connection: ConnectionNote | undefined = undefined;
+  readonly abort = new AbortFlag();
+  clientGone = false;
   /** A streamed request body's idle limit, while it lasts. */
-  idle: IdleTimer | undefined;
+  idle: IdleTimer | undefined = undefined;
+  private readonly started = process.hrtime.bigint();
+
+  constructor(
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly ctx: ForwardContext,
+  ) {
+    ctx.upstream.counters.requests++;
+    ctx.upstream.counters.inFlight++;
+  }
+
   /** Count and log the exchange (once). */
-  finished(error?: string): void;
+  finished(error?: string): void {
+    const { req, ctx, requestBytes, responseBytes, status } = this;
+    const { upstream } = ctx;
+    upstream.counters.inFlight--;
+    upstream.counters.bytesIn += requestBytes;
+    upstream.counters.bytesOut += responseBytes;
+    if (error) upstream.counters.errors++;
+    const ms = Number(process.hrtime.bigint() - this.started) / 1e6;
+    ctx.metrics?.observeRequest({ upstream: upstream.name, method: req.method, path: ctx.path, status, seconds: ms / 1000, requestBytes, responseBytes, error });
+    const q = ctx.path.indexOf('?');
+    ctx.accessLog({ reqId: ctx.requestId, upstream: upstream.name, method: req.method, path: q < 0 ? ctx.path : ctx.path.slice(0, q), status, requestBytes, responseBytes, ms, error });
+  }
 }
 
 type RequestBody = Buffer | IncomingMessage | undefined;
@@ -68,43 +90,11 @@ type RequestBody = Buffer | IncomingMessage | undefined;
  * backpressure), and the optional observer sees the same bytes.
  */
 export async function forward(req: IncomingMessage, res: ServerResponse, ctx: ForwardContext): Promise<void> {
-  const x = openExchange(req, res, ctx);
+  const x = new Exchange(req, res, ctx);
   const admitted = await admit(x);
   if (!admitted) return;
   const up = await dispatch(x, admitted.body);
   if (up) await relay(x, up);
-}
-
-function openExchange(req: IncomingMessage, res: ServerResponse, ctx: ForwardContext): Exchange {
-  const { upstream, logger } = ctx;
-  const started = process.hrtime.bigint();
-  upstream.counters.requests++;
-  upstream.counters.inFlight++;
-  const x: Exchange = {
-    req,
-    res,
-    ctx,
-    requestBytes: 0,
-    responseBytes: 0,
-    status: 0,
-    obs: undefined,
-    connection: undefined,
-    abort: new AbortFlag(),
-    clientGone: false,
-    idle: undefined,
-    finished(error?: string) {
-      const { requestBytes, responseBytes, status } = x;
-      upstream.counters.inFlight--;
-      upstream.counters.bytesIn += requestBytes;
-      upstream.counters.bytesOut += responseBytes;
-      if (error) upstream.counters.errors++;
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      ctx.metrics?.observeRequest({ upstream: upstream.name, method: req.method, path: ctx.path, status, seconds: ms / 1000, requestBytes, responseBytes, error });
-      const q = ctx.path.indexOf('?');
-      ctx.accessLog({ reqId: ctx.requestId, upstream: upstream.name, method: req.method, path: q < 0 ? ctx.path : ctx.path.slice(0, q), status, requestBytes, responseBytes, ms, error });
-    },
-  };
-  return x;
 }
 
 /**
