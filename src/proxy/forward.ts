@@ -138,7 +138,9 @@ async function admit(x: Exchange): Promise<{ body: RequestBody } | undefined> {
   }
 
   try {
-    await hooks.beforeDispatch?.(upstream.name);
+    // Awaited only when there is something to wait for (no promise and microtask turn per request otherwise).
+    const gate = hooks.beforeDispatch?.(upstream.name);
+    if (gate) await gate;
   } catch (e) {
     x.status = sendError(res, e, hooks.responseHeaders?.(upstream.name)).status;
     x.finished((e as TresorError).code ?? 'ERR_INTERNAL');
@@ -334,7 +336,7 @@ async function relay(x: Exchange, up: Dispatcher.ResponseData): Promise<void> {
 /** Finish: the observer decides (durability, strict receipts), then the end of the answer goes out. */
 async function finish(x: Exchange, r: Release, heldChunks: Buffer[], tail: Buffer | undefined): Promise<void> {
   const { res, ctx } = x;
-  const decision = await endObserver(x.obs, ctx.logger, ctx.requestId, { ok: true, status: x.status, requestBytes: x.requestBytes, responseBytes: x.responseBytes });
+  const decision = x.obs?.onEnd ? await endObserver(x.obs, ctx.logger, ctx.requestId, { ok: true, status: x.status, requestBytes: x.requestBytes, responseBytes: x.responseBytes }) : undefined;
   if (r.holdBody) {
     if (decision?.reject) x.status = sendError(res, decision.reject, ctx.hooks.responseHeaders?.(ctx.upstream.name)).status;
     else {
