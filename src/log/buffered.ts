@@ -11,6 +11,9 @@ export const ACCESS_LINE_BUFFER: LineBufferOptions = { bytes: 4096, maxDelayMs: 
 
 type Boom = ReturnType<typeof pino.destination>;
 
+/** A line into a buffer-mode sonic-boom (its typings list strings only). */
+const writeLine = (out: Boom, line: string): void => void (out as unknown as { write(b: Buffer): boolean }).write(Buffer.from(line));
+
 /**
  * The daemon's standard output with the per-request access lines gathered into fewer writes. One
  * sonic-boom stream (asynchronous, `minLength` = `bytes`) holds every line in the order it was
@@ -35,7 +38,10 @@ export class BufferedLines {
   private readonly timer: NodeJS.Timeout;
 
   constructor(fd: number, o: LineBufferOptions = ACCESS_LINE_BUFFER) {
-    this.out = pino.destination({ dest: fd, sync: false, minLength: o.bytes });
+    // Buffer mode: sonic-boom keeps what it holds as a list of Buffers. In its string mode each
+    // write measured the UTF-8 length of everything held so far (a 4 KiB concatenation, flattened
+    // again for every line): ~2.5 µs a line against ~1.2 µs with the line's own Buffer.
+    this.out = pino.destination({ dest: fd, sync: false, minLength: o.bytes, contentMode: 'buffer' });
     // After a write, sonic-boom goes idle ('drain') with what is below `minLength` still held.
     this.out.on('drain', () => {
       if (!this.urgent) return;
@@ -44,7 +50,7 @@ export class BufferedLines {
     });
     this.main = {
       write: (line: string) => {
-        this.out.write(line);
+        writeLine(this.out, line);
         this.kick();
       },
       // Two rounds: the first ends with the write in progress (if any), the second writes what
@@ -58,7 +64,7 @@ export class BufferedLines {
     this.access = {
       write: (line: string) => {
         this.held = true;
-        this.out.write(line);
+        writeLine(this.out, line);
       },
     };
     this.timer = setInterval(() => {

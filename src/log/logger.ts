@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import { BufferedLines } from './buffered.js';
+import { directAccessLog, LINE_BASE, type AccessLog } from './access-line.js';
 
 export type { Logger } from 'pino';
 
@@ -41,9 +42,9 @@ export interface LoggerOptions {
   destination?: DestinationStream | BufferedLines;
 }
 
-const lineOptions = (level: string) => ({ level, base: { service: 'tresor-attest' }, timestamp: pino.stdTimeFunctions.isoTime });
+const lineOptions = (level: string) => ({ level, base: { ...LINE_BASE }, timestamp: pino.stdTimeFunctions.isoTime });
 
-/** The access-line destination of a logger built on a `BufferedLines` (see accessLogger). */
+/** Where a JSON logger made by createLogger writes its access lines (see accessLogger). */
 const accessLines = new WeakMap<Logger, DestinationStream>();
 
 export function createLogger(opts: LoggerOptions): Logger {
@@ -53,23 +54,27 @@ export function createLogger(opts: LoggerOptions): Logger {
     return pino(base, pretty({ colorize: toStdout && process.stdout.isTTY === true, sync: toStdout, destination: (opts.destination as NodeJS.WritableStream | undefined) ?? 1 }));
   }
   const dest = opts.destination ?? new BufferedLines(1);
-  if (!(dest instanceof BufferedLines)) return pino(base, dest);
-  const logger = pino(base, dest.main);
-  accessLines.set(logger, dest.access);
+  const logger = pino(base, dest instanceof BufferedLines ? dest.main : dest);
+  accessLines.set(logger, dest instanceof BufferedLines ? dest.access : dest);
   return logger;
 }
 
 /**
- * The logger for the per-request access line: the same destination and bindings, without the
- * redaction walk. Every field of that line is a primitive the daemon computes itself (upstream
- * name, method, path without its query, status, byte counts, time, error code, request id), never
- * a header or a body, so there is nothing to censor; redaction (a walk over every member of every
- * line, 15–20 % of the daemon's CPU per request) stays on for everything else. Built once, not
- * per request. On standard output (a `BufferedLines`) its lines are gathered into fewer writes.
+ * The per-request access line's writer: the same destination and bindings as `logger`, without
+ * the redaction walk. Every field of that line is a primitive the daemon computes itself
+ * (upstream name, method, path without its query, status, byte counts, time, error code,
+ * request id), never a header or a body, so there is nothing to censor; redaction (a walk over
+ * every member of every line, 15–20 % of the daemon's CPU per request) stays on for everything
+ * else. For a JSON logger made by createLogger the line is built by one precompiled function
+ * (access-line.ts) and written where pino would write it (on standard output, a `BufferedLines`,
+ * its lines are gathered into fewer writes); any other logger (pretty, a child) logs it through
+ * pino. Built once, not per request; like pino's, at the logger's level when built.
  */
-export function accessLogger(logger: Logger): Logger {
+export function accessLogger(logger: Logger): AccessLog {
   const access = accessLines.get(logger);
-  return access ? pino(lineOptions(logger.level), access) : logger.child({}, { redact: { paths: [] } });
+  if (access) return logger.isLevelEnabled('info') ? directAccessLog(access) : () => undefined;
+  const child = logger.child({}, { redact: { paths: [] } });
+  return (entry) => child.info(entry, 'request');
 }
 
 /**

@@ -19,21 +19,39 @@ const ROUTES: readonly (readonly [RegExp, string])[] = [
   [/^\/v1\/images\/[a-z]+$/, '/v1/images'],
 ];
 
+/** Labels of the paths seen last (a daemon sees a handful of routes: each label is worked out once, not per request). */
+const recentRoutes = new Map<string, string>();
+const RECENT_ROUTES_MAX = 512;
+
 export function routeLabel(path: string): string {
-  const p = (path.split('?')[0] ?? '').replace(/\/+$/, '');
+  const known = recentRoutes.get(path);
+  if (known !== undefined) return known;
+  const label = routeOf(path);
+  // Bounded: paths with ids or queries would grow it without end.
+  if (recentRoutes.size >= RECENT_ROUTES_MAX) recentRoutes.clear();
+  recentRoutes.set(path, label);
+  return label;
+}
+
+function routeOf(path: string): string {
+  const q = path.indexOf('?');
+  const p = (q < 0 ? path : path.slice(0, q)).replace(/\/+$/, '');
   for (const [re, label] of ROUTES) if (re.test(p)) return label;
   return 'other';
 }
 
+const STATUS_CLASSES = ['none', '1xx', '2xx', '3xx', '4xx', '5xx'];
+
 /** `2xx`, `4xx`, ...; `none` when no status was sent (the client went away first). */
 export function statusClass(status: number): string {
   if (status === 499 || status < 100 || status > 599) return status === 499 ? 'client_closed' : 'none';
-  return `${Math.floor(status / 100)}xx`;
+  return STATUS_CLASSES[Math.floor(status / 100)] ?? `${Math.floor(status / 100)}xx`;
 }
 
 const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS']);
 
 export function methodLabel(method: string | undefined): string {
+  if (method !== undefined && METHODS.has(method)) return method;
   const m = (method ?? '').toUpperCase();
   return METHODS.has(m) ? m : 'other';
 }

@@ -55,20 +55,42 @@ export function hostName(value: string): string | undefined {
   return m ? bareHost((m[1] ?? m[2]) as string) : undefined;
 }
 
+/** What the Host values seen last name (`null`: malformed), and whether that is a loopback name. */
+const recentHosts = new Map<string, { name: string; loopback: boolean } | null>();
+const RECENT_HOSTS_MAX = 256;
+
+/**
+ * `hostName` and `isLoopbackHost` of a Host value, worked out once per value: apps send the same
+ * one or two values on every request. Bounded (cleared when full), so hostile values cannot grow it.
+ */
+function parsedHost(value: string): { name: string; loopback: boolean } | null {
+  let h = recentHosts.get(value);
+  if (h === undefined) {
+    const name = hostName(value);
+    h = name === undefined ? null : { name, loopback: isLoopbackHost(name) };
+    if (recentHosts.size >= RECENT_HOSTS_MAX) recentHosts.clear();
+    recentHosts.set(value, h);
+  }
+  return h;
+}
+
 /** Exactly one Host header that names this listener (see above). */
 export function hostAllowed(req: IncomingMessage, door: ListenerDoor): boolean {
   let value: string | undefined;
   let count = 0;
-  for (let i = 0; i < req.rawHeaders.length; i += 2) {
-    if ((req.rawHeaders[i] as string).toLowerCase() === 'host') {
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === 4 && name.toLowerCase() === 'host') {
       count++;
-      value = req.rawHeaders[i + 1];
+      value = raw[i + 1];
     }
   }
   if (count !== 1 || value === undefined) return false;
-  const name = hostName(value);
-  if (name === undefined) return false;
-  if (isLoopbackHost(name) || door.hosts.has(name) || name === door.listenHost) return true;
+  const host = parsedHost(value);
+  if (host === null) return false;
+  const { name } = host;
+  if (host.loopback || door.hosts.has(name) || name === door.listenHost) return true;
   const local = req.socket.localAddress;
   return local !== undefined && name === bareHost(local);
 }
@@ -196,10 +218,25 @@ function checkEncodedSlashes(segment: string): void {
 }
 
 /**
+ * A path normalisation leaves as it is: segments of characters that are neither percent-encoded
+ * nor refused (unreserved, sub-delims but `;`, `:` and `@`), none empty but the last, none a dot
+ * segment. What nearly every request sends; anything else takes the full normalisation.
+ */
+const NORMAL_PATH = /^(?=\/)(?:\/(?!\.\.?(?:\/|$))[A-Za-z0-9._~!$&'()*+,=:@-]+)*\/?$/;
+
+/**
  * Normalise a request target (origin form only): RFC 3986 §6.2.2.2 then §5.2.4. Empty segments
  * (`//`) and dot segments above the root are refused rather than guessed at.
  */
 export function normalizeTarget(url: string): Target {
+  const q = url.indexOf('?');
+  const raw = q < 0 ? url : url.slice(0, q);
+  if (NORMAL_PATH.test(raw) && !url.includes('#')) return { path: raw, query: q < 0 ? '' : url.slice(q), dotSegments: false };
+  return normalizeTargetFully(url);
+}
+
+/** The full normalisation (exported for the test that holds `normalizeTarget`'s shortcut to it). */
+export function normalizeTargetFully(url: string): Target {
   if (!url.startsWith('/')) throw new RequestPathError('is not an absolute path (origin-form)');
   if (url.includes('#')) throw new RequestPathError('contains a fragment');
   const q = url.indexOf('?');
@@ -259,7 +296,7 @@ export function admit<U>(req: IncomingMessage, door: ListenerDoor, listener: U, 
   } catch (e) {
     return { reason: 'path', error: e as TresorError, detail: {} };
   }
-  const m = UPSTREAM_PATH.exec(target.path);
+  const m = target.path.startsWith('/upstreams/') ? UPSTREAM_PATH.exec(target.path) : null;
   const named = m ? upstreams.get(m[1] as string) : undefined;
   const forwardPath = m && named ? (m[2] as string) : target.path;
   const toV1 = isV1(forwardPath);

@@ -10,7 +10,7 @@ import { accessLogger, requestIdFrom } from '../log/logger.js';
 import { sendError } from './errors-to-http.js';
 import { forward } from './forward.js';
 import { LocalAuthError, readLocalToken, type LocalToken } from './local-auth.js';
-import type { DaemonHooks } from '../transport/hooks.js';
+import type { DaemonHooks, ExchangeInfo } from '../transport/hooks.js';
 import { Upstream } from './upstream.js';
 import { AttestationManager } from '../attestation/manager.js';
 import { createUpstreamAttestation, emptyAttesterRegistry, type PinEvent } from '../attestation/profile.js';
@@ -67,7 +67,8 @@ function withAttestation(managers: Map<string, AttestationManager>, extra: Daemo
       return extra.readiness?.(upstream) ?? m ?? { ready: true };
     },
     responseHeaders(upstream) {
-      return { ...managers.get(upstream)?.responseHeaders(), ...extra.responseHeaders?.(upstream) };
+      const m = managers.get(upstream)?.responseHeaders();
+      return extra.responseHeaders ? { ...m, ...extra.responseHeaders(upstream) } : (m ?? {});
     },
     status(upstream) {
       const m = managers.get(upstream);
@@ -114,9 +115,11 @@ async function runDaemon(config: ResolvedConfig, deps: DaemonDeps, locks: { rele
   let pipeline: ReceiptPipeline | undefined;
   let exporter: AuditExporter | undefined;
   const extra = deps.hooks ?? {};
+  // Without receipts anywhere nothing observes an exchange (but extra hooks): forward() then skips describing each one.
+  const receiptsOn = config.upstreams.some((u) => u.receipts.mode !== 'off');
   const hooks = withAttestation(managers, {
     ...extra,
-    onExchange: (info) => pipeline?.observe(info) ?? extra.onExchange?.(info),
+    ...(receiptsOn ? { onExchange: (info: ExchangeInfo) => pipeline?.observe(info) ?? extra.onExchange?.(info) } : {}),
     // Verdict counts are this upstream's; `pending`, `journaled` and `dropped` are the shared journal's.
     status: (name) => ({ ...(pipeline ? { receipts: receiptStatus(pipeline, name) } : {}), ...extra.status?.(name) }),
   });
@@ -175,6 +178,7 @@ async function runDaemon(config: ResolvedConfig, deps: DaemonDeps, locks: { rele
   for (const m of managers.values()) void m.start();
   const startedAt = Date.now();
   let shuttingDown = false;
+  const isShuttingDown = () => shuttingDown;
   const servers: http.Server[] = [];
   const listeners: { upstream: string; url: string }[] = [];
 
@@ -189,7 +193,7 @@ async function runDaemon(config: ResolvedConfig, deps: DaemonDeps, locks: { rele
     auditDir: config.audit.dir,
     clock,
     startedAt,
-    shuttingDown: () => shuttingDown,
+    shuttingDown: isShuttingDown,
   };
 
   const handler = (listener: Upstream, door: ListenerDoor) => (req: IncomingMessage, res: ServerResponse) => {
@@ -199,7 +203,8 @@ async function runDaemon(config: ResolvedConfig, deps: DaemonDeps, locks: { rele
     const read = req.method === 'GET' || req.method === 'HEAD';
     // Liveness and readiness answer any Host, Origin and token: probes (a kubelet's httpGet sends
     // Host = pod IP:port, a load balancer its own name); they forward nothing and show no secret.
-    const rawPath = url.split('?')[0] ?? '/';
+    const q = url.indexOf('?');
+    const rawPath = q < 0 ? url : url.slice(0, q);
     if (read && rawPath === '/healthz') return sendJson(res, 200, { status: 'ok' });
     if (read && rawPath === '/readyz') return sendReadiness(res, local, listener.name);
     // Admission (admission.ts): Host, path, Origin, then every token on the way; nothing is forwarded before.
@@ -218,7 +223,7 @@ async function runDaemon(config: ResolvedConfig, deps: DaemonDeps, locks: { rele
     // Every listener keeps its own door: the token of the listener the request arrived on, and the
     // token of the upstream it reaches (through /upstreams/<name>/), if each has one.
     // On /v1 the app's Authorization carries a token only when the daemon injects the real key.
-    for (const u of new Set([listener, upstream])) {
+    if (tokens.size > 0) for (const u of new Set([listener, upstream])) {
       const token = tokens.get(u.name);
       if (token && !token.allows(req.headers, { local: !toV1, authorizationCarriesToken: !toV1 || upstream.authorization !== undefined })) {
         req.resume();
@@ -246,7 +251,7 @@ async function runDaemon(config: ResolvedConfig, deps: DaemonDeps, locks: { rele
       logger.warn({ reqId: requestId, upstream: upstream.name, code: refused.code, event: 'audit.refused' }, 'exchange refused: its audit record cannot be made durable');
       return sendError(res, refused, { 'retry-after': '5' });
     }
-    forward(req, res, { upstream, hooks, logger, accessLog, requestId, path: a.forwardPath + target.query, shuttingDown: () => shuttingDown, metrics: observer }).catch((e: unknown) => {
+    forward(req, res, { upstream, hooks, logger, accessLog, requestId, path: a.forwardPath + target.query, shuttingDown: isShuttingDown, metrics: observer }).catch((e: unknown) => {
       logger.error({ reqId: requestId, err: { message: (e as Error).message } }, 'unexpected error while forwarding');
       sendError(res, e);
     });

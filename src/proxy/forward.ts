@@ -12,6 +12,7 @@ import { LOCAL_TOKEN_HEADER } from './local-auth.js';
 import { isStreamedBody, type Upstream } from './upstream.js';
 import { ClientGone, collectBody, IdleTimer, RequestBodyTimeout, RequestTooLarge, SMALL_BODY_BYTES, type CollectedBody } from './request-body.js';
 import type { DaemonMetrics } from '../metrics/metrics.js';
+import type { AccessLog } from '../log/access-line.js';
 
 /**
  * Grace past the router's own budget, so we never cut a request the router still serves
@@ -26,7 +27,7 @@ export interface ForwardContext {
   hooks: DaemonHooks;
   logger: Logger;
   /** Where the one access line per request goes (unredacted: its fields are the daemon's own; see accessLogger). */
-  accessLog?: Logger;
+  accessLog: AccessLog;
   requestId: string;
   /** Path and query to forward (already stripped of any /upstreams/<name> prefix). */
   path: string;
@@ -39,23 +40,45 @@ export interface ForwardContext {
 const MAX_HELD_BYTES = MAX_JSON_BODY;
 
 
-/** One exchange's state, shared by its phases (admit → dispatch → relay → finish). */
-interface Exchange {
-  req: IncomingMessage;
-  res: ServerResponse;
-  ctx: ForwardContext;
-  requestBytes: number;
-  responseBytes: number;
-  status: number;
-  obs: ExchangeObserver | undefined;
+/**
+ * One exchange's state, shared by its phases (admit → dispatch → relay → finish). A class, so that
+ * its methods live on the prototype (nothing is built per request but its fields).
+ */
+class Exchange {
+  requestBytes = 0;
+  responseBytes = 0;
+  status = 0;
+  obs: ExchangeObserver | undefined = undefined;
   /** The connection the request is written on, noted for the observer (when there is one). */
-  connection: ConnectionNote | undefined;
-  abort: AbortFlag;
-  clientGone: boolean;
+  connection: ConnectionNote | undefined = undefined;
+  readonly abort = new AbortFlag();
+  clientGone = false;
   /** A streamed request body's idle limit, while it lasts. */
-  idle: IdleTimer | undefined;
+  idle: IdleTimer | undefined = undefined;
+  private readonly started = process.hrtime.bigint();
+
+  constructor(
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly ctx: ForwardContext,
+  ) {
+    ctx.upstream.counters.requests++;
+    ctx.upstream.counters.inFlight++;
+  }
+
   /** Count and log the exchange (once). */
-  finished(error?: string): void;
+  finished(error?: string): void {
+    const { req, ctx, requestBytes, responseBytes, status } = this;
+    const { upstream } = ctx;
+    upstream.counters.inFlight--;
+    upstream.counters.bytesIn += requestBytes;
+    upstream.counters.bytesOut += responseBytes;
+    if (error) upstream.counters.errors++;
+    const ms = Number(process.hrtime.bigint() - this.started) / 1e6;
+    ctx.metrics?.observeRequest({ upstream: upstream.name, method: req.method, path: ctx.path, status, seconds: ms / 1000, requestBytes, responseBytes, error });
+    const q = ctx.path.indexOf('?');
+    ctx.accessLog({ reqId: ctx.requestId, upstream: upstream.name, method: req.method, path: q < 0 ? ctx.path : ctx.path.slice(0, q), status, requestBytes, responseBytes, ms, error });
+  }
 }
 
 type RequestBody = Buffer | IncomingMessage | undefined;
@@ -67,45 +90,11 @@ type RequestBody = Buffer | IncomingMessage | undefined;
  * backpressure), and the optional observer sees the same bytes.
  */
 export async function forward(req: IncomingMessage, res: ServerResponse, ctx: ForwardContext): Promise<void> {
-  const x = openExchange(req, res, ctx);
+  const x = new Exchange(req, res, ctx);
   const admitted = await admit(x);
   if (!admitted) return;
   const up = await dispatch(x, admitted.body);
   if (up) await relay(x, up);
-}
-
-function openExchange(req: IncomingMessage, res: ServerResponse, ctx: ForwardContext): Exchange {
-  const { upstream, logger } = ctx;
-  const started = process.hrtime.bigint();
-  upstream.counters.requests++;
-  upstream.counters.inFlight++;
-  const x: Exchange = {
-    req,
-    res,
-    ctx,
-    requestBytes: 0,
-    responseBytes: 0,
-    status: 0,
-    obs: undefined,
-    connection: undefined,
-    abort: new AbortFlag(),
-    clientGone: false,
-    idle: undefined,
-    finished(error?: string) {
-      const { requestBytes, responseBytes, status } = x;
-      upstream.counters.inFlight--;
-      upstream.counters.bytesIn += requestBytes;
-      upstream.counters.bytesOut += responseBytes;
-      if (error) upstream.counters.errors++;
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      ctx.metrics?.observeRequest({ upstream: upstream.name, method: req.method, path: ctx.path, status, seconds: ms / 1000, requestBytes, responseBytes, error });
-      (ctx.accessLog ?? logger).info(
-        { reqId: ctx.requestId, upstream: upstream.name, method: req.method, path: ctx.path.split('?')[0], status, requestBytes, responseBytes, ms, ...(error ? { error } : {}) },
-        'request',
-      );
-    },
-  };
-  return x;
 }
 
 /**
@@ -149,7 +138,9 @@ async function admit(x: Exchange): Promise<{ body: RequestBody } | undefined> {
   }
 
   try {
-    await hooks.beforeDispatch?.(upstream.name);
+    // Awaited only when there is something to wait for (no promise and microtask turn per request otherwise).
+    const gate = hooks.beforeDispatch?.(upstream.name);
+    if (gate) await gate;
   } catch (e) {
     x.status = sendError(res, e, hooks.responseHeaders?.(upstream.name)).status;
     x.finished((e as TresorError).code ?? 'ERR_INTERNAL');
@@ -353,7 +344,7 @@ async function relay(x: Exchange, up: Dispatcher.ResponseData): Promise<void> {
 /** Finish: the observer decides (durability, strict receipts), then the end of the answer goes out. */
 async function finish(x: Exchange, r: Release, heldChunks: Buffer[], tail: Buffer | undefined): Promise<void> {
   const { res, ctx } = x;
-  const decision = await endObserver(x.obs, ctx.logger, ctx.requestId, { ok: true, status: x.status, requestBytes: x.requestBytes, responseBytes: x.responseBytes });
+  const decision = x.obs?.onEnd ? await endObserver(x.obs, ctx.logger, ctx.requestId, { ok: true, status: x.status, requestBytes: x.requestBytes, responseBytes: x.responseBytes }) : undefined;
   if (r.holdBody) {
     if (decision?.reject) x.status = sendError(res, decision.reject, ctx.hooks.responseHeaders?.(ctx.upstream.name)).status;
     else {

@@ -29,6 +29,9 @@ export interface StreamGate {
 const MAX_ATTEMPTS = 3;
 
 const attempts = new WeakMap<object, number>();
+/** What a finished handler points at instead of the caller's (see `release`). */
+const RELEASED: AnyHandler = Object.freeze({});
+const RELEASED_OPTS = Object.freeze({}) as Dispatcher.DispatchOptions;
 type Fn = (...a: unknown[]) => unknown;
 type AnyHandler = Record<string, Fn | undefined>;
 
@@ -55,10 +58,21 @@ class Gated {
 
   constructor(
     private readonly gate: StreamGate,
-    private readonly opts: Dispatcher.DispatchOptions,
-    protected readonly inner: AnyHandler,
+    private opts: Dispatcher.DispatchOptions,
+    protected inner: AnyHandler,
     private readonly note: ConnectionNote | undefined,
   ) {}
+
+  /**
+   * The exchange is over: let go of the caller's handler and options. An HTTP/2 stream outlives
+   * its request in Node (its listeners, which hold undici's request and so this handler, stay
+   * reachable past the next young-generation collection); without this, each exchange's whole
+   * graph (the response body stream, the app's request and response objects) was promoted with it.
+   */
+  protected release(): void {
+    this.inner = RELEASED;
+    this.opts = RELEASED_OPTS;
+  }
 
   protected open(): void {
     if (!this.gate.mayOpenStream()) throw new NotOpened('the connection may not open a new stream');
@@ -92,7 +106,10 @@ class GatedLegacy extends Gated {
   }
   onError(err: unknown) {
     const e = this.failure(err);
-    if (e) this.inner.onError?.call(this.inner, e);
+    if (!e) return;
+    const inner = this.inner;
+    this.release();
+    inner.onError?.call(inner, e);
   }
   onUpgrade(...a: unknown[]) {
     return this.inner.onUpgrade?.apply(this.inner, a);
@@ -101,7 +118,9 @@ class GatedLegacy extends Gated {
     return this.inner.onData?.apply(this.inner, a);
   }
   onComplete(...a: unknown[]) {
-    return this.inner.onComplete?.apply(this.inner, a);
+    const inner = this.inner;
+    this.release();
+    return inner.onComplete?.apply(inner, a);
   }
   onResponseStarted(...a: unknown[]) {
     return this.inner.onResponseStarted?.apply(this.inner, a);
@@ -126,7 +145,10 @@ class GatedController extends Gated {
   }
   onResponseError(controller: unknown, err: unknown) {
     const e = this.failure(err);
-    if (e) this.inner.onResponseError?.call(this.inner, controller, e);
+    if (!e) return;
+    const inner = this.inner;
+    this.release();
+    inner.onResponseError?.call(inner, controller, e);
   }
   onRequestUpgrade(...a: unknown[]) {
     return this.inner.onRequestUpgrade?.apply(this.inner, a);
@@ -135,7 +157,9 @@ class GatedController extends Gated {
     return this.inner.onResponseData?.apply(this.inner, a);
   }
   onResponseEnd(...a: unknown[]) {
-    return this.inner.onResponseEnd?.apply(this.inner, a);
+    const inner = this.inner;
+    this.release();
+    return inner.onResponseEnd?.apply(inner, a);
   }
 }
 

@@ -34,7 +34,7 @@ describe('access lines gathered into fewer writes (BufferedLines)', () => {
     const log = accessLogger(f.logger);
     // One line per event-loop turn with time between them: each would have been its own write(2) before.
     for (let i = 0; i < 60; i++) {
-      log.info(access(i), 'request');
+      log(access(i));
       await sleep(1);
     }
     await flushLogger(f.logger);
@@ -49,13 +49,13 @@ describe('access lines gathered into fewer writes (BufferedLines)', () => {
   test('any other line goes out at once, with the access lines before it; a lone access line within the delay', async () => {
     const f = onFile('urgent.log', { bytes: 4096, maxDelayMs: 150 });
     const log = accessLogger(f.logger);
-    log.info(access(1), 'request');
+    log(access(1));
     await sleep(40);
     expect(f.read()).toHaveLength(0); // held: below 4 KiB and the delay
     f.logger.warn({ event: 'x' }, 'something an operator must see');
     await sleep(40);
     expect(f.read().map((l) => (parseStrictJson(l) as { msg: string }).msg)).toEqual(['request', 'something an operator must see']);
-    log.info(access(2), 'request');
+    log(access(2));
     await sleep(400);
     expect(f.read()).toHaveLength(3);
     f.close();

@@ -10,7 +10,7 @@ describe('logger', () => {
     const sink = new LogSink();
     const logger = createLogger({ level: 'info', format: 'json', destination: sink });
     logger.info({ authorization: 'Bearer a', headers: { authorization: 'Bearer b' }, nested: { api_key: 'k', body: 'text' } }, 'slipped');
-    accessLogger(logger).info({ reqId: 'r1', upstream: 'u', method: 'POST', path: '/v1/chat/completions', status: 200, requestBytes: 3, responseBytes: 4, ms: 1.5 }, 'request');
+    accessLogger(logger)({ reqId: 'r1', upstream: 'u', method: 'POST', path: '/v1/chat/completions', status: 200, requestBytes: 3, responseBytes: 4, ms: 1.5 });
     await flush();
     const [slipped, access] = sink.records;
     expect(slipped).toMatchObject({ authorization: '[redacted]', headers: { authorization: '[redacted]' }, nested: { api_key: '[redacted]', body: '[redacted]' } });

@@ -43,6 +43,15 @@ describe('route and status labels are a fixed vocabulary', () => {
     expect(statusClass(499)).toBe('client_closed');
     expect(statusClass(0)).toBe('none');
   });
+
+  test('a label worked out once per path is the same label when the path comes again, before and after the memo is full', () => {
+    const paths = ['/v1/chat/completions', '/v1/chat/completions?x=1', '/v1/models/', '/v1/models/m-1', '/v1/responses/r?x=/a', '/v1/files/f/content', 'odd'];
+    const first = paths.map(routeLabel);
+    expect(first).toEqual(['/v1/chat/completions', '/v1/chat/completions', '/v1/models', '/v1/models/{id}', '/v1/responses/{id}', 'other', 'other']);
+    for (let i = 0; i < 1500; i++) expect(routeLabel(`/v1/responses/resp-${i}`)).toBe('/v1/responses/{id}');
+    expect(paths.map(routeLabel)).toEqual(first);
+    expect([100, 199, 200, 302, 404, 499, 503, 599, 600, 99].map(statusClass)).toEqual(['1xx', '1xx', '2xx', '3xx', '4xx', 'client_closed', '5xx', '5xx', 'none', 'none']);
+  });
 });
 
 describe('GET /metrics after real traffic through the daemon', () => {

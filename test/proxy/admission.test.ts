@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { resolveConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log/logger.js';
 import { startDaemon, type RunningDaemon } from '../../src/proxy/daemon.js';
-import { hostAllowed, hostName, listenerDoor, normalizeTarget } from '../../src/proxy/admission.js';
+import { hostAllowed, hostName, listenerDoor, normalizeTarget, normalizeTargetFully } from '../../src/proxy/admission.js';
 import { LogSink } from '../helpers/log-sink.js';
 import { rawRequest } from '../helpers/raw-http.js';
 import { startTestUpstream, type TestUpstream } from '../helpers/upstream.js';
@@ -102,6 +102,26 @@ describe('path normalisation (RFC 3986 §6.2.2.2 and §5.2.4)', () => {
   });
 });
 
+describe("normalizeTarget's shortcut for paths that are already normal", () => {
+  /** The result, or the refusal's message. */
+  const outcome = (f: (u: string) => unknown, url: string) => {
+    try {
+      return f(url);
+    } catch (e) {
+      return `refused: ${(e as Error).message}`;
+    }
+  };
+
+  test('gives what the full normalisation gives, for every target (random ones from a hostile alphabet included)', () => {
+    const fixed = ['/', '/v1', '/v1/', '/v1/chat/completions', '/v1/chat/completions?x=1#y', '/v1/models/a:b@c', "/v1/x!$&'()*+,=~_-.y", '/v1/.', '/v1/..', '/v1/.x', '/v1/..x/', '/v1/x.', '/./v1', '/v1/./', '/v1//', '//', '/v1;x', '/v1/%41', '/v1/a#', '/v1/a?b#c', 'v1', ''];
+    const alphabet = ['/', '/', '.', '..', 'v1', 'a', 'Z', '9', '-', '_', '~', '!', ':', '@', '%', '%2e', '%2F', '%41', ';', '\\', '#', '?', ' ', '"', '\u00e9', '[', '{'];
+    let seed = 20;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    const random = Array.from({ length: 5000 }, () => `/${Array.from({ length: 1 + rand(8) }, () => alphabet[rand(alphabet.length)]).join('')}`);
+    for (const url of [...fixed, ...random]) expect(outcome(normalizeTarget, url), url).toEqual(outcome(normalizeTargetFully, url));
+  });
+});
+
 describe('Host names', () => {
   const req = (hosts: string[], localAddress = '127.0.0.1') => ({ rawHeaders: hosts.flatMap((h) => ['Host', h]), socket: { localAddress } }) as unknown as IncomingMessage;
   const door = listenerDoor({ listen: { host: '0.0.0.0', port: 8787 }, allowed_hosts: ['Tresor-Attest', 'sidecar.svc.cluster.local.'], allowed_origins: [] });
@@ -123,6 +143,9 @@ describe('Host names', () => {
     expect(hostAllowed(req(['localhost', 'evil.example']), door)).toBe(false);
     // A pod's own IP (a kubelet probe, a peer in the pod network): the address the connection reached.
     expect(hostAllowed(req(['10.0.0.7:8787'], '::ffff:10.0.0.7'), door)).toBe(true);
+    // The same values again (their parse is remembered): the same verdicts, each door its own.
+    const other = listenerDoor({ listen: { host: '127.0.0.1', port: 1 }, allowed_hosts: [], allowed_origins: [] });
+    for (const v of ['tresor-attest:8787', 'sidecar.svc.cluster.local:1', 'localhost', 'evil.example:8787']) expect([hostAllowed(req([v]), door), hostAllowed(req([v]), other)], v).toEqual([v !== 'evil.example:8787', v === 'localhost']);
     // A specific listen address is a name of the listener even when reached through another route.
     expect(hostAllowed(req(['192.0.2.5:8787']), listenerDoor({ listen: { host: '192.0.2.5', port: 8787 }, allowed_hosts: [], allowed_origins: [] }))).toBe(true);
   });
