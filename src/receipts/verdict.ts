@@ -75,6 +75,9 @@ function equalCheck(name: string, code: string, claim: unknown, expected: unknow
     : { name, result: 'fail', code, detail: `expected ${JSON.stringify(expected)}, the receipt says ${JSON.stringify(claim)}` };
 }
 
+/** The router block's exact text in the signed payload (cut out by the parse, or found now). */
+const routerBlockText = (r: VerifiedReceiptJws) => (r.member?.name === 'router_attestation' ? r.member.text : topLevelMemberText(r.payloadText, 'router_attestation'));
+
 /**
  * Policy over a verified receipt: every claim the app can check against what it saw. Collects
  * every check; the verdict follows `verdictFromChecks`.
@@ -106,7 +109,7 @@ export async function evaluateReceipt(
   const issuedAt = typeof c.iat === 'number' && Number.isFinite(c.iat) ? new Date(c.iat * 1000) : (expect.exchangeAt ?? new Date(0));
   const router = c.router_attestation;
   if (router === undefined) checks.push({ name: 'router_attestation', result: 'skip', detail: 'absent' });
-  else if (hooks.verifyRouterAttestation) checks.push({ name: 'router_attestation', ...(await hooks.verifyRouterAttestation(router, issuedAt, topLevelMemberText(receipt.payloadText, 'router_attestation'))) });
+  else if (hooks.verifyRouterAttestation) checks.push({ name: 'router_attestation', ...(await hooks.verifyRouterAttestation(router, issuedAt, routerBlockText(receipt))) });
   else checks.push({ name: 'router_attestation', result: 'unverifiable', code: 'ERR_RECEIPT_ATTESTATION_UNCHECKED', detail: 'no verifier for the router evidence here (no trust bundle)' });
   const inference = c.inference_attestation ?? c.provider_attestation;
   if (hooks.verifyInferenceAttestation) checks.push({ name: 'inference_attestation', ...(await hooks.verifyInferenceAttestation(inference, issuedAt)) });
