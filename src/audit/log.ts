@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { VerificationError } from '../errors/index.js';
 import type { Clock } from '../types.js';
-import { commitAppend, CommitScheduler, DEFAULT_RETRY_MS, FileRemovedError } from '../util/appender.js';
+import { commitAppend, CommitScheduler, DEFAULT_RETRY_MS, FileRemovedError, linesToBytes } from '../util/appender.js';
 import type { CheckpointSigner } from './checkpoint.js';
 import { dayOf, FILE_RE, fileName, GENESIS, lineHash, serialise } from './format.js';
 import type { AuditHealth } from './health.js';
@@ -230,7 +230,7 @@ export class AuditLog {
           await this.rotate(day);
           continue;
         }
-        this.size += await commitAppend(this.fh as FileHandle, this.file, this.size, `${lines.join('\n')}\n`);
+        this.size += await commitAppend(this.fh as FileHandle, this.file, this.size, linesToBytes(lines, bytes));
         // Durable: only now does the chain advance.
         for (const hash of hashes) {
           this.seq += 1;
