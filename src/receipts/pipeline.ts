@@ -156,7 +156,7 @@ export class ReceiptPipeline {
   private readonly pinWrites = new Map<string, Promise<void>>();
   private closed = false;
   /** When this run last made a record durable (for /status). */
-  private lastRecordAt: string | undefined;
+  private lastRecordAt: Date | undefined;
   readonly counters = { journaled: 0, recorded: 0, verified: 0, failed: 0, missing: 0, opted_out: 0, unverifiable: 0, dropped: 0 };
   /** Verdicts recorded, per upstream (metrics). */
   readonly verdictsByUpstream = new Map<string, Partial<Record<FinalVerdict, number>>>();
@@ -233,7 +233,7 @@ export class ReceiptPipeline {
       write_failures: { ...this.health.failures },
       head_seq: this.audit.head.seq,
       head_hash: this.audit.head.hash,
-      last_record_at: this.lastRecordAt ?? null,
+      last_record_at: this.lastRecordAt?.toISOString() ?? null,
       disk: this.o.stateDir === undefined ? null : diskUse(this.o.audit.dir),
       moved_aside_at_start: this.audit.recovered.movedAside,
       ...(this.audit.recovered.gap ? { gap_at_start: this.audit.recovered.gap.reason } : {}),
@@ -433,7 +433,7 @@ export class ReceiptPipeline {
       archived = this.archive.put(jws, this.o.clock(), record.receipt_jws_sha256, { urgent });
     }
     const [{ seq }] = await Promise.all([this.audit.append(record as unknown as Record<string, unknown>, { urgent }), archived]);
-    this.lastRecordAt = this.o.clock().toISOString();
+    this.lastRecordAt = this.o.clock();
     this.counters.recorded++;
     this.counters[record.verdict]++;
     const byUpstream = this.verdictsByUpstream.get(record.upstream) ?? {};
