@@ -24,7 +24,7 @@ export type KeyResolver = (header: Readonly<Record<string, unknown>>) => Promise
  * The embedded router evidence of recent receipts, by its exact text: receipts carry the same
  * envelope (~5 KB of the payload) until the router refreshes it, so it is parsed once per distinct
  * text, not per receipt (any byte changed: a new text, parsed in full). Parsing only; what the
- * evidence proves is checked per receipt (attestation/tresor.ts, by the hash of these bytes).
+ * evidence proves is checked per receipt (attestation/tresor.ts, recognised by these exact bytes).
  */
 const ROUTER_BLOCKS = new JsonValueMemo(8);
 

@@ -45,7 +45,7 @@ export interface ReceiptExpectations {
 export interface ReceiptHooks {
   /**
    * `at` is the receipt's `iat` (evidence is checked as of issuance), or now when absent. The inference hook is also called when the block is absent (a policy may require it).
-   * `raw`: the router block's exact JSON text in the signed payload, when it could be cut out (a verifier may recognise a block it verified before by the hash of these bytes).
+   * `raw`: the router block's exact JSON text in the signed payload, when it could be cut out (a verifier may recognise a block it verified before by these exact bytes).
    */
   verifyRouterAttestation?(block: unknown, at: Date, raw?: string): Promise<Omit<Check, 'name'>>;
   verifyInferenceAttestation?(block: unknown, at: Date): Promise<Omit<Check, 'name'>>;
