@@ -13,7 +13,8 @@ if (positionals.length !== 1) {
   process.exit(2);
 }
 
-const siteOf = ({ functionName, url, lineNumber }) => `${functionName || '(anonymous)'} ${url.replace(/^file:\/\/.*?\/(dist|node_modules|bench)\//, '$1/')}:${lineNumber + 1}`;
+// By function and file, without the line: the same site in two trees (--base) lines up although lines moved.
+const siteOf = ({ functionName, url }) => `${functionName || '(anonymous)'} ${url.replace(/^file:\/\/.*?\/(dist|node_modules|bench)\//, '$1/')}`;
 
 /** KB per request by nearest dist/ frame (else the nearest node_modules/ frame, else `(node internals)`). */
 function sites(file) {
