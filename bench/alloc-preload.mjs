@@ -8,7 +8,8 @@
 // ({ gc: {minor, major, incremental, weakcb}, profile }) and opens the next. The JSON scenarios send
 // SIGWINCH right before and right after their measured requests (bench/scenarios.mjs), so every
 // other window is one measured run; `node bench/alloc-summary.mjs FILE --per N` groups its bytes by
-// the nearest `dist/` frame. CPU figures taken with this preload are not comparable (sampling costs).
+// the nearest `dist/` frame. CPU figures taken with sampling on are not comparable (sampling costs);
+// BENCH_ALLOC_SAMPLING_BYTES=0 counts GCs only (profile null).
 import { renameSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { join } from 'node:path';
@@ -16,12 +17,13 @@ import { PerformanceObserver, constants } from 'node:perf_hooks';
 
 const dir = process.env.BENCH_ALLOC_DIR;
 // Mean bytes between samples (V8's default is 32 KiB); 8 KiB resolves the receipt path's small sites.
-const interval = Number(process.env.BENCH_ALLOC_SAMPLING_BYTES) || 8192;
+// BENCH_ALLOC_SAMPLING_BYTES=0: no sampling, GCs counted only (a run whose CPU figures stay comparable).
+const interval = Number(process.env.BENCH_ALLOC_SAMPLING_BYTES ?? 8192);
 if (dir) {
-  const session = new Session();
-  session.connect();
+  const session = interval > 0 ? new Session() : undefined;
+  session?.connect();
   const post = (method, params = {}) =>
-    new Promise((resolve, reject) => session.post(method, params, (err, res) => (err ? reject(err) : resolve(res))));
+    new Promise((resolve, reject) => (session ? session.post(method, params, (err, res) => (err ? reject(err) : resolve(res))) : resolve(undefined)));
   const KINDS = { [constants.NODE_PERFORMANCE_GC_MINOR]: 'minor', [constants.NODE_PERFORMANCE_GC_MAJOR]: 'major', [constants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental', [constants.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb' };
   let gc = { minor: 0, major: 0, incremental: 0, weakcb: 0 };
   new PerformanceObserver((list) => {
@@ -30,14 +32,15 @@ if (dir) {
       if (k) gc[k]++;
     }
   }).observe({ entryTypes: ['gc'] });
-  const start = () => post('HeapProfiler.startSampling', { samplingInterval: interval, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  const start = () => (interval > 0 ? post('HeapProfiler.startSampling', { samplingInterval: interval, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true }) : undefined);
+  const stop = async () => (interval > 0 ? (await post('HeapProfiler.stopSampling')).profile : null);
   await post('HeapProfiler.enable');
   await start();
   let n = 0;
   let busy = Promise.resolve();
   process.on('SIGWINCH', () => {
     busy = busy.then(async () => {
-      const { profile } = await post('HeapProfiler.stopSampling');
+      const profile = await stop();
       const counts = gc;
       gc = { minor: 0, major: 0, incremental: 0, weakcb: 0 };
       await start();

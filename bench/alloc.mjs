@@ -1,19 +1,27 @@
 // Reading what bench/alloc-preload.mjs writes: bytes allocated (V8's sampling heap profiler, collected
 // objects included) and garbage collections, per window between two SIGWINCHs.
-import { existsSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Close the contender's current allocation window; resolves with its file's path (bounded wait). */
-export async function closeAllocWindow(pid, state) {
+/** Windows closed so far, by contender process (the preload numbers them 1, 2, ... for the life of the process). */
+const windows = new Map();
+
+/**
+ * Close the contender's current allocation window; resolves with its file's path (bounded wait).
+ * `discard`: the window was not a measured run (the time between two runs): its file is removed.
+ */
+export async function closeAllocWindow(pid, { discard = false } = {}) {
   const dir = process.env.BENCH_ALLOC_DIR;
-  state.allocWindow = (state.allocWindow ?? 0) + 1;
-  const file = join(dir, `alloc-${pid}-${state.allocWindow}.json`);
+  const n = (windows.get(pid) ?? 0) + 1;
+  windows.set(pid, n);
+  const file = join(dir, `alloc-${pid}-${n}.json`);
   process.kill(pid, 'SIGWINCH');
   for (const end = Date.now() + 30_000; !existsSync(file); await sleep(20)) {
     if (Date.now() > end) throw new Error(`no allocation window ${file}: is bench/alloc-preload.mjs loaded?`);
   }
+  if (discard) rmSync(file);
   return file;
 }
 
@@ -35,9 +43,9 @@ export function* profileNodes(profile) {
 export function allocFigures(file, { requests, scenario, contender, round }) {
   const w = JSON.parse(readFileSync(file, 'utf8'));
   let bytes = 0;
-  for (const node of profileNodes(w.profile)) bytes += node.selfSize;
+  if (w.profile) for (const node of profileNodes(w.profile)) bytes += node.selfSize;
   const named = join(process.env.BENCH_ALLOC_DIR, `${scenario}-${contender}-r${round}-n${requests}.json`);
   renameSync(file, named);
   const n = Math.max(1, requests);
-  return { allocKbPerReq: bytes / 1024 / n, scavengesPer1k: (1000 * w.gc.minor) / n, markCompactsPer1k: (1000 * w.gc.major) / n, allocFile: named };
+  return { allocKbPerReq: w.profile ? bytes / 1024 / n : null, scavengesPer1k: (1000 * w.gc.minor) / n, markCompactsPer1k: (1000 * w.gc.major) / n, allocFile: named };
 }

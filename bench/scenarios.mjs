@@ -65,9 +65,9 @@ function json(concurrency, count, maxMs) {
       if (!state.warmed) await warm(state, concurrency);
       const before = target.settle ? await journalHistogram(target.origin) : undefined;
       const alloc = process.env.BENCH_ALLOC_DIR && target.pid !== undefined;
-      if (alloc) await closeAllocWindow(target.pid, state);
+      if (alloc) await closeAllocWindow(target.pid, { discard: true });
       const m = await measureProcess(target.pid, () => runJson(state.client, { count, concurrency, maxMs: quick ? 3_000 : maxMs }), target.settle);
-      const allocFile = alloc ? await closeAllocWindow(target.pid, state) : undefined;
+      const allocFile = alloc ? await closeAllocWindow(target.pid) : undefined;
       const after = before ? await journalHistogram(target.origin) : undefined;
       const r = m.result;
       return {
