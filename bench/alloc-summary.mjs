@@ -14,7 +14,7 @@ if (positionals.length !== 1) {
 }
 
 // By function and file, without the line: the same site in two trees (--base) lines up although lines moved.
-const siteOf = ({ functionName, url }) => `${functionName || '(anonymous)'} ${url.replace(/^file:\/\/.*?\/(dist|node_modules|bench)\//, '$1/')}`;
+const siteOf = ({ functionName, url }) => `${functionName || '(anonymous)'} ${url.replace(/^(?:file:\/\/)?.*?\/(dist|node_modules|bench)\//, '$1/')}`;
 
 /** KB per request by nearest dist/ frame (else the nearest node_modules/ frame, else `(node internals)`). */
 function sites(file) {
