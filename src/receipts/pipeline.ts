@@ -22,7 +22,7 @@ import { MemoryAuditLog, MemoryJournal } from './memory.js';
 import { carriesReceipt, ExchangeDigest } from './observer.js';
 import type { Semaphore, TokenBucket } from './rate.js';
 import { recordFor, recordWithout, type FinalVerdict, type ReceiptFormat, type ReceiptRecord, type RecordDeps } from './record.js';
-import { VerdictStore, type VerdictSummary } from './verdicts.js';
+import { summaryJson, VerdictStore, type VerdictSummary } from './verdicts.js';
 
 export type ReceiptsMode = 'audit' | 'strict' | 'off';
 
@@ -432,7 +432,7 @@ export class ReceiptPipeline {
       record.receipt_jws_sha256 = jwsSha256(jws);
       archived = this.archive.put(jws, this.o.clock(), record.receipt_jws_sha256, { urgent });
     }
-    const [{ seq }] = await Promise.all([this.audit.append(record as unknown as Record<string, unknown>, { urgent }), archived]);
+    const [{ seq, line }] = await Promise.all([this.audit.append(record as unknown as Record<string, unknown>, { urgent }), archived]);
     this.lastRecordAt = this.o.clock();
     this.counters.recorded++;
     this.counters[record.verdict]++;
@@ -450,7 +450,7 @@ export class ReceiptPipeline {
       checks: record.checks,
       seq,
     };
-    this.verdicts.set(summary);
+    this.verdicts.set(summary, summaryJson(summary, line));
     this.o.onVerdict?.(summary);
     // Every verdict is in the audit log; the operator's log gets the ones that need a look.
     const level = record.verdict === 'verified' || record.verdict === 'opted_out' ? 'debug' : 'warn';

@@ -29,11 +29,24 @@ export function linesToBytes(lines: readonly Line[], bytes?: number): Buffer {
   const buf = Buffer.allocUnsafe(n);
   let off = 0;
   for (const l of lines) {
-    if (typeof l === 'string') off += buf.write(l, off);
-    else for (const part of l) off += buf.write(part, off);
+    off = writeLine(buf, l, off);
     buf[off++] = 0x0a;
   }
   return buf;
+}
+
+/** One line's UTF-8 bytes (no newline), written part by part. */
+export function lineToBytes(l: Line): Buffer {
+  const buf = Buffer.allocUnsafe(lineBytes(l));
+  writeLine(buf, l, 0);
+  return buf;
+}
+
+function writeLine(buf: Buffer, l: Line, at: number): number {
+  let off = at;
+  if (typeof l === 'string') off += buf.write(l, off);
+  else for (const part of l) off += buf.write(part, off);
+  return off;
 }
 
 /** A line's length in UTF-8 bytes (without its newline). */
