@@ -31,6 +31,13 @@ if (only && scenarios.length !== only.length) {
   process.exit(2);
 }
 
+// BENCH_ALLOC_DIR=DIR: bytes allocated and GCs per request in the JSON rows (bench/alloc-preload.mjs, loaded into the Node contenders).
+if (process.env.BENCH_ALLOC_DIR) {
+  mkdirSync(process.env.BENCH_ALLOC_DIR, { recursive: true });
+  const preload = new URL('alloc-preload.mjs', import.meta.url).pathname;
+  if (!process.env.BENCH_NODE_ARGS?.includes(preload)) process.env.BENCH_NODE_ARGS = `${process.env.BENCH_NODE_ARGS ?? ''} --import ${preload}`.trim();
+}
+
 const started = Date.now();
 const log = (msg) => process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}\n`);
 const dir = mkdtempSync(join(os.tmpdir(), 'tresor-bench-'));

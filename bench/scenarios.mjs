@@ -3,6 +3,7 @@ import { request } from 'undici';
 // C D, ...) and returns one metrics object per run; a micro scenario runs once (one core).
 import { spawnSync } from 'node:child_process';
 import { measureProcess, rssKb } from './procfs.mjs';
+import { allocFigures, closeAllocWindow } from './alloc.mjs';
 import { chatOnce, clientFor, modelsOnce, runJson, runStreams, uploadOnce } from './load.mjs';
 import { median, percentile } from './report.mjs';
 
@@ -56,15 +57,21 @@ function json(concurrency, count, maxMs) {
       // write(2)-family and read(2)-family calls per request (/proc/PID/io): counted, not timed, so steady on a busy machine.
       { key: 'writesPerReq', label: 'writes/req', digits: 2 },
       { key: 'readsPerReq', label: 'reads/req', digits: 2 },
+      // BENCH_ALLOC_DIR only (bench/alloc-preload.mjs): bytes allocated and scavenges, counted in the contender.
+      ...(process.env.BENCH_ALLOC_DIR ? ALLOC_METRICS : []),
     ],
-    async run({ target, quick, state }) {
+    async run({ target, quick, state, contender, round }) {
       state.client ??= clientFor(target, concurrency);
       if (!state.warmed) await warm(state, concurrency);
       const before = target.settle ? await journalHistogram(target.origin) : undefined;
+      const alloc = process.env.BENCH_ALLOC_DIR && target.pid !== undefined;
+      if (alloc) await closeAllocWindow(target.pid, { discard: true });
       const m = await measureProcess(target.pid, () => runJson(state.client, { count, concurrency, maxMs: quick ? 3_000 : maxMs }), target.settle);
+      const allocFile = alloc ? await closeAllocWindow(target.pid) : undefined;
       const after = before ? await journalHistogram(target.origin) : undefined;
       const r = m.result;
       return {
+        ...(allocFile ? allocFigures(allocFile, { requests: r.latencies.length, scenario: `json-c${concurrency}`, contender: contender.name, round }) : {}),
         requests: r.latencies.length,
         cpuUsPerReq: m.cpuUs === null ? null : m.cpuUs / Math.max(1, r.latencies.length),
         reqPerSec: r.latencies.length / (r.durationMs / 1000),
@@ -83,6 +90,12 @@ function json(concurrency, count, maxMs) {
     done: (state) => state.client?.close(),
   };
 }
+
+const ALLOC_METRICS = [
+  { key: 'allocKbPerReq', label: 'KB allocated/req', digits: 1, ref: 'passthrough' },
+  { key: 'scavengesPer1k', label: 'scavenges/1k req', digits: 1 },
+  { key: 'markCompactsPer1k', label: 'mark-compacts/1k req', digits: 2 },
+];
 
 /** The main thread's and the other threads' CPU per request (null without a process). */
 function perRequest(threads, n) {

@@ -1,4 +1,4 @@
-import { createHash, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { UpstreamConfig } from '../config/types.js';
@@ -27,7 +27,7 @@ export interface TresorAttester {
    * The receipt's `router_attestation` block: the router envelope at issuance, verified offline
    * (same bundle source and policy, as of the receipt's `iat`) and matched against an identity
    * the daemon itself verified (same TLS key, measurement and tag). `raw`: the block's exact JSON
-   * text in the signed receipt; what is verified then (recognised by the SHA-256 of those bytes).
+   * text in the signed receipt; what is verified then (recognised by those exact bytes).
    */
   checkReceiptBlock(block: unknown, at: Date, known: () => readonly AttestedIdentity[], raw?: string): Promise<Omit<Check, 'name'>>;
 }
@@ -110,17 +110,18 @@ export async function createTresorAttester(
     attest,
     async checkReceiptBlock(block, at, known, raw) {
       try {
-        // The cache key is the hash of the block's exact bytes in the receipt (no re-serialisation;
-        // a block that could not be cut out is serialised); they are parsed only when new.
-        const text = raw ?? JSON.stringify(block ?? null);
-        const key = createHash('sha256').update(text, 'utf8').digest('hex');
+        // The cache key is the block's exact text in the receipt (no re-serialisation; a block that
+        // could not be cut out is serialised): same bytes, same entry; a byte changed, a new block,
+        // parsed and verified in full. The text itself, not a SHA-256 of it: no collision to argue
+        // about, and no hash of ~5 KB per receipt (the string's own hash is computed once).
+        const key = raw ?? JSON.stringify(block ?? null);
         const hit = verifiedBlocks.get(key);
         const t = at.getTime();
         let a: RouterAttestation;
         // A byte-identical envelope verified before: only the bundle in force and the time window can differ.
         if (hit && t >= hit.from && t <= hit.until && (await bundles.get(hit.bundleUrl)).version === hit.bundleVersion) a = hit.a;
         else {
-          const env = parseEnvelope(Buffer.from(text, 'utf8'));
+          const env = parseEnvelope(Buffer.from(key, 'utf8'));
           const bundle = await bundles.get(env.trustBundleUrl);
           a = verifyRouterEnvelope(env, { liveSpkiSha256: env.tlsSpkiSha256, bundle, at, nitroRoots: pinnedNitroRoots(), ...(deps.testRoots ? { testRoots: deps.testRoots } : {}), policy });
           verifiedBlocks.delete(key);

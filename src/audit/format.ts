@@ -14,7 +14,18 @@ export function fileName(day: string, n: number): string {
   return `audit-${day}-${String(n).padStart(4, '0')}.jsonl`;
 }
 
-export const dayOf = (d: Date) => d.toISOString().slice(0, 10).replace(/-/g, '');
+const DAY_MS = 86_400_000;
+let today = { from: 0, until: 0, day: '' };
+
+/** `YYYYMMDD` of a time (UTC); the day's bounds are kept, so most calls are two comparisons. */
+export function dayOf(d: Date): string {
+  const t = d.getTime();
+  if (t >= today.from && t < today.until) return today.day;
+  const day = d.toISOString().slice(0, 10).replace(/-/g, '');
+  const from = Math.floor(t / DAY_MS) * DAY_MS;
+  today = { from, until: from + DAY_MS, day };
+  return day;
+}
 
 /** Serialise one record: the chain fields first, then the caller's fields (which may not override them). */
 export function serialise(seq: number, time: Date, prev: string, record: Record<string, unknown>): string {

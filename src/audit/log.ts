@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { VerificationError } from '../errors/index.js';
 import type { Clock } from '../types.js';
-import { commitAppend, CommitScheduler, DEFAULT_RETRY_MS, FileRemovedError } from '../util/appender.js';
+import { commitAppend, CommitScheduler, DEFAULT_RETRY_MS, FileRemovedError, linesToBytes } from '../util/appender.js';
 import type { CheckpointSigner } from './checkpoint.js';
 import { dayOf, FILE_RE, fileName, GENESIS, lineHash, serialise } from './format.js';
 import type { AuditHealth } from './health.js';
@@ -39,10 +39,17 @@ export interface AuditLogOptions {
 /** What a queued append becomes: the record's fields, or built at commit from the chain position it lands on. */
 type RecordSource = Record<string, unknown> | ((at: { seq: number; prev: string; time: Date }) => Record<string, unknown>);
 
+/** A durable record: its seq, the hash of its line, and the line itself (the record as serialised, without its newline). */
+export interface Appended {
+  seq: number;
+  hash: string;
+  line: string;
+}
+
 interface Pending {
   record: RecordSource;
   urgent: boolean;
-  resolve: (r: { seq: number; hash: string }) => void;
+  resolve: (r: Appended) => void;
   reject: (e: unknown) => void;
 }
 
@@ -123,7 +130,7 @@ export class AuditLog {
   }
 
   /** Resolves once the record is durable; `urgent: false` lets it wait up to the commit window for others. */
-  append(record: RecordSource, o: { urgent?: boolean } = {}): Promise<{ seq: number; hash: string }> {
+  append(record: RecordSource, o: { urgent?: boolean } = {}): Promise<Appended> {
     return new Promise((resolve, reject) => {
       const urgent = o.urgent !== false;
       this.queue.push({ record, urgent, resolve, reject });
@@ -230,12 +237,13 @@ export class AuditLog {
           await this.rotate(day);
           continue;
         }
-        this.size += await commitAppend(this.fh as FileHandle, this.file, this.size, `${lines.join('\n')}\n`);
+        this.size += await commitAppend(this.fh as FileHandle, this.file, this.size, linesToBytes(lines, bytes));
         // Durable: only now does the chain advance.
-        for (const hash of hashes) {
+        for (let i = 0; i < hashes.length; i++) {
+          const hash = hashes[i] as string;
           this.seq += 1;
           this.prev = hash;
-          (batch[done++] as Pending).resolve({ seq: this.seq, hash });
+          (batch[done++] as Pending).resolve({ seq: this.seq, hash, line: lines[i] as string });
           if (typeof (batch[done - 1] as Pending).record === 'function') {
             this.checkpointedSeq = this.seq;
             this.signedSeq = this.seq - 1;

@@ -1,5 +1,6 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { MalformedError, VerificationError } from '../errors/index.js';
+import { JsonValueMemo } from '../util/json-member.js';
 import { parseJws, type ParsedJws } from '../util/jws.js';
 
 /** Bound on a receipt JWS (the router embeds attestation evidence, so allow some room). */
@@ -19,9 +20,17 @@ export interface VerifiedReceiptJws extends ParsedJws {
 /** Resolves the verification key for a protected header (a JWKS cache, or a static set). */
 export type KeyResolver = (header: Readonly<Record<string, unknown>>) => Promise<KeyObject[]>;
 
+/**
+ * The embedded router evidence of recent receipts, by its exact text: receipts carry the same
+ * envelope (~5 KB of the payload) until the router refreshes it, so it is parsed once per distinct
+ * text, not per receipt (any byte changed: a new text, parsed in full). Parsing only; what the
+ * evidence proves is checked per receipt (attestation/tresor.ts, recognised by these exact bytes).
+ */
+const ROUTER_BLOCKS = new JsonValueMemo(8);
+
 /** Parse a receipt's compact JWS (three base64url segments, JSON header and payload). No crypto. */
 export function parseCompactJws(text: string): ParsedJws {
-  return parseJws(text, { code: 'ERR_RECEIPT_MALFORMED', maxBytes: MAX_RECEIPT_JWS_BYTES, what: 'receipt JWS' });
+  return parseJws(text, { code: 'ERR_RECEIPT_MALFORMED', maxBytes: MAX_RECEIPT_JWS_BYTES, what: 'receipt JWS', reuse: { name: 'router_attestation', memo: ROUTER_BLOCKS } });
 }
 
 /** Strict DER ECDSA-Sig-Value → 64-byte r‖s, or undefined if `sig` is not exactly that. */

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { Appended } from '../audit/log.js';
 import type { ReceiptJob } from './journal.js';
 
 /**
@@ -44,14 +45,15 @@ export class MemoryAuditLog {
     return { seq: this.seq, hash: this.hash, file: '' };
   }
 
-  async append(record: Record<string, unknown>, _opts?: { urgent?: boolean }): Promise<{ seq: number; hash: string }> {
+  async append(record: Record<string, unknown>, _opts?: { urgent?: boolean }): Promise<Appended> {
     this.seq += 1;
     const entry = { seq: this.seq, prev: this.hash, ...record };
     // Chained like the log's lines, so a record's hash names it; nothing here outlives the process.
-    this.hash = createHash('sha256').update(JSON.stringify(entry)).digest('hex');
+    const line = JSON.stringify(entry);
+    this.hash = createHash('sha256').update(line).digest('hex');
     this.records.push(entry);
     if (this.records.length > this.max) this.records.shift();
-    return { seq: this.seq, hash: this.hash };
+    return { seq: this.seq, hash: this.hash, line };
   }
 
   async close(): Promise<void> {}

@@ -22,7 +22,7 @@ import { MemoryAuditLog, MemoryJournal } from './memory.js';
 import { carriesReceipt, ExchangeDigest } from './observer.js';
 import type { Semaphore, TokenBucket } from './rate.js';
 import { recordFor, recordWithout, type FinalVerdict, type ReceiptFormat, type ReceiptRecord, type RecordDeps } from './record.js';
-import { VerdictStore, type VerdictSummary } from './verdicts.js';
+import { summaryJson, VerdictStore, type VerdictSummary } from './verdicts.js';
 
 export type ReceiptsMode = 'audit' | 'strict' | 'off';
 
@@ -156,7 +156,7 @@ export class ReceiptPipeline {
   private readonly pinWrites = new Map<string, Promise<void>>();
   private closed = false;
   /** When this run last made a record durable (for /status). */
-  private lastRecordAt: string | undefined;
+  private lastRecordAt: Date | undefined;
   readonly counters = { journaled: 0, recorded: 0, verified: 0, failed: 0, missing: 0, opted_out: 0, unverifiable: 0, dropped: 0 };
   /** Verdicts recorded, per upstream (metrics). */
   readonly verdictsByUpstream = new Map<string, Partial<Record<FinalVerdict, number>>>();
@@ -233,7 +233,7 @@ export class ReceiptPipeline {
       write_failures: { ...this.health.failures },
       head_seq: this.audit.head.seq,
       head_hash: this.audit.head.hash,
-      last_record_at: this.lastRecordAt ?? null,
+      last_record_at: this.lastRecordAt?.toISOString() ?? null,
       disk: this.o.stateDir === undefined ? null : diskUse(this.o.audit.dir),
       moved_aside_at_start: this.audit.recovered.movedAside,
       ...(this.audit.recovered.gap ? { gap_at_start: this.audit.recovered.gap.reason } : {}),
@@ -432,8 +432,8 @@ export class ReceiptPipeline {
       record.receipt_jws_sha256 = jwsSha256(jws);
       archived = this.archive.put(jws, this.o.clock(), record.receipt_jws_sha256, { urgent });
     }
-    const [{ seq }] = await Promise.all([this.audit.append(record as unknown as Record<string, unknown>, { urgent }), archived]);
-    this.lastRecordAt = this.o.clock().toISOString();
+    const [{ seq, line }] = await Promise.all([this.audit.append(record as unknown as Record<string, unknown>, { urgent }), archived]);
+    this.lastRecordAt = this.o.clock();
     this.counters.recorded++;
     this.counters[record.verdict]++;
     const byUpstream = this.verdictsByUpstream.get(record.upstream) ?? {};
@@ -450,7 +450,7 @@ export class ReceiptPipeline {
       checks: record.checks,
       seq,
     };
-    this.verdicts.set(summary);
+    this.verdicts.set(summary, summaryJson(summary, line));
     this.o.onVerdict?.(summary);
     // Every verdict is in the audit log; the operator's log gets the ones that need a look.
     const level = record.verdict === 'verified' || record.verdict === 'opted_out' ? 'debug' : 'warn';

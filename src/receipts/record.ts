@@ -118,15 +118,10 @@ export async function recordFor(job: ReceiptJob, deps: RecordDeps): Promise<{ re
   if (fetched.kind === 'missing') return end('missing', fetched.code, fetched.detail);
   if (fetched.kind === 'failed') return end('failed', fetched.code, fetched.detail);
   const { expected, archive, ...v } = await deps.format.evaluate(fetched.jws, job, id);
-  return {
-    jws: archive ?? fetched.jws,
-    record: {
-      ...base,
-      ...v,
-      digests: {
-        request: { ...(expected?.request !== undefined ? { expected: expected.request } : {}), computed: base.digests.request.computed },
-        response: { ...(expected?.response !== undefined ? { expected: expected.response } : {}), computed: base.digests.response.computed },
-      },
-    },
-  };
+  // Into the base record itself (a local object), not a copy of it: the same members in the same
+  // order as `{ ...base, ...v, digests }` (members already there keep their place).
+  Object.assign(base, v);
+  const claimed = (e: string | undefined, computed: string) => (e !== undefined ? { expected: e, computed } : { computed });
+  base.digests = { request: claimed(expected?.request, base.digests.request.computed), response: claimed(expected?.response, base.digests.response.computed) };
+  return { jws: archive ?? fetched.jws, record: base };
 }

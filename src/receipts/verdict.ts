@@ -45,7 +45,7 @@ export interface ReceiptExpectations {
 export interface ReceiptHooks {
   /**
    * `at` is the receipt's `iat` (evidence is checked as of issuance), or now when absent. The inference hook is also called when the block is absent (a policy may require it).
-   * `raw`: the router block's exact JSON text in the signed payload, when it could be cut out (a verifier may recognise a block it verified before by the hash of these bytes).
+   * `raw`: the router block's exact JSON text in the signed payload, when it could be cut out (a verifier may recognise a block it verified before by these exact bytes).
    */
   verifyRouterAttestation?(block: unknown, at: Date, raw?: string): Promise<Omit<Check, 'name'>>;
   verifyInferenceAttestation?(block: unknown, at: Date): Promise<Omit<Check, 'name'>>;
@@ -74,6 +74,9 @@ function equalCheck(name: string, code: string, claim: unknown, expected: unknow
     ? { name, result: 'pass' }
     : { name, result: 'fail', code, detail: `expected ${JSON.stringify(expected)}, the receipt says ${JSON.stringify(claim)}` };
 }
+
+/** The router block's exact text in the signed payload (cut out by the parse, or found now). */
+const routerBlockText = (r: VerifiedReceiptJws) => (r.member?.name === 'router_attestation' ? r.member.text : topLevelMemberText(r.payloadText, 'router_attestation'));
 
 /**
  * Policy over a verified receipt: every claim the app can check against what it saw. Collects
@@ -106,7 +109,7 @@ export async function evaluateReceipt(
   const issuedAt = typeof c.iat === 'number' && Number.isFinite(c.iat) ? new Date(c.iat * 1000) : (expect.exchangeAt ?? new Date(0));
   const router = c.router_attestation;
   if (router === undefined) checks.push({ name: 'router_attestation', result: 'skip', detail: 'absent' });
-  else if (hooks.verifyRouterAttestation) checks.push({ name: 'router_attestation', ...(await hooks.verifyRouterAttestation(router, issuedAt, topLevelMemberText(receipt.payloadText, 'router_attestation'))) });
+  else if (hooks.verifyRouterAttestation) checks.push({ name: 'router_attestation', ...(await hooks.verifyRouterAttestation(router, issuedAt, routerBlockText(receipt))) });
   else checks.push({ name: 'router_attestation', result: 'unverifiable', code: 'ERR_RECEIPT_ATTESTATION_UNCHECKED', detail: 'no verifier for the router evidence here (no trust bundle)' });
   const inference = c.inference_attestation ?? c.provider_attestation;
   if (hooks.verifyInferenceAttestation) checks.push({ name: 'inference_attestation', ...(await hooks.verifyInferenceAttestation(inference, issuedAt)) });

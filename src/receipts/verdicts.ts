@@ -1,3 +1,6 @@
+import { lineToBytes, type Line } from '../util/appender.js';
+import { topLevelMemberSpan } from '../util/json-member.js';
+
 /** What `GET /receipts/{id}` answers for an exchange. */
 export interface VerdictSummary {
   status: 'pending' | 'done';
@@ -27,8 +30,9 @@ export class VerdictStore {
 
   constructor(private readonly max = 20_000) {}
 
-  set(v: VerdictSummary): void {
-    const bytes = Buffer.from(JSON.stringify(v));
+  /** `json`: the summary's JSON text when the caller has it (as parts: see summaryJson), else it is serialised here. */
+  set(v: VerdictSummary, json?: Line): void {
+    const bytes = lineToBytes(json ?? JSON.stringify(v));
     for (const key of keysOf(v)) {
       this.byKey.delete(key);
       this.byKey.set(key, bytes);
@@ -71,4 +75,18 @@ export class VerdictStore {
 
 function keysOf(v: VerdictSummary): string[] {
   return v.receipt_id ? [v.receipt_id, v.request_id] : [v.request_id];
+}
+
+/**
+ * A done verdict's JSON text as parts, its `checks` taken from the audit line of the same record
+ * (`line`, the record as serialised: its `checks` member is `JSON.stringify(summary.checks)`), so
+ * that the checks are serialised once per receipt, not twice. Parses to what
+ * `JSON.stringify(summary)` does (test/receipts/verdicts.test.ts); without such a member, that.
+ */
+export function summaryJson(summary: VerdictSummary, line: string): Line {
+  const span = topLevelMemberSpan(line, 'checks');
+  if (!span || summary.checks === undefined) return JSON.stringify(summary);
+  const { checks: _c, seq, ...head } = summary;
+  const text = JSON.stringify(head);
+  return [text.slice(0, -1), ',"checks":', line.slice(span[0], span[1]), seq === undefined ? '}' : `,"seq":${seq}}`];
 }

@@ -8,11 +8,53 @@ import { dirname } from 'node:path';
  * libuv pool, which cost 20–40 µs of main-thread time and 30–70 µs of CPU per call on this
  * machine (thread hand-offs). Durability still comes from the (asynchronous) fdatasync after it.
  */
-export function appendSync(fh: FileHandle, text: string): number {
-  const bytes = Buffer.from(text, 'utf8');
+export function appendSync(fh: FileHandle, text: string | Uint8Array): number {
+  const bytes = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
   let off = 0;
   while (off < bytes.length) off += writeSync(fh.fd, bytes, off, bytes.length - off);
   return bytes.length;
+}
+
+/** A line: one string, or parts written one after the other (a long member kept out of a concatenated copy). */
+export type Line = string | readonly string[];
+
+/**
+ * Lines as UTF-8 bytes, each followed by a newline, written part by part into one buffer: the same
+ * bytes as `Buffer.from(lines.join('\n') + '\n')` without the joined text (a copy of every line,
+ * made again when it is encoded). `bytes`: their total length with the newlines, when known.
+ */
+export function linesToBytes(lines: readonly Line[], bytes?: number): Buffer {
+  let n = bytes ?? 0;
+  if (bytes === undefined) for (const l of lines) n += lineBytes(l) + 1;
+  const buf = Buffer.allocUnsafe(n);
+  let off = 0;
+  for (const l of lines) {
+    off = writeLine(buf, l, off);
+    buf[off++] = 0x0a;
+  }
+  return buf;
+}
+
+/** One line's UTF-8 bytes (no newline), written part by part. */
+export function lineToBytes(l: Line): Buffer {
+  const buf = Buffer.allocUnsafe(lineBytes(l));
+  writeLine(buf, l, 0);
+  return buf;
+}
+
+function writeLine(buf: Buffer, l: Line, at: number): number {
+  let off = at;
+  if (typeof l === 'string') off += buf.write(l, off);
+  else for (const part of l) off += buf.write(part, off);
+  return off;
+}
+
+/** A line's length in UTF-8 bytes (without its newline). */
+export function lineBytes(l: Line): number {
+  if (typeof l === 'string') return Buffer.byteLength(l);
+  let n = 0;
+  for (const part of l) n += Buffer.byteLength(part);
+  return n;
 }
 
 /** The file an open handle wrote to is no longer at its path (removed or replaced while open), or was cut shorter than what was committed to it. */
@@ -34,7 +76,7 @@ export class FileRemovedError extends Error {
  * cut could not remove) is cut first; one found shorter was cut by someone else (FileRemovedError,
  * 'truncated': committed lines are gone). Returns the bytes written.
  */
-export async function commitAppend(fh: FileHandle, path: string, size: number, text: string, durable = true): Promise<number> {
+export async function commitAppend(fh: FileHandle, path: string, size: number, text: string | Uint8Array, durable = true): Promise<number> {
   const now = fstatSync(fh.fd).size;
   if (now < size) throw new FileRemovedError(path, 'truncated');
   if (now > size) ftruncateSync(fh.fd, size);
@@ -146,7 +188,7 @@ export class CommitScheduler {
  */
 export class GroupAppender {
   private fh: FileHandle | undefined;
-  private queue: { text: string; durable: boolean; urgent: boolean; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  private queue: { line: Line; durable: boolean; urgent: boolean; resolve: () => void; reject: (e: unknown) => void }[] = [];
   private readonly scheduler: CommitScheduler;
   private bytes = 0;
   /** Committed length of the file. */
@@ -180,10 +222,10 @@ export class GroupAppender {
    * `durable: false` writes without waiting for fdatasync (a hint whose loss a reader tolerates);
    * `urgent: false` lets the append wait up to the commit window for others.
    */
-  append(line: string, o: { durable?: boolean; urgent?: boolean } = {}): Promise<void> {
+  append(line: Line, o: { durable?: boolean; urgent?: boolean } = {}): Promise<void> {
     return new Promise((resolve, reject) => {
       const urgent = o.urgent !== false;
-      this.queue.push({ text: `${line}\n`, durable: o.durable !== false, urgent, resolve, reject });
+      this.queue.push({ line, durable: o.durable !== false, urgent, resolve, reject });
       this.scheduler.request(urgent);
     });
   }
@@ -212,7 +254,7 @@ export class GroupAppender {
     }
     this.fh = await open(this.path, 'a', 0o600);
     this.size = (await this.fh.stat()).size;
-    if (first.length > 0) this.size += await commitAppend(this.fh, this.path, this.size, first.map((l) => `${l}\n`).join(''));
+    if (first.length > 0) this.size += await commitAppend(this.fh, this.path, this.size, linesToBytes(first));
     return this.fh;
   }
 
@@ -221,8 +263,7 @@ export class GroupAppender {
     this.queue = [];
     try {
       const fh = await this.openFile();
-      const text = batch.length === 1 ? (batch[0] as { text: string }).text : batch.map((b) => b.text).join('');
-      const written = await commitAppend(fh, this.path, this.size, text, batch.some((b) => b.durable));
+      const written = await commitAppend(fh, this.path, this.size, linesToBytes(batch.map((b) => b.line)), batch.some((b) => b.durable));
       this.size += written;
       this.bytes += written;
       this.o.health?.ok(this.o.source ?? this.path, batch.length);

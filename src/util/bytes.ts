@@ -47,7 +47,16 @@ export function fromBase64Url(text: string, opts: { field?: string; code?: strin
   if (!B64URL_RE.test(text) || text.length % 4 === 1) {
     throw new MalformedError(opts.code ?? 'ERR_BASE64_MALFORMED', `expected ${opts.field ?? 'value'} to be base64url`);
   }
-  return new Uint8Array(Buffer.from(text, 'base64url'));
+  return ownBytes(Buffer.from(text, 'base64url'));
+}
+
+/**
+ * A decoded Buffer as a plain Uint8Array: a view when it has its ArrayBuffer to itself (a large
+ * decode: a copy of a ~6 KB receipt payload saved), a copy when it is a slice of Node's shared
+ * 8 KB pool (a view would keep the whole pool alive for as long as the bytes are held).
+ */
+function ownBytes(b: Buffer): Uint8Array {
+  return b.byteOffset === 0 && b.buffer.byteLength === b.byteLength ? new Uint8Array(b.buffer, 0, b.byteLength) : new Uint8Array(b);
 }
 
 export function toBase64(bytes: Uint8Array): string {

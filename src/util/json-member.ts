@@ -21,6 +21,12 @@ function endOfString(json: string, start: number): number {
  * finds members, it does not validate JSON.
  */
 export function topLevelMemberText(json: string, name: string): string | undefined {
+  const span = topLevelMemberSpan(json, name);
+  return span && json.slice(span[0], span[1]);
+}
+
+/** Where `topLevelMemberText` finds the member's value: [start, end) in `json`. */
+export function topLevelMemberSpan(json: string, name: string): [number, number] | undefined {
   const wanted = JSON.stringify(name);
   let i = 0;
   while (isSpace(json.charCodeAt(i))) i++;
@@ -28,9 +34,13 @@ export function topLevelMemberText(json: string, name: string): string | undefin
   let depth = 0;
   let key: string | undefined;
   let valueStart = -1;
-  let found: string | undefined;
+  let found: [number, number] | undefined;
   const endMember = (at: number) => {
-    if (valueStart >= 0 && key === wanted) found = json.slice(valueStart, at).trimEnd();
+    if (valueStart >= 0 && key === wanted) {
+      let end = at;
+      while (end > valueStart && isSpace(json.charCodeAt(end - 1))) end--;
+      found = [valueStart, end];
+    }
     valueStart = -1;
   };
   while (i < json.length) {
@@ -61,4 +71,37 @@ export function topLevelMemberText(json: string, name: string): string | undefin
     i++;
   }
   return undefined;
+}
+
+/**
+ * The parsed values of JSON texts seen before, by their exact text (bounded, newest kept): a member
+ * that repeats byte for byte across documents (a receipt's embedded router evidence) is parsed once.
+ * Only text that JSON.parse accepted is ever stored; values are frozen, as every reader shares them.
+ */
+export class JsonValueMemo {
+  private readonly byText = new Map<string, unknown>();
+
+  constructor(private readonly max = 8) {}
+
+  get(text: string): unknown {
+    return this.byText.get(text);
+  }
+
+  has(text: string): boolean {
+    return this.byText.has(text);
+  }
+
+  set(text: string, value: unknown): void {
+    this.byText.delete(text);
+    this.byText.set(text, deepFreeze(value));
+    if (this.byText.size > this.max) this.byText.delete(this.byText.keys().next().value as string);
+  }
+}
+
+function deepFreeze(v: unknown): unknown {
+  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v)) deepFreeze(x);
+  }
+  return v;
 }

@@ -1,5 +1,6 @@
 import { MalformedError } from '../errors/index.js';
 import { fromBase64Url } from './bytes.js';
+import { topLevelMemberSpan, type JsonValueMemo } from './json-member.js';
 
 /** A compact JWS split into its parts; nothing verified. */
 export interface ParsedJws {
@@ -10,32 +11,68 @@ export interface ParsedJws {
   readonly signature: Uint8Array;
   /** The payload's JSON text exactly as signed (members can be read from it as received: util/json-member.ts). */
   readonly payloadText: string;
+  /** With `reuse`: that top-level payload member's exact text, when present and cut out (util/json-member.ts). */
+  readonly member?: { readonly name: string; readonly text: string };
 }
 
-function decodeJsonSegment(seg: string, what: string, code: string): { value: Record<string, unknown>; text: string } {
+/** A top-level payload member whose value often repeats byte for byte: parsed once per distinct text. */
+export interface ReuseMember {
+  name: string;
+  memo: JsonValueMemo;
+}
+
+function decodeJsonSegment(seg: string, what: string, code: string, reuse?: ReuseMember): { value: Record<string, unknown>; text: string; memberText?: string } {
   const bytes = fromBase64Url(seg, { field: `JWS ${what}`, code });
   // A view, not a copy: the segment is decoded once.
   const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+  const span = reuse && topLevelMemberSpan(text, reuse.name);
+  const memberText = span && text.slice(span[0], span[1]);
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = (reuse && memberText !== undefined && parseWithKnownMember(text, span as [number, number], memberText, reuse)) || JSON.parse(text);
   } catch {
     throw new MalformedError(code, `JWS ${what} is not JSON`);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new MalformedError(code, `expected the JWS ${what} to be a JSON object`);
   }
-  return { value: value as Record<string, unknown>, text };
+  if (reuse && memberText !== undefined && !reuse.memo.has(memberText)) {
+    const member = (value as Record<string, unknown>)[reuse.name];
+    if (typeof member === 'object' && member !== null) reuse.memo.set(memberText, member);
+  }
+  return { value: value as Record<string, unknown>, text, ...(memberText !== undefined ? { memberText } : {}) };
+}
+
+/**
+ * The document parsed without parsing the member again, when its exact text was parsed before: the
+ * rest with `null` in its place, then the memo's value put there. The same acceptance as parsing the
+ * whole text (the memo holds only text JSON.parse accepted, and a value put where a value was
+ * parses in every valid document); undefined (parse it all) when the text is new or the rest does not parse.
+ */
+function parseWithKnownMember(text: string, span: [number, number], memberText: string, reuse: ReuseMember): Record<string, unknown> | undefined {
+  if (!reuse.memo.has(memberText)) return undefined;
+  let rest: unknown;
+  try {
+    rest = JSON.parse(`${text.slice(0, span[0])}null${text.slice(span[1])}`);
+  } catch {
+    return undefined;
+  }
+  if (typeof rest !== 'object' || rest === null || Array.isArray(rest)) return undefined;
+  (rest as Record<string, unknown>)[reuse.name] = reuse.memo.get(memberText);
+  return rest as Record<string, unknown>;
 }
 
 /** Parse a compact JWS (three base64url segments, JSON header and payload), bounded. No crypto. */
-export function parseJws(text: string, opts: { code: string; maxBytes: number; what: string }): ParsedJws {
+export function parseJws(text: string, opts: { code: string; maxBytes: number; what: string; reuse?: ReuseMember }): ParsedJws {
   if (text.length > opts.maxBytes) throw new MalformedError(opts.code, `${opts.what} exceeds ${opts.maxBytes} bytes`);
-  const parts = text.trim().split('.');
+  const jws = text.trim();
+  const parts = jws.split('.');
   if (parts.length !== 3) throw new MalformedError(opts.code, `expected ${opts.what} as a compact JWS with 3 segments, got ${parts.length}`);
   const [h, p, s] = parts as [string, string, string];
   const header = decodeJsonSegment(h, 'header', opts.code).value;
-  const payload = decodeJsonSegment(p, 'payload', opts.code);
+  const payload = decodeJsonSegment(p, 'payload', opts.code, opts.reuse);
   const signature = fromBase64Url(s, { field: 'JWS signature', code: opts.code });
-  return { header, payload: payload.value, signingInput: `${h}.${p}`, signature, payloadText: payload.text };
+  // The signing input is the JWS text's own prefix (a slice shares its characters): building it as
+  // `${h}.${p}` made a second ~8 KB string, copied once more when it was turned into bytes.
+  return { header, payload: payload.value, signingInput: jws.slice(0, h.length + 1 + p.length), signature, payloadText: payload.text, ...(opts.reuse && payload.memberText !== undefined ? { member: { name: opts.reuse.name, text: payload.memberText } } : {}) };
 }

@@ -1,5 +1,9 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { join } from 'node:path';
+import { readArchive } from '../../src/audit/archive.js';
 import { defaultFaults } from '../../src/sim/faults.js';
+import { topLevelMemberText } from '../../src/util/json-member.js';
+import { parseJws } from '../../src/util/jws.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 
 const MODEL = 'eu/tresor/gpt-oss-120b';
@@ -109,6 +113,25 @@ describe('receipt faults (audit mode): every outcome recorded with its own code'
     const { receiptId } = await chat(h);
     const v = await verdictOf(h, receiptId as string);
     expect(v).toMatchObject({ verdict: 'failed', code: 'ERR_RECEIPT_ROUTER_KEY_UNKNOWN' });
+  });
+
+  test('router_attestation recognised by its exact bytes: the same block again verifies, one byte changed inside it is checked in full and fails', async () => {
+    // The block the simulator embeds, as the daemon archived it (verified: parsed and checked in full once).
+    const first = await chat(h);
+    expect(await verdictOf(h, first.receiptId as string)).toMatchObject({ verdict: 'verified' });
+    const archived = [...(await readArchive(join(h.dir, 'state', 'audit'))).values()].map((jws) => parseJws(jws, { code: 'T', maxBytes: 1 << 20, what: 'receipt' }).payloadText);
+    const text = topLevelMemberText(archived.find((p) => p.includes(first.receiptId as string)) as string, 'router_attestation') as string;
+    const block = JSON.parse(text) as Record<string, string>;
+    expect(JSON.stringify(block)).toBe(text);
+    // Byte for byte the same block (the simulator serialises it the same way): the known block, verified.
+    h.sim.faults.receiptClaimOverrides = { router_attestation: block };
+    const same = await chat(h);
+    expect(await verdictOf(h, same.receiptId as string)).toMatchObject({ verdict: 'verified' });
+    // One hex digit of the TLS key it binds changed: a new text, parsed and verified in full, refused as before.
+    const spki = block.tls_spki_sha256 as string;
+    h.sim.faults.receiptClaimOverrides = { router_attestation: { ...block, tls_spki_sha256: `${spki[0] === 'a' ? 'b' : 'a'}${spki.slice(1)}` } };
+    const changed = await chat(h);
+    expect(await verdictOf(h, changed.receiptId as string)).toMatchObject({ verdict: 'failed', checks: expect.arrayContaining([expect.objectContaining({ name: 'router_attestation', result: 'fail' })]) });
   });
 
   test('router_attestation that is not an envelope: failed with the parse code', async () => {

@@ -2,7 +2,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { describe, expect, test } from 'vitest';
-import { VerdictStore, type VerdictSummary } from '../../src/receipts/verdicts.js';
+import { serialise } from '../../src/audit/format.js';
+import { summaryJson, VerdictStore, type VerdictSummary } from '../../src/receipts/verdicts.js';
 
 const hex = (n: number) => randomBytes(n).toString('hex');
 
@@ -70,5 +71,29 @@ describe('VerdictStore', () => {
     const grown = v8.getHeapStatistics().used_heap_size - before;
     expect(store.get('absent')).toBeUndefined();
     expect(grown).toBeLessThan(8 * 1024 * 1024);
+  });
+});
+
+describe('summaryJson: a done verdict with its checks taken from the audit line of the same record', () => {
+  test('the same JSON text as JSON.stringify(summary), whatever the checks hold; the store answers the same', () => {
+    const odd = { name: 'x', result: 'fail', code: 'ERR_X', detail: 'a "quoted" \\ back\nslash, caf\u00e9 \u{1F600} \u2026 "checks":[] }' };
+    // Members in the order the pipeline writes them (code and detail before checks and seq).
+    const { checks: _c, seq: _s, ...head } = verified(8);
+    const failed: VerdictSummary = { ...head, verdict: 'failed', code: 'ERR_X', detail: 'why "so"', checks: [odd], seq: 8 };
+    for (const s of [verified(7), failed, { ...verified(9), checks: [] }, { ...verified(10), seq: undefined }]) {
+      // The audit line of the record the summary comes from: other members around, the chain fields first.
+      const line = serialise(s.seq ?? 1, new Date(), '0'.repeat(64), { type: 'receipt', job: 'j', detail: '"checks":[1]', checks: s.checks, digests: { request: { computed: 'sha256:00' } } });
+      const parts = summaryJson(s, line);
+      expect(Array.isArray(parts)).toBe(true);
+      expect((parts as string[]).join('')).toBe(JSON.stringify(s));
+      const store = new VerdictStore();
+      store.set(s, parts);
+      expect(store.get(s.request_id)).toEqual(JSON.parse(JSON.stringify(s)));
+    }
+  });
+
+  test('a line without a top-level checks member: the summary serialised as it is', () => {
+    const s = verified(3);
+    expect(summaryJson(s, JSON.stringify({ seq: 3, x: { checks: [] } }))).toBe(JSON.stringify(s));
   });
 });

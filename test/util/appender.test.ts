@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { GroupAppender } from '../../src/util/appender.js';
+import { GroupAppender, lineBytes, linesToBytes, type Line } from '../../src/util/appender.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -61,5 +61,16 @@ describe('GroupAppender', () => {
     await a.close();
     await p;
     expect(await readFile(path, 'utf8')).toBe('pending\n');
+  });
+});
+
+describe('linesToBytes: lines written part by part into one buffer', () => {
+  test('the same bytes as the joined text with a newline after each line, whatever the characters', () => {
+    const lines: Line[] = ['{"a":1}', '', 'caf\u00e9 \u{1F600} \ud800 lone', ['{"jws":"', 'x'.repeat(9000), '"}'], ['', ''], '\u0000\n'];
+    const joined = `${lines.map((l) => (typeof l === 'string' ? l : l.join(''))).join('\n')}\n`;
+    expect(linesToBytes(lines).equals(Buffer.from(joined, 'utf8'))).toBe(true);
+    expect(linesToBytes(lines, Buffer.byteLength(joined)).equals(Buffer.from(joined, 'utf8'))).toBe(true);
+    expect(lines.reduce((n, l) => n + lineBytes(l) + 1, 0)).toBe(Buffer.byteLength(joined));
+    expect(linesToBytes([]).length).toBe(0);
   });
 });
