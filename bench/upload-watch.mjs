@@ -9,11 +9,13 @@
 // contender's main thread was) are as noisy as the machine. --perf DIR: `perf record -g` on the
 // contender during each upload (summarise with bench/perf-summary.mjs; BENCH_NODE_ARGS=
 // '--perf-basic-prof-only-functions' names the JavaScript frames).
+// Contender `passthrough-digest`: the passthrough plus the request digest alone (bench/request-digest-preload.mjs).
 // Usage: node bench/upload-watch.mjs [--rounds 3] [--mb 100] [--contenders passthrough,tresor-attest]
 //        [--strace] [--perf DIR] [--preload N]   (N chat completions at c16 first, as the full run's JSON scenarios)
 // BENCH_BASELINE_ROOT=DIR adds `baseline-tresor-attest` (the daemon built in DIR), as in bench/run.mjs;
 // BENCH_KEEP_DIR=1 keeps the contenders' logs (e.g. with BENCH_NODE_ARGS='--trace-gc').
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -111,6 +113,21 @@ function straceSummary(file) {
   return { fds, epoll, epollCtl };
 }
 
+/** `passthrough-digest`: bench/passthrough.mjs with bench/request-digest-preload.mjs (the passthrough plus the request digest). */
+const passthroughDigest = {
+  name: 'passthrough-digest',
+  available: () => ({ ok: true }),
+  async start(sim) {
+    const root = new URL('..', import.meta.url).pathname;
+    const child = spawn(process.execPath, ['--import', join(root, 'bench/request-digest-preload.mjs'), join(root, 'bench/passthrough.mjs'), sim.url, sim.caFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const [line] = await once(child.stdout, 'data');
+    const origin = /listening (http:\/\/\S+)/.exec(String(line))?.[1];
+    if (!origin) throw new Error(`passthrough-digest did not start: ${line}`);
+    const exited = once(child, 'exit');
+    return { origin, pid: child.pid, stop: () => (child.kill('SIGTERM'), exited) };
+  },
+};
+
 const sim = await (async () => {
   const dir = mkdtempSync(join(os.tmpdir(), 'tresor-upload-watch-'));
   const s = await startSim(dir, 5);
@@ -120,7 +137,7 @@ const simPort = Number(new URL(sim.url).port);
 const wanted = args.contenders.split(',');
 const targets = [];
 try {
-  for (const c of CONTENDERS.filter((c) => wanted.includes(c.name))) {
+  for (const c of [...CONTENDERS, passthroughDigest].filter((c) => wanted.includes(c.name))) {
     c.available(sim, sim.dir);
     const t = await c.start(sim, sim.dir);
     const client = clientFor(t, 1);
