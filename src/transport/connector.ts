@@ -23,6 +23,16 @@ export interface ConnectorOptions {
   verifyConnection?: ((socket: TLSSocket) => Promise<void>) | undefined;
 }
 
+/**
+ * The upstream socket's stream buffer (`highWaterMark`, both directions; Node's default is 16 KiB).
+ * A request body arrives in reads of up to 64 KiB (Node's HTTP parser), and undici pauses the body
+ * whenever `write()` reports the socket's buffer past this mark: at 16 KiB that was after every
+ * chunk, each pause and resume a turn of the event loop and two `epoll_ctl` calls (readStop,
+ * readStart of the app's socket). At 256 KiB a chunk and the one before it (a TLS write completes
+ * on the next turn) fit, and a paused answer holds at most this much per connection.
+ */
+export const UPSTREAM_SOCKET_HIGH_WATER_MARK = 256 * 1024;
+
 let systemCas: string[] | undefined;
 
 /** Mozilla's bundled roots plus NODE_EXTRA_CA_CERTS (which `ca:` would otherwise drop). */
@@ -64,14 +74,17 @@ export async function openTlsSocket(
 ): Promise<TLSSocket> {
   const deadline = Date.now() + opts.connectTimeoutMs;
   const raw = opts.proxy ? await connectTunnel(opts.proxy, host, port, opts.connectTimeoutMs) : undefined;
-  const socket = tls.connect({
+  const options: tls.ConnectionOptions & { highWaterMark: number } = {
     ...(raw ? { socket: raw } : { host, port }),
     servername: net.isIP(servername) ? '' : servername,
     ...(opts.caPem ? { secureContext: secureContextFor(opts.caPem) } : {}),
     ALPNProtocols: [...(opts.alpn ?? ['http/1.1'])],
+    highWaterMark: UPSTREAM_SOCKET_HIGH_WATER_MARK,
     // Hostname verification against the URL host, also when connecting by IP.
     checkServerIdentity: (_h: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(servername, cert),
-  });
+  };
+  // (`highWaterMark` is a documented option of tls.connect that @types/node does not list.)
+  const socket = tls.connect(options);
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
