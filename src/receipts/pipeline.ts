@@ -423,9 +423,10 @@ export class ReceiptPipeline {
   }
 
   private async write(record: ReceiptRecord, jws: string | undefined, urgent = true): Promise<void> {
-    // The pin's attestation record goes first in the chain.
-    const pin = record.attestation?.evidence;
-    if (typeof pin === 'string') await this.pinWrites.get(pin);
+    // Every pin being recorded goes first in the chain, not only the one this record names: a receipt
+    // issued after a key rotation names its connection's (older) pin but attests the key pinned since,
+    // which `tresor-verify audit` accepts only from a pin recorded before the receipt (docs/wire.md §7.2).
+    if (this.pinWrites.size > 0) await Promise.all(this.pinWrites.values());
     // The archive and the log are synced side by side; the record names the JWS by its hash.
     let archived: Promise<unknown> = Promise.resolve();
     if (jws !== undefined && this.archive) {

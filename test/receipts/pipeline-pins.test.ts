@@ -94,3 +94,59 @@ describe('ReceiptPipeline.recordPin', () => {
     await p.close();
   });
 });
+
+describe('ReceiptPipeline: the order of pins and receipt records in the chain', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pipeline-pin-order-'));
+  });
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  test("a receipt record under an older pin waits for a newer pin's record still being written (the key it may attest after a rotation)", async () => {
+    const auditDir = join(dir, 'audit');
+    let evidenceId: string | undefined;
+    const u: UpstreamReceipts = {
+      name: 'tresor',
+      mode: 'audit',
+      authorization: 'Bearer tr-x',
+      get: async () => ({ status: 404, headers: {}, body: new Uint8Array() }),
+      format: tresorFormat({ resolveKey: () => Promise.reject(new Error('not used')), keyPolicy: () => Promise.reject(new Error('not used')), hooks: {}, clock, sleep: async () => undefined, jwksDeadlineMs: 0 }),
+      idHeader: 'x-tresor-receipt-id',
+      bodyBlock: true,
+      attestation: () => ({ tls_spki_sha256: identity.spkiSha256, evidence: evidenceId }),
+      fetchPolicy: { notFoundGraceMs: 0 },
+      bucket: new TokenBucket(100, 100, clock, async () => undefined),
+      concurrency: new Semaphore(4),
+      maxPending: 100,
+    };
+    const p = await ReceiptPipeline.open({
+      stateDir: dir,
+      audit: { dir: auditDir, maxFileBytes: 1 << 20, retentionFiles: 10, archiveReceipts: false, archiveEvidence: true, retryMs: 20 },
+      clock,
+      logger: createLogger({ level: 'silent', format: 'json', destination: new LogSink() }),
+      upstreams: [u],
+    });
+    evidenceId = p.recordPin({ upstream: 'tresor', profile: 'tresor', mode: 'enforce', reason: 'startup', testRoots: false, identity });
+    await expect.poll(async () => (await lines(auditDir)).length).toBe(1);
+    // The router rotates its key: the next connection's pin cannot be archived yet (its evidence directory is in the way).
+    await rm(join(auditDir, 'evidence'), { recursive: true });
+    await writeFile(join(auditDir, 'evidence'), 'in the way');
+    const rotated: AttestedIdentity = { ...identity, spkiSha256: 'ee'.repeat(32), verifiedAt: '2026-12-06T00:05:00.000Z', evidence: { ...identity.evidence!, nonce: 'ff'.repeat(32) } };
+    const fresh = p.recordPin({ upstream: 'tresor', profile: 'tresor', mode: 'enforce', reason: 'connection', testRoots: false, identity: rotated });
+
+    // An exchange that went out on the old connection ends meanwhile; its receipt is decided (missing) at once.
+    const o = p.observe({ upstream: 'tresor', requestId: 'r1', method: 'POST', path: '/v1/chat/completions', tresorHeaders: {}, startedAt: new Date() });
+    o?.onResponseStart?.(200, { 'content-type': 'application/json' });
+    o?.onResponseChunk?.(Buffer.from('{"tresor":{"receipt_id":"id-1"}}'));
+    await o?.onEnd?.({ ok: true, status: 200, requestBytes: 0, responseBytes: 10 });
+    await new Promise((r) => setTimeout(r, 150));
+    expect((await lines(auditDir)).map((l) => l.type)).toEqual(['attestation']);
+
+    await rm(join(auditDir, 'evidence'));
+    await expect.poll(async () => (await lines(auditDir)).length).toBe(3);
+    const [, pin, receipt] = await lines(auditDir);
+    expect(pin).toMatchObject({ type: 'attestation', reason: 'connection', evidence: fresh });
+    expect(receipt).toMatchObject({ type: 'receipt', verdict: 'missing', attestation: { evidence: evidenceId } });
+    await p.close();
+  });
+});
