@@ -16,7 +16,7 @@
 //   → prints "listening http://…"; GET /__floor → {pending, verified, failed, missing, unverifiable, dropped}.
 import { createHash, createPublicKey, verify as cryptoVerify } from 'node:crypto';
 import { once } from 'node:events';
-import { fdatasync, openSync, readFileSync, write } from 'node:fs';
+import { fdatasync, openSync, readFileSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -27,11 +27,14 @@ const h2 = process.argv.includes('--h2');
 const pool = new Pool(upstream, { connections: 1100, allowH2: h2, connect: { ca: readFileSync(caFile, 'utf8') }, keepAliveTimeout: 60_000 });
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host']);
 const strip = (headers) => Object.fromEntries(Object.entries(headers).filter(([k]) => !HOP.has(k)));
-const writeP = promisify(write);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const syncP = promisify(fdatasync);
 
-/** An append-only file: lines gathered and written with one write and one fdatasync per commit; one commit at a time. */
+/**
+ * An append-only file: lines gathered and written with one write and one fdatasync per commit; one
+ * commit at a time. The write is synchronous (a small append to the page cache; an asynchronous one
+ * costs a hand-off to the libuv pool and back), the fdatasync asynchronous, as in the daemon.
+ */
 class GroupFile {
   constructor(path, windowMs) {
     this.fd = openSync(path, 'a', 0o600);
@@ -69,7 +72,7 @@ class GroupFile {
     this.lines = [];
     this.waiters = [];
     try {
-      await writeP(this.fd, text);
+      writeSync(this.fd, text);
       await syncP(this.fd);
       for (const w of waiters) w.resolve();
     } catch (e) {
