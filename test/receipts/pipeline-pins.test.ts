@@ -33,6 +33,34 @@ async function lines(dir: string): Promise<Record<string, unknown>[]> {
   return out;
 }
 
+/**
+ * A pipeline over `auditDir` that archives evidence and fetches nothing (every receipt is missing):
+ * its exchanges name the pin `pinned()` returns.
+ */
+async function pinningPipeline(stateDir: string, auditDir: string, pinned: () => string | undefined): Promise<ReceiptPipeline> {
+  const u: UpstreamReceipts = {
+    name: 'tresor',
+    mode: 'audit',
+    authorization: 'Bearer tr-x',
+    get: async () => ({ status: 404, headers: {}, body: new Uint8Array() }),
+    format: tresorFormat({ resolveKey: () => Promise.reject(new Error('not used')), keyPolicy: () => Promise.reject(new Error('not used')), hooks: {}, clock, sleep: async () => undefined, jwksDeadlineMs: 0 }),
+    idHeader: 'x-tresor-receipt-id',
+    bodyBlock: true,
+    attestation: () => ({ tls_spki_sha256: identity.spkiSha256, evidence: pinned() }),
+    fetchPolicy: { notFoundGraceMs: 0 },
+    bucket: new TokenBucket(100, 100, clock, async () => undefined),
+    concurrency: new Semaphore(4),
+    maxPending: 100,
+  };
+  return ReceiptPipeline.open({
+    stateDir,
+    audit: { dir: auditDir, maxFileBytes: 1 << 20, retentionFiles: 10, archiveReceipts: false, archiveEvidence: true, retryMs: 20 },
+    clock,
+    logger: createLogger({ level: 'silent', format: 'json', destination: new LogSink() }),
+    upstreams: [u],
+  });
+}
+
 describe('ReceiptPipeline.recordPin', () => {
   let dir: string;
   beforeEach(async () => {
@@ -46,27 +74,7 @@ describe('ReceiptPipeline.recordPin', () => {
     // `evidence` is a file: every write of the archive fails (retried) until it is removed.
     await writeFile(join(auditDir, 'evidence'), 'in the way');
     let evidenceId: string | undefined;
-    const u: UpstreamReceipts = {
-      name: 'tresor',
-      mode: 'audit',
-      authorization: 'Bearer tr-x',
-      get: async () => ({ status: 404, headers: {}, body: new Uint8Array() }),
-      format: tresorFormat({ resolveKey: () => Promise.reject(new Error('not used')), keyPolicy: () => Promise.reject(new Error('not used')), hooks: {}, clock, sleep: async () => undefined, jwksDeadlineMs: 0 }),
-      idHeader: 'x-tresor-receipt-id',
-      bodyBlock: true,
-      attestation: () => ({ tls_spki_sha256: identity.spkiSha256, evidence: evidenceId }),
-      fetchPolicy: { notFoundGraceMs: 0 },
-      bucket: new TokenBucket(100, 100, clock, async () => undefined),
-      concurrency: new Semaphore(4),
-      maxPending: 100,
-    };
-    const p = await ReceiptPipeline.open({
-      stateDir: dir,
-      audit: { dir: auditDir, maxFileBytes: 1 << 20, retentionFiles: 10, archiveReceipts: false, archiveEvidence: true, retryMs: 20 },
-      clock,
-      logger: createLogger({ level: 'silent', format: 'json', destination: new LogSink() }),
-      upstreams: [u],
-    });
+    const p = await pinningPipeline(dir, auditDir, () => evidenceId);
     evidenceId = p.recordPin({ upstream: 'tresor', profile: 'tresor', mode: 'enforce', reason: 'connection', testRoots: false, identity });
     expect(evidenceId).toMatch(/^[0-9a-f]{64}$/);
     // The same verification seen again (another connection sharing it) is one pin.
@@ -93,39 +101,11 @@ describe('ReceiptPipeline.recordPin', () => {
     expect(p.health.failure).toBeUndefined();
     await p.close();
   });
-});
-
-describe('ReceiptPipeline: the order of pins and receipt records in the chain', () => {
-  let dir: string;
-  beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'pipeline-pin-order-'));
-  });
-  afterEach(() => rm(dir, { recursive: true, force: true }));
 
   test("a receipt record under an older pin waits for a newer pin's record still being written (the key it may attest after a rotation)", async () => {
     const auditDir = join(dir, 'audit');
     let evidenceId: string | undefined;
-    const u: UpstreamReceipts = {
-      name: 'tresor',
-      mode: 'audit',
-      authorization: 'Bearer tr-x',
-      get: async () => ({ status: 404, headers: {}, body: new Uint8Array() }),
-      format: tresorFormat({ resolveKey: () => Promise.reject(new Error('not used')), keyPolicy: () => Promise.reject(new Error('not used')), hooks: {}, clock, sleep: async () => undefined, jwksDeadlineMs: 0 }),
-      idHeader: 'x-tresor-receipt-id',
-      bodyBlock: true,
-      attestation: () => ({ tls_spki_sha256: identity.spkiSha256, evidence: evidenceId }),
-      fetchPolicy: { notFoundGraceMs: 0 },
-      bucket: new TokenBucket(100, 100, clock, async () => undefined),
-      concurrency: new Semaphore(4),
-      maxPending: 100,
-    };
-    const p = await ReceiptPipeline.open({
-      stateDir: dir,
-      audit: { dir: auditDir, maxFileBytes: 1 << 20, retentionFiles: 10, archiveReceipts: false, archiveEvidence: true, retryMs: 20 },
-      clock,
-      logger: createLogger({ level: 'silent', format: 'json', destination: new LogSink() }),
-      upstreams: [u],
-    });
+    const p = await pinningPipeline(dir, auditDir, () => evidenceId);
     evidenceId = p.recordPin({ upstream: 'tresor', profile: 'tresor', mode: 'enforce', reason: 'startup', testRoots: false, identity });
     await expect.poll(async () => (await lines(auditDir)).length).toBe(1);
     // The router rotates its key: the next connection's pin cannot be archived yet (its evidence directory is in the way).
