@@ -152,7 +152,8 @@ const passthroughH2 = benchProxy('passthrough-h2', 'the bare passthrough with HT
 // #20's floor for receipts, side by side: the passthrough plus only the receipt's irreducible work
 // (both digests, the journal line synced before the end of the answer, the receipt GET, ES256, the
 // synced audit and archive lines; bench/floor-proxy.mjs), over HTTP/1.1 and over HTTP/2.
-const floorReceipts = benchProxy('floor-receipts', "the passthrough plus a receipt's irreducible work, HTTP/1.1 (bench/floor-proxy.mjs)", 'floor-proxy.mjs', { only: FLOOR_SCENARIOS, settlePath: '/__floor' });
+// Over HTTP/1.1 also the upload (the request digest over every byte is the receipt's part of it).
+const floorReceipts = benchProxy('floor-receipts', "the passthrough plus a receipt's irreducible work, HTTP/1.1 (bench/floor-proxy.mjs)", 'floor-proxy.mjs', { only: [...FLOOR_SCENARIOS, 'upload'], settlePath: '/__floor' });
 const floorReceiptsH2 = benchProxy('floor-receipts-h2', "the passthrough plus a receipt's irreducible work, HTTP/2 (bench/floor-proxy.mjs --h2)", 'floor-proxy.mjs', { args: ['--h2'], only: FLOOR_SCENARIOS, settlePath: '/__floor' });
 
 const NGINX = '/usr/sbin/nginx';

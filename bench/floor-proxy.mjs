@@ -1,7 +1,8 @@
 // The floor contender for #20's receipt targets: the bare passthrough (bench/passthrough.mjs) plus
 // exactly the work #20 calls irreducible for a receipt, and nothing else: no attestation, no pin
 // check, no header policy, no log line, no metrics, no retries, no verdict store.
-//   - both digests: SHA-256 of the request body as forwarded and of the response body as relayed;
+//   - both digests: SHA-256 of the request body as forwarded and of the response body as relayed (a
+//     chat completion's small body read whole first, a transcription upload's streamed through the hash);
 //   - durability before the end of an answer: one journal line per completion, written and
 //     fdatasync'ed (one sync per batch of answers finishing together) before `res.end()`;
 //   - one more HTTP exchange: `GET /v1/receipts/{id}` on the same pool, 100 ms after the answer (the
@@ -137,12 +138,25 @@ async function receipt(id, authorization, requestSha256, responseSha256) {
   counters[verdict]++;
 }
 
+/** A streamed request body, hashed on its way to the upstream (an upload is never held whole). */
+async function* hashedBody(req, hash) {
+  for await (const chunk of req) {
+    hash.update(chunk);
+    yield chunk;
+  }
+}
+
 async function forward(req, res) {
   const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
-  const completion = req.method === 'POST' && req.url.startsWith('/v1/chat/completions');
-  // A small body complete before the upstream is asked (as the daemon does), and its digest.
-  const body = hasBody ? Buffer.concat(await req.toArray()) : undefined;
-  const requestSha256 = completion ? createHash('sha256').update(body).digest('hex') : undefined;
+  const chat = req.method === 'POST' && req.url.startsWith('/v1/chat/completions');
+  const upload = req.method === 'POST' && req.url.startsWith('/v1/audio/transcriptions');
+  const completion = chat || upload;
+  // A small body complete before the upstream is asked (as the daemon does), an upload streamed; their digest.
+  const requestHash = completion ? createHash('sha256') : undefined;
+  let body;
+  if (upload) body = hashedBody(req, requestHash);
+  else if (hasBody) body = Buffer.concat(await req.toArray());
+  if (chat) requestHash.update(body);
   const up = await pool.request({ method: req.method, path: req.url, headers: strip(req.headers), body });
   res.writeHead(up.statusCode, strip(up.headers));
   const responseHash = completion ? createHash('sha256') : undefined;
@@ -158,6 +172,7 @@ async function forward(req, res) {
   }
   const id = completion && up.statusCode === 200 ? receiptIdOf(up.headers, json && Buffer.concat(json)) : undefined;
   if (id !== undefined) {
+    const requestSha256 = requestHash.digest('hex');
     const responseSha256 = responseHash.digest('hex');
     // Durable before the end of the answer: the job's journal line.
     await journal.append(`${JSON.stringify({ op: 'job', job: ++jobs, receipt_id: id, request_sha256: requestSha256, response_sha256: responseSha256 })}\n`, true);

@@ -74,7 +74,9 @@ export const TARGETS_20 = [
   besides('sse-c100', 'cpuMsPerStream'),
   ratio('#20 sse c100 (receipts off): own CPU <= 1.0× passthrough', 'sse-c100', 'cpuMsPerStream', 1.0, 'tresor-attest-receipts-off'),
   ratio('#20 upload: own CPU per MB <= 1.2× passthrough', 'upload', 'cpuMsPerMb', 1.2),
+  besides('upload', 'cpuMsPerMb'),
   atLeast('#20 upload: MB/s >= 0.95× passthrough', 'upload', 'mbPerSec', 0.95),
+  besides('upload', 'mbPerSec'),
   target('#20 sse c1000 (tresor-attest-h2: the router speaking HTTP/2): <= 60 KB RSS per open stream', (r) => ({ value: row(r, 'sse-c1000', 'tresor-attest-h2')?.rssKbPerStream, text: f(row(r, 'sse-c1000', 'tresor-attest-h2')?.rssKbPerStream, 1, ' KB') }), (v) => v <= 60),
 ];
 

@@ -81,6 +81,21 @@ describe.each([[[]], [['--h2']]])('bench/floor-proxy.mjs %j', (flags: string[]) 
     await settled();
   });
 
+  test('a transcription upload streams through the request digest: its receipt verifies', async () => {
+    const before = await settled();
+    const boundary = 'floorboundary';
+    const audio = Buffer.alloc(3 * 1024 * 1024 + 17, 0x41);
+    const body = Buffer.concat([
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-large-v3\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\n`),
+      audio,
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ]);
+    const res = await request(`${origin}/v1/audio/transcriptions`, { method: 'POST', headers: { authorization: KEY, 'content-type': `multipart/form-data; boundary=${boundary}` }, body });
+    expect(res.statusCode).toBe(200);
+    await res.body.dump();
+    expect(await settled()).toMatchObject({ verified: before.verified + 1, failed: before.failed, missing: before.missing });
+  });
+
   test.each([['receiptTamper'], ['receiptWrongKey']])('a receipt with the fault %s is counted as failed, never verified', async (fault) => {
     const before = await settled();
     Object.assign(sim.faults, { [fault]: true });
