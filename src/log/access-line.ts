@@ -31,7 +31,7 @@ export const LINE_BASE = { service: 'tresor-attest' } as const;
 /** pino's numeric level for `info`. */
 const INFO = 30;
 
-/** A string member: pino's Node 25 escaper (`JSON.stringify`); see the file comment. */
+/** A string member: `JSON.stringify` (well-formed JSON: a lone surrogate is escaped, where pino on Node 20 writes it raw). */
 const str = JSON.stringify as (s: string) => string;
 
 /** A number member as pino writes it (a non-finite number is `null`). */
