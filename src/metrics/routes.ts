@@ -1,3 +1,5 @@
+import { boundedMemo } from '../util/memo.js';
+
 /**
  * Route labels for metrics: a fixed, finite set. A path is reduced to its OpenAI route template
  * (ids replaced, query dropped); anything else is `other`, so no id, key or user input can become
@@ -19,19 +21,8 @@ const ROUTES: readonly (readonly [RegExp, string])[] = [
   [/^\/v1\/images\/[a-z]+$/, '/v1/images'],
 ];
 
-/** Labels of the paths seen last (a daemon sees a handful of routes: each label is worked out once, not per request). */
-const recentRoutes = new Map<string, string>();
-const RECENT_ROUTES_MAX = 512;
-
-export function routeLabel(path: string): string {
-  const known = recentRoutes.get(path);
-  if (known !== undefined) return known;
-  const label = routeOf(path);
-  // Bounded: paths with ids or queries would grow it without end.
-  if (recentRoutes.size >= RECENT_ROUTES_MAX) recentRoutes.clear();
-  recentRoutes.set(path, label);
-  return label;
-}
+/** The route label of a path, worked out once per path (a daemon sees a handful); bounded, since paths with ids or queries are many. */
+export const routeLabel = boundedMemo(512, routeOf);
 
 function routeOf(path: string): string {
   const q = path.indexOf('?');

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isLoopbackHost } from '../config/load.js';
 import type { UpstreamConfig } from '../config/types.js';
 import { TresorError } from '../errors/index.js';
+import { boundedMemo } from '../util/memo.js';
 
 /**
  * Request admission (docs/wire.md §8.2): before anything else, a listener checks that the
@@ -55,24 +56,14 @@ export function hostName(value: string): string | undefined {
   return m ? bareHost((m[1] ?? m[2]) as string) : undefined;
 }
 
-/** What the Host values seen last name (`null`: malformed), and whether that is a loopback name. */
-const recentHosts = new Map<string, { name: string; loopback: boolean } | null>();
-const RECENT_HOSTS_MAX = 256;
-
 /**
- * `hostName` and `isLoopbackHost` of a Host value, worked out once per value: apps send the same
- * one or two values on every request. Bounded (cleared when full), so hostile values cannot grow it.
+ * `hostName` and `isLoopbackHost` of a Host value (`null`: malformed), worked out once per value:
+ * apps send the same one or two values on every request. Bounded, so hostile values cannot grow it.
  */
-function parsedHost(value: string): { name: string; loopback: boolean } | null {
-  let h = recentHosts.get(value);
-  if (h === undefined) {
-    const name = hostName(value);
-    h = name === undefined ? null : { name, loopback: isLoopbackHost(name) };
-    if (recentHosts.size >= RECENT_HOSTS_MAX) recentHosts.clear();
-    recentHosts.set(value, h);
-  }
-  return h;
-}
+const parsedHost = boundedMemo(256, (value): { name: string; loopback: boolean } | null => {
+  const name = hostName(value);
+  return name === undefined ? null : { name, loopback: isLoopbackHost(name) };
+});
 
 /** Exactly one Host header that names this listener (see above). */
 export function hostAllowed(req: IncomingMessage, door: ListenerDoor): boolean {
