@@ -343,7 +343,7 @@ export const buildScenarios = (quick) => [
   json(16, quick ? 150 : 2500, 2_500),
   json(64, quick ? 200 : 3000, 2_500),
   sse(1, quick ? 2 : 5),
-  sse(100, quick ? 20 : 200),
+  sse(100, quick ? 20 : 600),
   // Its own simulator with slower chunks, so that all 1,000 streams are open at once (not in --quick).
   sse(1000, quick ? 50 : 1000, { memory: true, ...(quick ? {} : { own: { chunkIntervalMs: 40 } }) }),
   upload(quick ? [2 * MB, 8 * MB] : [20 * MB, 100 * MB]),
