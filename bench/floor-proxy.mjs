@@ -138,12 +138,16 @@ async function receipt(id, authorization, requestSha256, responseSha256) {
   counters[verdict]++;
 }
 
-/** A streamed request body, hashed on its way to the upstream (an upload is never held whole). */
-async function* hashedBody(req, hash) {
-  for await (const chunk of req) {
-    hash.update(chunk);
-    yield chunk;
-  }
+/**
+ * A streamed request body, hashed on its way to the upstream (an upload is never held whole): the
+ * request itself is handed to undici, which reads it with its own 'data' listener (pausing it for
+ * backpressure); this listener, registered first on the paused stream, sees every chunk before
+ * undici writes it. No copy, transform or promise per chunk (the daemon's way, src/proxy/forward.ts).
+ */
+function hashedBody(req, hash) {
+  req.pause();
+  req.on('data', (chunk) => hash.update(chunk));
+  return req;
 }
 
 async function forward(req, res) {
