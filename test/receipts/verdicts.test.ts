@@ -18,7 +18,7 @@ function verified(seq: number): VerdictSummary {
     verdict: 'verified',
     checks: [
       { name: 'signature', result: 'pass', detail: 'ES256 (raw r||s)' },
-      { name: 'receipt_key', result: 'skip', detail: `trust bundle v17 lists no receipt signing keys: the JWKS of the attested origin (identity ${key.slice(0, 16)}…)` },
+      { name: 'receipt_key', result: 'skip', detail: `trust bundle v17 lists no receipt signing keys: the JWKS of the attested origin (identity ${key})` },
       ...['jti', 'requested_route', 'routed_model', 'failover', 'iat'].map((name) => ({ name, result: 'pass' })),
       { name: 'request_digest', result: 'pass', detail: 'prefixed' },
       { name: 'response_digest', result: 'pass', detail: 'prefixed' },
