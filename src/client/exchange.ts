@@ -104,15 +104,23 @@ export function observeExchange(
   return { opts: withConnectionNote({ ...opts, body }, connection), handler: wrapped };
 }
 
-/** The request body with every chunk shown to the observer as it is sent (same bytes, same order). */
-function observeBody(body: Body, obs: ExchangeObserver, count: (n: number) => void): Body {
+/**
+ * The request body with every chunk shown to the observer as it is sent (same bytes, same order),
+ * and its end (`onRequestEnd`, after the last chunk), so that the observer finishes the request
+ * digest then instead of holding its hash until the answer ends, as the daemon's forward does.
+ */
+export function observeBody(body: Body, obs: ExchangeObserver, count: (n: number) => void): Body {
   const see = (c: Uint8Array) => {
     count(c.length);
     obs.onRequestChunk?.(c);
   };
-  if (body === null || body === undefined) return body;
+  if (body === null || body === undefined) {
+    obs.onRequestEnd?.();
+    return body;
+  }
   if (typeof body === 'string' || body instanceof Uint8Array) {
     see(typeof body === 'string' ? Buffer.from(body) : body);
+    obs.onRequestEnd?.();
     return body;
   }
   if (typeof (body as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function' || typeof (body as Iterable<unknown>)[Symbol.iterator] === 'function') {
@@ -123,6 +131,7 @@ function observeBody(body: Body, obs: ExchangeObserver, count: (n: number) => vo
         see(bytes);
         yield bytes;
       }
+      obs.onRequestEnd?.();
     })() as unknown as Body;
   }
   // FormData handed to undici directly is encoded inside undici: its bytes cannot be digested here.
