@@ -66,6 +66,14 @@ class Exchange {
     ctx.upstream.counters.inFlight++;
   }
 
+  /**
+   * Headers of an answer the daemon makes itself for this exchange (an error): what was verified,
+   * and X-Request-Id (the handler sets it only on answers it makes itself, see daemon.ts).
+   */
+  answerHeaders(extra?: Record<string, string>): Record<string, string> {
+    return { ...this.ctx.hooks.responseHeaders?.(this.ctx.upstream.name), 'x-request-id': this.ctx.requestId, ...extra };
+  }
+
   /** Count and log the exchange (once). */
   finished(error?: string): void {
     const { req, ctx, requestBytes, responseBytes, status } = this;
@@ -108,7 +116,7 @@ async function admit(x: Exchange): Promise<{ body: RequestBody } | undefined> {
   const cfg = upstream.config;
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > cfg.max_body_bytes) {
-    x.status = sendError(res, new RequestTooLarge(cfg.max_body_bytes), { connection: 'close' }).status;
+    x.status = sendError(res, new RequestTooLarge(cfg.max_body_bytes), { 'x-request-id': ctx.requestId, connection: 'close' }).status;
     x.finished('ERR_REQUEST_TOO_LARGE');
     return undefined;
   }
@@ -130,7 +138,7 @@ async function admit(x: Exchange): Promise<{ body: RequestBody } | undefined> {
         x.finished('client_closed');
         return undefined;
       }
-      x.status = sendError(res, e, { ...hooks.responseHeaders?.(upstream.name), connection: 'close' }).status;
+      x.status = sendError(res, e, x.answerHeaders({ connection: 'close' })).status;
       x.finished((e as TresorError).code ?? 'ERR_INTERNAL');
       return undefined;
     }
@@ -142,7 +150,7 @@ async function admit(x: Exchange): Promise<{ body: RequestBody } | undefined> {
     const gate = hooks.beforeDispatch?.(upstream.name);
     if (gate) await gate;
   } catch (e) {
-    x.status = sendError(res, e, hooks.responseHeaders?.(upstream.name)).status;
+    x.status = sendError(res, e, x.answerHeaders()).status;
     x.finished((e as TresorError).code ?? 'ERR_INTERNAL');
     req.resume();
     return undefined;
@@ -247,7 +255,7 @@ async function dispatch(x: Exchange, body: RequestBody): Promise<Dispatcher.Resp
       await endObserver(obs, logger, ctx.requestId, { ok: false, status: x.status, error: 'client_closed', requestBytes, responseBytes });
       return undefined;
     }
-    const extra: Record<string, string> = { ...hooks.responseHeaders?.(upstream.name) };
+    const extra = x.answerHeaders();
     // The rest of a refused body is not read: the connection closes after the answer.
     const refusedBody = err.code === 'ERR_REQUEST_TOO_LARGE' || err.code === 'ERR_REQUEST_BODY_TIMEOUT';
     if (refusedBody) extra.connection = 'close';
@@ -346,7 +354,7 @@ async function finish(x: Exchange, r: Release, heldChunks: Buffer[], tail: Buffe
   const { res, ctx } = x;
   const decision = x.obs?.onEnd ? await endObserver(x.obs, ctx.logger, ctx.requestId, { ok: true, status: x.status, requestBytes: x.requestBytes, responseBytes: x.responseBytes }) : undefined;
   if (r.holdBody) {
-    if (decision?.reject) x.status = sendError(res, decision.reject, ctx.hooks.responseHeaders?.(ctx.upstream.name)).status;
+    if (decision?.reject) x.status = sendError(res, decision.reject, x.answerHeaders()).status;
     else {
       res.writeHead(x.status, { ...r.headers, ...decision?.headers });
       for (const c of heldChunks) res.write(c);
@@ -370,7 +378,7 @@ function relayFailed(x: Exchange, r: Release, e: Error): void {
   if (x.clientGone) {
     x.finished('client_closed');
   } else if (r.holdBody) {
-    x.status = sendError(res, err, ctx.hooks.responseHeaders?.(ctx.upstream.name)).status;
+    x.status = sendError(res, err, x.answerHeaders()).status;
     x.finished(err.code);
   } else if (r.stream) {
     // Headers are out: tell an SSE client in-band (the OpenAI SDKs raise on `event: error`)
