@@ -223,12 +223,12 @@ function requestBody(x: Exchange, collected: CollectedBody | undefined): Request
 /** Dispatch: the upstream request; its failure is answered here (undefined: nothing to relay). */
 async function dispatch(x: Exchange, body: RequestBody): Promise<Dispatcher.ResponseData | undefined> {
   const { req, res, ctx, obs } = x;
-  const { upstream, hooks, logger } = ctx;
+  const { upstream, logger } = ctx;
   const cfg = upstream.config;
   const budget = requestBudgetSeconds(req.headers['x-tresor-timeout-seconds'], cfg.timeouts.request_seconds, cfg.timeouts.max_request_seconds);
   try {
     // A streamed body (an upload) is not held behind the streams of a shared HTTP/2 connection.
-    return await upstream.dispatcherFor(isStreamedBody(body)).request({
+    const opts: Dispatcher.RequestOptions & { [CONNECTION_NOTE]?: ConnectionNote } = {
       path: upstream.prefix + ctx.path,
       method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
       headers: upstreamRequestHeaders(req.rawHeaders, req.headers.connection, {
@@ -241,10 +241,11 @@ async function dispatch(x: Exchange, body: RequestBody): Promise<Dispatcher.Resp
       // non-idempotent ones); nothing here retries a request, on HTTP/1.1 or HTTP/2.
       idempotent: true,
       signal: x.abort,
-      ...(obs && x.connection ? { [CONNECTION_NOTE]: x.connection } : {}),
       headersTimeout: budgetWithGraceMs(budget),
       bodyTimeout: cfg.timeouts.stream_idle_seconds * 1000,
-    });
+    };
+    if (obs && x.connection) opts[CONNECTION_NOTE] = x.connection;
+    return await upstream.dispatcherFor(isStreamedBody(body)).request(opts);
   } catch (e) {
     x.idle?.clear();
     const err = classifyUpstreamError(e);
@@ -341,7 +342,11 @@ async function relay(x: Exchange, up: Dispatcher.ResponseData): Promise<void> {
         res.once('drain', () => upBody.resume());
       }
     });
-    upBody.on('end', () => void finish(x, release, heldChunks, tail).then(resolve));
+    upBody.on('end', () => {
+      const observed = finish(x, release, heldChunks, tail);
+      if (observed) void observed.then(resolve);
+      else resolve();
+    });
     upBody.on('error', (e: Error) => {
       relayFailed(x, release, e);
       resolve();
@@ -349,10 +354,19 @@ async function relay(x: Exchange, up: Dispatcher.ResponseData): Promise<void> {
   });
 }
 
-/** Finish: the observer decides (durability, strict receipts), then the end of the answer goes out. */
-async function finish(x: Exchange, r: Release, heldChunks: Buffer[], tail: Buffer | undefined): Promise<void> {
-  const { res, ctx } = x;
-  const decision = x.obs?.onEnd ? await endObserver(x.obs, ctx.logger, ctx.requestId, { ok: true, status: x.status, requestBytes: x.requestBytes, responseBytes: x.responseBytes }) : undefined;
+/**
+ * Finish: the observer decides (durability, strict receipts), then the end of the answer goes out.
+ * Without an observer waiting for the end, at once (no promise): returns undefined.
+ */
+function finish(x: Exchange, r: Release, heldChunks: Buffer[], tail: Buffer | undefined): Promise<void> | undefined {
+  const { obs, ctx } = x;
+  if (!obs?.onEnd) return endAnswer(x, r, heldChunks, tail, undefined);
+  return endObserver(obs, ctx.logger, ctx.requestId, { ok: true, status: x.status, requestBytes: x.requestBytes, responseBytes: x.responseBytes }).then((decision) => endAnswer(x, r, heldChunks, tail, decision));
+}
+
+/** The end of the answer (or, strict, the held answer or its refusal), as the observer decided. */
+function endAnswer(x: Exchange, r: Release, heldChunks: Buffer[], tail: Buffer | undefined, decision: ExchangeDecision | undefined): undefined {
+  const { res } = x;
   if (r.holdBody) {
     if (decision?.reject) x.status = sendError(res, decision.reject, x.answerHeaders()).status;
     else {
@@ -369,6 +383,7 @@ async function finish(x: Exchange, r: Release, heldChunks: Buffer[], tail: Buffe
     res.end(r.doneHolder?.release() ?? tail);
   }
   x.finished(decision?.reject?.code);
+  return undefined;
 }
 
 /** The upstream body failed midway: tell the app as well as its protocol allows, then the observer. */
