@@ -38,8 +38,37 @@ export type FetchResult = 'ok' | 'error';
 /** Latency buckets (seconds): proxy overhead up to the router's 600 s maximum request budget. */
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 
+/** A label set's count, held as a plain number until prom-client reads the counter (see DaemonMetrics.tallies). */
+interface Tally {
+  readonly labels: Record<string, string>;
+  n: number;
+}
+
+/** Hand what was tallied since the last read to `counter` (its `collect`, run on every read). */
+function flushTallies(counter: Counter<string>, tallies: Iterable<Tally>): void {
+  for (const t of tallies) {
+    if (t.n === 0) continue;
+    counter.inc(t.labels, t.n);
+    t.n = 0;
+  }
+}
+
+/** Per upstream: its byte tallies (one lookup for both), made the first time. */
+function bytesTallies(tallies: Map<string, { in: Tally; out: Tally }>, upstream: string): { in: Tally; out: Tally } {
+  let t = tallies.get(upstream);
+  if (!t) tallies.set(upstream, (t = { in: { labels: { upstream }, n: 0 }, out: { labels: { upstream }, n: 0 } }));
+  return t;
+}
+
 export class DaemonMetrics {
   readonly registry = new Registry();
+  /**
+   * The per-request counters (requests, request and response bytes) are tallied here, one Map
+   * lookup per request, and added to prom-client's counters when they are read (their `collect`):
+   * prom-client validates and hashes the label set on every `inc`. What a scrape shows is the same.
+   */
+  private readonly requestTallies = new Map<string, Tally>();
+  private readonly byteTallies = new Map<string, { in: Tally; out: Tally }>();
   private readonly requests: Counter<'upstream' | 'route' | 'method' | 'status_class'>;
   private readonly duration: Histogram<'upstream' | 'route' | 'status_class'>;
   private readonly journal: Histogram<'upstream'>;
@@ -60,6 +89,7 @@ export class DaemonMetrics {
       help: 'Requests forwarded (or refused) per upstream, route template, method and status class.',
       labelNames: ['upstream', 'route', 'method', 'status_class'],
       registers,
+      collect: () => flushTallies(this.requests, this.requestTallies.values()),
     });
     this.duration = new Histogram({
       name: 'tresor_attest_http_request_duration_seconds',
@@ -76,8 +106,8 @@ export class DaemonMetrics {
       buckets: [0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.01, 0.025, 0.1, 1],
       registers,
     });
-    this.bytesIn = new Counter({ name: 'tresor_attest_request_body_bytes_total', help: 'Request body bytes forwarded to the upstream.', labelNames: ['upstream'], registers });
-    this.bytesOut = new Counter({ name: 'tresor_attest_response_body_bytes_total', help: 'Response body bytes streamed back to apps.', labelNames: ['upstream'], registers });
+    this.bytesIn = new Counter({ name: 'tresor_attest_request_body_bytes_total', help: 'Request body bytes forwarded to the upstream.', labelNames: ['upstream'], registers, collect: () => flushTallies(this.bytesIn, [...this.byteTallies.values()].map((t) => t.in)) });
+    this.bytesOut = new Counter({ name: 'tresor_attest_response_body_bytes_total', help: 'Response body bytes streamed back to apps.', labelNames: ['upstream'], registers, collect: () => flushTallies(this.bytesOut, [...this.byteTallies.values()].map((t) => t.out)) });
     this.errors = new Counter({ name: 'tresor_attest_request_errors_total', help: 'Exchanges that ended in an error, by error code.', labelNames: ['upstream', 'code'], registers });
     this.attestations = new Counter({
       name: 'tresor_attest_attestations_total',
@@ -251,10 +281,16 @@ export class DaemonMetrics {
   observeRequest(o: RequestObservation): void {
     const route = routeLabel(o.path);
     const cls = statusClass(o.status);
-    this.requests.inc({ upstream: o.upstream, route, method: methodLabel(o.method), status_class: cls });
-    this.duration.observe({ upstream: o.upstream, route, status_class: cls }, o.seconds);
-    if (o.requestBytes > 0) this.bytesIn.inc({ upstream: o.upstream }, o.requestBytes);
-    if (o.responseBytes > 0) this.bytesOut.inc({ upstream: o.upstream }, o.responseBytes);
+    const method = methodLabel(o.method);
+    const { upstream } = o;
+    const key = `${upstream}\n${route}\n${method}\n${cls}`;
+    const t = this.requestTallies.get(key);
+    if (t) t.n++;
+    else this.requestTallies.set(key, { labels: { upstream, route, method, status_class: cls }, n: 1 });
+    this.duration.observe({ upstream, route, status_class: cls }, o.seconds);
+    const bytes = bytesTallies(this.byteTallies, upstream);
+    bytes.in.n += o.requestBytes;
+    bytes.out.n += o.responseBytes;
     if (o.error) this.errors.inc({ upstream: o.upstream, code: o.error === 'client_closed' ? 'client_closed' : codeLabel(o.error) });
   }
 
