@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { AttestationEvent } from '../attestation/manager.js';
 import { codeLabel, methodLabel, routeLabel, statusClass } from './routes.js';
+import { TalliedHistogram, type Series } from './tallied-histogram.js';
 import { FINAL_VERDICTS } from '../receipts/record.js';
 
 /**
@@ -38,10 +39,15 @@ export type FetchResult = 'ok' | 'error';
 /** Latency buckets (seconds): proxy overhead up to the router's 600 s maximum request budget. */
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 
-/** A label set's count, held as a plain number until prom-client reads the counter (see DaemonMetrics.tallies). */
+/** A label set's count, held as a plain number until prom-client reads the counter (see DaemonMetrics.requestTallies). */
 interface Tally {
   readonly labels: Record<string, string>;
   n: number;
+}
+
+/** A request label set's count, and the duration series of its (upstream, route, status class). */
+interface RequestTally extends Tally {
+  readonly duration: Series;
 }
 
 /** Hand what was tallied since the last read to `counter` (its `collect`, run on every read). */
@@ -66,11 +72,12 @@ export class DaemonMetrics {
    * The per-request counters (requests, request and response bytes) are tallied here, one Map
    * lookup per request, and added to prom-client's counters when they are read (their `collect`):
    * prom-client validates and hashes the label set on every `inc`. What a scrape shows is the same.
+   * The request's tally also holds its duration series (TalliedHistogram): one lookup for both.
    */
-  private readonly requestTallies = new Map<string, Tally>();
+  private readonly requestTallies = new Map<string, RequestTally>();
   private readonly byteTallies = new Map<string, { in: Tally; out: Tally }>();
   private readonly requests: Counter<'upstream' | 'route' | 'method' | 'status_class'>;
-  private readonly duration: Histogram<'upstream' | 'route' | 'status_class'>;
+  private readonly duration: TalliedHistogram;
   private readonly journal: Histogram<'upstream'>;
   private readonly bytesIn: Counter<'upstream'>;
   private readonly bytesOut: Counter<'upstream'>;
@@ -91,13 +98,8 @@ export class DaemonMetrics {
       registers,
       collect: () => flushTallies(this.requests, this.requestTallies.values()),
     });
-    this.duration = new Histogram({
-      name: 'tresor_attest_http_request_duration_seconds',
-      help: 'Time from the request arriving to the last byte of the response (streams included).',
-      labelNames: ['upstream', 'route', 'status_class'],
-      buckets: DURATION_BUCKETS,
-      registers,
-    });
+    // Labels: upstream, route, status_class.
+    this.duration = new TalliedHistogram('tresor_attest_http_request_duration_seconds', 'Time from the request arriving to the last byte of the response (streams included).', DURATION_BUCKETS, registers);
     this.journal = new Histogram({
       name: 'tresor_attest_receipt_journal_seconds',
       help: 'How long the end of an answer waited for its receipt job to be journaled durably (write and fdatasync).',
@@ -284,10 +286,13 @@ export class DaemonMetrics {
     const method = methodLabel(o.method);
     const { upstream } = o;
     const key = `${upstream}\n${route}\n${method}\n${cls}`;
-    const t = this.requestTallies.get(key);
-    if (t) t.n++;
-    else this.requestTallies.set(key, { labels: { upstream, route, method, status_class: cls }, n: 1 });
-    this.duration.observe({ upstream, route, status_class: cls }, o.seconds);
+    let t = this.requestTallies.get(key);
+    if (!t) {
+      const duration = this.duration.series(`${upstream}\n${route}\n${cls}`, { upstream, route, status_class: cls });
+      this.requestTallies.set(key, (t = { labels: { upstream, route, method, status_class: cls }, n: 0, duration }));
+    }
+    t.n++;
+    this.duration.observe(t.duration, o.seconds);
     const bytes = bytesTallies(this.byteTallies, upstream);
     bytes.in.n += o.requestBytes;
     bytes.out.n += o.responseBytes;
