@@ -81,6 +81,8 @@ export class AttestationManager {
   private readonly recordedPins = new WeakMap<AttestedIdentity, string | null>();
   private retries = 0;
   private stopped = false;
+  /** `responseHeaders()` as last built, valid for [from, until) while the pins stay at `version`. */
+  private headerCache: { version: number; from: number; until: number; headers: Record<string, string> } | undefined;
 
   constructor(private readonly opts: AttestationManagerOptions) {
     this.pins = new PinCache(opts.clock);
@@ -188,10 +190,24 @@ export class AttestationManager {
     return this.pins.all();
   }
 
-  /** Headers that tell the app what was verified. */
+  /**
+   * Headers that tell the app what was verified. Built once per verdict, not per request: the
+   * same (frozen) object is returned until the pins change or the current pin's freshness ends
+   * (callers copy it, never change it).
+   */
   responseHeaders(): Record<string, string> {
+    const now = this.opts.clock().getTime();
+    const c = this.headerCache;
+    if (c && c.version === this.pins.version && now >= c.from && now < c.until) return c.headers;
+    const id = this.opts.mode === 'off' ? undefined : this.current();
+    const until = id ? (this.pins.freshUntil(id.spkiSha256) ?? now) : Infinity;
+    const headers = Object.freeze(this.buildResponseHeaders(id));
+    this.headerCache = { version: this.pins.version, from: now, until, headers };
+    return headers;
+  }
+
+  private buildResponseHeaders(id: AttestedIdentity | undefined): Record<string, string> {
     if (this.opts.mode === 'off') return { 'x-tresor-attestation': 'off' };
-    const id = this.current();
     if (!id) return { 'x-tresor-attestation': this.opts.mode === 'warn' ? 'unverified-warn-mode' : 'unverified' };
     const h: Record<string, string> = {
       'x-tresor-attestation': attestationHeaderValue(this.opts.mode === 'warn' ? 'verified-warn-mode' : 'verified', id, this.testRoots),

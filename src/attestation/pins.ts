@@ -13,6 +13,14 @@ export class PinCache {
   /** Expiry instants (ms) of the pins, for the per-request check: a lookup and a comparison. */
   private readonly expiries = new Map<string, number>();
 
+  /** Bumped by every change (set, withdraw, delete): what was derived from the pins is stale once it moves. */
+  version = 0;
+
+  /** When this SPKI's pin stops being fresh (ms), or undefined when it has none. */
+  freshUntil(spkiSha256: string): number | undefined {
+    return this.expiries.get(spkiSha256);
+  }
+
   /** The identity pinned for this SPKI, only while fresh. */
   get(spkiSha256: string): AttestedIdentity | undefined {
     return this.isFresh(spkiSha256) ? this.pins.get(spkiSha256) : undefined;
@@ -30,6 +38,7 @@ export class PinCache {
   }
 
   set(identity: AttestedIdentity): void {
+    this.version++;
     this.pins.delete(identity.spkiSha256);
     this.pins.set(identity.spkiSha256, identity);
     this.expiries.set(identity.spkiSha256, Date.parse(identity.expiresAt));
@@ -41,10 +50,12 @@ export class PinCache {
 
   /** Withdraw the pin now (it lapsed); the identity is kept for matching receipts issued before. */
   withdraw(spkiSha256: string): void {
+    this.version++;
     this.expiries.delete(spkiSha256);
   }
 
   delete(spkiSha256: string): void {
+    this.version++;
     this.pins.delete(spkiSha256);
     this.expiries.delete(spkiSha256);
   }

@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { AttestationEvent } from '../attestation/manager.js';
 import { codeLabel, methodLabel, routeLabel, statusClass } from './routes.js';
+import { TalliedHistogram, type Series } from './tallied-histogram.js';
 import { FINAL_VERDICTS } from '../receipts/record.js';
 
 /**
@@ -38,10 +39,45 @@ export type FetchResult = 'ok' | 'error';
 /** Latency buckets (seconds): proxy overhead up to the router's 600 s maximum request budget. */
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 
+/** A label set's count, held as a plain number until prom-client reads the counter (see DaemonMetrics.requestTallies). */
+interface Tally {
+  readonly labels: Record<string, string>;
+  n: number;
+}
+
+/** A request label set's count, and the duration series of its (upstream, route, status class). */
+interface RequestTally extends Tally {
+  readonly duration: Series;
+}
+
+/** Hand what was tallied since the last read to `counter` (its `collect`, run on every read). */
+function flushTallies(counter: Counter<string>, tallies: Iterable<Tally>): void {
+  for (const t of tallies) {
+    if (t.n === 0) continue;
+    counter.inc(t.labels, t.n);
+    t.n = 0;
+  }
+}
+
+/** Per upstream: its byte tallies (one lookup for both), made the first time. */
+function bytesTallies(tallies: Map<string, { in: Tally; out: Tally }>, upstream: string): { in: Tally; out: Tally } {
+  let t = tallies.get(upstream);
+  if (!t) tallies.set(upstream, (t = { in: { labels: { upstream }, n: 0 }, out: { labels: { upstream }, n: 0 } }));
+  return t;
+}
+
 export class DaemonMetrics {
   readonly registry = new Registry();
+  /**
+   * The per-request counters (requests, request and response bytes) are tallied here, one Map
+   * lookup per request, and added to prom-client's counters when they are read (their `collect`):
+   * prom-client validates and hashes the label set on every `inc`. What a scrape shows is the same.
+   * The request's tally also holds its duration series (TalliedHistogram): one lookup for both.
+   */
+  private readonly requestTallies = new Map<string, RequestTally>();
+  private readonly byteTallies = new Map<string, { in: Tally; out: Tally }>();
   private readonly requests: Counter<'upstream' | 'route' | 'method' | 'status_class'>;
-  private readonly duration: Histogram<'upstream' | 'route' | 'status_class'>;
+  private readonly duration: TalliedHistogram;
   private readonly journal: Histogram<'upstream'>;
   private readonly bytesIn: Counter<'upstream'>;
   private readonly bytesOut: Counter<'upstream'>;
@@ -60,14 +96,10 @@ export class DaemonMetrics {
       help: 'Requests forwarded (or refused) per upstream, route template, method and status class.',
       labelNames: ['upstream', 'route', 'method', 'status_class'],
       registers,
+      collect: () => flushTallies(this.requests, this.requestTallies.values()),
     });
-    this.duration = new Histogram({
-      name: 'tresor_attest_http_request_duration_seconds',
-      help: 'Time from the request arriving to the last byte of the response (streams included).',
-      labelNames: ['upstream', 'route', 'status_class'],
-      buckets: DURATION_BUCKETS,
-      registers,
-    });
+    // Labels: upstream, route, status_class.
+    this.duration = new TalliedHistogram('tresor_attest_http_request_duration_seconds', 'Time from the request arriving to the last byte of the response (streams included).', DURATION_BUCKETS, registers);
     this.journal = new Histogram({
       name: 'tresor_attest_receipt_journal_seconds',
       help: 'How long the end of an answer waited for its receipt job to be journaled durably (write and fdatasync).',
@@ -76,8 +108,8 @@ export class DaemonMetrics {
       buckets: [0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.01, 0.025, 0.1, 1],
       registers,
     });
-    this.bytesIn = new Counter({ name: 'tresor_attest_request_body_bytes_total', help: 'Request body bytes forwarded to the upstream.', labelNames: ['upstream'], registers });
-    this.bytesOut = new Counter({ name: 'tresor_attest_response_body_bytes_total', help: 'Response body bytes streamed back to apps.', labelNames: ['upstream'], registers });
+    this.bytesIn = new Counter({ name: 'tresor_attest_request_body_bytes_total', help: 'Request body bytes forwarded to the upstream.', labelNames: ['upstream'], registers, collect: () => flushTallies(this.bytesIn, [...this.byteTallies.values()].map((t) => t.in)) });
+    this.bytesOut = new Counter({ name: 'tresor_attest_response_body_bytes_total', help: 'Response body bytes streamed back to apps.', labelNames: ['upstream'], registers, collect: () => flushTallies(this.bytesOut, [...this.byteTallies.values()].map((t) => t.out)) });
     this.errors = new Counter({ name: 'tresor_attest_request_errors_total', help: 'Exchanges that ended in an error, by error code.', labelNames: ['upstream', 'code'], registers });
     this.attestations = new Counter({
       name: 'tresor_attest_attestations_total',
@@ -251,10 +283,19 @@ export class DaemonMetrics {
   observeRequest(o: RequestObservation): void {
     const route = routeLabel(o.path);
     const cls = statusClass(o.status);
-    this.requests.inc({ upstream: o.upstream, route, method: methodLabel(o.method), status_class: cls });
-    this.duration.observe({ upstream: o.upstream, route, status_class: cls }, o.seconds);
-    if (o.requestBytes > 0) this.bytesIn.inc({ upstream: o.upstream }, o.requestBytes);
-    if (o.responseBytes > 0) this.bytesOut.inc({ upstream: o.upstream }, o.responseBytes);
+    const method = methodLabel(o.method);
+    const { upstream } = o;
+    const key = `${upstream}\n${route}\n${method}\n${cls}`;
+    let t = this.requestTallies.get(key);
+    if (!t) {
+      const duration = this.duration.series(`${upstream}\n${route}\n${cls}`, { upstream, route, status_class: cls });
+      this.requestTallies.set(key, (t = { labels: { upstream, route, method, status_class: cls }, n: 0, duration }));
+    }
+    t.n++;
+    this.duration.observe(t.duration, o.seconds);
+    const bytes = bytesTallies(this.byteTallies, upstream);
+    bytes.in.n += o.requestBytes;
+    bytes.out.n += o.responseBytes;
     if (o.error) this.errors.inc({ upstream: o.upstream, code: o.error === 'client_closed' ? 'client_closed' : codeLabel(o.error) });
   }
 

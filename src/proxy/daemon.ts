@@ -198,25 +198,28 @@ async function runDaemon(config: ResolvedConfig, deps: DaemonDeps, locks: { rele
 
   const handler = (listener: Upstream, door: ListenerDoor) => (req: IncomingMessage, res: ServerResponse) => {
     const requestId = requestIdFrom(req.headers['x-request-id']);
-    res.setHeader('x-request-id', requestId);
+    // X-Request-Id goes on every answer, but through setHeader only where the daemon answers itself
+    // (tag): a forwarded answer carries it in its own header object, so that writeHead takes Node's
+    // one-pass path instead of merging that object into headers set before (a setHeader per field).
     const url = req.url ?? '/';
     const read = req.method === 'GET' || req.method === 'HEAD';
     // Liveness and readiness answer any Host, Origin and token: probes (a kubelet's httpGet sends
     // Host = pod IP:port, a load balancer its own name); they forward nothing and show no secret.
     const q = url.indexOf('?');
     const rawPath = q < 0 ? url : url.slice(0, q);
-    if (read && rawPath === '/healthz') return sendJson(res, 200, { status: 'ok' });
-    if (read && rawPath === '/readyz') return sendReadiness(res, local, listener.name);
+    if (read && rawPath === '/healthz') return sendJson(tag(res, requestId), 200, { status: 'ok' });
+    if (read && rawPath === '/readyz') return sendReadiness(tag(res, requestId), local, listener.name);
     // Admission (admission.ts): Host, path, Origin, then every token on the way; nothing is forwarded before.
     const a = admit(req, door, listener, upstreams);
     if ('reason' in a) {
       req.resume();
       metrics.requestRefused(listener.name, a.reason);
       logger.warn({ reqId: requestId, upstream: listener.name, method: req.method, event: `admission.${a.reason}`, code: a.error.code, ...a.detail }, 'request refused before forwarding');
-      return sendError(res, a.error);
+      return sendError(tag(res, requestId), a.error);
     }
     const { target, upstream, toV1 } = a;
     if (a.corsOrigin !== undefined) {
+      tag(res, requestId);
       if (isPreflight(req)) return sendPreflight(req, res, a.corsOrigin);
       for (const [k, v] of Object.entries(corsHeaders(a.corsOrigin))) res.setHeader(k, v);
     }
@@ -229,31 +232,32 @@ async function runDaemon(config: ResolvedConfig, deps: DaemonDeps, locks: { rele
         req.resume();
         metrics.localAuthFailure(listener.name);
         logger.warn({ reqId: requestId, upstream: listener.name, door: u.name, method: req.method, path: target.path, event: 'local_auth.refused' }, 'request without the local token refused');
-        return sendError(res, new LocalAuthError(), { 'www-authenticate': toV1 ? 'Bearer realm="tresor-attest"' : 'Basic realm="tresor-attest", charset="UTF-8"' });
+        return sendError(tag(res, requestId), new LocalAuthError(), { 'www-authenticate': toV1 ? 'Bearer realm="tresor-attest"' : 'Basic realm="tresor-attest", charset="UTF-8"' });
       }
     }
-    if (read && serveLocalRead(req, res, local, target.path, target.path + target.query)) return;
+    // (The daemon's own read endpoints all lie outside /v1.)
+    if (read && !toV1 && serveLocalRead(req, tag(res, requestId), local, target.path, target.path + target.query)) return;
     if (a.unknownUpstream !== undefined) {
       req.resume();
-      return sendError(res, new TresorError('usage', 'ERR_UNKNOWN_UPSTREAM', `no upstream named ${JSON.stringify(a.unknownUpstream)} is configured`));
+      return sendError(tag(res, requestId), new TresorError('usage', 'ERR_UNKNOWN_UPSTREAM', `no upstream named ${JSON.stringify(a.unknownUpstream)} is configured`));
     }
     if (!toV1) {
       req.resume();
-      return sendError(res, new TresorError('usage', 'ERR_NOT_FOUND', `${target.path} is not served here: the OpenAI API is under /v1`));
+      return sendError(tag(res, requestId), new TresorError('usage', 'ERR_NOT_FOUND', `${target.path} is not served here: the OpenAI API is under /v1`));
     }
     if (shuttingDown) {
       req.resume();
-      return sendError(res, new TresorError('usage', 'ERR_SHUTTING_DOWN', 'tresor-attest is shutting down'), { connection: 'close' });
+      return sendError(tag(res, requestId), new TresorError('usage', 'ERR_SHUTTING_DOWN', 'tresor-attest is shutting down'), { connection: 'close' });
     }
     const refused = pipeline?.refusal(upstream.name, req.method ?? '', a.forwardPath);
     if (refused) {
       req.resume();
       logger.warn({ reqId: requestId, upstream: upstream.name, code: refused.code, event: 'audit.refused' }, 'exchange refused: its audit record cannot be made durable');
-      return sendError(res, refused, { 'retry-after': '5' });
+      return sendError(tag(res, requestId), refused, { 'retry-after': '5' });
     }
     forward(req, res, { upstream, hooks, logger, accessLog, requestId, path: a.forwardPath + target.query, shuttingDown: isShuttingDown, metrics: observer }).catch((e: unknown) => {
       logger.error({ reqId: requestId, err: { message: (e as Error).message } }, 'unexpected error while forwarding');
-      sendError(res, e);
+      sendError(res, e, { 'x-request-id': requestId });
     });
   };
 
@@ -307,6 +311,12 @@ async function runDaemon(config: ResolvedConfig, deps: DaemonDeps, locks: { rele
       logger.info('stopped');
     },
   };
+}
+
+/** The answer's X-Request-Id, set before the daemon answers a request itself (see the handler). */
+function tag(res: ServerResponse, requestId: string): ServerResponse {
+  res.setHeader('x-request-id', requestId);
+  return res;
 }
 
 /** Longest wait at shutdown for a last export. */

@@ -66,6 +66,14 @@ class Exchange {
     ctx.upstream.counters.inFlight++;
   }
 
+  /**
+   * Headers of an answer the daemon makes itself for this exchange (an error): what was verified,
+   * and X-Request-Id (the handler sets it only on answers it makes itself, see daemon.ts).
+   */
+  answerHeaders(extra?: Record<string, string>): Record<string, string> {
+    return { ...this.ctx.hooks.responseHeaders?.(this.ctx.upstream.name), 'x-request-id': this.ctx.requestId, ...extra };
+  }
+
   /** Count and log the exchange (once). */
   finished(error?: string): void {
     const { req, ctx, requestBytes, responseBytes, status } = this;
@@ -108,7 +116,7 @@ async function admit(x: Exchange): Promise<{ body: RequestBody } | undefined> {
   const cfg = upstream.config;
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > cfg.max_body_bytes) {
-    x.status = sendError(res, new RequestTooLarge(cfg.max_body_bytes), { connection: 'close' }).status;
+    x.status = sendError(res, new RequestTooLarge(cfg.max_body_bytes), { 'x-request-id': ctx.requestId, connection: 'close' }).status;
     x.finished('ERR_REQUEST_TOO_LARGE');
     return undefined;
   }
@@ -130,7 +138,7 @@ async function admit(x: Exchange): Promise<{ body: RequestBody } | undefined> {
         x.finished('client_closed');
         return undefined;
       }
-      x.status = sendError(res, e, { ...hooks.responseHeaders?.(upstream.name), connection: 'close' }).status;
+      x.status = sendError(res, e, x.answerHeaders({ connection: 'close' })).status;
       x.finished((e as TresorError).code ?? 'ERR_INTERNAL');
       return undefined;
     }
@@ -142,7 +150,7 @@ async function admit(x: Exchange): Promise<{ body: RequestBody } | undefined> {
     const gate = hooks.beforeDispatch?.(upstream.name);
     if (gate) await gate;
   } catch (e) {
-    x.status = sendError(res, e, hooks.responseHeaders?.(upstream.name)).status;
+    x.status = sendError(res, e, x.answerHeaders()).status;
     x.finished((e as TresorError).code ?? 'ERR_INTERNAL');
     req.resume();
     return undefined;
@@ -215,12 +223,12 @@ function requestBody(x: Exchange, collected: CollectedBody | undefined): Request
 /** Dispatch: the upstream request; its failure is answered here (undefined: nothing to relay). */
 async function dispatch(x: Exchange, body: RequestBody): Promise<Dispatcher.ResponseData | undefined> {
   const { req, res, ctx, obs } = x;
-  const { upstream, hooks, logger } = ctx;
+  const { upstream, logger } = ctx;
   const cfg = upstream.config;
   const budget = requestBudgetSeconds(req.headers['x-tresor-timeout-seconds'], cfg.timeouts.request_seconds, cfg.timeouts.max_request_seconds);
   try {
     // A streamed body (an upload) is not held behind the streams of a shared HTTP/2 connection.
-    return await upstream.dispatcherFor(isStreamedBody(body)).request({
+    const opts: Dispatcher.RequestOptions & { [CONNECTION_NOTE]?: ConnectionNote } = {
       path: upstream.prefix + ctx.path,
       method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
       headers: upstreamRequestHeaders(req.rawHeaders, req.headers.connection, {
@@ -233,10 +241,11 @@ async function dispatch(x: Exchange, body: RequestBody): Promise<Dispatcher.Resp
       // non-idempotent ones); nothing here retries a request, on HTTP/1.1 or HTTP/2.
       idempotent: true,
       signal: x.abort,
-      ...(obs && x.connection ? { [CONNECTION_NOTE]: x.connection } : {}),
       headersTimeout: budgetWithGraceMs(budget),
       bodyTimeout: cfg.timeouts.stream_idle_seconds * 1000,
-    });
+    };
+    if (obs && x.connection) opts[CONNECTION_NOTE] = x.connection;
+    return await upstream.dispatcherFor(isStreamedBody(body)).request(opts);
   } catch (e) {
     x.idle?.clear();
     const err = classifyUpstreamError(e);
@@ -247,7 +256,7 @@ async function dispatch(x: Exchange, body: RequestBody): Promise<Dispatcher.Resp
       await endObserver(obs, logger, ctx.requestId, { ok: false, status: x.status, error: 'client_closed', requestBytes, responseBytes });
       return undefined;
     }
-    const extra: Record<string, string> = { ...hooks.responseHeaders?.(upstream.name) };
+    const extra = x.answerHeaders();
     // The rest of a refused body is not read: the connection closes after the answer.
     const refusedBody = err.code === 'ERR_REQUEST_TOO_LARGE' || err.code === 'ERR_REQUEST_BODY_TIMEOUT';
     if (refusedBody) extra.connection = 'close';
@@ -333,7 +342,11 @@ async function relay(x: Exchange, up: Dispatcher.ResponseData): Promise<void> {
         res.once('drain', () => upBody.resume());
       }
     });
-    upBody.on('end', () => void finish(x, release, heldChunks, tail).then(resolve));
+    upBody.on('end', () => {
+      const observed = finish(x, release, heldChunks, tail);
+      if (observed) void observed.then(resolve);
+      else resolve();
+    });
     upBody.on('error', (e: Error) => {
       relayFailed(x, release, e);
       resolve();
@@ -341,12 +354,21 @@ async function relay(x: Exchange, up: Dispatcher.ResponseData): Promise<void> {
   });
 }
 
-/** Finish: the observer decides (durability, strict receipts), then the end of the answer goes out. */
-async function finish(x: Exchange, r: Release, heldChunks: Buffer[], tail: Buffer | undefined): Promise<void> {
-  const { res, ctx } = x;
-  const decision = x.obs?.onEnd ? await endObserver(x.obs, ctx.logger, ctx.requestId, { ok: true, status: x.status, requestBytes: x.requestBytes, responseBytes: x.responseBytes }) : undefined;
+/**
+ * Finish: the observer decides (durability, strict receipts), then the end of the answer goes out.
+ * Without an observer waiting for the end, at once (no promise): returns undefined.
+ */
+function finish(x: Exchange, r: Release, heldChunks: Buffer[], tail: Buffer | undefined): Promise<void> | undefined {
+  const { obs, ctx } = x;
+  if (!obs?.onEnd) return endAnswer(x, r, heldChunks, tail, undefined);
+  return endObserver(obs, ctx.logger, ctx.requestId, { ok: true, status: x.status, requestBytes: x.requestBytes, responseBytes: x.responseBytes }).then((decision) => endAnswer(x, r, heldChunks, tail, decision));
+}
+
+/** The end of the answer (or, strict, the held answer or its refusal), as the observer decided. */
+function endAnswer(x: Exchange, r: Release, heldChunks: Buffer[], tail: Buffer | undefined, decision: ExchangeDecision | undefined): undefined {
+  const { res } = x;
   if (r.holdBody) {
-    if (decision?.reject) x.status = sendError(res, decision.reject, ctx.hooks.responseHeaders?.(ctx.upstream.name)).status;
+    if (decision?.reject) x.status = sendError(res, decision.reject, x.answerHeaders()).status;
     else {
       res.writeHead(x.status, { ...r.headers, ...decision?.headers });
       for (const c of heldChunks) res.write(c);
@@ -361,6 +383,7 @@ async function finish(x: Exchange, r: Release, heldChunks: Buffer[], tail: Buffe
     res.end(r.doneHolder?.release() ?? tail);
   }
   x.finished(decision?.reject?.code);
+  return undefined;
 }
 
 /** The upstream body failed midway: tell the app as well as its protocol allows, then the observer. */
@@ -370,7 +393,7 @@ function relayFailed(x: Exchange, r: Release, e: Error): void {
   if (x.clientGone) {
     x.finished('client_closed');
   } else if (r.holdBody) {
-    x.status = sendError(res, err, ctx.hooks.responseHeaders?.(ctx.upstream.name)).status;
+    x.status = sendError(res, err, x.answerHeaders()).status;
     x.finished(err.code);
   } else if (r.stream) {
     // Headers are out: tell an SSE client in-band (the OpenAI SDKs raise on `event: error`)

@@ -23,38 +23,88 @@ export class RequestBodyTimeout extends TresorError {
 /** The app closed its connection before its body was complete (nothing to answer). */
 export class ClientGone extends Error {}
 
-/** Fires `onIdle` once when `touch()` has not been called for `ms`; `clear()` stops it. */
-export class IdleTimer {
+/**
+ * The idle limits of the request bodies being read, checked by one coarse timer per limit instead
+ * of a timer per request: a sweep every eighth of the limit, running only while a body is watched.
+ * Arrivals are stamped with the time of the last sweep (no clock read per chunk), so a body is
+ * declared idle only once `ms` plus one sweep have passed since the sweep before its last byte:
+ * never before `ms` of silence, at most a quarter of `ms` after it.
+ */
+class IdleWheel {
+  private readonly watched = new Set<IdleTimer>();
   private timer: NodeJS.Timeout | undefined;
-  private last = Date.now();
+  /** The time of the last sweep (ms): what `touch()` records. */
+  now = 0;
+  private readonly step: number;
 
-  constructor(
-    private readonly ms: number,
-    private readonly onIdle: () => void,
-  ) {
-    this.arm(ms);
+  constructor(private readonly ms: number) {
+    this.step = Math.max(5, Math.ceil(ms / 8));
   }
 
-  /** A byte arrived (cheap: no timer is re-created per chunk). */
+  add(t: IdleTimer): void {
+    if (!this.timer) {
+      this.now = Date.now();
+      this.timer = setInterval(() => this.sweep(), this.step);
+      this.timer.unref();
+    }
+    this.watched.add(t);
+  }
+
+  delete(t: IdleTimer): void {
+    this.watched.delete(t);
+  }
+
+  private sweep(): void {
+    const now = (this.now = Date.now());
+    for (const t of this.watched) {
+      if (now - t.last < this.ms + this.step) continue;
+      this.watched.delete(t);
+      t.fire();
+    }
+    if (this.watched.size === 0) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+}
+
+/** One wheel per idle limit (a daemon has one per upstream's `timeouts.body_idle_seconds`). */
+const wheels = new Map<number, IdleWheel>();
+
+/** Fires `onIdle` once when `touch()` has not been called for `ms` (see IdleWheel); `clear()` stops it. */
+export class IdleTimer {
+  private readonly wheel: IdleWheel;
+  /** When a byte last arrived, as the wheel's coarse clock knew it. */
+  last: number;
+  private live = true;
+
+  constructor(
+    ms: number,
+    private readonly onIdle: () => void,
+  ) {
+    let wheel = wheels.get(ms);
+    if (!wheel) wheels.set(ms, (wheel = new IdleWheel(ms)));
+    this.wheel = wheel;
+    wheel.add(this);
+    this.last = wheel.now;
+  }
+
+  /** A byte arrived (cheap: no timer and no clock read per chunk). */
   touch(): void {
-    this.last = Date.now();
+    this.last = this.wheel.now;
   }
 
   clear(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+    if (!this.live) return;
+    this.live = false;
+    this.wheel.delete(this);
   }
 
-  private arm(ms: number): void {
-    this.timer = setTimeout(() => {
-      const left = this.last + this.ms - Date.now();
-      if (left > 0) this.arm(left);
-      else {
-        this.timer = undefined;
-        this.onIdle();
-      }
-    }, ms);
-    this.timer.unref();
+  /** Called by the wheel, once. */
+  fire(): void {
+    if (!this.live) return;
+    this.live = false;
+    this.onIdle();
   }
 }
 
@@ -92,7 +142,8 @@ export function collectBody(req: IncomingMessage, opts: { bound: number; limit: 
       if (!complete) req.pause();
       resolve({ chunks, bytes, complete });
     };
-    req.on('data', onData).once('end', onEnd).once('error', onClose).once('close', onClose);
+    // Plain listeners (no once-wrappers): done() removes all four whichever fires first.
+    req.on('data', onData).on('end', onEnd).on('error', onClose).on('close', onClose);
     req.resume();
   });
 }

@@ -129,6 +129,27 @@ describe('AttestationManager connection pinning', () => {
     expect(m.responseHeaders()['x-tresor-tls-spki-sha256']).toBe(router.id.spkiSha256);
   });
 
+  test('the response headers are built once per verdict: the same object until the pin lapses or changes', async () => {
+    const router = await startRouter();
+    let now = Date.now();
+    const m = new AttestationManager({ upstream: 'test', mode: 'enforce', attest: attestOverSocket, clock: () => new Date(now), logger: silent, refreshAheadMs: 5_000 });
+    closers.push(() => m.stop());
+    expect(m.responseHeaders()).toEqual({ 'x-tresor-attestation': 'unverified' });
+    const client = pinnedClient(router, m);
+    expect(await (await client.request({ path: '/v1/x', method: 'POST', body: 'x' })).body.text()).toBe('ok');
+    // A new pin changes the verdict at once (the cached "unverified" is not served).
+    const first = m.responseHeaders();
+    expect(first['x-tresor-attestation']).toBe('verified; nonce-bound; channel: bound');
+    expect(m.responseHeaders()).toBe(first);
+    expect(Object.isFrozen(first)).toBe(true);
+    // The pin's freshness ends (60 s): the next request's headers say so, without any event.
+    now += 61_000;
+    expect(m.responseHeaders()).toEqual({ 'x-tresor-attestation': 'unverified' });
+    // A clock set back does not serve headers built for a later instant.
+    now -= 61_000;
+    expect(m.responseHeaders()['x-tresor-attestation']).toBe('verified; nonce-bound; channel: bound');
+  });
+
   test('a man in the middle relaying the genuine key claim is refused and receives no request body', async () => {
     const genuine = await startRouter();
     const mitm = await startRouter({ claim: () => genuine.id.spkiSha256 });

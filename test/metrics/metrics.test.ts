@@ -1,5 +1,6 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { DaemonMetrics } from '../../src/metrics/metrics.js';
 import { routeLabel, statusClass } from '../../src/metrics/routes.js';
 import { REAL_KEY, startHarness, type Harness } from '../helpers/harness.js';
 import { parsePrometheusText, sumOf, valueOf, type Family } from './prom-text.js';
@@ -177,5 +178,29 @@ describe('attestation failures in /metrics', () => {
     expect(valueOf(families, 'tresor_attest_http_requests_total', { upstream: 'tresor', route: '/v1/models', status_class: '5xx' })).toBe(1);
     expect(sumOf(families, 'tresor_attest_request_errors_total', { upstream: 'tresor' })).toBe(1);
     expect(valueOf(families, 'tresor_attest_attestation_expiry_timestamp_seconds', { upstream: 'tresor' })).toBeUndefined();
+  });
+});
+
+describe('per-request counters, tallied between scrapes', () => {
+  test('every scrape shows every request observed before it, cumulatively; a byte counter appears only once bytes flowed', async () => {
+    const m = new DaemonMetrics({ upstreams: () => [], receipts: () => undefined }, { processMetrics: false });
+    const families = async () => parsePrometheusText((await m.exposition()).body);
+    const chat = { upstream: 'u', method: 'POST', path: '/v1/chat/completions', status: 200, seconds: 0.02, requestBytes: 0, responseBytes: 0 };
+    m.observeRequest(chat);
+    let f = await families();
+    expect(valueOf(f, 'tresor_attest_http_requests_total', { upstream: 'u', route: '/v1/chat/completions', method: 'POST', status_class: '2xx' })).toBe(1);
+    expect(valueOf(f, 'tresor_attest_request_body_bytes_total', { upstream: 'u' })).toBeUndefined();
+    for (let i = 0; i < 3; i++) m.observeRequest({ ...chat, requestBytes: 100, responseBytes: 1000 });
+    m.observeRequest({ ...chat, method: 'GET', path: '/v1/models', status: 502, error: 'ERR_UPSTREAM_FAILED' });
+    f = await families();
+    expect(valueOf(f, 'tresor_attest_http_requests_total', { upstream: 'u', route: '/v1/chat/completions', method: 'POST', status_class: '2xx' })).toBe(4);
+    expect(valueOf(f, 'tresor_attest_http_requests_total', { upstream: 'u', route: '/v1/models', method: 'GET', status_class: '5xx' })).toBe(1);
+    expect(valueOf(f, 'tresor_attest_request_body_bytes_total', { upstream: 'u' })).toBe(300);
+    expect(valueOf(f, 'tresor_attest_response_body_bytes_total', { upstream: 'u' })).toBe(3000);
+    expect(valueOf(f, 'tresor_attest_http_request_duration_seconds_count', { upstream: 'u', route: '/v1/chat/completions', status_class: '2xx' })).toBe(4);
+    // Nothing new: a second read shows the same values (not added twice, not lost).
+    f = await families();
+    expect(valueOf(f, 'tresor_attest_http_requests_total', { upstream: 'u', route: '/v1/chat/completions', method: 'POST', status_class: '2xx' })).toBe(4);
+    expect(valueOf(f, 'tresor_attest_request_body_bytes_total', { upstream: 'u' })).toBe(300);
   });
 });

@@ -47,6 +47,25 @@ const echo = () => upstream((_req, res) => {
 });
 
 describe('forwarding', () => {
+  test('every answer carries X-Request-Id: forwarded, failed upstream, refused body, and the daemon\'s own', async () => {
+    const up = await echo();
+    const { base } = await daemonFor(up, { max_body_bytes: 1000 });
+    const origin = new URL(base).origin;
+    const idOf = async (url: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}) => {
+      const res = await request(url, { ...init, headers: { 'x-request-id': 'rid-1', ...init.headers } } as Parameters<typeof request>[1]);
+      await res.body.text();
+      return [res.statusCode, res.headers['x-request-id']];
+    };
+    expect(await idOf(`${base}/v1/things`, { method: 'POST', body: '{}' })).toEqual([200, 'rid-1']);
+    expect(await idOf(`${base}/v1/things`, { method: 'POST', body: 'x'.repeat(2000) })).toEqual([413, 'rid-1']);
+    expect(await idOf(`${origin}/healthz`)).toEqual([200, 'rid-1']);
+    expect(await idOf(`${origin}/status`)).toEqual([200, 'rid-1']);
+    expect(await idOf(`${origin}/elsewhere`)).toEqual([404, 'rid-1']);
+    expect(await idOf(`${base}/models`, { headers: { host: 'evil.example' } })).toEqual([421, 'rid-1']);
+    await up.close();
+    expect(await idOf(`${base}/v1/things`, { method: 'POST', body: '{}' })).toEqual([502, 'rid-1']);
+  });
+
   test('hop-by-hop headers are stripped both ways; X-Tresor-* and the rest pass; the app key passes through when none is configured', async () => {
     const up = await echo();
     const { base } = await daemonFor(up);

@@ -1,8 +1,10 @@
+import { createHook } from 'node:async_hooks';
 import net from 'node:net';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startHarness, type Harness } from '../helpers/harness.js';
+import { IdleTimer } from '../../src/proxy/request-body.js';
 
 /**
  * Slow request bodies against a real daemon and simulator on 127.0.0.1: a body is read whole
@@ -106,5 +108,30 @@ describe('slow request bodies', () => {
         expect(await v.json()).toMatchObject({ status: 'done', verdict: 'verified' });
       }
     }
+  });
+});
+
+describe('IdleTimer (the request body idle limit)', () => {
+  test('one coarse timer per limit, not one per body; it fires only after the limit of silence, and once', async () => {
+    let created = 0;
+    const hook = createHook({ init: (_id, type) => void (type === 'Timeout' && created++) }).enable();
+    const fired = new Map<number, number>();
+    const started = Date.now();
+    const timers = Array.from({ length: 100 }, (_, i) => new IdleTimer(400, () => fired.set(i, Date.now() - started)));
+    hook.disable();
+    expect(created).toBeLessThanOrEqual(1);
+    // Body 0 keeps sending every 50 ms for 600 ms, bodies 2..99 end at once; body 1 stalls.
+    for (const t of timers.slice(2)) t.clear();
+    const sending = setInterval(() => timers[0]?.touch(), 50);
+    await new Promise((r) => setTimeout(r, 600));
+    clearInterval(sending);
+    expect([...fired.keys()]).toEqual([1]);
+    expect(fired.get(1)).toBeGreaterThanOrEqual(400);
+    expect(fired.get(1)).toBeLessThan(400 + 400);
+    // Silent from 600 ms on: body 0 is idle no earlier than 1,000 ms.
+    await new Promise((r) => setTimeout(r, 700));
+    expect([...fired.keys()]).toEqual([1, 0]);
+    expect(fired.get(0)).toBeGreaterThanOrEqual(1000);
+    timers[0]?.clear();
   });
 });
