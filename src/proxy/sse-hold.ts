@@ -28,7 +28,7 @@ export class DoneHolder {
     }
     // Most chunks are whole lines without the marker: nothing held before, nothing to hold now
     // (one search per chunk instead of the line scan below; the chunk itself goes on, no copy).
-    if (this.held.length === 0 && c.length > 0 && c[c.length - 1] === 0x0a && c.indexOf(DONE) < 0) {
+    if (this.held.length === 0 && this.plain(c)) {
       this.atLineStart = true;
       return c;
     }
@@ -58,6 +58,21 @@ export class DoneHolder {
     }
     this.atLineStart = buf.length > 0 ? buf[buf.length - 1] === 0x0a : this.atLineStart;
     return buf;
+  }
+
+  /**
+   * A chunk that ends a line and holds no marker at a line start. The usual chunk is one event of
+   * one line (`data: {...}` and the blank line that ends it): its only line start is its first byte,
+   * so a search for the first newline (one byte: the cheapest search there is) and a look at the
+   * line's first bytes settle it; any other chunk is searched for `[DONE]`.
+   */
+  private plain(c: Buffer): boolean {
+    const n = c.length;
+    if (n === 0 || c[n - 1] !== 0x0a) return false;
+    const oneLine = c.indexOf(0x0a) >= n - 2;
+    // `data: [` / `data:[` at a line start may be the marker: searched.
+    if (oneLine && !(this.atLineStart && c[0] === 0x64 && (c[5] === 0x5b || c[6] === 0x5b))) return true;
+    return c.indexOf(DONE) < 0;
   }
 
   /** Whether the stream's `[DONE]` marker was seen (and is held). */

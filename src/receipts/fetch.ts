@@ -42,8 +42,8 @@ export interface FetchDeps {
   clock: Clock;
   sleep: (ms: number) => Promise<void>;
   random?: () => number;
-  /** Called before every attempt (the per-upstream rate limit). */
-  beforeAttempt?: () => Promise<void>;
+  /** Called before every attempt (the per-upstream rate limit): a promise to wait for, or undefined to go on at once. */
+  beforeAttempt?: () => Promise<void> | undefined;
   /** Where the receipt lives and how its 200 body is read (default: Tresor's `/v1/receipts/{id}` → `{id, receipt}`). */
   path?: (id: string) => string;
   parse?: (body: Uint8Array, id: string) => string;
@@ -97,7 +97,8 @@ export async function fetchReceipt(id: string, endedAt: Date, deps: FetchDeps): 
   let attempts = 0;
   let last = { code: 'ERR_RECEIPT_FETCH_DEADLINE', detail: 'no attempt made' };
   for (;;) {
-    await deps.beforeAttempt?.();
+    const turn = deps.beforeAttempt?.();
+    if (turn) await turn;
     attempts++;
     let waitMs: number | undefined;
     try {

@@ -1,13 +1,17 @@
 import type { Clock } from '../types.js';
 
 /**
- * A token bucket: at most `ratePerSecond` on average, bursts up to `burst`. `take()` resolves
- * when a token is available, so callers queue instead of hammering the router.
+ * A token bucket: at most `ratePerSecond` on average, bursts up to `burst`. `take()` takes a token
+ * at once when one is there and nobody is waiting (undefined: no promise, no turn of the event
+ * loop, as most receipt fetches find it), else returns a promise that resolves when the caller's
+ * token is there, so callers queue (in order) instead of hammering the router.
  */
 export class TokenBucket {
   private tokens: number;
   private last: number;
   private chain: Promise<void> = Promise.resolve();
+  /** Takers queued on `chain` and not yet served: while any wait, a new taker queues behind them. */
+  private waiting = 0;
 
   constructor(
     private readonly ratePerSecond: number,
@@ -19,21 +23,28 @@ export class TokenBucket {
     this.last = clock().getTime();
   }
 
-  take(): Promise<void> {
+  take(): Promise<void> | undefined {
+    if (this.waiting === 0 && this.takeNow()) return undefined;
+    this.waiting++;
     const next = this.chain.then(async () => {
-      for (;;) {
-        const now = this.clock().getTime();
-        this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.ratePerSecond);
-        this.last = now;
-        if (this.tokens >= 1) {
-          this.tokens -= 1;
-          return;
-        }
-        await this.sleep(Math.ceil(((1 - this.tokens) / this.ratePerSecond) * 1000));
+      try {
+        while (!this.takeNow()) await this.sleep(Math.ceil(((1 - this.tokens) / this.ratePerSecond) * 1000));
+      } finally {
+        this.waiting--;
       }
     });
     this.chain = next.catch(() => undefined);
     return next;
+  }
+
+  /** Refill for the time passed, then take a token if there is one. */
+  private takeNow(): boolean {
+    const now = this.clock().getTime();
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.ratePerSecond);
+    this.last = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
   }
 }
 

@@ -65,4 +65,16 @@ describe('DoneHolder (strict mode streams)', () => {
     expect(r.sawDone).toBe(false);
     expect(r.passed.toString()).toBe('data: {"a":"data: [DONE]"}\n\n');
   });
+
+  test('one-line chunks: a line that begins like the marker is searched, one that does not goes on (the fast path)', () => {
+    const h = new DoneHolder();
+    const array = Buffer.from('data: [1,2]\n\n');
+    expect(h.push(array)).toBe(array);
+    const line = Buffer.from('data: {"a":1}\n');
+    expect(h.push(line)).toBe(line);
+    expect(h.push(Buffer.from('\n')).toString()).toBe('\n');
+    expect(h.push(Buffer.from('data:[DONE]\n\n')).length).toBe(0);
+    expect(h.sawDone).toBe(true);
+    expect(h.release().toString()).toBe('data:[DONE]\n\n');
+  });
 });
