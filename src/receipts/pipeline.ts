@@ -390,15 +390,20 @@ export class ReceiptPipeline {
         await (this.o.sleep ?? realSleep)(u.firstFetchDelayMs as number);
         if (this.closed) throw new PipelineClosed();
       }
+      // The slot (receipts.concurrency) bounds the fetches and checks at the router, not the
+      // commits: a record waiting for its commit window does not hold it, so the receipts of a
+      // burst are fetched together and share commits instead of going through 16 at a time, one
+      // audit, archive and journal sync per 16. The jobs are bounded by receipts.max_pending.
       await u.concurrency.acquire();
+      let checked: Awaited<ReturnType<typeof recordFor>>;
       try {
-        const { record, jws } = await recordFor(job, this.recordDeps(u, u.authorization ?? this.appKeys.get(job.job)));
-        // Someone waits for a strict-mode verdict (the held answer): no commit window for it.
-        await this.finish(job, record, jws, u.mode === 'strict');
-        return record;
+        checked = await recordFor(job, this.recordDeps(u, u.authorization ?? this.appKeys.get(job.job)));
       } finally {
         u.concurrency.release();
       }
+      // Someone waits for a strict-mode verdict (the held answer): no commit window for it.
+      await this.finish(job, checked.record, checked.jws, u.mode === 'strict');
+      return checked.record;
     } catch (e) {
       // Stopped mid-job, or a disk failure: the job stays journaled and is finished on the next start.
       if (e instanceof PipelineClosed) this.o.logger.info({ job: job.job }, 'receipt job left pending at shutdown; it resumes on the next start');

@@ -34,22 +34,25 @@ async function lines(dir: string): Promise<Record<string, unknown>[]> {
 }
 
 /**
- * A pipeline over `auditDir` that archives evidence and fetches nothing (every receipt is missing):
- * its exchanges name the pin `pinned()` returns.
+ * A pipeline over `auditDir` that archives evidence and fetches nothing (every receipt is missing,
+ * each path asked for goes to `fetched`): its exchanges name the pin `pinned()` returns.
  */
-async function pinningPipeline(stateDir: string, auditDir: string, pinned: () => string | undefined): Promise<ReceiptPipeline> {
+async function pinningPipeline(stateDir: string, auditDir: string, pinned: () => string | undefined, opts: { concurrency?: number; fetched?: string[] } = {}): Promise<ReceiptPipeline> {
   const u: UpstreamReceipts = {
     name: 'tresor',
     mode: 'audit',
     authorization: 'Bearer tr-x',
-    get: async () => ({ status: 404, headers: {}, body: new Uint8Array() }),
+    get: async (path) => {
+      opts.fetched?.push(path);
+      return { status: 404, headers: {}, body: new Uint8Array() };
+    },
     format: tresorFormat({ resolveKey: () => Promise.reject(new Error('not used')), keyPolicy: () => Promise.reject(new Error('not used')), hooks: {}, clock, sleep: async () => undefined, jwksDeadlineMs: 0 }),
     idHeader: 'x-tresor-receipt-id',
     bodyBlock: true,
     attestation: () => ({ tls_spki_sha256: identity.spkiSha256, evidence: pinned() }),
     fetchPolicy: { notFoundGraceMs: 0 },
     bucket: new TokenBucket(100, 100, clock, async () => undefined),
-    concurrency: new Semaphore(4),
+    concurrency: new Semaphore(opts.concurrency ?? 4),
     maxPending: 100,
   };
   return ReceiptPipeline.open({
@@ -127,6 +130,39 @@ describe('ReceiptPipeline.recordPin', () => {
     const [, pin, receipt] = await lines(auditDir);
     expect(pin).toMatchObject({ type: 'attestation', reason: 'connection', evidence: fresh });
     expect(receipt).toMatchObject({ type: 'receipt', verdict: 'missing', attestation: { evidence: evidenceId } });
+    await p.close();
+  });
+  test('receipts.concurrency bounds the fetches, not the commits: while records wait to be written, the next receipts are fetched', async () => {
+    const auditDir = join(dir, 'audit');
+    let evidenceId: string | undefined;
+    const fetched: string[] = [];
+    const p = await pinningPipeline(dir, auditDir, () => evidenceId, { concurrency: 1, fetched });
+    evidenceId = p.recordPin({ upstream: 'tresor', profile: 'tresor', mode: 'enforce', reason: 'startup', testRoots: false, identity });
+    await expect.poll(async () => (await lines(auditDir)).length).toBe(1);
+    // A pin that cannot be archived yet: every receipt record waits behind it (see above).
+    await rm(join(auditDir, 'evidence'), { recursive: true });
+    await writeFile(join(auditDir, 'evidence'), 'in the way');
+    const rotated: AttestedIdentity = { ...identity, spkiSha256: 'ee'.repeat(32), evidence: { ...identity.evidence!, nonce: 'ff'.repeat(32) } };
+    p.recordPin({ upstream: 'tresor', profile: 'tresor', mode: 'enforce', reason: 'connection', testRoots: false, identity: rotated });
+    for (const id of ['id-1', 'id-2', 'id-3']) {
+      const o = p.observe({ upstream: 'tresor', requestId: `r-${id}`, method: 'POST', path: '/v1/chat/completions', tresorHeaders: {}, startedAt: new Date() });
+      o?.onResponseStart?.(200, { 'content-type': 'application/json' });
+      o?.onResponseChunk?.(Buffer.from(`{"tresor":{"receipt_id":"${id}"}}`));
+      await o?.onEnd?.({ ok: true, status: 200, requestBytes: 0, responseBytes: 10 });
+    }
+    // One slot, and the first record cannot be written: all three receipts are fetched all the same.
+    await expect.poll(() => new Set(fetched).size).toBe(3);
+    expect((await lines(auditDir)).map((l) => l.type)).toEqual(['attestation']);
+
+    await rm(join(auditDir, 'evidence'));
+    await expect.poll(async () => (await lines(auditDir)).length).toBe(5);
+    expect((await lines(auditDir)).map((l) => [l.type, l.receipt_id])).toEqual([
+      ['attestation', undefined],
+      ['attestation', undefined],
+      ['receipt', 'id-1'],
+      ['receipt', 'id-2'],
+      ['receipt', 'id-3'],
+    ]);
     await p.close();
   });
 });
