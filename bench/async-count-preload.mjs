@@ -1,12 +1,15 @@
-// Counted, not timed (issue 20, i20c): async resources created in a Node contender, by type (Promise,
-// Timeout, Immediate, FSREQCALLBACK, TLSWRAP, ...), and garbage collections by kind. Loaded with
-// BENCH_NODE_ARGS='--import /abs/path/bench/async-count-preload.mjs' and BENCH_ASYNC_DIR=DIR. On
-// SIGWINCH it writes DIR/async-<pid>-<n>.json ({ inits: {type: count}, gc }) for the window since
-// the last signal and starts the next (bench/sse-count.mjs signals around each measured round).
+// Counted, not timed (issue 20, i20c, i20k): async resources created in a Node contender, by type
+// (Promise, Timeout, Immediate, TickObject, FSREQCALLBACK, TLSWRAP, ...), EventEmitter listeners added
+// (`on`/`addListener` and `once`) and garbage collections. Loaded with BENCH_NODE_ARGS='--import
+// /abs/path/bench/async-count-preload.mjs' and BENCH_ASYNC_DIR=DIR. On SIGWINCH it writes
+// DIR/async-<pid>-<n>.json ({ inits: {type: count}, listeners: {on, once}, gc }) for the window since
+// the last signal and starts the next (bench/sse-count.mjs and bench/count-forward.mjs signal around
+// each measured run).
 // The promise hook costs CPU: figures of a run with it loaded are counts only. BENCH_ASYNC_SITES=1
 // also counts each promise by the nearest frame of the daemon's own code (dist/, else node_modules/,
 // else the first frame): a stack trace per promise, so far slower still.
 import { createHook } from 'node:async_hooks';
+import { EventEmitter } from 'node:events';
 import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PerformanceObserver } from 'node:perf_hooks';
@@ -16,6 +19,16 @@ if (dir) {
   let inits = new Map();
   let sites = new Map();
   let gc = 0;
+  let listeners = { on: 0, once: 0 };
+  const { on, once } = EventEmitter.prototype;
+  EventEmitter.prototype.on = EventEmitter.prototype.addListener = function (...a) {
+    listeners.on++;
+    return on.apply(this, a);
+  };
+  EventEmitter.prototype.once = function (...a) {
+    listeners.once++;
+    return once.apply(this, a);
+  };
   const bySite = process.env.BENCH_ASYNC_SITES === '1';
   const holder = {};
   const siteOf = () => {
@@ -37,10 +50,11 @@ if (dir) {
   let n = 0;
   process.on('SIGWINCH', () => {
     const file = join(dir, `async-${process.pid}-${++n}.json`);
-    writeFileSync(`${file}.tmp`, JSON.stringify({ pid: process.pid, window: n, gc, inits: Object.fromEntries(inits), ...(bySite ? { promiseSites: Object.fromEntries(sites) } : {}) }));
+    writeFileSync(`${file}.tmp`, JSON.stringify({ pid: process.pid, window: n, gc, inits: Object.fromEntries(inits), listeners, ...(bySite ? { promiseSites: Object.fromEntries(sites) } : {}) }));
     renameSync(`${file}.tmp`, file);
     inits = new Map();
     sites = new Map();
+    listeners = { on: 0, once: 0 };
     gc = 0;
   });
 }

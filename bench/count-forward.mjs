@@ -2,33 +2,28 @@
 // (timers, immediates, nextTicks, promises) and EventEmitter listeners, after a warm-up.
 // Usage: node bench/count-forward.mjs [N=4000] [ROOT=this tree]  (ROOT: another built checkout, e.g. main)
 // Prints a Markdown table: per request, the passthrough and tresor-attest receipts off (HTTP/1.1).
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn } from 'node:child_process';
 import { startDaemonProcess, startSim } from './contenders.mjs';
 import { clientFor, runJson } from './load.mjs';
+import { windowFile } from './windows.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const n = Number(process.argv[2] ?? 4000);
 const root = process.argv[3];
 const dir = mkdtempSync(join(tmpdir(), 'tresor-count-'));
-process.env.BENCH_COUNT_DIR = dir;
-process.env.BENCH_NODE_ARGS = `${process.env.BENCH_NODE_ARGS ?? ''} --import ${join(here, 'count-preload.mjs')}`.trim();
+const asyncDir = join(dir, 'async');
+mkdirSync(asyncDir);
+process.env.BENCH_ASYNC_DIR = asyncDir;
+process.env.BENCH_NODE_ARGS = `${process.env.BENCH_NODE_ARGS ?? ''} --import ${join(here, 'async-count-preload.mjs')}`.trim();
 
-async function snapshot(pid) {
-  process.kill(pid, 'SIGUSR2');
-  for (let i = 0; i < 100; i++) {
-    await sleep(20);
-    try {
-      const c = JSON.parse(readFileSync(join(dir, `${pid}.json`), 'utf8'));
-      rmSync(join(dir, `${pid}.json`));
-      return c;
-    } catch {}
-  }
-  throw new Error('no counts from ' + pid);
+/** The counts since the last call (bench/async-count-preload.mjs writes a window per SIGWINCH). */
+async function window(pid) {
+  const w = JSON.parse(readFileSync(await windowFile(pid, asyncDir, 'async'), 'utf8'));
+  return { ...w.listeners, ...w.inits };
 }
 
 async function startPassthrough(sim) {
@@ -41,12 +36,12 @@ async function startPassthrough(sim) {
 async function measure(c) {
   const client = clientFor(c, 16);
   await runJson(client, { count: 1000, concurrency: 16, maxMs: 60_000 });
-  const a = await snapshot(c.pid);
+  await window(c.pid); // the warm-up's window, dropped
   await runJson(client, { count: n, concurrency: 16, maxMs: 120_000 });
-  const b = await snapshot(c.pid);
+  const b = await window(c.pid);
   await client.close();
   const out = {};
-  for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) out[k] = ((b[k] ?? 0) - (a[k] ?? 0)) / n;
+  for (const k of Object.keys(b)) out[k] = b[k] / n;
   return out;
 }
 

@@ -12,12 +12,13 @@
 // BENCH_BASELINE_ROOT=DIR adds `baseline-tresor-attest` (the daemon built in DIR), as in bench/run.mjs;
 // BENCH_KEEP_DIR=1 keeps the contenders' logs (e.g. with BENCH_NODE_ARGS='--trace-deopt').
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chatOnce, clientFor, runJson, runStreams } from './load.mjs';
 import { threadDelta, threadTimes } from './procfs.mjs';
+import { windowFile } from './windows.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -72,17 +73,6 @@ async function straceOn(pid, file) {
   };
 }
 
-/** The window a preload writes into `dir` on SIGWINCH (async-count or alloc), once it is there. */
-async function windowFile(pid, dir, prefix) {
-  const before = new Set(readdirSync(dir));
-  process.kill(pid, 'SIGWINCH');
-  for (let i = 0; i < 500; i++) {
-    const f = readdirSync(dir).find((n) => n.startsWith(`${prefix}-${pid}-`) && n.endsWith('.json') && !before.has(n));
-    if (f) return join(dir, f);
-    await sleep(10);
-  }
-  throw new Error(`no ${prefix} window from ${pid}`);
-}
 const asyncWindow = async (pid) => JSON.parse(readFileSync(await windowFile(pid, asyncDir, 'async'), 'utf8'));
 
 const sim = await startSim(work, 5);
