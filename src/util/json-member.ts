@@ -74,6 +74,41 @@ export function topLevelMemberSpan(json: string, name: string): [number, number]
 }
 
 /**
+ * The value `memo` holds for the member `name` of an object text, found without scanning when the
+ * member is the object's last and written as `{` or `,` + `"name":` + a held text + `}` (whitespace
+ * after the text and around the brace): [start, end) of the text in `json`, the held text itself
+ * (the same string object for every receipt that carries it) and its value.
+ * Undefined for any other shape (scan it: topLevelMemberSpan).
+ *
+ * Not proof on its own: the caller must parse `json` with `null` in place of [start, end) and use
+ * this only if that parses to an object. Then it is the member JSON.parse(json) reads, because:
+ * the name's opening quote follows `{` or `,`, so it is not escaped: it opens a string, or closes
+ * one and leaves `name` bare (starting with a letter: no JSON parses that); a string followed by
+ * `:` is a member's name; the `}` after its value closes its object and only whitespace follows,
+ * so that object is the document and the member its last (the one kept among duplicates). The
+ * held text is an object or array JSON.parse read whole before, so it ends where it ends anywhere.
+ */
+export function knownLastMember(json: string, name: string, memo: JsonValueMemo): { start: number; end: number; text: string; value: unknown } | undefined {
+  if (!PLAIN_NAME.test(name)) return undefined;
+  let end = json.length;
+  while (isSpace(json.charCodeAt(end - 1))) end--;
+  if (json.charCodeAt(--end) !== 0x7d) return undefined;
+  while (isSpace(json.charCodeAt(end - 1))) end--;
+  const label = `"${name}":`;
+  for (const [text, value] of memo.entries()) {
+    const start = end - text.length;
+    const at = start - label.length;
+    const before = json.charCodeAt(at - 1);
+    // A slice compared with `===` is a memcmp; startsWith(text, start) compares char by char.
+    if ((before === 0x7b || before === 0x2c) && json.startsWith(label, at) && json.slice(start, end) === text) return { start, end, text, value };
+  }
+  return undefined;
+}
+
+/** A name no JSON can hold bare and none written with escapes. */
+const PLAIN_NAME = /^[A-Za-z][A-Za-z0-9_]*$/;
+
+/**
  * The parsed values of JSON texts seen before, by their exact text (bounded, newest kept): a member
  * that repeats byte for byte across documents (a receipt's embedded router evidence) is parsed once.
  * Only text that JSON.parse accepted is ever stored; values are frozen, as every reader shares them.
@@ -87,8 +122,9 @@ export class JsonValueMemo {
     return this.byText.get(text);
   }
 
-  has(text: string): boolean {
-    return this.byText.has(text);
+  /** Every held text and its value. */
+  entries(): IterableIterator<[string, unknown]> {
+    return this.byText.entries();
   }
 
   set(text: string, value: unknown): void {

@@ -1,6 +1,6 @@
 import { MalformedError } from '../errors/index.js';
 import { fromBase64Url } from './bytes.js';
-import { topLevelMemberSpan, type JsonValueMemo } from './json-member.js';
+import { knownLastMember, topLevelMemberSpan, type JsonValueMemo } from './json-member.js';
 
 /** A compact JWS split into its parts; nothing verified. */
 export interface ParsedJws {
@@ -25,40 +25,60 @@ function decodeJsonSegment(seg: string, what: string, code: string, reuse?: Reus
   const bytes = fromBase64Url(seg, { field: `JWS ${what}`, code });
   // A view, not a copy: the segment is decoded once.
   const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
-  const span = reuse && topLevelMemberSpan(text, reuse.name);
-  const memberText = span && text.slice(span[0], span[1]);
+  const member = reuse && memberOf(text, reuse);
   let value: unknown;
   try {
-    value = (reuse && memberText !== undefined && parseWithKnownMember(text, span as [number, number], memberText, reuse)) || JSON.parse(text);
+    value = (reuse && member?.value !== undefined && parseWithKnownMember(text, member, reuse.name)) || JSON.parse(text);
   } catch {
     throw new MalformedError(code, `JWS ${what} is not JSON`);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new MalformedError(code, `expected the JWS ${what} to be a JSON object`);
   }
-  if (reuse && memberText !== undefined && !reuse.memo.has(memberText)) {
-    const member = (value as Record<string, unknown>)[reuse.name];
-    if (typeof member === 'object' && member !== null) reuse.memo.set(memberText, member);
+  if (reuse && member && member.value === undefined) {
+    const parsed = (value as Record<string, unknown>)[reuse.name];
+    if (typeof parsed === 'object' && parsed !== null) reuse.memo.set(member.text, parsed);
   }
-  return { value: value as Record<string, unknown>, text, ...(memberText !== undefined ? { memberText } : {}) };
+  return { value: value as Record<string, unknown>, text, ...(member ? { memberText: member.text } : {}) };
+}
+
+interface MemberAt {
+  start: number;
+  end: number;
+  text: string;
+  /** The memo's value for `text`; undefined when the text is new. */
+  value?: unknown;
+}
+
+/**
+ * The reused member's place and text: a held text ending the document is found without a scan
+ * (util/json-member.ts knownLastMember: valid only once the rest parses, as parseWithKnownMember
+ * checks); any other shape is scanned, and its text looked up once.
+ */
+function memberOf(text: string, reuse: ReuseMember): MemberAt | undefined {
+  const known = knownLastMember(text, reuse.name, reuse.memo);
+  if (known) return known;
+  const span = topLevelMemberSpan(text, reuse.name);
+  if (!span) return undefined;
+  const memberText = text.slice(span[0], span[1]);
+  return { start: span[0], end: span[1], text: memberText, value: reuse.memo.get(memberText) };
 }
 
 /**
  * The document parsed without parsing the member again, when its exact text was parsed before: the
  * rest with `null` in its place, then the memo's value put there. The same acceptance as parsing the
  * whole text (the memo holds only text JSON.parse accepted, and a value put where a value was
- * parses in every valid document); undefined (parse it all) when the text is new or the rest does not parse.
+ * parses in every valid document); undefined (parse it all) when the rest does not parse.
  */
-function parseWithKnownMember(text: string, span: [number, number], memberText: string, reuse: ReuseMember): Record<string, unknown> | undefined {
-  if (!reuse.memo.has(memberText)) return undefined;
+function parseWithKnownMember(text: string, member: MemberAt, name: string): Record<string, unknown> | undefined {
   let rest: unknown;
   try {
-    rest = JSON.parse(`${text.slice(0, span[0])}null${text.slice(span[1])}`);
+    rest = JSON.parse(`${text.slice(0, member.start)}null${text.slice(member.end)}`);
   } catch {
     return undefined;
   }
   if (typeof rest !== 'object' || rest === null || Array.isArray(rest)) return undefined;
-  (rest as Record<string, unknown>)[reuse.name] = reuse.memo.get(memberText);
+  (rest as Record<string, unknown>)[name] = member.value;
   return rest as Record<string, unknown>;
 }
 
