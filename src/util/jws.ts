@@ -23,12 +23,12 @@ export interface ReuseMember {
 
 function decodeJsonSegment(seg: string, what: string, code: string, reuse?: ReuseMember): { value: Record<string, unknown>; text: string; memberText?: string } {
   const bytes = fromBase64Url(seg, { field: `JWS ${what}`, code });
-  // A view, not a copy: the segment is decoded once.
-  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
-  const member = reuse && memberOf(text, reuse);
+  const held = reuse && heldMember(bytes, reuse);
+  const text = held ? held.head + held.text + held.tail : utf8(bytes, 0, bytes.length);
+  const member = held ?? (reuse && scannedMember(text, reuse));
   let value: unknown;
   try {
-    value = (reuse && member?.value !== undefined && parseWithKnownMember(text, member, reuse.name)) || JSON.parse(text);
+    value = (reuse && member?.value !== undefined && parseWithKnownMember(member, reuse.name)) || JSON.parse(text);
   } catch {
     throw new MalformedError(code, `JWS ${what} is not JSON`);
   }
@@ -42,26 +42,31 @@ function decodeJsonSegment(seg: string, what: string, code: string, reuse?: Reus
   return { value: value as Record<string, unknown>, text, ...(member ? { memberText: member.text } : {}) };
 }
 
+/** The reused member's text, the document's text before and after it, and the memo's value (undefined: new text). */
 interface MemberAt {
-  start: number;
-  end: number;
+  head: string;
   text: string;
-  /** The memo's value for `text`; undefined when the text is new. */
+  tail: string;
   value?: unknown;
 }
 
+const utf8 = (b: Uint8Array, start: number, end: number) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8', start, end);
+
 /**
- * The reused member's place and text: a held text ending the document is found without a scan
- * (util/json-member.ts knownLastMember: valid only once the rest parses, as parseWithKnownMember
- * checks); any other shape is scanned, and its text looked up once.
+ * A held text ending the document, found by its bytes (util/json-member.ts knownLastMember: valid
+ * only once the rest parses, as parseWithKnownMember checks): only the bytes around it are decoded.
  */
-function memberOf(text: string, reuse: ReuseMember): MemberAt | undefined {
-  const known = knownLastMember(text, reuse.name, reuse.memo);
-  if (known) return known;
+function heldMember(bytes: Uint8Array, reuse: ReuseMember): MemberAt | undefined {
+  const k = knownLastMember(bytes, reuse.name, reuse.memo);
+  return k && { head: utf8(bytes, 0, k.start), text: k.text, tail: utf8(bytes, k.end, bytes.length), value: k.value };
+}
+
+/** Any other shape: the member found by the scanner, and its text looked up once. */
+function scannedMember(text: string, reuse: ReuseMember): MemberAt | undefined {
   const span = topLevelMemberSpan(text, reuse.name);
   if (!span) return undefined;
   const memberText = text.slice(span[0], span[1]);
-  return { start: span[0], end: span[1], text: memberText, value: reuse.memo.get(memberText) };
+  return { head: text.slice(0, span[0]), text: memberText, tail: text.slice(span[1]), value: reuse.memo.get(memberText) };
 }
 
 /**
@@ -70,10 +75,10 @@ function memberOf(text: string, reuse: ReuseMember): MemberAt | undefined {
  * whole text (the memo holds only text JSON.parse accepted, and a value put where a value was
  * parses in every valid document); undefined (parse it all) when the rest does not parse.
  */
-function parseWithKnownMember(text: string, member: MemberAt, name: string): Record<string, unknown> | undefined {
+function parseWithKnownMember(member: MemberAt, name: string): Record<string, unknown> | undefined {
   let rest: unknown;
   try {
-    rest = JSON.parse(`${text.slice(0, member.start)}null${text.slice(member.end)}`);
+    rest = JSON.parse(`${member.head}null${member.tail}`);
   } catch {
     return undefined;
   }

@@ -131,6 +131,21 @@ describe('parseJws with a memo for a repeating member: the known block is not pa
     expect(odd.payload).toEqual({ b: 1, c: JSON.parse(BLOCK) });
   });
 
+  test('found by its bytes: non-ASCII and invalid UTF-8 around the block decode as the whole payload does', () => {
+    const memo = new JsonValueMemo();
+    parseJws(jwsOf(LAST), { ...OPTS, reuse: { name: M, memo } });
+    const label = Buffer.from(`,"${M}":${BLOCK}}`);
+    const heads = [Buffer.from('{"a":"caf\u00e9 \u{1F600}"'), Buffer.from([...Buffer.from('{"a":"x'), 0xc3, ...Buffer.from('"')]), Buffer.from([...Buffer.from('{"a":"'), 0xf0, 0x9f, ...Buffer.from('","b":1')])];
+    for (const head of heads) {
+      const bytes = Buffer.concat([head, label]);
+      const jws = `${HEADER}.${bytes.toString('base64url')}.${b64u('sig')}`;
+      const p = parseJws(jws, { ...OPTS, reuse: { name: M, memo } });
+      expect(p.payloadText).toBe(bytes.toString('utf8'));
+      expect(p.payload).toEqual(JSON.parse(bytes.toString('utf8')));
+      expect(p.member?.text).toBe(BLOCK);
+    }
+  });
+
   test('the memo only ever holds text JSON.parse accepted, and only objects', () => {
     const memo = new JsonValueMemo();
     expect(outcome(`{"${M}":{"a":1} x,"b":2}`, memo)).toMatchObject({ error: 'JWS payload is not JSON' });
