@@ -97,6 +97,7 @@ export function knownLastMember(json: Uint8Array, name: string, memo: JsonValueM
   if (json[--end] !== 0x7d) return undefined;
   while (isSpace(json[end - 1] as number)) end--;
   for (const held of memo.entries()) {
+    if (!held.bytes) continue;
     const start = end - held.bytes.length;
     const at = start - name.length - 3;
     const before = json[at - 1];
@@ -131,14 +132,16 @@ export class JsonValueMemo {
     return this.byText.get(text)?.value;
   }
 
-  /** Every held text, with its value and its UTF-8 bytes. */
+  /** Every held text, with its value and (almost always) its UTF-8 bytes. */
   entries(): IterableIterator<HeldValue> {
     return this.byText.values();
   }
 
   set(text: string, value: unknown): void {
+    const bytes = Buffer.from(text, 'utf8');
     this.byText.delete(text);
-    this.byText.set(text, { text, value: deepFreeze(value), bytes: Buffer.from(text, 'utf8') });
+    // Found by its bytes only if they decode back to it (a lone surrogate does not: it becomes U+FFFD).
+    this.byText.set(text, { text, value: deepFreeze(value), ...(bytes.toString('utf8') === text ? { bytes } : {}) });
     if (this.byText.size > this.max) this.byText.delete(this.byText.keys().next().value as string);
   }
 }
@@ -146,7 +149,8 @@ export class JsonValueMemo {
 export interface HeldValue {
   readonly text: string;
   readonly value: unknown;
-  readonly bytes: Uint8Array;
+  /** The text's UTF-8 bytes, when they decode back to exactly the text. */
+  readonly bytes?: Uint8Array;
 }
 
 function deepFreeze(v: unknown): unknown {

@@ -146,6 +146,15 @@ describe('parseJws with a memo for a repeating member: the known block is not pa
     }
   });
 
+  test('a held text that does not survive UTF-8 (a lone surrogate) is never found by its bytes', () => {
+    const memo = new JsonValueMemo();
+    const lone = '{"a":"\ud800"}';
+    memo.set(lone, JSON.parse(lone));
+    // Its UTF-8 bytes are those of U+FFFD: a payload carrying them holds "\ufffd", not the lone surrogate.
+    const payload = `{"x":1,"${M}":{"a":"\ufffd"}}`;
+    expect(outcome(payload, memo)).toEqual({ payload: { x: 1, [M]: { a: '\ufffd' } } });
+  });
+
   test('the memo only ever holds text JSON.parse accepted, and only objects', () => {
     const memo = new JsonValueMemo();
     expect(outcome(`{"${M}":{"a":1} x,"b":2}`, memo)).toMatchObject({ error: 'JWS payload is not JSON' });
