@@ -100,6 +100,7 @@ export function knownLastMember(json: Uint8Array, name: string, memo: JsonValueM
     if (!held.bytes) continue;
     const start = end - held.bytes.length;
     const at = start - name.length - 3;
+    if (at < 1) continue;
     const before = json[at - 1];
     if ((before === 0x7b || before === 0x2c) && isLabel(json, at, name) && Buffer.compare(json.subarray(start, end), held.bytes) === 0) {
       return { start, end, text: held.text, value: held.value };
