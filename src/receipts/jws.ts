@@ -23,8 +23,10 @@ export type KeyResolver = (header: Readonly<Record<string, unknown>>) => Promise
 /**
  * The embedded router evidence of recent receipts, by its exact text: receipts carry the same
  * envelope (~5 KB of the payload) until the router refreshes it, so it is parsed once per distinct
- * text, not per receipt (any byte changed: a new text, parsed in full). Parsing only; what the
- * evidence proves is checked per receipt (attestation/tresor.ts, recognised by these exact bytes).
+ * text, not per receipt (any byte changed: a new text, parsed in full). Last in the payload, as the
+ * router writes it, it is found by its bytes before the payload is decoded (util/json-member.ts
+ * knownLastMember); anywhere else, by the scanner. Parsing only; what the evidence proves is
+ * checked per receipt (attestation/tresor.ts, recognised by these exact bytes).
  */
 const ROUTER_BLOCKS = new JsonValueMemo(8);
 

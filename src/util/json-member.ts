@@ -74,28 +74,84 @@ export function topLevelMemberSpan(json: string, name: string): [number, number]
 }
 
 /**
+ * The value `memo` holds for the member `name` of an object's UTF-8 bytes, found without decoding
+ * or scanning them when the member is the object's last and written as `{` or `,` + `"name":` + a
+ * held text's bytes + `}` (whitespace after the text and around the brace): [start, end) of those
+ * bytes, the held text itself (the same string for every document that carries it) and its value.
+ * Undefined for any other shape (decode and scan it: topLevelMemberSpan).
+ *
+ * Not proof on its own: the caller must parse the text with `null` in place of [start, end) and use
+ * this only if that parses to an object. Then it is the member JSON.parse reads, because: every
+ * byte checked is ASCII, which decodes to itself and ends any UTF-8 sequence, so the text is the
+ * decoding of the bytes before, the held text, and that of the bytes after; the name's opening
+ * quote follows `{` or `,`, so it is not escaped: it opens a string, or closes one and leaves
+ * `name` bare (starting with a letter: no JSON parses that); a string followed by `:` is a
+ * member's name; the `}` after its value closes its object and only whitespace follows, so that
+ * object is the document and the member its last (the one kept among duplicates). The held text is
+ * an object or array JSON.parse read whole before, so it ends where it ends anywhere.
+ */
+export function knownLastMember(json: Uint8Array, name: string, memo: JsonValueMemo): { start: number; end: number; text: string; value: unknown } | undefined {
+  if (!PLAIN_NAME.test(name)) return undefined;
+  let end = json.length;
+  while (isSpace(json[end - 1] as number)) end--;
+  if (json[--end] !== 0x7d) return undefined;
+  while (isSpace(json[end - 1] as number)) end--;
+  for (const held of memo.entries()) {
+    if (!held.bytes) continue;
+    const start = end - held.bytes.length;
+    const at = start - name.length - 3;
+    if (at < 1) continue;
+    const before = json[at - 1];
+    if ((before === 0x7b || before === 0x2c) && isLabel(json, at, name) && Buffer.compare(json.subarray(start, end), held.bytes) === 0) {
+      return { start, end, text: held.text, value: held.value };
+    }
+  }
+  return undefined;
+}
+
+/** `"name":` at `at` (a plain name: one byte per character). */
+function isLabel(json: Uint8Array, at: number, name: string): boolean {
+  if (json[at] !== 0x22 || json[at + name.length + 1] !== 0x22 || json[at + name.length + 2] !== 0x3a) return false;
+  for (let i = 0; i < name.length; i++) if (json[at + 1 + i] !== name.charCodeAt(i)) return false;
+  return true;
+}
+
+/** A name no JSON can hold bare and none written with escapes. */
+const PLAIN_NAME = /^[A-Za-z][A-Za-z0-9_]*$/;
+
+/**
  * The parsed values of JSON texts seen before, by their exact text (bounded, newest kept): a member
  * that repeats byte for byte across documents (a receipt's embedded router evidence) is parsed once.
  * Only text that JSON.parse accepted is ever stored; values are frozen, as every reader shares them.
  */
 export class JsonValueMemo {
-  private readonly byText = new Map<string, unknown>();
+  private readonly byText = new Map<string, HeldValue>();
 
   constructor(private readonly max = 8) {}
 
   get(text: string): unknown {
-    return this.byText.get(text);
+    return this.byText.get(text)?.value;
   }
 
-  has(text: string): boolean {
-    return this.byText.has(text);
+  /** Every held text, with its value and (almost always) its UTF-8 bytes. */
+  entries(): IterableIterator<HeldValue> {
+    return this.byText.values();
   }
 
   set(text: string, value: unknown): void {
+    const bytes = Buffer.from(text, 'utf8');
     this.byText.delete(text);
-    this.byText.set(text, deepFreeze(value));
+    // Found by its bytes only if they decode back to it (a lone surrogate does not: it becomes U+FFFD).
+    this.byText.set(text, { text, value: deepFreeze(value), ...(bytes.toString('utf8') === text ? { bytes } : {}) });
     if (this.byText.size > this.max) this.byText.delete(this.byText.keys().next().value as string);
   }
+}
+
+export interface HeldValue {
+  readonly text: string;
+  readonly value: unknown;
+  /** The text's UTF-8 bytes, when they decode back to exactly the text. */
+  readonly bytes?: Uint8Array;
 }
 
 function deepFreeze(v: unknown): unknown {

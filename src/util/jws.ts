@@ -1,6 +1,6 @@
 import { MalformedError } from '../errors/index.js';
 import { fromBase64Url } from './bytes.js';
-import { topLevelMemberSpan, type JsonValueMemo } from './json-member.js';
+import { knownLastMember, topLevelMemberSpan, type JsonValueMemo } from './json-member.js';
 
 /** A compact JWS split into its parts; nothing verified. */
 export interface ParsedJws {
@@ -23,42 +23,67 @@ export interface ReuseMember {
 
 function decodeJsonSegment(seg: string, what: string, code: string, reuse?: ReuseMember): { value: Record<string, unknown>; text: string; memberText?: string } {
   const bytes = fromBase64Url(seg, { field: `JWS ${what}`, code });
-  // A view, not a copy: the segment is decoded once.
-  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
-  const span = reuse && topLevelMemberSpan(text, reuse.name);
-  const memberText = span && text.slice(span[0], span[1]);
+  const held = reuse && heldMember(bytes, reuse);
+  const text = held ? held.head + held.text + held.tail : utf8(bytes, 0, bytes.length);
+  const member = held ?? (reuse && scannedMember(text, reuse));
   let value: unknown;
   try {
-    value = (reuse && memberText !== undefined && parseWithKnownMember(text, span as [number, number], memberText, reuse)) || JSON.parse(text);
+    value = (reuse && member?.value !== undefined && parseWithKnownMember(member, reuse.name)) || JSON.parse(text);
   } catch {
     throw new MalformedError(code, `JWS ${what} is not JSON`);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new MalformedError(code, `expected the JWS ${what} to be a JSON object`);
   }
-  if (reuse && memberText !== undefined && !reuse.memo.has(memberText)) {
-    const member = (value as Record<string, unknown>)[reuse.name];
-    if (typeof member === 'object' && member !== null) reuse.memo.set(memberText, member);
+  if (reuse && member && member.value === undefined) {
+    const parsed = (value as Record<string, unknown>)[reuse.name];
+    if (typeof parsed === 'object' && parsed !== null) reuse.memo.set(member.text, parsed);
   }
-  return { value: value as Record<string, unknown>, text, ...(memberText !== undefined ? { memberText } : {}) };
+  return { value: value as Record<string, unknown>, text, ...(member ? { memberText: member.text } : {}) };
+}
+
+/** The reused member's text, the document's text before and after it, and the memo's value (undefined: new text). */
+interface MemberAt {
+  head: string;
+  text: string;
+  tail: string;
+  value?: unknown;
+}
+
+const utf8 = (b: Uint8Array, start: number, end: number) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8', start, end);
+
+/**
+ * A held text ending the document, found by its bytes (util/json-member.ts knownLastMember: valid
+ * only once the rest parses, as parseWithKnownMember checks): only the bytes around it are decoded.
+ */
+function heldMember(bytes: Uint8Array, reuse: ReuseMember): MemberAt | undefined {
+  const k = knownLastMember(bytes, reuse.name, reuse.memo);
+  return k && { head: utf8(bytes, 0, k.start), text: k.text, tail: utf8(bytes, k.end, bytes.length), value: k.value };
+}
+
+/** Any other shape: the member found by the scanner, and its text looked up once. */
+function scannedMember(text: string, reuse: ReuseMember): MemberAt | undefined {
+  const span = topLevelMemberSpan(text, reuse.name);
+  if (!span) return undefined;
+  const memberText = text.slice(span[0], span[1]);
+  return { head: text.slice(0, span[0]), text: memberText, tail: text.slice(span[1]), value: reuse.memo.get(memberText) };
 }
 
 /**
  * The document parsed without parsing the member again, when its exact text was parsed before: the
  * rest with `null` in its place, then the memo's value put there. The same acceptance as parsing the
  * whole text (the memo holds only text JSON.parse accepted, and a value put where a value was
- * parses in every valid document); undefined (parse it all) when the text is new or the rest does not parse.
+ * parses in every valid document); undefined (parse it all) when the rest does not parse.
  */
-function parseWithKnownMember(text: string, span: [number, number], memberText: string, reuse: ReuseMember): Record<string, unknown> | undefined {
-  if (!reuse.memo.has(memberText)) return undefined;
+function parseWithKnownMember(member: MemberAt, name: string): Record<string, unknown> | undefined {
   let rest: unknown;
   try {
-    rest = JSON.parse(`${text.slice(0, span[0])}null${text.slice(span[1])}`);
+    rest = JSON.parse(`${member.head}null${member.tail}`);
   } catch {
     return undefined;
   }
   if (typeof rest !== 'object' || rest === null || Array.isArray(rest)) return undefined;
-  (rest as Record<string, unknown>)[reuse.name] = reuse.memo.get(memberText);
+  (rest as Record<string, unknown>)[name] = member.value;
   return rest as Record<string, unknown>;
 }
 
