@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import { serialise } from '../../src/audit/format.js';
 import { checksSpan, summaryJson, VerdictStore, type VerdictSummary } from '../../src/receipts/verdicts.js';
 import { topLevelMemberSpan } from '../../src/util/json-member.js';
@@ -49,6 +49,39 @@ describe('VerdictStore', () => {
     expect(store.get(v.request_id)).toBeUndefined();
     expect(store.get(a.request_id)).toEqual(a);
     expect(store.get(b.receipt_id as string)).toEqual(b);
+  });
+
+  test('drops the oldest key first, as a fresh walk from the first key does, whatever was set again in between', () => {
+    // The oracle: the same bound kept by walking from the first key on every eviction.
+    const model = new Map<string, string>();
+    const store = new VerdictStore(50);
+    const ids = Array.from({ length: 120 }, () => randomUUID());
+    for (let i = 0; i < 5000; i++) {
+      const request_id = ids[Math.floor(Math.random() * ids.length)] as string;
+      const receipt_id = Math.random() < 0.5 ? (ids[Math.floor(Math.random() * ids.length)] as string) : undefined;
+      const v: VerdictSummary = { status: Math.random() < 0.5 ? 'pending' : 'done', request_id, upstream: `u${i}`, ...(receipt_id && receipt_id !== request_id ? { receipt_id } : {}) };
+      store.set(v);
+      for (const key of v.receipt_id ? [v.receipt_id, request_id] : [request_id]) {
+        model.delete(key);
+        model.set(key, v.upstream);
+      }
+      while (model.size > 50) model.delete(model.keys().next().value as string);
+      if (i % 50 === 0) for (const id of ids) expect(store.get(id)?.upstream, `after ${i}`).toBe(model.get(id));
+    }
+  });
+
+  test('a full store evicts without starting a walk over its keys each time (each walk passes every deleted slot)', () => {
+    const store = new VerdictStore(1000);
+    const keys = vi.spyOn(Map.prototype, 'keys');
+    try {
+      for (let i = 0; i < 5000; i++) store.set({ status: 'pending', request_id: `q${i}`, upstream: 'tresor', receipt_id: `r${i}` });
+      expect(keys.mock.calls.length).toBeLessThan(5);
+    } finally {
+      keys.mockRestore();
+    }
+    expect(store.get('q4999')?.status).toBe('pending');
+    expect(store.get('q4499')).toBeUndefined();
+    expect(store.get('q4500')?.status).toBe('pending');
   });
 
   test('a waiter is woken when the verdict lands', async () => {
