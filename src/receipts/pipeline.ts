@@ -438,7 +438,8 @@ export class ReceiptPipeline {
       record.receipt_jws_sha256 = jwsSha256(jws);
       archived = this.archive.put(jws, this.o.clock(), record.receipt_jws_sha256, { urgent });
     }
-    const [{ seq, line }] = await Promise.all([this.audit.append(record as unknown as Record<string, unknown>, { urgent }), archived]);
+    const fields = record as unknown as Record<string, unknown>;
+    const [{ seq, line }] = await Promise.all([this.audit.append(fields, { urgent }), archived]);
     this.lastRecordAt = this.o.clock();
     this.counters.recorded++;
     this.counters[record.verdict]++;
@@ -456,7 +457,7 @@ export class ReceiptPipeline {
       checks: record.checks,
       seq,
     };
-    this.verdicts.set(summary, summaryJson(summary, line));
+    this.verdicts.set(summary, summaryJson(summary, fields, line));
     this.o.onVerdict?.(summary);
     // Every verdict is in the audit log; the operator's log gets the ones that need a look.
     const level = record.verdict === 'verified' || record.verdict === 'opted_out' ? 'debug' : 'warn';

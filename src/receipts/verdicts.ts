@@ -1,5 +1,4 @@
 import { lineToBytes, type Line } from '../util/appender.js';
-import { topLevelMemberSpan } from '../util/json-member.js';
 
 /** What `GET /receipts/{id}` answers for an exchange. */
 export interface VerdictSummary {
@@ -27,6 +26,14 @@ export interface VerdictSummary {
 export class VerdictStore {
   private readonly byKey = new Map<string, Buffer>();
   private readonly waiters = new Map<string, Set<() => void>>();
+  /**
+   * The keys oldest first, kept from one eviction to the next. A Map keeps a deleted entry's slot
+   * until its table is rebuilt and a fresh iterator walks past every such slot from the start: with
+   * the store full, that was thousands of slots per eviction (~20 us per receipt). Every key this
+   * one has passed is gone, and a key set again moves to the end, so the next one it gives is the
+   * oldest; iteration is live, so it sees keys added after it was made.
+   */
+  private oldest: Iterator<string> | undefined;
 
   constructor(private readonly max = 20_000) {}
 
@@ -42,7 +49,13 @@ export class VerdictStore {
         for (const wake of w) wake();
       }
     }
-    while (this.byKey.size > this.max) this.byKey.delete(this.byKey.keys().next().value as string);
+    while (this.byKey.size > this.max) {
+      this.oldest ??= this.byKey.keys();
+      const next = this.oldest.next();
+      // A spent iterator stays spent: start again from the first key.
+      if (next.done) this.oldest = undefined;
+      else this.byKey.delete(next.value);
+    }
   }
 
   get(key: string): VerdictSummary | undefined {
@@ -79,14 +92,58 @@ function keysOf(v: VerdictSummary): string[] {
 
 /**
  * A done verdict's JSON text as parts, its `checks` taken from the audit line of the same record
- * (`line`, the record as serialised: its `checks` member is `JSON.stringify(summary.checks)`), so
+ * (`line`, `record` as serialised: its `checks` member is `JSON.stringify(record.checks)`), so
  * that the checks are serialised once per receipt, not twice. Parses to what
  * `JSON.stringify(summary)` does (test/receipts/verdicts.test.ts); without such a member, that.
  */
-export function summaryJson(summary: VerdictSummary, line: string): Line {
-  const span = topLevelMemberSpan(line, 'checks');
-  if (!span || summary.checks === undefined) return JSON.stringify(summary);
+export function summaryJson(summary: VerdictSummary, record: Record<string, unknown>, line: string): Line {
+  const span = summary.checks === record.checks ? checksSpan(record, line) : undefined;
+  if (!span) return JSON.stringify(summary);
   const { checks: _c, seq, ...head } = summary;
   const text = JSON.stringify(head);
   return [text.slice(0, -1), ',"checks":', line.slice(span[0], span[1]), seq === undefined ? '}' : `,"seq":${seq}}`];
+}
+
+/**
+ * Where the value of `record.checks` is in `line` (the record as the audit log serialises it: the
+ * chain fields, then its members in their own order), found with two searches instead of a scan
+ * of the text. For a plain name (letters, digits, `_`), `,"name":` is always a member's name: that
+ * `"` is not escaped (no `\` before it) and cannot close a string (a name character follows it).
+ * So the first `,"checks":` is the record's own when no member before it holds an object, and the
+ * value ends at the next member's name when no check holds that name (or at the closing brace).
+ * Undefined for any other shape (the caller then serialises the summary itself).
+ */
+export function checksSpan(record: Record<string, unknown>, line: string): [number, number] | undefined {
+  const checks = record.checks;
+  // The chain fields (scalars) open the line; ones the record carries itself are left out of it.
+  if (!Array.isArray(checks) || !line.startsWith('{"seq":') || 'toJSON' in record || 'seq' in record || 'time' in record || 'prev' in record) return undefined;
+  let before = true;
+  let next: string | undefined;
+  for (const key of Object.keys(record)) {
+    const v = record[key];
+    if (key === 'checks') before = false;
+    else if (before && !isScalar(v)) return undefined;
+    else if (!before && v !== undefined && typeof v !== 'function' && typeof v !== 'symbol') {
+      // A value with its own toJSON may serialise to nothing: its name would not be there.
+      if (v !== null && typeof v === 'object' && 'toJSON' in v) return undefined;
+      next = key;
+      break;
+    }
+  }
+  if (next !== undefined && !PLAIN_NAME.test(next)) return undefined;
+  for (const c of checks) if (!isFlat(c, next)) return undefined;
+  const start = line.indexOf(',"checks":');
+  if (start < 0) return undefined;
+  const end = next === undefined ? line.length - 1 : line.indexOf(`,${JSON.stringify(next)}:`, start);
+  return end < 0 ? undefined : [start + 10, end];
+}
+
+const isScalar = (v: unknown) => v === null || typeof v !== 'object';
+const PLAIN_NAME = /^\w+$/;
+
+/** A check serialised as a flat object: plain members with scalar values, none named `name`. */
+function isFlat(c: unknown, name: string | undefined): boolean {
+  if (c === null || typeof c !== 'object' || Array.isArray(c) || 'toJSON' in c) return false;
+  for (const key in c) if (key === name || !isScalar((c as Record<string, unknown>)[key])) return false;
+  return true;
 }

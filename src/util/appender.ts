@@ -77,13 +77,14 @@ export class FileRemovedError extends Error {
  * 'truncated': committed lines are gone). Returns the bytes written.
  */
 export async function commitAppend(fh: FileHandle, path: string, size: number, text: string | Uint8Array, durable = true): Promise<number> {
-  const now = fstatSync(fh.fd).size;
-  if (now < size) throw new FileRemovedError(path, 'truncated');
-  if (now > size) ftruncateSync(fh.fd, size);
+  const held = fstatSync(fh.fd);
+  if (held.size < size) throw new FileRemovedError(path, 'truncated');
+  if (held.size > size) ftruncateSync(fh.fd, size);
   try {
     const n = appendSync(fh, text);
     if (durable) await fh.datasync();
-    const [held, named] = [fstatSync(fh.fd), statSync(path, { throwIfNoEntry: false })];
+    // An open descriptor never changes file: the identity fstat gave before the write still holds, only the path needs a look.
+    const named = statSync(path, { throwIfNoEntry: false });
     if (!named || named.ino !== held.ino || named.dev !== held.dev) throw new FileRemovedError(path);
     return n;
   } catch (e) {

@@ -1,9 +1,10 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import { serialise } from '../../src/audit/format.js';
-import { summaryJson, VerdictStore, type VerdictSummary } from '../../src/receipts/verdicts.js';
+import { checksSpan, summaryJson, VerdictStore, type VerdictSummary } from '../../src/receipts/verdicts.js';
+import { topLevelMemberSpan } from '../../src/util/json-member.js';
 
 const hex = (n: number) => randomBytes(n).toString('hex');
 
@@ -50,6 +51,39 @@ describe('VerdictStore', () => {
     expect(store.get(b.receipt_id as string)).toEqual(b);
   });
 
+  test('drops the oldest key first, as a fresh walk from the first key does, whatever was set again in between', () => {
+    // The oracle: the same bound kept by walking from the first key on every eviction.
+    const model = new Map<string, string>();
+    const store = new VerdictStore(50);
+    const ids = Array.from({ length: 120 }, () => randomUUID());
+    for (let i = 0; i < 5000; i++) {
+      const request_id = ids[Math.floor(Math.random() * ids.length)] as string;
+      const receipt_id = Math.random() < 0.5 ? (ids[Math.floor(Math.random() * ids.length)] as string) : undefined;
+      const v: VerdictSummary = { status: Math.random() < 0.5 ? 'pending' : 'done', request_id, upstream: `u${i}`, ...(receipt_id && receipt_id !== request_id ? { receipt_id } : {}) };
+      store.set(v);
+      for (const key of v.receipt_id ? [v.receipt_id, request_id] : [request_id]) {
+        model.delete(key);
+        model.set(key, v.upstream);
+      }
+      while (model.size > 50) model.delete(model.keys().next().value as string);
+      if (i % 50 === 0) for (const id of ids) expect(store.get(id)?.upstream, `after ${i}`).toBe(model.get(id));
+    }
+  });
+
+  test('a full store evicts without starting a walk over its keys each time (each walk passes every deleted slot)', () => {
+    const store = new VerdictStore(1000);
+    const keys = vi.spyOn(Map.prototype, 'keys');
+    try {
+      for (let i = 0; i < 5000; i++) store.set({ status: 'pending', request_id: `q${i}`, upstream: 'tresor', receipt_id: `r${i}` });
+      expect(keys.mock.calls.length).toBeLessThan(5);
+    } finally {
+      keys.mockRestore();
+    }
+    expect(store.get('q4999')?.status).toBe('pending');
+    expect(store.get('q4499')).toBeUndefined();
+    expect(store.get('q4500')?.status).toBe('pending');
+  });
+
   test('a waiter is woken when the verdict lands', async () => {
     const store = new VerdictStore();
     const v = verified(1);
@@ -82,8 +116,9 @@ describe('summaryJson: a done verdict with its checks taken from the audit line 
     const failed: VerdictSummary = { ...head, verdict: 'failed', code: 'ERR_X', detail: 'why "so"', checks: [odd], seq: 8 };
     for (const s of [verified(7), failed, { ...verified(9), checks: [] }, { ...verified(10), seq: undefined }]) {
       // The audit line of the record the summary comes from: other members around, the chain fields first.
-      const line = serialise(s.seq ?? 1, new Date(), '0'.repeat(64), { type: 'receipt', job: 'j', detail: '"checks":[1]', checks: s.checks, digests: { request: { computed: 'sha256:00' } } });
-      const parts = summaryJson(s, line);
+      const record = { type: 'receipt', job: 'j', detail: '"checks":[1]', checks: s.checks, digests: { request: { computed: 'sha256:00' } } };
+      const line = serialise(s.seq ?? 1, new Date(), '0'.repeat(64), record);
+      const parts = summaryJson(s, record, line);
       expect(Array.isArray(parts)).toBe(true);
       expect((parts as string[]).join('')).toBe(JSON.stringify(s));
       const store = new VerdictStore();
@@ -92,8 +127,64 @@ describe('summaryJson: a done verdict with its checks taken from the audit line 
     }
   });
 
-  test('a line without a top-level checks member: the summary serialised as it is', () => {
+  test('a record of another shape: the summary serialised as it is', () => {
     const s = verified(3);
-    expect(summaryJson(s, JSON.stringify({ seq: 3, x: { checks: [] } }))).toBe(JSON.stringify(s));
+    const line = (r: Record<string, unknown>) => serialise(3, new Date(), '0'.repeat(64), r);
+    const nested = { x: { checks: [] }, checks: s.checks };
+    expect(summaryJson(s, nested, line(nested))).toBe(JSON.stringify(s));
+    const other = { checks: [] };
+    expect(summaryJson(s, other, line(other))).toBe(JSON.stringify(s));
+    const notALine = { checks: s.checks };
+    expect(summaryJson(s, notALine, JSON.stringify(notALine))).toBe(JSON.stringify(s));
+  });
+
+  // The general scanner (util/json-member) is the oracle for the two searches.
+  test('checksSpan: where the general scanner finds the member, for random records; undefined only off the pipeline shape', () => {
+    const words = ['checks', 'digests', 'x', 'name', 'seq', ',"checks":[', '],"digests":', '\\', '"', '\u2028', 'caf\u00e9'];
+    const pick = <T>(a: readonly T[]) => a[Math.floor(Math.random() * a.length)] as T;
+    const str = () => Array.from({ length: 1 + Math.floor(Math.random() * 4) }, () => pick(words)).join('');
+    const scalar = () => pick([str(), 7, -1.5, true, null]);
+    const value = (depth: number): unknown => (depth > 2 || Math.random() < 0.5 ? scalar() : Math.random() < 0.5 ? [value(depth + 1), value(depth + 1)] : { [pick(words)]: value(depth + 1), [str()]: value(depth + 1) });
+    const check = (odd: boolean) => (odd ? { name: str(), [pick(words)]: value(1) } : { name: str(), result: 'pass', detail: str() });
+    let fast = 0;
+    for (let i = 0; i < 3000; i++) {
+      const shaped = i % 3 === 0;
+      // Names before the checks start with `b` (never a name that follows them); after them, in the pipeline's shape, none a check has.
+      const record: Record<string, unknown> = {};
+      for (let m = Math.floor(Math.random() * 4); m > 0; m--) record[`b${str()}`] = shaped ? scalar() : value(0);
+      record.checks = Array.from({ length: Math.floor(Math.random() * 4) }, () => check(!shaped && Math.random() < 0.3));
+      if (Math.random() < 0.3) record.gone = undefined;
+      for (let m = Math.floor(Math.random() * 4); m > 0; m--) {
+        const name = shaped ? pick(['digests', 'x', 'attestation']) : pick(words);
+        if (!(name in record) && !['seq', 'time', 'prev'].includes(name)) record[name] = value(0);
+      }
+      const line = serialise(i, new Date(), '0'.repeat(64), record);
+      const span = checksSpan(record, line);
+      if (span) {
+        fast++;
+        expect(line.slice(...span), line).toBe(JSON.stringify(record.checks));
+        // (The scanner declines lines with a top-level name written with escapes.)
+        const general = topLevelMemberSpan(line, 'checks');
+        if (general) expect(span, line).toEqual(general);
+      } else expect(shaped && (record.checks as unknown[]).length > 0 && Object.keys(record).at(-1) !== 'checks', line).toBe(false);
+    }
+    expect(fast).toBeGreaterThan(1000);
+  });
+
+  test('a next member whose name is not plain: the summary serialised as it is (a string ending in `,` closes with `,"`)', () => {
+    const s = verified(3);
+    // The check's member `x,` with the value `:` reads `"x,":":"`, which holds `,":":` ahead of the member `:` itself.
+    const record = { checks: [{ name: 'n', 'x,': ':' }], ':': 1 };
+    const line = serialise(3, new Date(), '0'.repeat(64), record);
+    expect(checksSpan(record, line)).toBeUndefined();
+    expect(summaryJson({ ...s, checks: record.checks as never }, record, line)).toBe(JSON.stringify({ ...s, checks: record.checks }));
+  });
+
+  test('the pipeline\'s own records take the two searches (not the fallback)', () => {
+    const s = verified(5);
+    const record = { type: 'receipt', job: randomUUID(), upstream: 'tresor', request_id: s.request_id, method: 'POST', route: '/v1/chat/completions', status: 200, exchange_at: new Date().toISOString(), route_requested: 'm', route_served: 'm', failover: false, receipt_id: s.receipt_id, verdict: 'verified', code: undefined, checks: s.checks, digests: { request: { expected: 'sha256:00', computed: 'sha256:00' }, response: { computed: 'sha256:11' } }, attestation: { kind: 'snp', checks: [1] }, receipt_jws_sha256: hex(32) };
+    const line = serialise(5, new Date(), '0'.repeat(64), record);
+    expect(checksSpan(record, line)).toEqual(topLevelMemberSpan(line, 'checks'));
+    expect(Array.isArray(summaryJson(s, record, line))).toBe(true);
   });
 });
