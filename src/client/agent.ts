@@ -14,6 +14,7 @@ import type { ReceiptPipeline } from '../receipts/pipeline.js';
 import type { VerdictSummary } from '../receipts/verdicts.js';
 import { LIBRARY_UPSTREAM, toConfig, type AttestedOptions } from './options.js';
 import { observeExchange, REQUEST_ID_HEADER, type ExchangeEnd } from './exchange.js';
+import { OldestFirst } from '../util/oldest-first.js';
 
 /** What the agent has once its trust material is loaded. */
 interface Running {
@@ -61,6 +62,7 @@ export class AttestedAgent extends Dispatcher {
   private closed = false;
   private readonly origin: string;
   private readonly ends = new Map<string, Promise<ExchangeEnd>>();
+  private readonly oldestEnds = new OldestFirst(this.ends);
 
   constructor(private readonly options: AttestedOptions) {
     super();
@@ -168,7 +170,7 @@ export class AttestedAgent extends Dispatcher {
   private track(id: string, end: Promise<ExchangeEnd>): void {
     this.ends.set(id, end);
     // Bounded: the oldest exchanges are forgotten (their verdicts stay in the pipeline's store).
-    if (this.ends.size > 10_000) this.ends.delete(this.ends.keys().next().value as string);
+    this.oldestEnds.trim(10_000);
   }
 
   /** The verdict of the exchange with this request id, if this agent made it (undefined otherwise). */

@@ -5,6 +5,7 @@ import { createInterface } from 'node:readline';
 import { ARCHIVE_RE } from '../audit/archive.js';
 import { EVIDENCE_DIR, ID_RE, type PinDocument } from '../audit/evidence.js';
 import { readChunk } from './tail.js';
+import { OldestFirst } from '../util/oldest-first.js';
 
 /** Evidence blob ids remembered as sent (per exporter run): a bounded set, oldest forgotten first. */
 const SENT_MAX = 4096;
@@ -28,6 +29,7 @@ export class Attachments {
   private readonly scanned = new Map<string, number>();
   /** Where the archive lines scanned lie, by hash (bounded, oldest forgotten first). */
   private readonly lines = new Map<string, { file: string; offset: number; length: number }>();
+  private readonly oldestLines = new OldestFirst(this.lines);
   private forgotten = false;
 
   constructor(private readonly dir: string) {}
@@ -107,7 +109,7 @@ export class Attachments {
   private remember(sha: string, at: { file: string; offset: number; length: number }): void {
     this.lines.set(sha, at);
     if (this.lines.size <= LINES_MAX) return;
-    this.lines.delete(this.lines.keys().next().value as string);
+    this.oldestLines.trim(LINES_MAX);
     this.forgotten = true;
   }
 }

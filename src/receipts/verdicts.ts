@@ -1,4 +1,5 @@
 import { lineToBytes, type Line } from '../util/appender.js';
+import { OldestFirst } from '../util/oldest-first.js';
 
 /** What `GET /receipts/{id}` answers for an exchange. */
 export interface VerdictSummary {
@@ -26,14 +27,8 @@ export interface VerdictSummary {
 export class VerdictStore {
   private readonly byKey = new Map<string, Buffer>();
   private readonly waiters = new Map<string, Set<() => void>>();
-  /**
-   * The keys oldest first, kept from one eviction to the next. A Map keeps a deleted entry's slot
-   * until its table is rebuilt and a fresh iterator walks past every such slot from the start: with
-   * the store full, that was thousands of slots per eviction (~20 us per receipt). Every key this
-   * one has passed is gone, and a key set again moves to the end, so the next one it gives is the
-   * oldest; iteration is live, so it sees keys added after it was made.
-   */
-  private oldest: Iterator<string> | undefined;
+  /** Eviction from the front without re-walking the dead slots of a full Map (util/oldest-first.ts). */
+  private readonly oldest = new OldestFirst(this.byKey);
 
   constructor(private readonly max = 20_000) {}
 
@@ -49,13 +44,7 @@ export class VerdictStore {
         for (const wake of w) wake();
       }
     }
-    while (this.byKey.size > this.max) {
-      this.oldest ??= this.byKey.keys();
-      const next = this.oldest.next();
-      // A spent iterator stays spent: start again from the first key.
-      if (next.done) this.oldest = undefined;
-      else this.byKey.delete(next.value);
-    }
+    this.oldest.trim(this.max);
   }
 
   get(key: string): VerdictSummary | undefined {

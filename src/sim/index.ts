@@ -16,6 +16,7 @@ import type { RouterEvidence } from './mint/router.js';
 import type { AciDeployment } from './mint/aci.js';
 import type { NearDeployment } from './mint/near.js';
 import type { PinaivuDeployment } from './mint/pinaivu.js';
+import { OldestFirst } from '../util/oldest-first.js';
 
 export type { FaultState } from './faults.js';
 export type { DeterministicMode } from './context.js';
@@ -129,6 +130,8 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
   const pinaivuDocs = new Map<string, { owner: string; receipt: object; proof: object | undefined }>();
   const near = opts.near;
   const nearSignatures = new Map<string, { owner: string; signature: object }>();
+  // Bounded stores, oldest first (util/oldest-first.ts: no re-walk of a full Map's dead slots per insert).
+  const evict = { aciReceipts: new OldestFirst(aciReceipts), nearSignatures: new OldestFirst(nearSignatures), pinaivuDocs: new OldestFirst(pinaivuDocs) };
   const lastAuth = new Map<string, string>();
   const counts = new Map<string, number>();
   const byKey = new Map<string, number>();
@@ -156,19 +159,19 @@ export async function startSimulator(opts: SimOptions = {}): Promise<RunningSimu
           responseDigest: String(claims.response_digest),
         });
         aciReceipts.set(id, { owner, doc });
-        while (aciReceipts.size > 10_000) aciReceipts.delete(aciReceipts.keys().next().value as string);
+        evict.aciReceipts.trim(10_000);
         return;
       }
       if (near) {
         const signature = near.signature({ requestSha256: String(claims.request_digest).replace(/^sha256:/, ''), responseSha256: String(claims.response_digest).replace(/^sha256:/, '') });
         nearSignatures.set(id, { owner, signature });
-        while (nearSignatures.size > 10_000) nearSignatures.delete(nearSignatures.keys().next().value as string);
+        evict.nearSignatures.trim(10_000);
         return;
       }
       if (pinaivu) {
         const x = { requestId: id, model: String(claims.routed_model), responseSha256: String(claims.response_digest).replace(/^sha256:/, '') };
         pinaivuDocs.set(id, { owner, receipt: pinaivu.receipt(x), proof: pinaivu.proof(x) });
-        while (pinaivuDocs.size > 10_000) pinaivuDocs.delete(pinaivuDocs.keys().next().value as string);
+        evict.pinaivuDocs.trim(10_000);
         return;
       }
       // The router's evidence at issuance (docs §3.1: receipts carry the router TEE hop).
