@@ -2,7 +2,7 @@ import { toTresorError } from '../errors/index.js';
 import { fetchReceipt, type FetchDeps } from './fetch.js';
 import { validateReceiptId } from './id.js';
 import type { ReceiptJob } from './journal.js';
-import type { Check } from './verdict.js';
+import type { Check, MaybePromise } from './verdict.js';
 
 /** The final verdicts of the audit log (docs/wire.md §7). */
 export const FINAL_VERDICTS = ['verified', 'failed', 'missing', 'opted_out', 'unverifiable'] as const;
@@ -53,8 +53,8 @@ export interface ReceiptFormat {
   path(id: string, job: ReceiptJob): string;
   /** A 200 body → the receipt text to archive and verify (throws MalformedError). */
   parse(body: Uint8Array, id: string): string;
-  /** Never throws for a bad receipt: every failure is a verdict with a code. */
-  evaluate(text: string, job: ReceiptJob, id: string): Promise<Evaluation>;
+  /** Never throws for a bad receipt: every failure is a verdict with a code. A value when nothing was waited for. */
+  evaluate(text: string, job: ReceiptJob, id: string): MaybePromise<Evaluation>;
 }
 
 export interface RecordDeps {
@@ -117,7 +117,8 @@ export async function recordFor(job: ReceiptJob, deps: RecordDeps): Promise<{ re
   base.receipt_format = deps.format.name;
   if (fetched.kind === 'missing') return end('missing', fetched.code, fetched.detail);
   if (fetched.kind === 'failed') return end('failed', fetched.code, fetched.detail);
-  const { expected, archive, ...v } = await deps.format.evaluate(fetched.jws, job, id);
+  const evaluated = deps.format.evaluate(fetched.jws, job, id);
+  const { expected, archive, ...v } = evaluated instanceof Promise ? await evaluated : evaluated;
   // Into the base record itself (a local object), not a copy of it: the same members in the same
   // order as `{ ...base, ...v, digests }` (members already there keep their place).
   Object.assign(base, v);
