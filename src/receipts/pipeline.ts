@@ -394,7 +394,8 @@ export class ReceiptPipeline {
       // commits: a record waiting for its commit window does not hold it, so the receipts of a
       // burst are fetched together and share commits instead of going through 16 at a time, one
       // audit, archive and journal sync per 16. The jobs are bounded by receipts.max_pending.
-      await u.concurrency.acquire();
+      const slot = u.concurrency.acquire();
+      if (slot) await slot; // a free slot is taken at once: no turn of the microtask queue
       let checked: Awaited<ReturnType<typeof recordFor>>;
       try {
         checked = await recordFor(job, this.recordDeps(u, u.authorization ?? this.appKeys.get(job.job)));
