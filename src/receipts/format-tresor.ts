@@ -12,17 +12,16 @@ import { verifyReceiptJwsNow } from './verify.js';
 
 const JWKS_FETCH_CODES = new Set(['ERR_JWKS_FETCH', 'ERR_JWKS_TIMEOUT', 'ERR_JWKS_TOO_LARGE', 'ERR_FETCH_TOO_LARGE']);
 
-/** The record's verdict fields from a receipt's evaluation. */
+/** The record's verdict fields from a receipt's evaluation, member by member in the record's order (no conditional spreads: ~0.6 µs each). */
 function evaluation(v: ReceiptVerdict): Evaluation {
-  return {
-    verdict: v.verdict,
-    ...(v.code ? { code: v.code } : {}),
-    ...(v.receipt_type ? { receipt_type: v.receipt_type } : {}),
-    ...(v.kid ? { kid: v.kid } : {}),
-    signature_encoding: v.signature_encoding,
-    checks: v.checks,
-    expected: { request: v.digests.request?.expected, response: v.digests.response?.expected },
-  };
+  const e = { verdict: v.verdict } as Evaluation;
+  if (v.code) e.code = v.code;
+  if (v.receipt_type) e.receipt_type = v.receipt_type;
+  if (v.kid) e.kid = v.kid;
+  e.signature_encoding = v.signature_encoding;
+  e.checks = v.checks;
+  e.expected = { request: v.digests.request?.expected, response: v.digests.response?.expected };
+  return e;
 }
 
 /**

@@ -1,7 +1,11 @@
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import type { ExchangeInfo, ExchangeObserver } from '../transport/hooks.js';
 import { createTresorExtractor, type ReceiptIdField, type TresorExtractor } from './extract.js';
+import type { ExtractResult } from './extract.js';
 import type { ReceiptJob } from './journal.js';
+
+/** An exchange without an extractor (not a JSON or SSE success): nothing found in its body. */
+const NOTHING_FOUND: ExtractResult = Object.freeze({});
 
 /** Routes whose successful answers carry a receipt (docs §3.1: completions and transcriptions). */
 const RECEIPT_ROUTES = /^\/v1\/(chat\/completions|completions|audio\/transcriptions|audio\/translations)\/?$/;
@@ -83,33 +87,42 @@ export class ExchangeDigest implements ExchangeObserver {
     this.extractor?.push(chunk);
   }
 
-  /** The journal entry for this exchange. */
+  /**
+   * The journal entry for this exchange. Built member by member in its final order (the journal
+   * line's): a conditional spread per optional member cost about 0.6 µs each.
+   */
   toJob(outcome: { ok: boolean; error?: string; requestBytes: number; responseBytes: number }, endedAt: Date, attestation?: Record<string, unknown>): ReceiptJob {
-    const found = this.extractor?.end() ?? {};
-    const { receipt_id: bodyId, ...tresor } = found.tresor ?? {};
-    const receipt_id = bodyId ?? (found.error ? undefined : this.headerId);
+    const found = this.extractor?.end() ?? NOTHING_FOUND;
+    const block = found.tresor;
+    const receipt_id = block?.receipt_id ?? (found.error ? undefined : this.headerId);
     this.extractor = undefined;
-    return {
+    const path = this.start.path;
+    const q = path.indexOf('?');
+    const job = {
       job: randomUUID(),
       upstream: this.start.upstream,
       request_id: this.start.requestId,
       method: this.start.method,
-      route: this.start.path.split('?')[0] ?? '',
+      route: q < 0 ? path : path.slice(0, q),
       status: this.status,
       started_at: this.start.startedAt.toISOString(),
       ended_at: endedAt.toISOString(),
       complete: outcome.ok,
-      ...(outcome.error ? { error: outcome.error } : {}),
-      opted_out: this.optedOut,
-      ...(receipt_id !== undefined ? { receipt_id } : {}),
-      ...(found.tresor ? { tresor } : {}),
-      ...(found.error ? { extract_error: found.error } : {}),
-      request_sha256: this.requestSha256(),
-      response_sha256: this.res.digest('hex'),
-      request_bytes: outcome.requestBytes,
-      response_bytes: outcome.responseBytes,
-      app_key: this.appKey,
-      ...(attestation ? { attestation } : {}),
-    };
+    } as ReceiptJob;
+    if (outcome.error) job.error = outcome.error;
+    job.opted_out = this.optedOut;
+    if (receipt_id !== undefined) job.receipt_id = receipt_id;
+    if (block) {
+      const { receipt_id: _id, ...tresor } = block;
+      job.tresor = tresor;
+    }
+    if (found.error) job.extract_error = found.error;
+    job.request_sha256 = this.requestSha256();
+    job.response_sha256 = this.res.digest('hex');
+    job.request_bytes = outcome.requestBytes;
+    job.response_bytes = outcome.responseBytes;
+    job.app_key = this.appKey;
+    if (attestation) job.attestation = attestation;
+    return job;
   }
 }

@@ -367,7 +367,9 @@ export class ReceiptPipeline {
   /** A journaled job: pending in the verdict store, then started; its verdict. */
   private start(job: ReceiptJob): Promise<ReceiptRecord> {
     this.counters.journaled++;
-    this.verdicts.set({ status: 'pending', request_id: job.request_id, upstream: job.upstream, ...(typeof job.receipt_id === 'string' ? { receipt_id: job.receipt_id } : {}) });
+    const pending: VerdictSummary = { status: 'pending', request_id: job.request_id, upstream: job.upstream };
+    if (typeof job.receipt_id === 'string') pending.receipt_id = job.receipt_id;
+    this.verdicts.set(pending);
     return this.schedule(job);
   }
 

