@@ -46,7 +46,9 @@ function verifyWith(parsed: ParsedJws, keys: readonly KeyObject[], signature: Ui
   for (const key of keys) {
     assertP256(key);
     if (cryptoVerify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, signature)) {
-      return asVerified({ ...parsed, kid, signatureEncoding: encoding });
+      // Every member spelled out (checked by the compiler): `{ ...parsed, kid, signatureEncoding }` cost ~1.5 µs (members added to a spread copy).
+      const verified = { header: parsed.header, payload: parsed.payload, signingInput: parsed.signingInput, signature: parsed.signature, payloadText: parsed.payloadText, member: parsed.member, kid, signatureEncoding: encoding } satisfies Record<keyof VerifiedReceiptJws, unknown>;
+      return asVerified(verified);
     }
   }
   throw new VerificationError('ERR_RECEIPT_SIGNATURE', `the receipt signature does not verify with ${kid ? `key ${JSON.stringify(kid)}` : 'any EC P-256 key in the JWKS'}`);
