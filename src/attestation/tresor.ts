@@ -29,7 +29,7 @@ export interface TresorAttester {
    * the daemon itself verified (same TLS key, measurement and tag). `raw`: the block's exact JSON
    * text in the signed receipt; what is verified then (recognised by those exact bytes).
    */
-  checkReceiptBlock(block: unknown, at: Date, known: () => readonly AttestedIdentity[], raw?: string): Promise<Omit<Check, 'name'>>;
+  checkReceiptBlock(block: unknown, at: Date, known: () => readonly AttestedIdentity[], raw?: string): Omit<Check, 'name'> | Promise<Omit<Check, 'name'>>;
 }
 
 /** The upstream's pinned release-root key from `attestation.release_root_file` (read at start, and by `config check`). */
@@ -40,6 +40,15 @@ export async function readReleaseRoot(u: UpstreamConfig): Promise<KeyObject> {
       throw new ConfigError('ERR_CONFIG_RELEASE_ROOT', `upstreams.${u.name}.attestation.release_root_file: cannot read ${file}: ${describeCause(e, { code: true })}`);
     }),
   );
+}
+
+/** A router envelope verified before, by its exact text: valid for receipts issued from `from` to `until` under that bundle version. */
+interface VerifiedBlock {
+  a: RouterAttestation;
+  from: number;
+  until: number;
+  bundleVersion: number;
+  bundleUrl: string;
 }
 
 export async function createTresorAttester(
@@ -104,40 +113,56 @@ export async function createTresorAttester(
   };
   // Receipts embed the same envelope until the router refreshes it: verify each distinct one once
   // (bounded), reusing the result only for `at` inside the window that verification proved fresh.
-  const verifiedBlocks = new Map<string, { a: RouterAttestation; from: number; until: number; bundleVersion: number; bundleUrl: string }>();
+  const verifiedBlocks = new Map<string, VerifiedBlock>();
   const SKEW_MS = 300_000;
   return {
     attest,
-    async checkReceiptBlock(block, at, known, raw) {
-      try {
-        // The cache key is the block's exact text in the receipt (no re-serialisation; a block that
-        // could not be cut out is serialised): same bytes, same entry; a byte changed, a new block,
-        // parsed and verified in full. The text itself, not a SHA-256 of it: no collision to argue
-        // about, and no hash of ~5 KB per receipt (the string's own hash is computed once).
-        const key = raw ?? JSON.stringify(block ?? null);
-        const hit = verifiedBlocks.get(key);
-        const t = at.getTime();
-        let a: RouterAttestation;
-        // A byte-identical envelope verified before: only the bundle in force and the time window can differ.
-        if (hit && t >= hit.from && t <= hit.until && (await bundles.get(hit.bundleUrl)).version === hit.bundleVersion) a = hit.a;
-        else {
-          const env = parseEnvelope(Buffer.from(key, 'utf8'));
-          const bundle = await bundles.get(env.trustBundleUrl);
-          a = verifyRouterEnvelope(env, { liveSpkiSha256: env.tlsSpkiSha256, bundle, at, nitroRoots: pinnedNitroRoots(), ...(deps.testRoots ? { testRoots: deps.testRoots } : {}), policy });
-          verifiedBlocks.delete(key);
-          verifiedBlocks.set(key, { a, from: Date.parse(a.issuedAt) - SKEW_MS, until: Date.parse(a.expiresAt), bundleVersion: bundle.version, bundleUrl: env.trustBundleUrl });
-          if (verifiedBlocks.size > 256) verifiedBlocks.delete(verifiedBlocks.keys().next().value as string);
-        }
-        const match = known().find((k) => k.spkiSha256 === a.spkiSha256);
-        if (!match) return { result: 'fail', code: 'ERR_RECEIPT_ROUTER_KEY_UNKNOWN', detail: `the receipt's router evidence binds TLS key ${a.spkiSha256}, which this daemon never verified a connection to` };
-        if (match.measurement !== a.measurement || match.tag !== a.tag) {
-          return { result: 'fail', code: 'ERR_RECEIPT_ROUTER_ATTESTATION_MISMATCH', detail: `the receipt's router evidence (${a.measurement}, tag ${a.tag}) differs from what the daemon verified for that key` };
-        }
-        return { result: 'pass', detail: `${a.kind} ${a.measurement}, tag ${a.tag}, TLS key ${a.spkiSha256}` };
-      } catch (e) {
-        const err = toTresorError(e);
-        return { result: err.phase === 'fetch' ? 'unverifiable' : 'fail', code: err.code, detail: err.message };
+    checkReceiptBlock(block, at, known, raw) {
+      // The cache key is the block's exact text in the receipt (no re-serialisation; a block that
+      // could not be cut out is serialised): same bytes, same entry; a byte changed, a new block,
+      // parsed and verified in full. The text itself, not a SHA-256 of it: no collision to argue
+      // about, and no hash of ~5 KB per receipt (the string's own hash is computed once).
+      const key = raw ?? JSON.stringify(block ?? null);
+      const hit = verifiedBlocks.get(key);
+      const t = at.getTime();
+      // A byte-identical envelope verified before: only the bundle in force and the time window can
+      // differ. With the bundle in force cached, as nearly always, the answer is a value, not a promise.
+      if (hit && t >= hit.from && t <= hit.until) {
+        const inForce = bundles.cached(hit.bundleUrl);
+        if (inForce) return inForce.version === hit.bundleVersion ? matchKnown(hit.a, known) : verifyBlock(key, at, known);
       }
+      return verifyBlock(key, at, known, hit);
     },
   };
+
+  /** The block parsed and verified in full (cached by its text), or a cached result once the bundle in force is fetched. */
+  async function verifyBlock(key: string, at: Date, known: () => readonly AttestedIdentity[], hit?: VerifiedBlock): Promise<Omit<Check, 'name'>> {
+    try {
+      const t = at.getTime();
+      let a: RouterAttestation;
+      if (hit && t >= hit.from && t <= hit.until && (await bundles.get(hit.bundleUrl)).version === hit.bundleVersion) a = hit.a;
+      else {
+        const env = parseEnvelope(Buffer.from(key, 'utf8'));
+        const bundle = await bundles.get(env.trustBundleUrl);
+        a = verifyRouterEnvelope(env, { liveSpkiSha256: env.tlsSpkiSha256, bundle, at, nitroRoots: pinnedNitroRoots(), ...(deps.testRoots ? { testRoots: deps.testRoots } : {}), policy });
+        verifiedBlocks.delete(key);
+        verifiedBlocks.set(key, { a, from: Date.parse(a.issuedAt) - SKEW_MS, until: Date.parse(a.expiresAt), bundleVersion: bundle.version, bundleUrl: env.trustBundleUrl });
+        if (verifiedBlocks.size > 256) verifiedBlocks.delete(verifiedBlocks.keys().next().value as string);
+      }
+      return matchKnown(a, known);
+    } catch (e) {
+      const err = toTresorError(e);
+      return { result: err.phase === 'fetch' ? 'unverifiable' : 'fail', code: err.code, detail: err.message };
+    }
+  }
+}
+
+/** A verified router envelope against the identities the daemon itself verified: same TLS key, measurement and tag. */
+function matchKnown(a: RouterAttestation, known: () => readonly AttestedIdentity[]): Omit<Check, 'name'> {
+  const match = known().find((k) => k.spkiSha256 === a.spkiSha256);
+  if (!match) return { result: 'fail', code: 'ERR_RECEIPT_ROUTER_KEY_UNKNOWN', detail: `the receipt's router evidence binds TLS key ${a.spkiSha256}, which this daemon never verified a connection to` };
+  if (match.measurement !== a.measurement || match.tag !== a.tag) {
+    return { result: 'fail', code: 'ERR_RECEIPT_ROUTER_ATTESTATION_MISMATCH', detail: `the receipt's router evidence (${a.measurement}, tag ${a.tag}) differs from what the daemon verified for that key` };
+  }
+  return { result: 'pass', detail: `${a.kind} ${a.measurement}, tag ${a.tag}, TLS key ${a.spkiSha256}` };
 }

@@ -31,6 +31,8 @@ export interface BundleSource {
    * location. `fresh` skips the cache (a pin's refresh: a newer bundle may revoke the release).
    */
   get(envelopeUrl: string, opts?: { fresh?: boolean }): Promise<Verified<TrustBundle>>;
+  /** What `get(envelopeUrl)` would answer at once from its cache, or undefined when it would fetch (or refuse). */
+  cached(envelopeUrl: string): Verified<TrustBundle> | undefined;
 }
 
 /**
@@ -71,15 +73,22 @@ export function createBundleSource(o: {
     await o.rollback?.accept(source, bundle);
     return bundle;
   };
+  /** The allowed location an envelope naming `envelopeUrl` is given its bundle from (a file wins). */
+  const sourceOf = (envelopeUrl: string) => {
+    const file = o.locations.find((l) => !isUrl(l));
+    const source = file ?? envelopeUrl;
+    if (!file && !o.locations.includes(envelopeUrl)) {
+      throw new VerificationError('ERR_BUNDLE_URL_NOT_ALLOWED', `the envelope's trust_bundle_url ${envelopeUrl} is not an allowed bundle location`);
+    }
+    return { file, source };
+  };
+  const fromCache = (source: string, now: number) => (cached && cached.source === source && now - cached.at < BUNDLE_CACHE_MS && now <= cached.bundle.validUntil.getTime() ? cached.bundle : undefined);
   return {
     async get(envelopeUrl, opts = {}) {
-      const file = o.locations.find((l) => !isUrl(l));
-      const source = file ?? envelopeUrl;
-      if (!file && !o.locations.includes(envelopeUrl)) {
-        throw new VerificationError('ERR_BUNDLE_URL_NOT_ALLOWED', `the envelope's trust_bundle_url ${envelopeUrl} is not an allowed bundle location`);
-      }
+      const { file, source } = sourceOf(envelopeUrl);
       const now = o.clock();
-      if (!opts.fresh && cached && cached.source === source && now.getTime() - cached.at < BUNDLE_CACHE_MS && now.getTime() <= cached.bundle.validUntil.getTime()) return cached.bundle;
+      const hit = opts.fresh ? undefined : fromCache(source, now.getTime());
+      if (hit) return hit;
       const bundle = await fetchAndVerify(file, source, now).then(
         (b) => {
           o.onFetch?.('ok');
@@ -92,6 +101,13 @@ export function createBundleSource(o: {
       );
       cached = { bundle, source, at: now.getTime() };
       return bundle;
+    },
+    cached(envelopeUrl) {
+      try {
+        return fromCache(sourceOf(envelopeUrl).source, o.clock().getTime());
+      } catch {
+        return undefined; // not an allowed location: `get` refuses it
+      }
     },
   };
 }

@@ -43,19 +43,22 @@ function pickTopLevel(value: unknown, field: 'request_id' | 'id'): TresorBlock |
   const o = value as Record<string, unknown> | null;
   const id = typeof o === 'object' && o !== null ? o[field] : undefined;
   if (typeof id !== 'string') return undefined;
-  return { receipt_id: id, ...(typeof o?.model === 'string' ? { routed_model: o.model } : {}) };
+  const t: TresorBlock = { receipt_id: id };
+  if (typeof o?.model === 'string') t.routed_model = o.model;
+  return t;
 }
 
 function pickTresor(value: unknown): TresorBlock | undefined {
   const t = (value as { tresor?: unknown } | null)?.tresor;
   if (typeof t !== 'object' || t === null || Array.isArray(t)) return undefined;
   const o = t as Record<string, unknown>;
-  return {
-    ...(typeof o.receipt_id === 'string' ? { receipt_id: o.receipt_id } : {}),
-    ...(typeof o.requested_route === 'string' ? { requested_route: o.requested_route } : {}),
-    ...(typeof o.routed_model === 'string' ? { routed_model: o.routed_model } : {}),
-    ...(typeof o.failover === 'boolean' ? { failover: o.failover } : {}),
-  };
+  // Member by member, in this order (the journal's): a conditional spread each cost ~0.6 µs.
+  const b: TresorBlock = {};
+  if (typeof o.receipt_id === 'string') b.receipt_id = o.receipt_id;
+  if (typeof o.requested_route === 'string') b.requested_route = o.requested_route;
+  if (typeof o.routed_model === 'string') b.routed_model = o.routed_model;
+  if (typeof o.failover === 'boolean') b.failover = o.failover;
+  return b;
 }
 
 /** What to look for (a byte string no event without the field can contain) and how to read the field from a parsed value. */

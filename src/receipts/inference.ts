@@ -31,7 +31,8 @@ export function hasInferencePolicy(p: InferencePolicy | undefined): p is Inferen
  * allowed; an absent block or a kind this verifier cannot check is `unverifiable`.
  */
 export function createInferenceCheck(policy: InferencePolicy | undefined, roots: { nitro?: readonly Certificate[]; amdArks?: readonly Certificate[] } = {}) {
-  return async (block: unknown, at: Date): Promise<Omit<Check, 'name'>> => {
+  // Synchronous: every check here is (no fetch), so the receipt's evaluation need not wait a turn for it.
+  return (block: unknown, at: Date): Omit<Check, 'name'> => {
     const kind = evidenceKind(block);
     if (!hasInferencePolicy(policy)) return { result: 'skip', detail: block === undefined ? 'absent' : `no policy (${kind} evidence not checked)` };
     if (block === undefined) return { result: 'unverifiable', code: 'ERR_RECEIPT_INFERENCE_ABSENT', detail: 'receipts.inference_policy is set, but the receipt carries no inference_attestation' };

@@ -128,11 +128,14 @@ export class ReceiptJournal {
    * unless `urgent` (someone waits for it), it waits up to the commit window to share the next
    * job's write instead of a write (and three stat calls) of its own.
    */
-  async done(jobId: string, o: { urgent?: boolean } = {}): Promise<void> {
+  done(jobId: string, o: { urgent?: boolean } = {}): Promise<void> {
     this.jobs.delete(jobId);
-    await this.appender.append(JSON.stringify({ op: 'done', job: jobId }), { durable: false, urgent: o.urgent !== false });
-    if (!this.compacting && this.appender.written > COMPACT_BYTES) await this.compact();
+    // One promise (the append's, chained once), not an async frame awaiting it.
+    return this.appender.append(`{"op":"done","job":${JSON.stringify(jobId)}}`, { durable: false, urgent: o.urgent !== false }).then(this.compactIfGrown);
   }
+
+  /** Once the file has grown past COMPACT_BYTES (checked after each `done`). */
+  private readonly compactIfGrown = (): Promise<void> | undefined => (!this.compacting && this.appender.written > COMPACT_BYTES ? this.compact() : undefined);
 
   async close(): Promise<void> {
     await this.appender.close();

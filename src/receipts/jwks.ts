@@ -85,7 +85,8 @@ export interface RemoteJwksOptions {
 
 export interface RemoteJwks {
   /** `allowed`, when given, replaces the `allowed` option for this call. */
-  resolve: (header: Readonly<Record<string, unknown>>, allowed?: AllowedKeys) => Promise<KeyObject[]>;
+  /** The keys at once when the cached JWKS is fresh and has them; a promise when it must be fetched first. */
+  resolve: (header: Readonly<Record<string, unknown>>, allowed?: AllowedKeys) => ReturnType<KeyResolver>;
   refresh(): Promise<void>;
   /** Number of fetches made (metrics, tests). */
   readonly fetches: number;
@@ -144,19 +145,32 @@ export function createRemoteJwks(opts: RemoteJwksOptions): RemoteJwks {
       return fetches;
     },
     refresh: fetchNow,
-    async resolve(header, given) {
-      const now = opts.clock().getTime();
-      if (!entries || now - fetchedAt > maxAge) await fetchNow();
-      const allowed = given ?? (typeof opts.allowed === 'function' ? opts.allowed() : opts.allowed);
-      const found = select(entries ?? [], header, allowed);
-      if (found) return found;
-      // Unknown kid: the router may have rotated. One refetch, rate limited.
-      if (opts.clock().getTime() - fetchedAt >= cooldown || inflight) {
-        await fetchNow();
-        const again = select(entries ?? [], header, allowed);
-        if (again) return again;
+    resolve(header, given) {
+      // Fresh keys and the kid among them (nearly every receipt): the keys, not a promise of them.
+      if (entries && opts.clock().getTime() - fetchedAt <= maxAge) {
+        const found = select(entries, header, given ?? allowedNow());
+        if (found) return found;
       }
-      throw lastError ?? noKey(header);
+      return resolveLater(header, given);
     },
   };
+
+  function allowedNow(): AllowedKeys | undefined {
+    return typeof opts.allowed === 'function' ? opts.allowed() : opts.allowed;
+  }
+
+  async function resolveLater(header: Readonly<Record<string, unknown>>, given: AllowedKeys | undefined): Promise<KeyObject[]> {
+    const now = opts.clock().getTime();
+    if (!entries || now - fetchedAt > maxAge) await fetchNow();
+    const allowed = given ?? allowedNow();
+    const found = select(entries ?? [], header, allowed);
+    if (found) return found;
+    // Unknown kid: the router may have rotated. One refetch, rate limited.
+    if (opts.clock().getTime() - fetchedAt >= cooldown || inflight) {
+      await fetchNow();
+      const again = select(entries ?? [], header, allowed);
+      if (again) return again;
+    }
+    throw lastError ?? noKey(header);
+  }
 }

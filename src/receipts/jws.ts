@@ -18,7 +18,7 @@ export interface VerifiedReceiptJws extends ParsedJws {
 }
 
 /** Resolves the verification key for a protected header (a JWKS cache, or a static set). */
-export type KeyResolver = (header: Readonly<Record<string, unknown>>) => Promise<KeyObject[]>;
+export type KeyResolver = (header: Readonly<Record<string, unknown>>) => KeyObject[] | Promise<KeyObject[]>;
 
 /**
  * The embedded router evidence of recent receipts, by its exact text: receipts carry the same

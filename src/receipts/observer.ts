@@ -1,13 +1,40 @@
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import type { ExchangeInfo, ExchangeObserver } from '../transport/hooks.js';
 import { createTresorExtractor, type ReceiptIdField, type TresorExtractor } from './extract.js';
+import type { ExtractResult } from './extract.js';
 import type { ReceiptJob } from './journal.js';
+
+/** An exchange without an extractor (not a JSON or SSE success): nothing found in its body. */
+const NOTHING_FOUND: ExtractResult = Object.freeze({});
 
 /** Routes whose successful answers carry a receipt (docs §3.1: completions and transcriptions). */
 const RECEIPT_ROUTES = /^\/v1\/(chat\/completions|completions|audio\/transcriptions|audio\/translations)\/?$/;
 
 export function carriesReceipt(method: string, path: string): boolean {
   return method === 'POST' && RECEIPT_ROUTES.test(path.split('?')[0] ?? '');
+}
+
+/** The second the cached prefix is for, and `YYYY-MM-DDTHH:mm:ss.` of it. */
+let isoSecond = NaN;
+let isoPrefix = '';
+
+/**
+ * `d.toISOString()`, from a prefix cached per second (a job has two times, and the jobs of one
+ * second share it): toISOString cost ~0.6 µs per call in the receipt path's profile. The same text
+ * (tested against toISOString); a date outside years 0000-9999 is toISOString's own answer, an
+ * invalid one throws as it does.
+ */
+export function isoTime(d: Date): string {
+  const t = d.getTime();
+  const s = Math.floor(t / 1000);
+  if (s !== isoSecond) {
+    const iso = d.toISOString();
+    if (iso.length !== 24) return iso;
+    isoSecond = s;
+    isoPrefix = iso.slice(0, 20);
+  }
+  const ms = t - s * 1000;
+  return `${isoPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z`;
 }
 
 /** What the digest needs of the exchange (the hook's `ExchangeInfo`, kept as given: not copied). */
@@ -83,33 +110,42 @@ export class ExchangeDigest implements ExchangeObserver {
     this.extractor?.push(chunk);
   }
 
-  /** The journal entry for this exchange. */
+  /**
+   * The journal entry for this exchange. Built member by member in its final order (the journal
+   * line's): a conditional spread per optional member cost about 0.6 µs each.
+   */
   toJob(outcome: { ok: boolean; error?: string; requestBytes: number; responseBytes: number }, endedAt: Date, attestation?: Record<string, unknown>): ReceiptJob {
-    const found = this.extractor?.end() ?? {};
-    const { receipt_id: bodyId, ...tresor } = found.tresor ?? {};
-    const receipt_id = bodyId ?? (found.error ? undefined : this.headerId);
+    const found = this.extractor?.end() ?? NOTHING_FOUND;
+    const block = found.tresor;
+    const receipt_id = block?.receipt_id ?? (found.error ? undefined : this.headerId);
     this.extractor = undefined;
-    return {
+    const path = this.start.path;
+    const q = path.indexOf('?');
+    const job = {
       job: randomUUID(),
       upstream: this.start.upstream,
       request_id: this.start.requestId,
       method: this.start.method,
-      route: this.start.path.split('?')[0] ?? '',
+      route: q < 0 ? path : path.slice(0, q),
       status: this.status,
-      started_at: this.start.startedAt.toISOString(),
-      ended_at: endedAt.toISOString(),
+      started_at: isoTime(this.start.startedAt),
+      ended_at: isoTime(endedAt),
       complete: outcome.ok,
-      ...(outcome.error ? { error: outcome.error } : {}),
-      opted_out: this.optedOut,
-      ...(receipt_id !== undefined ? { receipt_id } : {}),
-      ...(found.tresor ? { tresor } : {}),
-      ...(found.error ? { extract_error: found.error } : {}),
-      request_sha256: this.requestSha256(),
-      response_sha256: this.res.digest('hex'),
-      request_bytes: outcome.requestBytes,
-      response_bytes: outcome.responseBytes,
-      app_key: this.appKey,
-      ...(attestation ? { attestation } : {}),
-    };
+    } as ReceiptJob;
+    if (outcome.error) job.error = outcome.error;
+    job.opted_out = this.optedOut;
+    if (receipt_id !== undefined) job.receipt_id = receipt_id;
+    if (block) {
+      const { receipt_id: _id, ...tresor } = block;
+      job.tresor = tresor;
+    }
+    if (found.error) job.extract_error = found.error;
+    job.request_sha256 = this.requestSha256();
+    job.response_sha256 = this.res.digest('hex');
+    job.request_bytes = outcome.requestBytes;
+    job.response_bytes = outcome.responseBytes;
+    job.app_key = this.appKey;
+    if (attestation) job.attestation = attestation;
+    return job;
   }
 }

@@ -2,7 +2,7 @@ import { toTresorError } from '../errors/index.js';
 import { fetchReceipt, type FetchDeps } from './fetch.js';
 import { validateReceiptId } from './id.js';
 import type { ReceiptJob } from './journal.js';
-import type { Check } from './verdict.js';
+import type { Check, MaybePromise } from './verdict.js';
 
 /** The final verdicts of the audit log (docs/wire.md §7). */
 export const FINAL_VERDICTS = ['verified', 'failed', 'missing', 'opted_out', 'unverifiable'] as const;
@@ -53,8 +53,8 @@ export interface ReceiptFormat {
   path(id: string, job: ReceiptJob): string;
   /** A 200 body → the receipt text to archive and verify (throws MalformedError). */
   parse(body: Uint8Array, id: string): string;
-  /** Never throws for a bad receipt: every failure is a verdict with a code. */
-  evaluate(text: string, job: ReceiptJob, id: string): Promise<Evaluation>;
+  /** Never throws for a bad receipt: every failure is a verdict with a code. A value when nothing was waited for. */
+  evaluate(text: string, job: ReceiptJob, id: string): MaybePromise<Evaluation>;
 }
 
 export interface RecordDeps {
@@ -64,32 +64,39 @@ export interface RecordDeps {
   format: ReceiptFormat;
 }
 
-/** The record's fields known from the journaled job alone (verdict `missing` until decided). */
+/**
+ * The record's fields known from the journaled job alone (verdict `missing` until decided). Built
+ * member by member in the record's order: a conditional spread per optional member cost ~0.6 µs.
+ */
 export function baseRecord(job: ReceiptJob): ReceiptRecord {
-  const t = job.tresor ?? {};
-  return {
-    type: 'receipt',
-    job: job.job,
-    upstream: job.upstream,
-    request_id: job.request_id,
-    method: job.method,
-    route: job.route,
-    status: job.status,
-    exchange_at: job.started_at,
-    ...(t.requested_route !== undefined ? { route_requested: t.requested_route } : {}),
-    ...(t.routed_model !== undefined ? { route_served: t.routed_model } : {}),
-    ...(t.failover !== undefined ? { failover: t.failover } : {}),
-    ...(typeof job.receipt_id === 'string' ? { receipt_id: job.receipt_id } : {}),
-    verdict: 'missing',
-    checks: [],
-    digests: { request: { computed: `sha256:${job.request_sha256}` }, response: { computed: `sha256:${job.response_sha256}` } },
-    ...(job.attestation ? { attestation: job.attestation } : {}),
-  };
+  const r = { type: 'receipt', job: job.job, upstream: job.upstream, request_id: job.request_id, method: job.method, route: job.route, status: job.status, exchange_at: job.started_at } as ReceiptRecord;
+  const t = job.tresor;
+  if (t?.requested_route !== undefined) r.route_requested = t.requested_route;
+  if (t?.routed_model !== undefined) r.route_served = t.routed_model;
+  if (t?.failover !== undefined) r.failover = t.failover;
+  if (typeof job.receipt_id === 'string') r.receipt_id = job.receipt_id;
+  r.verdict = 'missing';
+  r.checks = [];
+  r.digests = { request: { computed: `sha256:${job.request_sha256}` }, response: { computed: `sha256:${job.response_sha256}` } };
+  if (job.attestation) r.attestation = job.attestation;
+  return r;
 }
 
 /** A record decided without fetching (e.g. the queue is full, the upstream is gone). */
 export function recordWithout(job: ReceiptJob, verdict: FinalVerdict, code: string, detail: string): ReceiptRecord {
-  return { ...baseRecord(job), verdict, code, detail };
+  const r = baseRecord(job);
+  r.verdict = verdict;
+  r.code = code;
+  r.detail = detail;
+  return r;
+}
+
+/** `record` (a local object) decided: its verdict in place, then `code` and `detail` when given, in that order. */
+function decided(record: ReceiptRecord, verdict: FinalVerdict, code?: string, detail?: string): ReceiptRecord {
+  record.verdict = verdict;
+  if (code) record.code = code;
+  if (detail) record.detail = detail;
+  return record;
 }
 
 /**
@@ -98,7 +105,7 @@ export function recordWithout(job: ReceiptJob, verdict: FinalVerdict, code: stri
  */
 export async function recordFor(job: ReceiptJob, deps: RecordDeps): Promise<{ record: ReceiptRecord; jws?: string }> {
   const base = baseRecord(job);
-  const end = (verdict: FinalVerdict, code?: string, detail?: string) => ({ record: { ...base, verdict, ...(code ? { code } : {}), ...(detail ? { detail } : {}) } });
+  const end = (verdict: FinalVerdict, code?: string, detail?: string) => ({ record: decided(base, verdict, code, detail) });
 
   if (job.opted_out) return end('opted_out', undefined, 'X-Tresor-Receipt: false');
   if (!job.complete) return end('unverifiable', 'ERR_EXCHANGE_INCOMPLETE', `the exchange did not complete (${job.error ?? 'unknown'}): its bytes cannot match a receipt`);
@@ -112,12 +119,20 @@ export async function recordFor(job: ReceiptJob, deps: RecordDeps): Promise<{ re
   }
   if (!deps.authorization) return end('missing', 'ERR_RECEIPT_KEY_UNAVAILABLE', 'the key that made the request is not available (an app-supplied key is never written to disk)');
 
-  const fetched = await fetchReceipt(id, new Date(job.ended_at), { ...deps.fetch, authorization: deps.authorization, path: (i) => deps.format.path(i, job), parse: deps.format.parse });
+  // Every member spelled out (the compiler checks that none is missed): `{ ...deps.fetch, more }`
+  // cost ~2.4 µs per receipt (members added to a spread copy), this literal ~0.03 µs.
+  const f = deps.fetch;
+  const fetchDeps = {
+    get: f.get, clock: f.clock, sleep: f.sleep, random: f.random, beforeAttempt: f.beforeAttempt, policy: f.policy,
+    authorization: deps.authorization, path: (i: string) => deps.format.path(i, job), parse: deps.format.parse,
+  } satisfies Record<keyof FetchDeps, unknown>;
+  const fetched = await fetchReceipt(id, new Date(job.ended_at), fetchDeps);
   base.fetch_attempts = fetched.attempts;
   base.receipt_format = deps.format.name;
   if (fetched.kind === 'missing') return end('missing', fetched.code, fetched.detail);
   if (fetched.kind === 'failed') return end('failed', fetched.code, fetched.detail);
-  const { expected, archive, ...v } = await deps.format.evaluate(fetched.jws, job, id);
+  const evaluated = deps.format.evaluate(fetched.jws, job, id);
+  const { expected, archive, ...v } = evaluated instanceof Promise ? await evaluated : evaluated;
   // Into the base record itself (a local object), not a copy of it: the same members in the same
   // order as `{ ...base, ...v, digests }` (members already there keep their place).
   Object.assign(base, v);

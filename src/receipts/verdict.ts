@@ -5,6 +5,9 @@ import { parseDigest } from './digest.js';
 import type { VerifiedReceiptJws } from './jws.js';
 import { verdictFromChecks, type Check, type Verdict } from '../checks/check.js';
 
+/** A value when it is known at once, a promise only when it must be waited for (awaited only then). */
+export type MaybePromise<T> = T | Promise<T>;
+
 export { notPassed, verdictFromChecks, type Check, type CheckResult, type Verdict } from '../checks/check.js';
 
 /** What is written to the audit log for a verified receipt. */
@@ -47,8 +50,8 @@ export interface ReceiptHooks {
    * `at` is the receipt's `iat` (evidence is checked as of issuance), or now when absent. The inference hook is also called when the block is absent (a policy may require it).
    * `raw`: the router block's exact JSON text in the signed payload, when it could be cut out (a verifier may recognise a block it verified before by these exact bytes).
    */
-  verifyRouterAttestation?(block: unknown, at: Date, raw?: string): Promise<Omit<Check, 'name'>>;
-  verifyInferenceAttestation?(block: unknown, at: Date): Promise<Omit<Check, 'name'>>;
+  verifyRouterAttestation?(block: unknown, at: Date, raw?: string): MaybePromise<Omit<Check, 'name'>>;
+  verifyInferenceAttestation?(block: unknown, at: Date): MaybePromise<Omit<Check, 'name'>>;
 }
 
 /** The evidence kind an attestation block names (`kind`, else `type`), or `unknown`. */
@@ -82,11 +85,16 @@ const routerBlockText = (r: VerifiedReceiptJws) => (r.member?.name === 'router_a
  * Policy over a verified receipt: every claim the app can check against what it saw. Collects
  * every check; the verdict follows `verdictFromChecks`.
  */
-export async function evaluateReceipt(
-  receipt: Verified<VerifiedReceiptJws>,
-  expect: ReceiptExpectations,
-  hooks: ReceiptHooks = {},
-): Promise<ReceiptVerdict> {
+export async function evaluateReceipt(receipt: Verified<VerifiedReceiptJws>, expect: ReceiptExpectations, hooks: ReceiptHooks = {}): Promise<ReceiptVerdict> {
+  return evaluateReceiptNow(receipt, expect, hooks);
+}
+
+/**
+ * `evaluateReceipt`, the same checks in the same order, as a value when the hooks answer at once
+ * (a router block verified before, no inference policy): the daemon's path, where a promise and
+ * a turn of the microtask queue per hook per receipt bought nothing.
+ */
+export function evaluateReceiptNow(receipt: Verified<VerifiedReceiptJws>, expect: ReceiptExpectations, hooks: ReceiptHooks = {}): MaybePromise<ReceiptVerdict> {
   const c = receipt.payload;
   const checks: Check[] = [{ name: 'signature', result: 'pass', detail: `ES256 (${receipt.signatureEncoding === 'der' ? 'DER-encoded: non-standard' : 'raw r||s'})` }];
   checks.push({ name: 'receipt_key', ...(expect.receiptKey ?? { result: 'skip', detail: 'no trust bundle consulted: the key is from the JWKS given' }) });
@@ -108,27 +116,43 @@ export async function evaluateReceipt(
   checks.push(digestCheck('response_digest', c.response_digest, expect.responseSha256));
   const issuedAt = typeof c.iat === 'number' && Number.isFinite(c.iat) ? new Date(c.iat * 1000) : (expect.exchangeAt ?? new Date(0));
   const router = c.router_attestation;
-  if (router === undefined) checks.push({ name: 'router_attestation', result: 'skip', detail: 'absent' });
-  else if (hooks.verifyRouterAttestation) checks.push({ name: 'router_attestation', ...(await hooks.verifyRouterAttestation(router, issuedAt, routerBlockText(receipt))) });
-  else checks.push({ name: 'router_attestation', result: 'unverifiable', code: 'ERR_RECEIPT_ATTESTATION_UNCHECKED', detail: 'no verifier for the router evidence here (no trust bundle)' });
-  const inference = c.inference_attestation ?? c.provider_attestation;
-  if (hooks.verifyInferenceAttestation) checks.push({ name: 'inference_attestation', ...(await hooks.verifyInferenceAttestation(inference, issuedAt)) });
-  else checks.push({ name: 'inference_attestation', result: 'skip', detail: inference === undefined ? 'absent' : `no policy (${evidenceKind(inference)} evidence not checked)` });
+  let routerCheck: MaybePromise<Omit<Check, 'name'>>;
+  if (router === undefined) routerCheck = { result: 'skip', detail: 'absent' };
+  else if (hooks.verifyRouterAttestation) routerCheck = hooks.verifyRouterAttestation(router, issuedAt, routerBlockText(receipt));
+  else routerCheck = { result: 'unverifiable', code: 'ERR_RECEIPT_ATTESTATION_UNCHECKED', detail: 'no verifier for the router evidence here (no trust bundle)' };
+  // The inference hook runs after the router hook has answered, as when each was awaited in turn.
+  const rest = (r: Omit<Check, 'name'>): MaybePromise<ReceiptVerdict> => {
+    checks.push({ name: 'router_attestation', ...r });
+    const inference = c.inference_attestation ?? c.provider_attestation;
+    const i = hooks.verifyInferenceAttestation ? hooks.verifyInferenceAttestation(inference, issuedAt) : { result: 'skip' as const, detail: inference === undefined ? 'absent' : `no policy (${evidenceKind(inference)} evidence not checked)` };
+    return i instanceof Promise ? i.then((v) => verdictOf(receipt, expect, checks, v)) : verdictOf(receipt, expect, checks, i);
+  };
+  return routerCheck instanceof Promise ? routerCheck.then(rest) : rest(routerCheck);
+}
+
+/** The last checks and the verdict they make. */
+function verdictOf(receipt: Verified<VerifiedReceiptJws>, expect: ReceiptExpectations, checks: Check[], inference: Omit<Check, 'name'>): ReceiptVerdict {
+  const c = receipt.payload;
+  checks.push({ name: 'inference_attestation', ...inference });
   // Context only: the key that counts is the JWS header's, checked above.
   checks.push({ name: 'receipt_signature', result: 'skip', detail: c.receipt_signature === undefined ? 'absent' : 'recorded, not checked (context; the key is the JWS header\'s)' });
 
   const { verdict, code } = verdictFromChecks(checks);
-  const hex = (b?: Uint8Array) => (b ? `sha256:${toHex(b)}` : undefined);
-  return {
-    verdict,
-    ...(code ? { code } : {}),
-    ...(typeof c.receipt_type === 'string' ? { receipt_type: c.receipt_type } : {}),
-    ...(receipt.kid ? { kid: receipt.kid } : {}),
-    signature_encoding: receipt.signatureEncoding,
-    checks,
-    digests: {
-      request: { ...(typeof c.request_digest === 'string' ? { expected: c.request_digest } : {}), ...(expect.requestSha256 ? { computed: hex(expect.requestSha256) } : {}) },
-      response: { ...(typeof c.response_digest === 'string' ? { expected: c.response_digest } : {}), ...(expect.responseSha256 ? { computed: hex(expect.responseSha256) } : {}) },
-    },
-  };
+  // Member by member, in this order: a conditional spread per optional member cost ~0.6 µs.
+  const v = { verdict } as ReceiptVerdict;
+  if (code) v.code = code;
+  if (typeof c.receipt_type === 'string') v.receipt_type = c.receipt_type;
+  if (receipt.kid) v.kid = receipt.kid;
+  v.signature_encoding = receipt.signatureEncoding;
+  v.checks = checks;
+  v.digests = { request: digestPair(c.request_digest, expect.requestSha256), response: digestPair(c.response_digest, expect.responseSha256) };
+  return v;
+}
+
+/** What the receipt claims (when a string) and what was computed (when known), in that order. */
+function digestPair(claim: unknown, computed: Uint8Array | undefined): { expected?: string; computed?: string } {
+  const d: { expected?: string; computed?: string } = {};
+  if (typeof claim === 'string') d.expected = claim;
+  if (computed) d.computed = `sha256:${toHex(computed)}`;
+  return d;
 }

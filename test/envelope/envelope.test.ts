@@ -1,8 +1,12 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { MalformedError, TresorError } from '../../src/errors/index.js';
 import { loadNitroRoots } from '../../src/evidence/nitro/index.js';
+import { createBundleSource } from '../../src/envelope/attest.js';
 import { parseEnvelope } from '../../src/envelope/parse.js';
 import { verifyRouterEnvelope, type EnvelopePolicy } from '../../src/envelope/verify.js';
 import { createRouterEvidence, type RouterEvidence } from '../../src/sim/mint/router.js';
@@ -142,5 +146,29 @@ describe('router envelope (tresor.attestation/v1, SNP form)', () => {
       }),
       { numRuns: 1000 },
     );
+  });
+});
+
+describe('trust bundle source: what get() would answer from its cache, without a promise', () => {
+  test('cached() is the bundle get() returns at once, and undefined whenever get() would fetch (or refuse)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bundle-cached-'));
+    try {
+      const file = join(dir, 'bundle.jws');
+      writeFileSync(file, ev.bundle());
+      let now = Date.now();
+      const bundles = createBundleSource({ locations: [file], rootKey: ev.releaseRoot.publicKey, clock: () => new Date(now), timeoutMs: 1_000 });
+      const url = 'https://router.example/trust-bundle';
+      expect(bundles.cached(url)).toBeUndefined();
+      const b = await bundles.get(url);
+      expect(bundles.cached(url)).toBe(b);
+      expect(await bundles.get(url)).toBe(b);
+      now += 5 * 60_000; // the cache's age bound: get() fetches again
+      expect(bundles.cached(url)).toBeUndefined();
+      const remote = createBundleSource({ locations: ['https://bundles.example/b.jws'], rootKey: ev.releaseRoot.publicKey, clock: () => new Date(now), timeoutMs: 1_000 });
+      expect(remote.cached('https://elsewhere.example/b.jws')).toBeUndefined();
+      await expect(remote.get('https://elsewhere.example/b.jws')).rejects.toMatchObject({ code: 'ERR_BUNDLE_URL_NOT_ALLOWED' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -62,6 +62,27 @@ describe('ReceiptPipeline recovery', () => {
     await p.close();
   });
 
+  test('a pending job of an upstream no longer configured: recorded unverifiable (ERR_RECEIPT_UPSTREAM_GONE) and done, not fetched', async () => {
+    const auditDir = join(dir, 'audit');
+    const { journal } = await ReceiptJournal.open(join(dir, 'receipts'));
+    await journal.add(job(1, { upstream: 'gone' }));
+    await journal.close();
+    const p = await ReceiptPipeline.open({
+      stateDir: dir,
+      audit: { dir: auditDir, maxFileBytes: 1 << 20, retentionFiles: 10, archiveReceipts: true },
+      clock,
+      logger: createLogger({ level: 'silent', format: 'json', destination: new LogSink() }),
+      upstreams: [upstream()],
+    });
+    await expect.poll(async () => (await lines(auditDir)).length).toBe(1);
+    expect((await lines(auditDir))[0]).toMatchObject({ job: job(1).job, upstream: 'gone', verdict: 'unverifiable', code: 'ERR_RECEIPT_UPSTREAM_GONE' });
+    await expect.poll(() => p.pending).toBe(0);
+    await p.close();
+    const reopened = await ReceiptJournal.open(join(dir, 'receipts'));
+    expect(reopened.pending).toEqual([]);
+    await reopened.journal.close();
+  });
+
   test('a torn or malformed audit tail that names a pending job: moved aside, logged at warn with its bytes, the job re-run (not counted done)', async () => {
     const auditDir = join(dir, 'audit');
     const { journal } = await ReceiptJournal.open(join(dir, 'receipts'));

@@ -206,4 +206,16 @@ describe('the receipt-key allowlist never fails open', () => {
     const off = createReceiptKeyPolicy({ current: () => identity(), attestationOff: true, clock: () => new Date(), sleep: () => Promise.reject(new Error('must not wait')), waitMs: 1_000 });
     expect(await off()).toMatchObject({ check: { result: 'unverifiable', code: 'ERR_RECEIPT_KEY_UNPINNED', detail: expect.stringMatching(/attestation is off/) } });
   });
+
+  test('an identity pinned, or attestation off: the policy is a value (no promise, no turn of the microtask queue); only the wait is a promise', async () => {
+    let pinned: AttestedIdentity | undefined = identity({ kids: ['router-receipt-1'] });
+    const { policy } = timed(() => pinned);
+    expect(policy()).toEqual({ allowed: { kids: ['router-receipt-1'] }, check: { result: 'pass', detail: 'among the receipt signing keys of trust bundle v17' } });
+    const off = createReceiptKeyPolicy({ current: () => undefined, attestationOff: true, clock: () => new Date(), sleep: () => Promise.reject(new Error('must not wait')), waitMs: 1_000 });
+    expect(off()).not.toBeInstanceOf(Promise);
+    pinned = undefined;
+    const waiting = policy();
+    expect(waiting).toBeInstanceOf(Promise);
+    expect((await waiting).check.code).toBe('ERR_RECEIPT_KEY_UNPINNED');
+  });
 });

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { createRemoteJwks, createStaticJwks } from '../../src/receipts/jwks.js';
 import { derToRaw, parseCompactJws } from '../../src/receipts/jws.js';
-import { verifyReceiptJws } from '../../src/receipts/verify.js';
+import { verifyReceiptJws, verifyReceiptJwsNow } from '../../src/receipts/verify.js';
 import { parseDigest } from '../../src/receipts/digest.js';
 import { evaluateReceipt } from '../../src/receipts/verdict.js';
 import { receiptPath, validateReceiptId } from '../../src/receipts/id.js';
@@ -199,6 +199,31 @@ describe('JWKS cache', () => {
     state.keys = [jwk2];
     now = 61_000;
     await expect(verifyReceiptJws(jws, { resolveKey: cache.resolve })).rejects.toMatchObject({ code: 'ERR_JWKS_NO_MATCHING_KEY' });
+  });
+
+  test('fresh cached keys: the keys and the verified receipt are values, not promises; the trust bundle still decides, an unknown kid or stale keys wait for a fetch', async () => {
+    let now = 0;
+    const { state, fetcher } = servedJwks([jwk1, jwk2]);
+    const cache = createRemoteJwks({ url: 'https://r.example/j', fetcher, clock: () => new Date(now), maxAgeMs: 60_000, cooldownMs: 0 });
+    const jws = await sign(claims());
+    const first = cache.resolve({ kid: 'router-receipt-1' });
+    expect(first).toBeInstanceOf(Promise);
+    await first;
+    expect(cache.resolve({ kid: 'router-receipt-1' })).toHaveLength(1);
+    const now1 = verifyReceiptJwsNow(jws, { resolveKey: cache.resolve });
+    expect(now1).not.toBeInstanceOf(Promise);
+    expect(now1).toEqual(await verifyReceiptJws(jws, { resolveKey: cache.resolve }));
+    const allowed = { thumbprints: [await calculateJwkThumbprint(jwk2)] };
+    expect(() => cache.resolve({ kid: 'router-receipt-1' }, allowed)).toThrow(expect.objectContaining({ code: 'ERR_RECEIPT_KEY_NOT_IN_BUNDLE' }));
+    await expect(verifyReceiptJws(jws, { resolveKey: (h) => cache.resolve(h, allowed) })).rejects.toMatchObject({ code: 'ERR_RECEIPT_KEY_NOT_IN_BUNDLE' });
+    const unknown = cache.resolve({ kid: 'router-receipt-7' });
+    expect(unknown).toBeInstanceOf(Promise);
+    await expect(unknown).rejects.toMatchObject({ code: 'ERR_JWKS_NO_MATCHING_KEY' });
+    now = 61_000;
+    const stale = cache.resolve({ kid: 'router-receipt-1' });
+    expect(stale).toBeInstanceOf(Promise);
+    await stale;
+    expect(state.calls).toBe(3);
   });
 
   test('concurrent resolves share one fetch; failures are typed fetch errors', async () => {
