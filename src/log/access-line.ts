@@ -6,6 +6,7 @@
  * `JSON.stringify`, which escapes quotes, backslashes, control characters and lone surrogates);
  * test/log/access-line.test.ts keeps pino as the oracle. Every other line stays pino's.
  */
+import { isoTime } from '../util/iso-time.js';
 
 /** What one access line says about an exchange, in the order it is written. */
 export interface AccessEntry {
@@ -49,26 +50,6 @@ export function accessLineText(e: AccessEntry, time: string): string {
     `,"requestBytes":${num(e.requestBytes)},"responseBytes":${num(e.responseBytes)},"ms":${num(e.ms)}` +
     `${e.error ? `,"error":${str(e.error)}` : ''},"msg":"request"}\n`
   );
-}
-
-let cachedSecond = Number.NaN;
-let cachedPrefix = '';
-
-/**
- * `new Date(ms).toISOString()`, with the part up to the second formatted once per second (a
- * busy daemon logs hundreds of lines in each).
- */
-export function isoTime(ms: number): string {
-  const second = Math.floor(ms / 1000);
-  if (second !== cachedSecond) {
-    const iso = new Date(second * 1000).toISOString();
-    // Years 0 to 9999 only ("YYYY-MM-DDTHH:MM:SS." is 20 characters); anything else is formatted whole.
-    if (iso.length !== 24) return new Date(ms).toISOString();
-    cachedSecond = second;
-    cachedPrefix = iso.slice(0, 20);
-  }
-  const r = ms - second * 1000;
-  return `${cachedPrefix}${r < 10 ? '00' : r < 100 ? '0' : ''}${r}Z`;
 }
 
 /** An access log writing precompiled lines to `stream` (what pino would write there). */

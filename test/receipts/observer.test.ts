@@ -2,7 +2,6 @@ import { createHash, Hash } from 'node:crypto';
 import { describe, expect, test } from 'vitest';
 import { createLogger } from '../../src/log/logger.js';
 import { createTresorExtractor } from '../../src/receipts/extract.js';
-import { isoTime } from '../../src/receipts/observer.js';
 import { ReceiptPipeline, type UpstreamReceipts } from '../../src/receipts/pipeline.js';
 import { receiptUpstream } from '../helpers/jobs.js';
 import { LogSink } from '../helpers/log-sink.js';
@@ -121,19 +120,5 @@ describe('the receipt observer of one exchange', () => {
     expect(p.observe(info())?.hold).toBe(true);
     expect(p.observe(info({ 'x-tresor-receipt': 'false' }))?.hold).toBe(false);
     await p.close();
-  });
-});
-
-describe('isoTime: toISOString from a prefix cached per second', () => {
-  test('the same text as toISOString (fuzzed: any millisecond of years 0000-9999, runs within one second, outside that range), and an invalid date throws as it does', () => {
-    const lo = Date.parse('0000-01-01T00:00:00.000Z');
-    const hi = Date.parse('9999-12-31T23:59:59.999Z');
-    const times: number[] = [0, -1, 999, 1000, -1000, lo, lo - 1, hi, hi + 1, 8.64e15, -8.64e15];
-    for (let i = 0; i < 20_000; i++) {
-      const t = lo + Math.floor(Math.random() * (hi - lo));
-      times.push(t, t + 1, t - 1, t + 999);
-    }
-    for (const t of times) expect(isoTime(new Date(t))).toBe(new Date(t).toISOString());
-    expect(() => isoTime(new Date(NaN))).toThrow(RangeError);
   });
 });
