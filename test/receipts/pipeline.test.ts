@@ -29,6 +29,17 @@ function exchange(p: ReceiptPipeline, n: number) {
   return o?.onEnd?.({ ok: true, status: 200, requestBytes: 0, responseBytes: 10 });
 }
 
+/** The pipeline reopened over a state directory that jobs were journaled in (recovery). */
+function reopen(dir: string, auditDir: string): Promise<ReceiptPipeline> {
+  return ReceiptPipeline.open({
+    stateDir: dir,
+    audit: { dir: auditDir, maxFileBytes: 1 << 20, retentionFiles: 10, archiveReceipts: true },
+    clock,
+    logger: createLogger({ level: 'silent', format: 'json', destination: new LogSink() }),
+    upstreams: [upstream()],
+  });
+}
+
 describe('ReceiptPipeline recovery', () => {
   let dir: string;
   beforeEach(async () => {
@@ -47,13 +58,7 @@ describe('ReceiptPipeline recovery', () => {
     await log.append({ type: 'receipt', job: job(1).job, request_id: 'req-1', verdict: 'opted_out' });
     await log.close();
 
-    const p = await ReceiptPipeline.open({
-      stateDir: dir,
-      audit: { dir: auditDir, maxFileBytes: 1 << 20, retentionFiles: 10, archiveReceipts: true },
-      clock,
-      logger: createLogger({ level: 'silent', format: 'json', destination: new LogSink() }),
-      upstreams: [upstream()],
-    });
+    const p = await reopen(dir, auditDir);
     await expect.poll(async () => (await lines(auditDir)).length).toBe(2);
     await new Promise((r) => setTimeout(r, 100));
     const recs = await lines(auditDir);
@@ -67,13 +72,7 @@ describe('ReceiptPipeline recovery', () => {
     const { journal } = await ReceiptJournal.open(join(dir, 'receipts'));
     await journal.add(job(1, { upstream: 'gone' }));
     await journal.close();
-    const p = await ReceiptPipeline.open({
-      stateDir: dir,
-      audit: { dir: auditDir, maxFileBytes: 1 << 20, retentionFiles: 10, archiveReceipts: true },
-      clock,
-      logger: createLogger({ level: 'silent', format: 'json', destination: new LogSink() }),
-      upstreams: [upstream()],
-    });
+    const p = await reopen(dir, auditDir);
     await expect.poll(async () => (await lines(auditDir)).length).toBe(1);
     expect((await lines(auditDir))[0]).toMatchObject({ job: job(1).job, upstream: 'gone', verdict: 'unverifiable', code: 'ERR_RECEIPT_UPSTREAM_GONE' });
     await expect.poll(() => p.pending).toBe(0);
