@@ -6,7 +6,7 @@
  * `JSON.stringify`, which escapes quotes, backslashes, control characters and lone surrogates);
  * test/log/access-line.test.ts keeps pino as the oracle. Every other line stays pino's.
  */
-import { isoTime } from '../util/iso-time.js';
+import { isoTime } from './iso-time.js';
 
 /** What one access line says about an exchange, in the order it is written. */
 export interface AccessEntry {

@@ -2,7 +2,7 @@ import { createHash, randomUUID, type Hash } from 'node:crypto';
 import type { ExchangeInfo, ExchangeObserver } from '../transport/hooks.js';
 import { createTresorExtractor, type ExtractResult, type ReceiptIdField, type TresorExtractor } from './extract.js';
 import type { ReceiptJob } from './journal.js';
-import { isoTime } from '../util/iso-time.js';
+import { isoTime } from '../log/iso-time.js';
 
 /** An exchange without an extractor (not a JSON or SSE success): nothing found in its body. */
 const NOTHING_FOUND: ExtractResult = Object.freeze({});

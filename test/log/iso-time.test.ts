@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { isoTime } from '../../src/util/iso-time.js';
+import { isoTime } from '../../src/log/iso-time.js';
 
 describe('isoTime: toISOString from a prefix cached per second', () => {
   test('the same text as toISOString (fuzzed: any millisecond of years 0000-9999, runs within one second, outside that range), and an invalid date throws as it does', () => {
