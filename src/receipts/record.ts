@@ -84,11 +84,7 @@ export function baseRecord(job: ReceiptJob): ReceiptRecord {
 
 /** A record decided without fetching (e.g. the queue is full, the upstream is gone). */
 export function recordWithout(job: ReceiptJob, verdict: FinalVerdict, code: string, detail: string): ReceiptRecord {
-  const r = baseRecord(job);
-  r.verdict = verdict;
-  r.code = code;
-  r.detail = detail;
-  return r;
+  return decided(baseRecord(job), verdict, code, detail);
 }
 
 /** `record` (a local object) decided: its verdict in place, then `code` and `detail` when given, in that order. */
