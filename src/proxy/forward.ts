@@ -1,8 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { Dispatcher } from 'undici';
+import { util as undiciUtil, type Dispatcher } from 'undici';
 import { describeCause, TresorError, UpstreamError } from '../errors/index.js';
-import { AbortFlag } from './abort-flag.js';
 import { sendError } from './errors-to-http.js';
 import { downstreamResponseHeaders, isEventStream, requestBudgetSeconds, upstreamRequestHeaders } from './headers.js';
 import { CONNECTION_NOTE, type ConnectionNote, type DaemonHooks, type ExchangeDecision, type ExchangeObserver, type ExchangeOutcome } from '../transport/hooks.js';
@@ -41,20 +40,31 @@ const MAX_HELD_BYTES = MAX_JSON_BODY;
 
 
 /**
- * One exchange's state, shared by its phases (admit → dispatch → relay → finish). A class, so that
- * its methods live on the prototype (nothing is built per request but its fields).
+ * One exchange's state, shared by its phases (admit → dispatch → relay → finish), and undici's
+ * handler of its upstream request. A class, so that its methods live on the prototype (nothing is
+ * built per request but its fields).
  */
-class Exchange {
+class Exchange implements Dispatcher.DispatchHandler {
   requestBytes = 0;
   responseBytes = 0;
   status = 0;
   obs: ExchangeObserver | undefined = undefined;
   /** The connection the request is written on, noted for the observer (when there is one). */
   connection: ConnectionNote | undefined = undefined;
-  readonly abort = new AbortFlag();
   clientGone = false;
   /** A streamed request body's idle limit, while it lasts. */
   idle: IdleTimer | undefined = undefined;
+  /** The body forwarded (a stream is destroyed when the request fails, as undici's request() does). */
+  body: RequestBody = undefined;
+  /** Whether (and why) the upstream request was aborted; undici's abort once it is connected. */
+  private aborted = false;
+  private abortReason: Error | undefined = undefined;
+  private upAbort: ((reason?: Error) => void) | undefined = undefined;
+  /** The answer's head arrived: how its end is released, and undici's resume (backpressure). */
+  release: Release | undefined = undefined;
+  resumeUp: (() => void) | undefined = undefined;
+  /** The answer's end was handled (a later error is undici's catch of our own throw). */
+  private ended = false;
   private readonly started = process.hrtime.bigint();
 
   constructor(
@@ -87,6 +97,51 @@ class Exchange {
     const q = ctx.path.indexOf('?');
     ctx.accessLog({ reqId: ctx.requestId, upstream: upstream.name, method: req.method, path: q < 0 ? ctx.path : ctx.path.slice(0, q), status, requestBytes, responseBytes, ms, error });
   }
+
+  /** Abort the upstream request (the app left, or its body stalled or grew past the limit). */
+  abortUpstream(reason?: Error): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.abortReason = reason;
+    this.upAbort?.(reason);
+  }
+
+  // The exchange is undici's handler of its upstream request (its native form: no promise, no
+  // response stream, no signal listener per request as with request()). undici calls these as the
+  // request is written and its answer arrives; the phases below do the work.
+
+  onConnect(abort: (reason?: Error) => void): void {
+    if (this.aborted) return abort(this.abortReason);
+    this.upAbort = abort;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200) return true; // an interim answer (1xx): the real one follows
+    this.resumeUp = resume;
+    relayHead(this, statusCode, undiciUtil.parseHeaders(rawHeaders) as Record<string, string | string[]>);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    return relayChunk(this, this.release as Release, chunk);
+  }
+
+  onComplete(): void {
+    this.ended = true;
+    void finish(this, this.release as Release);
+  }
+
+  onError(err: Error): void {
+    if (this.ended) {
+      this.ctx.logger.error({ reqId: this.ctx.requestId, err: { message: err.message } }, 'unexpected error while forwarding');
+      return;
+    }
+    this.ended = true;
+    destroyBody(this.body, err);
+    // Later, as request() reported it: after undici has finished its own bookkeeping of the failure.
+    const r = this.release;
+    queueMicrotask(() => (r ? relayFailed(this, r, err) : dispatchFailed(this, err)));
+  }
 }
 
 type RequestBody = Buffer | IncomingMessage | undefined;
@@ -95,14 +150,13 @@ type RequestBody = Buffer | IncomingMessage | undefined;
  * Forward one request to its upstream and stream the response back byte for byte.
  * Nothing is re-serialised or buffered whole (but a small request body, read before an upstream
  * connection is taken): each upstream chunk is written to the app as it arrives (with
- * backpressure), and the optional observer sees the same bytes.
+ * backpressure), and the optional observer sees the same bytes. Resolves once the request is
+ * dispatched; the exchange goes on in undici's calls of its handler (the Exchange).
  */
 export async function forward(req: IncomingMessage, res: ServerResponse, ctx: ForwardContext): Promise<void> {
   const x = new Exchange(req, res, ctx);
   const admitted = await admit(x);
-  if (!admitted) return;
-  const up = await dispatch(x, admitted.body);
-  if (up) await relay(x, up);
+  if (admitted) dispatch(x, admitted.body);
 }
 
 /**
@@ -123,7 +177,7 @@ async function admit(x: Exchange): Promise<{ body: RequestBody } | undefined> {
   res.on('close', () => {
     if (!res.writableFinished) {
       x.clientGone = true;
-      x.abort.abort();
+      x.abortUpstream();
     }
   });
 
@@ -190,7 +244,7 @@ function requestBody(x: Exchange, collected: CollectedBody | undefined): Request
   }
   // A large body streams: the idle limit still holds, enforced by aborting the upstream request.
   const { max_body_bytes: limit, timeouts } = x.ctx.upstream.config;
-  const idle = new IdleTimer(timeouts.body_idle_seconds * 1000, () => x.abort.abort(new RequestBodyTimeout(timeouts.body_idle_seconds)));
+  const idle = new IdleTimer(timeouts.body_idle_seconds * 1000, () => x.abortUpstream(new RequestBodyTimeout(timeouts.body_idle_seconds)));
   x.idle = idle;
   req.once('end', () => {
     idle.clear();
@@ -214,76 +268,97 @@ function requestBody(x: Exchange, collected: CollectedBody | undefined): Request
   req.on('data', (chunk: Buffer) => {
     idle.touch();
     x.requestBytes += chunk.length;
-    if (x.requestBytes > limit) return x.abort.abort(new RequestTooLarge(limit));
+    if (x.requestBytes > limit) return x.abortUpstream(new RequestTooLarge(limit));
     onRequestChunk?.(chunk);
   });
   return req;
 }
 
-/** Dispatch: the upstream request; its failure is answered here (undefined: nothing to relay). */
-async function dispatch(x: Exchange, body: RequestBody): Promise<Dispatcher.ResponseData | undefined> {
-  const { req, res, ctx, obs } = x;
-  const { upstream, logger } = ctx;
+/** Dispatch: the upstream request, the exchange its handler (its failure: dispatchFailed). */
+function dispatch(x: Exchange, body: RequestBody): void {
+  const { req, ctx, obs } = x;
+  const { upstream } = ctx;
   const cfg = upstream.config;
   const budget = requestBudgetSeconds(req.headers['x-tresor-timeout-seconds'], cfg.timeouts.request_seconds, cfg.timeouts.max_request_seconds);
-  try {
-    // A streamed body (an upload) is not held behind the streams of a shared HTTP/2 connection.
-    const opts: Dispatcher.RequestOptions & { [CONNECTION_NOTE]?: ConnectionNote } = {
-      path: upstream.prefix + ctx.path,
-      method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
-      headers: upstreamRequestHeaders(req.rawHeaders, req.headers.connection, {
-        authorization: upstream.authorization,
-        requestId: ctx.requestId,
-      }),
-      // undici streams async iterables too (its typings only list Readable).
-      body: body as Dispatcher.DispatchOptions['body'],
-      // Lets a request share an HTTP/2 connection with others in flight (undici holds back
-      // non-idempotent ones); nothing here retries a request, on HTTP/1.1 or HTTP/2.
-      idempotent: true,
-      signal: x.abort,
-      headersTimeout: budgetWithGraceMs(budget),
-      bodyTimeout: cfg.timeouts.stream_idle_seconds * 1000,
-    };
-    if (obs && x.connection) opts[CONNECTION_NOTE] = x.connection;
-    return await upstream.dispatcherFor(isStreamedBody(body)).request(opts);
-  } catch (e) {
-    x.idle?.clear();
-    const err = classifyUpstreamError(e);
-    const { requestBytes, responseBytes } = x;
-    if (x.clientGone) {
-      x.status = 499;
-      x.finished('client_closed');
-      await endObserver(obs, logger, ctx.requestId, { ok: false, status: x.status, error: 'client_closed', requestBytes, responseBytes });
-      return undefined;
-    }
-    const extra = x.answerHeaders();
-    // The rest of a refused body is not read: the connection closes after the answer.
-    const refusedBody = err.code === 'ERR_REQUEST_TOO_LARGE' || err.code === 'ERR_REQUEST_BODY_TIMEOUT';
-    if (refusedBody) extra.connection = 'close';
-    x.status = sendError(res, err, extra).status;
-    x.finished(err.code);
-    await endObserver(obs, logger, ctx.requestId, { ok: false, status: x.status, error: err.code, requestBytes, responseBytes });
-    if (refusedBody) req.resume();
-    return undefined;
-  }
+  x.body = body;
+  const opts: Dispatcher.DispatchOptions & { [CONNECTION_NOTE]?: ConnectionNote } = {
+    path: upstream.prefix + ctx.path,
+    method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
+    headers: upstreamRequestHeaders(req.rawHeaders, req.headers.connection, {
+      authorization: upstream.authorization,
+      requestId: ctx.requestId,
+    }),
+    // undici streams async iterables too (its typings only list Readable).
+    body: body as Dispatcher.DispatchOptions['body'],
+    // Lets a request share an HTTP/2 connection with others in flight (undici holds back
+    // non-idempotent ones); nothing here retries a request, on HTTP/1.1 or HTTP/2.
+    idempotent: true,
+    headersTimeout: budgetWithGraceMs(budget),
+    bodyTimeout: cfg.timeouts.stream_idle_seconds * 1000,
+  };
+  if (obs && x.connection) opts[CONNECTION_NOTE] = x.connection;
+  // A streamed body (an upload) is not held behind the streams of a shared HTTP/2 connection.
+  // (undici reports a failure to dispatch, too, through the handler's onError.)
+  upstream.dispatcherFor(isStreamedBody(body)).dispatch(opts, x);
 }
 
-/** How the end of a response is released (see relay). */
+/**
+ * A failed request's body stream is destroyed, as undici's request() does (detached from its
+ * socket first, as undici does for an IncomingMessage, so that the app still gets the answer).
+ */
+function destroyBody(body: RequestBody, err: Error): void {
+  if (body === undefined || Buffer.isBuffer(body) || body.destroyed) return;
+  body.on('error', noop);
+  (body as { socket: unknown }).socket = null;
+  body.destroy(err);
+}
+
+function noop(): void {}
+
+/** The upstream request failed before its answer began: answered here. */
+function dispatchFailed(x: Exchange, e: unknown): void {
+  const { req, res, ctx, obs } = x;
+  x.idle?.clear();
+  const err = classifyUpstreamError(e);
+  const { requestBytes, responseBytes } = x;
+  if (x.clientGone) {
+    x.status = 499;
+    x.finished('client_closed');
+    void endObserver(obs, ctx.logger, ctx.requestId, { ok: false, status: x.status, error: 'client_closed', requestBytes, responseBytes });
+    return;
+  }
+  const extra = x.answerHeaders();
+  // The rest of a refused body is not read: the connection closes after the answer.
+  const refusedBody = err.code === 'ERR_REQUEST_TOO_LARGE' || err.code === 'ERR_REQUEST_BODY_TIMEOUT';
+  if (refusedBody) extra.connection = 'close';
+  x.status = sendError(res, err, extra).status;
+  x.finished(err.code);
+  void endObserver(obs, ctx.logger, ctx.requestId, { ok: false, status: x.status, error: err.code, requestBytes, responseBytes });
+  if (refusedBody) req.resume();
+}
+
+/** The answer being relayed: how its end is released, and what is held back until then. */
 interface Release {
   headers: Record<string, string | string[]>;
   stream: boolean;
   holdBody: boolean;
   doneHolder: DoneHolder | undefined;
   trailerNames: string[] | undefined;
+  /** Set when the chunk completing a declared Content-Length waits for the observer. */
+  declaredLength: number | undefined;
+  tail: Buffer | undefined;
+  /** Strict: the answer held whole (heldBytes long). */
+  heldChunks: Buffer[] | undefined;
+  heldBytes: number;
 }
 
-/** Relay: the response head, then its body chunk by chunk; resolves when the exchange is over. */
-async function relay(x: Exchange, up: Dispatcher.ResponseData): Promise<void> {
+/** Relay, its head: the answer's headers filtered and sent (or held); the body follows (relayChunk). */
+function relayHead(x: Exchange, status: number, upHeaders: Record<string, string | string[]>): void {
   const { res, ctx, obs } = x;
   const { upstream, hooks } = ctx;
-  const status = (x.status = up.statusCode);
+  x.status = status;
   // The daemon alone reports what it verified: the router's verdict headers never reach the app.
-  const headers = downstreamResponseHeaders(up.headers, (family) => ctx.metrics?.verdictHeaderDropped?.(upstream.name, family));
+  const headers = downstreamResponseHeaders(upHeaders, (family) => ctx.metrics?.verdictHeaderDropped?.(upstream.name, family));
   const stream = isEventStream(headers);
   Object.assign(headers, hooks.responseHeaders?.(upstream.name));
   headers['x-request-id'] = ctx.requestId;
@@ -309,69 +384,55 @@ async function relay(x: Exchange, up: Dispatcher.ResponseData): Promise<void> {
   const newTrailers = obs?.trailers?.filter((n) => headers[n] === undefined) ?? [];
   const trailerNames = !holdBody && headers['content-length'] === undefined && newTrailers.length > 0 ? newTrailers : undefined;
   if (trailerNames) headers.trailer = trailerNames.join(', ');
+  x.release = { headers, stream, holdBody, doneHolder, trailerNames, declaredLength, tail: undefined, heldChunks: holdBody ? [] : undefined, heldBytes: 0 };
   if (!holdBody) {
     res.writeHead(status, headers);
     if (stream) res.flushHeaders();
   }
+}
 
-  const release: Release = { headers, stream, holdBody, doneHolder, trailerNames };
-  let tail: Buffer | undefined;
-  const heldChunks: Buffer[] = [];
-  let heldBytes = 0;
-  const upBody = up.body;
-  // Per open stream: one closure per event and nothing per chunk. 'end' and 'error' each fire at
-  // most once (and not both after an error), so plain listeners: no once-wrapper and bound function each.
-  await new Promise<void>((resolve) => {
-    upBody.on('data', (chunk: Buffer) => {
-      x.responseBytes += chunk.length;
-      obs?.onResponseChunk?.(chunk);
-      if (holdBody) {
-        heldBytes += chunk.length;
-        // A held answer is bounded like everything else: past the limit it fails closed (502).
-        if (heldBytes > MAX_HELD_BYTES) upBody.destroy(new UpstreamError('ERR_RESPONSE_TOO_LARGE_TO_HOLD', `receipts.mode strict holds non-stream answers up to ${MAX_HELD_BYTES} bytes; this one is larger`));
-        else heldChunks.push(chunk);
-        return;
-      }
-      if (declaredLength !== undefined && x.responseBytes >= declaredLength) {
-        tail = tail ? Buffer.concat([tail, chunk]) : chunk;
-        return;
-      }
-      const out = doneHolder ? doneHolder.push(chunk) : chunk;
-      if (out.length > 0 && !res.write(out)) {
-        upBody.pause();
-        res.once('drain', () => upBody.resume());
-      }
-    });
-    upBody.on('end', () => {
-      const observed = finish(x, release, heldChunks, tail);
-      if (observed) void observed.then(resolve);
-      else resolve();
-    });
-    upBody.on('error', (e: Error) => {
-      relayFailed(x, release, e);
-      resolve();
-    });
-  });
+/** Relay, a chunk of the body: to the app (false: undici pauses until the app drains), or held. */
+function relayChunk(x: Exchange, r: Release, chunk: Buffer): boolean {
+  const { res, obs } = x;
+  x.responseBytes += chunk.length;
+  obs?.onResponseChunk?.(chunk);
+  if (r.heldChunks) {
+    r.heldBytes += chunk.length;
+    // A held answer is bounded like everything else: past the limit it fails closed (502).
+    if (r.heldBytes > MAX_HELD_BYTES) x.abortUpstream(new UpstreamError('ERR_RESPONSE_TOO_LARGE_TO_HOLD', `receipts.mode strict holds non-stream answers up to ${MAX_HELD_BYTES} bytes; this one is larger`));
+    else r.heldChunks.push(chunk);
+    return true;
+  }
+  if (r.declaredLength !== undefined && x.responseBytes >= r.declaredLength) {
+    r.tail = r.tail ? Buffer.concat([r.tail, chunk]) : chunk;
+    return true;
+  }
+  const out = r.doneHolder ? r.doneHolder.push(chunk) : chunk;
+  if (out.length > 0 && !res.write(out)) {
+    res.once('drain', x.resumeUp as () => void);
+    return false;
+  }
+  return true;
 }
 
 /**
  * Finish: the observer decides (durability, strict receipts), then the end of the answer goes out.
  * Without an observer waiting for the end, at once (no promise): returns undefined.
  */
-function finish(x: Exchange, r: Release, heldChunks: Buffer[], tail: Buffer | undefined): Promise<void> | undefined {
+function finish(x: Exchange, r: Release): Promise<void> | undefined {
   const { obs, ctx } = x;
-  if (!obs?.onEnd) return endAnswer(x, r, heldChunks, tail, undefined);
-  return endObserver(obs, ctx.logger, ctx.requestId, { ok: true, status: x.status, requestBytes: x.requestBytes, responseBytes: x.responseBytes }).then((decision) => endAnswer(x, r, heldChunks, tail, decision));
+  if (!obs?.onEnd) return endAnswer(x, r, undefined);
+  return endObserver(obs, ctx.logger, ctx.requestId, { ok: true, status: x.status, requestBytes: x.requestBytes, responseBytes: x.responseBytes }).then((decision) => endAnswer(x, r, decision));
 }
 
 /** The end of the answer (or, strict, the held answer or its refusal), as the observer decided. */
-function endAnswer(x: Exchange, r: Release, heldChunks: Buffer[], tail: Buffer | undefined, decision: ExchangeDecision | undefined): undefined {
+function endAnswer(x: Exchange, r: Release, decision: ExchangeDecision | undefined): undefined {
   const { res } = x;
   if (r.holdBody) {
     if (decision?.reject) x.status = sendError(res, decision.reject, x.answerHeaders()).status;
     else {
       res.writeHead(x.status, { ...r.headers, ...decision?.headers });
-      for (const c of heldChunks) res.write(c);
+      for (const c of r.heldChunks ?? []) res.write(c);
       res.end();
     }
   } else if (r.doneHolder && decision?.reject) {
@@ -380,7 +441,7 @@ function endAnswer(x: Exchange, r: Release, heldChunks: Buffer[], tail: Buffer |
     const names = r.trailerNames;
     const trailers = names && decision?.trailers ? Object.fromEntries(Object.entries(decision.trailers).filter(([k]) => names.includes(k))) : undefined;
     if (trailers && Object.keys(trailers).length > 0) res.addTrailers(trailers);
-    res.end(r.doneHolder?.release() ?? tail);
+    res.end(r.doneHolder?.release() ?? r.tail);
   }
   x.finished(decision?.reject?.code);
   return undefined;

@@ -315,6 +315,33 @@ describe('forwarding', () => {
     expect(up.aborted).toBe(1);
   });
 
+  test('an app that reads slowly holds the upstream back (backpressure), and then gets every byte', async () => {
+    const total = 64 * 1024 * 1024;
+    const block = Buffer.alloc(64 * 1024, 7);
+    let written = 0;
+    const up = await upstream(async (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(total) });
+      while (written < total && !res.destroyed) {
+        written += block.length;
+        if (!res.write(block)) await new Promise((r) => res.once('drain', r));
+      }
+      res.end();
+    });
+    const { base } = await daemonFor(up);
+    const res = await request(`${base}/v1/files/f-1/content`);
+    // The app reads nothing for a while: the daemon stops reading the upstream rather than buffer its answer.
+    let before = -1;
+    for (let i = 0; i < 50 && before !== written; i++) {
+      before = written;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // (About 10 MB sit in the sockets' buffers on the way.)
+    expect(written).toBeLessThan(total / 2);
+    let got = 0;
+    for await (const c of res.body) got += (c as Buffer).length;
+    expect(got).toBe(total);
+  });
+
   test('an upstream reset mid-stream ends the client stream cleanly with an error event', async () => {
     const h = await startHarness({ sim: { faults: { resetStreamAfterChunks: 2 } } });
     cleanups.push(() => h.close());
