@@ -4,8 +4,7 @@ import { readFileSync } from 'node:fs';
 import { Client, Pool, type buildConnector, type Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../config/types.js';
 import { describeCause, ConfigError, UpstreamError } from '../errors/index.js';
-import { readBounded } from '../util/fetch.js';
-import { AbortFlag } from './abort-flag.js';
+import { dispatchGet, type BoundedResponse } from '../util/fetch.js';
 import { createConnector, openTlsSocket, proxyFor, type ConnectorOptions } from '../transport/connector.js';
 import type { DaemonHooks } from '../transport/hooks.js';
 import { PinnedClient } from './pinned-client.js';
@@ -179,24 +178,11 @@ export class Upstream {
 
   /**
    * A size- and time-bounded GET on the attested pool (receipts, JWKS): same connections, same
-   * pin, same CA as the app's traffic. Never follows redirects.
+   * pin, same CA as the app's traffic. Never follows redirects. The whole exchange is bounded by
+   * timeoutMs (util/fetch.ts dispatchGet).
    */
-  async get(path: string, init: { headers: Record<string, string>; timeoutMs: number; maxBytes: number }) {
-    // The whole exchange is bounded by timeoutMs (the timer is cleared when it ends, not left to fire).
-    const deadline = AbortFlag.timeout(init.timeoutMs);
-    try {
-      const res = await this.pool.request({
-        path: this.prefix + path,
-        method: 'GET',
-        headers: { ...init.headers, host: this.host },
-        signal: deadline,
-        headersTimeout: init.timeoutMs,
-        bodyTimeout: init.timeoutMs,
-      });
-      return { status: res.statusCode, headers: res.headers, body: await readBounded(res.body, init.maxBytes, `GET ${path}`) };
-    } finally {
-      deadline.clear();
-    }
+  get(path: string, init: { headers: Record<string, string>; timeoutMs: number; maxBytes: number }): Promise<BoundedResponse> {
+    return dispatchGet(this.pool, { path: this.prefix + path, headers: { ...init.headers, host: this.host }, timeoutMs: init.timeoutMs, maxBytes: init.maxBytes, what: `GET ${path}` });
   }
 
   /**

@@ -109,7 +109,8 @@ class JsonExtractor implements TresorExtractor {
 
   end(): ExtractResult {
     if (this.tooLarge) return { error: `response body larger than ${MAX_JSON_BODY} bytes` };
-    const body = Buffer.concat(this.chunks);
+    // push() copied each chunk already: a body that came in one chunk is not copied again.
+    const body = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
     this.chunks = [];
     if (body.indexOf(this.how.needle) < 0) return {};
     try {

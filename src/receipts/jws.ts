@@ -1,7 +1,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { MalformedError, VerificationError } from '../errors/index.js';
 import { JsonValueMemo } from '../util/json-member.js';
-import { parseJws, type ParsedJws } from '../util/jws.js';
+import { parseJws, type LastHeader, type ParsedJws } from '../util/jws.js';
 
 /** Bound on a receipt JWS (the router embeds attestation evidence, so allow some room). */
 export const MAX_RECEIPT_JWS_BYTES = 256 * 1024;
@@ -30,9 +30,12 @@ export type KeyResolver = (header: Readonly<Record<string, unknown>>) => KeyObje
  */
 const ROUTER_BLOCKS = new JsonValueMemo(8);
 
+/** The router's protected header (`alg`, `kid`), the same on every receipt until its key rotates: parsed once per text. */
+const LAST_HEADER: LastHeader = {};
+
 /** Parse a receipt's compact JWS (three base64url segments, JSON header and payload). No crypto. */
 export function parseCompactJws(text: string): ParsedJws {
-  return parseJws(text, { code: 'ERR_RECEIPT_MALFORMED', maxBytes: MAX_RECEIPT_JWS_BYTES, what: 'receipt JWS', reuse: { name: 'router_attestation', memo: ROUTER_BLOCKS } });
+  return parseJws(text, { code: 'ERR_RECEIPT_MALFORMED', maxBytes: MAX_RECEIPT_JWS_BYTES, what: 'receipt JWS', reuse: { name: 'router_attestation', memo: ROUTER_BLOCKS }, header: LAST_HEADER });
 }
 
 /** Strict DER ECDSA-Sig-Value → 64-byte r‖s, or undefined if `sig` is not exactly that. */

@@ -154,7 +154,8 @@ export interface HeldValue {
   readonly bytes?: Uint8Array;
 }
 
-function deepFreeze(v: unknown): unknown {
+/** `v` and everything in it frozen (a value shared by every receipt that repeats its text must not be changed by one). */
+export function deepFreeze(v: unknown): unknown {
   if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
     Object.freeze(v);
     for (const x of Object.values(v)) deepFreeze(x);

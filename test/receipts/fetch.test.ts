@@ -1,6 +1,6 @@
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import { FetchError } from '../../src/errors/index.js';
-import { fetchReceipt, parseReceiptResponse, retryAfterMs, type UpstreamGet } from '../../src/receipts/fetch.js';
+import { fetchReceipt, parseAnyReceiptResponse, parseReceiptResponse, retryAfterMs, type UpstreamGet } from '../../src/receipts/fetch.js';
 
 /** A scripted router and a virtual clock: sleeping advances time, nothing waits for real. */
 function script(answers: ((path: string) => { status: number; headers?: Record<string, string>; body?: string } | Error)[]) {
@@ -103,5 +103,81 @@ describe('fetchReceipt', () => {
 
   test('parseReceiptResponse accepts the docs shape', () => {
     expect(parseReceiptResponse(Buffer.from('{"id":"r","receipt":"x.y.z"}'), 'r')).toBe('x.y.z');
+  });
+});
+
+describe('parseReceiptResponse reads the usual body without parsing it, and answers exactly what parsing it answers', () => {
+  const ID = 'rcpt_7c9e-01:a.b';
+  const JWS = 'eyJhbGciOiJFUzI1NiJ9.eyJqdGkiOiI3YzllIn0.c2lnbmF0dXJlLWJ5dGVzLWJ5dGVzLWJ5dGVz_-';
+  const USUAL = `{"id":"${ID}","receipt":"${JWS}"}`;
+
+  /** The bytes at a given offset in memory (the word-at-a-time check starts on a 4-byte boundary). */
+  const at = (bytes: Buffer, offset: number) => {
+    const b = Buffer.alloc(bytes.length + 8);
+    bytes.copy(b, offset);
+    return new Uint8Array(b.buffer, b.byteOffset + offset, bytes.length);
+  };
+  const outcome = (f: typeof parseReceiptResponse, body: Uint8Array, id: string): unknown => {
+    try {
+      return { jws: f(body, id) };
+    } catch (e) {
+      return { code: (e as { code?: string }).code, message: (e as Error).message };
+    }
+  };
+
+  test('the usual body is not parsed (JSON.parse is not called); any other shape is', () => {
+    const parse = vi.spyOn(JSON, 'parse');
+    try {
+      expect(parseReceiptResponse(Buffer.from(USUAL), ID)).toBe(JWS);
+      expect(parse).not.toHaveBeenCalled();
+      expect(parseReceiptResponse(Buffer.from(`{"id": "${ID}", "receipt": "${JWS}"}`), ID)).toBe(JWS);
+      expect(parse).toHaveBeenCalledTimes(1);
+    } finally {
+      parse.mockRestore();
+    }
+  });
+
+  test('oracle: every one-byte change, insertion and removal of the usual body, at every alignment, gives what the full parse gives', () => {
+    const usual = Buffer.from(USUAL);
+    const bytes = [0x00, 0x09, 0x0a, 0x1f, 0x20, 0x22, 0x5c, 0x7b, 0x7d, 0x2c, 0x3a, 0x41, 0x2e, 0x7f, 0xe9, 0xff];
+    let fast = 0;
+    let cases = 0;
+    for (let i = 0; i <= usual.length; i++) {
+      const variants = [Buffer.concat([usual.subarray(0, i), usual.subarray(i + 1)])];
+      for (const c of bytes) {
+        variants.push(Buffer.concat([usual.subarray(0, i), Buffer.from([c]), usual.subarray(i + 1)]));
+        variants.push(Buffer.concat([usual.subarray(0, i), Buffer.from([c]), usual.subarray(i)]));
+      }
+      // An escape (which JSON.parse turns into the character), and a non-ASCII character as UTF-8.
+      variants.push(Buffer.concat([usual.subarray(0, i), Buffer.from('\\u0041'), usual.subarray(i + 1)]));
+      variants.push(Buffer.concat([usual.subarray(0, i), Buffer.from('\u00e9', 'utf8'), usual.subarray(i + 1)]));
+      for (const v of variants) {
+        for (let offset = 0; offset < 4; offset++) {
+          const body = at(v, offset);
+          const want = outcome(parseAnyReceiptResponse, body, ID);
+          expect(outcome(parseReceiptResponse, body, ID), `${JSON.stringify(v.toString('latin1'))} at +${offset}`).toEqual(want);
+          cases++;
+          if ('jws' in (want as object)) fast++;
+        }
+      }
+    }
+    expect(cases).toBeGreaterThan(10_000);
+    expect(fast).toBeGreaterThan(1_000);
+  });
+
+  test('oracle: long literals with one control byte anywhere (each word position), and ids that JSON must escape', () => {
+    const long = 'A'.repeat(37) + '.' + 'b_-9'.repeat(25) + '.' + 'z'.repeat(19);
+    for (let i = 0; i < long.length; i++) {
+      for (const c of ['\x00', '\x01', '\x1f', '\x7f']) {
+        const body = Buffer.from(`{"id":"${ID}","receipt":"${long.slice(0, i)}${c}${long.slice(i + 1)}"}`, 'latin1');
+        for (let offset = 0; offset < 4; offset++) expect(outcome(parseReceiptResponse, at(body, offset), ID)).toEqual(outcome(parseAnyReceiptResponse, at(body, offset), ID));
+      }
+    }
+    for (const id of ['a"b', 'a\\b', 'caf\u00e9', '\u2028', 'x\ud800']) {
+      for (const body of [Buffer.from(JSON.stringify({ id, receipt: JWS })), Buffer.from(`{"id":"${id}","receipt":"${JWS}"}`, 'latin1'), Buffer.from(`{"id":"${id}","receipt":"${JWS}"}`)]) {
+        expect(outcome(parseReceiptResponse, body, id)).toEqual(outcome(parseAnyReceiptResponse, body, id));
+      }
+    }
+    expect(parseReceiptResponse(Buffer.from(JSON.stringify({ id: 'a"b', receipt: JWS })), 'a"b')).toBe(JWS);
   });
 });

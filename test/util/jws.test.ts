@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { JsonValueMemo, topLevelMemberText } from '../../src/util/json-member.js';
-import { parseJws } from '../../src/util/jws.js';
+import { parseJws, type LastHeader } from '../../src/util/jws.js';
 
 const M = 'router_attestation';
 const b64u = (s: string) => Buffer.from(s, 'utf8').toString('base64url');
@@ -161,5 +161,59 @@ describe('parseJws with a memo for a repeating member: the known block is not pa
     expect(memo.get('{"a":1} x')).toBeUndefined();
     outcome(`{"${M}":"a string"}`, memo);
     expect(memo.get('"a string"')).toBeUndefined();
+  });
+});
+
+describe('parseJws with the last header held: a repeated header is not decoded again, and nothing else changes', () => {
+  /** The header as parsed (no memo: the oracle), or the error message. */
+  const headerOutcome = (jws: string, header?: LastHeader): unknown => {
+    try {
+      return { header: JSON.parse(JSON.stringify(parseJws(jws, { ...OPTS, ...(header ? { header } : {}) }).header)) as unknown };
+    } catch (e) {
+      return { error: (e as Error).message };
+    }
+  };
+
+  test('the same header text gives the held value (one object, deep-frozen); another text is parsed and held instead', () => {
+    const held: LastHeader = {};
+    const withJwk = b64u('{"alg":"ES256","kid":"k","jwk":{"kty":"EC","x":["a"]}}');
+    const a = parseJws(`${withJwk}.${b64u('{"a":1}')}.${b64u('sig')}`, { ...OPTS, header: held });
+    const b = parseJws(`${withJwk}.${b64u('{"b":2}')}.${b64u('sig')}`, { ...OPTS, header: held });
+    expect(b.header).toBe(a.header);
+    expect(b.header).toEqual({ alg: 'ES256', kid: 'k', jwk: { kty: 'EC', x: ['a'] } });
+    expect(b.payload).toEqual({ b: 2 });
+    expect(() => ((b.header as { kid: string }).kid = 'other')).toThrow(TypeError);
+    expect(() => ((b.header.jwk as { x: string[] }).x as string[]).push('b')).toThrow(TypeError);
+    const rotated = parseJws(`${b64u('{"alg":"ES256","kid":"k2"}')}.${b64u('{"a":1}')}.${b64u('sig')}`, { ...OPTS, header: held });
+    expect(rotated.header).toEqual({ alg: 'ES256', kid: 'k2' });
+    expect(held.value).toBe(rotated.header);
+  });
+
+  test('oracle: every one-character change of the header segment, with the header held, gives exactly what parsing it gives', () => {
+    const held: LastHeader = {};
+    const payload = `.${b64u('{"a":1}')}.${b64u('sig')}`;
+    const chars = ['A', 'z', '0', '-', '_', '+', '/', '=', '.', ' ', '\u00e9', ''];
+    let errors = 0;
+    for (let i = 0; i < HEADER.length; i++) {
+      for (const c of chars) {
+        // Warm with the real header, then the mutated one, then the real one again (held or not, the same answers).
+        for (const seg of [HEADER, HEADER.slice(0, i) + c + HEADER.slice(i + 1), HEADER]) {
+          const want = headerOutcome(seg + payload);
+          expect(headerOutcome(seg + payload, held), `char ${i} → ${JSON.stringify(c)}`).toEqual(want);
+          if ('error' in (want as object)) errors++;
+        }
+      }
+    }
+    expect(errors).toBeGreaterThan(100);
+  });
+
+  test('a header that failed is never held', () => {
+    const held: LastHeader = {};
+    const notJson = b64u('{"alg":');
+    expect(headerOutcome(`${notJson}.${b64u('{}')}.${b64u('s')}`, held)).toEqual({ error: 'JWS header is not JSON' });
+    expect(held.text).toBeUndefined();
+    const array = b64u('["ES256"]');
+    expect(headerOutcome(`${array}.${b64u('{}')}.${b64u('s')}`, held)).toEqual({ error: 'expected the JWS header to be a JSON object' });
+    expect(held.text).toBeUndefined();
   });
 });
