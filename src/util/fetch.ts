@@ -113,7 +113,7 @@ class BoundedGet implements Dispatcher.DispatchHandler {
     private readonly reject: (e: Error) => void,
     timeoutMs: number,
   ) {
-    // The reason AbortSignal.timeout gives (and AbortFlag.timeout gave to request()).
+    // The reason AbortSignal.timeout gives, which callers (and their tests) know a timed-out GET by.
     this.timer = setTimeout(() => this.giveUp(new DOMException('The operation was aborted due to timeout', 'TimeoutError')), timeoutMs);
     this.timer.unref();
   }
