@@ -46,4 +46,15 @@ describe('recordFor: the audit record of a fetched receipt', () => {
       expect(got.jws).toBe(archive ?? 'JWS');
     }
   });
+
+  test('the parse\'s proof (verbatim) goes with the fetched text it was made for, never into the record nor with a replacement', async () => {
+    const plain = await record({ verdict: 'verified', checks: [], verbatim: 'JWS' });
+    expect(plain.verbatim).toBe('JWS');
+    expect(plain.jws).toBe('JWS');
+    expect('verbatim' in plain.record).toBe(false);
+    const replaced = await record({ verdict: 'verified', checks: [], verbatim: 'JWS', archive: 'OTHER "text"' });
+    expect(replaced.jws).toBe('OTHER "text"');
+    expect(replaced.verbatim).toBeUndefined();
+    expect('verbatim' in replaced.record).toBe(false);
+  });
 });
