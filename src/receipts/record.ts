@@ -1,4 +1,5 @@
 import { toTresorError } from '../errors/index.js';
+import { FlatListMemo } from '../util/frozen-json.js';
 import { fetchReceipt, type FetchDeps } from './fetch.js';
 import { validateReceiptId } from './id.js';
 import type { ReceiptJob } from './journal.js';
@@ -98,6 +99,21 @@ function decided(record: ReceiptRecord, verdict: FinalVerdict, code?: string, de
 }
 
 /**
+ * A verified receipt's checks are the same, text for text, for every receipt under one pin: the
+ * record holds one shared list (frozen, its JSON text made once: util/frozen-json.ts) when the
+ * checks equal a kept one member for member, so that the audit log splices that text in
+ * (audit/format.ts serialise) instead of serialising ~1 KB of checks per record.
+ */
+const VERIFIED_CHECKS = new FlatListMemo<Check>(4);
+
+function sharedChecks(checks: Check[]): Check[] {
+  const kept = VERIFIED_CHECKS.shared(checks);
+  if (kept) return kept as Check[]; // frozen: nothing after the verdict changes a record's checks
+  VERIFIED_CHECKS.keep(checks);
+  return checks;
+}
+
+/**
  * Turn a journaled job into its audit record: fetch the receipt, verify it, evaluate every
  * claim against what the app received. Never throws: every failure is a verdict with a code.
  */
@@ -134,6 +150,7 @@ export async function recordFor(job: ReceiptJob, deps: RecordDeps): Promise<{ re
   // Into the base record itself (a local object), not a copy of it: the same members in the same
   // order as `{ ...base, ...v, digests }` (members already there keep their place).
   Object.assign(base, v);
+  if (base.verdict === 'verified') base.checks = sharedChecks(base.checks);
   const claimed = (e: string | undefined, computed: string) => (e !== undefined ? { expected: e, computed } : { computed });
   base.digests = { request: claimed(expected?.request, base.digests.request.computed), response: claimed(expected?.response, base.digests.response.computed) };
   // The proof goes with the text it was made for (the archive compares them): not with a replacement.

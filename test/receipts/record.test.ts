@@ -57,4 +57,19 @@ describe('recordFor: the audit record of a fetched receipt', () => {
     expect(replaced.verbatim).toBeUndefined();
     expect('verbatim' in replaced.record).toBe(false);
   });
+
+  test('a verified receipt\'s checks equal to a kept list: the record holds that one list (frozen, its text spliced by the audit log), the same bytes', async () => {
+    const checks = () => [{ name: 'signature', result: 'pass', detail: 'ES256 (raw r||s)' }, { name: 'jti', result: 'pass' }] as Evaluation['checks'];
+    const first = await record({ verdict: 'verified', checks: checks() });
+    const second = await record({ verdict: 'verified', checks: checks() });
+    expect(second.record.checks).toBe(first.record.checks);
+    expect(Object.isFrozen(first.record.checks)).toBe(true);
+    expect(JSON.stringify(second.record)).toBe(JSON.stringify(first.record));
+    // Other checks, or another verdict: the record's own list.
+    const other = await record({ verdict: 'verified', checks: [{ name: 'signature', result: 'pass', detail: 'ES256 (DER)' }] });
+    expect(other.record.checks).not.toBe(first.record.checks);
+    const failed = checks();
+    expect((await record({ verdict: 'failed', code: 'ERR_X', checks: failed })).record.checks).toBe(failed);
+  });
 });
+
