@@ -1,4 +1,5 @@
 import { hash } from 'node:crypto';
+import { frozenJson } from '../util/frozen-json.js';
 
 /**
  * Audit log wire format (docs/wire.md §7). One JSON object per line; the first three keys are
@@ -31,5 +32,44 @@ export function dayOf(d: Date): string {
 /** Serialise one record: the chain fields first, then the caller's fields (which may not override them). */
 export function serialise(seq: number, time: Date, prev: string, record: Record<string, unknown>): string {
   const { seq: _s, time: _t, prev: _p, ...rest } = record;
-  return JSON.stringify({ seq, time: time.toISOString(), prev, ...rest });
+  return spliced(seq, time, prev, rest) ?? JSON.stringify({ seq, time: time.toISOString(), prev, ...rest });
+}
+
+/** A name JSON writes as it is, and not an array index (those go first in an object, before `seq`). */
+const PLAIN_NAME = /^[A-Za-z_]\w*$/;
+
+/**
+ * The same text, when the record's first member that is not a scalar holds a frozen JSON text
+ * (util/frozen-json.ts: a verified receipt's shared checks): the rest is serialised without it
+ * (`rest` is a copy), and its text goes in before the next member's name, or the closing brace.
+ * `,"next":` (a plain name) is found only where that member starts: it cannot be inside a string
+ * (a `"` there is escaped, so a `\` precedes it, never a `,`), and every member before it is a
+ * scalar. Saves serialising ~1 KB of checks per receipt record. Undefined for any other shape.
+ */
+function spliced(seq: number, time: Date, prev: string, rest: Record<string, unknown>): string | undefined {
+  let name: string | undefined;
+  let text: string | undefined;
+  let next: string | undefined;
+  for (const key in rest) {
+    const v = rest[key];
+    if (name === undefined) {
+      if (v === null || typeof v !== 'object') continue;
+      text = frozenJson(v);
+      if (text === undefined) return undefined;
+      name = key;
+    } else if (v !== undefined && typeof v !== 'function' && typeof v !== 'symbol') {
+      // A value with its own toJSON may serialise to nothing: its name would not be there.
+      if (v !== null && typeof v === 'object' && 'toJSON' in v) return undefined;
+      next = key;
+      break;
+    }
+  }
+  if (name === undefined || !PLAIN_NAME.test(name) || (next !== undefined && !PLAIN_NAME.test(next)) || 'toJSON' in rest) return undefined;
+  const value = rest[name];
+  rest[name] = undefined;
+  const line = JSON.stringify({ seq, time: time.toISOString(), prev, ...rest });
+  const at = next === undefined ? line.length - 1 : line.indexOf(`,"${next}":`);
+  if (at >= 0) return `${line.slice(0, at)},"${name}":${text}${line.slice(at)}`;
+  rest[name] = value;
+  return undefined;
 }

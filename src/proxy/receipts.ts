@@ -2,7 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { AttestationManager } from '../attestation/manager.js';
-import { auditAttestation } from '../attestation/identity.js';
+import { auditAttestation, type AttestedIdentity } from '../attestation/identity.js';
+import { frozenWithJson } from '../util/frozen-json.js';
 import type { TresorAttester } from '../attestation/tresor.js';
 import type { ResolvedConfig, UpstreamConfig } from '../config/types.js';
 import type { ReceiptHooks } from '../receipts/verdict.js';
@@ -157,7 +158,7 @@ export async function openReceiptPipeline(
       // Receipt paths are absolute on the router (`/v1/receipts/{id}`); the pool adds the URL prefix.
       get: (path, init) => u.get(path, init),
       ...where,
-      attestation: (since, socket) => exchangeAttestation(manager, c.attestation.mode, since, socket),
+      attestation: exchangeAttestation(manager, c.attestation.mode),
       fetchPolicy: { notFoundGraceMs: r.not_found_grace_seconds * 1000, deadlineMs: r.deadline_seconds * 1000 },
       firstFetchDelayMs: r.fetch_delay_seconds * 1000,
       bucket: new TokenBucket(r.fetches_per_second, Math.max(1, Math.ceil(r.fetches_per_second)), deps.clock, sleep),
@@ -191,14 +192,29 @@ export async function openReceiptPipeline(
  * written on (during a key rotation, the older pin for an exchange still running on the old
  * connection), else the pin in force. An exchange in flight when its pin lapsed finished (its
  * request went out while the pin was good): the record says when and why it lapsed.
+ *
+ * One summary per pin (an identity object is never changed: a new pin is a new object), frozen
+ * with its JSON text, which the journal splices into each job line (util/frozen-json.ts) instead
+ * of serialising it again; a lapse's summary is made per exchange (rare).
  */
-function exchangeAttestation(manager: AttestationManager | undefined, mode: string, since: Date | undefined, socket: TLSSocket | undefined): Record<string, unknown> {
-  const pinned = socket && manager?.pinOf(socket);
-  const lapses = since ? (manager?.lapsesSince(since) ?? []) : [];
-  const lapse = pinned ? lapses.find((l) => l.spkiSha256 === pinned.spkiSha256) : lapses[0];
-  const id = pinned || (lapse ? manager?.known().find((k) => k.spkiSha256 === lapse.spkiSha256) : manager?.current());
-  const base = auditAttestation(id, { mode, testRoots: manager?.testRoots ?? false });
-  return lapse ? { ...base, tls_spki_sha256: lapse.spkiSha256, pin_lapsed_in_flight: { at: lapse.at, code: lapse.code } } : base;
+export function exchangeAttestation(manager: AttestationManager | undefined, mode: string): UpstreamReceipts['attestation'] {
+  const o = { mode, testRoots: manager?.testRoots ?? false };
+  const perPin = new WeakMap<AttestedIdentity, Readonly<Record<string, unknown>>>();
+  const unpinned = frozenWithJson(auditAttestation(undefined, o));
+  const summary = (id: AttestedIdentity | undefined) => {
+    if (!id) return unpinned;
+    let s = perPin.get(id);
+    if (!s) perPin.set(id, (s = frozenWithJson(auditAttestation(id, o))));
+    return s;
+  };
+  return (since, socket) => {
+    const pinned = socket && manager?.pinOf(socket);
+    const lapses = since ? (manager?.lapsesSince(since) ?? []) : [];
+    const lapse = pinned ? lapses.find((l) => l.spkiSha256 === pinned.spkiSha256) : lapses[0];
+    const id = pinned || (lapse ? manager?.known().find((k) => k.spkiSha256 === lapse.spkiSha256) : manager?.current());
+    const base = summary(id);
+    return lapse ? { ...base, tls_spki_sha256: lapse.spkiSha256, pin_lapsed_in_flight: { at: lapse.at, code: lapse.code } } : base;
+  };
 }
 
 /** The checkpoint signer from audit.signing_key_file (undefined without one). */

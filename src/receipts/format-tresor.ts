@@ -1,9 +1,9 @@
 import { toTresorError } from '../errors/index.js';
-import type { Clock } from '../types.js';
+import type { Clock, Verified } from '../types.js';
 import { parseReceiptResponse } from './fetch.js';
 import { receiptPath } from './id.js';
 import type { AllowedKeys } from './jwks.js';
-import type { KeyResolver } from './jws.js';
+import type { KeyResolver, VerifiedReceiptJws } from './jws.js';
 import type { ReceiptKeyPolicy } from './key-policy.js';
 import type { ReceiptJob } from './journal.js';
 import type { Evaluation, ReceiptFormat } from './record.js';
@@ -12,8 +12,12 @@ import { verifyReceiptJwsNow } from './verify.js';
 
 const JWKS_FETCH_CODES = new Set(['ERR_JWKS_FETCH', 'ERR_JWKS_TIMEOUT', 'ERR_JWKS_TOO_LARGE', 'ERR_FETCH_TOO_LARGE']);
 
-/** The record's verdict fields from a receipt's evaluation, member by member in the record's order (no conditional spreads: ~0.6 µs each). */
-function evaluation(v: ReceiptVerdict): Evaluation {
+/**
+ * The record's verdict fields from a receipt's evaluation, member by member in the record's order
+ * (no conditional spreads: ~0.6 µs each); `verbatim`: the parse's proof that the JWS needs no
+ * escaping in JSON (util/jws.ts), for the archive line.
+ */
+function evaluation(v: ReceiptVerdict, verbatim?: string): Evaluation {
   const e = { verdict: v.verdict } as Evaluation;
   if (v.code) e.code = v.code;
   if (v.receipt_type) e.receipt_type = v.receipt_type;
@@ -21,6 +25,7 @@ function evaluation(v: ReceiptVerdict): Evaluation {
   e.signature_encoding = v.signature_encoding;
   e.checks = v.checks;
   e.expected = { request: v.digests.request?.expected, response: v.digests.response?.expected };
+  if (verbatim !== undefined) e.verbatim = verbatim;
   return e;
 }
 
@@ -56,14 +61,20 @@ export function tresorFormat(deps: {
       exchangeAt: new Date(job.started_at),
       receiptKey: key.check,
     };
+    // The parse's proof travels with the first attempt's verdict (a retried one goes without: the archive checks it).
+    let verbatim: string | undefined;
+    const evaluate = (r: Verified<VerifiedReceiptJws>) => {
+      verbatim = r.verbatim;
+      return evaluateReceiptNow(r, expect, deps.hooks);
+    };
     const attempt = () => {
       const verified = verifyReceiptJwsNow(jws, { resolveKey });
-      return verified instanceof Promise ? verified.then((r) => evaluateReceiptNow(r, expect, deps.hooks)) : evaluateReceiptNow(verified, expect, deps.hooks);
+      return verified instanceof Promise ? verified.then(evaluate) : evaluate(verified);
     };
     const started = deps.clock().getTime();
     try {
       const v = attempt();
-      return v instanceof Promise ? v.then(evaluation, (e: unknown) => retried(e, attempt, started)) : evaluation(v);
+      return v instanceof Promise ? v.then((r) => evaluation(r, verbatim), (e: unknown) => retried(e, attempt, started)) : evaluation(v, verbatim);
     } catch (e) {
       return retried(e, attempt, started);
     }

@@ -418,7 +418,7 @@ export class ReceiptPipeline {
       if (this.closed) throw new PipelineClosed();
       // Someone waits for a strict-mode verdict (the held answer): no commit window for it.
       const urgent = u?.mode === 'strict';
-      await this.write(checked.record, checked.jws, urgent);
+      await this.write(checked.record, checked.jws, urgent, checked.verbatim);
       await this.journal.done(job.job, { urgent });
       this.appKeys.delete(job.job);
       return checked.record;
@@ -438,7 +438,8 @@ export class ReceiptPipeline {
     };
   }
 
-  private async write(record: ReceiptRecord, jws: string | undefined, urgent = true): Promise<void> {
+  /** `verbatim`: the parse's proof that `jws` needs no escaping in the archive line (util/jws.ts). */
+  private async write(record: ReceiptRecord, jws: string | undefined, urgent = true, verbatim?: string): Promise<void> {
     // Every pin being recorded goes first in the chain, not only the one this record names: a receipt
     // issued after a key rotation names its connection's (older) pin but attests the key pinned since,
     // which `tresor-verify audit` accepts only from a pin recorded before the receipt (docs/wire.md §7.2).
@@ -447,7 +448,7 @@ export class ReceiptPipeline {
     let archived: Promise<unknown> = Promise.resolve();
     if (jws !== undefined && this.archive) {
       record.receipt_jws_sha256 = jwsSha256(jws);
-      archived = this.archive.put(jws, this.o.clock(), record.receipt_jws_sha256, { urgent });
+      archived = this.archive.put(jws, this.o.clock(), record.receipt_jws_sha256, { urgent, verbatim });
     }
     const fields = record as unknown as Record<string, unknown>;
     const [{ seq, line }] = await Promise.all([this.audit.append(fields, { urgent }), archived]);

@@ -1,4 +1,5 @@
 import { toTresorError } from '../errors/index.js';
+import { FlatListMemo } from '../util/frozen-json.js';
 import { fetchReceipt, type FetchDeps } from './fetch.js';
 import { validateReceiptId } from './id.js';
 import type { ReceiptJob } from './journal.js';
@@ -43,6 +44,8 @@ export type Evaluation = Pick<ReceiptRecord, 'verdict' | 'code' | 'detail' | 're
   expected?: { request?: string | undefined; response?: string | undefined };
   /** What to archive instead of the fetched receipt (e.g. the receipt together with a proof fetched beside it). */
   archive?: string;
+  /** The fetched receipt, when its parse proved it needs no escaping in JSON (util/jws.ts ParsedJws.verbatim). */
+  verbatim?: string;
 };
 
 /** One router's receipt format: where it lives, how it is read, how it is verified. */
@@ -96,10 +99,25 @@ function decided(record: ReceiptRecord, verdict: FinalVerdict, code?: string, de
 }
 
 /**
+ * A verified receipt's checks are the same, text for text, for every receipt under one pin: the
+ * record holds one shared list (frozen, its JSON text made once: util/frozen-json.ts) when the
+ * checks equal a kept one member for member, so that the audit log splices that text in
+ * (audit/format.ts serialise) instead of serialising ~1 KB of checks per record.
+ */
+const VERIFIED_CHECKS = new FlatListMemo<Check>(4);
+
+function sharedChecks(checks: Check[]): Check[] {
+  const kept = VERIFIED_CHECKS.shared(checks);
+  if (kept) return kept as Check[]; // frozen: nothing after the verdict changes a record's checks
+  VERIFIED_CHECKS.keep(checks);
+  return checks;
+}
+
+/**
  * Turn a journaled job into its audit record: fetch the receipt, verify it, evaluate every
  * claim against what the app received. Never throws: every failure is a verdict with a code.
  */
-export async function recordFor(job: ReceiptJob, deps: RecordDeps): Promise<{ record: ReceiptRecord; jws?: string }> {
+export async function recordFor(job: ReceiptJob, deps: RecordDeps): Promise<{ record: ReceiptRecord; jws?: string; verbatim?: string }> {
   const base = baseRecord(job);
   const end = (verdict: FinalVerdict, code?: string, detail?: string) => ({ record: decided(base, verdict, code, detail) });
 
@@ -128,11 +146,13 @@ export async function recordFor(job: ReceiptJob, deps: RecordDeps): Promise<{ re
   if (fetched.kind === 'missing') return end('missing', fetched.code, fetched.detail);
   if (fetched.kind === 'failed') return end('failed', fetched.code, fetched.detail);
   const evaluated = deps.format.evaluate(fetched.jws, job, id);
-  const { expected, archive, ...v } = evaluated instanceof Promise ? await evaluated : evaluated;
+  const { expected, archive, verbatim, ...v } = evaluated instanceof Promise ? await evaluated : evaluated;
   // Into the base record itself (a local object), not a copy of it: the same members in the same
   // order as `{ ...base, ...v, digests }` (members already there keep their place).
   Object.assign(base, v);
+  if (base.verdict === 'verified') base.checks = sharedChecks(base.checks);
   const claimed = (e: string | undefined, computed: string) => (e !== undefined ? { expected: e, computed } : { computed });
   base.digests = { request: claimed(expected?.request, base.digests.request.computed), response: claimed(expected?.response, base.digests.response.computed) };
-  return { jws: archive ?? fetched.jws, record: base };
+  // The proof goes with the text it was made for (the archive compares them): not with a replacement.
+  return archive === undefined ? { jws: fetched.jws, verbatim, record: base } : { jws: archive, record: base };
 }

@@ -47,7 +47,7 @@ function verifyWith(parsed: ParsedJws, keys: readonly KeyObject[], signature: Ui
     assertP256(key);
     if (cryptoVerify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, signature)) {
       // Every member spelled out (checked by the compiler): `{ ...parsed, kid, signatureEncoding }` cost ~1.5 µs (members added to a spread copy).
-      const verified = { header: parsed.header, payload: parsed.payload, signingInput: parsed.signingInput, signature: parsed.signature, payloadText: parsed.payloadText, member: parsed.member, kid, signatureEncoding: encoding } satisfies Record<keyof VerifiedReceiptJws, unknown>;
+      const verified = { header: parsed.header, payload: parsed.payload, signingInput: parsed.signingInput, signature: parsed.signature, payloadText: parsed.payloadText, member: parsed.member, verbatim: parsed.verbatim, kid, signatureEncoding: encoding } satisfies Record<keyof VerifiedReceiptJws, unknown>;
       return asVerified(verified);
     }
   }

@@ -13,6 +13,12 @@ export interface ParsedJws {
   readonly payloadText: string;
   /** With `reuse`: that top-level payload member's exact text, when present and cut out (util/json-member.ts). */
   readonly member?: { readonly name: string; readonly text: string };
+  /**
+   * The JWS text exactly as given, when it is nothing but the three segments this parse proved
+   * base64url (ASCII letters, digits, `-`, `_`: fromBase64Url) and their two dots, nothing trimmed:
+   * JSON writes it as it is between quotes (audit/archive.ts archiveLine then skips its own check).
+   */
+  readonly verbatim: string | undefined;
 }
 
 /**
@@ -124,5 +130,5 @@ export function parseJws(text: string, opts: { code: string; maxBytes: number; w
   const signature = fromBase64Url(s, { field: 'JWS signature', code: opts.code });
   // The signing input is the JWS text's own prefix (a slice shares its characters): building it as
   // `${h}.${p}` made a second ~8 KB string, copied once more when it was turned into bytes.
-  return { header, payload: payload.value, signingInput: jws.slice(0, h.length + 1 + p.length), signature, payloadText: payload.text, ...(opts.reuse && payload.memberText !== undefined ? { member: { name: opts.reuse.name, text: payload.memberText } } : {}) };
+  return { header, payload: payload.value, signingInput: jws.slice(0, h.length + 1 + p.length), signature, payloadText: payload.text, verbatim: jws.length === text.length ? text : undefined, ...(opts.reuse && payload.memberText !== undefined ? { member: { name: opts.reuse.name, text: payload.memberText } } : {}) };
 }

@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
-import { dayOf, lineHash } from '../../src/audit/format.js';
+import { dayOf, lineHash, serialise } from '../../src/audit/format.js';
+import { FlatListMemo, frozenWithJson } from '../../src/util/frozen-json.js';
 
 const slow = (d: Date) => d.toISOString().slice(0, 10).replace(/-/g, '');
 
@@ -31,3 +32,48 @@ describe('lineHash: SHA-256 of the line in one call', () => {
     expect(lineHash(bytes.subarray(100, 3000))).toBe(oracle(bytes.subarray(100, 3000)));
   });
 });
+
+describe('serialise: a member\'s frozen JSON text spliced in, byte for byte the whole serialisation', () => {
+  /** The form before (the oracle). */
+  const oracle = (seq: number, time: Date, prev: string, record: Record<string, unknown>) => {
+    const { seq: _s, time: _t, prev: _p, ...rest } = record;
+    return JSON.stringify({ seq, time: time.toISOString(), prev, ...rest });
+  };
+  const memo = new FlatListMemo<object>();
+  const kept = [{ name: 'signature', result: 'pass', detail: 'ES256 "quoted" \\ ,"digests":' }, { name: 'jti', result: 'pass' }];
+  memo.keep(kept);
+  const frozenChecks = memo.shared(kept.map((c) => ({ ...c }))) as object[];
+  const values: unknown[] = [
+    frozenChecks, frozenWithJson({ kind: 'snp', digests: ',"digests":' }), [], { a: 1 }, 'x,"digests":{"a":1},"checks":', ',"digests":', '\\', 7, null, true, undefined, () => 1,
+    Object.freeze({ toJSON: () => undefined }), { toJSON: () => 'J' },
+  ];
+  const names = ['type', 'checks', 'digests', 'attestation', 'detail', 'a b', 'seq', 'toJSON', '0', 'next'];
+
+  test('every shape: the spliced form or the whole one, never another text', () => {
+    const time = new Date('2026-12-06T12:00:00Z');
+    expect(frozenChecks).toBe(kept);
+    let splicedShapes = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const record: Record<string, unknown> = {};
+      for (let n = Math.floor(Math.random() * 7); n > 0; n--) record[names[Math.floor(Math.random() * names.length)] as string] = values[Math.floor(Math.random() * values.length)];
+      let want: string | Error;
+      try {
+        want = oracle(i, time, 'p'.repeat(64), record);
+      } catch (e) {
+        want = e as Error;
+      }
+      if (want instanceof Error) expect(() => serialise(i, time, 'p'.repeat(64), record)).toThrow();
+      else expect(serialise(i, time, 'p'.repeat(64), record), JSON.stringify(Object.keys(record))).toBe(want);
+      if (Object.values(record).some((v) => v === frozenChecks)) splicedShapes++;
+    }
+    expect(splicedShapes).toBeGreaterThan(1000);
+  });
+
+  test('a receipt record with shared checks: the same line as before', () => {
+    const record = { type: 'receipt', job: 'j', route: 'a,"digests":b', verdict: 'verified', checks: frozenChecks, digests: { request: { computed: 'sha256:00' } }, attestation: frozenWithJson({ kind: 'snp' }), kid: 'k"1' };
+    const line = serialise(3, new Date(0), '0'.repeat(64), record);
+    expect(line).toBe(oracle(3, new Date(0), '0'.repeat(64), record));
+    expect(record.checks).toBe(frozenChecks); // the caller's record is left as it was
+  });
+});
+

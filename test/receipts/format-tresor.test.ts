@@ -128,4 +128,20 @@ describe('keys cached and hooks that answer at once: the evaluation is a value, 
     expect(JSON.stringify(await bad)).toBe(JSON.stringify(await f.later.evaluate(other.jws, other.job, ID)));
     expect(await bad).toMatchObject({ verdict: 'failed', code: 'ERR_RECEIPT_SIGNATURE' });
   });
+
+  test('the parse\'s verbatim proof of the JWS goes with its evaluation (for the archive line), only for the exact text', async () => {
+    const f = await formats({});
+    for (const format of [f.now, f.later]) {
+      expect(await format.evaluate(f.jws, f.job, ID)).toMatchObject({ verdict: 'verified', verbatim: f.jws });
+      // Whitespace around it: still the receipt (the parse trims it), but written escaped.
+      for (const t of [`${f.jws}\n`, ` ${f.jws}`]) {
+        const v = await format.evaluate(t, f.job, ID);
+        expect(v.verdict).toBe('verified');
+        expect(v.verbatim).toBeUndefined();
+      }
+    }
+    const other = await exchange(at); // signed by another key: failed, no proof (the archive checks it)
+    expect((await f.now.evaluate(other.jws, other.job, ID)).verbatim).toBeUndefined();
+  });
 });
+

@@ -4,10 +4,11 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, test } from 'vitest';
 import { createTresorExtractor, type TresorBlock } from '../../src/receipts/extract.js';
-import type { ReceiptJob } from '../../src/receipts/journal.js';
+import { jobLine, type ReceiptJob } from '../../src/receipts/journal.js';
 import { ExchangeDigest } from '../../src/receipts/observer.js';
 import { baseRecord, recordFor, recordWithout, type ReceiptFormat } from '../../src/receipts/record.js';
 import { evaluateReceipt } from '../../src/receipts/verdict.js';
+import { frozenWithJson } from '../../src/util/frozen-json.js';
 
 /** The spread forms before (oracles). */
 const oracle = {
@@ -101,6 +102,23 @@ describe('the journal job and the records made from it: byte for byte the spread
       const { verdict, code, detail } = record;
       // A record decided without a fetch: the base record with its verdict, then code and detail (when given).
       expect(JSON.stringify(record)).toBe(JSON.stringify({ ...oracle.baseRecord(j), verdict, ...(code ? { code } : {}), ...(detail ? { detail } : {}) }));
+    }
+  });
+
+  test('jobLine: JSON.stringify({ op, job }) byte for byte, the pin summary spliced in or not', () => {
+    const summary = frozenWithJson({ kind: 'snp', measurement: 'ab'.repeat(48), tag: 't', tls_spki_sha256: 'cd'.repeat(32), bundle_version: 17, freshness: 'nonce-bound', channel: 'bound', test_roots: false, evidence: 'e1' });
+    const nested = frozenWithJson({ kind: 'snp', pin_lapsed_in_flight: { at: 't', code: 'ERR_X' } });
+    const hostile = frozenWithJson({ detail: 'quote " backslash \\ newline \n \u2028 é \ud800', n: 1.5e-7, none: null, gone: undefined });
+    for (const j of jobs()) {
+      for (const attestation of [undefined, summary, nested, hostile, { kind: 'snp', tag: 'unfrozen' }]) {
+        const job = { ...j, attestation } as ReceiptJob;
+        if (attestation === undefined) delete job.attestation;
+        expect(jobLine(job)).toBe(JSON.stringify({ op: 'job', job }));
+        expect(job.attestation).toBe(attestation); // put back
+        // Not the last member (a member added after it): serialised whole, never spliced at the end.
+        const later = { ...job, extra: 'after' } as ReceiptJob;
+        expect(jobLine(later)).toBe(JSON.stringify({ op: 'job', job: later }));
+      }
     }
   });
 });

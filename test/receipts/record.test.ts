@@ -46,4 +46,30 @@ describe('recordFor: the audit record of a fetched receipt', () => {
       expect(got.jws).toBe(archive ?? 'JWS');
     }
   });
+
+  test('the parse\'s proof (verbatim) goes with the fetched text it was made for, never into the record nor with a replacement', async () => {
+    const plain = await record({ verdict: 'verified', checks: [], verbatim: 'JWS' });
+    expect(plain.verbatim).toBe('JWS');
+    expect(plain.jws).toBe('JWS');
+    expect('verbatim' in plain.record).toBe(false);
+    const replaced = await record({ verdict: 'verified', checks: [], verbatim: 'JWS', archive: 'OTHER "text"' });
+    expect(replaced.jws).toBe('OTHER "text"');
+    expect(replaced.verbatim).toBeUndefined();
+    expect('verbatim' in replaced.record).toBe(false);
+  });
+
+  test('a verified receipt\'s checks equal to a kept list: the record holds that one list (frozen, its text spliced by the audit log), the same bytes', async () => {
+    const checks = () => [{ name: 'signature', result: 'pass', detail: 'ES256 (raw r||s)' }, { name: 'jti', result: 'pass' }] as Evaluation['checks'];
+    const first = await record({ verdict: 'verified', checks: checks() });
+    const second = await record({ verdict: 'verified', checks: checks() });
+    expect(second.record.checks).toBe(first.record.checks);
+    expect(Object.isFrozen(first.record.checks)).toBe(true);
+    expect(JSON.stringify(second.record)).toBe(JSON.stringify(first.record));
+    // Other checks, or another verdict: the record's own list.
+    const other = await record({ verdict: 'verified', checks: [{ name: 'signature', result: 'pass', detail: 'ES256 (DER)' }] });
+    expect(other.record.checks).not.toBe(first.record.checks);
+    const failed = checks();
+    expect((await record({ verdict: 'failed', code: 'ERR_X', checks: failed })).record.checks).toBe(failed);
+  });
 });
+

@@ -4,6 +4,7 @@ import vm from 'node:vm';
 import { describe, expect, test, vi } from 'vitest';
 import { serialise } from '../../src/audit/format.js';
 import { checksSpan, summaryJson, VerdictStore, type VerdictSummary } from '../../src/receipts/verdicts.js';
+import { FlatListMemo } from '../../src/util/frozen-json.js';
 import { topLevelMemberSpan } from '../../src/util/json-member.js';
 
 const hex = (n: number) => randomBytes(n).toString('hex');
@@ -124,6 +125,21 @@ describe('summaryJson: a done verdict with its checks taken from the audit line 
       const store = new VerdictStore();
       store.set(s, parts);
       expect(store.get(s.request_id)).toEqual(JSON.parse(JSON.stringify(s)));
+    }
+  });
+
+  test('shared checks (a kept list: util/frozen-json.ts): their own text, without a search of the line', () => {
+    const memo = new FlatListMemo<object>();
+    const s = verified(4);
+    memo.keep(s.checks as object[]);
+    const shared = { ...s, checks: memo.shared(JSON.parse(JSON.stringify(s.checks)) as object[]) as VerdictSummary['checks'] };
+    expect(shared.checks).toBe(s.checks);
+    // A line the search would refuse: the parts come from the list's text all the same.
+    const notALine = { checks: shared.checks };
+    for (const v of [shared, { ...shared, seq: undefined }]) {
+      const parts = summaryJson(v, notALine, JSON.stringify(notALine));
+      expect(Array.isArray(parts)).toBe(true);
+      expect((parts as string[]).join('')).toBe(JSON.stringify(v));
     }
   });
 

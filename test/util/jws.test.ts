@@ -217,3 +217,44 @@ describe('parseJws with the last header held: a repeated header is not decoded a
     expect(held.text).toBeUndefined();
   });
 });
+
+describe('parseJws: the verbatim proof (audit/archive.ts writes such a text into JSON unchecked)', () => {
+  /** The archive's own check, kept as the oracle: printable ASCII without `"` and `\\`. */
+  const VERBATIM_IN_JSON = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+  const base = jwsOf('{"jti":"7c9e","iat":1}');
+  const odd = ['"', '\\', ' ', '\n', '\t', '\r', '\u0000', '=', '+', '/', '.', '\u00e9', '\u2028', '\ud800', '\u{1F600}', '%', 'A', 'b', '0', '-', '_'];
+
+  test('set to the text itself for a JWS of three base64url segments, unset when anything was trimmed', () => {
+    expect(parseJws(base, OPTS).verbatim).toBe(base);
+    for (const t of [` ${base}`, `${base}\n`, `\t${base}\r\n`]) {
+      const p = parseJws(t, OPTS);
+      expect(p.payload.jti).toBe('7c9e');
+      expect(p.verbatim).toBeUndefined();
+    }
+  });
+
+  test('fuzzed: whenever the proof is given, the text is that JWS and the regex accepts it', () => {
+    let proven = 0;
+    for (let i = 0; i < 20_000; i++) {
+      let t = base;
+      for (let k = 1 + Math.floor(Math.random() * 2); k > 0; k--) {
+        const at = Math.floor(Math.random() * (t.length + 1));
+        const c = odd[Math.floor(Math.random() * odd.length)] as string;
+        t = Math.random() < 0.5 ? t.slice(0, at) + c + t.slice(at) : t.slice(0, at) + c + t.slice(at + 1);
+      }
+      let v: string | undefined;
+      try {
+        v = parseJws(t, OPTS).verbatim;
+      } catch {
+        continue;
+      }
+      if (v === undefined) continue;
+      proven++;
+      expect(v).toBe(t);
+      expect(VERBATIM_IN_JSON.test(t), JSON.stringify(t)).toBe(true);
+      expect(t).toMatch(/^[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/);
+    }
+    expect(proven).toBeGreaterThan(100);
+  });
+});
+
