@@ -154,6 +154,9 @@ const passthroughH2 = benchProxy('passthrough-h2', 'the bare passthrough with HT
 // synced audit and archive lines; bench/floor-proxy.mjs), over HTTP/1.1 and over HTTP/2.
 // Over HTTP/1.1 also the upload (the request digest over every byte is the receipt's part of it).
 const floorReceipts = benchProxy('floor-receipts', "the passthrough plus a receipt's irreducible work, HTTP/1.1 (bench/floor-proxy.mjs)", 'floor-proxy.mjs', { only: [...FLOOR_SCENARIOS, 'upload'], settlePath: '/__floor' });
+// The passthrough plus only the receipt's GET and ES256 check (no digests, no durability, no record):
+// what fetching and verifying every receipt costs by itself (bench/floor-proxy.mjs --fetch-verify-only).
+const floorFetchVerify = benchProxy('floor-fetch-verify', "the passthrough plus only each receipt's GET and ES256 check, HTTP/1.1 (bench/floor-proxy.mjs --fetch-verify-only)", 'floor-proxy.mjs', { args: ['--fetch-verify-only'], only: FLOOR_SCENARIOS, settlePath: '/__floor' });
 const floorReceiptsH2 = benchProxy('floor-receipts-h2', "the passthrough plus a receipt's irreducible work, HTTP/2 (bench/floor-proxy.mjs --h2)", 'floor-proxy.mjs', { args: ['--h2'], only: FLOOR_SCENARIOS, settlePath: '/__floor' });
 
 const NGINX = '/usr/sbin/nginx';
@@ -319,6 +322,7 @@ export const CONTENDERS = [
   passthrough,
   passthroughH2,
   floorReceipts,
+  floorFetchVerify,
   floorReceiptsH2,
   nginx,
   // The daemon as configured by default (HTTP/1.1 to the router, `pool.http2: false`).

@@ -13,7 +13,11 @@
 //   - the record: a hash-chained audit line and the archived JWS, each file synced once per 20 ms.
 // What the daemon does beyond this (the router attestation inside the receipt is cached per
 // identity there; here it is only parsed) is what the daemon's rows pay above this contender's.
-// Usage: node bench/floor-proxy.mjs UPSTREAM_URL CA_FILE STATE_DIR [--h2]
+// With --fetch-verify-only (the contender `floor-fetch-verify`): the passthrough plus only the receipt's
+// GET and its ES256 check (signature and `jti`): no digests, no journal, no record, no held last chunk.
+// What fetching and verifying every receipt costs by itself, the two things #20 keeps whatever else
+// a design leaves out ("every receipt fetched and verified").
+// Usage: node bench/floor-proxy.mjs UPSTREAM_URL CA_FILE STATE_DIR [--h2] [--fetch-verify-only]
 //   → prints "listening http://…"; GET /__floor → {pending, verified, failed, missing, unverifiable, dropped}.
 import { createHash, createPublicKey, verify as cryptoVerify } from 'node:crypto';
 import { once } from 'node:events';
@@ -25,6 +29,7 @@ import { Pool } from 'undici';
 
 const [upstream, caFile, stateDir] = process.argv.slice(2);
 const h2 = process.argv.includes('--h2');
+const fetchVerifyOnly = process.argv.includes('--fetch-verify-only');
 const pool = new Pool(upstream, { connections: 1100, allowH2: h2, connect: { ca: readFileSync(caFile, 'utf8') }, keepAliveTimeout: 60_000 });
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host']);
 const strip = (headers) => Object.fromEntries(Object.entries(headers).filter(([k]) => !HOP.has(k)));
@@ -126,11 +131,16 @@ async function receipt(id, authorization, requestSha256, responseSha256) {
     const key = keys.get(header.kid);
     const signed = key && header.alg === 'ES256' && cryptoVerify('sha256', Buffer.from(jws.slice(0, h.length + 1 + p.length), 'latin1'), { key, dsaEncoding: 'ieee-p1363' }, Buffer.from(s, 'base64url'));
     const claims = JSON.parse(Buffer.from(p, 'base64url').toString('utf8'));
-    if (signed && claims.jti === id && claims.request_digest === `sha256:${requestSha256}` && claims.response_digest === `sha256:${responseSha256}`) verdict = 'verified';
+    const digestsMatch = fetchVerifyOnly || (claims.request_digest === `sha256:${requestSha256}` && claims.response_digest === `sha256:${responseSha256}`);
+    if (signed && claims.jti === id && digestsMatch) verdict = 'verified';
   } catch {
     verdict = 'failed';
   }
   if (jws === undefined) verdict = 'missing';
+  if (fetchVerifyOnly) {
+    counters[verdict]++;
+    return;
+  }
   const jwsSha256 = jws ? createHash('sha256').update(jws).digest('hex') : undefined;
   const line = JSON.stringify({ seq: ++seq, prev: head, type: 'receipt', receipt_id: id, verdict, digests: { request: requestSha256, response: responseSha256 }, receipt_jws_sha256: jwsSha256 });
   head = createHash('sha256').update(head).update(line).digest('hex');
@@ -150,7 +160,29 @@ function hashedBody(req, hash) {
   return req;
 }
 
+/**
+ * --fetch-verify-only: the passthrough's forward (each chunk written as it comes), the answer's
+ * receipt id read from it, then only the receipt's GET and ES256 check, after the answer has ended.
+ */
+async function forwardThenFetch(req, res) {
+  const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
+  const completion = req.method === 'POST' && (req.url.startsWith('/v1/chat/completions') || req.url.startsWith('/v1/audio/transcriptions'));
+  const up = await pool.request({ method: req.method, path: req.url, headers: strip(req.headers), body: hasBody ? req : undefined });
+  res.writeHead(up.statusCode, strip(up.headers));
+  const json = completion && !String(up.headers['content-type']).startsWith('text/event-stream') ? [] : undefined;
+  for await (const chunk of up.body) {
+    json?.push(chunk);
+    if (!res.write(chunk)) await once(res, 'drain');
+  }
+  res.end();
+  const id = completion && up.statusCode === 200 ? receiptIdOf(up.headers, json && Buffer.concat(json)) : undefined;
+  if (id === undefined) return;
+  counters.pending++;
+  receipt(id, req.headers.authorization).finally(() => counters.pending--);
+}
+
 async function forward(req, res) {
+  if (fetchVerifyOnly) return forwardThenFetch(req, res);
   const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
   const chat = req.method === 'POST' && req.url.startsWith('/v1/chat/completions');
   const upload = req.method === 'POST' && req.url.startsWith('/v1/audio/transcriptions');

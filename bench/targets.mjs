@@ -46,14 +46,16 @@ const ratio = (label, scenario, key, max, contender = 'tresor-attest') => versus
 const atLeast = (label, scenario, key, min, contender = 'tresor-attest') => versusPassthrough(label, scenario, key, (v) => v >= min, contender, 0);
 /**
  * Reported beside a target, not judged: the floor (floor-receipts: the passthrough plus only a
- * receipt's irreducible work) over the passthrough, and the HTTP/2 rows over their HTTP/2 references.
+ * receipt's irreducible work; floor-fetch-verify: plus only its GET and ES256 check) over the
+ * passthrough, and the HTTP/2 rows over their HTTP/2 references.
  */
 const besides = (scenario, key) =>
   target(
-    `#20 ${scenario} (reported): floor-receipts / passthrough; HTTP/2 to the router: tresor-attest-h2, its receipts off and floor-receipts-h2 / passthrough-h2`,
+    `#20 ${scenario} (reported): floor-receipts and floor-fetch-verify / passthrough; HTTP/2 to the router: tresor-attest-h2, its receipts off and floor-receipts-h2 / passthrough-h2`,
     (r) => {
       const parts = [
         ['floor', versus(r, scenario, key, 'floor-receipts', 'passthrough')],
+        ['fetch+verify', versus(r, scenario, key, 'floor-fetch-verify', 'passthrough')],
         ['h2', versus(r, scenario, key, 'tresor-attest-h2', 'passthrough-h2')],
         ['h2 off', versus(r, scenario, key, 'tresor-attest-h2-receipts-off', 'passthrough-h2')],
         ['h2 floor', versus(r, scenario, key, 'floor-receipts-h2', 'passthrough-h2')],

@@ -23,61 +23,79 @@ interface Counters {
  * stands for: each receipt fetched, its ES256 signature and digests checked, the lines synced. A
  * floor that skipped the check would be cheaper than any honest daemon; these tests would catch it.
  */
-describe.each([[[]], [['--h2']]])('bench/floor-proxy.mjs %j', (flags: string[]) => {
-  let sim: RunningSimulator;
-  let dir: string;
-  let proxy: ChildProcess;
-  let origin: string;
-
+/** The floor proxy started with `flags` against a fresh simulator, for the tests of one describe block. */
+function floorProxy(flags: string[]) {
+  const s = { sim: undefined as unknown as RunningSimulator, dir: '', origin: '' };
+  let proxy: ChildProcess | undefined;
   beforeAll(async () => {
-    sim = await startSimulator({ evidence: await createRouterEvidence({}) });
-    dir = await mkdtemp(join(tmpdir(), 'tresor-floor-'));
-    await writeFile(join(dir, 'ca.pem'), sim.caPem);
-    proxy = spawn(process.execPath, [`${ROOT}bench/floor-proxy.mjs`, sim.url, join(dir, 'ca.pem'), dir, ...flags], { stdio: ['ignore', 'pipe', 'inherit'] });
-    origin = await new Promise<string>((resolve, reject) => {
+    s.sim = await startSimulator({ evidence: await createRouterEvidence({}) });
+    s.dir = await mkdtemp(join(tmpdir(), 'tresor-floor-'));
+    await writeFile(join(s.dir, 'ca.pem'), s.sim.caPem);
+    const child = spawn(process.execPath, [`${ROOT}bench/floor-proxy.mjs`, s.sim.url, join(s.dir, 'ca.pem'), s.dir, ...flags], { stdio: ['ignore', 'pipe', 'inherit'] });
+    proxy = child;
+    s.origin = await new Promise<string>((resolve, reject) => {
       let out = '';
-      proxy.stdout?.on('data', (c: Buffer) => {
+      child.stdout?.on('data', (c: Buffer) => {
         out += c.toString();
         const m = /listening (http:\/\/\S+)/.exec(out);
         if (m) resolve(m[1] as string);
       });
-      proxy.once('exit', (code) => reject(new Error(`floor-proxy exited with ${code}`)));
+      child.once('exit', (code) => reject(new Error(`floor-proxy exited with ${code}`)));
     });
   });
-
   afterAll(async () => {
     proxy?.kill('SIGTERM');
-    await sim?.close();
-    await rm(dir, { recursive: true, force: true });
+    await s.sim?.close();
+    await rm(s.dir, { recursive: true, force: true });
   });
-
   const chat = async () => {
-    const res = await request(`${origin}/v1/chat/completions`, { method: 'POST', headers: { authorization: KEY, 'content-type': 'application/json' }, body: CHAT });
+    const res = await request(`${s.origin}/v1/chat/completions`, { method: 'POST', headers: { authorization: KEY, 'content-type': 'application/json' }, body: CHAT });
     expect(res.statusCode).toBe(200);
     return (await res.body.json()) as { tresor: { receipt_id: string } };
   };
   const settled = async (): Promise<Counters> => {
     for (;;) {
-      const c = (await (await request(`${origin}/__floor`)).body.json()) as Counters;
+      const c = (await (await request(`${s.origin}/__floor`)).body.json()) as Counters;
       if (c.pending === 0) return c;
       await new Promise((r) => setTimeout(r, 20));
     }
   };
+  return { s, chat, settled };
+}
+
+/** A receipt the simulator spoils with `fault` is counted as failed by the floor proxy, never verified. */
+async function countedFailed(f: ReturnType<typeof floorProxy>, fault: string): Promise<void> {
+  const before = await f.settled();
+  Object.assign(f.s.sim.faults, { [fault]: true });
+  try {
+    await f.chat();
+    const after = await f.settled();
+    expect(after).toMatchObject({ verified: before.verified, failed: before.failed + 1, missing: before.missing });
+  } finally {
+    Object.assign(f.s.sim.faults, { [fault]: false });
+  }
+}
+
+describe.each([[[]], [['--h2']]])('bench/floor-proxy.mjs %j', (flags: string[]) => {
+  const f = floorProxy(flags);
+  const { chat, settled } = f;
+  const dirOf = () => f.s.dir;
+  const origin = () => f.s.origin;
 
   test('every receipt is fetched and verified, its job journaled and its record and JWS synced', async () => {
     const answers = await Promise.all(Array.from({ length: 8 }, chat));
     const c = await settled();
     expect(c).toMatchObject({ verified: 8, failed: 0, missing: 0 });
-    const journal = (await readFile(join(dir, 'journal.jsonl'), 'utf8')).trim().split('\n');
+    const journal = (await readFile(join(dirOf(), 'journal.jsonl'), 'utf8')).trim().split('\n');
     expect(journal.map((l) => JSON.parse(l).receipt_id).sort()).toEqual(answers.map((a) => a.tresor.receipt_id).sort());
-    const audit = (await readFile(join(dir, 'audit.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    const audit = (await readFile(join(dirOf(), 'audit.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
     expect(audit.map((r) => r.verdict)).toEqual(Array(8).fill('verified'));
-    expect((await readFile(join(dir, 'receipts.jsonl'), 'utf8')).trim().split('\n')).toHaveLength(8);
+    expect((await readFile(join(dirOf(), 'receipts.jsonl'), 'utf8')).trim().split('\n')).toHaveLength(8);
   });
 
   test("an answer ends only once its job's journal line is written (durability before the end of the answer)", async () => {
     const { tresor } = await chat();
-    expect(await readFile(join(dir, 'journal.jsonl'), 'utf8')).toContain(`"receipt_id":"${tresor.receipt_id}"`);
+    expect(await readFile(join(dirOf(), 'journal.jsonl'), 'utf8')).toContain(`"receipt_id":"${tresor.receipt_id}"`);
     await settled();
   });
 
@@ -90,21 +108,24 @@ describe.each([[[]], [['--h2']]])('bench/floor-proxy.mjs %j', (flags: string[]) 
       audio,
       Buffer.from(`\r\n--${boundary}--\r\n`),
     ]);
-    const res = await request(`${origin}/v1/audio/transcriptions`, { method: 'POST', headers: { authorization: KEY, 'content-type': `multipart/form-data; boundary=${boundary}` }, body });
+    const res = await request(`${origin()}/v1/audio/transcriptions`, { method: 'POST', headers: { authorization: KEY, 'content-type': `multipart/form-data; boundary=${boundary}` }, body });
     expect(res.statusCode).toBe(200);
     await res.body.dump();
     expect(await settled()).toMatchObject({ verified: before.verified + 1, failed: before.failed, missing: before.missing });
   });
 
-  test.each([['receiptTamper'], ['receiptWrongKey']])('a receipt with the fault %s is counted as failed, never verified', async (fault) => {
-    const before = await settled();
-    Object.assign(sim.faults, { [fault]: true });
-    try {
-      await chat();
-      const after = await settled();
-      expect(after).toMatchObject({ verified: before.verified, failed: before.failed + 1, missing: before.missing });
-    } finally {
-      Object.assign(sim.faults, { [fault]: false });
-    }
+  test.each([['receiptTamper'], ['receiptWrongKey']])('a receipt with the fault %s is counted as failed, never verified', (fault) => countedFailed(f, fault));
+});
+
+/** floor-fetch-verify: only the GET and the ES256 check, and those for every receipt. */
+describe('bench/floor-proxy.mjs --fetch-verify-only', () => {
+  const f = floorProxy(['--fetch-verify-only']);
+
+  test('every receipt is fetched and its signature checked; nothing is journaled or recorded', async () => {
+    await Promise.all(Array.from({ length: 8 }, f.chat));
+    expect(await f.settled()).toMatchObject({ verified: 8, failed: 0, missing: 0 });
+    for (const file of ['journal.jsonl', 'audit.jsonl', 'receipts.jsonl']) expect(await readFile(join(f.s.dir, file), 'utf8')).toBe('');
   });
+
+  test.each([['receiptTamper'], ['receiptWrongKey']])('a receipt with the fault %s is counted as failed, never verified', (fault) => countedFailed(f, fault));
 });
