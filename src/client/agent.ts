@@ -9,7 +9,7 @@ import type { ResolvedConfig } from '../config/types.js';
 import { toAttestationError } from '../errors/attestation.js';
 import { UpstreamError } from '../errors/index.js';
 import { openReceiptPipeline } from '../proxy/receipts.js';
-import { isStreamedBody, Upstream } from '../proxy/upstream.js';
+import { Upstream } from '../proxy/upstream.js';
 import type { ReceiptPipeline } from '../receipts/pipeline.js';
 import type { VerdictSummary } from '../receipts/verdicts.js';
 import { LIBRARY_UPSTREAM, toConfig, type AttestedOptions } from './options.js';
@@ -111,7 +111,7 @@ export class AttestedAgent extends Dispatcher {
         ...(onVerdict ? { onVerdict: (v: VerdictSummary) => void Promise.resolve().then(() => onVerdict(v)).catch(() => undefined) } : {}),
       });
       // As in the daemon: a streamed body (an upload) is not held behind the streams of a shared HTTP/2 connection.
-      const pool = { dispatch: (d: Dispatcher.DispatchOptions, h: Dispatcher.DispatchHandler) => upstream.dispatcherFor(isStreamedBody(d.body)).dispatch(d, h) };
+      const pool = { dispatch: (d: Dispatcher.DispatchOptions, h: Dispatcher.DispatchHandler) => upstream.dispatcherFor(d.body).dispatch(d, h) };
       // compose() hands the interceptor a handler in undici 7's controller form, whatever the caller passed.
       const observed = (next: Dispatcher['dispatch']): Dispatcher['dispatch'] => (d, h) => {
         const x = observeExchange({ pipeline, upstream, logger }, d, h, (id, end) => this.track(id, end));
