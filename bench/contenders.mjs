@@ -157,6 +157,9 @@ const floorReceipts = benchProxy('floor-receipts', "the passthrough plus a recei
 // The passthrough plus only the receipt's GET and ES256 check (no digests, no durability, no record):
 // what fetching and verifying every receipt costs by itself (bench/floor-proxy.mjs --fetch-verify-only).
 const floorFetchVerify = benchProxy('floor-fetch-verify', "the passthrough plus only each receipt's GET and ES256 check, HTTP/1.1 (bench/floor-proxy.mjs --fetch-verify-only)", 'floor-proxy.mjs', { args: ['--fetch-verify-only'], only: FLOOR_SCENARIOS, settlePath: '/__floor' });
+// The passthrough plus only both digests (bench/floor-proxy.mjs --digest-only), for the upload: what
+// hashing every uploaded byte, which a receipt needs, costs by itself in CPU per MB and in MB/s.
+const floorDigest = benchProxy('floor-digest', 'the passthrough plus only the request and response SHA-256, HTTP/1.1 (bench/floor-proxy.mjs --digest-only)', 'floor-proxy.mjs', { args: ['--digest-only'], only: ['upload'], settlePath: '/__floor' });
 const floorReceiptsH2 = benchProxy('floor-receipts-h2', "the passthrough plus a receipt's irreducible work, HTTP/2 (bench/floor-proxy.mjs --h2)", 'floor-proxy.mjs', { args: ['--h2'], only: FLOOR_SCENARIOS, settlePath: '/__floor' });
 
 const NGINX = '/usr/sbin/nginx';
@@ -329,6 +332,7 @@ export const CONTENDERS = [
   passthroughH2,
   floorReceipts,
   floorFetchVerify,
+  floorDigest,
   floorReceiptsH2,
   nginx,
   // The daemon as configured by default (`pool.http2: 'streams'`: streams over HTTP/2, the rest over HTTP/1.1).

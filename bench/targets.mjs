@@ -46,17 +46,18 @@ const ratio = (label, scenario, key, max, contender = 'tresor-attest') => versus
 const atLeast = (label, scenario, key, min, contender = 'tresor-attest') => versusPassthrough(label, scenario, key, (v) => v >= min, contender, 0);
 /**
  * Reported beside a target, not judged: the floor (floor-receipts: the passthrough plus only a
- * receipt's irreducible work; floor-fetch-verify: plus only its GET and ES256 check) over the
- * passthrough, the daemon with HTTP/1.1 only over it, and the HTTP/2-for-everything rows over
+ * receipt's irreducible work; floor-fetch-verify: plus only its GET and ES256 check; floor-digest:
+ * plus only both digests) over the passthrough, the daemon with HTTP/1.1 only over it, and the HTTP/2-for-everything rows over
  * their HTTP/2 references.
  */
 const besides = (scenario, key) =>
   target(
-    `#20 ${scenario} (reported): floor-receipts, floor-fetch-verify and tresor-attest-http1 / passthrough; tresor-attest-h2 and floor-receipts-h2 / passthrough-h2`,
+    `#20 ${scenario} (reported): floor-receipts, floor-fetch-verify, floor-digest and tresor-attest-http1 / passthrough; tresor-attest-h2 and floor-receipts-h2 / passthrough-h2`,
     (r) => {
       const parts = [
         ['floor', versus(r, scenario, key, 'floor-receipts', 'passthrough')],
         ['fetch+verify', versus(r, scenario, key, 'floor-fetch-verify', 'passthrough')],
+        ['digests', versus(r, scenario, key, 'floor-digest', 'passthrough')],
         ['http1', versus(r, scenario, key, 'tresor-attest-http1', 'passthrough')],
         ['h2', versus(r, scenario, key, 'tresor-attest-h2', 'passthrough-h2')],
         ['h2 floor', versus(r, scenario, key, 'floor-receipts-h2', 'passthrough-h2')],

@@ -189,17 +189,19 @@ export class Upstream {
   }
 
   /**
-   * Where a forwarded request goes, by its body, once the router is known to speak h2:
+   * Where a forwarded request goes, by its body:
    * - `pool.http2: 'streams'`: a whole body asking for a stream (`asksForStream`) takes the
    *   HTTP/2 pool (see `streams`); everything else the main pool (HTTP/1.1).
-   * - `pool.http2: true`: a body that streams in as it arrives (`isStreamedBody`, an upload) takes an
-   *   HTTP/1.1 connection of its own (see `uploads`); everything else the main pool (HTTP/2).
+   * - `pool.http2: true`, once the router is known to speak h2: a body that streams in as it
+   *   arrives (`isStreamedBody`, an upload) takes an HTTP/1.1 connection of its own (see
+   *   `uploads`); everything else the main pool (HTTP/2).
    */
   dispatcherFor(body: unknown): Pool {
     const use = this.config.pool.http2;
-    if (!use || !this.speaksH2) return this.pool;
+    // (Streams take their pool even before the router was seen to speak h2, which its connections
+    // offer: the library learns it there. Over HTTP/1.1 it is just a pool of its own.)
     if (use === 'streams') return asksForStream(body) ? this.streamPool() : this.pool;
-    return isStreamedBody(body) ? this.uploadPool() : this.pool;
+    return use && this.speaksH2 && isStreamedBody(body) ? this.uploadPool() : this.pool;
   }
 
   private uploadPool(): Pool {

@@ -129,3 +129,25 @@ describe('bench/floor-proxy.mjs --fetch-verify-only', () => {
 
   test.each([['receiptTamper'], ['receiptWrongKey']])('a receipt with the fault %s is counted as failed, never verified', (fault) => countedFailed(f, fault));
 });
+
+/** floor-digest: the upload forwarded whole through both digests, and nothing else (no receipt fetched, nothing written). */
+describe('bench/floor-proxy.mjs --digest-only', () => {
+  const f = floorProxy(['--digest-only']);
+
+  test('an upload reaches the router byte for byte; no receipt is fetched and nothing is written', async () => {
+    const boundary = 'floorboundary';
+    const audio = Buffer.alloc(2 * 1024 * 1024 + 5, 0x42);
+    const body = Buffer.concat([
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-large-v3\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\n`),
+      audio,
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ]);
+    const res = await request(`${f.s.origin}/v1/audio/transcriptions`, { method: 'POST', headers: { authorization: KEY, 'content-type': `multipart/form-data; boundary=${boundary}` }, body });
+    expect(res.statusCode).toBe(200);
+    expect(((await res.body.json()) as { text: string }).text).toContain(`${audio.length} bytes`);
+    await f.chat();
+    expect(await f.settled()).toMatchObject({ pending: 0, verified: 0, failed: 0, missing: 0 });
+    expect(f.s.sim.requestCounts.get('/v1/receipts') ?? 0).toBe(0);
+    for (const file of ['journal.jsonl', 'audit.jsonl', 'receipts.jsonl']) expect(await readFile(join(f.s.dir, file), 'utf8')).toBe('');
+  });
+});
