@@ -184,10 +184,6 @@ export class Upstream {
     return this.speaksH2;
   }
 
-  get dispatcher(): Pool {
-    return this.pool;
-  }
-
   /**
    * Where a forwarded request goes, by its body:
    * - `pool.http2: 'streams'`: a whole body asking for a stream (`asksForStream`) takes the

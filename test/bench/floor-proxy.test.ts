@@ -63,6 +63,17 @@ function floorProxy(flags: string[]) {
   return { s, chat, settled };
 }
 
+/** A transcription upload of `audio` (one multipart file) through the proxy at `origin`. */
+function upload(origin: string, audio: Buffer) {
+  const boundary = 'floorboundary';
+  const body = Buffer.concat([
+    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-large-v3\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\n`),
+    audio,
+    Buffer.from(`\r\n--${boundary}--\r\n`),
+  ]);
+  return request(`${origin}/v1/audio/transcriptions`, { method: 'POST', headers: { authorization: KEY, 'content-type': `multipart/form-data; boundary=${boundary}` }, body });
+}
+
 /** A receipt the simulator spoils with `fault` is counted as failed by the floor proxy, never verified. */
 async function countedFailed(f: ReturnType<typeof floorProxy>, fault: string): Promise<void> {
   const before = await f.settled();
@@ -101,14 +112,7 @@ describe.each([[[]], [['--h2']]])('bench/floor-proxy.mjs %j', (flags: string[]) 
 
   test('a transcription upload streams through the request digest: its receipt verifies', async () => {
     const before = await settled();
-    const boundary = 'floorboundary';
-    const audio = Buffer.alloc(3 * 1024 * 1024 + 17, 0x41);
-    const body = Buffer.concat([
-      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-large-v3\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\n`),
-      audio,
-      Buffer.from(`\r\n--${boundary}--\r\n`),
-    ]);
-    const res = await request(`${origin()}/v1/audio/transcriptions`, { method: 'POST', headers: { authorization: KEY, 'content-type': `multipart/form-data; boundary=${boundary}` }, body });
+    const res = await upload(origin(), Buffer.alloc(3 * 1024 * 1024 + 17, 0x41));
     expect(res.statusCode).toBe(200);
     await res.body.dump();
     expect(await settled()).toMatchObject({ verified: before.verified + 1, failed: before.failed, missing: before.missing });
@@ -135,14 +139,8 @@ describe('bench/floor-proxy.mjs --digest-only', () => {
   const f = floorProxy(['--digest-only']);
 
   test('an upload reaches the router byte for byte; no receipt is fetched and nothing is written', async () => {
-    const boundary = 'floorboundary';
     const audio = Buffer.alloc(2 * 1024 * 1024 + 5, 0x42);
-    const body = Buffer.concat([
-      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-large-v3\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\n`),
-      audio,
-      Buffer.from(`\r\n--${boundary}--\r\n`),
-    ]);
-    const res = await request(`${f.s.origin}/v1/audio/transcriptions`, { method: 'POST', headers: { authorization: KEY, 'content-type': `multipart/form-data; boundary=${boundary}` }, body });
+    const res = await upload(f.s.origin, audio);
     expect(res.statusCode).toBe(200);
     expect(((await res.body.json()) as { text: string }).text).toContain(`${audio.length} bytes`);
     await f.chat();
