@@ -41,7 +41,6 @@ function skipSpace(b: Buffer, i: number): number {
 }
 
 /** One upstream: its undici pools (keep-alive), API key, counters. */
-
 export class Upstream {
   readonly name: string;
   readonly origin: string;
@@ -54,7 +53,7 @@ export class Upstream {
   readonly authorization: string | undefined;
   private pool: Pool;
   /**
-   * With HTTP/2 to the router: the HTTP/1.1 pool for request bodies streamed as they arrive
+   * With `pool.http2: true`: the HTTP/1.1 pool for request bodies streamed as they arrive
    * (uploads), created on first use. undici writes a streamed body only once no other request is
    * in flight on its connection, and queues every later request for that connection behind it:
    * on a shared h2 connection an upload waited for every open stream (an SSE answer can last
