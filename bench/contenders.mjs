@@ -157,6 +157,9 @@ const floorReceipts = benchProxy('floor-receipts', "the passthrough plus a recei
 // The passthrough plus only the receipt's GET and ES256 check (no digests, no durability, no record):
 // what fetching and verifying every receipt costs by itself (bench/floor-proxy.mjs --fetch-verify-only).
 const floorFetchVerify = benchProxy('floor-fetch-verify', "the passthrough plus only each receipt's GET and ES256 check, HTTP/1.1 (bench/floor-proxy.mjs --fetch-verify-only)", 'floor-proxy.mjs', { args: ['--fetch-verify-only'], only: FLOOR_SCENARIOS, settlePath: '/__floor' });
+// The passthrough plus only both digests (bench/floor-proxy.mjs --digest-only), for the upload: what
+// hashing every uploaded byte, which a receipt needs, costs by itself in CPU per MB and in MB/s.
+const floorDigest = benchProxy('floor-digest', 'the passthrough plus only the request and response SHA-256, HTTP/1.1 (bench/floor-proxy.mjs --digest-only)', 'floor-proxy.mjs', { args: ['--digest-only'], only: ['upload'], settlePath: '/__floor' });
 const floorReceiptsH2 = benchProxy('floor-receipts-h2', "the passthrough plus a receipt's irreducible work, HTTP/2 (bench/floor-proxy.mjs --h2)", 'floor-proxy.mjs', { args: ['--h2'], only: FLOOR_SCENARIOS, settlePath: '/__floor' });
 
 const NGINX = '/usr/sbin/nginx';
@@ -233,7 +236,7 @@ http {
  * The simulator's CA reaches the daemon like a public router's CA would, through the system store
  * (NODE_EXTRA_CA_CERTS), unless `caFile` asks for the `ca_file` setting (private CAs).
  */
-export function daemonConfig(sim, dir, receipts, caFile = false, listen = '127.0.0.1:0', http2 = false, heapGrowing = undefined) {
+export function daemonConfig(sim, dir, receipts, caFile = false, listen = '127.0.0.1:0', http2 = undefined, heapGrowing = undefined, connections = undefined) {
   return {
     ...(heapGrowing === undefined ? {} : { memory: { heap_growing_percent: heapGrowing } }),
     // The default log level (one line per request); BENCH_DAEMON_LOG_LEVEL=warn measures the daemon without it.
@@ -248,9 +251,10 @@ export function daemonConfig(sim, dir, receipts, caFile = false, listen = '127.0
         ...(caFile ? { ca_file: sim.caFile } : {}),
         api_key_env: 'TRESOR_API_KEY',
         max_body_bytes: 256 * 1024 * 1024,
-        // 1,000 concurrent streams need 1,000 upstream connections (the default pool is 128).
-        // (with HTTP/2 they share a few connections; `http2: false` is the HTTP/1.1 row.)
-        pool: { connections: 1100, keep_alive_seconds: 60, http2: Boolean(http2) },
+        // `http2`: undefined is the default ('streams'). 1,000 concurrent streams over HTTP/1.1 need 1,000
+        // upstream connections: those rows get `connections` 1,100. Over HTTP/2 they share a few sessions,
+        // and the other rows keep the default pool (128 connections), as a deployment would.
+        pool: { keep_alive_seconds: 60, ...(http2 === undefined ? {} : { http2 }), ...(connections === undefined ? {} : { connections }) },
         attestation: { mode: 'enforce', release_root_file: sim.rootFile, trust_bundle: sim.bundleUrl, test_roots_file: sim.testRootsFile },
         // Every receipt fetched and verified: the default rate limit (50 fetches/s) is far below the bench's load.
         ...(receipts ? { receipts: { mode: receipts, ...(receipts === 'off' ? {} : { fetches_per_second: 100_000 }) } } : {}),
@@ -272,12 +276,12 @@ function receiptsSupported(sim, dir, mode) {
 }
 
 /** Start the daemon from a config file; `ready: false` returns as soon as it listens (cold attestation). */
-export async function startDaemonProcess(sim, dir, { receipts, ready = true, tag = 'tresor', caFile = false, root = ROOT, http2 = false, heapGrowing } = {}) {
+export async function startDaemonProcess(sim, dir, { receipts, ready = true, tag = 'tresor', caFile = false, root = ROOT, http2, heapGrowing, connections } = {}) {
   const d = join(dir, `${tag}-${Date.now()}-${Math.random().toString(16).slice(2, 6)}`);
   mkdirSync(d, { recursive: true });
   const cfg = join(d, 'config.json');
   const port = await freePort();
-  writeFileSync(cfg, JSON.stringify(daemonConfig(sim, d, receipts, caFile, `127.0.0.1:${port}`, http2, heapGrowing)));
+  writeFileSync(cfg, JSON.stringify(daemonConfig(sim, d, receipts, caFile, `127.0.0.1:${port}`, http2, heapGrowing, connections)));
   const args = [...profArgs(tag), join(root, 'bin/tresor-attest.js'), 'serve', '--config', cfg];
   const origin = `http://127.0.0.1:${port}`;
   const answers = (path) => async () => {
@@ -299,20 +303,26 @@ export async function startDaemonProcess(sim, dir, { receipts, ready = true, tag
   return { origin, pid: p.child.pid, dir: d, readyMs: ready ? Date.now() - t0 : undefined, settle, stop: () => stopChild(p) };
 }
 
-function tresor(name, mode, { caFile = false, only, root = ROOT, http2 = false, heapGrowing } = {}) {
+const HTTP2_NOTE = {
+  default: "HTTP/2 to the router for streams, HTTP/1.1 for the rest (the default, pool.http2: 'streams')",
+  true: 'HTTP/2 to the router for every request but an upload (pool.http2: true)',
+  false: 'HTTP/1.1 to the router only (pool.http2: false)',
+};
+
+function tresor(name, mode, { caFile = false, only, root = ROOT, http2, heapGrowing, connections } = {}) {
   let supported;
   return {
     name,
     ...(only ? { only } : {}),
-    note: `tresor-attest${root === ROOT ? '' : ` built in ${root}`}, attestation enforced, receipts ${mode}${mode === 'audit' ? ' (when the build has them)' : ''}${caFile ? ', simulator CA via ca_file' : ''}, ${http2 ? 'HTTP/2 to the router when offered (pool.http2: true)' : 'HTTP/1.1 to the router (the default)'}${heapGrowing === undefined ? '' : `, memory.heap_growing_percent ${heapGrowing}`}`,
+    note: `tresor-attest${root === ROOT ? '' : ` built in ${root}`}, attestation enforced, receipts ${mode}${mode === 'audit' ? ' (when the build has them)' : ''}${caFile ? ', simulator CA via ca_file' : ''}, ${HTTP2_NOTE[http2 ?? 'default']}${heapGrowing === undefined ? '' : `, memory.heap_growing_percent ${heapGrowing}`}`,
     available(sim, dir) {
       supported ??= receiptsSupported(sim, dir, mode);
       if (mode !== 'audit' && !supported) return { ok: false, why: 'this build has no receipts.mode (issue 4 not merged yet); skipped' };
       return { ok: true, ...(supported ? {} : { why: 'receipts not in this build: attestation only' }) };
     },
-    start: (sim, dir) => startDaemonProcess(sim, dir, { receipts: supported ? mode : undefined, tag: name, caFile, root, http2, heapGrowing }),
+    start: (sim, dir) => startDaemonProcess(sim, dir, { receipts: supported ? mode : undefined, tag: name, caFile, root, http2, heapGrowing, connections }),
     /** Returns as soon as it listens, before its start-up attestation is done. */
-    startCold: (sim, dir) => startDaemonProcess(sim, dir, { receipts: supported ? mode : undefined, tag: `${name}-cold`, ready: false, caFile, root, http2, heapGrowing }),
+    startCold: (sim, dir) => startDaemonProcess(sim, dir, { receipts: supported ? mode : undefined, tag: `${name}-cold`, ready: false, caFile, root, http2, heapGrowing, connections }),
   };
 }
 
@@ -323,24 +333,27 @@ export const CONTENDERS = [
   passthroughH2,
   floorReceipts,
   floorFetchVerify,
+  floorDigest,
   floorReceiptsH2,
   nginx,
-  // The daemon as configured by default (HTTP/1.1 to the router, `pool.http2: false`).
+  // The daemon as configured by default (`pool.http2: 'streams'`: streams over HTTP/2, the rest over HTTP/1.1).
   tresor('tresor-attest', 'audit'),
   tresor('tresor-attest-strict', 'strict', { only: ['json-c1', 'json-c16', 'sse-c1', 'sse-c100'] }),
   // The same daemon without receipts: what receipts cost, and the baseline for the journal's added latency.
   tresor('tresor-attest-receipts-off', 'off', { only: ['json-c1', 'json-c16', 'json-c64', 'sse-c1', 'sse-c100'] }),
-  // The simulator offers h2 and http/1.1: these rows take h2 (`pool.http2: true`); their references are
-  // passthrough-h2 and floor-receipts-h2. (Before the fourth round of #20 `tresor-attest` was this row.)
-  tresor('tresor-attest-h2', 'audit', { http2: true, only: ['json-c16', 'json-c64', 'sse-c100', 'sse-c1000', 'upload'] }),
-  tresor('tresor-attest-h2-receipts-off', 'off', { http2: true, only: FLOOR_SCENARIOS }),
+  // The other two `pool.http2` settings. HTTP/1.1 only (the default until #20's eighth round): what
+  // streams cost over a connection each. HTTP/2 for every request (the simulator offers h2 and
+  // http/1.1): its references are passthrough-h2 and floor-receipts-h2.
+  tresor('tresor-attest-http1', 'audit', { http2: false, connections: 1100, only: ['sse-c100', 'sse-c1000'] }),
+  tresor('tresor-attest-h2', 'audit', { http2: true, only: FLOOR_SCENARIOS }),
   // With the simulator's CA as `ca_file` (a private CA): what a new upstream connection costs then.
   tresor('tresor-attest-ca-file', 'audit', { caFile: true, only: ['connection'] }),
   // BENCH_BASELINE_ROOT=DIR (another checkout, built): the same daemon rows from that tree, in the same
   // run, for before/after figures on a shared machine (select them with --contenders).
   ...(process.env.BENCH_BASELINE_ROOT
     ? [
-        tresor('baseline-tresor-attest', 'audit', { root: process.env.BENCH_BASELINE_ROOT }),
+        // (Trees before #20's eighth round speak HTTP/1.1 to the router by default: a connection per stream.)
+        tresor('baseline-tresor-attest', 'audit', { root: process.env.BENCH_BASELINE_ROOT, connections: 1100 }),
         tresor('baseline-tresor-attest-receipts-off', 'off', { root: process.env.BENCH_BASELINE_ROOT, only: ['json-c1', 'json-c16', 'json-c64', 'sse-c100'] }),
       ]
     : []),

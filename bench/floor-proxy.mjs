@@ -17,7 +17,10 @@
 // GET and its ES256 check (signature and `jti`): no digests, no journal, no record, no held last chunk.
 // What fetching and verifying every receipt costs by itself, the two things #20 keeps whatever else
 // a design leaves out ("every receipt fetched and verified").
-// Usage: node bench/floor-proxy.mjs UPSTREAM_URL CA_FILE STATE_DIR [--h2] [--fetch-verify-only]
+// With --digest-only (the contender `floor-digest`): the passthrough plus only both digests (an upload's
+// request body hashed as it streams through, the answer hashed as it is relayed): no journal, no
+// receipt, no record. What binding a receipt to the exact bytes costs by itself, per uploaded MB.
+// Usage: node bench/floor-proxy.mjs UPSTREAM_URL CA_FILE STATE_DIR [--h2] [--fetch-verify-only | --digest-only]
 //   → prints "listening http://…"; GET /__floor → {pending, verified, failed, missing, unverifiable, dropped}.
 import { createHash, createPublicKey, verify as cryptoVerify } from 'node:crypto';
 import { once } from 'node:events';
@@ -30,6 +33,7 @@ import { Pool } from 'undici';
 const [upstream, caFile, stateDir] = process.argv.slice(2);
 const h2 = process.argv.includes('--h2');
 const fetchVerifyOnly = process.argv.includes('--fetch-verify-only');
+const digestOnly = process.argv.includes('--digest-only');
 const pool = new Pool(upstream, { connections: 1100, allowH2: h2, connect: { ca: readFileSync(caFile, 'utf8') }, keepAliveTimeout: 60_000 });
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host']);
 const strip = (headers) => Object.fromEntries(Object.entries(headers).filter(([k]) => !HOP.has(k)));
@@ -205,6 +209,11 @@ async function forward(req, res) {
     const out = completion ? held : chunk;
     if (completion) held = chunk;
     if (out !== undefined && !res.write(out)) await once(res, 'drain');
+  }
+  if (digestOnly) {
+    requestHash?.digest('hex');
+    responseHash?.digest('hex');
+    return void res.end(held);
   }
   const id = completion && up.statusCode === 200 ? receiptIdOf(up.headers, json && Buffer.concat(json)) : undefined;
   if (id !== undefined) {

@@ -14,8 +14,8 @@ const rounds = Number(process.argv[2] ?? 2);
 const STREAMS = 1000;
 const dir = mkdtempSync(join(os.tmpdir(), 'tresor-memprobe-'));
 const sim = await startSim(dir, 40);
-// As the sse-c1000 target: the router speaking HTTP/2.
-const daemon = await startDaemonProcess(sim, dir, { receipts: 'audit', http2: true });
+// As the sse-c1000 target: the daemon as configured by default (streams over HTTP/2 to the router).
+const daemon = await startDaemonProcess(sim, dir, { receipts: 'audit' });
 const rssKb = () => Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${daemon.pid}/status`, 'utf8'))?.[1]);
 
 async function step(label) {

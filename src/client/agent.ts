@@ -9,7 +9,7 @@ import type { ResolvedConfig } from '../config/types.js';
 import { toAttestationError } from '../errors/attestation.js';
 import { UpstreamError } from '../errors/index.js';
 import { openReceiptPipeline } from '../proxy/receipts.js';
-import { isStreamedBody, Upstream } from '../proxy/upstream.js';
+import { Upstream } from '../proxy/upstream.js';
 import type { ReceiptPipeline } from '../receipts/pipeline.js';
 import type { VerdictSummary } from '../receipts/verdicts.js';
 import { LIBRARY_UPSTREAM, toConfig, type AttestedOptions } from './options.js';
@@ -35,6 +35,29 @@ interface Running {
  * do not retry on their own).
  */
 const LIBRARY_CIRCUIT = { threshold: 1, baseMs: 5_000, maxMs: 60_000 };
+
+/** The whole request body, when the caller knows it and undici's dispatch options carry it as a stream (fetch). */
+const WHOLE_BODY = Symbol('tresor-attest.wholeBody');
+type WithWholeBody = Dispatcher.DispatchOptions & { [WHOLE_BODY]?: string | Uint8Array };
+
+/**
+ * The agent, for one fetch whose whole body is a string or bytes: undici's fetch hands the
+ * dispatcher every body as an async iterable, so the pool could not tell a small JSON body (which
+ * may ask for a stream) from an upload. Its dispatches carry the body the fetch was given; what is
+ * sent is still fetch's own stream of those bytes.
+ */
+export class WholeBodyDispatcher extends Dispatcher {
+  constructor(
+    private readonly agent: AttestedAgent,
+    private readonly body: string | Uint8Array,
+  ) {
+    super();
+  }
+
+  override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    return this.agent.dispatch({ ...opts, [WHOLE_BODY]: this.body } as WithWholeBody, handler);
+  }
+}
 
 /** Agents alive in this process, so that `verdictFor(response)` finds the exchange by its id. */
 export const liveAgents = new Set<AttestedAgent>();
@@ -110,8 +133,10 @@ export class AttestedAgent extends Dispatcher {
         inMemory: o.stateDir === undefined,
         ...(onVerdict ? { onVerdict: (v: VerdictSummary) => void Promise.resolve().then(() => onVerdict(v)).catch(() => undefined) } : {}),
       });
-      // As in the daemon: a streamed body (an upload) is not held behind the streams of a shared HTTP/2 connection.
-      const pool = { dispatch: (d: Dispatcher.DispatchOptions, h: Dispatcher.DispatchHandler) => upstream.dispatcherFor(isStreamedBody(d.body)).dispatch(d, h) };
+      // As in the daemon, the pool by the body (pool.http2): a stream over HTTP/2, an upload not held
+      // behind the streams of a shared session. fetch hands every body over as a stream: attestedFetch
+      // notes the whole body it was given (WHOLE_BODY), so that routing sees what the daemon sees.
+      const pool = { dispatch: (d: Dispatcher.DispatchOptions, h: Dispatcher.DispatchHandler) => upstream.dispatcherFor((d as WithWholeBody)[WHOLE_BODY] ?? d.body).dispatch(d, h) };
       // compose() hands the interceptor a handler in undici 7's controller form, whatever the caller passed.
       const observed = (next: Dispatcher['dispatch']): Dispatcher['dispatch'] => (d, h) => {
         const x = observeExchange({ pipeline, upstream, logger }, d, h, (id, end) => this.track(id, end));

@@ -2,7 +2,7 @@ import { fetch as undiciFetch, Request as UndiciRequest } from 'undici';
 import { AttestationError } from '../errors/attestation.js';
 import { UsageError } from '../errors/index.js';
 import type { VerdictSummary } from '../receipts/verdicts.js';
-import { AttestedAgent, liveAgents, REQUEST_ID_HEADER } from './agent.js';
+import { AttestedAgent, liveAgents, REQUEST_ID_HEADER, WholeBodyDispatcher } from './agent.js';
 import type { AttestedOptions } from './options.js';
 
 /** A WHATWG `fetch` bound to one attested router, with its agent and receipt verdicts at hand. */
@@ -45,7 +45,10 @@ export function attestedFetch(options: AttestedOptions | AttestedAgent): Atteste
     // A Request from another fetch implementation (Node's global one) is re-made in undici's own form.
     const req = typeof input === 'object' && !(input instanceof URL) && !(input instanceof UndiciRequest) ? new UndiciRequest(input.url, input as unknown as ConstructorParameters<typeof UndiciRequest>[1]) : input;
     try {
-      return (await undiciFetch(req as Parameters<typeof undiciFetch>[0], { ...(init as Parameters<typeof undiciFetch>[1]), dispatcher: agent })) as unknown as Response;
+      // A string or byte body is known whole here (fetch streams it to the dispatcher): the pool routes by it.
+      const body = init?.body;
+      const dispatcher = typeof body === 'string' || body instanceof Uint8Array ? new WholeBodyDispatcher(agent, body) : agent;
+      return (await undiciFetch(req as Parameters<typeof undiciFetch>[0], { ...(init as Parameters<typeof undiciFetch>[1]), dispatcher })) as unknown as Response;
     } catch (e) {
       const cause = (e as { cause?: unknown }).cause;
       throw cause instanceof AttestationError ? cause : e;

@@ -45,7 +45,7 @@ export const upstreamSchema = {
       properties: {
         connections: { type: 'integer', minimum: 1, maximum: 4096, default: 128 },
         keep_alive_seconds: seconds(60, 1, 3600),
-        http2: { type: 'boolean', default: false },
+        http2: { enum: [false, true, 'streams'], default: 'streams' },
       },
     },
     attestation: {

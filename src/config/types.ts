@@ -3,6 +3,9 @@ import type { OtlpConfig } from '../otlp/settings.js';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
+/** `pool.http2`: which requests may ride HTTP/2 to the router (see `UpstreamConfig.pool`). */
+export type Http2Use = boolean | 'streams';
+
 export interface UpstreamConfig {
   readonly name: string;
   /** The router's protocol: `tresor` (envelope, JWS receipts) or `aci` (aci/1 keyset, signed event-log receipts). */
@@ -30,8 +33,12 @@ export interface UpstreamConfig {
     /** Longest gap between two bytes of a request body before the request is refused with 408. */
     readonly body_idle_seconds: number;
   };
-  /** `http2`: speak HTTP/2 to the router when it offers it (ALPN), many streams per pinned connection. */
-  readonly pool: { readonly connections: number; readonly keep_alive_seconds: number; readonly http2: boolean };
+  /**
+   * `http2`: speak HTTP/2 to the router when it offers it (ALPN), many streams per pinned connection:
+   * `'streams'` for streamed answers only (requests asking `"stream": true`; the rest over HTTP/1.1),
+   * `true` for every request but a streamed upload, `false` never.
+   */
+  readonly pool: { readonly connections: number; readonly keep_alive_seconds: number; readonly http2: Http2Use };
   readonly attestation: {
     readonly mode: 'enforce' | 'warn' | 'off';
     /** Pinned Ed25519 release-root key (PEM, JWK or hex); required unless mode is off. */

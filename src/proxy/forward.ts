@@ -8,7 +8,7 @@ import { CONNECTION_NOTE, type ConnectionNote, type DaemonHooks, type ExchangeDe
 import { DoneHolder } from './sse-hold.js';
 import { MAX_JSON_BODY } from '../receipts/extract.js';
 import { LOCAL_TOKEN_HEADER } from './local-auth.js';
-import { isStreamedBody, type Upstream } from './upstream.js';
+import type { Upstream } from './upstream.js';
 import { ClientGone, collectBody, IdleTimer, RequestBodyTimeout, RequestTooLarge, SMALL_BODY_BYTES, type CollectedBody } from './request-body.js';
 import type { DaemonMetrics } from '../metrics/metrics.js';
 import type { AccessLog } from '../log/access-line.js';
@@ -297,9 +297,9 @@ function dispatch(x: Exchange, body: RequestBody): void {
     bodyTimeout: cfg.timeouts.stream_idle_seconds * 1000,
   };
   if (obs && x.connection) opts[CONNECTION_NOTE] = x.connection;
-  // A streamed body (an upload) is not held behind the streams of a shared HTTP/2 connection.
+  // The pool by the body: a stream over HTTP/2, an upload never behind a shared session's streams.
   // (undici reports a failure to dispatch, too, through the handler's onError.)
-  upstream.dispatcherFor(isStreamedBody(body)).dispatch(opts, x);
+  upstream.dispatcherFor(body).dispatch(opts, x);
 }
 
 /**

@@ -12,10 +12,35 @@ import { PinnedClient } from './pinned-client.js';
 /** Concurrent streams per HTTP/2 connection to the router (undici's default; a Node h2 server's own limit is 100 too). */
 const H2_STREAMS_PER_CONNECTION = 100;
 
-/** One upstream: its undici pool (keep-alive), API key, counters. */
 /** Whether undici will stream `body` (a stream or async iterable, e.g. fetch's multipart upload) rather than write it at once. */
 export const isStreamedBody = (body: unknown): boolean => body !== undefined && body !== null && typeof body !== 'string' && !(body instanceof Uint8Array);
 
+const STREAM_MEMBER = Buffer.from('"stream"');
+
+/**
+ * Whether a whole request body asks for a streamed answer: a member `"stream": true` (JSON
+ * whitespace allowed around the colon). Only chooses the connection (`pool.http2: 'streams'`),
+ * never what is sent or checked, so a look at the bytes is enough: `"stream"` followed by a colon
+ * is a member name (an escaped quote inside a string is `\"`), at any depth.
+ */
+export function asksForStream(body: unknown): boolean {
+  const b = typeof body === 'string' ? Buffer.from(body) : Buffer.isBuffer(body) ? body : body instanceof Uint8Array ? Buffer.from(body.buffer, body.byteOffset, body.byteLength) : undefined;
+  if (b === undefined) return false;
+  for (let at = b.indexOf(STREAM_MEMBER); at >= 0; at = b.indexOf(STREAM_MEMBER, at + 1)) {
+    let i = skipSpace(b, at + STREAM_MEMBER.length);
+    if (b[i] !== 0x3a) continue; // ':'
+    i = skipSpace(b, i + 1);
+    if (b[i] === 0x74 && b[i + 1] === 0x72 && b[i + 2] === 0x75 && b[i + 3] === 0x65) return true; // true
+  }
+  return false;
+}
+
+function skipSpace(b: Buffer, i: number): number {
+  while (b[i] === 0x20 || b[i] === 0x0a || b[i] === 0x0d || b[i] === 0x09) i++;
+  return i;
+}
+
+/** One upstream: its undici pools (keep-alive), API key, counters. */
 export class Upstream {
   readonly name: string;
   readonly origin: string;
@@ -28,7 +53,7 @@ export class Upstream {
   readonly authorization: string | undefined;
   private pool: Pool;
   /**
-   * With HTTP/2 to the router: the HTTP/1.1 pool for request bodies streamed as they arrive
+   * With `pool.http2: true`: the HTTP/1.1 pool for request bodies streamed as they arrive
    * (uploads), created on first use. undici writes a streamed body only once no other request is
    * in flight on its connection, and queues every later request for that connection behind it:
    * on a shared h2 connection an upload waited for every open stream (an SSE answer can last
@@ -36,6 +61,13 @@ export class Upstream {
    * the others (same connector, same per-request pin gate).
    */
   private uploads: Pool | undefined;
+  /**
+   * With `pool.http2: 'streams'`: the HTTP/2 pool for requests asking for a streamed answer, created
+   * on first use. Everything else (JSON answers, receipt and JWKS fetches, uploads) stays on the
+   * HTTP/1.1 main pool, where undici's per-request cost is lower; a stream's many small chunks are
+   * cheaper as frames of a shared session than as reads on a socket each.
+   */
+  private streams: Pool | undefined;
   private readonly connectorOptions: ConnectorOptions;
   /** The per-request pin check (attestation): may a request be written on this socket now? */
   private readonly usable: ((socket: TLSSocket) => boolean) | undefined;
@@ -71,11 +103,14 @@ export class Upstream {
     };
     const usable = hooks.connectionUsable;
     this.usable = usable && url.protocol === 'https:' ? (socket) => usable(config.name, socket) : undefined;
-    this.pool = this.createPool(config.pool.http2);
+    this.pool = this.createPool(config.pool.http2 === true, () => this.pool);
   }
 
-  /** A pool of attested, pinned connections; `http2`: offered in ALPN and used when the router picks it. */
-  private createPool(http2: boolean): Pool {
+  /**
+   * A pool of attested, pinned connections; `http2`: offered in ALPN and used when the router picks
+   * it. `current`: the pool a request goes out on again when its connection may not carry it.
+   */
+  private createPool(http2: boolean, current: () => Pool): Pool {
     const connect = this.connectFunction(http2);
     const usable = this.usable;
     const clients = this.clients;
@@ -107,7 +142,7 @@ export class Upstream {
             }),
         };
         // Every request, h1 or each h2 stream, is checked against its connection's pin just before it is dispatched (a lookup).
-        const redispatch = (o: Dispatcher.DispatchOptions, h: Dispatcher.DispatchHandler) => (http2 ? this.pool : this.uploadPool()).dispatch(o, h);
+        const redispatch = (o: Dispatcher.DispatchOptions, h: Dispatcher.DispatchHandler) => current().dispatch(o, h);
         const client = usable ? new PinnedClient(origin, clientOpts, { usable, redispatch, h2: http2 }) : new Client(origin, clientOpts);
         if (client instanceof PinnedClient) clients.add(client);
         client.on('connect', () => {
@@ -148,21 +183,28 @@ export class Upstream {
     return this.speaksH2;
   }
 
-  get dispatcher(): Pool {
-    return this.pool;
-  }
-
   /**
-   * Where a forwarded request goes: one whose body streams in as it arrives takes an HTTP/1.1
-   * connection of its own when the router speaks h2 (see `uploads`); everything else the main pool.
-   * `streamedBody`: see `isStreamedBody`.
+   * Where a forwarded request goes, by its body:
+   * - `pool.http2: 'streams'`: a whole body asking for a stream (`asksForStream`) takes the
+   *   HTTP/2 pool (see `streams`); everything else the main pool (HTTP/1.1).
+   * - `pool.http2: true`, once the router is known to speak h2: a body that streams in as it
+   *   arrives (`isStreamedBody`, an upload) takes an HTTP/1.1 connection of its own (see
+   *   `uploads`); everything else the main pool (HTTP/2).
    */
-  dispatcherFor(streamedBody: boolean): Pool {
-    return streamedBody && this.config.pool.http2 && this.speaksH2 ? this.uploadPool() : this.pool;
+  dispatcherFor(body: unknown): Pool {
+    const use = this.config.pool.http2;
+    // (Streams take their pool even before the router was seen to speak h2, which its connections
+    // offer: the library learns it there. Over HTTP/1.1 it is just a pool of its own.)
+    if (use === 'streams') return asksForStream(body) ? this.streamPool() : this.pool;
+    return use && this.speaksH2 && isStreamedBody(body) ? this.uploadPool() : this.pool;
   }
 
   private uploadPool(): Pool {
-    return (this.uploads ??= this.createPool(false));
+    return (this.uploads ??= this.createPool(false, () => this.uploadPool()));
+  }
+
+  private streamPool(): Pool {
+    return (this.streams ??= this.createPool(true, () => this.streamPool()));
   }
 
   /**
@@ -199,19 +241,20 @@ export class Upstream {
 
   /** Drop every pooled connection; new requests reconnect and re-verify. */
   async resetConnections(): Promise<void> {
-    const old = [this.pool, this.uploads];
+    const old = [this.pool, this.uploads, this.streams];
     this.clients.clear();
-    this.pool = this.createPool(this.config.pool.http2);
+    this.pool = this.createPool(this.config.pool.http2 === true, () => this.pool);
     this.uploads = undefined;
+    this.streams = undefined;
     await Promise.all(old.map((p) => p?.destroy().catch(() => undefined)));
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.pool, this.uploads].map((p) => p?.close().catch(() => undefined)));
+    await Promise.all([this.pool, this.uploads, this.streams].map((p) => p?.close().catch(() => undefined)));
   }
 
   async destroy(): Promise<void> {
-    await Promise.all([this.pool, this.uploads].map((p) => p?.destroy().catch(() => undefined)));
+    await Promise.all([this.pool, this.uploads, this.streams].map((p) => p?.destroy().catch(() => undefined)));
   }
 }
 

@@ -63,6 +63,17 @@ function floorProxy(flags: string[]) {
   return { s, chat, settled };
 }
 
+/** A transcription upload of `audio` (one multipart file) through the proxy at `origin`. */
+function upload(origin: string, audio: Buffer) {
+  const boundary = 'floorboundary';
+  const body = Buffer.concat([
+    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-large-v3\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\n`),
+    audio,
+    Buffer.from(`\r\n--${boundary}--\r\n`),
+  ]);
+  return request(`${origin}/v1/audio/transcriptions`, { method: 'POST', headers: { authorization: KEY, 'content-type': `multipart/form-data; boundary=${boundary}` }, body });
+}
+
 /** A receipt the simulator spoils with `fault` is counted as failed by the floor proxy, never verified. */
 async function countedFailed(f: ReturnType<typeof floorProxy>, fault: string): Promise<void> {
   const before = await f.settled();
@@ -101,14 +112,7 @@ describe.each([[[]], [['--h2']]])('bench/floor-proxy.mjs %j', (flags: string[]) 
 
   test('a transcription upload streams through the request digest: its receipt verifies', async () => {
     const before = await settled();
-    const boundary = 'floorboundary';
-    const audio = Buffer.alloc(3 * 1024 * 1024 + 17, 0x41);
-    const body = Buffer.concat([
-      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-large-v3\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\n`),
-      audio,
-      Buffer.from(`\r\n--${boundary}--\r\n`),
-    ]);
-    const res = await request(`${origin()}/v1/audio/transcriptions`, { method: 'POST', headers: { authorization: KEY, 'content-type': `multipart/form-data; boundary=${boundary}` }, body });
+    const res = await upload(origin(), Buffer.alloc(3 * 1024 * 1024 + 17, 0x41));
     expect(res.statusCode).toBe(200);
     await res.body.dump();
     expect(await settled()).toMatchObject({ verified: before.verified + 1, failed: before.failed, missing: before.missing });
@@ -128,4 +132,20 @@ describe('bench/floor-proxy.mjs --fetch-verify-only', () => {
   });
 
   test.each([['receiptTamper'], ['receiptWrongKey']])('a receipt with the fault %s is counted as failed, never verified', (fault) => countedFailed(f, fault));
+});
+
+/** floor-digest: the upload forwarded whole through both digests, and nothing else (no receipt fetched, nothing written). */
+describe('bench/floor-proxy.mjs --digest-only', () => {
+  const f = floorProxy(['--digest-only']);
+
+  test('an upload reaches the router byte for byte; no receipt is fetched and nothing is written', async () => {
+    const audio = Buffer.alloc(2 * 1024 * 1024 + 5, 0x42);
+    const res = await upload(f.s.origin, audio);
+    expect(res.statusCode).toBe(200);
+    expect(((await res.body.json()) as { text: string }).text).toContain(`${audio.length} bytes`);
+    await f.chat();
+    expect(await f.settled()).toMatchObject({ pending: 0, verified: 0, failed: 0, missing: 0 });
+    expect(f.s.sim.requestCounts.get('/v1/receipts') ?? 0).toBe(0);
+    for (const file of ['journal.jsonl', 'audit.jsonl', 'receipts.jsonl']) expect(await readFile(join(f.s.dir, file), 'utf8')).toBe('');
+  });
 });

@@ -251,6 +251,18 @@ describe('receipts in-process', () => {
 });
 
 describe('HTTP/2 to the router (upstream.pool.http2)', () => {
+  test("by default ('streams') the OpenAI SDK's stream rides h2 and its JSON request HTTP/1.1, through fetch's string body", async () => {
+    const fetch = open({ receipts: 'audit' });
+    const client = new OpenAI({ baseURL: s.baseURL, apiKey: 'tr-test', fetch, maxRetries: 0 });
+    const [h2Before, allBefore] = [s.sim.h2RequestCounts.get('/v1/chat/completions') ?? 0, count('/v1/chat/completions')];
+    await client.chat.completions.create({ model: 'gpt-oss-120b', messages: [{ role: 'user', content: 'json' }] });
+    expect(s.sim.h2RequestCounts.get('/v1/chat/completions') ?? 0).toBe(h2Before);
+    const stream = await client.chat.completions.create({ model: 'gpt-oss-120b', messages: [{ role: 'user', content: 'stream' }], stream: true });
+    for await (const _chunk of stream);
+    expect(s.sim.h2RequestCounts.get('/v1/chat/completions') ?? 0).toBe(h2Before + 1);
+    expect(count('/v1/chat/completions') - allBefore).toBe(2);
+  });
+
   test('a streamed upload does not wait for the streams in flight on the shared h2 connection: it goes over an attested HTTP/1.1 connection of its own, as in the daemon', async () => {
     const fetch = open({ receipts: 'audit', upstream: { pool: { http2: true } } });
     const client = new OpenAI({ baseURL: s.baseURL, apiKey: 'tr-test', fetch, maxRetries: 0 });

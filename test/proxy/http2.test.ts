@@ -14,12 +14,14 @@ afterEach(async () => {
   while (harnesses.length) await harnesses.pop()?.close();
 });
 
-/** The daemon with HTTP/2 to the router switched on (`pool.http2`, off by default). */
-async function harness(opts: NonNullable<Parameters<typeof startHarness>[0]>) {
-  const h = await startHarness({ ...opts, upstream: { ...opts.upstream, pool: { http2: true } } });
+/** The daemon with HTTP/2 to the router for every request (`pool.http2: true`; the default is `'streams'`). */
+async function harness(opts: NonNullable<Parameters<typeof startHarness>[0]>, http2: boolean | 'streams' = true) {
+  const h = await startHarness({ ...opts, upstream: { ...opts.upstream, pool: { http2 } } });
   harnesses.push(h);
   return h;
 }
+
+const receiptIdOf = (r: unknown) => (r as { tresor: { receipt_id: string } }).tresor.receipt_id;
 
 const MODEL = 'eu/tresor/gpt-oss-120b';
 
@@ -133,5 +135,62 @@ describe('HTTP/2 to the router', () => {
     expect(h.sim.connections()).toBeGreaterThan(connections);
     const id = (chat as unknown as { tresor: { receipt_id: string } }).tresor.receipt_id;
     expect(await (await fetch(`${h.origin}/receipts/${id}?wait=10`)).json()).toMatchObject({ status: 'done', verdict: 'verified' });
+  });
+});
+
+describe("HTTP/2 for streams only (pool.http2: 'streams', the default)", () => {
+  test('a router offering h2: the stream rides h2; the JSON answer, the upload and every receipt fetch HTTP/1.1; all verified', async () => {
+    const h = await startHarness({});
+    harnesses.push(h);
+    const client = new OpenAI({ baseURL: h.base, apiKey: 'placeholder', maxRetries: 0 });
+    const chat = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hello' }] });
+    const stream = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'stream please' }], stream: true });
+    let streamId: string | undefined;
+    for await (const chunk of stream) streamId ??= (chunk as unknown as { tresor?: { receipt_id: string } }).tresor?.receipt_id;
+    const tr = await client.audio.transcriptions.create({ file: new File([Buffer.alloc(200_000, 7)], 'a.wav', { type: 'audio/wav' }), model: 'whisper-large-v3' });
+    for (const id of [receiptIdOf(chat), streamId as string, receiptIdOf(tr)]) {
+      expect(await (await fetch(`${h.origin}/receipts/${id}?wait=10`)).json()).toMatchObject({ status: 'done', verdict: 'verified', receipt_id: id });
+    }
+    const h2 = Object.fromEntries(h.sim.h2RequestCounts);
+    expect(h.sim.requestCounts.get('/v1/chat/completions')).toBe(2);
+    expect(h2['/v1/chat/completions']).toBe(1);
+    expect(h2['/v1/audio/transcriptions']).toBeUndefined();
+    expect(h2['/v1/receipts']).toBeUndefined();
+    expect(h.sim.requestCounts.get('/v1/receipts')).toBeGreaterThanOrEqual(3);
+  });
+
+  test('concurrent streams share one pinned h2 connection, opened once whatever the burst', async () => {
+    const h = await startHarness({ upstream: { receipts: { mode: 'off' } } });
+    harnesses.push(h);
+    const client = new OpenAI({ baseURL: h.base, apiKey: 'placeholder', maxRetries: 0 });
+    await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'warm the HTTP/1.1 pool' }] });
+    const before = h.sim.connections();
+    await Promise.all(
+      Array.from({ length: 30 }, async (_, i) => {
+        const s = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: `stream ${i}` }], stream: true });
+        for await (const _chunk of s);
+      }),
+    );
+    expect(h.sim.h2RequestCounts.get('/v1/chat/completions')).toBe(30);
+    expect(h.sim.connections() - before).toBe(1);
+  });
+
+  test('a router whose attestation fails sees no stream: a stream request is refused before any application byte', async () => {
+    const h = await startHarness({ evidenceFaults: { wrongMeasurement: true } });
+    harnesses.push(h);
+    const res = await fetch(`${h.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'x' }], stream: true }) });
+    expect(res.status).toBe(502);
+    expect(((await res.json()) as { error: { type: string } }).error.type).toBe('attestation_error');
+    for (const path of h.sim.requestCounts.keys()) expect(path).not.toMatch(/^\/v1\//);
+    for (const path of h.sim.h2RequestCounts.keys()) expect(path).toBe('/attestation');
+  });
+
+  test('pool.http2 false: nothing rides h2, streams included', async () => {
+    const h = await harness({}, false);
+    const client = new OpenAI({ baseURL: h.base, apiKey: 'placeholder', maxRetries: 0 });
+    const stream = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'stream please' }], stream: true });
+    for await (const _chunk of stream);
+    expect(h.sim.requestCounts.get('/v1/chat/completions')).toBe(1);
+    expect(Object.fromEntries(h.sim.h2RequestCounts)).toEqual({});
   });
 });
