@@ -13,7 +13,7 @@ import { PinnedClient } from './pinned-client.js';
 const H2_STREAMS_PER_CONNECTION = 100;
 
 /** Whether undici will stream `body` (a stream or async iterable, e.g. fetch's multipart upload) rather than write it at once. */
-export const isStreamedBody = (body: unknown): boolean => body !== undefined && body !== null && typeof body !== 'string' && !(body instanceof Uint8Array);
+const isStreamedBody = (body: unknown): boolean => body !== undefined && body !== null && typeof body !== 'string' && !(body instanceof Uint8Array);
 
 const STREAM_MEMBER = Buffer.from('"stream"');
 

@@ -14,12 +14,17 @@ afterEach(async () => {
   while (harnesses.length) await harnesses.pop()?.close();
 });
 
-/** The daemon with HTTP/2 to the router for every request (`pool.http2: true`; the default is `'streams'`). */
-async function harness(opts: NonNullable<Parameters<typeof startHarness>[0]>, http2: boolean | 'streams' = true) {
-  const h = await startHarness({ ...opts, upstream: { ...opts.upstream, pool: { http2 } } });
+type HarnessOptions = NonNullable<Parameters<typeof startHarness>[0]>;
+
+/** The daemon as configured by default (`pool.http2: 'streams'`), closed after the test. */
+async function started(opts: HarnessOptions) {
+  const h = await startHarness(opts);
   harnesses.push(h);
   return h;
 }
+
+/** The daemon with HTTP/2 to the router for every request (`pool.http2: true`), or another `pool.http2`. */
+const harness = (opts: HarnessOptions, http2: boolean | 'streams' = true) => started({ ...opts, upstream: { ...opts.upstream, pool: { http2 } } });
 
 const receiptIdOf = (r: unknown) => (r as { tresor: { receipt_id: string } }).tresor.receipt_id;
 
@@ -140,8 +145,7 @@ describe('HTTP/2 to the router', () => {
 
 describe("HTTP/2 for streams only (pool.http2: 'streams', the default)", () => {
   test('a router offering h2: the stream rides h2; the JSON answer, the upload and every receipt fetch HTTP/1.1; all verified', async () => {
-    const h = await startHarness({});
-    harnesses.push(h);
+    const h = await started({});
     const client = new OpenAI({ baseURL: h.base, apiKey: 'placeholder', maxRetries: 0 });
     const chat = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hello' }] });
     const stream = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'stream please' }], stream: true });
@@ -160,8 +164,7 @@ describe("HTTP/2 for streams only (pool.http2: 'streams', the default)", () => {
   });
 
   test('concurrent streams share one pinned h2 connection, opened once whatever the burst', async () => {
-    const h = await startHarness({ upstream: { receipts: { mode: 'off' } } });
-    harnesses.push(h);
+    const h = await started({ upstream: { receipts: { mode: 'off' } } });
     const client = new OpenAI({ baseURL: h.base, apiKey: 'placeholder', maxRetries: 0 });
     await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'warm the HTTP/1.1 pool' }] });
     const before = h.sim.connections();
@@ -176,8 +179,7 @@ describe("HTTP/2 for streams only (pool.http2: 'streams', the default)", () => {
   });
 
   test('a router whose attestation fails sees no stream: a stream request is refused before any application byte', async () => {
-    const h = await startHarness({ evidenceFaults: { wrongMeasurement: true } });
-    harnesses.push(h);
+    const h = await started({ evidenceFaults: { wrongMeasurement: true } });
     const res = await fetch(`${h.base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'x' }], stream: true }) });
     expect(res.status).toBe(502);
     expect(((await res.json()) as { error: { type: string } }).error.type).toBe('attestation_error');
