@@ -1,6 +1,5 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import pinoRoll from 'pino-roll';
 import type { DestinationStream } from 'pino';
 
 export interface LogFileOptions {
@@ -21,10 +20,12 @@ export interface LogFile extends DestinationStream {
  * A pino destination writing JSON lines to size-rotated files (pino-roll: numbered files,
  * `current.log` symlink to the live one, the oldest deleted beyond the retention count). The
  * directory is created 0700 and the files 0600: logs carry request ids and routes, never keys
- * or bodies, but they are still operational data.
+ * or bodies, but they are still operational data. pino-roll (and the ~300 date-fns modules it
+ * brings) is loaded here, only when a log file is configured.
  */
 export async function openLogFile(o: LogFileOptions): Promise<LogFile> {
   await mkdir(dirname(o.file), { recursive: true, mode: 0o700 });
+  const { default: pinoRoll } = await import('pino-roll');
   const stream = await pinoRoll({
     file: o.file,
     size: `${o.maxFileBytes}b`,
