@@ -292,6 +292,9 @@ function upload(sizes) {
       { key: 'rssDeltaSmallMb', label: `peak RSS +MB (${small / MB} MB)`, digits: 1 },
       { key: 'rssDeltaLargeMb', label: `peak RSS +MB (${large / MB} MB)`, digits: 1 },
       { key: 'cpuMsPerMb', label: 'own CPU ms/MB', digits: 2, ref: 'passthrough' },
+      // Where it ran (bench/procfs.mjs threadDelta): the event loop's thread, and every other one (GC helpers, libuv pool; threadUs per thread).
+      { key: 'mainMsPerMb', label: 'main thread ms/MB', digits: 2 },
+      { key: 'othersMsPerMb', label: 'other threads ms/MB', digits: 2 },
     ],
     async run({ target, state, quick }) {
       state.client ??= clientFor(target, 1);
@@ -308,6 +311,9 @@ function upload(sizes) {
         if (size === large) {
           out.mbPerSec = size / MB / (m.result / 1000);
           out.cpuMsPerMb = m.cpuUs === null ? null : m.cpuUs / 1000 / (size / MB);
+          out.mainMsPerMb = m.threads ? m.threads.mainUs / 1000 / (size / MB) : null;
+          out.othersMsPerMb = m.threads ? m.threads.othersUs / 1000 / (size / MB) : null;
+          out.threadUs = m.threads?.byTid ?? null;
         }
       }
       return out;
