@@ -24,14 +24,16 @@ export interface ConnectorOptions {
 }
 
 /**
- * The upstream socket's stream buffer (`highWaterMark`, both directions; Node's default is 16 KiB).
- * A request body arrives in reads of up to 64 KiB (Node's HTTP parser), and undici pauses the body
- * whenever `write()` reports the socket's buffer past this mark: at 16 KiB that was after every
- * chunk, each pause and resume a turn of the event loop and two `epoll_ctl` calls (readStop,
- * readStart of the app's socket). At 256 KiB a chunk and the one before it (a TLS write completes
- * on the next turn) fit, and a paused answer holds at most this much per connection.
+ * The upstream socket's stream buffer (`highWaterMark`, both directions; Node's default is 16 KiB):
+ * one read of the app's socket (Node's HTTP parser hands a request body over in chunks of up to
+ * 64 KiB). undici pauses the body whenever `write()` reports the buffer at this mark, so an upload
+ * keeps about one chunk queued. From #20's fourth round to its ninth it was 256 KiB (fewer pauses),
+ * and that was dear in a busy daemon: the chunks queued behind a TLS write outlived the young
+ * generation's scavenges, their 64 KiB backing stores were promoted, and every ~30 MB uploaded the
+ * promoted external memory started a mark-compact of the whole heap (30 in one full bench run's
+ * upload, against 8 at 64 KiB; docs/benchmarks.md, the ninth round).
  */
-export const UPSTREAM_SOCKET_HIGH_WATER_MARK = 256 * 1024;
+export const UPSTREAM_SOCKET_HIGH_WATER_MARK = 64 * 1024;
 
 let systemCas: string[] | undefined;
 
