@@ -28,10 +28,11 @@ export interface ConnectorOptions {
  * one read of the app's socket (Node's HTTP parser hands a request body over in chunks of up to
  * 64 KiB). undici pauses the body whenever `write()` reports the buffer at this mark, so an upload
  * keeps about one chunk queued. From #20's fourth round to its ninth it was 256 KiB (fewer pauses),
- * and that was dear in a busy daemon: the chunks queued behind a TLS write outlived the young
- * generation's scavenges, their 64 KiB backing stores were promoted, and every ~30 MB uploaded the
- * promoted external memory started a mark-compact of the whole heap (30 in one full bench run's
- * upload, against 8 at 64 KiB; docs/benchmarks.md, the ninth round).
+ * and that was dear in a busy daemon: every ~30 MB uploaded, external memory started a mark-compact
+ * of the whole heap (30 in one full bench run's upload, against 8 at 64 KiB; docs/benchmarks.md, the
+ * ninth round), most of it marked on V8's helper threads. The likely cause, read from --trace-gc: the
+ * chunks queued behind a TLS write outlived the young generation's scavenges, and their backing
+ * stores were promoted with them.
  */
 export const UPSTREAM_SOCKET_HIGH_WATER_MARK = 64 * 1024;
 

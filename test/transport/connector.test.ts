@@ -11,7 +11,7 @@ afterEach(() => {
 });
 
 describe('openTlsSocket', () => {
-  test("at most one 64 KiB read of the app's body is queued before backpressure (a deeper queue outlived scavenges)", async () => {
+  test("at most one 64 KiB read of the app's body is queued before backpressure (a deeper queue brought on mark-compacts)", async () => {
     const id = await generateTlsIdentity(['localhost'], { commonName: 'hwm-upstream' });
     let received = 0;
     const server = tls.createServer({ cert: id.certPem, key: id.keyPem }, (s) => s.on('data', (c: Buffer) => (received += c.length)));
@@ -29,8 +29,8 @@ describe('openTlsSocket', () => {
     expect([socket.write(quarter), socket.write(quarter), socket.write(quarter)]).toEqual([true, true, true]);
     expect(socket.write(quarter)).toBe(false);
     await once(socket, 'drain');
-    // A whole 64 KiB read alone reaches the mark: the next chunk waits for it (bounded memory, and
-    // no chunk queued long enough to be promoted out of V8's young generation).
+    // A whole 64 KiB read alone reaches the mark: the next chunk waits for it to drain (bounded
+    // memory, and about one chunk queued at a time).
     expect(socket.write(Buffer.alloc(64 * 1024, 0x42))).toBe(false);
     await once(socket, 'drain');
     await expect.poll(() => received).toBe(2 * 64 * 1024);
