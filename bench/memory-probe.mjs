@@ -3,12 +3,13 @@
 // streams' receipts are recorded. The bench's RSS per open stream is (peak RSS − idle RSS) / 1,000;
 // this shows which part of it is live, which is V8 garbage not yet collected (docs/benchmarks.md).
 // Usage: npm run build && node bench/memory-probe.mjs [ROUNDS]   (the simulator and daemon as in the bench)
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { startDaemonProcess, startSim } from './contenders.mjs';
 import { clientFor, modelsOnce, runJson, runStreams } from './load.mjs';
+import { rssKb as rssOf, settledRssKb } from './procfs.mjs';
 
 const rounds = Number(process.argv[2] ?? 2);
 const STREAMS = 1000;
@@ -16,7 +17,7 @@ const dir = mkdtempSync(join(os.tmpdir(), 'tresor-memprobe-'));
 const sim = await startSim(dir, 40);
 // As the sse-c1000 target: the daemon as configured by default (streams over HTTP/2 to the router).
 const daemon = await startDaemonProcess(sim, dir, { receipts: 'audit' });
-const rssKb = () => Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${daemon.pid}/status`, 'utf8'))?.[1]);
+const rssKb = () => rssOf(daemon.pid);
 
 async function step(label) {
   const text = await (await request(`${daemon.origin}/metrics`)).body.text();
@@ -33,6 +34,8 @@ async function step(label) {
   };
 }
 
+// Idle once settled, as the bench's sse-c1000 (a fresh daemon sheds start-up memory for about two seconds).
+await settledRssKb(daemon.pid);
 const steps = [await step('idle')];
 const client = clientFor(daemon, STREAMS);
 try {
