@@ -58,7 +58,12 @@ test('npm run bench -- --quick: every scenario runs each contender and writes th
     // Own CPU and RSS come from procfs for the proxies, and are absent for the direct contender.
     expect(byName.get('json-c16')?.rows.direct?.cpuUsPerReq).toBeNull();
     expect(typeof byName.get('json-c16')?.rows['tresor-attest']?.cpuUsPerReq).toBe('number');
-    expect(byName.get('sse-c1000')?.rows['tresor-attest']?.rssKbPerStream).toBeGreaterThan(0);
+    // RSS per open stream is computed from procfs for the daemon (a number, not null). Its sign is not asserted: at
+    // --quick's 50 streams (~2.5 MB) a loaded machine's GC can give back more than the streams add, even over a
+    // settled idle RSS (-48 KB per stream once in CI); the full run's 1,000 streams are what it is judged on.
+    const c1000 = byName.get('sse-c1000')?.rows['tresor-attest'];
+    expect(c1000?.maxOpen).toBeGreaterThan(0);
+    expect(Number.isFinite(c1000?.rssKbPerStream)).toBe(true);
     // The daemon pays the attestation when cold (request before /readyz), not on the first request after.
     const conn = byName.get('connection')?.rows['tresor-attest'];
     expect(conn?.coldMs).toBeGreaterThan(conn?.laterP50Ms as number);
