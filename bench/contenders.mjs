@@ -276,13 +276,13 @@ function receiptsSupported(sim, dir, mode) {
 }
 
 /** Start the daemon from a config file; `ready: false` returns as soon as it listens (cold attestation). */
-export async function startDaemonProcess(sim, dir, { receipts, ready = true, tag = 'tresor', caFile = false, root = ROOT, http2, heapGrowing, connections } = {}) {
+export async function startDaemonProcess(sim, dir, { receipts, ready = true, tag = 'tresor', caFile = false, root = ROOT, http2, heapGrowing, connections, nodeArgs = [] } = {}) {
   const d = join(dir, `${tag}-${Date.now()}-${Math.random().toString(16).slice(2, 6)}`);
   mkdirSync(d, { recursive: true });
   const cfg = join(d, 'config.json');
   const port = await freePort();
   writeFileSync(cfg, JSON.stringify(daemonConfig(sim, d, receipts, caFile, `127.0.0.1:${port}`, http2, heapGrowing, connections)));
-  const args = [...profArgs(tag), join(root, 'bin/tresor-attest.js'), 'serve', '--config', cfg];
+  const args = [...profArgs(tag), ...nodeArgs, join(root, 'bin/tresor-attest.js'), 'serve', '--config', cfg];
   const origin = `http://127.0.0.1:${port}`;
   const answers = (path) => async () => {
     const res = await request(`${origin}${path}`).catch(() => undefined);
@@ -309,20 +309,20 @@ const HTTP2_NOTE = {
   false: 'HTTP/1.1 to the router only (pool.http2: false)',
 };
 
-function tresor(name, mode, { caFile = false, only, root = ROOT, http2, heapGrowing, connections } = {}) {
+function tresor(name, mode, { caFile = false, only, root = ROOT, http2, heapGrowing, connections, nodeArgs } = {}) {
   let supported;
   return {
     name,
     ...(only ? { only } : {}),
-    note: `tresor-attest${root === ROOT ? '' : ` built in ${root}`}, attestation enforced, receipts ${mode}${mode === 'audit' ? ' (when the build has them)' : ''}${caFile ? ', simulator CA via ca_file' : ''}, ${HTTP2_NOTE[http2 ?? 'default']}${heapGrowing === undefined ? '' : `, memory.heap_growing_percent ${heapGrowing}`}`,
+    note: `tresor-attest${root === ROOT ? '' : ` built in ${root}`}, attestation enforced, receipts ${mode}${mode === 'audit' ? ' (when the build has them)' : ''}${caFile ? ', simulator CA via ca_file' : ''}, ${HTTP2_NOTE[http2 ?? 'default']}${heapGrowing === undefined ? '' : `, memory.heap_growing_percent ${heapGrowing}`}${nodeArgs ? `, node ${nodeArgs.join(' ')}` : ''}`,
     available(sim, dir) {
       supported ??= receiptsSupported(sim, dir, mode);
       if (mode !== 'audit' && !supported) return { ok: false, why: 'this build has no receipts.mode (issue 4 not merged yet); skipped' };
       return { ok: true, ...(supported ? {} : { why: 'receipts not in this build: attestation only' }) };
     },
-    start: (sim, dir) => startDaemonProcess(sim, dir, { receipts: supported ? mode : undefined, tag: name, caFile, root, http2, heapGrowing, connections }),
+    start: (sim, dir) => startDaemonProcess(sim, dir, { receipts: supported ? mode : undefined, tag: name, caFile, root, http2, heapGrowing, connections, nodeArgs }),
     /** Returns as soon as it listens, before its start-up attestation is done. */
-    startCold: (sim, dir) => startDaemonProcess(sim, dir, { receipts: supported ? mode : undefined, tag: `${name}-cold`, ready: false, caFile, root, http2, heapGrowing, connections }),
+    startCold: (sim, dir) => startDaemonProcess(sim, dir, { receipts: supported ? mode : undefined, tag: `${name}-cold`, ready: false, caFile, root, http2, heapGrowing, connections, nodeArgs }),
   };
 }
 
@@ -363,4 +363,14 @@ export const CONTENDERS = [
     .split(',')
     .filter(Boolean)
     .map((p) => tresor(`tresor-attest-heap${Number(p)}`, 'audit', { heapGrowing: Number(p) })),
+  // BENCH_DAEMON_VARIANTS='semi2=--max-semi-space-size=2;...': the `tresor-attest` row again with extra
+  // Node/V8 flags for the daemon alone (`tresor-attest-semi2`, ...), to weigh a flag side by side.
+  ...(process.env.BENCH_DAEMON_VARIANTS ?? '')
+    .split(';')
+    .filter(Boolean)
+    .map((v) => {
+      const at = v.indexOf('=');
+      const flags = at < 0 ? [] : v.slice(at + 1).split(' ').filter(Boolean);
+      return tresor(`tresor-attest-${at < 0 ? v : v.slice(0, at)}`, 'audit', { nodeArgs: flags });
+    }),
 ];

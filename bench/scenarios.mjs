@@ -2,6 +2,7 @@
 import { request } from 'undici';
 // C D, ...) and returns one metrics object per run; a micro scenario runs once (one core).
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { measureProcess, settledRssKb } from './procfs.mjs';
 import { allocFigures, closeAllocWindow } from './alloc.mjs';
 import { chatOnce, clientFor, modelsOnce, runJson, runStreams, uploadOnce } from './load.mjs';
@@ -297,8 +298,10 @@ function upload(sizes) {
       // Where it ran (bench/procfs.mjs threadDelta): the event loop's thread, and every other one (GC helpers, libuv pool; threadUs per thread).
       { key: 'mainMsPerMb', label: 'main thread ms/MB', digits: 2 },
       { key: 'othersMsPerMb', label: 'other threads ms/MB', digits: 2 },
+      // The passthrough's row only: SHA-256 of every byte, measured in the bench process after its round (the digest floor).
+      { key: 'sha256MsPerMb', label: 'SHA-256 ms/MB', digits: 2 },
     ],
-    async run({ target, state, quick }) {
+    async run({ target, contender, state, quick }) {
       state.client ??= clientFor(target, 1);
       // Two unmeasured uploads first: no other scenario runs a contender's upload path (nor its
       // upload connections), and without them the rounds were still getting cheaper as they ran
@@ -318,10 +321,24 @@ function upload(sizes) {
           out.threadUs = m.threads?.byTid ?? null;
         }
       }
+      // The digest's own price, measured here after the passthrough's round (outside its measured
+      // window): a receipt binds the exact bytes, so any design forwards them and hashes every one.
+      if (contender.name === 'passthrough') out.sha256MsPerMb = sha256MsPerMb(quick ? 8 : 32);
       return out;
     },
     done: (state) => state.client?.close(),
   };
+}
+
+/** CPU ms per MB of SHA-256 over `mb` MB in the app's 64 KiB reads (this process, one core). */
+function sha256MsPerMb(mb) {
+  const chunk = Buffer.alloc(64 * 1024, 0x61);
+  const hash = createHash('sha256');
+  const t0 = process.cpuUsage();
+  for (let i = 0; i < mb * 16; i++) hash.update(chunk);
+  hash.digest();
+  const t = process.cpuUsage(t0);
+  return (t.user + t.system) / 1000 / mb;
 }
 
 /** First request on a new connection (the contender opens a new upstream TLS connection) vs later ones. */

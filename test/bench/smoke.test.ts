@@ -13,7 +13,7 @@ interface Result {
   quick: boolean;
   notes: string[];
   scenarios: Scenario[];
-  targets: { label: string; ok: boolean | null }[];
+  targets: { label: string; measured?: string; ok: boolean | null }[];
 }
 
 /** The reduced bench (`--quick`): every scenario end to end against the real processes, in seconds. */
@@ -69,6 +69,9 @@ test('npm run bench -- --quick: every scenario runs each contender and writes th
     expect(conn?.coldMs).toBeGreaterThan(conn?.laterP50Ms as number);
     for (const kind of ['receipts', 'snp', 'nitro']) expect(byName.get(`verify-${kind}`)?.rows.library?.perSec).toBeGreaterThan(0);
     expect(result.targets.length).toBeGreaterThan(10);
+    // The upload's digest floor: SHA-256 measured after each of the passthrough's rounds, reported with the targets.
+    expect(byName.get('upload')?.rows.passthrough?.sha256MsPerMb).toBeGreaterThan(0);
+    expect(result.targets.find((t) => t.label.startsWith('#20 upload (reported): its floor'))?.measured).toMatch(/^\d+\.\d\d× \(SHA-256 \d/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
