@@ -23,7 +23,9 @@ export interface VerdictSummary {
  * their detail strings, ~40 objects a verdict) a full store of 10,000 verdicts was ~22 MB of live
  * heap that every full garbage collection marked again, which made each one cost twice what it
  * does in a fresh daemon (an upload after a busy hour of completions paid it per MB); as bytes
- * it is ~3 MB (the two keys and a Buffer per verdict). `get` parses a fresh copy.
+ * it is ~3 MB of heap (the two keys and a Buffer per verdict), plus ~11 MB of JSON outside the
+ * heap that no collection marks (~1.1 KB a verdict at json-c16; heap snapshot, #20's tenth
+ * round). `get` parses a fresh copy.
  */
 export class VerdictStore {
   private readonly byKey = new Map<string, Buffer>();
