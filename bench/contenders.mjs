@@ -314,7 +314,7 @@ function tresor(name, mode, { caFile = false, only, root = ROOT, http2, heapGrow
   return {
     name,
     ...(only ? { only } : {}),
-    note: `tresor-attest${root === ROOT ? '' : ` built in ${root}`}, attestation enforced, receipts ${mode}${mode === 'audit' ? ' (when the build has them)' : ''}${caFile ? ', simulator CA via ca_file' : ''}, ${HTTP2_NOTE[http2 ?? 'default']}${heapGrowing === undefined ? '' : `, memory.heap_growing_percent ${heapGrowing}`}${nodeArgs ? `, node ${nodeArgs.join(' ')}` : ''}`,
+    note: `tresor-attest${root === ROOT ? '' : ` built in ${root}`}, attestation enforced, receipts ${mode}${mode === 'audit' ? ' (when the build has them)' : ''}${caFile ? ', simulator CA via ca_file' : ''}, ${HTTP2_NOTE[http2 ?? 'default']}${heapGrowing === undefined ? '' : `, memory.heap_growing_percent ${heapGrowing}`}${nodeArgs?.length ? `, node ${nodeArgs.join(' ')}` : ''}`,
     available(sim, dir) {
       supported ??= receiptsSupported(sim, dir, mode);
       if (mode !== 'audit' && !supported) return { ok: false, why: 'this build has no receipts.mode (issue 4 not merged yet); skipped' };

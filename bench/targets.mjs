@@ -71,6 +71,8 @@ const besides = (scenario, key) =>
  * Reported beside the upload's CPU target, not judged: its arithmetic floor in this run. A receipt binds
  * the exact bytes, so a design does at least the passthrough's forwarding plus SHA-256 of every byte
  * (measured in the bench process, the passthrough's `sha256MsPerMb`): (passthrough + SHA-256) / passthrough.
+ * Strict on the main thread; on all threads the passthrough's figure includes its own collections on V8's
+ * helper threads, which a design may happen to pay less of (docs/benchmarks.md, #20's tenth round).
  */
 const digestFloor = () =>
   target(
