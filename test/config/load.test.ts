@@ -22,7 +22,7 @@ describe('configuration', () => {
   test('no file at all: defaults, with the release-root key from the environment', async () => {
     const cfg = await loadConfig({ env: { TRESOR_ATTEST_RELEASE_ROOT_FILE: '/etc/tresor/release-root.pub' } });
     // The daemon's heap grows to at most 1.75× what survived the last full GC (docs/benchmarks.md, #20, i20m).
-    expect(cfg.memory).toEqual({ heap_growing_percent: 75 });
+    expect(cfg.memory).toEqual({ heap_growing_percent: 75, concurrent_array_buffer_sweeping: false });
     expect(cfg.upstreams[0]?.attestation).toEqual({
       mode: 'enforce',
       release_root_file: '/etc/tresor/release-root.pub',
@@ -104,6 +104,7 @@ describe('configuration', () => {
     ['wrong type', { shutdown_grace_seconds: 'soon' }, 'shutdown_grace_seconds: must be number'],
     ['a heap growing percent below 0', { memory: { heap_growing_percent: -1 } }, 'memory.heap_growing_percent: must be >= 0'],
     ['a fractional heap growing percent', { memory: { heap_growing_percent: 2.5 } }, 'memory.heap_growing_percent: must be integer'],
+    ['array buffer sweeping not a boolean', { memory: { concurrent_array_buffer_sweeping: 'no' } }, 'memory.concurrent_array_buffer_sweeping: must be boolean'],
     ['enum', { log: { format: 'xml' } }, 'log.format: must be one of "json", "pretty"'],
     ['plain http to a remote host', { upstreams: [{ url: 'http://api.tresor.co' }] }, 'upstreams[0].url: must be an https URL (plain http only to loopback)'],
     ['not a URL', { upstreams: [{ url: 'api.tresor.co' }] }, 'upstreams[0].url: must be an absolute URL'],

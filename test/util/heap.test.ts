@@ -1,6 +1,6 @@
 import v8 from 'node:v8';
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { applyHeapGrowing } from '../../src/util/heap.js';
+import { applyArrayBufferSweeping, applyHeapGrowing } from '../../src/util/heap.js';
 
 describe('the daemon heap growing factor (memory.heap_growing_percent)', () => {
   afterEach(() => vi.restoreAllMocks());
@@ -17,6 +17,20 @@ describe('the daemon heap growing factor (memory.heap_growing_percent)', () => {
   test('never passes V8 anything but an integer in range', () => {
     const set = vi.spyOn(v8, 'setFlagsFromString').mockImplementation(() => undefined);
     for (const bad of [-1, 2.5, 301, Number.NaN]) expect(() => applyHeapGrowing(bad)).toThrow(RangeError);
+    expect(set).not.toHaveBeenCalled();
+  });
+});
+
+describe('where V8 sweeps dead ArrayBuffers (memory.concurrent_array_buffer_sweeping)', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  test('false (the default) turns V8 concurrent sweeping off; true leaves V8 its own', () => {
+    const set = vi.spyOn(v8, 'setFlagsFromString').mockImplementation(() => undefined);
+    applyArrayBufferSweeping(false);
+    expect(set).toHaveBeenCalledWith('--no-concurrent-array-buffer-sweeping');
+    expect(set).toHaveBeenCalledTimes(1);
+    set.mockClear();
+    applyArrayBufferSweeping(true);
     expect(set).not.toHaveBeenCalled();
   });
 });

@@ -5,7 +5,7 @@ import { createLogger, flushLogger } from '../../log/logger.js';
 import { startDaemon } from '../../proxy/daemon.js';
 import { EXIT, exitCodeFor } from '../exit-codes.js';
 import { openLogFile, type LogFile } from '../../log/file.js';
-import { applyHeapGrowing } from '../../util/heap.js';
+import { applyArrayBufferSweeping, applyHeapGrowing } from '../../util/heap.js';
 
 interface ServeArgs {
   config?: string;
@@ -74,6 +74,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     }
     const logger = createLogger({ ...config.log, ...(logFile ? { destination: logFile } : {}) });
     applyHeapGrowing(config.memory.heap_growing_percent);
+    applyArrayBufferSweeping(config.memory.concurrent_array_buffer_sweeping);
     const exit = async (code: number) => {
       await flushLogger(logger);
       await logFile?.close();
