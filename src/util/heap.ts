@@ -20,9 +20,9 @@ export function applyHeapGrowing(percent: number): void {
  * after it. During an upload the count then crosses V8's limit again and again, and each time V8
  * starts a full mark-compact of the daemon's heap on its helper threads: 0.7-1.6 ms of CPU per
  * uploaded MB once it starts. Swept on the main thread as part of each scavenge (false), the count
- * falls at once and those mark-compacts do not happen; but in full bench runs streams and JSON at
- * c64 then cost more (docs/benchmarks.md, #20's tenth round). V8 reads the flag at each sweep, so
- * it takes effect when set at start. Process-wide: only `serve` calls it.
+ * falls at once and those mark-compacts do not happen; whether streams and JSON then cost more is
+ * not settled (docs/benchmarks.md, #20's tenth round). V8 reads the flag at each sweep, so it
+ * takes effect when set at start. Process-wide: only `serve` calls it.
  */
 export function applyArrayBufferSweeping(concurrent: boolean): void {
   if (!concurrent) v8.setFlagsFromString('--no-concurrent-array-buffer-sweeping');
