@@ -30,9 +30,10 @@ export interface ConnectorOptions {
  * keeps about one chunk queued. From #20's fourth round to its ninth it was 256 KiB (fewer pauses),
  * and that was dear in a busy daemon: every ~30 MB uploaded, external memory started a mark-compact
  * of the whole heap (30 in one full bench run's upload, against 8 at 64 KiB; docs/benchmarks.md, the
- * ninth round), most of it marked on V8's helper threads. The likely cause, read from --trace-gc: the
- * chunks queued behind a TLS write outlived the young generation's scavenges, and their backing
- * stores were promoted with them.
+ * ninth round), most of it marked on V8's helper threads. The ninth round read the cause as chunks
+ * queued behind a TLS write being promoted; the tenth found the count of external memory staying up
+ * after each scavenge under V8's concurrent ArrayBuffer sweeping (src/util/heap.ts). The deeper
+ * queue made those mark-compacts more frequent either way.
  */
 export const UPSTREAM_SOCKET_HIGH_WATER_MARK = 64 * 1024;
 
