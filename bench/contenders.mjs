@@ -112,7 +112,7 @@ const direct = {
 };
 
 /** A Node proxy from bench/ (`script` with `args` after the simulator's URL and CA); `settlePath` answers its receipt counters. */
-function benchProxy(name, note, script, { args = [], only, settlePath } = {}) {
+function benchProxy(name, note, script, { args = [], only, settlePath, nodeArgs = [] } = {}) {
   return {
     name,
     note,
@@ -120,7 +120,7 @@ function benchProxy(name, note, script, { args = [], only, settlePath } = {}) {
     available: () => ({ ok: true }),
     async start(sim, dir) {
       const state = settlePath ? mkdtempSync(join(dir, `${name}-`)) : undefined;
-      const argv = [...profArgs(name), join(ROOT, 'bench', script), sim.url, sim.caFile, ...(state ? [state] : []), ...args];
+      const argv = [...profArgs(name), ...nodeArgs, join(ROOT, 'bench', script), sim.url, sim.caFile, ...(state ? [state] : []), ...args];
       const p = await spawnLogged(process.execPath, argv, { logFile: join(dir, `${name}.log`), ready: matching(/listening (http:\/\/\S+)/), perfName: name });
       const origin = p.value;
       await waitForwarding(origin);
@@ -365,12 +365,21 @@ export const CONTENDERS = [
     .map((p) => tresor(`tresor-attest-heap${Number(p)}`, 'audit', { heapGrowing: Number(p) })),
   // BENCH_DAEMON_VARIANTS='semi2=--max-semi-space-size=2;...': the `tresor-attest` row again with extra
   // Node/V8 flags for the daemon alone (`tresor-attest-semi2`, ...), to weigh a flag side by side.
-  ...(process.env.BENCH_DAEMON_VARIANTS ?? '')
+  ...flagVariants(process.env.BENCH_DAEMON_VARIANTS, (tag, nodeArgs) => tresor(`tresor-attest-${tag}`, 'audit', { nodeArgs })),
+  // BENCH_PASSTHROUGH_VARIANTS, the same for the bare passthrough (`passthrough-semi2`, ...): what a flag
+  // given to the daemon would do for the reference.
+  ...flagVariants(process.env.BENCH_PASSTHROUGH_VARIANTS, (tag, nodeArgs) =>
+    benchProxy(`passthrough-${tag}`, `the bare passthrough, node ${nodeArgs.join(' ') || '(no flags)'}`, 'passthrough.mjs', { nodeArgs }),
+  ),
+];
+
+/** `name=--flag --flag;name2=...` → `make(name, flags)` for each (a name alone: no flags). */
+function flagVariants(spec, make) {
+  return (spec ?? '')
     .split(';')
     .filter(Boolean)
     .map((v) => {
       const at = v.indexOf('=');
-      const flags = at < 0 ? [] : v.slice(at + 1).split(' ').filter(Boolean);
-      return tresor(`tresor-attest-${at < 0 ? v : v.slice(0, at)}`, 'audit', { nodeArgs: flags });
-    }),
-];
+      return make(at < 0 ? v : v.slice(0, at), at < 0 ? [] : v.slice(at + 1).split(' ').filter(Boolean));
+    });
+}

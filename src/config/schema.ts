@@ -243,8 +243,8 @@ export const configSchema = {
       properties: {
         // V8's old generation grows to at most (1 + this/100) × what survived the last full GC (100: twice); 0 = V8's own factor (up to 4×).
         heap_growing_percent: { type: 'integer', minimum: 0, maximum: 300, default: 75 },
-        // false: V8 frees dead ArrayBuffers' memory as part of each scavenge, on the main thread (src/util/heap.ts).
-        concurrent_array_buffer_sweeping: { type: 'boolean', default: true },
+        // false (default): V8 frees dead ArrayBuffers' memory as part of each scavenge, on the main thread; true: V8's own concurrent sweeping (src/util/heap.ts).
+        concurrent_array_buffer_sweeping: { type: 'boolean', default: false },
       },
     },
     upstreams: { type: 'array', minItems: 1, maxItems: 64, items: upstreamSchema, default: [{}] },

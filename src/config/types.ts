@@ -181,8 +181,8 @@ export interface ResolvedConfig {
    * The daemon process's heap (`serve` only: a process-wide V8 setting). `heap_growing_percent`: after each full
    * garbage collection the old generation may grow to (1 + p/100) × what survived it before the next (default 75:
    * 1.75×); 0 leaves V8's own factor (up to 4×), under which the garbage of a burst of streams stays resident.
-   * `concurrent_array_buffer_sweeping` (default true, V8's own): false sweeps dead ArrayBuffers within each
-   * scavenge, which spares uploads the full collections their buffers start (src/util/heap.ts).
+   * `concurrent_array_buffer_sweeping` (default false): false sweeps dead ArrayBuffers within each scavenge, which
+   * spares uploads the full collections their buffers start; true keeps V8's own concurrent sweeping (src/util/heap.ts).
    */
   readonly memory: { readonly heap_growing_percent: number; readonly concurrent_array_buffer_sweeping: boolean };
   readonly upstreams: readonly UpstreamConfig[];

@@ -16,13 +16,14 @@ export function applyHeapGrowing(percent: number): void {
 /**
  * Where V8 frees the memory of dead ArrayBuffers (config `memory.concurrent_array_buffer_sweeping`).
  * A request body reaches JavaScript as 64 KiB buffers, which V8 counts as external memory. Swept
- * concurrently (V8's default, kept by default), the buffers a scavenge found dead stay counted
+ * concurrently (V8's own default, kept with true), the buffers a scavenge found dead stay counted
  * after it. During an upload the count then crosses V8's limit again and again, and each time V8
  * starts a full mark-compact of the daemon's heap on its helper threads: 0.7-1.6 ms of CPU per
- * uploaded MB once it starts. Swept on the main thread as part of each scavenge (false), the count
- * falls at once and those mark-compacts do not happen; whether streams and JSON then cost more is
- * not settled (docs/benchmarks.md, #20's tenth round). V8 reads the flag at each sweep, so it
- * takes effect when set at start. Process-wide: only `serve` calls it.
+ * uploaded MB once it starts. Swept on the main thread as part of each scavenge (false, the
+ * default), the count falls at once and those mark-compacts do not happen; interleaved side by
+ * side, streams and JSON cost the same either way (docs/benchmarks.md, #20's eleventh round).
+ * V8 reads the flag at each sweep, so it takes effect when set at start. Process-wide: only
+ * `serve` calls it.
  */
 export function applyArrayBufferSweeping(concurrent: boolean): void {
   if (!concurrent) v8.setFlagsFromString('--no-concurrent-array-buffer-sweeping');

@@ -22,7 +22,7 @@ describe('configuration', () => {
   test('no file at all: defaults, with the release-root key from the environment', async () => {
     const cfg = await loadConfig({ env: { TRESOR_ATTEST_RELEASE_ROOT_FILE: '/etc/tresor/release-root.pub' } });
     // The daemon's heap grows to at most 1.75× what survived the last full GC (docs/benchmarks.md, #20, i20m).
-    expect(cfg.memory).toEqual({ heap_growing_percent: 75, concurrent_array_buffer_sweeping: true });
+    expect(cfg.memory).toEqual({ heap_growing_percent: 75, concurrent_array_buffer_sweeping: false });
     expect(cfg.upstreams[0]?.attestation).toEqual({
       mode: 'enforce',
       release_root_file: '/etc/tresor/release-root.pub',

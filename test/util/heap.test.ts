@@ -24,7 +24,7 @@ describe('the daemon heap growing factor (memory.heap_growing_percent)', () => {
 describe('where V8 sweeps dead ArrayBuffers (memory.concurrent_array_buffer_sweeping)', () => {
   afterEach(() => vi.restoreAllMocks());
 
-  test('false turns V8 concurrent sweeping off; true (the default) leaves V8 its own', () => {
+  test('false (the default) turns V8 concurrent sweeping off; true leaves V8 its own', () => {
     const set = vi.spyOn(v8, 'setFlagsFromString').mockImplementation(() => undefined);
     applyArrayBufferSweeping(false);
     expect(set).toHaveBeenCalledWith('--no-concurrent-array-buffer-sweeping');
