@@ -231,6 +231,8 @@ export const configSchema = {
         resource_attributes: { type: 'object', additionalProperties: { type: 'string' }, default: {} },
         instance_id: { type: ['string', 'null'], minLength: 1, maxLength: 256, default: null },
         batch_records: { type: 'integer', minimum: 1, maximum: 10_000, default: 512 },
+        // Largest export request body (bytes, as encoded): a batch over it is sent as smaller ones (collectors and proxies refuse large bodies).
+        max_request_bytes: { type: 'integer', minimum: 16_384, maximum: 268_435_456, default: 4_194_304 },
         interval_ms: { type: 'integer', minimum: 10, maximum: 600_000, default: 1000 },
         retry_max_ms: { type: 'integer', minimum: 100, maximum: 3_600_000, default: 30_000 },
       },

@@ -3,6 +3,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OTLPLogExporter as JsonExporter } from '@opentelemetry/exporter-logs-otlp-http';
 import { OTLPLogExporter as ProtoExporter } from '@opentelemetry/exporter-logs-otlp-proto';
+import { JsonLogsSerializer, ProtobufLogsSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { LoggerProvider, type LogRecordExporter, type LogRecordProcessor, type ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import type { Logger } from 'pino';
@@ -75,6 +76,8 @@ export class AuditExporter {
   private readonly collect = new Collect();
   private readonly otel: ReturnType<LoggerProvider['getLogger']>;
   private readonly exporter: LogRecordExporter;
+  /** Encodes a request as the exporter will (the same package and version), to measure it before it is sent. */
+  private readonly serializer: typeof ProtobufLogsSerializer;
   private readonly attachments: Attachments;
 
   private constructor(private readonly o: AuditExporterOptions, readonly instanceId: string) {
@@ -83,6 +86,7 @@ export class AuditExporter {
     this.attachments = new Attachments(o.dir);
     const config = { url: o.settings.url, headers: o.settings.headers, timeoutMillis: o.settings.timeoutMs };
     this.exporter = o.settings.protocol === 'http/json' ? new JsonExporter(config) : new ProtoExporter(config);
+    this.serializer = o.settings.protocol === 'http/json' ? JsonLogsSerializer : ProtobufLogsSerializer;
   }
 
   static async start(o: AuditExporterOptions): Promise<AuditExporter> {
@@ -131,15 +135,9 @@ export class AuditExporter {
 
   /** Send one batch; true when there may be more right away. */
   private async pass(): Promise<boolean> {
-    const batch = await readAfter(this.o.dir, this.cursor, this.o.settings.batchRecords, this.o.headSeq?.() ?? Infinity);
-    if (batch.lines.length === 0) {
-      if (batch.next.file !== this.cursor.file || batch.next.offset !== this.cursor.offset) await this.advance(batch);
-      return false;
-    }
-    const observed = new Date(this.o.clock().getTime());
-    const blobs = await this.emit(batch.lines, observed);
-    if (!blobs) return false; // a receipt's archive line is still being written: the next pass sends the batch
-    const records = this.collect.records.splice(0);
+    const built = await this.build(this.o.settings.batchRecords);
+    if (!built) return false;
+    const { batch, blobs, records } = built;
     await new Promise<void>((resolve, reject) => {
       this.exporter.export(records, (r) => (r.code === 0 ? resolve() : reject(r.error ?? new Error('export failed'))));
     });
@@ -148,7 +146,37 @@ export class AuditExporter {
     if (this.stats.failures > 0 && this.retryMs > MIN_RETRY_MS) this.o.logger?.info({ event: 'otlp.recovered', url: this.o.settings.url }, 'OTLP export works again');
     this.retryMs = MIN_RETRY_MS;
     await this.advance(batch);
-    return batch.lines.length >= this.o.settings.batchRecords;
+    return batch.lines.length >= this.o.settings.batchRecords || built.cut;
+  }
+
+  /**
+   * The next request: up to `max` audit records after the cursor with what they name, encoded no
+   * larger than `otlp.max_request_bytes`. A larger one is built again from fewer records (read
+   * again, so the cursor and the drops counted stay those of the records sent). One record over the
+   * limit with its attachments is sent alone, with a warning (a collector that refuses it holds the
+   * export at that record, which its failures and the lag show). Undefined: nothing to send now.
+   */
+  private async build(max: number): Promise<{ batch: TailBatch; blobs: Set<string>; records: ReadableLogRecord[]; cut: boolean } | undefined> {
+    const limit = this.o.settings.maxRequestBytes;
+    for (let cut = false; ; cut = true) {
+      const batch = await readAfter(this.o.dir, this.cursor, max, this.o.headSeq?.() ?? Infinity);
+      if (batch.lines.length === 0) {
+        if (batch.next.file !== this.cursor.file || batch.next.offset !== this.cursor.offset) await this.advance(batch);
+        return undefined;
+      }
+      const blobs = await this.emit(batch.lines, new Date(this.o.clock().getTime()));
+      const records = this.collect.records.splice(0);
+      if (!blobs) return undefined; // a receipt's archive line is still being written: the next pass sends the batch
+      const bytes = this.serializer.serializeRequest(records)?.length ?? 0;
+      if (bytes <= limit) return { batch, blobs, records, cut };
+      if (batch.lines.length === 1) {
+        const seq = (batch.lines[0] as AuditLine).seq;
+        this.o.logger?.warn({ event: 'otlp.request_over_limit', seq, bytes, limit }, `audit record ${seq} with what it names encodes to ${bytes} bytes, over otlp.max_request_bytes (${limit}): sent alone`);
+        return { batch, blobs, records, cut };
+      }
+      // Fewer records, in proportion to what fits (at least one fewer).
+      max = Math.max(1, Math.min(batch.lines.length - 1, Math.floor((batch.lines.length * limit) / bytes)));
+    }
   }
 
   /**

@@ -18,6 +18,8 @@ export interface OtlpConfig {
   readonly instance_id: string | null;
   /** Most records in one export request. */
   readonly batch_records: number;
+  /** Largest export request body in bytes, as encoded (a larger batch is sent as smaller ones). */
+  readonly max_request_bytes: number;
   /** How often the audit files are read for new records. */
   readonly interval_ms: number;
   /** Longest wait between tries while the collector is unreachable. */
@@ -36,6 +38,7 @@ export interface OtlpSettings {
   resource: Record<string, string>;
   instanceId: string | null;
   batchRecords: number;
+  maxRequestBytes: number;
   intervalMs: number;
   retryMaxMs: number;
 }
@@ -65,7 +68,7 @@ export function resolveOtlpSettings(cfg: OtlpConfig, env: Readonly<Record<string
   const resource = { 'service.name': cfg.service_name, ...cfg.resource_attributes, ...parseKeyValues(get('OTEL_RESOURCE_ATTRIBUTES'), 'OTEL_RESOURCE_ATTRIBUTES') };
   const serviceName = get('OTEL_SERVICE_NAME');
   if (serviceName !== undefined) resource['service.name'] = serviceName;
-  return { url, protocol: protocol as OtlpProtocol, headers, timeoutMs, resource, instanceId: cfg.instance_id, batchRecords: cfg.batch_records, intervalMs: cfg.interval_ms, retryMaxMs: cfg.retry_max_ms };
+  return { url, protocol: protocol as OtlpProtocol, headers, timeoutMs, resource, instanceId: cfg.instance_id, batchRecords: cfg.batch_records, maxRequestBytes: cfg.max_request_bytes, intervalMs: cfg.interval_ms, retryMaxMs: cfg.retry_max_ms };
 }
 
 /** The W3C Baggage-like `key1=value1,key2=value2` list the OTEL_* variables use (values percent-encoded). */

@@ -13,6 +13,8 @@ export interface OtlpReceiver {
   url: string;
   /** Requests received, by content type. */
   received: { protobuf: number; json: number };
+  /** The body size of every request accepted, in order. */
+  sizes: number[];
   /** The headers of the last request. */
   lastHeaders: () => http.IncomingHttpHeaders;
   /** Stop accepting connections (the collector is down). */
@@ -25,10 +27,12 @@ export interface OtlpReceiver {
 /**
  * A real OTLP/HTTP logs receiver for the tests: decodes http/protobuf (protobufjs, from the OTLP
  * proto) and http/json, and appends each request to `file` as one OTLP/JSON line, the way the
- * collector's file exporter writes them.
+ * collector's file exporter writes them. A body over `maxBodyBytes` is refused with 413, as a
+ * collector's `max_request_body_size` (or a proxy's body limit) refuses it.
  */
-export async function startOtlpReceiver(file: string): Promise<OtlpReceiver> {
+export async function startOtlpReceiver(file: string, { maxBodyBytes = Infinity } = {}): Promise<OtlpReceiver> {
   const received = { protobuf: 0, json: 0 };
+  const sizes: number[] = [];
   let lastHeaders: http.IncomingHttpHeaders = {};
   const server = http.createServer((req, res) => {
     lastHeaders = req.headers;
@@ -42,6 +46,11 @@ export async function startOtlpReceiver(file: string): Promise<OtlpReceiver> {
         res.writeHead(404).end();
         return;
       }
+      if (body.length > maxBodyBytes) {
+        res.writeHead(413).end();
+        return;
+      }
+      sizes.push(body.length);
       if (type.startsWith('application/x-protobuf')) {
         received.protobuf += 1;
         request = ExportLogsServiceRequest.toObject(ExportLogsServiceRequest.decode(body), { longs: String, bytes: String, defaults: false, oneofs: false });
@@ -65,7 +74,7 @@ export async function startOtlpReceiver(file: string): Promise<OtlpReceiver> {
       server.close(() => resolve());
       server.closeAllConnections();
     });
-  return { url: `http://127.0.0.1:${port}`, received, lastHeaders: () => lastHeaders, down: stop, up: () => listen(port), close: stop };
+  return { url: `http://127.0.0.1:${port}`, received, sizes, lastHeaders: () => lastHeaders, down: stop, up: () => listen(port), close: stop };
 }
 
 /** Every audit line in `dir`, in order. */

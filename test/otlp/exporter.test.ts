@@ -2,6 +2,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { CheckpointSigner } from '../../src/audit/checkpoint.js';
 import { lineHash } from '../../src/audit/format.js';
@@ -281,6 +282,64 @@ describe('what the records name travels before them: evidence blobs and archived
     expect((await logRecords(out)).map((lr) => attr(lr, 'tresor.audit.type'))).toEqual(['receipt']);
     await e.stop();
     await log.close();
+    await receiver.close();
+  });
+});
+
+describe('otlp.max_request_bytes: a batch larger than the collector takes goes as smaller requests', () => {
+  const sized = (receiver: OtlpReceiver, protocol: OtlpProtocol, maxRequestBytes: number) => {
+    const otlp = { endpoint: receiver.url, protocol, interval_ms: 20, retry_max_ms: 200, timeout_seconds: 2, batch_records: 512, max_request_bytes: maxRequestBytes };
+    const s = resolveOtlpSettings(resolveConfig({ upstreams: [{ attestation: { mode: 'off' } }], otlp }, null).otlp, {});
+    if (!s) throw new Error('no settings');
+    return s;
+  };
+  /** A receipt record with its archived JWS of about `bytes`. */
+  const receipt = async (log: AuditLog, archive: ReceiptArchive, i: number, bytes: number) => {
+    const jws = `eyJhbGciOiJFUzI1NiJ9.${Buffer.from(JSON.stringify({ i, pad: 'x'.repeat(bytes) })).toString('base64url')}.c2ln`;
+    await log.append({ type: 'receipt', verdict: 'verified', request_id: `r-${i}`, receipt_jws_sha256: await archive.put(jws, new Date()) });
+  };
+  const open = async (name: string, maxBodyBytes: number) => {
+    const base = join(scratch, name);
+    const dir = join(base, 'a');
+    const out = join(base, 'collector.jsonl');
+    return { dir, out, receiver: await startOtlpReceiver(out, { maxBodyBytes }), log: await AuditLog.open({ dir, clock }), archive: new ReceiptArchive(dir) };
+  };
+  const allDelivered = (out: string, dir: string, e: AuditExporter) => async () => {
+    const have = new Set((await exported(out)).get(e.instanceId) ?? []);
+    return (await auditLines(dir)).every((l) => have.has(l));
+  };
+
+  test.each(['http/protobuf', 'http/json'] as const)('%s: 40 receipts of ~6 KB to a collector that refuses bodies over 64 KiB: all delivered, no request over the limit, no failure', { timeout: 30_000 }, async (protocol) => {
+    const { dir, out, receiver, log, archive } = await open(`sized-${protocol.replace('/', '-')}`, 65_536);
+    for (let i = 0; i < 40; i++) await receipt(log, archive, i, 4_500);
+    const e = await AuditExporter.start({ dir, settings: sized(receiver, protocol, 65_536), clock, headSeq: () => log.head.seq });
+    await until('every record', allDelivered(out, dir, e));
+    expect(e.stats.failures).toBe(0);
+    expect(receiver.sizes.length).toBeGreaterThan(3);
+    expect(Math.max(...receiver.sizes)).toBeLessThanOrEqual(65_536);
+    await e.stop();
+    await log.close();
+    await archive.close();
+    await receiver.close();
+    expect((await verifyOtlpJson([out])).breaks).toEqual([]);
+  });
+
+  test('one record over the limit with its JWS goes alone, with a warning; the records around it go in requests under the limit', { timeout: 30_000 }, async () => {
+    const { dir, out, receiver, log, archive } = await open('sized-one-over', Infinity);
+    await receipt(log, archive, 0, 100);
+    await receipt(log, archive, 1, 30_000);
+    await receipt(log, archive, 2, 100);
+    let logged = '';
+    const logger = pino({ level: 'warn' }, { write: (s: string) => void (logged += s) });
+    const e = await AuditExporter.start({ dir, settings: sized(receiver, 'http/protobuf', 16_384), clock, headSeq: () => log.head.seq, logger });
+    await until('every record', allDelivered(out, dir, e));
+    expect(receiver.sizes.map((n) => n > 16_384)).toEqual([false, true, false]);
+    const warning = logged.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.event === 'otlp.request_over_limit');
+    expect(warning).toMatchObject({ level: 40, seq: 2, limit: 16_384 });
+    expect(warning?.bytes).toBe(receiver.sizes[1]);
+    await e.stop();
+    await log.close();
+    await archive.close();
     await receiver.close();
   });
 });

@@ -9,6 +9,12 @@ describe('OTLP exporter settings: config keys, and the standard OTEL_* variables
     expect(resolveOtlpSettings(cfg(), {})).toBeUndefined();
   });
 
+  test('a request is at most 4 MiB by default (otlp.max_request_bytes), at least 16 KiB', () => {
+    expect(resolveOtlpSettings(cfg({ endpoint: 'http://collector:4318' }), {})).toMatchObject({ batchRecords: 512, maxRequestBytes: 4_194_304 });
+    expect(resolveOtlpSettings(cfg({ endpoint: 'http://collector:4318', max_request_bytes: 1_048_576 }), {})?.maxRequestBytes).toBe(1_048_576);
+    expect(() => cfg({ max_request_bytes: 1000 })).toThrow('otlp.max_request_bytes: must be >= 16384');
+  });
+
   test('config keys alone', () => {
     const s = resolveOtlpSettings(cfg({ endpoint: 'http://collector:4318/', headers: { 'x-a': '1' }, protocol: 'http/json', timeout_seconds: 2, service_name: 'side', resource_attributes: { 'k8s.pod.name': 'p-0' } }), {});
     expect(s).toMatchObject({ url: 'http://collector:4318/v1/logs', protocol: 'http/json', headers: { 'x-a': '1' }, timeoutMs: 2000, resource: { 'service.name': 'side', 'k8s.pod.name': 'p-0' } });
