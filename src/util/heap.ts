@@ -6,11 +6,11 @@ import v8 from 'node:v8';
  * the next one. V8's own factor (up to 4× on a fast machine) leaves the garbage of a burst of open
  * streams resident, which is most of the RSS per stream at 1,000 streams (docs/benchmarks.md). V8
  * reads this setting at each collection, so it takes effect when set at start. Process-wide: only
- * `serve` calls it, never the library. 0 leaves V8's own factor.
+ * `serve` calls it, never the library. 0 leaves V8's own factor. Returns the flag it set, if any.
  */
-export function applyHeapGrowing(percent: number): void {
+export function applyHeapGrowing(percent: number): string | undefined {
   if (!Number.isInteger(percent) || percent < 0 || percent > 300) throw new RangeError(`heap growing percent must be an integer 0..300, got ${percent}`);
-  if (percent > 0) v8.setFlagsFromString(`--heap-growing-percent=${percent}`);
+  return percent > 0 ? setFlag(`--heap-growing-percent=${percent}`) : undefined;
 }
 
 /**
@@ -23,8 +23,13 @@ export function applyHeapGrowing(percent: number): void {
  * default), the count falls at once and those mark-compacts do not happen; interleaved side by
  * side, streams and JSON cost the same either way (docs/benchmarks.md, #20's eleventh round).
  * V8 reads the flag at each sweep, so it takes effect when set at start. Process-wide: only
- * `serve` calls it.
+ * `serve` calls it. Returns the flag it set, if any.
  */
-export function applyArrayBufferSweeping(concurrent: boolean): void {
-  if (!concurrent) v8.setFlagsFromString('--no-concurrent-array-buffer-sweeping');
+export function applyArrayBufferSweeping(concurrent: boolean): string | undefined {
+  return concurrent ? undefined : setFlag('--no-concurrent-array-buffer-sweeping');
+}
+
+function setFlag(flag: string): string {
+  v8.setFlagsFromString(flag);
+  return flag;
 }

@@ -122,5 +122,9 @@ describe('the real daemon process', () => {
     const events = lines.map((l) => (parseStrictJson(l) as { event?: string }).event);
     expect(events).toContain('attestation.verified');
     expect(events).toContain('attestation.failed');
+    // serve set the process-wide V8 flags of the default memory settings, and said so once per start.
+    const flags = lines.map((l) => parseStrictJson(l) as { event?: string; flags?: string[] }).filter((l) => l.event === 'v8.flags');
+    const defaults = ['--heap-growing-percent=75', '--no-concurrent-array-buffer-sweeping'];
+    expect(flags.map((l) => l.flags)).toEqual([defaults, defaults]);
   });
 });

@@ -7,10 +7,10 @@ describe('the daemon heap growing factor (memory.heap_growing_percent)', () => {
 
   test('a percentage sets V8 --heap-growing-percent; 0 leaves V8 its own factor', () => {
     const set = vi.spyOn(v8, 'setFlagsFromString').mockImplementation(() => undefined);
-    applyHeapGrowing(20);
+    expect(applyHeapGrowing(20)).toBe('--heap-growing-percent=20');
     expect(set).toHaveBeenCalledWith('--heap-growing-percent=20');
     set.mockClear();
-    applyHeapGrowing(0);
+    expect(applyHeapGrowing(0)).toBeUndefined();
     expect(set).not.toHaveBeenCalled();
   });
 
@@ -26,11 +26,11 @@ describe('where V8 sweeps dead ArrayBuffers (memory.concurrent_array_buffer_swee
 
   test('false (the default) turns V8 concurrent sweeping off; true leaves V8 its own', () => {
     const set = vi.spyOn(v8, 'setFlagsFromString').mockImplementation(() => undefined);
-    applyArrayBufferSweeping(false);
+    expect(applyArrayBufferSweeping(false)).toBe('--no-concurrent-array-buffer-sweeping');
     expect(set).toHaveBeenCalledWith('--no-concurrent-array-buffer-sweeping');
     expect(set).toHaveBeenCalledTimes(1);
     set.mockClear();
-    applyArrayBufferSweeping(true);
+    expect(applyArrayBufferSweeping(true)).toBeUndefined();
     expect(set).not.toHaveBeenCalled();
   });
 });

@@ -73,8 +73,9 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       process.exit(EXIT.usage);
     }
     const logger = createLogger({ ...config.log, ...(logFile ? { destination: logFile } : {}) });
-    applyHeapGrowing(config.memory.heap_growing_percent);
-    applyArrayBufferSweeping(config.memory.concurrent_array_buffer_sweeping);
+    // Process-wide V8 settings, said in the log (a flag cannot be read back from the process).
+    const v8Flags = [applyHeapGrowing(config.memory.heap_growing_percent), applyArrayBufferSweeping(config.memory.concurrent_array_buffer_sweeping)].filter((f) => f !== undefined);
+    logger.info({ event: 'v8.flags', flags: v8Flags }, `V8 flags set for this process (memory.*): ${v8Flags.join(' ') || 'none'}`);
     const exit = async (code: number) => {
       await flushLogger(logger);
       await logFile?.close();
